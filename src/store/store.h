@@ -1,0 +1,124 @@
+/* berth's store: users, sites, domains, events (the audit log). SQLite in WAL mode
+ * with numbered migrations applied at open. Every caller goes through this header so
+ * that another back end (PostgreSQL, for several nodes sharing state) can replace
+ * the SQLite one without touching them.
+ *
+ * Strings in records are owned by the record and freed by its _done() function.
+ * Functions return 0 (or a positive count) on success and a negative errno on
+ * failure; store_errmsg() then says what the database said, for the caller's log. */
+#pragma once
+
+#include "common/util.h"
+
+struct store;
+
+/* The schema version this build knows. */
+#define STORE_SCHEMA_VERSION 1
+
+/* Opens (creating if missing) the store at path, sets WAL mode, foreign keys and a
+ * busy timeout, and applies pending migrations in one transaction each. Returns
+ * -EPROTONOSUPPORT if the file's schema is newer than this build knows (the file is
+ * not touched; *ret_found_version says which), -EIO/-ENOTSUP... on other failures. */
+int store_open(const char *path, struct store **ret, int *ret_found_version);
+void store_close(struct store *s);    /* NULL-safe */
+const char *store_errmsg(struct store *s);
+int store_schema_version(struct store *s);
+
+/* Sets the range site uids/gids are allocated from (inclusive). Default 200000..299999. */
+void store_set_uid_range(struct store *s, uint32_t first, uint32_t last);
+
+/* Transactions nest by counting: only the outermost commit/rollback reaches the
+ * database. Rollback of an inner one poisons the outer one (its commit fails). */
+int store_begin(struct store *s);
+int store_commit(struct store *s);
+void store_rollback(struct store *s);
+
+/* ---- users ---- */
+
+struct store_user {
+    int64_t id;
+    char *name;
+    char *password_hash;   /* argon2id string from libsodium */
+    bool admin;
+    bool disabled;
+    int64_t created_at;    /* unix seconds */
+};
+
+/* -EEXIST if the name is taken. */
+int store_user_insert(struct store *s, const char *name, const char *password_hash,
+                      bool admin, int64_t *ret_id);
+/* -ENOENT if missing. */
+int store_user_get(struct store *s, const char *name, struct store_user *ret);
+/* All users ordered by name. */
+int store_user_list(struct store *s, struct store_user **ret, size_t *ret_n);
+int store_user_set_password(struct store *s, const char *name, const char *password_hash);
+int store_user_set_disabled(struct store *s, const char *name, bool disabled);
+/* -ENOENT if missing, -EBUSY if the user still owns sites. */
+int store_user_delete(struct store *s, const char *name);
+int store_user_count(struct store *s, size_t *ret);
+void store_user_done(struct store_user *u);
+void store_user_list_free(struct store_user *list, size_t n);
+
+/* ---- sites ---- */
+
+struct store_site {
+    int64_t id;
+    char *name;
+    char *type;            /* "static", "php", "app" */
+    char *owner;           /* user name, or NULL for none (admin-managed) */
+    uint32_t uid;          /* also the gid; allocated by store_site_insert */
+    char *cmd;             /* app command line, or NULL */
+    uint64_t memory_max;   /* bytes, 0 = unlimited */
+    uint32_t cpu_millis;   /* thousandths of a CPU, 0 = unlimited */
+    uint32_t pids_max;     /* 0 = unlimited */
+    char *network;         /* "none", "nat", "host" */
+    bool always_on;
+    uint32_t idle_seconds; /* stop after this long without requests (on-demand sites) */
+    char *desired_state;   /* "running" or "stopped" */
+    char *php_settings;    /* JSON object of KEY: VALUE strings, or NULL */
+    int64_t created_at, updated_at;
+    char **domains;        /* extra domains (the default NAME.<base> is implied), sorted */
+    size_t n_domains;
+};
+
+/* Inserts site with its domains in one transaction, allocating a uid that no site
+ * holds and none has held since (a counter in the store, wrapping to the lowest free
+ * one when the range is used up). Sets site->id, site->uid, created_at, updated_at.
+ * -EEXIST if the name is taken; -EADDRINUSE if one of the domains belongs to another
+ * site (*ret_conflict, if not NULL, gets a malloc'd copy of that domain); -ENOSPC if
+ * the uid range is exhausted. */
+int store_site_insert(struct store *s, struct store_site *site, char **ret_conflict);
+/* -ENOENT if missing. */
+int store_site_get(struct store *s, const char *name, struct store_site *ret);
+/* All sites ordered by name; owner NULL lists everyone's. */
+int store_site_list(struct store *s, const char *owner, struct store_site **ret, size_t *ret_n);
+/* Updates every mutable field (type, owner, cmd, limits, network, always_on,
+ * idle_seconds, desired_state, php_settings) and replaces the domain set, bumping
+ * updated_at. The name, id and uid never change. -ENOENT, -EADDRINUSE as insert. */
+int store_site_update(struct store *s, struct store_site *site, char **ret_conflict);
+/* Deletes the site and its domains. -ENOENT if missing. */
+int store_site_delete(struct store *s, const char *name);
+/* Which site a domain belongs to: 0 and a malloc'd site name, or -ENOENT. */
+int store_domain_lookup(struct store *s, const char *domain, char **ret_site);
+int store_site_count(struct store *s, size_t *ret);
+void store_site_done(struct store_site *site);
+void store_site_list_free(struct store_site *list, size_t n);
+
+/* ---- events (audit log) ---- */
+
+struct store_event {
+    int64_t id;
+    int64_t at;            /* unix seconds */
+    char *actor;           /* "root" (API socket), a user name, or "berthd" */
+    char *action;          /* "site.create", "user.passwd", ... */
+    char *target;          /* what it acted on ("blog"), may be NULL */
+    char *detail;          /* JSON object with the change, may be NULL */
+};
+
+int store_event_append(struct store *s, const char *actor, const char *action,
+                       const char *target, const char *detail_json);
+/* Newest first: events with id < before_id (0 = from the newest), at most limit;
+ * target non-NULL restricts to one target. */
+int store_event_list(struct store *s, int64_t before_id, size_t limit, const char *target,
+                     struct store_event **ret, size_t *ret_n);
+void store_event_list_free(struct store_event *list, size_t n);
