@@ -161,15 +161,16 @@ int read_file(const char *path, size_t max, char **ret, size_t *ret_len)
     _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
-    size_t cap = 4096, len = 0;
+    /* Read up to max+1 bytes: one byte past max is how we know the file is too big. */
+    size_t cap = MIN((size_t)4096, max + 1), len = 0;
     _cleanup_free_ char *data = malloc(cap + 1);
     if (!data)
         return -ENOMEM;
     for (;;) {
         if (len == cap) {
-            if (cap >= max)
+            if (cap > max)
                 return -EFBIG;
-            cap = MIN(cap * 2, max);
+            cap = MIN(cap * 2, max + 1);
             char *p = realloc(data, cap + 1);
             if (!p)
                 return -ENOMEM;
@@ -185,6 +186,8 @@ int read_file(const char *path, size_t max, char **ret, size_t *ret_len)
             break;
         len += (size_t)n;
     }
+    if (len > max)
+        return -EFBIG;
     data[len] = 0;
     if (ret_len)
         *ret_len = len;
