@@ -42,7 +42,7 @@ static bool stderr_is_journal(void)
     return journal;
 }
 
-static void emit(int level, int error, const char *fmt, va_list ap)
+static _printf_(3, 0) void emit(int level, int error, const char *fmt, va_list ap)
 {
     char msg[2048];
     int n = vsnprintf(msg, sizeof(msg), fmt, ap);

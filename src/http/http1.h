@@ -87,8 +87,13 @@ struct http1_parser {
     size_t line_start;     /* offset where the current line begins */
     int state;             /* internal */
     size_t n_lines;        /* header lines seen so far */
+    unsigned flags;        /* internal: fields seen so far (Host, Content-Length...) */
 };
 
+/* Prepares p for one message. limits NULL means HTTP1_LIMITS_DEFAULT; max_headers is
+ * capped at HTTP1_MAX_HEADERS, max_head and max_request_line at INT_MAX (the head
+ * length is returned as an int). For responses, max_request_line bounds the status
+ * line. */
 void http1_parser_init(struct http1_parser *p, const struct http1_limits *limits);
 
 /* Parses a request head from buf[0..len). Returns the head's length in bytes (> 0)
@@ -98,13 +103,29 @@ void http1_parser_init(struct http1_parser *p, const struct http1_limits *limits
  * missing or repeated Host in HTTP/1.1, Content-Length that is not 1*DIGIT, repeated
  * or overflowing, Transfer-Encoding together with Content-Length, a Transfer-Encoding
  * other than "chunked" (-501) or in HTTP/1.0 (-400). Empty lines before the request
- * line are ignored (RFC 9112 §2.2), at most a few. */
+ * line are ignored (RFC 9112 §2.2), at most a few.
+ *
+ * Transfer-Encoding (a list, case-insensitive, OWS around elements allowed): "chunked"
+ * is accepted; chunked not last, chunked twice, an empty element or a repeated
+ * Transfer-Encoding field is -400 (the length cannot be known, RFC 9112 §6.3);
+ * other codings before a final chunked ("gzip, chunked") are -501.
+ * The request target may hold any VCHAR but '#'; absolute-form is accepted only for
+ * http and https, without userinfo, and with a path-abempty that is empty or starts
+ * with '/'.
+ *
+ * req holds the progress between calls: pass the same req on every call for one
+ * message, and read it only after a return > 0. After an error, do not call again:
+ * answer with the status and close the connection. */
 int http1_parse_request(struct http1_parser *p, const char *buf, size_t len,
                         struct http1_request *req);
 
 /* Parses a response head (1xx included: the caller loops). request_method decides
  * whether a body follows (HEAD, 2xx to CONNECT, 1xx/204/304 have none). Returns as
- * http1_parse_request; every error is -502. */
+ * http1_parse_request; every error is -502. The reason phrase may be empty, with or
+ * without the SP before it; the status must be 100..599; Transfer-Encoding must be
+ * exactly "chunked" (a proxy cannot pass other codings on safely); a body with
+ * neither Content-Length nor Transfer-Encoding runs until close (keep_alive false).
+ * Like requests, res holds the progress between calls. */
 int http1_parse_response(struct http1_parser *p, const char *buf, size_t len,
                          enum http_method request_method, struct http1_response *res);
 
@@ -118,16 +139,24 @@ bool http1_value_has_token(const char *value, size_t len, const char *token);
 
 /* ---- chunked transfer coding ---- */
 
+/* Bytes of chunk extensions and trailer fields allowed in one body, all together. */
+#define HTTP1_CHUNKED_MAX_EXTRA 4096
+
 struct http1_chunked {
     int state;
     uint64_t remaining;   /* bytes left in the current chunk */
     size_t ext_len;       /* bytes of chunk extensions/trailers seen, bounded */
     uint64_t total;       /* decoded body bytes so far */
+    unsigned digits;      /* internal: hex digits in the current chunk-size (<= 16) */
 };
 
+/* Prepares c for one body. */
 void http1_chunked_init(struct http1_chunked *c);
 /* Decodes in place: buf[0..*len) holds raw bytes; on return buf[0..*len) holds the
- * decoded data found in them. Returns 1 when the terminating chunk and trailers were
+ * decoded data found in them. Every raw byte is consumed (a partial chunk-size line
+ * is remembered in c), so the caller never keeps raw bytes back. A chunk-size has at
+ * most 16 hex digits; extensions and trailers are checked and discarded. Called
+ * again after it returned 1, it decodes nothing and reports every byte as extra. Returns 1 when the terminating chunk and trailers were
  * consumed (*ret_extra = raw bytes after the body, which were moved to follow the
  * decoded data at buf[*len], so they are not lost: the next pipelined message),
  * HTTP1_INCOMPLETE when more input is needed, -400 on malformed input (also
@@ -140,19 +169,25 @@ int http1_chunked_decode(struct http1_chunked *c, char *buf, size_t *len, size_t
 const char *http_status_reason(int status);
 /* Formats t as an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT") into out[30]. */
 void http_date_format(time_t t, char out[static 30]);
-/* Parses an IMF-fixdate (the only form we accept for If-Modified-Since). -EINVAL. */
+/* Parses an IMF-fixdate (the only form we accept for If-Modified-Since): exactly 29
+ * bytes, a real calendar date whose weekday matches. -EINVAL otherwise. */
 int http_date_parse(const char *s, size_t len, time_t *ret);
 
-/* Appends "HTTP/1.1 <status> <reason>\r\n". */
+/* Appends "HTTP/1.1 <status> <reason>\r\n". -EINVAL unless 100 <= status <= 999;
+ * -ENOBUFS/-ENOMEM from the buffer. */
 int http1_write_status_line(struct buf *out, int status);
-/* Appends "Name: value\r\n". The caller guarantees name and value hold no CR/LF. */
+/* Appends "Name: value\r\n". The caller guarantees name and value hold no CR/LF;
+ * it is checked anyway (-EINVAL, nothing appended), as a slip here is a response
+ * splitting hole. */
 int http1_write_header(struct buf *out, const char *name, const char *value);
 /* Appends one chunk of the chunked coding ("<hex>\r\n<data>\r\n"); len 0 writes the
  * last chunk "0\r\n\r\n". */
 int http1_write_chunk(struct buf *out, const void *data, size_t len);
 
-/* Percent-decodes a path in place into out (outsize >= len+1), refusing encoded '/',
- * NUL and invalid escapes (-EINVAL); then normalises "." and ".." segments and
- * duplicate slashes; refuses a path that climbs above "/" (-EINVAL). The query
+/* Percent-decodes path[0..len) into out (outsize >= len+1, else -ENOBUFS; out is
+ * NUL-terminated), refusing a path not starting with '/', encoded '/', NUL and
+ * invalid escapes (-EINVAL); then normalises "." and ".." segments (decoded ones
+ * too: "%2e%2e" is "..") and duplicate slashes, keeping a trailing slash
+ * ("/a/b/.." is "/a/"); refuses a path that climbs above "/" (-EINVAL). The query
  * (from '?') is not part of path and must be split off by the caller. */
 int http_path_normalize(const char *path, size_t len, char *out, size_t outsize, size_t *ret_len);

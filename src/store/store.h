@@ -18,19 +18,33 @@ struct store;
 /* Opens (creating if missing) the store at path, sets WAL mode, foreign keys and a
  * busy timeout, and applies pending migrations in one transaction each. Returns
  * -EPROTONOSUPPORT if the file's schema is newer than this build knows (the file is
- * not touched; *ret_found_version says which), -EIO/-ENOTSUP... on other failures. */
+ * not touched; *ret_found_version says which), -EIO/-ENOTSUP... on other failures.
+ * On success *ret_found_version (may be NULL) is the version the file had before
+ * migrating (0 for a new file). The database fds are O_CLOEXEC. */
 int store_open(const char *path, struct store **ret, int *ret_found_version);
-void store_close(struct store *s);    /* NULL-safe */
+/* Closes the store; an open transaction is rolled back. NULL-safe. */
+void store_close(struct store *s);
+/* What the database (or the store) said about the last failure; valid until the next
+ * call on s. Meant for the caller's log line, not for users. */
 const char *store_errmsg(struct store *s);
+/* The schema version of the open file (STORE_SCHEMA_VERSION once open succeeded). */
 int store_schema_version(struct store *s);
 
-/* Sets the range site uids/gids are allocated from (inclusive). Default 200000..299999. */
+/* Sets the range site uids/gids are allocated from (inclusive). Default 200000..299999.
+ * Not stored: berthd sets it after every open. */
 void store_set_uid_range(struct store *s, uint32_t first, uint32_t last);
 
 /* Transactions nest by counting: only the outermost commit/rollback reaches the
- * database. Rollback of an inner one poisons the outer one (its commit fails). */
+ * database. Rollback of an inner one poisons the outer one (its commit fails).
+ * store_begin takes the write lock at once (BEGIN IMMEDIATE). store_commit always
+ * ends its level: when it fails (-ECANCELED for a poisoned transaction, or the
+ * database's error) the outermost level has been rolled back, so the caller must not
+ * call store_rollback after it. The store_*_insert/update/delete functions join an
+ * open transaction; one that fails poisons it. */
 int store_begin(struct store *s);
+/* Ends one level; see above. -EINVAL without a transaction. */
 int store_commit(struct store *s);
+/* Ends one level, rolling back if it was the outermost. No-op without a transaction. */
 void store_rollback(struct store *s);
 
 /* ---- users ---- */
@@ -44,19 +58,25 @@ struct store_user {
     int64_t created_at;    /* unix seconds */
 };
 
-/* -EEXIST if the name is taken. */
+/* Adds an enabled user; *ret_id (may be NULL) gets its id. -EEXIST if the name is
+ * taken. The store does not validate the name: callers use user_name_valid(). */
 int store_user_insert(struct store *s, const char *name, const char *password_hash,
                       bool admin, int64_t *ret_id);
-/* -ENOENT if missing. */
+/* Fills *ret (free with store_user_done). -ENOENT if missing. */
 int store_user_get(struct store *s, const char *name, struct store_user *ret);
-/* All users ordered by name. */
+/* All users ordered by name (free with store_user_list_free). */
 int store_user_list(struct store *s, struct store_user **ret, size_t *ret_n);
+/* Replaces the password hash. -ENOENT if missing. */
 int store_user_set_password(struct store *s, const char *name, const char *password_hash);
+/* Disables or enables the account. -ENOENT if missing. */
 int store_user_set_disabled(struct store *s, const char *name, bool disabled);
 /* -ENOENT if missing, -EBUSY if the user still owns sites. */
 int store_user_delete(struct store *s, const char *name);
+/* How many users there are. */
 int store_user_count(struct store *s, size_t *ret);
+/* Frees the strings of u and zeroes it. NULL-safe. */
 void store_user_done(struct store_user *u);
+/* Frees a list from store_user_list. NULL-safe. */
 void store_user_list_free(struct store_user *list, size_t n);
 
 /* ---- sites ---- */
@@ -86,22 +106,32 @@ struct store_site {
  * one when the range is used up). Sets site->id, site->uid, created_at, updated_at.
  * -EEXIST if the name is taken; -EADDRINUSE if one of the domains belongs to another
  * site (*ret_conflict, if not NULL, gets a malloc'd copy of that domain); -ENOSPC if
- * the uid range is exhausted. */
+ * the uid range is exhausted. Also -ENXIO if owner names no user, -EINVAL if type,
+ * network or desired_state is NULL or not one of its values, php_settings is not
+ * JSON, memory_max is above INT64_MAX, or a domain is not lowercase (pass names
+ * through domain_normalize()). A domain listed twice is stored once. Nothing of a
+ * failed insert remains. */
 int store_site_insert(struct store *s, struct store_site *site, char **ret_conflict);
-/* -ENOENT if missing. */
+/* Fills *ret (free with store_site_done). -ENOENT if missing. */
 int store_site_get(struct store *s, const char *name, struct store_site *ret);
-/* All sites ordered by name; owner NULL lists everyone's. */
+/* All sites ordered by name; owner NULL lists everyone's (free with
+ * store_site_list_free). */
 int store_site_list(struct store *s, const char *owner, struct store_site **ret, size_t *ret_n);
 /* Updates every mutable field (type, owner, cmd, limits, network, always_on,
  * idle_seconds, desired_state, php_settings) and replaces the domain set, bumping
- * updated_at. The name, id and uid never change. -ENOENT, -EADDRINUSE as insert. */
+ * updated_at. The name, id and uid never change; site->id, uid, created_at and
+ * updated_at are set from the store. -ENOENT, -EADDRINUSE, -ENXIO, -EINVAL as insert;
+ * all or nothing. */
 int store_site_update(struct store *s, struct store_site *site, char **ret_conflict);
 /* Deletes the site and its domains. -ENOENT if missing. */
 int store_site_delete(struct store *s, const char *name);
 /* Which site a domain belongs to: 0 and a malloc'd site name, or -ENOENT. */
 int store_domain_lookup(struct store *s, const char *domain, char **ret_site);
+/* How many sites there are. */
 int store_site_count(struct store *s, size_t *ret);
+/* Frees the strings and domains of site and zeroes it. NULL-safe. */
 void store_site_done(struct store_site *site);
+/* Frees a list from store_site_list. NULL-safe. */
 void store_site_list_free(struct store_site *list, size_t n);
 
 /* ---- events (audit log) ---- */
@@ -115,10 +145,17 @@ struct store_event {
     char *detail;          /* JSON object with the change, may be NULL */
 };
 
+/* The most events one store_event_list call returns, whatever limit says. */
+#define STORE_EVENT_LIST_MAX 1000
+
+/* Appends an event stamped with the current time. -EINVAL if detail_json is not
+ * JSON. Event ids only grow, and are never reused. */
 int store_event_append(struct store *s, const char *actor, const char *action,
                        const char *target, const char *detail_json);
-/* Newest first: events with id < before_id (0 = from the newest), at most limit;
- * target non-NULL restricts to one target. */
+/* Newest first: events with id < before_id (0 = from the newest), at most limit
+ * (capped at STORE_EVENT_LIST_MAX); target non-NULL restricts to one target. To page,
+ * pass the id of the last event of one page as before_id of the next. */
 int store_event_list(struct store *s, int64_t before_id, size_t limit, const char *target,
                      struct store_event **ret, size_t *ret_n);
+/* Frees a list from store_event_list. NULL-safe. */
 void store_event_list_free(struct store_event *list, size_t n);

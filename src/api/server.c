@@ -1,0 +1,453 @@
+/* The API's connection handling: accept on the unix socket, read and parse requests
+ * with the shared HTTP/1.1 parser, dispatch, answer, keep alive. Requests are small
+ * and handlers are quick store operations, so each is handled to completion in the
+ * loop's callback. */
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include "api/api-internal.h"
+#include "common/log.h"
+
+#define API_MAX_HEAD (64 * 1024)
+#define API_MAX_BODY (1024 * 1024)
+#define API_MAX_CONNECTIONS 256
+
+struct api_conn {
+    struct api_server *server;
+    int fd;
+    uid_t peer_uid;
+    struct buf in;
+    struct buf out;
+    struct http1_parser parser;
+    struct http1_request req;     /* the parser keeps its progress here between reads */
+    bool closing;                 /* close once out is flushed */
+    struct api_conn *next, **pprev;
+};
+
+struct api_server {
+    struct evloop *loop;
+    struct api_config cfg;
+    char *socket_path;
+    int listen_fd;
+    struct api_conn *conns;
+    size_t n_conns;
+};
+
+static void conn_close(struct api_conn *c)
+{
+    struct api_server *s = c->server;
+    evloop_del(s->loop, c->fd);
+    close(c->fd);
+    buf_done(&c->in);
+    buf_done(&c->out);
+    *c->pprev = c->next;
+    if (c->next)
+        c->next->pprev = c->pprev;
+    s->n_conns--;
+    free(c);
+}
+
+int api_status_for(int code)
+{
+    switch (code) {
+    case -EINVAL: return 400;
+    case -EPERM: case -EACCES: return 403;
+    case -ENOENT: return 404;
+    case -EEXIST: case -EADDRINUSE: case -EBUSY: return 409;
+    case -E2BIG: case -EFBIG: return 413;
+    case -ENOSPC: return 507;
+    default: return 500;
+    }
+}
+
+void api_reply(struct api_response *res, int status)
+{
+    res->status = status;
+    buf_clear(&res->body);
+    json_writer_init(&res->json, &res->body, false);
+}
+
+void api_reply_error(struct api_response *res, int status, const char *fmt, ...)
+{
+    char msg[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    api_reply(res, status);
+    json_object_begin(&res->json);
+    json_key(&res->json, "error");
+    json_object_begin(&res->json);
+    json_kv_int(&res->json, "status", status);
+    json_kv_string(&res->json, "message", msg);
+    json_object_end(&res->json);
+    json_object_end(&res->json);
+}
+
+void api_reply_failure(struct api_response *res, const struct error *err)
+{
+    api_reply_error(res, api_status_for(err->code), "%s", err->message);
+}
+
+bool api_query_get(const char *query, const char *key, char *out, size_t n)
+{
+    size_t klen = strlen(key);
+    for (const char *p = query; p && *p;) {
+        const char *end = strchr(p, '&');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len > klen && strncmp(p, key, klen) == 0 && p[klen] == '=') {
+            size_t vlen = MIN(len - klen - 1, n - 1);
+            memcpy(out, p + klen + 1, vlen);
+            out[vlen] = 0;
+            return true;
+        }
+        p = end ? end + 1 : NULL;
+    }
+    return false;
+}
+
+static void dispatch(struct api_server *s, struct api_request *req, struct api_response *res)
+{
+    if (req->n_segments == 0) {
+        api_reply_error(res, 404, "no such API endpoint");
+        return;
+    }
+    const char *first = req->segments[0];
+    if (streq(first, "status"))
+        api_handle_status(&s->cfg, req, res);
+    else if (streq(first, "sites"))
+        api_handle_sites(&s->cfg, req, res);
+    else if (streq(first, "users"))
+        api_handle_users(&s->cfg, req, res);
+    else if (streq(first, "events"))
+        api_handle_events(&s->cfg, req, res);
+    else
+        api_reply_error(res, 404, "no such API endpoint");
+}
+
+/* Splits "/api/v1/a/b?q" into segments (in path_copy) and the query. */
+static int split_path(char *path_copy, struct api_request *req)
+{
+    char *q = strchr(path_copy, '?');
+    req->query = "";
+    if (q) {
+        *q = 0;
+        req->query = q + 1;
+    }
+    if (!str_startswith(path_copy, "/api/v1/") && !streq(path_copy, "/api/v1"))
+        return -ENOENT;
+    char *p = path_copy + strlen("/api/v1");
+    req->n_segments = 0;
+    if (*p == 0)
+        return 0;
+    p++;
+    while (*p) {
+        if (req->n_segments == ARRAY_SIZE(req->segments))
+            return -ENOENT;
+        req->segments[req->n_segments++] = p;
+        char *slash = strchr(p, '/');
+        if (!slash)
+            break;
+        *slash = 0;
+        p = slash + 1;
+    }
+    return 0;
+}
+
+static void write_response(struct api_conn *c, const struct api_response *res, bool keep_alive)
+{
+    char date[30];
+    http_date_format(time(NULL), date);
+    buf_printf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+               "Date: %s\r\nCache-Control: no-store\r\n%s\r\n",
+               res->status, http_status_reason(res->status), res->body.len + 1, date,
+               keep_alive ? "" : "Connection: close\r\n");
+    buf_append(&c->out, res->body.data ? res->body.data : "", res->body.len);
+    buf_append_char(&c->out, '\n');
+}
+
+static void flush(struct api_conn *c);
+
+static void reset_parser(struct api_conn *c)
+{
+    http1_parser_init(&c->parser, NULL);
+    memset(&c->req, 0, sizeof(c->req));
+}
+
+/* Handles every complete request in c->in. Returns false if c was closed. */
+static bool process(struct api_conn *c)
+{
+    for (;;) {
+        int head = http1_parse_request(&c->parser, c->in.data, c->in.len, &c->req);
+        const struct http1_request req = c->req;
+        if (head == HTTP1_INCOMPLETE)
+            return true;
+
+        struct api_response res = { .body = BUF_INIT(16 * 1024 * 1024) };
+        if (head < 0) {
+            api_reply_error(&res, -head, "malformed HTTP request");
+            write_response(c, &res, false);
+            buf_done(&res.body);
+            c->closing = true;
+            return true;
+        }
+        size_t body_len = 0, consumed = (size_t)head;
+        char *body = c->in.data + head;
+        if (req.body == HTTP1_BODY_LENGTH) {
+            if (req.content_length > API_MAX_BODY) {
+                api_reply_error(&res, 413, "request body larger than %d bytes", API_MAX_BODY);
+                write_response(c, &res, false);
+                buf_done(&res.body);
+                c->closing = true;
+                return true;
+            }
+            if (c->in.len - (size_t)head < req.content_length) {
+                /* Wait for the rest of the body; the head is parsed again then. */
+                reset_parser(c);
+                return true;
+            }
+            body_len = (size_t)req.content_length;
+            consumed += body_len;
+        } else if (req.body == HTTP1_BODY_CHUNKED) {
+            /* Decode a copy so that an incomplete body can be retried whole later. */
+            struct http1_chunked ch;
+            http1_chunked_init(&ch);
+            size_t raw = c->in.len - (size_t)head, extra = 0, len = raw;
+            char *copy = malloc(raw + 1);
+            if (!copy)
+                return true;
+            memcpy(copy, body, raw);
+            int r = http1_chunked_decode(&ch, copy, &len, &extra);
+            if (r == HTTP1_INCOMPLETE && raw < API_MAX_BODY + 64 * 1024) {
+                free(copy);
+                reset_parser(c);
+                return true;
+            }
+            if (r != 1 || len > API_MAX_BODY) {
+                free(copy);
+                api_reply_error(&res, r < 0 ? 400 : 413, "bad chunked request body");
+                write_response(c, &res, false);
+                buf_done(&res.body);
+                c->closing = true;
+                return true;
+            }
+            memcpy(body, copy, len);
+            free(copy);
+            body_len = len;
+            consumed = c->in.len - extra;
+            /* The pipelined bytes after the body follow the decoded data; move them
+             * to where consumed will leave them. */
+            memmove(c->in.data + consumed, body + len, extra);
+        }
+
+        /* Copy what the handlers keep: the path is split in place. */
+        char path[2048];
+        snprintf(path, sizeof(path), "%.*s", (int)req.path_len, req.path);
+        struct api_request areq = {
+            .method = req.method,
+            .actor = c->peer_uid == 0 ? "root" : "?",
+            .admin = c->peer_uid == 0,
+        };
+        struct json_value *json = NULL;
+        if (c->peer_uid != 0) {
+            api_reply_error(&res, 403, "only root may use the API socket");
+        } else if (req.path_len >= sizeof(path) || split_path(path, &areq) < 0) {
+            api_reply_error(&res, 404, "no such API endpoint");
+        } else if (body_len > 0) {
+            const char *msg;
+            size_t off;
+            if (json_parse(body, body_len, &json, &msg, &off) < 0)
+                api_reply_error(&res, 400, "request body is not valid JSON: %s at byte %zu", msg, off);
+            else if (json->type != JSON_OBJECT)
+                api_reply_error(&res, 400, "request body must be a JSON object");
+            else
+                areq.body = json;
+        }
+        if (res.status == 0)
+            dispatch(c->server, &areq, &res);
+        if (res.status == 0)
+            api_reply_error(&res, 500, "internal error: no answer");
+        if (json_writer_finish(&res.json) < 0)
+            api_reply_error(&res, 500, "answer too large");
+        json_value_free(json);
+        write_response(c, &res, req.keep_alive);
+        buf_done(&res.body);
+        if (!req.keep_alive) {
+            c->closing = true;
+            return true;
+        }
+        buf_consume(&c->in, consumed);
+        reset_parser(c);
+    }
+}
+
+static void flush(struct api_conn *c)
+{
+    while (c->out.len > 0) {
+        ssize_t n = send(c->fd, c->out.data, c->out.len, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN) {
+                evloop_mod(c->server->loop, c->fd, EPOLLIN | EPOLLOUT);
+                return;
+            }
+            conn_close(c);
+            return;
+        }
+        buf_consume(&c->out, (size_t)n);
+    }
+    if (c->closing) {
+        conn_close(c);
+        return;
+    }
+    evloop_mod(c->server->loop, c->fd, EPOLLIN);
+}
+
+static void on_conn(struct evloop *loop, int fd, uint32_t events, void *data)
+{
+    struct api_conn *c = data;
+    if (events & EPOLLIN && !c->closing) {
+        for (;;) {
+            int r = buf_reserve(&c->in, 16 * 1024);
+            if (r < 0) {
+                /* The peer sent more than a head and a body may hold. */
+                struct api_response res = { .body = BUF_INIT(4096) };
+                api_reply_error(&res, 413, "request too large");
+                write_response(c, &res, false);
+                buf_done(&res.body);
+                c->closing = true;
+                break;
+            }
+            ssize_t n = recv(fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
+            if (n < 0) {
+                if (errno == EINTR)
+                    continue;
+                if (errno == EAGAIN)
+                    break;
+                conn_close(c);
+                return;
+            }
+            if (n == 0) {
+                if (c->out.len == 0) {
+                    conn_close(c);
+                    return;
+                }
+                c->closing = true;
+                break;
+            }
+            c->in.len += (size_t)n;
+            c->in.data[c->in.len] = 0;
+            if (!process(c))
+                return;
+            if (c->closing)
+                break;
+        }
+    } else if (events & (EPOLLHUP | EPOLLERR) && !(events & EPOLLOUT)) {
+        conn_close(c);
+        return;
+    }
+    flush(c);
+}
+
+static void on_accept(struct evloop *loop, int fd, uint32_t events, void *data)
+{
+    struct api_server *s = data;
+    for (;;) {
+        int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (cfd < 0) {
+            if (errno != EAGAIN && errno != EINTR)
+                log_warning_errno(errno, "api: accept");
+            return;
+        }
+        struct ucred cred;
+        socklen_t len = sizeof(cred);
+        if (s->n_conns >= API_MAX_CONNECTIONS || getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+            close(cfd);
+            continue;
+        }
+        struct api_conn *c = calloc(1, sizeof(*c));
+        if (!c) {
+            close(cfd);
+            continue;
+        }
+        c->server = s;
+        c->fd = cfd;
+        c->peer_uid = cred.uid;
+        buf_init(&c->in, API_MAX_HEAD + API_MAX_BODY + 64 * 1024);
+        buf_init(&c->out, 32 * 1024 * 1024);
+        reset_parser(c);
+        if (evloop_add(loop, cfd, EPOLLIN, on_conn, c) < 0) {
+            close(cfd);
+            free(c);
+            continue;
+        }
+        c->next = s->conns;
+        if (s->conns)
+            s->conns->pprev = &c->next;
+        c->pprev = &s->conns;
+        s->conns = c;
+        s->n_conns++;
+    }
+}
+
+int api_server_new(struct evloop *loop, const struct api_config *cfg, struct api_server **ret)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    if (strlen(cfg->socket_path) >= sizeof(sa.sun_path))
+        return -ENAMETOOLONG;
+    strcpy(sa.sun_path, cfg->socket_path);
+
+    _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    /* A socket file left by a daemon that died is replaced; one that answers belongs
+     * to a live daemon and is not ours to take. */
+    _cleanup_close_ int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+        return -EADDRINUSE;
+    unlink(cfg->socket_path);
+    /* Bind under a umask that leaves no window in which others could connect. */
+    mode_t old = umask(0077);
+    int r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+    umask(old);
+    if (r < 0)
+        return -errno;
+    if (chmod(cfg->socket_path, 0600) < 0 || listen(fd, 128) < 0)
+        return -errno;
+
+    struct api_server *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    s->loop = loop;
+    s->cfg = *cfg;
+    s->socket_path = strdup(cfg->socket_path);
+    s->listen_fd = TAKE_FD(fd);
+    r = evloop_add(loop, s->listen_fd, EPOLLIN, on_accept, s);
+    if (r < 0 || !s->socket_path) {
+        api_server_free(s);
+        return r < 0 ? r : -ENOMEM;
+    }
+    *ret = s;
+    return 0;
+}
+
+void api_server_free(struct api_server *s)
+{
+    if (!s)
+        return;
+    while (s->conns)
+        conn_close(s->conns);
+    if (s->listen_fd >= 0) {
+        evloop_del(s->loop, s->listen_fd);
+        close(s->listen_fd);
+    }
+    if (s->socket_path)
+        unlink(s->socket_path);
+    free(s->socket_path);
+    free(s);
+}

@@ -1,0 +1,478 @@
+/* /api/v1/sites: list, create, show, change, remove, start/stop/restart. */
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "api/api-internal.h"
+#include "common/names.h"
+
+#define DEFAULT_MEMORY (256ULL << 20)
+#define DEFAULT_CPU_MILLIS 1000
+#define DEFAULT_PIDS 128
+#define DEFAULT_IDLE_SECONDS 300
+
+void api_write_site(const struct api_config *cfg, struct json_writer *w, const struct store_site *site)
+{
+    char host[300], dir[400], size[32];
+    sites_default_host(cfg->sites, site->name, host, sizeof(host));
+    sites_dir(cfg->sites, site->name, dir, sizeof(dir));
+
+    json_object_begin(w);
+    json_kv_string(w, "name", site->name);
+    json_kv_string(w, "type", site->type);
+    json_kv_string(w, "owner", site->owner);
+    json_kv_uint(w, "uid", site->uid);
+    json_kv_string(w, "state", site->desired_state);
+    json_kv_string(w, "desired_state", site->desired_state);
+    json_kv_string(w, "host", host);
+    json_key(w, "domains");
+    json_array_begin(w);
+    for (size_t i = 0; i < site->n_domains; i++)
+        json_string(w, site->domains[i]);
+    json_array_end(w);
+    json_key(w, "urls");
+    json_array_begin(w);
+    for (size_t i = 0; i < cfg->n_listeners; i++) {
+        const struct api_listener *l = &cfg->listeners[i];
+        const char *colon = strrchr(l->address, ':');
+        const char *scheme = streq(l->kind, "https") ? "https" : streq(l->kind, "http") ? "http" : NULL;
+        if (!scheme || !colon)
+            continue;
+        const char *port = colon + 1;
+        bool default_port = (streq(scheme, "http") && streq(port, "80")) || (streq(scheme, "https") && streq(port, "443"));
+        char url[400];
+        snprintf(url, sizeof(url), "%s://%s%s%s/", scheme, host, default_port ? "" : ":", default_port ? "" : port);
+        json_string(w, url);
+        break;   /* one URL per scheme is enough for people; the first listener wins */
+    }
+    json_array_end(w);
+    json_key(w, "limits");
+    json_object_begin(w);
+    format_size(site->memory_max, size, sizeof(size));
+    json_kv_string(w, "memory", site->memory_max ? size : "unlimited");
+    json_kv_uint(w, "memory_bytes", site->memory_max);
+    if (site->cpu_millis) {
+        char cpu[32];
+        snprintf(cpu, sizeof(cpu), "%u.%03u", site->cpu_millis / 1000, site->cpu_millis % 1000);
+        /* "0.500" → "0.5", "2.000" → "2" */
+        char *e = cpu + strlen(cpu) - 1;
+        while (*e == '0')
+            *e-- = 0;
+        if (*e == '.')
+            *e = 0;
+        json_kv_string(w, "cpu", cpu);
+    } else {
+        json_kv_string(w, "cpu", "unlimited");
+    }
+    json_kv_uint(w, "cpu_millis", site->cpu_millis);
+    json_kv_uint(w, "pids", site->pids_max);
+    json_object_end(w);
+    json_kv_string(w, "network", site->network);
+    json_kv_bool(w, "always_on", site->always_on);
+    json_kv_uint(w, "idle_seconds", site->idle_seconds);
+    json_kv_string(w, "cmd", site->cmd);
+    json_kv_string(w, "dir", dir);
+    json_kv_int(w, "created_at", site->created_at);
+    json_kv_int(w, "updated_at", site->updated_at);
+    json_object_end(w);
+}
+
+/* Reads a size member given as "256M", "unlimited" or a number of bytes. */
+static int read_memory(const struct json_value *body, uint64_t *ret, struct error *err)
+{
+    const struct json_value *v = json_get(body, "memory");
+    if (!v)
+        return 0;
+    if (v->type == JSON_NUMBER && v->number.is_integer && v->number.integer >= 0) {
+        *ret = (uint64_t)v->number.integer;
+        return 1;
+    }
+    if (v->type == JSON_STRING) {
+        if (streq(v->string.data, "unlimited") || streq(v->string.data, "0")) {
+            *ret = 0;
+            return 1;
+        }
+        if (parse_size(v->string.data, ret) == 0)
+            return 1;
+    }
+    return error_set(err, -EINVAL, "invalid memory limit: use a size such as 256M or 1G, or \"unlimited\"");
+}
+
+static int read_cpu(const struct json_value *body, uint32_t *ret, struct error *err)
+{
+    const struct json_value *v = json_get(body, "cpu");
+    if (!v)
+        return 0;
+    char text[32] = "";
+    if (v->type == JSON_STRING)
+        snprintf(text, sizeof(text), "%s", v->string.data);
+    else if (v->type == JSON_NUMBER)
+        snprintf(text, sizeof(text), "%.3f", v->number.value);
+    if (streq(text, "unlimited") || streq(text, "0")) {
+        *ret = 0;
+        return 1;
+    }
+    /* "%.3f" leaves trailing zeros parse_cpu accepts. */
+    if (parse_cpu(text, ret) == 0)
+        return 1;
+    return error_set(err, -EINVAL, "invalid CPU limit: use a number of CPUs such as 0.5 or 2");
+}
+
+static int read_uint_member(const struct json_value *body, const char *key, uint64_t max,
+                            uint32_t *ret, struct error *err)
+{
+    const struct json_value *v = json_get(body, key);
+    if (!v)
+        return 0;
+    if (v->type == JSON_NUMBER && v->number.is_integer && v->number.integer >= 0 &&
+        (uint64_t)v->number.integer <= max) {
+        *ret = (uint32_t)v->number.integer;
+        return 1;
+    }
+    return error_set(err, -EINVAL, "invalid %s: use a whole number from 0 to %" PRIu64, key, max);
+}
+
+static int read_bool_member(const struct json_value *body, const char *key, bool *ret, struct error *err)
+{
+    const struct json_value *v = json_get(body, key);
+    if (!v)
+        return 0;
+    if (v->type != JSON_BOOL)
+        return error_set(err, -EINVAL, "%s must be true or false", key);
+    *ret = v->boolean;
+    return 1;
+}
+
+static int read_string_member(const struct json_value *body, const char *key, char **field, struct error *err)
+{
+    const struct json_value *v = json_get(body, key);
+    if (!v)
+        return 0;
+    if (v->type == JSON_NULL) {
+        free(*field);
+        *field = NULL;
+        return 1;
+    }
+    if (v->type != JSON_STRING || strlen(v->string.data) != v->string.len)
+        return error_set(err, -EINVAL, "%s must be a string", key);
+    char *copy = strdup(v->string.data);
+    if (!copy)
+        return error_set(err, -ENOMEM, "out of memory");
+    free(*field);
+    *field = copy;
+    return 1;
+}
+
+/* Reads an array of strings; returns its count, or a negative errno. */
+static int read_string_array(const struct json_value *body, const char *key, char ***ret, size_t *ret_n,
+                             struct error *err)
+{
+    const struct json_value *v = json_get(body, key);
+    *ret = NULL;
+    *ret_n = 0;
+    if (!v)
+        return 0;
+    if (v->type != JSON_ARRAY || v->array.n > 1000)
+        return error_set(err, -EINVAL, "%s must be a list of at most 1000 strings", key);
+    char **list = calloc(v->array.n + 1, sizeof(char *));
+    if (!list)
+        return error_set(err, -ENOMEM, "out of memory");
+    for (size_t i = 0; i < v->array.n; i++) {
+        const struct json_value *item = v->array.items[i];
+        if (item->type != JSON_STRING || !(list[i] = strdup(item->string.data))) {
+            for (size_t j = 0; j < i; j++)
+                free(list[j]);
+            free(list);
+            return error_set(err, -EINVAL, "%s must be a list of strings", key);
+        }
+    }
+    *ret = list;
+    *ret_n = v->array.n;
+    return 1;
+}
+
+static void free_strings(char **list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(list[i]);
+    free(list);
+}
+
+/* Fields common to create and change. */
+static int read_settings(const struct json_value *body, struct store_site *site, struct error *err)
+{
+    uint32_t idle = site->idle_seconds, pids = site->pids_max;
+    int r;
+    if ((r = read_memory(body, &site->memory_max, err)) < 0 ||
+        (r = read_cpu(body, &site->cpu_millis, err)) < 0 ||
+        (r = read_uint_member(body, "pids", 1000000, &pids, err)) < 0 ||
+        (r = read_uint_member(body, "idle_seconds", UINT32_MAX, &idle, err)) < 0 ||
+        (r = read_bool_member(body, "always_on", &site->always_on, err)) < 0)
+        return r;
+    site->pids_max = pids;
+    site->idle_seconds = idle;
+    return 0;
+}
+
+static void create_site(const struct api_config *cfg, const struct api_request *req, struct api_response *res)
+{
+    struct error err = { 0 };
+    struct store_site site = {
+        .memory_max = DEFAULT_MEMORY,
+        .cpu_millis = DEFAULT_CPU_MILLIS,
+        .pids_max = DEFAULT_PIDS,
+        .idle_seconds = DEFAULT_IDLE_SECONDS,
+    };
+    static const char *const known[] = { "name", "type", "domains", "cmd", "memory", "cpu", "pids",
+                                         "network", "owner", "always_on", "idle_seconds" };
+    const struct json_value *body = req->body;
+    int r = 0;
+
+    if (!body) {
+        api_reply_error(res, 400, "a JSON body with at least a name is required");
+        return;
+    }
+    for (size_t i = 0; i < body->object.n; i++) {
+        bool ok = false;
+        for (size_t k = 0; k < ARRAY_SIZE(known) && !ok; k++)
+            ok = streq(body->object.keys[i], known[k]);
+        if (!ok) {
+            api_reply_error(res, 400, "unknown field \"%s\"", body->object.keys[i]);
+            return;
+        }
+    }
+    site.type = strdup("static");
+    site.network = strdup("none");
+    site.desired_state = strdup("running");
+    if (!site.type || !site.network || !site.desired_state)
+        r = error_set(&err, -ENOMEM, "out of memory");
+    if (r >= 0 && !json_get_string(body, "name"))
+        r = error_set(&err, -EINVAL, "the site needs a name");
+    if (r >= 0)
+        r = read_string_member(body, "name", &site.name, &err);
+    if (r >= 0)
+        r = read_string_member(body, "type", &site.type, &err);
+    if (r >= 0)
+        r = read_string_member(body, "cmd", &site.cmd, &err);
+    if (r >= 0)
+        r = read_string_member(body, "network", &site.network, &err);
+    if (r >= 0)
+        r = read_string_member(body, "owner", &site.owner, &err);
+    if (r >= 0)
+        r = read_string_array(body, "domains", &site.domains, &site.n_domains, &err);
+    if (r >= 0)
+        r = read_settings(body, &site, &err);
+    if (r >= 0)
+        r = sites_create(cfg->sites, &site, req->actor, &err);
+    if (r < 0) {
+        api_reply_failure(res, &err);
+    } else {
+        /* Answer with the record as stored (sorted, normalised domains). */
+        struct store_site stored = { 0 };
+        if (store_site_get(cfg->store, site.name, &stored) == 0) {
+            api_reply(res, 201);
+            api_write_site(cfg, &res->json, &stored);
+        } else {
+            api_reply_error(res, 500, "site created but cannot be read back: %s", store_errmsg(cfg->store));
+        }
+        store_site_done(&stored);
+    }
+    store_site_done(&site);
+}
+
+static void list_sites(const struct api_config *cfg, const struct api_request *req, struct api_response *res)
+{
+    struct store_site *list;
+    size_t n;
+    int r = store_site_list(cfg->store, req->admin ? NULL : req->actor, &list, &n);
+    if (r < 0) {
+        api_reply_error(res, 500, "cannot list sites: %s", store_errmsg(cfg->store));
+        return;
+    }
+    api_reply(res, 200);
+    json_object_begin(&res->json);
+    json_key(&res->json, "sites");
+    json_array_begin(&res->json);
+    for (size_t i = 0; i < n; i++)
+        api_write_site(cfg, &res->json, &list[i]);
+    json_array_end(&res->json);
+    json_object_end(&res->json);
+    store_site_list_free(list, n);
+}
+
+/* Loads the site a request names, answering 404 (also for sites the asker may not
+ * see, so that their existence does not leak). */
+static bool load_site(const struct api_config *cfg, const struct api_request *req, struct api_response *res,
+                      struct store_site *site)
+{
+    const char *name = req->segments[1];
+    int r = site_name_valid(name) ? store_site_get(cfg->store, name, site) : -ENOENT;
+    if (r == 0 && !req->admin && !streq_ptr(site->owner, req->actor)) {
+        store_site_done(site);
+        r = -ENOENT;
+    }
+    if (r == -ENOENT) {
+        api_reply_error(res, 404, "no site named \"%s\"", name);
+        return false;
+    }
+    if (r < 0) {
+        api_reply_error(res, 500, "cannot read site %s: %s", name, store_errmsg(cfg->store));
+        return false;
+    }
+    return true;
+}
+
+static void change_site(const struct api_config *cfg, const struct api_request *req, struct api_response *res,
+                        struct store_site *site)
+{
+    static const char *const known[] = { "memory", "cpu", "pids", "idle_seconds", "always_on", "add_domains",
+                                         "remove_domains", "type", "cmd", "network", "owner" };
+    const struct json_value *body = req->body;
+    struct error err = { 0 };
+    char **add = NULL, **drop = NULL;
+    size_t n_add = 0, n_drop = 0;
+    int r = 0;
+
+    if (!body) {
+        api_reply_error(res, 400, "a JSON body with the changes is required");
+        return;
+    }
+    for (size_t i = 0; i < body->object.n; i++) {
+        bool ok = false;
+        for (size_t k = 0; k < ARRAY_SIZE(known) && !ok; k++)
+            ok = streq(body->object.keys[i], known[k]);
+        if (!ok) {
+            api_reply_error(res, 400, "unknown field \"%s\"", body->object.keys[i]);
+            return;
+        }
+    }
+    if (json_get(body, "owner") && !req->admin) {
+        api_reply_error(res, 403, "only an admin may change a site's owner");
+        return;
+    }
+    if ((r = read_settings(body, site, &err)) < 0 ||
+        (r = read_string_member(body, "type", &site->type, &err)) < 0 ||
+        (r = read_string_member(body, "cmd", &site->cmd, &err)) < 0 ||
+        (r = read_string_member(body, "network", &site->network, &err)) < 0 ||
+        (r = read_string_member(body, "owner", &site->owner, &err)) < 0 ||
+        (r = read_string_array(body, "add_domains", &add, &n_add, &err)) < 0 ||
+        (r = read_string_array(body, "remove_domains", &drop, &n_drop, &err)) < 0)
+        goto out;
+
+    /* Removals first (by normalised name), then additions. */
+    for (size_t i = 0; i < n_drop; i++) {
+        _cleanup_free_ char *ascii = NULL;
+        const char *reason;
+        bool found = false;
+        if (domain_normalize(drop[i], &ascii, &reason) < 0) {
+            r = error_set(&err, -EINVAL, "invalid domain \"%s\": %s", drop[i], reason);
+            goto out;
+        }
+        for (size_t j = 0; j < site->n_domains; j++) {
+            if (streq(site->domains[j], ascii)) {
+                free(site->domains[j]);
+                site->domains[j] = site->domains[--site->n_domains];
+                found = true;
+                break;
+            }
+        }
+        if (!found) {
+            r = error_set(&err, -ENOENT, "site %s has no domain %s", site->name, ascii);
+            goto out;
+        }
+    }
+    if (n_add > 0) {
+        char **grown = realloc(site->domains, (site->n_domains + n_add) * sizeof(char *));
+        if (!grown) {
+            r = error_set(&err, -ENOMEM, "out of memory");
+            goto out;
+        }
+        site->domains = grown;
+        for (size_t i = 0; i < n_add; i++) {
+            _cleanup_free_ char *ascii = NULL;
+            const char *reason;
+            bool dup = false;
+            if (domain_normalize(add[i], &ascii, &reason) < 0) {
+                r = error_set(&err, -EINVAL, "invalid domain \"%s\": %s", add[i], reason);
+                goto out;
+            }
+            for (size_t j = 0; j < site->n_domains && !dup; j++)
+                dup = streq(site->domains[j], ascii);
+            if (!dup)
+                site->domains[site->n_domains++] = TAKE_PTR(ascii);
+        }
+    }
+    r = sites_update(cfg->sites, site, req->actor, NULL, &err);
+out:
+    free_strings(add, n_add);
+    free_strings(drop, n_drop);
+    if (r < 0) {
+        api_reply_failure(res, &err);
+        return;
+    }
+    struct store_site stored = { 0 };
+    if (store_site_get(cfg->store, site->name, &stored) == 0) {
+        api_reply(res, 200);
+        api_write_site(cfg, &res->json, &stored);
+    } else {
+        api_reply_error(res, 500, "cannot read the site back: %s", store_errmsg(cfg->store));
+    }
+    store_site_done(&stored);
+}
+
+void api_handle_sites(const struct api_config *cfg, const struct api_request *req, struct api_response *res)
+{
+    if (req->n_segments == 1) {
+        if (req->method == HTTP_GET)
+            list_sites(cfg, req, res);
+        else if (req->method == HTTP_POST)
+            create_site(cfg, req, res);
+        else
+            api_reply_error(res, 405, "use GET or POST on /api/v1/sites");
+        return;
+    }
+    if (req->n_segments > 3) {
+        api_reply_error(res, 404, "no such API endpoint");
+        return;
+    }
+    struct store_site site = { 0 };
+    if (!load_site(cfg, req, res, &site))
+        return;
+    struct error err = { 0 };
+    if (req->n_segments == 3) {
+        const char *action = req->segments[2];
+        const char *state = streq(action, "stop") ? "stopped"
+                          : streq(action, "start") || streq(action, "restart") ? "running" : NULL;
+        if (!state) {
+            api_reply_error(res, 404, "no such action \"%s\": use start, stop or restart", action);
+        } else if (req->method != HTTP_POST) {
+            api_reply_error(res, 405, "use POST to %s a site", action);
+        } else if (sites_set_desired_state(cfg->sites, site.name, state, req->actor, &err) < 0) {
+            api_reply_failure(res, &err);
+        } else {
+            store_site_done(&site);
+            if (store_site_get(cfg->store, req->segments[1], &site) == 0) {
+                api_reply(res, 200);
+                api_write_site(cfg, &res->json, &site);
+            } else {
+                api_reply_error(res, 500, "cannot read the site back");
+            }
+        }
+    } else if (req->method == HTTP_GET) {
+        api_reply(res, 200);
+        api_write_site(cfg, &res->json, &site);
+    } else if (req->method == HTTP_PATCH) {
+        change_site(cfg, req, res, &site);
+    } else if (req->method == HTTP_DELETE) {
+        if (sites_remove(cfg->sites, site.name, req->actor, &err) < 0) {
+            api_reply_failure(res, &err);
+        } else {
+            api_reply(res, 200);
+            json_object_begin(&res->json);
+            json_kv_string(&res->json, "removed", site.name);
+            json_object_end(&res->json);
+        }
+    } else {
+        api_reply_error(res, 405, "use GET, PATCH or DELETE on a site");
+    }
+    store_site_done(&site);
+}

@@ -1,0 +1,53 @@
+/* The berth command: shared pieces of its command families. */
+#pragma once
+
+#include "common/buf.h"
+#include "common/json.h"
+
+/* Exit statuses of the interface contract. */
+#define EXIT_OK 0
+#define EXIT_FAILED 1
+#define EXIT_USAGE 2
+
+struct cli {
+    const char *socket_path;
+    bool json;               /* --json: stdout is one JSON document */
+};
+
+/* A response from the API. */
+struct cli_response {
+    int status;
+    struct json_value *json;   /* parsed body (NULL if not JSON) */
+    char *raw;                 /* body as received */
+};
+
+/* Sends one request (body may be NULL) and reads the answer. On a transport failure
+ * prints "berth: ..." and returns -errno. */
+int cli_request(const struct cli *cli, const char *method, const char *path, const char *body,
+                struct cli_response *ret);
+void cli_response_done(struct cli_response *res);
+/* Reports a response: with --json prints the body to stdout; on an error status
+ * prints "berth: <message>" to stderr. Returns EXIT_OK for 2xx, else EXIT_FAILED. */
+int cli_finish(const struct cli *cli, const struct cli_response *res);
+
+/* Prints "berth: <message>" on stderr and returns EXIT_USAGE, adding a hint. */
+int cli_usage_error(const char *command, const char *fmt, ...) _printf_(2, 3);
+/* Prints "berth: <message>" on stderr and returns EXIT_FAILED. */
+int cli_fail(const char *fmt, ...) _printf_(1, 2);
+
+/* An aligned text table. */
+struct cli_table {
+    size_t n_cols, n_rows;
+    char **cells;   /* row-major, owned */
+};
+void cli_table_init(struct cli_table *t, size_t n_cols, ...);   /* header names */
+void cli_table_row(struct cli_table *t, ...);                     /* n_cols strings (NULL prints "-") */
+void cli_table_print(struct cli_table *t);                        /* prints and frees */
+
+/* Reads a password: from stdin's first line with from_stdin, else from the terminal
+ * (twice, echo off). Returns a malloc'd string or NULL after printing why. */
+char *cli_read_password(bool from_stdin, const char *prompt_name, bool confirm);
+
+int cli_status(const struct cli *cli, int argc, char **argv);
+int cli_site(const struct cli *cli, int argc, char **argv);
+int cli_user(const struct cli *cli, int argc, char **argv);

@@ -1,0 +1,306 @@
+/* berth site create | ls | show | set | start | stop | restart | rm */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "cli/cli.h"
+
+static void usage(FILE *f)
+{
+    fputs("Usage: berth site create NAME [--type static|php|app] [--domain D]... [--cmd \"CMD\"]\n"
+          "                         [--memory 256M] [--cpu 0.5] [--pids 128]\n"
+          "                         [--network none|nat|host] [--owner USER] [--always-on]\n"
+          "                         [--idle SECONDS]\n"
+          "       berth site ls\n"
+          "       berth site show NAME\n"
+          "       berth site set NAME [--memory M] [--cpu C] [--pids N] [--idle SECONDS]\n"
+          "                           [--always-on|--on-demand] [--domain D]... [--no-domain D]...\n"
+          "       berth site start|stop|restart|rm NAME\n", f);
+}
+
+enum {
+    OPT_TYPE = 256, OPT_DOMAIN, OPT_NO_DOMAIN, OPT_CMD, OPT_MEMORY, OPT_CPU, OPT_PIDS, OPT_NETWORK,
+    OPT_OWNER, OPT_ALWAYS_ON, OPT_ON_DEMAND, OPT_IDLE, OPT_HELP,
+};
+
+struct site_opts {
+    const char *type, *cmd, *memory, *cpu, *network, *owner;
+    const char *domains[64], *no_domains[64];
+    size_t n_domains, n_no_domains;
+    int64_t pids, idle;      /* -1 unset */
+    int always_on;           /* -1 unset, 0 on demand, 1 always on */
+};
+
+/* Which options each verb takes. */
+static bool allowed(const char *verb, int opt)
+{
+    if (opt == OPT_HELP)
+        return true;
+    if (streq(verb, "create"))
+        return opt != OPT_NO_DOMAIN && opt != OPT_ON_DEMAND;
+    if (streq(verb, "set"))
+        return opt != OPT_TYPE && opt != OPT_CMD && opt != OPT_NETWORK && opt != OPT_OWNER;
+    return false;
+}
+
+/* Returns 0, 1 when --help was printed, or -EXIT_USAGE after a usage error. */
+static int parse_opts(const char *verb, int argc, char **argv, struct site_opts *o, int *ret_optind)
+{
+    static const struct option opts[] = {
+        { "type", required_argument, NULL, OPT_TYPE },
+        { "domain", required_argument, NULL, OPT_DOMAIN },
+        { "no-domain", required_argument, NULL, OPT_NO_DOMAIN },
+        { "cmd", required_argument, NULL, OPT_CMD },
+        { "memory", required_argument, NULL, OPT_MEMORY },
+        { "cpu", required_argument, NULL, OPT_CPU },
+        { "pids", required_argument, NULL, OPT_PIDS },
+        { "network", required_argument, NULL, OPT_NETWORK },
+        { "owner", required_argument, NULL, OPT_OWNER },
+        { "always-on", no_argument, NULL, OPT_ALWAYS_ON },
+        { "on-demand", no_argument, NULL, OPT_ON_DEMAND },
+        { "idle", required_argument, NULL, OPT_IDLE },
+        { "help", no_argument, NULL, OPT_HELP },
+        { 0 },
+    };
+    *o = (struct site_opts){ .pids = -1, .idle = -1, .always_on = -1 };
+    optind = 1;
+    opterr = 0;
+    int c;
+    /* Options may come before or after NAME (GNU getopt permutes). */
+    int opt_index = 0;
+    while ((c = getopt_long(argc, argv, ":", opts, &opt_index)) != -1) {
+        uint64_t v;
+        if (c == '?') {
+            if (optopt)
+                return -cli_usage_error("site ", "unknown option -%c for 'site %s'", optopt, verb);
+            return -cli_usage_error("site ", "unknown option %s for 'site %s'", argv[optind - 1], verb);
+        }
+        if (c == ':')
+            return -cli_usage_error("site ", "option %s needs a value", argv[optind - 1]);
+        if (!allowed(verb, c))
+            return -cli_usage_error("site ", "option --%s does not apply to 'site %s'", opts[opt_index].name, verb);
+        switch (c) {
+        case OPT_HELP: usage(stdout); return 1;
+        case OPT_TYPE: o->type = optarg; break;
+        case OPT_CMD: o->cmd = optarg; break;
+        case OPT_MEMORY: o->memory = optarg; break;
+        case OPT_CPU: o->cpu = optarg; break;
+        case OPT_NETWORK: o->network = optarg; break;
+        case OPT_OWNER: o->owner = optarg; break;
+        case OPT_ALWAYS_ON: o->always_on = 1; break;
+        case OPT_ON_DEMAND: o->always_on = 0; break;
+        case OPT_DOMAIN:
+            if (o->n_domains == ARRAY_SIZE(o->domains))
+                return -cli_usage_error("site ", "too many --domain options");
+            o->domains[o->n_domains++] = optarg;
+            break;
+        case OPT_NO_DOMAIN:
+            if (o->n_no_domains == ARRAY_SIZE(o->no_domains))
+                return -cli_usage_error("site ", "too many --no-domain options");
+            o->no_domains[o->n_no_domains++] = optarg;
+            break;
+        case OPT_PIDS:
+            if (parse_uint(optarg, 0, 1000000, &v) < 0)
+                return -cli_usage_error("site ", "--pids takes a number of processes, not \"%s\"", optarg);
+            o->pids = (int64_t)v;
+            break;
+        case OPT_IDLE:
+            if (parse_uint(optarg, 0, UINT32_MAX, &v) < 0)
+                return -cli_usage_error("site ", "--idle takes a number of seconds, not \"%s\"", optarg);
+            o->idle = (int64_t)v;
+            break;
+        default:
+            return -cli_usage_error("site ", "unknown option for 'site %s'", verb);
+        }
+    }
+    *ret_optind = optind;
+    return 0;
+}
+
+static void write_opts(struct json_writer *w, const struct site_opts *o, bool create)
+{
+    if (o->type)
+        json_kv_string(w, "type", o->type);
+    if (o->cmd)
+        json_kv_string(w, "cmd", o->cmd);
+    if (o->memory)
+        json_kv_string(w, "memory", o->memory);
+    if (o->cpu)
+        json_kv_string(w, "cpu", o->cpu);
+    if (o->network)
+        json_kv_string(w, "network", o->network);
+    if (o->owner)
+        json_kv_string(w, "owner", o->owner);
+    if (o->pids >= 0)
+        json_kv_int(w, "pids", o->pids);
+    if (o->idle >= 0)
+        json_kv_int(w, "idle_seconds", o->idle);
+    if (o->always_on >= 0)
+        json_kv_bool(w, "always_on", o->always_on);
+    if (o->n_domains) {
+        json_key(w, create ? "domains" : "add_domains");
+        json_array_begin(w);
+        for (size_t i = 0; i < o->n_domains; i++)
+            json_string(w, o->domains[i]);
+        json_array_end(w);
+    }
+    if (o->n_no_domains) {
+        json_key(w, "remove_domains");
+        json_array_begin(w);
+        for (size_t i = 0; i < o->n_no_domains; i++)
+            json_string(w, o->no_domains[i]);
+        json_array_end(w);
+    }
+}
+
+static const char *first_url(const struct json_value *site)
+{
+    const struct json_value *urls = json_get(site, "urls");
+    if (urls && urls->type == JSON_ARRAY && urls->array.n > 0 && urls->array.items[0]->type == JSON_STRING)
+        return urls->array.items[0]->string.data;
+    return json_get_string(site, "host");
+}
+
+static void print_site(const struct json_value *s)
+{
+    const struct json_value *limits = json_get(s, "limits"), *domains = json_get(s, "domains");
+    int64_t uid = 0, pids = 0, idle = 0;
+    bool always_on = false;
+    json_get_int(s, "uid", &uid);
+    json_get_int(limits, "pids", &pids);
+    json_get_int(s, "idle_seconds", &idle);
+    json_get_bool(s, "always_on", &always_on);
+    printf("name         %s\n", json_get_string(s, "name") ?: "?");
+    printf("type         %s\n", json_get_string(s, "type") ?: "?");
+    printf("state        %s\n", json_get_string(s, "state") ?: "?");
+    printf("address      %s\n", first_url(s) ?: "?");
+    printf("domains      ");
+    for (size_t i = 0; domains && domains->type == JSON_ARRAY && i < domains->array.n; i++)
+        printf("%s%s", i ? ", " : "", domains->array.items[i]->string.data);
+    printf("%s\n", domains && domains->type == JSON_ARRAY && domains->array.n ? "" : "-");
+    printf("owner        %s\n", json_get_string(s, "owner") ?: "-");
+    printf("uid          %" PRId64 "\n", uid);
+    printf("memory       %s\n", json_get_string(limits, "memory") ?: "?");
+    printf("cpu          %s\n", json_get_string(limits, "cpu") ?: "?");
+    if (pids)
+        printf("pids         %" PRId64 "\n", pids);
+    else
+        printf("pids         unlimited\n");
+    printf("network      %s\n", json_get_string(s, "network") ?: "?");
+    printf("runs         %s", always_on ? "always on\n" : "on demand");
+    if (!always_on)
+        printf(", stops after %" PRId64 "s idle\n", idle);
+    if (json_get_string(s, "cmd"))
+        printf("command      %s\n", json_get_string(s, "cmd"));
+    printf("directory    %s\n", json_get_string(s, "dir") ?: "?");
+}
+
+static int request_and_print(const struct cli *cli, const char *method, const char *path, const char *body,
+                             const char *done_fmt, const char *name)
+{
+    struct cli_response res;
+    if (cli_request(cli, method, path, body, &res) < 0)
+        return EXIT_FAILED;
+    int r = cli_finish(cli, &res);
+    if (r == EXIT_OK && !cli->json) {
+        if (done_fmt)
+            printf("%s site %s\n", done_fmt, name);
+        else
+            print_site(res.json);
+    }
+    cli_response_done(&res);
+    return r;
+}
+
+static int list_sites(const struct cli *cli)
+{
+    struct cli_response res;
+    if (cli_request(cli, "GET", "/api/v1/sites", NULL, &res) < 0)
+        return EXIT_FAILED;
+    int r = cli_finish(cli, &res);
+    if (r == EXIT_OK && !cli->json) {
+        struct cli_table t;
+        cli_table_init(&t, 5, "NAME", "TYPE", "STATE", "ADDRESS", "OWNER");
+        const struct json_value *sites = json_get(res.json, "sites");
+        for (size_t i = 0; sites && sites->type == JSON_ARRAY && i < sites->array.n; i++) {
+            const struct json_value *s = sites->array.items[i];
+            cli_table_row(&t, json_get_string(s, "name"), json_get_string(s, "type"), json_get_string(s, "state"),
+                          first_url(s), json_get_string(s, "owner"));
+        }
+        cli_table_print(&t);
+    }
+    cli_response_done(&res);
+    return r;
+}
+
+int cli_site(const struct cli *cli, int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *verb = argv[1];
+    if (streq(verb, "--help") || streq(verb, "help")) {
+        usage(stdout);
+        return EXIT_OK;
+    }
+    static const char *const verbs[] = { "create", "ls", "show", "set", "start", "stop", "restart", "rm" };
+    bool known = false;
+    for (size_t i = 0; i < ARRAY_SIZE(verbs) && !known; i++)
+        known = streq(verb, verbs[i]);
+    if (!known)
+        return cli_usage_error("site ", "unknown command 'site %s'", verb);
+
+    struct site_opts o;
+    int first_arg;
+    int r = parse_opts(verb, argc - 1, argv + 1, &o, &first_arg);
+    if (r != 0)
+        return r > 0 ? EXIT_OK : -r;
+    int rest = argc - 1 - first_arg;
+    char **args = argv + 1 + first_arg;
+
+    if (streq(verb, "ls")) {
+        if (rest != 0)
+            return cli_usage_error("site ", "'site ls' takes no arguments");
+        return list_sites(cli);
+    }
+    if (rest != 1)
+        return cli_usage_error("site ", "'site %s' takes one site name%s", verb, rest > 1 ? ", got more" : "");
+    const char *name = args[0];
+    /* The daemon validates names; refuse here only what cannot be put in a URL path. */
+    if (!*name || strlen(name) > 253 || strpbrk(name, "/?#% "))
+        return cli_fail("invalid site name \"%s\": use 1 to 63 lowercase letters, digits and '-'", name);
+
+    char path[512];
+    snprintf(path, sizeof(path), "/api/v1/sites/%s", name);
+
+    if (streq(verb, "create") || streq(verb, "set")) {
+        bool create = streq(verb, "create");
+        struct buf body = BUF_INIT(1 << 20);
+        struct json_writer w;
+        json_writer_init(&w, &body, false);
+        json_object_begin(&w);
+        if (create)
+            json_kv_string(&w, "name", name);
+        write_opts(&w, &o, create);
+        json_object_end(&w);
+        if (!create && body.len <= 2) {
+            buf_done(&body);
+            return cli_usage_error("site ", "'site set' needs at least one setting to change");
+        }
+        r = request_and_print(cli, create ? "POST" : "PATCH", create ? "/api/v1/sites" : path, body.data,
+                              NULL, name);
+        buf_done(&body);
+        return r;
+    }
+    if (streq(verb, "show"))
+        return request_and_print(cli, "GET", path, NULL, NULL, name);
+    if (streq(verb, "rm"))
+        return request_and_print(cli, "DELETE", path, NULL, "removed", name);
+
+    /* start | stop | restart */
+    char action[600];
+    snprintf(action, sizeof(action), "%s/%s", path, verb);
+    const char *done = streq(verb, "stop") ? "stopped" : streq(verb, "start") ? "started" : "restarted";
+    return request_and_print(cli, "POST", action, NULL, done, name);
+}

@@ -1,0 +1,359 @@
+#include <arpa/inet.h>
+#include <getopt.h>
+#include <libfyaml.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include "common/log.h"
+#include "daemon/daemon.h"
+
+bool berthd_flags_set[SET_MAX];
+
+static void usage(FILE *f)
+{
+    fputs("Usage: berthd [--dev] [--config FILE] [--state-dir DIR] [--run-dir DIR]\n"
+          "              [--base-domain DOMAIN] [--http ADDR:PORT]... [--https ADDR:PORT]...\n"
+          "              [--ssh ADDR:PORT] [--api-socket PATH] [--log-level LEVEL]\n"
+          "\n"
+          "The berth daemon: hosts many sites, each in its own sandbox, behind one front.\n"
+          "\n"
+          "  --dev                 development mode: ports 8080/8443/2222 on loopback, base\n"
+          "                        domain localhost, an admin account and a demo site\n"
+          "  --config FILE         configuration file (default " BERTHD_DEFAULT_CONFIG ")\n"
+          "  --state-dir DIR       sites and the store (default /var/lib/berth)\n"
+          "  --run-dir DIR         sockets and pid file (default /run/berth)\n"
+          "  --base-domain DOMAIN  site NAME answers at NAME.DOMAIN\n"
+          "  --http ADDR:PORT      HTTP listener, repeatable (default [::]:80 and 0.0.0.0:80)\n"
+          "  --https ADDR:PORT     HTTPS listener, repeatable\n"
+          "  --ssh ADDR:PORT       SFTP listener\n"
+          "  --api-socket PATH     API socket (default RUN-DIR/api.sock)\n"
+          "  --log-level LEVEL     error, warning, notice, info or debug (default info)\n"
+          "  --version             print the version\n", f);
+}
+
+static int add_listener(char **list, size_t *n, const char *v)
+{
+    if (*n >= BERTHD_MAX_LISTENERS) {
+        fprintf(stderr, "berthd: at most %d listeners of one kind\n", BERTHD_MAX_LISTENERS);
+        return -EINVAL;
+    }
+    list[(*n)++] = xstrdup(v);
+    return 0;
+}
+
+static void set_string(char **field, const char *v)
+{
+    free(*field);
+    *field = xstrdup(v);
+}
+
+int berthd_config_parse_args(struct berthd_config *cfg, int argc, char **argv)
+{
+    enum { OPT_DEV = 256, OPT_CONFIG, OPT_STATE, OPT_RUN, OPT_BASE, OPT_HTTP, OPT_HTTPS, OPT_SSH, OPT_API,
+           OPT_LOG, OPT_VERSION, OPT_HELP };
+    static const struct option opts[] = {
+        { "dev", no_argument, NULL, OPT_DEV },
+        { "config", required_argument, NULL, OPT_CONFIG },
+        { "state-dir", required_argument, NULL, OPT_STATE },
+        { "run-dir", required_argument, NULL, OPT_RUN },
+        { "base-domain", required_argument, NULL, OPT_BASE },
+        { "http", required_argument, NULL, OPT_HTTP },
+        { "https", required_argument, NULL, OPT_HTTPS },
+        { "ssh", required_argument, NULL, OPT_SSH },
+        { "api-socket", required_argument, NULL, OPT_API },
+        { "log-level", required_argument, NULL, OPT_LOG },
+        { "version", no_argument, NULL, OPT_VERSION },
+        { "help", no_argument, NULL, OPT_HELP },
+        { 0 },
+    };
+    cfg->log_level = -1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_DEV: cfg->dev = true; break;
+        case OPT_CONFIG: set_string(&cfg->config_path, optarg); break;
+        case OPT_STATE: set_string(&cfg->state_dir, optarg); berthd_flags_set[SET_STATE_DIR] = true; break;
+        case OPT_RUN: set_string(&cfg->run_dir, optarg); berthd_flags_set[SET_RUN_DIR] = true; break;
+        case OPT_BASE: set_string(&cfg->base_domain, optarg); berthd_flags_set[SET_BASE_DOMAIN] = true; break;
+        case OPT_API: set_string(&cfg->api_socket, optarg); berthd_flags_set[SET_API_SOCKET] = true; break;
+        case OPT_SSH: set_string(&cfg->ssh, optarg); berthd_flags_set[SET_SSH] = true; break;
+        case OPT_HTTP:
+            if (add_listener(cfg->http, &cfg->n_http, optarg) < 0)
+                return -EINVAL;
+            berthd_flags_set[SET_HTTP] = true;
+            break;
+        case OPT_HTTPS:
+            if (add_listener(cfg->https, &cfg->n_https, optarg) < 0)
+                return -EINVAL;
+            berthd_flags_set[SET_HTTPS] = true;
+            break;
+        case OPT_LOG:
+            cfg->log_level = log_level_from_string(optarg);
+            if (cfg->log_level < 0) {
+                fprintf(stderr, "berthd: invalid log level \"%s\": use error, warning, notice, info or debug\n", optarg);
+                return -EINVAL;
+            }
+            berthd_flags_set[SET_LOG_LEVEL] = true;
+            break;
+        case OPT_VERSION:
+            printf("berthd %s\n", BERTH_VERSION);
+            return 1;
+        case OPT_HELP:
+            usage(stdout);
+            return 1;
+        case ':':
+            fprintf(stderr, "berthd: option %s needs a value\n", argv[optind - 1]);
+            return -EINVAL;
+        default:
+            fprintf(stderr, "berthd: unknown option %s (see berthd --help)\n", argv[optind - 1]);
+            return -EINVAL;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "berthd: unexpected argument \"%s\" (see berthd --help)\n", argv[optind]);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* ---- YAML ---- */
+
+static const char *scalar(struct fy_node *n)
+{
+    return n && fy_node_is_scalar(n) ? fy_node_get_scalar0(n) : NULL;
+}
+
+static int yaml_listeners(struct fy_node *v, char **list, size_t *count, const char *key, char *err, size_t n)
+{
+    if (fy_node_is_scalar(v))
+        return add_listener(list, count, scalar(v)) < 0 ? (snprintf(err, n, "too many %s listeners", key), -EINVAL) : 0;
+    if (!fy_node_is_sequence(v)) {
+        snprintf(err, n, "%s must be an address or a list of addresses", key);
+        return -EINVAL;
+    }
+    void *iter = NULL;
+    struct fy_node *item;
+    while ((item = fy_node_sequence_iterate(v, &iter))) {
+        const char *s = scalar(item);
+        if (!s) {
+            snprintf(err, n, "%s must be a list of addresses", key);
+            return -EINVAL;
+        }
+        if (add_listener(list, count, s) < 0) {
+            snprintf(err, n, "too many %s listeners", key);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+int berthd_config_load_file(struct berthd_config *cfg, bool *flags_set, char *err, size_t n)
+{
+    const char *path = cfg->config_path ?: BERTHD_DEFAULT_CONFIG;
+    if (access(path, F_OK) < 0) {
+        if (!cfg->config_path)
+            return 0;
+        snprintf(err, n, "cannot read config file %s: %s", path, strerror(errno));
+        return -errno;
+    }
+    struct fy_parse_cfg pcfg = { .flags = FYPCF_QUIET };
+    struct fy_document *doc = fy_document_build_from_file(&pcfg, path);
+    if (!doc) {
+        snprintf(err, n, "config file %s is not valid YAML", path);
+        return -EINVAL;
+    }
+    int r = 0;
+    struct fy_node *root = fy_document_root(doc);
+    if (!root) {
+        fy_document_destroy(doc);
+        return 0;   /* an empty file */
+    }
+    if (!fy_node_is_mapping(root)) {
+        snprintf(err, n, "config file %s: the top level must be a mapping of settings", path);
+        fy_document_destroy(doc);
+        return -EINVAL;
+    }
+    void *iter = NULL;
+    struct fy_node_pair *pair;
+    while (r == 0 && (pair = fy_node_mapping_iterate(root, &iter))) {
+        const char *key = scalar(fy_node_pair_key(pair));
+        struct fy_node *v = fy_node_pair_value(pair);
+        const char *s = scalar(v);
+        uint64_t num;
+        if (!key) {
+            snprintf(err, n, "config file %s: keys must be plain words", path);
+            r = -EINVAL;
+        } else if (streq(key, "state_dir") || streq(key, "run_dir") || streq(key, "base_domain") ||
+                   streq(key, "api_socket") || streq(key, "ssh")) {
+            int which = streq(key, "state_dir") ? SET_STATE_DIR : streq(key, "run_dir") ? SET_RUN_DIR
+                      : streq(key, "base_domain") ? SET_BASE_DOMAIN : streq(key, "api_socket") ? SET_API_SOCKET : SET_SSH;
+            char **field = which == SET_STATE_DIR ? &cfg->state_dir : which == SET_RUN_DIR ? &cfg->run_dir
+                         : which == SET_BASE_DOMAIN ? &cfg->base_domain : which == SET_API_SOCKET ? &cfg->api_socket
+                         : &cfg->ssh;
+            if (!s || !*s) {
+                snprintf(err, n, "config file %s: %s must be a non-empty string", path, key);
+                r = -EINVAL;
+            } else if (!flags_set[which]) {
+                set_string(field, s);
+            }
+        } else if (streq(key, "http") || streq(key, "https")) {
+            bool https = streq(key, "https");
+            if (!flags_set[https ? SET_HTTPS : SET_HTTP])
+                r = yaml_listeners(v, https ? cfg->https : cfg->http, https ? &cfg->n_https : &cfg->n_http, key, err, n);
+        } else if (streq(key, "log_level")) {
+            int level = s ? log_level_from_string(s) : -EINVAL;
+            if (level < 0) {
+                snprintf(err, n, "config file %s: log_level must be error, warning, notice, info or debug", path);
+                r = -EINVAL;
+            } else if (!flags_set[SET_LOG_LEVEL]) {
+                cfg->log_level = level;
+            }
+        } else if (streq(key, "site_uid_range")) {
+            unsigned long long a, b;
+            char extra;
+            if (!s || sscanf(s, "%llu-%llu%c", &a, &b, &extra) != 2 || a < 1000 || b < a || b > 0xfffffffeULL) {
+                snprintf(err, n, "config file %s: site_uid_range must look like 200000-299999", path);
+                r = -EINVAL;
+            } else {
+                cfg->uid_first = (uint32_t)a;
+                cfg->uid_last = (uint32_t)b;
+            }
+        } else if (streq(key, "front_uid") || streq(key, "front_gid") || streq(key, "workers")) {
+            if (!s || parse_uint(s, streq(key, "workers") ? 1 : 1, streq(key, "workers") ? 64 : 0xfffffffeULL, &num) < 0) {
+                snprintf(err, n, "config file %s: %s must be a positive number", path, key);
+                r = -EINVAL;
+            } else if (streq(key, "workers")) {
+                cfg->workers = (unsigned)num;
+            } else if (streq(key, "front_uid")) {
+                cfg->front_uid = (uint32_t)num;
+            } else {
+                cfg->front_gid = (uint32_t)num;
+            }
+        } else {
+            snprintf(err, n, "config file %s: unknown setting \"%s\"", path, key);
+            r = -EINVAL;
+        }
+    }
+    fy_document_destroy(doc);
+    return r;
+}
+
+int berthd_config_finish(struct berthd_config *cfg)
+{
+    if (!cfg->state_dir)
+        cfg->state_dir = xstrdup("/var/lib/berth");
+    if (!cfg->run_dir)
+        cfg->run_dir = xstrdup("/run/berth");
+    if (!cfg->base_domain)
+        cfg->base_domain = xstrdup(cfg->dev ? "localhost" : "localhost");
+    if (!cfg->api_socket) {
+        char *p;
+        if (asprintf(&p, "%s/api.sock", cfg->run_dir) < 0)
+            return -ENOMEM;
+        cfg->api_socket = p;
+    }
+    if (cfg->n_http == 0) {
+        if (cfg->dev) {
+            add_listener(cfg->http, &cfg->n_http, "127.0.0.1:8080");
+            add_listener(cfg->http, &cfg->n_http, "[::1]:8080");
+        } else {
+            add_listener(cfg->http, &cfg->n_http, "[::]:80");
+            add_listener(cfg->http, &cfg->n_http, "0.0.0.0:80");
+        }
+    }
+    if (cfg->log_level < 0)
+        cfg->log_level = LOG_INFO;
+    if (cfg->uid_first == 0) {
+        cfg->uid_first = 200000;
+        cfg->uid_last = 299999;
+    }
+    if (cfg->front_uid == 0)
+        cfg->front_uid = 199999;
+    if (cfg->front_gid == 0)
+        cfg->front_gid = cfg->front_uid;
+    return 0;
+}
+
+void berthd_config_done(struct berthd_config *cfg)
+{
+    free(cfg->config_path);
+    free(cfg->state_dir);
+    free(cfg->run_dir);
+    free(cfg->base_domain);
+    free(cfg->api_socket);
+    free(cfg->ssh);
+    for (size_t i = 0; i < cfg->n_http; i++)
+        free(cfg->http[i]);
+    for (size_t i = 0; i < cfg->n_https; i++)
+        free(cfg->https[i]);
+}
+
+int berthd_listener_bind(const char *kind, const char *spec, struct berthd_listener *ret, char *err, size_t n)
+{
+    char host[64];
+    const char *port_str;
+    union { struct sockaddr sa; struct sockaddr_in in4; struct sockaddr_in6 in6; } addr = { 0 };
+    socklen_t len;
+    uint64_t port;
+
+    if (spec[0] == '[') {
+        const char *close_br = strchr(spec, ']');
+        if (!close_br || close_br[1] != ':' || (size_t)(close_br - spec - 1) >= sizeof(host))
+            goto bad;
+        memcpy(host, spec + 1, (size_t)(close_br - spec - 1));
+        host[close_br - spec - 1] = 0;
+        port_str = close_br + 2;
+    } else {
+        const char *colon = strrchr(spec, ':');
+        if (!colon || (size_t)(colon - spec) >= sizeof(host) || memchr(spec, ':', (size_t)(colon - spec)))
+            goto bad;
+        memcpy(host, spec, (size_t)(colon - spec));
+        host[colon - spec] = 0;
+        port_str = colon + 1;
+    }
+    if (parse_uint(port_str, 0, 65535, &port) < 0)
+        goto bad;
+    if (inet_pton(AF_INET, host, &addr.in4.sin_addr) == 1) {
+        addr.in4.sin_family = AF_INET;
+        addr.in4.sin_port = htons((uint16_t)port);
+        len = sizeof(addr.in4);
+    } else if (inet_pton(AF_INET6, host, &addr.in6.sin6_addr) == 1) {
+        addr.in6.sin6_family = AF_INET6;
+        addr.in6.sin6_port = htons((uint16_t)port);
+        len = sizeof(addr.in6);
+    } else {
+        goto bad;
+    }
+
+    _cleanup_close_ int fd = socket(addr.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        (addr.sa.sa_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)) {
+        snprintf(err, n, "cannot create a socket for %s: %s", spec, strerror(errno));
+        return -errno;
+    }
+    if (bind(fd, &addr.sa, len) < 0 || listen(fd, 4096) < 0) {
+        int e = errno;
+        snprintf(err, n, "cannot listen on %s (%s): %s", spec, kind, strerror(e));
+        return -e;
+    }
+    len = sizeof(addr);
+    getsockname(fd, &addr.sa, &len);
+    char ip[INET6_ADDRSTRLEN];
+    ret->kind = kind;
+    snprintf(ret->requested, sizeof(ret->requested), "%s", spec);
+    if (addr.sa.sa_family == AF_INET) {
+        inet_ntop(AF_INET, &addr.in4.sin_addr, ip, sizeof(ip));
+        snprintf(ret->address, sizeof(ret->address), "%s:%u", ip, ntohs(addr.in4.sin_port));
+    } else {
+        inet_ntop(AF_INET6, &addr.in6.sin6_addr, ip, sizeof(ip));
+        snprintf(ret->address, sizeof(ret->address), "[%s]:%u", ip, ntohs(addr.in6.sin6_port));
+    }
+    ret->fd = TAKE_FD(fd);
+    return 0;
+bad:
+    snprintf(err, n, "invalid %s address \"%s\": use IP:PORT or [IPv6]:PORT, e.g. 0.0.0.0:80 or [::]:80", kind, spec);
+    return -EINVAL;
+}

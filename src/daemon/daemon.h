@@ -1,0 +1,57 @@
+/* berthd's own pieces: its configuration (YAML file overridden by flags) and the
+ * listening sockets it binds for the front. */
+#pragma once
+
+#include "common/util.h"
+
+#define BERTHD_DEFAULT_CONFIG "/etc/berth/berth.yaml"
+#define BERTHD_MAX_LISTENERS 16
+
+struct berthd_config {
+    bool dev;
+    char *config_path;          /* NULL: the default path, which may be missing */
+    char *state_dir;
+    char *run_dir;
+    char *base_domain;
+    char *api_socket;           /* NULL: <run_dir>/api.sock */
+    char *http[BERTHD_MAX_LISTENERS];
+    size_t n_http;
+    char *https[BERTHD_MAX_LISTENERS];
+    size_t n_https;
+    char *ssh;
+    int log_level;
+    uint32_t uid_first, uid_last;   /* site uid range */
+    uint32_t front_uid, front_gid;  /* the front's workers */
+    unsigned workers;               /* 0: one per core */
+};
+
+/* Parses argv into cfg (which must be zeroed). Returns 0, 1 if --help or --version
+ * was handled (exit 0), or -EINVAL after printing a usage error (exit 2). */
+int berthd_config_parse_args(struct berthd_config *cfg, int argc, char **argv);
+/* Reads the YAML file into cfg, keeping values already set by flags (flags win).
+ * A missing default file is fine; a missing explicit one, an unknown key or a bad
+ * value is an error, described in err (size n). */
+int berthd_config_load_file(struct berthd_config *cfg, bool *flags_set, char *err, size_t n);
+/* Fills every unset value with its default (--dev defaults when cfg->dev). */
+int berthd_config_finish(struct berthd_config *cfg);
+void berthd_config_done(struct berthd_config *cfg);
+
+/* Which values flags set, so the file does not override them. */
+enum {
+    SET_STATE_DIR, SET_RUN_DIR, SET_BASE_DOMAIN, SET_API_SOCKET, SET_HTTP, SET_HTTPS, SET_SSH,
+    SET_LOG_LEVEL, SET_MAX
+};
+extern bool berthd_flags_set[SET_MAX];
+
+/* A bound listening socket. */
+struct berthd_listener {
+    const char *kind;          /* "http", "https", "ssh" */
+    char requested[128];       /* as configured */
+    char address[128];         /* as bound, with the real port */
+    int fd;
+};
+
+/* Binds "ADDR:PORT" ("0.0.0.0:80", "[::]:80", "127.0.0.1:0") non-blocking, with
+ * SO_REUSEADDR and, for IPv6, IPV6_V6ONLY so that [::]:80 and 0.0.0.0:80 can both be
+ * bound. -EINVAL for a malformed address (message in err). */
+int berthd_listener_bind(const char *kind, const char *spec, struct berthd_listener *ret, char *err, size_t n);

@@ -1,0 +1,274 @@
+/* berthd: the daemon. Owns the state dir (one daemon per state dir, enforced by a
+ * lock), the store, the listening sockets and the API, and runs until SIGTERM or
+ * SIGINT. */
+#include <fcntl.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <sys/file.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+
+#include "api/api.h"
+#include "common/fs.h"
+#include "common/log.h"
+#include "daemon/daemon.h"
+#include "sites/sites.h"
+#include "store/store.h"
+
+struct berthd {
+    struct berthd_config cfg;
+    struct evloop *loop;
+    struct store *store;
+    struct sites *sites;
+    struct api_server *api;
+    struct berthd_listener listeners[2 * BERTHD_MAX_LISTENERS];
+    struct api_listener api_listeners[2 * BERTHD_MAX_LISTENERS];
+    size_t n_listeners;
+    int state_lock_fd, run_lock_fd, signal_fd;
+    char *pid_path;
+};
+
+/* Takes an exclusive lock on <dir>/<name> and writes our pid into it. A second
+ * daemon on the same dir finds the lock held and is told by whom. */
+static int take_lock(const char *dir, const char *name, int *ret_fd, char **ret_path)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    _cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0)
+        return log_errno(errno, "cannot open lock file %s", path);
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        char pid[32] = "";
+        ssize_t n = pread(fd, pid, sizeof(pid) - 1, 0);
+        if (n > 0)
+            pid[n] = 0;
+        pid[strcspn(pid, "\n")] = 0;
+        log_error("another berthd%s%s%s is already using %s; stop it first or choose another directory",
+                  *pid ? " (pid " : "", pid, *pid ? ")" : "", dir);
+        return -EBUSY;
+    }
+    char pid[32];
+    int len = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)len, 0) != len)
+        return log_errno(errno, "cannot write %s", path);
+    *ret_fd = TAKE_FD(fd);
+    if (ret_path)
+        *ret_path = xstrdup(path);
+    return 0;
+}
+
+static void on_signal(struct evloop *loop, int fd, uint32_t events, void *data)
+{
+    struct signalfd_siginfo si;
+    while (read(fd, &si, sizeof(si)) == sizeof(si)) {
+        if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+            log_info("received %s, shutting down", si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+            evloop_quit(loop);
+        } else if (si.ssi_signo == SIGHUP) {
+            log_info("received SIGHUP; the configuration is read at start-up only: restart berthd to apply it");
+        } else if (si.ssi_signo == SIGUSR1) {
+            log_info("received SIGUSR1: reopening logs");
+        }
+    }
+}
+
+static int setup_signals(struct berthd *d)
+{
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    sigaddset(&mask, SIGUSR1);
+    if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+        return -errno;
+    signal(SIGPIPE, SIG_IGN);
+    d->signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (d->signal_fd < 0)
+        return -errno;
+    return evloop_add(d->loop, d->signal_fd, EPOLLIN, on_signal, d);
+}
+
+static int bind_listeners(struct berthd *d)
+{
+    char err[256];
+    for (size_t i = 0; i < d->cfg.n_http; i++) {
+        struct berthd_listener *l = &d->listeners[d->n_listeners];
+        if (berthd_listener_bind("http", d->cfg.http[i], l, err, sizeof(err)) < 0) {
+            log_error("%s", err);
+            return -EINVAL;
+        }
+        d->api_listeners[d->n_listeners] = (struct api_listener){ l->kind, l->requested, l->address };
+        d->n_listeners++;
+    }
+    if (d->cfg.n_https > 0 || d->cfg.ssh)
+        log_warning("HTTPS and SSH listeners are not served by this version yet; ignoring --https/--ssh");
+    return 0;
+}
+
+/* --dev: a newcomer's first run gets an admin account (password printed once) and a
+ * demo site, so that `make dev` shows something at once. */
+static int dev_bootstrap(struct berthd *d)
+{
+    size_t n;
+    int r = store_user_count(d->store, &n);
+    if (r < 0)
+        return log_errno(r, "cannot count users: %s", store_errmsg(d->store));
+    if (n == 0) {
+        static const char alphabet[] = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+        char password[17], hash[crypto_pwhash_STRBYTES];
+        for (size_t i = 0; i < sizeof(password) - 1; i++)
+            password[i] = alphabet[randombytes_uniform(sizeof(alphabet) - 1)];
+        password[sizeof(password) - 1] = 0;
+        if (crypto_pwhash_str_alg(hash, password, strlen(password), crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                                  crypto_pwhash_MEMLIMIT_INTERACTIVE, crypto_pwhash_ALG_ARGON2ID13) != 0)
+            return log_errno(ENOMEM, "cannot hash the admin password");
+        r = store_user_insert(d->store, "admin", hash, true, NULL);
+        if (r < 0)
+            return log_errno(r, "cannot create the admin user: %s", store_errmsg(d->store));
+        store_event_append(d->store, "berthd", "user.create", "admin", "{\"admin\":true}");
+        fprintf(stderr, "\n  Created the admin account.  user: admin   password: %s\n"
+                        "  (shown once; change it with: berth user passwd admin)\n\n", password);
+    }
+    r = store_site_count(d->store, &n);
+    if (r < 0 || n > 0)
+        return r;
+    struct store_site demo = {
+        .name = "demo", .type = "static", .network = "none", .desired_state = "running",
+        .memory_max = 256ULL << 20, .cpu_millis = 1000, .pids_max = 128, .idle_seconds = 300,
+    };
+    struct error err = { 0 };
+    r = sites_create(d->sites, &demo, "berthd", &err);
+    if (r < 0)
+        return log_errno(r, "cannot create the demo site: %s", err.message);
+    char path[4200], dir[4096];
+    sites_dir(d->sites, "demo", dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/public/index.html", dir);
+    static const char page[] =
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>berth demo</title></head>\n"
+        "<body><h1>It works.</h1><p>This is the <b>demo</b> site, served by berth.</p></body></html>\n";
+    r = write_file_atomic(path, page, sizeof(page) - 1, 0644);
+    if (r >= 0 && chown(path, demo.uid, demo.uid) < 0)
+        r = -errno;
+    if (r < 0)
+        log_warning_errno(r, "cannot write the demo page %s", path);
+    log_info("created the demo site: http://demo.%s%s/", d->cfg.base_domain,
+             d->n_listeners ? strrchr(d->listeners[0].address, ':') : "");
+    return 0;
+}
+
+static void berthd_done(struct berthd *d)
+{
+    api_server_free(d->api);
+    sites_free(d->sites);
+    store_close(d->store);
+    for (size_t i = 0; i < d->n_listeners; i++)
+        safe_close(d->listeners[i].fd);
+    if (d->signal_fd >= 0) {
+        evloop_del(d->loop, d->signal_fd);
+        close(d->signal_fd);
+    }
+    evloop_free(d->loop);
+    if (d->pid_path)
+        unlink(d->pid_path);
+    free(d->pid_path);
+    safe_close(d->run_lock_fd);
+    safe_close(d->state_lock_fd);
+    berthd_config_done(&d->cfg);
+}
+
+static int run(struct berthd *d)
+{
+    struct berthd_config *cfg = &d->cfg;
+    char path[4096], err[512] = "";
+    int r;
+
+    r = berthd_config_load_file(cfg, berthd_flags_set, err, sizeof(err));
+    if (r < 0) {
+        log_error("%s", err);
+        return r;
+    }
+    berthd_config_finish(cfg);
+    log_set_max_level(cfg->log_level);
+    if (sodium_init() < 0)
+        return log_errno(EIO, "cannot initialise libsodium");
+
+    if ((r = mkdir_p(cfg->state_dir, 0755)) < 0)
+        return log_errno(r, "cannot create state dir %s", cfg->state_dir);
+    if ((r = mkdir_p(cfg->run_dir, 0755)) < 0)
+        return log_errno(r, "cannot create run dir %s", cfg->run_dir);
+    if ((r = take_lock(cfg->state_dir, "berthd.lock", &d->state_lock_fd, NULL)) < 0)
+        return r;
+    if ((r = take_lock(cfg->run_dir, "berthd.pid", &d->run_lock_fd, &d->pid_path)) < 0)
+        return r;
+
+    snprintf(path, sizeof(path), "%s/berth.db", cfg->state_dir);
+    int found = 0;
+    r = store_open(path, &d->store, &found);
+    if (r == -EPROTONOSUPPORT)
+        return log_errno(r, "the store %s has schema version %d, newer than this berthd knows (%d); "
+                         "run a newer berthd — the file was left untouched", path, found, STORE_SCHEMA_VERSION);
+    if (r < 0)
+        return log_errno(r, "cannot open the store %s", path);
+    store_set_uid_range(d->store, cfg->uid_first, cfg->uid_last);
+
+    struct sites_config scfg = {
+        .state_dir = cfg->state_dir, .base_domain = cfg->base_domain,
+        .front_uid = cfg->front_uid, .front_gid = cfg->front_gid,
+    };
+    if ((r = sites_new(d->store, &scfg, &d->sites)) < 0)
+        return log_errno(r, "cannot set up sites");
+    struct error e = { 0 };
+    r = sites_reconcile(d->sites, &e);
+    if (r < 0)
+        return log_errno(r, "%s", e.message);
+    if (r > 0)
+        log_notice("repaired %d site director%s left by an interrupted change", r, r == 1 ? "y" : "ies");
+
+    if ((r = evloop_new(&d->loop)) < 0)
+        return log_errno(r, "cannot create the event loop");
+    if ((r = setup_signals(d)) < 0)
+        return log_errno(r, "cannot set up signal handling");
+    if ((r = bind_listeners(d)) < 0)
+        return r;
+    if (cfg->dev && (r = dev_bootstrap(d)) < 0)
+        return r;
+
+    struct api_config acfg = {
+        .socket_path = cfg->api_socket, .store = d->store, .sites = d->sites, .version = BERTH_VERSION,
+        .state_dir = cfg->state_dir, .run_dir = cfg->run_dir, .base_domain = cfg->base_domain,
+        .listeners = d->api_listeners, .n_listeners = d->n_listeners, .started_at = now_s(),
+    };
+    r = api_server_new(d->loop, &acfg, &d->api);
+    if (r == -EADDRINUSE)
+        return log_errno(r, "another berthd is answering on %s", cfg->api_socket);
+    if (r < 0)
+        return log_errno(r, "cannot serve the API on %s", cfg->api_socket);
+
+    for (size_t i = 0; i < d->n_listeners; i++)
+        log_info("listening for %s on %s", d->listeners[i].kind, d->listeners[i].address);
+    log_info("berthd %s ready; API on %s, state in %s", BERTH_VERSION, cfg->api_socket, cfg->state_dir);
+
+    r = evloop_run(d->loop);
+    if (r < 0)
+        return log_errno(r, "event loop failed");
+    log_info("berthd stopped");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct berthd d = { .state_lock_fd = -1, .run_lock_fd = -1, .signal_fd = -1 };
+    log_set_ident("berthd");
+    int r = berthd_config_parse_args(&d.cfg, argc, argv);
+    if (r != 0) {
+        berthd_config_done(&d.cfg);
+        return r > 0 ? 0 : 2;
+    }
+    if (geteuid() != 0)
+        log_warning("berthd is not running as root: sites cannot get their own users and sandboxes");
+    r = run(&d);
+    berthd_done(&d);
+    return r < 0 ? 1 : 0;
+}

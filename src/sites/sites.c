@@ -1,0 +1,508 @@
+#include "sites/sites.h"
+
+#include <dirent.h>
+#include <inttypes.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include "common/fs.h"
+#include "common/json.h"
+#include "common/names.h"
+
+struct sites {
+    struct store *store;             /* borrowed */
+    char *state_dir;
+    char *sites_root;                /* <state>/sites */
+    char *base_domain;
+    uid_t front_uid;
+    gid_t front_gid;
+    sites_observer_fn observer;
+    void *observer_data;
+};
+
+/* Names the front and the panel answer on; a site may not take them. */
+static const char *const reserved_names[] = { "panel", "api", "www" };
+
+/* The tree every site has. Modes and owners are part of the isolation model: the
+ * site's root is root-owned so the site cannot replace its own logs/ or backups/;
+ * public/ is readable by the front through its group (setgid so new files inherit
+ * it); logs/ is written by the front and only read by the site. */
+enum owner { OWNER_ROOT, OWNER_SITE, OWNER_FRONT };
+static const struct tree_entry {
+    const char *name;
+    enum owner user, group;
+    mode_t mode;
+} site_tree[] = {
+    { "public",  OWNER_SITE,  OWNER_FRONT, 02750 },
+    { "private", OWNER_SITE,  OWNER_SITE,  0700 },
+    { "logs",    OWNER_FRONT, OWNER_SITE,  0750 },
+    { "tmp",     OWNER_SITE,  OWNER_SITE,  0700 },
+    { "backups", OWNER_ROOT,  OWNER_SITE,  0750 },
+};
+
+void sites_crash_point(const char *point)
+{
+    const char *want = getenv("BERTH_TEST_CRASH");
+    if (want && streq(want, point))
+        raise(SIGKILL);
+}
+
+int sites_new(struct store *store, const struct sites_config *cfg, struct sites **ret)
+{
+    struct sites *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    s->store = store;
+    s->state_dir = strdup(cfg->state_dir);
+    s->base_domain = strdup(cfg->base_domain);
+    s->front_uid = cfg->front_uid;
+    s->front_gid = cfg->front_gid;
+    if (!s->state_dir || !s->base_domain || asprintf(&s->sites_root, "%s/sites", cfg->state_dir) < 0) {
+        s->sites_root = NULL;
+        sites_free(s);
+        return -ENOMEM;
+    }
+    *ret = s;
+    return 0;
+}
+
+void sites_free(struct sites *s)
+{
+    if (!s)
+        return;
+    free(s->state_dir);
+    free(s->sites_root);
+    free(s->base_domain);
+    free(s);
+}
+
+void sites_set_observer(struct sites *s, sites_observer_fn fn, void *data)
+{
+    s->observer = fn;
+    s->observer_data = data;
+}
+
+static void notify(struct sites *s, enum sites_change change, const struct store_site *site)
+{
+    if (s->observer)
+        s->observer(s->observer_data, change, site);
+}
+
+void sites_default_host(const struct sites *s, const char *name, char *out, size_t n)
+{
+    snprintf(out, n, "%s.%s", name, s->base_domain);
+}
+
+void sites_dir(const struct sites *s, const char *name, char *out, size_t n)
+{
+    snprintf(out, n, "%s/%s", s->sites_root, name);
+}
+
+static uid_t owner_uid(const struct sites *s, enum owner o, uid_t site_uid)
+{
+    return o == OWNER_SITE ? site_uid : o == OWNER_FRONT ? s->front_uid : 0;
+}
+
+static gid_t owner_gid(const struct sites *s, enum owner o, gid_t site_gid)
+{
+    return o == OWNER_SITE ? site_gid : o == OWNER_FRONT ? s->front_gid : 0;
+}
+
+/* Creates or repairs the whole tree of one site under sites_root/dirname. */
+static int build_tree(struct sites *s, const char *dirname, uid_t uid)
+{
+    _cleanup_close_ int root = open(s->sites_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0)
+        return -errno;
+    int r = ensure_dir(root, dirname, 0, uid, 0751);
+    if (r < 0)
+        return r;
+    _cleanup_close_ int site = openat(root, dirname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (site < 0)
+        return -errno;
+    for (size_t i = 0; i < ARRAY_SIZE(site_tree); i++) {
+        const struct tree_entry *e = &site_tree[i];
+        r = ensure_dir(site, e->name, owner_uid(s, e->user, uid), owner_gid(s, e->group, uid), e->mode);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+static bool name_reserved(const char *name)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(reserved_names); i++)
+        if (streq(name, reserved_names[i]))
+            return true;
+    return false;
+}
+
+static bool one_of(const char *v, const char *const *set, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v && streq(v, set[i]))
+            return true;
+    return false;
+}
+
+/* Normalises spec->domains in place and refuses what no site may hold. */
+static int check_domains(struct sites *s, struct store_site *spec, struct error *err)
+{
+    size_t base_len = strlen(s->base_domain);
+    char own[300];
+    sites_default_host(s, spec->name, own, sizeof(own));
+
+    for (size_t i = 0; i < spec->n_domains; i++) {
+        char *ascii;
+        const char *reason;
+        if (domain_normalize(spec->domains[i], &ascii, &reason) < 0)
+            return error_set(err, -EINVAL, "invalid domain \"%s\": %s", spec->domains[i], reason);
+        free(spec->domains[i]);
+        spec->domains[i] = ascii;
+        if (streq(ascii, own))
+            return error_set(err, -EINVAL, "%s is already the default address of site %s", ascii, spec->name);
+        /* NAME.<base> belongs to whichever site is called NAME, now or later. */
+        size_t n = strlen(ascii);
+        if (n > base_len + 1 && ascii[n - base_len - 1] == '.' && streq(ascii + n - base_len, s->base_domain) &&
+            !memchr(ascii, '.', n - base_len - 1))
+            return error_set(err, -EINVAL, "%s is reserved for a site named \"%.*s\"; choose another domain",
+                             ascii, (int)(n - base_len - 1), ascii);
+        if (streq(ascii, s->base_domain))
+            return error_set(err, -EINVAL, "%s is the base domain itself", ascii);
+        for (size_t j = 0; j < i; j++)
+            if (streq(spec->domains[j], ascii))
+                return error_set(err, -EINVAL, "domain %s is given twice", ascii);
+    }
+    return 0;
+}
+
+static int check_spec(struct sites *s, struct store_site *spec, struct error *err)
+{
+    static const char *const types[] = { "static", "php", "app" };
+    static const char *const networks[] = { "none", "nat", "host" };
+    static const char *const states[] = { "running", "stopped" };
+
+    if (!spec->name || !site_name_valid(spec->name))
+        return error_set(err, -EINVAL,
+                         "invalid site name \"%s\": use 1 to 63 lowercase letters, digits and '-', "
+                         "not starting or ending with '-'", spec->name ?: "");
+    if (name_reserved(spec->name))
+        return error_set(err, -EINVAL, "the site name \"%s\" is reserved", spec->name);
+    if (!one_of(spec->type, types, ARRAY_SIZE(types)))
+        return error_set(err, -EINVAL, "invalid site type \"%s\": use static, php or app", spec->type ?: "");
+    if (!one_of(spec->network, networks, ARRAY_SIZE(networks)))
+        return error_set(err, -EINVAL, "invalid network \"%s\": use none, nat or host", spec->network ?: "");
+    if (!one_of(spec->desired_state, states, ARRAY_SIZE(states)))
+        return error_set(err, -EINVAL, "invalid state \"%s\"", spec->desired_state ?: "");
+    if (streq(spec->type, "app") && (!spec->cmd || !*spec->cmd))
+        return error_set(err, -EINVAL, "an app site needs a command (--cmd \"...\")");
+    if (!streq(spec->type, "app") && spec->cmd)
+        return error_set(err, -EINVAL, "only app sites take a command; this site is %s", spec->type);
+    if (spec->memory_max != 0 && spec->memory_max < (16ULL << 20))
+        return error_set(err, -EINVAL, "memory limit must be at least 16M");
+    if (spec->pids_max != 0 && spec->pids_max < 8)
+        return error_set(err, -EINVAL, "process limit must be at least 8");
+    if (spec->idle_seconds < 10 || spec->idle_seconds > 7 * 86400)
+        return error_set(err, -EINVAL, "idle time must be between 10 seconds and 7 days");
+    if (spec->owner) {
+        struct store_user u = { 0 };
+        int r = store_user_get(s->store, spec->owner, &u);
+        store_user_done(&u);
+        if (r == -ENOENT)
+            return error_set(err, -EINVAL, "no user named \"%s\"", spec->owner);
+        if (r < 0)
+            return error_set(err, r, "cannot read user %s: %s", spec->owner, store_errmsg(s->store));
+    }
+    return check_domains(s, spec, err);
+}
+
+/* The site's default host must not already be someone's custom domain. */
+static int check_default_host_free(struct sites *s, const char *name, struct error *err)
+{
+    char host[300];
+    _cleanup_free_ char *holder = NULL;
+    sites_default_host(s, name, host, sizeof(host));
+    int r = store_domain_lookup(s->store, host, &holder);
+    if (r == 0 && !streq(holder, name))
+        return error_set(err, -EADDRINUSE, "%s is already a domain of site %s", host, holder);
+    return 0;
+}
+
+static char *site_detail_json(const struct store_site *site)
+{
+    struct buf b = BUF_INIT(64 * 1024);
+    struct json_writer w;
+    json_writer_init(&w, &b, false);
+    json_object_begin(&w);
+    json_kv_string(&w, "type", site->type);
+    json_kv_uint(&w, "uid", site->uid);
+    json_key(&w, "domains");
+    json_array_begin(&w);
+    for (size_t i = 0; i < site->n_domains; i++)
+        json_string(&w, site->domains[i]);
+    json_array_end(&w);
+    json_object_end(&w);
+    if (json_writer_finish(&w) < 0) {
+        buf_done(&b);
+        return NULL;
+    }
+    return buf_steal(&b);
+}
+
+static int store_failure(struct sites *s, int r, const char *what, struct error *err)
+{
+    return error_set(err, r, "%s: %s", what, store_errmsg(s->store));
+}
+
+int sites_create(struct sites *s, struct store_site *spec, const char *actor, struct error *err)
+{
+    char staging[300], final[300];
+    _cleanup_free_ char *conflict = NULL, *detail = NULL;
+    /* Declared before any goto: a jump past a cleanup variable's initialisation
+     * would leave it holding garbage that the cleanup then closes. */
+    _cleanup_close_ int root = -1;
+
+    int r = check_spec(s, spec, err);
+    if (r < 0)
+        return r;
+    r = check_default_host_free(s, spec->name, err);
+    if (r < 0)
+        return r;
+
+    snprintf(staging, sizeof(staging), ".staging-%s", spec->name);
+    sites_dir(s, spec->name, final, sizeof(final));
+
+    r = store_begin(s->store);
+    if (r < 0)
+        return store_failure(s, r, "cannot start a transaction", err);
+    r = store_site_insert(s->store, spec, &conflict);
+    if (r == -EEXIST) {
+        error_set(err, r, "a site named \"%s\" already exists", spec->name);
+        goto fail;
+    }
+    if (r == -EADDRINUSE) {
+        _cleanup_free_ char *holder = NULL;
+        store_domain_lookup(s->store, conflict, &holder);
+        error_set(err, r, "domain %s already belongs to site %s", conflict, holder ?: "?");
+        goto fail;
+    }
+    if (r == -ENOSPC) {
+        error_set(err, r, "no free uid is left in the site uid range");
+        goto fail;
+    }
+    if (r < 0) {
+        store_failure(s, r, "cannot record the site", err);
+        goto fail;
+    }
+    /* The tree is built under a staging name while the row is uncommitted: a crash
+     * here leaves only the staging tree, which start-up removes. */
+    root = open(s->sites_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0 || (r = rm_rf_at(root, staging)) < 0 || (r = build_tree(s, staging, spec->uid)) < 0) {
+        if (root < 0)
+            r = -errno;
+        error_set(err, r, "cannot create the site's directories in %s: %s", s->sites_root, strerror(-r));
+        rm_rf_at(root, staging);
+        goto fail;
+    }
+    sites_crash_point("site-create:staged");
+    detail = site_detail_json(spec);
+    r = store_event_append(s->store, actor, "site.create", spec->name, detail);
+    if (r < 0) {
+        store_failure(s, r, "cannot record the event", err);
+        rm_rf_at(root, staging);
+        goto fail;
+    }
+    r = store_commit(s->store);
+    if (r < 0) {
+        rm_rf_at(root, staging);
+        return store_failure(s, r, "cannot commit the site", err);
+    }
+    /* Committed: from here the site exists, and start-up would finish the rename. */
+    sites_crash_point("site-create:stored");
+    if (renameat(root, staging, root, spec->name) < 0) {
+        r = -errno;
+        /* Undo the row so that the caller's failure is the whole truth. */
+        if (store_site_delete(s->store, spec->name) >= 0)
+            rm_rf_at(root, staging);
+        return error_set(err, r, "cannot move the site's directory into place: %s", strerror(-r));
+    }
+    fsync(root);
+    notify(s, SITES_CHANGE_UPSERT, spec);
+    return 0;
+
+fail:
+    store_rollback(s->store);
+    return r;
+}
+
+int sites_update(struct sites *s, struct store_site *update, const char *actor,
+                 const char *what_json, struct error *err)
+{
+    _cleanup_free_ char *conflict = NULL;
+    int r = check_spec(s, update, err);
+    if (r < 0)
+        return r;
+    r = store_begin(s->store);
+    if (r < 0)
+        return store_failure(s, r, "cannot start a transaction", err);
+    r = store_site_update(s->store, update, &conflict);
+    if (r == -ENOENT) {
+        error_set(err, r, "no site named \"%s\"", update->name);
+        goto fail;
+    }
+    if (r == -EADDRINUSE) {
+        _cleanup_free_ char *holder = NULL;
+        store_domain_lookup(s->store, conflict, &holder);
+        error_set(err, r, "domain %s already belongs to site %s", conflict, holder ?: "?");
+        goto fail;
+    }
+    if (r < 0) {
+        store_failure(s, r, "cannot update the site", err);
+        goto fail;
+    }
+    r = store_event_append(s->store, actor, "site.update", update->name, what_json);
+    if (r < 0) {
+        store_failure(s, r, "cannot record the event", err);
+        goto fail;
+    }
+    r = store_commit(s->store);
+    if (r < 0)
+        return store_failure(s, r, "cannot commit the change", err);
+    notify(s, SITES_CHANGE_UPSERT, update);
+    return 0;
+fail:
+    store_rollback(s->store);
+    return r;
+}
+
+int sites_set_desired_state(struct sites *s, const char *name, const char *state,
+                            const char *actor, struct error *err)
+{
+    struct store_site site = { 0 };
+    int r = store_site_get(s->store, name, &site);
+    if (r == -ENOENT)
+        return error_set(err, r, "no site named \"%s\"", name);
+    if (r < 0)
+        return store_failure(s, r, "cannot read the site", err);
+    free(site.desired_state);
+    site.desired_state = strdup(state);
+    char detail[64];
+    snprintf(detail, sizeof(detail), "{\"state\":\"%s\"}", state);
+    if (!site.desired_state)
+        r = error_set(err, -ENOMEM, "out of memory");
+    else
+        r = sites_update(s, &site, actor, detail, err);
+    store_site_done(&site);
+    return r;
+}
+
+int sites_remove(struct sites *s, const char *name, const char *actor, struct error *err)
+{
+    struct store_site site = { 0 };
+    int r = store_site_get(s->store, name, &site);
+    if (r == -ENOENT)
+        return error_set(err, r, "no site named \"%s\"", name);
+    if (r < 0)
+        return store_failure(s, r, "cannot read the site", err);
+
+    r = store_begin(s->store);
+    if (r < 0) {
+        store_site_done(&site);
+        return store_failure(s, r, "cannot start a transaction", err);
+    }
+    if ((r = store_site_delete(s->store, name)) < 0 ||
+        (r = store_event_append(s->store, actor, "site.remove", name, NULL)) < 0) {
+        store_failure(s, r, "cannot remove the site", err);
+        store_rollback(s->store);
+        store_site_done(&site);
+        return r;
+    }
+    r = store_commit(s->store);
+    if (r < 0) {
+        store_site_done(&site);
+        return store_failure(s, r, "cannot commit the removal", err);
+    }
+    /* The row is gone: the tree is an orphan now, and start-up removes orphans, so a
+     * crash from here on cannot bring the site back half-way. */
+    sites_crash_point("site-rm:stored");
+    notify(s, SITES_CHANGE_REMOVE, &site);
+
+    char trash[300];
+    snprintf(trash, sizeof(trash), ".trash-%s-%" PRId64, name, site.id);
+    store_site_done(&site);
+    _cleanup_close_ int root = open(s->sites_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0)
+        return 0;   /* start-up will clean up */
+    if (renameat(root, name, root, trash) == 0)
+        rm_rf_at(root, trash);
+    return 0;
+}
+
+int sites_reconcile(struct sites *s, struct error *err)
+{
+    struct store_site *list = NULL;
+    size_t n = 0;
+    int repairs = 0;
+
+    int r = mkdir_p(s->sites_root, 0755);
+    if (r < 0)
+        return error_set(err, r, "cannot create %s: %s", s->sites_root, strerror(-r));
+    r = store_site_list(s->store, NULL, &list, &n);
+    if (r < 0)
+        return store_failure(s, r, "cannot list sites", err);
+
+    _cleanup_close_ int root = open(s->sites_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = root >= 0 ? fdopendir(dup(root)) : NULL;
+    if (!d) {
+        r = error_set(err, -errno, "cannot read %s: %m", s->sites_root);
+        store_site_list_free(list, n);
+        return r;
+    }
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+            continue;
+        const char *name = de->d_name;
+        bool known = false;
+        if (str_startswith(name, ".staging-")) {
+            /* Committed but not yet renamed: finish the rename; else it is debris. */
+            const char *site_name = name + strlen(".staging-");
+            for (size_t i = 0; i < n && !known; i++)
+                known = streq(list[i].name, site_name);
+            struct stat st;
+            if (known && fstatat(root, site_name, &st, AT_SYMLINK_NOFOLLOW) < 0 &&
+                renameat(root, name, root, site_name) == 0) {
+                repairs++;
+                continue;
+            }
+            rm_rf_at(root, name);
+            repairs++;
+            continue;
+        }
+        for (size_t i = 0; i < n && !known; i++)
+            known = streq(list[i].name, name);
+        if (!known) {
+            /* Trash from an interrupted removal, or the tree of a site the store no
+             * longer has: the store is the truth. */
+            rm_rf_at(root, name);
+            repairs++;
+        }
+    }
+    closedir(d);
+
+    for (size_t i = 0; i < n; i++) {
+        struct stat st;
+        if (fstatat(root, list[i].name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            repairs++;
+        r = build_tree(s, list[i].name, list[i].uid);
+        if (r < 0) {
+            error_set(err, r, "cannot repair the directory of site %s: %s", list[i].name, strerror(-r));
+            store_site_list_free(list, n);
+            return r;
+        }
+    }
+    store_site_list_free(list, n);
+    return repairs;
+}

@@ -1,0 +1,70 @@
+/* The schema as numbered migrations. Never edit a migration that has shipped: add the
+ * next one. A migration runs in its own transaction with foreign keys off (so that it
+ * may rebuild a table the way sqlite's ALTER TABLE documentation describes) and is
+ * checked with PRAGMA foreign_key_check before it commits.
+ *
+ * Tables are STRICT so that a value of the wrong type is refused instead of being
+ * stored as whatever sqlite's type affinity makes of it. */
+#include "store/store-internal.h"
+
+static const char migration_1[] =
+    "CREATE TABLE users (\n"
+    "  id INTEGER PRIMARY KEY,\n"
+    "  name TEXT NOT NULL UNIQUE CHECK (name <> ''),\n"
+    "  password_hash TEXT NOT NULL,\n"
+    "  admin INTEGER NOT NULL DEFAULT 0 CHECK (admin IN (0, 1)),\n"
+    "  disabled INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)),\n"
+    "  created_at INTEGER NOT NULL\n"
+    ") STRICT;\n"
+    "CREATE TABLE sites (\n"
+    "  id INTEGER PRIMARY KEY,\n"
+    "  name TEXT NOT NULL UNIQUE CHECK (length(name) BETWEEN 1 AND 63),\n"
+    "  type TEXT NOT NULL CHECK (type IN ('static', 'php', 'app')),\n"
+    "  owner TEXT REFERENCES users(name) ON DELETE RESTRICT,\n"
+    "  uid INTEGER NOT NULL UNIQUE CHECK (uid > 0),\n"
+    "  cmd TEXT,\n"
+    "  memory_max INTEGER NOT NULL DEFAULT 0 CHECK (memory_max >= 0),\n"
+    "  cpu_millis INTEGER NOT NULL DEFAULT 0 CHECK (cpu_millis >= 0),\n"
+    "  pids_max INTEGER NOT NULL DEFAULT 0 CHECK (pids_max >= 0),\n"
+    "  network TEXT NOT NULL DEFAULT 'none' CHECK (network IN ('none', 'nat', 'host')),\n"
+    "  always_on INTEGER NOT NULL DEFAULT 0 CHECK (always_on IN (0, 1)),\n"
+    "  idle_seconds INTEGER NOT NULL DEFAULT 0 CHECK (idle_seconds >= 0),\n"
+    "  desired_state TEXT NOT NULL DEFAULT 'stopped'\n"
+    "    CHECK (desired_state IN ('running', 'stopped')),\n"
+    "  php_settings TEXT CHECK (php_settings IS NULL OR json_valid(php_settings)),\n"
+    "  created_at INTEGER NOT NULL,\n"
+    "  updated_at INTEGER NOT NULL\n"
+    ") STRICT;\n"
+    /* Without it every user delete scans sites to enforce RESTRICT. */
+    "CREATE INDEX sites_owner ON sites(owner);\n"
+    /* Lowercase only: the front matches host names case-insensitively, so two rows
+     * differing in case would let two sites claim one host. */
+    "CREATE TABLE domains (\n"
+    "  domain TEXT PRIMARY KEY CHECK (domain <> '' AND domain = lower(domain)),\n"
+    "  site_id INTEGER NOT NULL REFERENCES sites(id) ON DELETE CASCADE\n"
+    ") STRICT;\n"
+    "CREATE INDEX domains_site ON domains(site_id, domain);\n"
+    /* AUTOINCREMENT: ids are never reused, even after old events are pruned, so a
+     * client paging with before_id never sees an event twice. */
+    "CREATE TABLE events (\n"
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+    "  at INTEGER NOT NULL,\n"
+    "  actor TEXT NOT NULL,\n"
+    "  action TEXT NOT NULL,\n"
+    "  target TEXT,\n"
+    "  detail TEXT CHECK (detail IS NULL OR json_valid(detail))\n"
+    ") STRICT;\n"
+    "CREATE INDEX events_target ON events(target, id);\n"
+    /* next_uid: the next site uid to hand out (see store-sites.c). */
+    "CREATE TABLE meta (\n"
+    "  key TEXT PRIMARY KEY,\n"
+    "  value ANY\n"
+    ") STRICT;\n";
+
+const char *const store_migrations[] = {
+    migration_1,
+};
+const size_t store_n_migrations = ARRAY_SIZE(store_migrations);
+
+_Static_assert(ARRAY_SIZE(store_migrations) == STORE_SCHEMA_VERSION,
+               "STORE_SCHEMA_VERSION must count the migrations");
