@@ -297,6 +297,7 @@ int berthd_listener_bind(const char *kind, const char *spec, struct berthd_liste
     union { struct sockaddr sa; struct sockaddr_in in4; struct sockaddr_in6 in6; } addr = { 0 };
     socklen_t len;
     uint64_t port;
+    _cleanup_close_ int fd = -1;
 
     if (spec[0] == '[') {
         const char *close_br = strchr(spec, ']');
@@ -327,7 +328,7 @@ int berthd_listener_bind(const char *kind, const char *spec, struct berthd_liste
         goto bad;
     }
 
-    _cleanup_close_ int fd = socket(addr.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    fd = socket(addr.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
         (addr.sa.sa_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)) {
