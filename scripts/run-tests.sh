@@ -38,13 +38,13 @@ if [ ! -f "$FUZZ_BUILD/build.ninja" ]; then
 fi
 if ninja -C "$FUZZ_BUILD" >/dev/null; then
   for f in "$FUZZ_BUILD"/fuzz/fuzz-*; do
-    [ -x "$f" ] || continue
+    [ -f "$f" ] && [ -x "$f" ] || continue
     name=${f##*/fuzz-}
     work=$(mktemp -d)
     cp -r "fuzz/corpus/$name/." "$work/" 2>/dev/null || true
     if "$f" -max_total_time="$FUZZ_SECONDS" -print_final_stats=0 -artifact_prefix="$work/" "$work" \
          >"$work/log" 2>&1; then
-      echo "fuzz-$name: ok ($(grep -c . <(ls "$work")) corpus files)"
+      echo "fuzz-$name: ok ($(find "$work" -type f ! -name log | wc -l) inputs in the corpus)"
     else
       echo "fuzz-$name: FAILED"; tail -40 "$work/log"; failed+=("fuzz-$name")
     fi

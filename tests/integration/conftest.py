@@ -81,9 +81,20 @@ class Daemon:
             path.write_text(f"site_uid_range: {self.uid_range[0]}-{self.uid_range[1]}\n")
         return path
 
+    def open_path_to_root(self):
+        """The front's workers run as an unprivileged user: they must be able to walk
+        down to the sites' public/ dirs, which pytest's 0700 temp dirs forbid."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        p = self.root
+        while p != p.parent:
+            mode = p.stat().st_mode
+            if mode & 0o011 != 0o011:
+                os.chmod(p, mode | 0o011)
+            p = p.parent
+
     def start(self, *extra, env=None, wait=True):
         assert self.proc is None, "already running"
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.open_path_to_root()
         log = open(self.log_path, "ab")
         full_env = dict(os.environ, **(env or {}))
         self.proc = subprocess.Popen(self.argv(*extra), stdout=log, stderr=subprocess.STDOUT, env=full_env)
