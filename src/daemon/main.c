@@ -13,6 +13,7 @@
 #include "common/fs.h"
 #include "common/log.h"
 #include "daemon/daemon.h"
+#include "front/front.h"
 #include "sites/sites.h"
 #include "store/store.h"
 
@@ -22,6 +23,7 @@ struct berthd {
     struct store *store;
     struct sites *sites;
     struct api_server *api;
+    struct front_supervisor *front;
     struct berthd_listener listeners[2 * BERTHD_MAX_LISTENERS];
     struct api_listener api_listeners[2 * BERTHD_MAX_LISTENERS];
     size_t n_listeners;
@@ -68,7 +70,10 @@ static void on_signal(struct evloop *loop, int fd, uint32_t events, void *data)
         } else if (si.ssi_signo == SIGHUP) {
             log_info("received SIGHUP; the configuration is read at start-up only: restart berthd to apply it");
         } else if (si.ssi_signo == SIGUSR1) {
+            struct berthd *d = data;
             log_info("received SIGUSR1: reopening logs");
+            if (d->front)
+                front_supervisor_reopen_logs(d->front);
         }
     }
 }
@@ -104,6 +109,89 @@ static int bind_listeners(struct berthd *d)
     }
     if (d->cfg.n_https > 0 || d->cfg.ssh)
         log_warning("HTTPS and SSH listeners are not served by this version yet; ignoring --https/--ssh");
+    return 0;
+}
+
+/* Describes a site to the front: its hosts, what it serves and where. */
+static int push_site_to_front(struct berthd *d, const struct store_site *site)
+{
+    char default_host[300], dir[4096], public_dir[4200], logs_dir[4200], backend[4200];
+    const char *hosts[1 + 1024];
+    size_t n_hosts = 0;
+
+    sites_default_host(d->sites, site->name, default_host, sizeof(default_host));
+    hosts[n_hosts++] = default_host;
+    for (size_t i = 0; i < site->n_domains && n_hosts < ARRAY_SIZE(hosts); i++)
+        hosts[n_hosts++] = site->domains[i];
+    sites_dir(d->sites, site->name, dir, sizeof(dir));
+    snprintf(public_dir, sizeof(public_dir), "%s/public", dir);
+    snprintf(logs_dir, sizeof(logs_dir), "%s/logs", dir);
+    snprintf(backend, sizeof(backend), "%s/sites/%s.sock", d->cfg.run_dir, site->name);
+
+    struct front_site fs = {
+        .name = site->name,
+        .hosts = hosts,
+        .n_hosts = n_hosts,
+        .type = streq(site->type, "app") ? FRONT_SITE_APP : streq(site->type, "php") ? FRONT_SITE_PHP : FRONT_SITE_STATIC,
+        .state = streq(site->desired_state, "running") ? FRONT_SITE_SERVING : FRONT_SITE_STOPPED,
+        .public_dir = public_dir,
+        .logs_dir = logs_dir,
+        .uid = site->uid,
+        .backend = streq(site->type, "static") ? NULL : backend,
+    };
+    int r = front_supervisor_site_upsert(d->front, &fs);
+    if (r < 0)
+        log_warning_errno(r, "cannot give site %s to the front", site->name);
+    return r;
+}
+
+/* The one place every committed site change flows to the parts that act on it. */
+static void on_site_change(void *data, enum sites_change change, const struct store_site *site)
+{
+    struct berthd *d = data;
+    if (!d->front)
+        return;
+    if (change == SITES_CHANGE_REMOVE)
+        front_supervisor_site_remove(d->front, site->name);
+    else
+        push_site_to_front(d, site);
+}
+
+/* Starts the front's workers on the bound listeners and gives them every site. */
+static int start_front(struct berthd *d)
+{
+    char logs[4096], global_log[4200];
+    struct front_config fcfg;
+    int fds[2 * BERTHD_MAX_LISTENERS];
+
+    /* The global log (unknown hosts) is written by the workers as the front user. */
+    snprintf(logs, sizeof(logs), "%s/logs", d->cfg.state_dir);
+    snprintf(global_log, sizeof(global_log), "%s/front-access.log", logs);
+    int r = ensure_dir(AT_FDCWD, logs, d->cfg.front_uid, d->cfg.front_gid, 0750);
+    if (r < 0)
+        return log_errno(r, "cannot create %s", logs);
+
+    front_config_init(&fcfg);
+    fcfg.workers = d->cfg.workers;
+    fcfg.uid = d->cfg.front_uid;
+    fcfg.gid = d->cfg.front_gid;
+    fcfg.base_domain = d->cfg.base_domain;
+    fcfg.global_log = global_log;
+    for (size_t i = 0; i < d->n_listeners; i++)
+        fds[i] = d->listeners[i].fd;
+    r = front_supervisor_new(d->loop, &fcfg, fds, d->n_listeners, &d->front);
+    if (r < 0)
+        return log_errno(r, "cannot start the front");
+
+    struct store_site *list;
+    size_t n;
+    r = store_site_list(d->store, NULL, &list, &n);
+    if (r < 0)
+        return log_errno(r, "cannot list sites: %s", store_errmsg(d->store));
+    for (size_t i = 0; i < n; i++)
+        push_site_to_front(d, &list[i]);
+    store_site_list_free(list, n);
+    sites_set_observer(d->sites, on_site_change, d);
     return 0;
 }
 
@@ -149,7 +237,8 @@ static int dev_bootstrap(struct berthd *d)
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>berth demo</title></head>\n"
         "<body><h1>It works.</h1><p>This is the <b>demo</b> site, served by berth.</p></body></html>\n";
     r = write_file_atomic(path, page, sizeof(page) - 1, 0644);
-    if (r >= 0 && chown(path, demo.uid, demo.uid) < 0)
+    /* Group: the front's, which reads public/ through it. */
+    if (r >= 0 && chown(path, demo.uid, d->cfg.front_gid) < 0)
         r = -errno;
     if (r < 0)
         log_warning_errno(r, "cannot write the demo page %s", path);
@@ -161,6 +250,7 @@ static int dev_bootstrap(struct berthd *d)
 static void berthd_done(struct berthd *d)
 {
     api_server_free(d->api);
+    front_supervisor_free(d->front);
     sites_free(d->sites);
     store_close(d->store);
     for (size_t i = 0; i < d->n_listeners; i++)
@@ -231,6 +321,8 @@ static int run(struct berthd *d)
     if ((r = setup_signals(d)) < 0)
         return log_errno(r, "cannot set up signal handling");
     if ((r = bind_listeners(d)) < 0)
+        return r;
+    if ((r = start_front(d)) < 0)
         return r;
     if (cfg->dev && (r = dev_bootstrap(d)) < 0)
         return r;

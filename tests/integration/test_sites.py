@@ -1,6 +1,7 @@
 """Site records through the CLI and the API: validation, conflicts, the directory
 tree, atomic create and remove, crash recovery."""
 import os
+import shutil
 import sqlite3
 import stat
 import subprocess
@@ -280,7 +281,7 @@ def test_restart_repairs_half_made_directories(daemon):
     daemon.ok("site", "create", "blog")
     uid = daemon.ok("site", "show", "blog")["uid"]
     root = daemon.state_dir / "sites/blog"
-    (root / "logs").rmdir()
+    shutil.rmtree(root / "logs")
     os.chmod(root / "private", 0o777)
     (daemon.state_dir / "sites/stray").mkdir()
     daemon.stop()

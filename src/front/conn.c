@@ -1,0 +1,636 @@
+/* Client connections: accept, read and parse request heads, route by Host, write
+ * the answers in order, keep-alive, pipelining, timeouts, access log lines.
+ *
+ * Buffers belong to the connection and are reused for each request on it (and
+ * for later connections through a free list), so the hot path allocates nothing. */
+#include <arpa/inet.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+
+#include "common/log.h"
+#include "front/front-worker.h"
+
+#define IN_EXTRA (16 * 1024)       /* room past max_head for pipelined requests */
+#define OUT_MAX (512 * 1024)
+#define PIPELINE_BATCH (64 * 1024) /* answers gathered before one write */
+#define LINGER_MS 2000
+#define FREE_CONNS_MAX 1024
+
+static const char busy_page[] =
+    "HTTP/1.1 503 Service Unavailable\r\nServer: berth\r\nContent-Type: text/html; charset=utf-8\r\n"
+    "Content-Length: 111\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
+    "<!DOCTYPE html>\n<html><head><title>503 Service Unavailable</title></head>"
+    "<body><h1>503 Service Unavailable</h1></body></html>";
+
+static void conn_io(struct evloop *loop, int fd, uint32_t events, void *data);
+
+void front_conn_want(struct conn *c, uint32_t events)
+{
+    evloop_mod(c->w->loop, c->fd, events);
+}
+
+static void format_addr(const struct sockaddr_storage *ss, char *out, size_t n)
+{
+    if (ss->ss_family == AF_INET) {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, out, (socklen_t)n);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+        /* A v4 client on a dual-stack socket is counted and logged as v4. */
+        if (IN6_IS_ADDR_V4MAPPED(a))
+            inet_ntop(AF_INET, &a->s6_addr[12], out, (socklen_t)n);
+        else
+            inet_ntop(AF_INET6, a, out, (socklen_t)n);
+    } else {
+        snprintf(out, n, "unix");
+    }
+}
+
+static struct conn *conn_alloc(struct worker *w)
+{
+    struct conn *c = w->free_conns;
+    if (c) {
+        w->free_conns = c->next;
+        return c;
+    }
+    c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->in = BUF_INIT(w->cfg->max_head + IN_EXTRA);
+    c->out = BUF_INIT(OUT_MAX);
+    c->logline = BUF_INIT(64 * 1024);
+    return c;
+}
+
+static void refuse(int fd)
+{
+    (void)!send(fd, busy_page, sizeof(busy_page) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+    close(fd);
+}
+
+void front_conn_accept(struct worker *w, int lfd)
+{
+    /* A bounded batch per wakeup keeps one busy listener from starving the rest. */
+    for (int i = 0; i < 64; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno != EAGAIN)
+                log_warning("front worker: accept: %m");
+            return;
+        }
+        char addr[INET6_ADDRSTRLEN];
+        format_addr(&ss, addr, sizeof(addr));
+        if (w->n_conns >= w->cfg->max_conns_per_worker) {
+            refuse(fd);
+            continue;
+        }
+        struct client *cl = front_map_get(&w->clients, addr, strlen(addr));
+        if (cl && cl->conns >= w->cfg->max_conns_per_client) {
+            refuse(fd);
+            continue;
+        }
+        if (!cl) {
+            cl = calloc(1, sizeof(*cl));
+            if (!cl) {
+                close(fd);
+                continue;
+            }
+            memcpy(cl->addr, addr, sizeof(addr));
+            if (front_map_put(&w->clients, cl->addr, strlen(cl->addr), cl, NULL) < 0) {
+                free(cl);
+                close(fd);
+                continue;
+            }
+        }
+        struct conn *c = conn_alloc(w);
+        if (!c) {
+            close(fd);
+            continue;
+        }
+        c->w = w;
+        c->fd = fd;
+        c->client = cl;
+        cl->conns++;
+        c->tcp = ss.ss_family == AF_INET || ss.ss_family == AF_INET6;
+        if (c->tcp) {
+            int one = 1;
+            /* Answers go out in one write; never hold them back for Nagle. */
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        }
+        c->state = CS_HEAD;
+        c->file_fd = -1;
+        c->keep_alive = true;
+        c->head_started = false;
+        c->readable = true;   /* most clients send the request right after connecting */
+        c->linger = false;
+        c->site = NULL;
+        c->px = NULL;
+        c->log = NULL;
+        c->out_off = 0;
+        c->consumed = 0;
+        buf_clear(&c->in);
+        buf_clear(&c->out);
+        http1_parser_init(&c->parser, &w->limits);
+        c->deadline = w->now_ms + w->cfg->header_timeout_ms;
+        c->prev = NULL;
+        c->next = w->conns;
+        if (w->conns)
+            w->conns->prev = c;
+        w->conns = c;
+        w->n_conns++;
+        if (evloop_add(w->loop, fd, EPOLLIN, conn_io, c) < 0) {
+            front_conn_close(c);
+            continue;
+        }
+    }
+}
+
+void front_conn_close(struct conn *c)
+{
+    struct worker *w = c->w;
+    if (c->px)
+        front_proxy_free(c);
+    evloop_del(w->loop, c->fd);
+    safe_close(c->fd);
+    c->fd = -1;
+    c->file_fd = safe_close(c->file_fd);
+    front_vsite_unref(c->site);
+    c->site = NULL;
+    if (c->client && --c->client->conns == 0) {
+        front_map_del(&w->clients, c->client->addr, strlen(c->client->addr), c->client);
+        free(c->client);
+    }
+    c->client = NULL;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    w->n_conns--;
+    c->next = w->free_conns;
+    w->free_conns = c;
+}
+
+/* ---- answers ---- */
+
+static int out_lit(struct conn *c, const char *s, size_t n)
+{
+    return buf_append(&c->out, s, n);
+}
+#define OUT_LIT(c, s) out_lit((c), (s), sizeof(s) - 1)
+
+int front_conn_head_begin(struct conn *c, int status)
+{
+    struct worker *w = c->w;
+    char line[64];
+    c->status = status;
+    const char *reason = http_status_reason(status);
+    int n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, reason);
+    int r = out_lit(c, line, (size_t)n);
+    if (r >= 0)
+        r = OUT_LIT(c, "Server: berth\r\nDate: ");
+    if (r >= 0)
+        r = out_lit(c, w->date, strlen(w->date));
+    if (r >= 0)
+        r = OUT_LIT(c, "\r\n");
+    if (r >= 0 && !c->keep_alive)
+        r = OUT_LIT(c, "Connection: close\r\n");
+    else if (r >= 0 && c->req.minor_version == 0)
+        r = OUT_LIT(c, "Connection: keep-alive\r\n");
+    return r;
+}
+
+int front_conn_header(struct conn *c, const char *name, const char *value, size_t vlen)
+{
+    int r = buf_append_str(&c->out, name);
+    if (r >= 0)
+        r = OUT_LIT(c, ": ");
+    if (r >= 0)
+        r = out_lit(c, value, vlen);
+    if (r >= 0)
+        r = OUT_LIT(c, "\r\n");
+    return r;
+}
+
+int front_conn_error(struct conn *c, int status, const char *extra_headers)
+{
+    char body[512];
+    const char *reason = http_status_reason(status);
+    int blen = snprintf(body, sizeof(body),
+                        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>%d %s</title></head>"
+                        "<body><h1>%d %s</h1><p>berth</p></body></html>\n",
+                        status, reason, status, reason);
+    int r = front_conn_head_begin(c, status);
+    if (r >= 0)
+        r = buf_printf(&c->out, "Content-Type: text/html; charset=utf-8\r\nContent-Length: %d\r\n%s\r\n",
+                       blen, extra_headers ? extra_headers : "");
+    if (r >= 0 && c->req.method != HTTP_HEAD) {
+        r = out_lit(c, body, (size_t)blen);
+        c->bytes_sent = (uint64_t)blen;
+    }
+    c->state = CS_RESPOND;
+    return r;
+}
+
+void front_conn_log_error(struct conn *c, const char *fmt, ...)
+{
+    char msg[1024], line[1200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    struct front_log *log = c->site ? c->site->error_log : NULL;
+    if (!log) {
+        log_warning("front: %s: %s", c->site ? c->site->name : "-", msg);
+        return;
+    }
+    int n = snprintf(line, sizeof(line), "%s [error] %d: client %s: %s\n", c->w->log_time,
+                     (int)getpid(), c->client ? c->client->addr : "-", msg);
+    front_log_append(log, line, MIN((size_t)n, sizeof(line) - 1));
+}
+
+/* ---- access log ---- */
+
+/* Copies what the log line needs from the request now: the request's bytes may
+ * move (a proxied body is read into the same buffer) before the line is written. */
+static void log_prepare(struct conn *c, bool parsed)
+{
+    struct buf *b = &c->logline;
+    buf_clear(b);
+    if (!c->log)
+        return;
+    buf_append_str(b, c->client->addr);
+    buf_append(b, " - - ", 5);
+    buf_append_str(b, c->w->log_time);
+    buf_append(b, " \"", 2);
+    if (parsed) {
+        front_log_escape(b, c->req.method_str, c->req.method_len);
+        buf_append_char(b, ' ');
+        front_log_escape(b, c->req.target, c->req.target_len);
+        buf_append_str(b, c->req.minor_version ? " HTTP/1.1\" " : " HTTP/1.0\" ");
+    } else {
+        buf_append(b, "-\" ", 3);
+    }
+    c->log_split = b->len;
+    const struct http1_header *ref = parsed ? http1_find_header(c->req.headers, c->req.n_headers, "referer") : NULL;
+    const struct http1_header *ua = parsed ? http1_find_header(c->req.headers, c->req.n_headers, "user-agent") : NULL;
+    buf_append(b, " \"", 2);
+    front_log_escape(b, ref ? ref->value : "-", ref ? ref->value_len : 1);
+    buf_append(b, "\" \"", 3);
+    front_log_escape(b, ua ? ua->value : "-", ua ? ua->value_len : 1);
+    buf_append_char(b, '"');
+}
+
+static void log_write(struct conn *c)
+{
+    struct buf *b = &c->logline;
+    if (!c->log || b->len == 0)
+        return;
+    char mid[64], tail[64];
+    uint64_t rt = c->w->now_ms - c->req_start_ms;
+    int m = snprintf(mid, sizeof(mid), "%d %llu", c->status, (unsigned long long)c->bytes_sent);
+    int t;
+    if (c->upstream_ms >= 0)
+        t = snprintf(tail, sizeof(tail), " %llu.%03llu %llu.%03llu\n", (unsigned long long)(rt / 1000),
+                     (unsigned long long)(rt % 1000), (unsigned long long)(c->upstream_ms / 1000),
+                     (unsigned long long)(c->upstream_ms % 1000));
+    else
+        t = snprintf(tail, sizeof(tail), " %llu.%03llu -\n", (unsigned long long)(rt / 1000),
+                     (unsigned long long)(rt % 1000));
+    /* One append of the whole line, so a flush never splits it. */
+    char line[4096];
+    size_t need = b->len + (size_t)m + (size_t)t;
+    if (need <= sizeof(line)) {
+        memcpy(line, b->data, c->log_split);
+        memcpy(line + c->log_split, mid, (size_t)m);
+        memcpy(line + c->log_split + m, b->data + c->log_split, b->len - c->log_split);
+        memcpy(line + b->len + m, tail, (size_t)t);
+        front_log_append(c->log, line, need);
+    } else {
+        /* Long lines (long targets) are rare: build them in the log buffer's place. */
+        if (buf_append(b, tail, (size_t)t) < 0 || buf_reserve(b, (size_t)m) < 0)
+            return;
+        memmove(b->data + c->log_split + m, b->data + c->log_split, b->len - c->log_split);
+        memcpy(b->data + c->log_split, mid, (size_t)m);
+        b->len += (size_t)m;
+        front_log_append(c->log, b->data, b->len);
+    }
+    buf_clear(b);
+}
+
+/* ---- the request cycle ---- */
+
+static void start_linger(struct conn *c)
+{
+    shutdown(c->fd, SHUT_WR);
+    c->state = CS_LINGER;
+    c->deadline = c->w->now_ms + LINGER_MS;
+    front_conn_want(c, EPOLLIN);
+}
+
+void front_conn_request_done(struct conn *c)
+{
+    log_write(c);
+    c->log = NULL;
+    front_vsite_unref(c->site);
+    c->site = NULL;
+    c->file_fd = safe_close(c->file_fd);
+    c->file_left = 0;
+    if (!c->keep_alive) {
+        c->state = CS_RESPOND;   /* the caller flushes, then closes */
+        return;
+    }
+    buf_consume(&c->in, MIN(c->consumed, c->in.len));
+    c->consumed = 0;
+    c->head_len = 0;
+    c->state = CS_HEAD;
+    c->status = 0;
+    c->bytes_sent = 0;
+    c->req.method = HTTP_METHOD_OTHER;
+    c->req.minor_version = 1;
+    http1_parser_init(&c->parser, &c->w->limits);
+    c->head_started = c->in.len > 0;
+    c->deadline = c->w->now_ms + (c->head_started ? c->w->cfg->header_timeout_ms : c->w->cfg->idle_timeout_ms);
+}
+
+static void dispatch(struct conn *c)
+{
+    struct worker *w = c->w;
+    struct http1_request *req = &c->req;
+    c->req_start_ms = w->now_ms;
+    c->consumed = c->head_len;
+    c->keep_alive = req->keep_alive;
+    c->status = 0;
+    c->bytes_sent = 0;
+    c->upstream_ms = -1;
+
+    char host[FRONT_HOST_MAX + 3];
+    size_t host_len = 0;
+    struct vsite *site = NULL;
+    bool bad_host = false;
+    if (req->host) {
+        if (front_host_normalize(req->host, req->host_len, host, &host_len) < 0)
+            bad_host = true;
+        else
+            site = front_map_get(&w->hosts, host, host_len);
+    }
+    c->site = front_vsite_ref(site);
+    c->log = site ? site->access_log : w->global_log;
+    log_prepare(c, true);
+
+    bool has_body = req->body == HTTP1_BODY_CHUNKED ||
+                    (req->body == HTTP1_BODY_LENGTH && req->content_length > 0);
+    if (!site || site->state != FRONT_SITE_SERVING || site->type != FRONT_SITE_APP) {
+        /* Only the proxy reads request bodies; anywhere else a body means we close
+         * after answering rather than guess where the next request starts. */
+        if (has_body || req->upgrade) {
+            c->keep_alive = false;
+            c->linger = true;
+        }
+    }
+    if (bad_host) {
+        c->keep_alive = false;
+        front_conn_error(c, 400, NULL);
+        return;
+    }
+    if (!site) {
+        front_conn_error(c, 404, NULL);
+        return;
+    }
+    if (site->state != FRONT_SITE_SERVING) {
+        front_conn_error(c, 503, NULL);
+        return;
+    }
+    if (site->type == FRONT_SITE_APP) {
+        front_proxy_start(c);
+        return;
+    }
+    const char *q = memchr(req->path, '?', req->path_len);
+    size_t plen = q ? (size_t)(q - req->path) : req->path_len;
+    if (req->path_len == 0 || req->path[0] != '/') {
+        /* asterisk-form (OPTIONS *) or authority-form (CONNECT): not for files. */
+        front_conn_error(c, req->method == HTTP_OPTIONS ? 200 : 405, "Allow: GET, HEAD\r\n");
+        return;
+    }
+    front_static_handle(c, req->path, plen, q ? q : req->path + plen, q ? req->path_len - plen : 0);
+}
+
+/* Reads what the socket has. >0 bytes, 0 EOF, negative errno (-EAGAIN). */
+static ssize_t read_more(struct conn *c)
+{
+    if (c->in.cap - c->in.len < 2048) {
+        int r = buf_reserve(&c->in, MAX(c->in.cap, (size_t)4096));
+        if (r < 0 && c->in.cap == c->in.len)
+            return r;
+    }
+    /* A short read drained the socket: skip the read that would only say EAGAIN
+     * and wait for epoll (level-triggered) to say there is more. */
+    if (!c->readable)
+        return -EAGAIN;
+    size_t space = c->in.cap - c->in.len;
+    ssize_t n = read(c->fd, c->in.data + c->in.len, space);
+    if (n < 0) {
+        if (errno == EAGAIN)
+            c->readable = false;
+        return errno == EINTR || errno == EAGAIN ? -EAGAIN : -errno;
+    }
+    if ((size_t)n < space && n > 0)
+        c->readable = false;
+    c->in.len += (size_t)n;
+    c->in.data[c->in.len] = 0;
+    return n;
+}
+
+int front_conn_flush(struct conn *c)
+{
+    while (c->out_off < c->out.len) {
+        ssize_t n = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off,
+                         MSG_NOSIGNAL | (c->file_left > 0 ? MSG_MORE : 0));
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN) {
+                front_conn_want(c, EPOLLOUT);
+                c->deadline = c->w->now_ms + c->w->cfg->idle_timeout_ms;
+                return 0;
+            }
+            return -errno;
+        }
+        c->out_off += (size_t)n;
+    }
+    buf_clear(&c->out);
+    c->out_off = 0;
+    while (c->file_left > 0) {
+        off_t off = (off_t)c->file_off;
+        ssize_t n = sendfile(c->fd, c->file_fd, &off, (size_t)MIN(c->file_left, (uint64_t)1 << 20));
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN) {
+                front_conn_want(c, EPOLLOUT);
+                c->deadline = c->w->now_ms + c->w->cfg->idle_timeout_ms;
+                return 0;
+            }
+            return -errno;
+        }
+        if (n == 0)
+            return -EIO;   /* the file shrank under us: the length we sent is a lie now */
+        c->file_off += (uint64_t)n;
+        c->file_left -= (uint64_t)n;
+    }
+    c->file_fd = safe_close(c->file_fd);
+    return 1;
+}
+
+void front_conn_run(struct conn *c)
+{
+    struct worker *w = c->w;
+    for (;;) {
+        switch (c->state) {
+        case CS_HEAD: {
+            int r = http1_parse_request(&c->parser, c->in.data, c->in.len, &c->req);
+            if (r > 0) {
+                c->head_len = (size_t)r;
+                dispatch(c);
+                continue;
+            }
+            if (r < 0) {
+                c->keep_alive = false;
+                c->linger = true;
+                c->req.method = HTTP_METHOD_OTHER;
+                c->req_start_ms = w->now_ms;
+                c->log = w->global_log;
+                c->upstream_ms = -1;
+                log_prepare(c, false);
+                front_conn_error(c, -r, NULL);
+                continue;
+            }
+            /* Answers gathered from pipelined requests go out before we wait. */
+            if (c->out_off < c->out.len) {
+                int f = front_conn_flush(c);
+                if (f < 0) {
+                    front_conn_close(c);
+                    return;
+                }
+                if (f == 0)
+                    return;
+            }
+            ssize_t n = read_more(c);
+            if (n == -EAGAIN) {
+                front_conn_want(c, EPOLLIN);
+                return;
+            }
+            if (n == -ENOBUFS) {
+                /* The parser bounds the head; this is pipelined input we are not
+                 * keeping up with. */
+                front_conn_close(c);
+                return;
+            }
+            if (n <= 0) {
+                front_conn_close(c);
+                return;
+            }
+            if (!c->head_started) {
+                c->head_started = true;
+                c->deadline = w->now_ms + w->cfg->header_timeout_ms;
+            }
+            continue;
+        }
+        case CS_RESPOND: {
+            /* Pipelined requests: answer the next one into the same buffer and write
+             * them together, always in order. */
+            if (c->file_left == 0 && c->keep_alive && c->in.len > c->consumed &&
+                c->out.len < PIPELINE_BATCH) {
+                front_conn_request_done(c);
+                continue;
+            }
+            int r = front_conn_flush(c);
+            if (r == 0)
+                return;
+            if (r < 0) {
+                front_conn_close(c);
+                return;
+            }
+            bool keep = c->keep_alive;
+            front_conn_request_done(c);
+            if (!keep) {
+                if (c->linger && c->tcp)
+                    start_linger(c);
+                else
+                    front_conn_close(c);
+                return;
+            }
+            continue;
+        }
+        case CS_PROXY:
+            return;
+        case CS_LINGER: {
+            char scratch[4096];
+            for (;;) {
+                ssize_t n = read(c->fd, scratch, sizeof(scratch));
+                if (n > 0)
+                    continue;
+                if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                    return;
+                front_conn_close(c);
+                return;
+            }
+        }
+        }
+    }
+}
+
+static void conn_io(struct evloop *loop, int fd, uint32_t events, void *data)
+{
+    struct conn *c = data;
+    c->w->now_ms = now_ms();
+    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+        c->readable = true;
+    if (c->state == CS_PROXY) {
+        front_proxy_client_event(c, events);
+        return;
+    }
+    if ((events & EPOLLERR) && c->state != CS_LINGER) {
+        front_conn_close(c);
+        return;
+    }
+    front_conn_run(c);
+}
+
+void front_conn_check_timeouts(struct worker *w)
+{
+    uint64_t now = w->now_ms;
+    struct conn *next;
+    for (struct conn *c = w->conns; c; c = next) {
+        next = c->next;
+        if (c->state == CS_PROXY) {
+            front_proxy_timeout(c);
+            continue;
+        }
+        if (c->deadline > now)
+            continue;
+        if (c->state == CS_HEAD && c->head_started && c->out.len == 0) {
+            /* Slowloris: the head did not arrive in time. */
+            c->keep_alive = false;
+            c->linger = true;
+            c->req.method = HTTP_METHOD_OTHER;
+            c->req_start_ms = now;
+            c->log = w->global_log;
+            c->upstream_ms = -1;
+            log_prepare(c, false);
+            front_conn_error(c, 408, NULL);
+            front_conn_run(c);
+            /* front_conn_run may have closed c and put it on the free list; next
+             * was read before, and a closed conn never goes back on w->conns. */
+            continue;
+        }
+        front_conn_close(c);
+    }
+}

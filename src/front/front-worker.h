@@ -1,0 +1,155 @@
+/* State shared by the worker's files (worker.c, conn.c, static.c, proxy.c): one
+ * worker process, its sites and its connections. Internal to src/front. */
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/un.h>
+
+#include "front/front-internal.h"
+#include "http/http1.h"
+
+struct worker;
+struct proxy;
+
+/* A backend (app socket path) and its idle keep-alive connections. Shared by the
+ * versions of a site that name the same path. */
+struct backend {
+    unsigned refs;
+    struct worker *w;
+    char *path;
+    struct sockaddr_un addr;
+    socklen_t addr_len;
+    struct upstream *idle;      /* idle keep-alive connections, newest first */
+    size_t n_idle;
+};
+
+/* One site as the worker knows it. Reference-counted: a connection holds its site
+ * until the request ends, so an update or removal never pulls a site from under a
+ * request being served. */
+struct vsite {
+    unsigned refs;
+    char *name;
+    char **hosts;
+    size_t n_hosts;
+    enum front_site_type type;
+    enum front_site_state state;
+    uid_t uid;
+    uint64_t max_body;
+    char *public_dir;
+    int root_fd;                 /* O_PATH of public_dir; -1 until needed */
+    int64_t root_checked_s;      /* when root_fd was last checked against the path */
+    struct front_log *access_log;
+    struct front_log *error_log;
+    struct backend *backend;     /* NULL when the site has none */
+};
+
+struct client {
+    char addr[INET6_ADDRSTRLEN];
+    unsigned conns;
+};
+
+enum conn_state {
+    CS_HEAD,      /* reading a request head, or idle between requests */
+    CS_RESPOND,   /* writing an answer the front made (buffer, then file) */
+    CS_PROXY,     /* the request is with the proxy */
+    CS_LINGER,    /* write side shut; draining input briefly so the peer reads our answer */
+};
+
+struct conn {
+    struct worker *w;
+    struct conn *prev, *next;    /* the worker's list, for timeouts */
+    int fd;
+    enum conn_state state;
+    struct client *client;
+    bool tcp;
+    struct buf in;               /* raw bytes from the client; the head being parsed starts at 0 */
+    struct http1_parser parser;
+    struct http1_request req;
+    size_t head_len;             /* length of the parsed head in `in` */
+    size_t consumed;             /* bytes of `in` the current request owns (head + body) */
+    struct buf out;              /* answer bytes not yet written, from out_off */
+    size_t out_off;
+    int file_fd;                 /* file being sent after `out`, or -1 */
+    uint64_t file_off, file_left;
+    uint64_t deadline;           /* ms; what it means depends on state */
+    bool head_started;           /* bytes of a next request have arrived */
+    bool readable;               /* epoll said readable and no short read since */
+    bool keep_alive;
+    bool linger;                 /* unread input may remain: drain before closing */
+    int status;                  /* for the access log */
+    uint64_t bytes_sent;
+    uint64_t req_start_ms;
+    int64_t upstream_ms;         /* -1: no upstream */
+    struct buf logline;          /* the request's log line, completed when it ends */
+    size_t log_split;            /* where status and bytes go in logline */
+    struct vsite *site;          /* referenced while a request runs */
+    struct front_log *log;       /* where this request's line goes (borrowed via site or worker) */
+    struct proxy *px;
+};
+
+struct worker {
+    struct evloop *loop;
+    const struct front_config *cfg;
+    struct http1_limits limits;
+    struct front_map sites;      /* name -> vsite */
+    struct front_map hosts;      /* host -> vsite */
+    struct front_map backends;   /* socket path -> backend */
+    struct front_map clients;    /* address -> client */
+    int ctl_fd;
+    int sig_fd;
+    const int *listen_fds;
+    size_t n_listen;
+    struct conn *conns;
+    struct conn *free_conns;
+    size_t n_conns;
+    uint64_t now_ms;
+    int64_t now_s;
+    char date[30];               /* IMF-fixdate of now_s, for Date: */
+    char log_time[32];           /* "[..]" of now_s, for access logs */
+    struct front_log *global_log;
+    char *ctl_buf;
+};
+
+/* conn.c */
+void front_conn_accept(struct worker *w, int lfd);
+/* Drives a connection until it must wait for I/O again. */
+void front_conn_run(struct conn *c);
+void front_conn_close(struct conn *c);
+void front_conn_check_timeouts(struct worker *w);
+/* Starts a front-made answer: status line and the common headers (Server, Date,
+ * Connection). The caller appends its own headers, then the blank line. */
+int front_conn_head_begin(struct conn *c, int status);
+/* Appends a small HTML page for status as the whole answer (head and body). */
+int front_conn_error(struct conn *c, int status, const char *extra_headers);
+/* Appends "Name: value\r\n" to the answer. */
+int front_conn_header(struct conn *c, const char *name, const char *value, size_t vlen);
+/* Ends the request: access log line, site reference, then the next request or close. */
+void front_conn_request_done(struct conn *c);
+/* Writes out, then the file. 1 when everything went out, 0 when the socket is
+ * full (EPOLLOUT is armed), negative errno when the peer is gone. */
+int front_conn_flush(struct conn *c);
+/* Writes to the error log of the connection's site (or to stderr). */
+void front_conn_log_error(struct conn *c, const char *fmt, ...) _printf_(2, 3);
+/* Watches the client socket for these events (only when they change). */
+void front_conn_want(struct conn *c, uint32_t events);
+
+/* static.c: answers a GET/HEAD (or refuses other methods) from the site's public dir. */
+void front_static_handle(struct conn *c, const char *path, size_t path_len, const char *query,
+                         size_t query_len);
+
+/* proxy.c */
+void front_proxy_start(struct conn *c);
+/* Client socket events while the connection is proxied. */
+void front_proxy_client_event(struct conn *c, uint32_t events);
+void front_proxy_free(struct conn *c);
+/* Called by the timeout scan; returns true if the proxy handled a due deadline. */
+void front_proxy_timeout(struct conn *c);
+void front_backend_unref(struct backend *b);
+void front_backend_idle_check(struct backend *b);
+
+/* worker.c */
+struct vsite *front_vsite_ref(struct vsite *s);
+void front_vsite_unref(struct vsite *s);
+/* The O_PATH fd of the site's public dir, opened (or reopened after the directory
+ * was replaced) on demand. Negative errno. Borrowed. */
+int front_vsite_root(struct worker *w, struct vsite *s);

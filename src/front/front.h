@@ -1,0 +1,103 @@
+/* The front: what the internet talks to. berthd binds the listening sockets and
+ * runs a supervisor (this header's first half) that forks unprivileged worker
+ * processes, one event loop each, and pushes the route table to them over a
+ * control socket. Workers route HTTP/1.1 requests by Host to a site: they serve its
+ * static files beneath its public/ directory, proxy to its backend over a unix
+ * socket, and write its access and error logs. See docs/internals/front.md. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/evloop.h"
+
+/* What a site runs: static files only, PHP (FastCGI, not yet: answered 502), or an
+ * app that speaks HTTP on a unix socket. */
+enum front_site_type {
+    FRONT_SITE_STATIC,
+    FRONT_SITE_PHP,
+    FRONT_SITE_APP,
+};
+
+/* Whether requests are served; a stopped site gets 503. */
+enum front_site_state {
+    FRONT_SITE_SERVING,
+    FRONT_SITE_STOPPED,
+};
+
+/* One route, as berthd describes it. All pointers are borrowed for the duration of
+ * the call that takes it; the front copies what it keeps. */
+struct front_site {
+    const char *name;              /* site name (a DNS label), unique */
+    const char *const *hosts;      /* host names, ASCII lowercase, no port, no trailing dot */
+    size_t n_hosts;
+    enum front_site_type type;
+    enum front_site_state state;
+    const char *public_dir;        /* absolute host path of the web root (static files) */
+    const char *logs_dir;          /* absolute host path where access.log/error.log go; NULL: none */
+    uid_t uid;                     /* site uid: a symlink is followed only to a target the link's owner owns */
+    const char *backend;           /* app: path of the backend's unix socket; NULL otherwise */
+    uint64_t max_body;             /* request body limit in bytes (413 beyond); 0: config default */
+};
+
+/* Front-wide settings. Fill with front_config_init(), then override. Strings are
+ * borrowed by front_supervisor_new(), which copies them. */
+struct front_config {
+    unsigned workers;                  /* worker processes; 0: one per online CPU */
+    uid_t uid;                         /* front user and group the workers run as (default 199999) */
+    gid_t gid;
+    bool drop_privileges;              /* default true; false keeps the caller's ids (unprivileged tests) */
+    const char *base_domain;           /* informational ("localhost"); hosts arrive complete */
+    const char *global_log;            /* access log path for unknown hosts; NULL: none. Opened by the worker, as the front user */
+    uint32_t header_timeout_ms;        /* whole request head must arrive within this (slowloris); 10 s */
+    uint32_t idle_timeout_ms;          /* keep-alive idle, and any stall reading a body or writing a response; 60 s */
+    uint32_t upstream_connect_timeout_ms; /* 5 s, then 504 */
+    uint32_t upstream_read_timeout_ms; /* backend silent this long: 504 (or close once the answer started); 60 s */
+    uint32_t max_conns_per_worker;     /* beyond it new connections get a 503 and are closed; 10000 */
+    uint32_t max_conns_per_client;     /* per client address, per worker; 256 */
+    uint64_t max_body;                 /* default request body limit; 16 MiB */
+    size_t max_request_line;           /* 414 beyond; 8192 */
+    size_t max_head;                   /* 431 beyond; 65536 */
+    size_t max_headers;                /* 431 beyond; 100 */
+    uint64_t log_rotate_size;          /* rotate a log past this size; 64 MiB; 0: never */
+    unsigned log_keep;                 /* rotated files kept (access.log.1 .. .N); 5 */
+    uint32_t log_flush_ms;             /* buffered log lines hit the file at least this often; 1000 */
+};
+
+/* Fills cfg with the defaults given above. */
+void front_config_init(struct front_config *cfg);
+
+/* The berthd side: owns the workers and the route table. */
+struct front_supervisor;
+
+/* Forks cfg->workers workers that inherit listen_fds (borrowed: the caller keeps
+ * and closes them; each should be non-blocking and listening), drop to the front
+ * uid/gid and serve. Workers are watched through pidfds in loop and restarted with
+ * a backoff when they die. Must be called while loop's process is single-threaded. */
+int front_supervisor_new(struct evloop *loop, const struct front_config *cfg,
+                         const int *listen_fds, size_t n_listen, struct front_supervisor **ret);
+
+/* Stops the workers (SIGTERM, SIGKILL after a grace period of 3 s), reaps them and
+ * frees everything. Blocks for at most the grace period. NULL-safe. */
+void front_supervisor_free(struct front_supervisor *sup);
+
+/* Adds or replaces (by name) a site and pushes it to every worker at once; a worker
+ * started later gets it too. Connections being served are not interrupted. -EINVAL
+ * for a bad name, host or path, -E2BIG when the description is too large. */
+int front_supervisor_site_upsert(struct front_supervisor *sup, const struct front_site *site);
+
+/* Removes a site by name from every worker. -ENOENT if unknown. */
+int front_supervisor_site_remove(struct front_supervisor *sup, const char *name);
+
+/* Tells every worker to flush and reopen its log files (after an outside rotation:
+ * what SIGUSR1 does for nginx). */
+int front_supervisor_reopen_logs(struct front_supervisor *sup);
+
+/* Number of sites in the table. */
+size_t front_supervisor_site_count(const struct front_supervisor *sup);
+
+/* Writes the pids of the running workers into ret_pids (up to n) and returns how
+ * many were written (for status output and tests). */
+size_t front_supervisor_worker_pids(const struct front_supervisor *sup, pid_t *ret_pids, size_t n);

@@ -1,0 +1,300 @@
+/* Static files from a site's public/ directory: GET and HEAD, index.html, the
+ * trailing-slash redirect, validators and 304, one byte range, precompressed
+ * siblings. Every open goes through front_open_beneath_owner() on the site's
+ * cached root fd, so no path, "..", or symlink reaches outside the site or into
+ * files the site's owner does not own. */
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+
+#include "front/front-worker.h"
+
+/* Files up to this size are read into the answer buffer and leave in the same
+ * write(2) as the head; bigger ones go by sendfile(2). */
+#define SMALL_FILE (16 * 1024)
+
+static int out_str(struct conn *c, const char *s)
+{
+    return buf_append_str(&c->out, s);
+}
+
+static int out_u64(struct conn *c, uint64_t v)
+{
+    char tmp[24];
+    size_t i = sizeof(tmp);
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return buf_append(&c->out, tmp + i, sizeof(tmp) - i);
+}
+
+static bool ends_with_ci(const char *s, size_t len, const char *suffix)
+{
+    size_t n = strlen(suffix);
+    return len >= n && mem_case_eq(s + len - n, n, suffix);
+}
+
+static void refuse_open(struct conn *c, int r, const char *path)
+{
+    if (r == -EACCES)
+        front_conn_log_error(c, "refused \"%s\": a symlink leaves the site or changes owner", path);
+    else if (r != -ENOENT && r != -ENOTDIR && r != -ENAMETOOLONG)
+        front_conn_log_error(c, "open \"%s\": %s", path, strerror(-r));
+    front_conn_error(c, 404, NULL);
+}
+
+/* Tries the precompressed sibling path+suffix; on success replaces *fd and *st. */
+static bool try_sibling(int root, char *rel, size_t rel_len, const char *suffix, int *fd,
+                        struct stat *st)
+{
+    size_t n = strlen(suffix);
+    if (rel_len + n >= PATH_MAX)
+        return false;
+    memcpy(rel + rel_len, suffix, n + 1);
+    int sfd;
+    int r = front_open_beneath_owner(root, rel, O_RDONLY | O_NONBLOCK, &sfd);
+    rel[rel_len] = 0;
+    if (r < 0)
+        return false;
+    struct stat sst;
+    if (fstat(sfd, &sst) < 0 || !S_ISREG(sst.st_mode)) {
+        close(sfd);
+        return false;
+    }
+    close(*fd);
+    *fd = sfd;
+    *st = sst;
+    return true;
+}
+
+static const struct http1_header *hdr(struct conn *c, const char *name)
+{
+    return http1_find_header(c->req.headers, c->req.n_headers, name);
+}
+
+/* If-None-Match wins over If-Modified-Since (RFC 9110 §13.2.2). */
+static bool not_modified(struct conn *c, const struct stat *st, const char *etag)
+{
+    const struct http1_header *inm = hdr(c, "if-none-match");
+    if (inm)
+        return front_etag_match(inm->value, inm->value_len, etag);
+    const struct http1_header *ims = hdr(c, "if-modified-since");
+    time_t t;
+    return ims && http_date_parse(ims->value, ims->value_len, &t) == 0 && st->st_mtim.tv_sec <= t;
+}
+
+/* If-Range: the range applies only while the client's validator still matches
+ * (strongly for an entity tag, exactly for a date). */
+static bool if_range_ok(struct conn *c, const struct stat *st, const char *etag)
+{
+    const struct http1_header *ir = hdr(c, "if-range");
+    if (!ir)
+        return true;
+    if (ir->value_len > 0 && (ir->value[0] == '"' || ir->value[0] == 'W'))
+        return ir->value_len == strlen(etag) && memcmp(ir->value, etag, ir->value_len) == 0;
+    time_t t;
+    return http_date_parse(ir->value, ir->value_len, &t) == 0 && t == st->st_mtim.tv_sec;
+}
+
+static void serve_file(struct conn *c, int fd, const struct stat *st0, char *rel, size_t rel_len)
+{
+    struct stat st = *st0;
+    int root = c->site->root_fd;
+    const char *type = front_mime_type(rel, rel_len);
+    bool compressible = front_mime_compressible(type);
+    const char *encoding = NULL;
+    const struct http1_header *ae = compressible ? hdr(c, "accept-encoding") : NULL;
+    if (ae) {
+        if (front_accepts_encoding(ae->value, ae->value_len, "br") &&
+            try_sibling(root, rel, rel_len, ".br", &fd, &st))
+            encoding = "br";
+        else if (front_accepts_encoding(ae->value, ae->value_len, "gzip") &&
+                 try_sibling(root, rel, rel_len, ".gz", &fd, &st))
+            encoding = "gzip";
+    }
+    char etag[48], lastmod[30];
+    front_etag_format(&st, etag, sizeof(etag));
+    http_date_format((time_t)st.st_mtim.tv_sec, lastmod);
+    uint64_t size = (uint64_t)st.st_size, first = 0, last = size ? size - 1 : 0;
+    int status = 200;
+
+    if (not_modified(c, &st, etag)) {
+        close(fd);
+        front_conn_head_begin(c, 304);
+        out_str(c, "ETag: ");
+        out_str(c, etag);
+        out_str(c, "\r\nLast-Modified: ");
+        out_str(c, lastmod);
+        out_str(c, compressible ? "\r\nVary: Accept-Encoding\r\n\r\n" : "\r\n\r\n");
+        c->state = CS_RESPOND;
+        return;
+    }
+    const struct http1_header *range = hdr(c, "range");
+    if (range && if_range_ok(c, &st, etag)) {
+        int r = front_range_parse(range->value, range->value_len, size, &first, &last);
+        if (r == -416) {
+            close(fd);
+            char extra[64];
+            snprintf(extra, sizeof(extra), "Content-Range: bytes */%llu\r\n", (unsigned long long)size);
+            front_conn_error(c, 416, extra);
+            return;
+        }
+        if (r == 1)
+            status = 206;
+    }
+    uint64_t len = size == 0 ? 0 : last - first + 1;
+
+    size_t mark = c->out.len;
+    int r = front_conn_head_begin(c, status);
+    out_str(c, "Content-Type: ");
+    out_str(c, type);
+    out_str(c, "\r\nContent-Length: ");
+    out_u64(c, len);
+    out_str(c, "\r\nLast-Modified: ");
+    out_str(c, lastmod);
+    out_str(c, "\r\nETag: ");
+    out_str(c, etag);
+    out_str(c, "\r\nAccept-Ranges: bytes\r\n");
+    if (status == 206) {
+        out_str(c, "Content-Range: bytes ");
+        out_u64(c, first);
+        out_str(c, "-");
+        out_u64(c, last);
+        out_str(c, "/");
+        out_u64(c, size);
+        out_str(c, "\r\n");
+    }
+    if (encoding) {
+        out_str(c, "Content-Encoding: ");
+        out_str(c, encoding);
+        out_str(c, "\r\n");
+    }
+    if (compressible)
+        out_str(c, "Vary: Accept-Encoding\r\n");
+    r = out_str(c, "\r\n");
+    c->state = CS_RESPOND;
+    if (r < 0) {
+        close(fd);
+        c->out.len = mark;
+        c->keep_alive = false;
+        front_conn_error(c, 500, NULL);
+        return;
+    }
+    if (c->req.method == HTTP_HEAD || len == 0) {
+        close(fd);
+        return;
+    }
+    c->bytes_sent = len;
+    if (len <= SMALL_FILE && buf_reserve(&c->out, len) >= 0) {
+        size_t got = 0;
+        while (got < len) {
+            ssize_t n = pread(fd, c->out.data + c->out.len + got, len - got, (off_t)(first + got));
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                break;
+            got += (size_t)n;
+        }
+        close(fd);
+        if (got < len) {
+            /* The file shrank between fstat and read: say so rather than send a
+             * body shorter than its Content-Length. */
+            c->out.len = mark;
+            c->keep_alive = false;
+            front_conn_error(c, 500, NULL);
+            return;
+        }
+        c->out.len += len;
+        c->out.data[c->out.len] = 0;
+        return;
+    }
+    c->file_fd = fd;
+    c->file_off = first;
+    c->file_left = len;
+}
+
+void front_static_handle(struct conn *c, const char *path, size_t path_len, const char *query,
+                         size_t query_len)
+{
+    struct vsite *s = c->site;
+    if (c->req.method != HTTP_GET && c->req.method != HTTP_HEAD) {
+        front_conn_error(c, 405, "Allow: GET, HEAD\r\n");
+        return;
+    }
+    char norm[PATH_MAX + 16];
+    size_t nlen;
+    if (path_len >= PATH_MAX || http_path_normalize(path, path_len, norm, PATH_MAX, &nlen) < 0) {
+        front_conn_error(c, 400, NULL);
+        return;
+    }
+    /* .git, .env, .htaccess, .well-known... no dotfile is served as a file. */
+    if (front_path_has_dot_segment(norm, nlen)) {
+        front_conn_error(c, 404, NULL);
+        return;
+    }
+    if (s->type == FRONT_SITE_PHP && (ends_with_ci(norm, nlen, ".php") || ends_with_ci(norm, nlen, ".phar"))) {
+        /* Never hand out PHP source; the FastCGI client is not in the front yet. */
+        front_conn_error(c, 502, NULL);
+        return;
+    }
+    int root = front_vsite_root(c->w, s);
+    if (root < 0) {
+        front_conn_log_error(c, "open public dir %s: %s", s->public_dir, strerror(-root));
+        front_conn_error(c, 404, NULL);
+        return;
+    }
+    char *rel = norm + 1;
+    size_t rel_len = nlen - 1;
+    int fd;
+    int r = front_open_beneath_owner(root, rel, O_RDONLY | O_NONBLOCK, &fd);
+    if (r < 0) {
+        refuse_open(c, r, norm);
+        return;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        close(fd);
+        front_conn_error(c, 404, NULL);
+        return;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        close(fd);
+        if (path[path_len - 1] != '/') {
+            /* Relative links inside an index.html need the slash. */
+            char loc[PATH_MAX + 64];
+            int n = snprintf(loc, sizeof(loc), "Location: %.*s/%.*s\r\n", (int)path_len, path,
+                             (int)MIN(query_len, (size_t)1024), query);
+            if (n < 0 || (size_t)n >= sizeof(loc)) {
+                front_conn_error(c, 414, NULL);
+                return;
+            }
+            front_conn_error(c, 301, loc);
+            return;
+        }
+        if (rel_len > 0 && rel[rel_len - 1] != '/')
+            rel[rel_len++] = '/';
+        memcpy(rel + rel_len, "index.html", sizeof("index.html"));
+        rel_len += sizeof("index.html") - 1;
+        r = front_open_beneath_owner(root, rel, O_RDONLY | O_NONBLOCK, &fd);
+        if (r == -ENOENT) {
+            front_conn_error(c, 403, NULL);   /* no directory listings */
+            return;
+        }
+        if (r < 0) {
+            refuse_open(c, r, norm);
+            return;
+        }
+        if (fstat(fd, &st) < 0) {
+            close(fd);
+            front_conn_error(c, 404, NULL);
+            return;
+        }
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        front_conn_error(c, 404, NULL);
+        return;
+    }
+    serve_file(c, fd, &st, rel, rel_len);
+}

@@ -1,0 +1,417 @@
+/* The berthd side of the front: forks the workers, keeps the route table, pushes
+ * every change to every worker over its control socket, and restarts a worker
+ * that dies. Workers are watched through pidfds, so a reaped pid can never be
+ * confused with a recycled one. */
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include "common/log.h"
+#include "front/front-internal.h"
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+#define STABLE_MS 2000          /* a worker that lived this long restarts at once */
+#define STOP_GRACE_MS 3000
+#define QUEUE_MAX ((size_t)1 << 30)
+
+struct sworker {
+    struct front_supervisor *sup;
+    unsigned index;
+    pid_t pid;                  /* 0 when not running */
+    int pidfd;
+    int ctl;                    /* our end of the SOCK_SEQPACKET pair */
+    struct buf queue;           /* records [u32 len][message] not yet sent */
+    size_t qoff;
+    uint64_t started_ms;
+    uint32_t backoff_ms;
+    struct ev_timer *restart;
+};
+
+/* A site as the supervisor keeps it: its encoded UPSERT message, ready to send to
+ * any worker that starts. */
+struct blob {
+    char *name;
+    size_t len;
+    char *data;
+};
+
+struct front_supervisor {
+    struct evloop *loop;
+    struct front_config cfg;
+    char *base_domain, *global_log;
+    int *listen_fds;
+    size_t n_listen;
+    struct front_map sites;     /* name -> blob */
+    struct sworker *workers;
+    unsigned n_workers;
+    bool stopping;
+};
+
+void front_config_init(struct front_config *cfg)
+{
+    *cfg = (struct front_config){
+        .workers = 0,
+        .uid = 199999,
+        .gid = 199999,
+        .drop_privileges = true,
+        .base_domain = "localhost",
+        .header_timeout_ms = 10000,
+        .idle_timeout_ms = 60000,
+        .upstream_connect_timeout_ms = 5000,
+        .upstream_read_timeout_ms = 60000,
+        .max_conns_per_worker = 10000,
+        .max_conns_per_client = 256,
+        .max_body = 16 << 20,
+        .max_request_line = 8192,
+        .max_head = 65536,
+        .max_headers = 100,
+        .log_rotate_size = 64 << 20,
+        .log_keep = 5,
+        .log_flush_ms = 1000,
+    };
+}
+
+static void blob_free(struct blob *b)
+{
+    if (!b)
+        return;
+    free(b->name);
+    free(b->data);
+    free(b);
+}
+
+static void ctl_flush(struct sworker *sw);
+
+static void on_ctl(struct evloop *loop, int fd, uint32_t events, void *data)
+{
+    struct sworker *sw = data;
+    if (events & (EPOLLHUP | EPOLLERR)) {
+        /* The worker is exiting; its pidfd reports when it is gone. Stop watching
+         * so a hung-up socket does not spin the loop meanwhile. */
+        evloop_del(loop, fd);
+        return;
+    }
+    if (events & EPOLLOUT)
+        ctl_flush(sw);
+}
+
+static void ctl_flush(struct sworker *sw)
+{
+    while (sw->qoff < sw->queue.len) {
+        uint32_t len;
+        memcpy(&len, sw->queue.data + sw->qoff, 4);
+        ssize_t n = send(sw->ctl, sw->queue.data + sw->qoff + 4, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN) {
+                evloop_mod(sw->sup->loop, sw->ctl, EPOLLOUT);
+                /* Keep the queue from creeping: drop what was sent already. */
+                if (sw->qoff > sw->queue.len / 2) {
+                    buf_consume(&sw->queue, sw->qoff);
+                    sw->qoff = 0;
+                }
+                return;
+            }
+            /* EPIPE and the like: the worker died; the pidfd handles the rest. */
+            buf_clear(&sw->queue);
+            sw->qoff = 0;
+            return;
+        }
+        sw->qoff += 4 + len;
+    }
+    buf_clear(&sw->queue);
+    sw->qoff = 0;
+    evloop_mod(sw->sup->loop, sw->ctl, 0);
+}
+
+static int enqueue(struct sworker *sw, const void *msg, size_t len)
+{
+    if (sw->pid <= 0 || sw->ctl < 0)
+        return 0;
+    uint32_t l = (uint32_t)len;
+    int r = buf_append(&sw->queue, &l, 4);
+    if (r >= 0)
+        r = buf_append(&sw->queue, msg, len);
+    return r;
+}
+
+static int broadcast(struct front_supervisor *sup, const void *msg, size_t len)
+{
+    int ret = 0;
+    for (unsigned i = 0; i < sup->n_workers; i++) {
+        int r = enqueue(&sup->workers[i], msg, len);
+        if (r < 0 && ret == 0)
+            ret = r;
+        ctl_flush(&sup->workers[i]);
+    }
+    return ret;
+}
+
+static int spawn(struct sworker *sw);
+
+static void on_restart(struct evloop *loop, struct ev_timer *t, void *data)
+{
+    struct sworker *sw = data;
+    sw->restart = NULL;
+    int r = spawn(sw);
+    if (r < 0) {
+        log_errno(r, "front: cannot restart worker %u", sw->index);
+        sw->backoff_ms = MIN(sw->backoff_ms * 2, (uint32_t)BACKOFF_MAX_MS);
+        sw->restart = evloop_timer_add(loop, sw->backoff_ms, on_restart, sw);
+    }
+}
+
+static void worker_gone(struct sworker *sw)
+{
+    struct evloop *loop = sw->sup->loop;
+    evloop_del(loop, sw->pidfd);
+    evloop_del(loop, sw->ctl);
+    sw->pidfd = safe_close(sw->pidfd);
+    sw->ctl = safe_close(sw->ctl);
+    sw->pid = 0;
+    buf_clear(&sw->queue);
+    sw->qoff = 0;
+}
+
+static void on_pidfd(struct evloop *loop, int fd, uint32_t events, void *data)
+{
+    struct sworker *sw = data;
+    siginfo_t si = { 0 };
+    if (waitid(P_PIDFD, (id_t)fd, &si, WEXITED | WNOHANG) < 0 || si.si_pid == 0)
+        return;
+    if (si.si_code == CLD_EXITED)
+        log_warning("front: worker %u (pid %d) exited with status %d", sw->index, (int)si.si_pid,
+                    si.si_status);
+    else
+        log_warning("front: worker %u (pid %d) killed by signal %d", sw->index, (int)si.si_pid,
+                    si.si_status);
+    uint64_t lived = now_ms() - sw->started_ms;
+    worker_gone(sw);
+    if (sw->sup->stopping)
+        return;
+    /* A worker that crashes at once would crash again: back off, doubling. */
+    sw->backoff_ms = lived >= STABLE_MS ? BACKOFF_MIN_MS
+                                        : MIN(MAX(sw->backoff_ms * 2, (uint32_t)BACKOFF_MIN_MS),
+                                              (uint32_t)BACKOFF_MAX_MS);
+    sw->restart = evloop_timer_add(loop, lived >= STABLE_MS ? 0 : sw->backoff_ms, on_restart, sw);
+}
+
+static int spawn(struct sworker *sw)
+{
+    struct front_supervisor *sup = sw->sup;
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return -errno;
+    /* Room for a burst of route changes without waiting on the worker. */
+    int sz = 4 << 20;
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+    pid_t pid = fork();
+    if (pid < 0) {
+        int r = -errno;
+        close(sv[0]);
+        close(sv[1]);
+        return r;
+    }
+    if (pid == 0) {
+        close(sv[0]);
+        front_worker_main(&sup->cfg, sup->listen_fds, sup->n_listen, sv[1]);
+    }
+    close(sv[1]);
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pidfd < 0) {
+        int r = -errno;
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        close(sv[0]);
+        return r;
+    }
+    fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
+    sw->pid = pid;
+    sw->pidfd = pidfd;
+    sw->ctl = sv[0];
+    sw->started_ms = now_ms();
+    int r = evloop_add(sup->loop, pidfd, EPOLLIN, on_pidfd, sw);
+    if (r >= 0)
+        r = evloop_add(sup->loop, sw->ctl, 0, on_ctl, sw);
+    if (r < 0) {
+        syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+        waitid(P_PIDFD, (id_t)pidfd, &(siginfo_t){ 0 }, WEXITED);
+        worker_gone(sw);
+        return r;
+    }
+    /* The whole table, then SYNC: the worker accepts only after SYNC. */
+    for (size_t i = 0; i < sup->sites.cap && r >= 0; i++) {
+        struct blob *b = sup->sites.slots[i].hash ? sup->sites.slots[i].value : NULL;
+        if (b)
+            r = enqueue(sw, b->data, b->len);
+    }
+    uint32_t sync = FRONT_MSG_SYNC;
+    if (r >= 0)
+        r = enqueue(sw, &sync, sizeof(sync));
+    ctl_flush(sw);
+    return r < 0 ? r : 0;
+}
+
+int front_supervisor_new(struct evloop *loop, const struct front_config *cfg,
+                         const int *listen_fds, size_t n_listen, struct front_supervisor **ret)
+{
+    if (n_listen == 0 || n_listen > 64)
+        return -EINVAL;
+    struct front_supervisor *sup = calloc(1, sizeof(*sup));
+    if (!sup)
+        return -ENOMEM;
+    sup->loop = loop;
+    sup->cfg = *cfg;
+    sup->base_domain = cfg->base_domain ? strdup(cfg->base_domain) : NULL;
+    sup->global_log = cfg->global_log ? strdup(cfg->global_log) : NULL;
+    sup->cfg.base_domain = sup->base_domain;
+    sup->cfg.global_log = sup->global_log;
+    sup->listen_fds = malloc(n_listen * sizeof(int));
+    unsigned n = cfg->workers;
+    if (n == 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        n = cpus > 0 ? (unsigned)MIN(cpus, 256L) : 1;
+    }
+    sup->workers = calloc(n, sizeof(*sup->workers));
+    if (!sup->listen_fds || !sup->workers || (cfg->base_domain && !sup->base_domain) ||
+        (cfg->global_log && !sup->global_log)) {
+        front_supervisor_free(sup);
+        return -ENOMEM;
+    }
+    memcpy(sup->listen_fds, listen_fds, n_listen * sizeof(int));
+    sup->n_listen = n_listen;
+    sup->n_workers = n;
+    front_map_init(&sup->sites);
+    for (unsigned i = 0; i < n; i++) {
+        struct sworker *sw = &sup->workers[i];
+        *sw = (struct sworker){ .sup = sup, .index = i, .pidfd = -1, .ctl = -1,
+                                .queue = BUF_INIT(QUEUE_MAX), .backoff_ms = BACKOFF_MIN_MS };
+    }
+    for (unsigned i = 0; i < n; i++) {
+        int r = spawn(&sup->workers[i]);
+        if (r < 0) {
+            front_supervisor_free(sup);
+            return r;
+        }
+    }
+    *ret = sup;
+    return 0;
+}
+
+void front_supervisor_free(struct front_supervisor *sup)
+{
+    if (!sup)
+        return;
+    sup->stopping = true;
+    for (unsigned i = 0; i < sup->n_workers; i++) {
+        struct sworker *sw = &sup->workers[i];
+        evloop_timer_cancel(sup->loop, sw->restart);
+        sw->restart = NULL;
+        if (sw->pid > 0)
+            syscall(SYS_pidfd_send_signal, sw->pidfd, SIGTERM, NULL, 0);
+    }
+    /* Wait for all of them together, up to the grace period, then kill the rest. */
+    uint64_t deadline = now_ms() + STOP_GRACE_MS;
+    for (;;) {
+        struct pollfd pfds[256];
+        unsigned np = 0;
+        for (unsigned i = 0; i < sup->n_workers && np < ARRAY_SIZE(pfds); i++)
+            if (sup->workers[i].pid > 0)
+                pfds[np++] = (struct pollfd){ .fd = sup->workers[i].pidfd, .events = POLLIN };
+        uint64_t now = now_ms();
+        if (np == 0 || now >= deadline)
+            break;
+        if (poll(pfds, np, (int)(deadline - now)) <= 0)
+            continue;
+        for (unsigned i = 0; i < sup->n_workers; i++) {
+            struct sworker *sw = &sup->workers[i];
+            siginfo_t si = { 0 };
+            if (sw->pid > 0 && waitid(P_PIDFD, (id_t)sw->pidfd, &si, WEXITED | WNOHANG) == 0 &&
+                si.si_pid != 0)
+                worker_gone(sw);
+        }
+    }
+    for (unsigned i = 0; i < sup->n_workers; i++) {
+        struct sworker *sw = &sup->workers[i];
+        if (sw->pid > 0) {
+            syscall(SYS_pidfd_send_signal, sw->pidfd, SIGKILL, NULL, 0);
+            waitid(P_PIDFD, (id_t)sw->pidfd, &(siginfo_t){ 0 }, WEXITED);
+            worker_gone(sw);
+        }
+        buf_done(&sw->queue);
+    }
+    for (size_t i = 0; i < sup->sites.cap; i++)
+        if (sup->sites.slots[i].hash)
+            blob_free(sup->sites.slots[i].value);
+    front_map_done(&sup->sites);
+    free(sup->workers);
+    free(sup->listen_fds);
+    free(sup->base_domain);
+    free(sup->global_log);
+    free(sup);
+}
+
+int front_supervisor_site_upsert(struct front_supervisor *sup, const struct front_site *site)
+{
+    struct blob *b = calloc(1, sizeof(*b));
+    if (!b)
+        return -ENOMEM;
+    struct buf msg = BUF_INIT(FRONT_MSG_MAX);
+    int r = front_msg_site_encode(site, &msg);
+    if (r < 0) {
+        buf_done(&msg);
+        free(b);
+        return r;
+    }
+    b->len = msg.len;
+    b->data = buf_steal(&msg);
+    b->name = strdup(site->name);
+    void *old = NULL;
+    if (!b->name || front_map_put(&sup->sites, b->name, strlen(b->name), b, &old) < 0) {
+        blob_free(b);
+        return -ENOMEM;
+    }
+    blob_free(old);
+    return broadcast(sup, b->data, b->len);
+}
+
+int front_supervisor_site_remove(struct front_supervisor *sup, const char *name)
+{
+    size_t n = strlen(name);
+    struct blob *b = front_map_get(&sup->sites, name, n);
+    if (!b)
+        return -ENOENT;
+    front_map_del(&sup->sites, name, n, b);
+    char msg[4 + 64];
+    uint32_t type = FRONT_MSG_REMOVE;
+    memcpy(msg, &type, 4);
+    size_t len = MIN(n, (size_t)64);
+    memcpy(msg + 4, name, len);
+    blob_free(b);
+    return broadcast(sup, msg, 4 + len);
+}
+
+int front_supervisor_reopen_logs(struct front_supervisor *sup)
+{
+    uint32_t type = FRONT_MSG_REOPEN_LOGS;
+    return broadcast(sup, &type, sizeof(type));
+}
+
+size_t front_supervisor_site_count(const struct front_supervisor *sup)
+{
+    return sup->sites.len;
+}
+
+size_t front_supervisor_worker_pids(const struct front_supervisor *sup, pid_t *ret_pids, size_t n)
+{
+    size_t k = 0;
+    for (unsigned i = 0; i < sup->n_workers && k < n; i++)
+        if (sup->workers[i].pid > 0)
+            ret_pids[k++] = sup->workers[i].pid;
+    return k;
+}

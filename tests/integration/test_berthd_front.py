@@ -1,0 +1,119 @@
+"""berthd with its front: what a visitor sees as sites are created, changed,
+stopped and removed with the CLI, over IPv4 and IPv6."""
+import http.client
+import os
+import time
+
+import pytest
+
+
+def get(port, host, path="/", addr="127.0.0.1", method="GET"):
+    conn = http.client.HTTPConnection(addr, port, timeout=10)
+    try:
+        conn.request(method, path, headers={"Host": host})
+        r = conn.getresponse()
+        return r.status, dict(r.getheaders()), r.read()
+    finally:
+        conn.close()
+
+
+def wait_for(predicate, timeout=2.0):
+    """Route changes are pushed to the workers asynchronously; they must land fast."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.02)
+
+
+def write_page(daemon, site, name, text):
+    path = daemon.state_dir / "sites" / site / "public" / name
+    path.write_text(text)
+    uid = daemon.ok("site", "show", site)["uid"]
+    os.chown(path, uid, 199999)
+    os.chmod(path, 0o640)
+
+
+def test_sites_are_served_by_host(daemon):
+    port = daemon.http_port()
+    daemon.ok("site", "create", "blog", "--domain", "www.blog.example")
+    write_page(daemon, "blog", "index.html", "<h1>blog</h1>")
+    daemon.ok("site", "create", "shop")
+    write_page(daemon, "shop", "index.html", "<h1>shop</h1>")
+
+    assert wait_for(lambda: get(port, "blog.test.berth")[0] == 200)
+    assert get(port, "blog.test.berth")[2] == b"<h1>blog</h1>"
+    assert get(port, "WWW.Blog.Example.:80")[2] == b"<h1>blog</h1>"
+    assert get(port, "shop.test.berth")[2] == b"<h1>shop</h1>"
+    status, headers, body = get(port, "nobody.test.berth")
+    assert status == 404 and headers["Content-Type"].startswith("text/html") and b"berth" in body
+
+
+def test_ipv6_listener_serves_too(daemon_factory):
+    d = daemon_factory()
+    d.http = ["127.0.0.1:0", "[::1]:0"]
+    d.start()
+    d.ok("site", "create", "blog")
+    write_page(d, "blog", "index.html", "v6")
+    v6 = [l["address"] for l in d.status()["listeners"] if l["address"].startswith("[::1]")][0]
+    port = int(v6.rsplit(":", 1)[1])
+    assert wait_for(lambda: get(port, "blog.test.berth", addr="::1")[0] == 200)
+    assert get(port, "blog.test.berth", addr="::1")[2] == b"v6"
+
+
+def test_stop_start_and_remove_are_live(daemon):
+    port = daemon.http_port()
+    daemon.ok("site", "create", "blog")
+    write_page(daemon, "blog", "index.html", "hello")
+    assert wait_for(lambda: get(port, "blog.test.berth")[0] == 200)
+
+    daemon.ok("site", "stop", "blog")
+    assert wait_for(lambda: get(port, "blog.test.berth")[0] == 503)
+    daemon.ok("site", "start", "blog")
+    assert wait_for(lambda: get(port, "blog.test.berth")[0] == 200)
+
+    daemon.ok("site", "set", "blog", "--domain", "new.example")
+    assert wait_for(lambda: get(port, "new.example")[0] == 200)
+    daemon.ok("site", "set", "blog", "--no-domain", "new.example")
+    assert wait_for(lambda: get(port, "new.example")[0] == 404)
+
+    daemon.ok("site", "rm", "blog")
+    assert wait_for(lambda: get(port, "blog.test.berth")[0] == 404)
+
+
+def test_sites_survive_a_restart_and_are_served_at_once(daemon):
+    daemon.ok("site", "create", "blog")
+    write_page(daemon, "blog", "index.html", "persisted")
+    daemon.stop()
+    daemon.start()
+    port = daemon.http_port()
+    assert get(port, "blog.test.berth")[2] == b"persisted"
+
+
+def test_front_workers_run_unprivileged(daemon):
+    pids = [int(p) for p in os.popen(f"pgrep -P {daemon.proc.pid}").read().split()]
+    assert pids, "berthd has front workers"
+    for pid in pids:
+        status = open(f"/proc/{pid}/status").read()
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        assert fields["Uid"].split()[0] == "199999"
+        assert fields["CapEff"].strip() == "0000000000000000"
+        assert fields["NoNewPrivs"].strip() == "1"
+
+
+def test_access_log_per_site(daemon):
+    port = daemon.http_port()
+    daemon.ok("site", "create", "blog")
+    write_page(daemon, "blog", "index.html", "x")
+    assert wait_for(lambda: get(port, "blog.test.berth", "/index.html")[0] == 200)
+    log = daemon.state_dir / "sites/blog/logs/access.log"
+    assert wait_for(lambda: log.exists() and "GET /index.html HTTP/1.1\" 200" in log.read_text(), timeout=5)
+
+
+def test_dev_demo_site_is_served(daemon_factory):
+    d = daemon_factory()
+    d.start("--dev")
+    port = d.http_port()
+    status, _, body = get(port, "demo.test.berth")
+    assert status == 200 and b"It works." in body
