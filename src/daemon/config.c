@@ -1,4 +1,5 @@
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <libfyaml.h>
 #include <netinet/in.h>
@@ -290,46 +291,152 @@ void berthd_config_done(struct berthd_config *cfg)
         free(cfg->https[i]);
 }
 
-int berthd_listener_bind(const char *kind, const char *spec, struct berthd_listener *ret, char *err, size_t n)
+union sockaddr_any {
+    struct sockaddr sa;
+    struct sockaddr_in in4;
+    struct sockaddr_in6 in6;
+    struct sockaddr_storage storage;
+};
+
+/* Parses "IP:PORT" or "[IPv6]:PORT". */
+static int parse_address(const char *spec, union sockaddr_any *addr, socklen_t *ret_len)
 {
     char host[64];
     const char *port_str;
-    union { struct sockaddr sa; struct sockaddr_in in4; struct sockaddr_in6 in6; } addr = { 0 };
-    socklen_t len;
     uint64_t port;
-    _cleanup_close_ int fd = -1;
 
+    *addr = (union sockaddr_any){ 0 };
     if (spec[0] == '[') {
         const char *close_br = strchr(spec, ']');
         if (!close_br || close_br[1] != ':' || (size_t)(close_br - spec - 1) >= sizeof(host))
-            goto bad;
+            return -EINVAL;
         memcpy(host, spec + 1, (size_t)(close_br - spec - 1));
         host[close_br - spec - 1] = 0;
         port_str = close_br + 2;
     } else {
         const char *colon = strrchr(spec, ':');
         if (!colon || (size_t)(colon - spec) >= sizeof(host) || memchr(spec, ':', (size_t)(colon - spec)))
-            goto bad;
+            return -EINVAL;
         memcpy(host, spec, (size_t)(colon - spec));
         host[colon - spec] = 0;
         port_str = colon + 1;
     }
     if (parse_uint(port_str, 0, 65535, &port) < 0)
-        goto bad;
-    if (inet_pton(AF_INET, host, &addr.in4.sin_addr) == 1) {
-        addr.in4.sin_family = AF_INET;
-        addr.in4.sin_port = htons((uint16_t)port);
-        len = sizeof(addr.in4);
-    } else if (inet_pton(AF_INET6, host, &addr.in6.sin6_addr) == 1) {
-        addr.in6.sin6_family = AF_INET6;
-        addr.in6.sin6_port = htons((uint16_t)port);
-        len = sizeof(addr.in6);
+        return -EINVAL;
+    if (inet_pton(AF_INET, host, &addr->in4.sin_addr) == 1) {
+        addr->in4.sin_family = AF_INET;
+        addr->in4.sin_port = htons((uint16_t)port);
+        *ret_len = sizeof(addr->in4);
+    } else if (inet_pton(AF_INET6, host, &addr->in6.sin6_addr) == 1) {
+        addr->in6.sin6_family = AF_INET6;
+        addr->in6.sin6_port = htons((uint16_t)port);
+        *ret_len = sizeof(addr->in6);
     } else {
-        goto bad;
+        return -EINVAL;
     }
+    return 0;
+}
 
-    fd = socket(addr.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+static void describe(struct berthd_listener *ret, const char *kind, const char *spec, int fd)
+{
+    union sockaddr_any addr;
+    socklen_t len = sizeof(addr);
+    char ip[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+
+    getsockname(fd, &addr.sa, &len);
+    if (addr.sa.sa_family == AF_INET) {
+        inet_ntop(AF_INET, &addr.in4.sin_addr, ip, sizeof(ip));
+        port = ntohs(addr.in4.sin_port);
+        snprintf(ret->address, sizeof(ret->address), "%s:%u", ip, port);
+    } else {
+        inet_ntop(AF_INET6, &addr.in6.sin6_addr, ip, sizeof(ip));
+        port = ntohs(addr.in6.sin6_port);
+        snprintf(ret->address, sizeof(ret->address), "[%s]:%u", ip, port);
+    }
+    ret->kind = kind;
+    snprintf(ret->requested, sizeof(ret->requested), "%s", spec);
+    ret->fd = fd;
+}
+
+size_t berthd_listen_fds_take(int *fds, size_t max)
+{
+    const char *pid = getenv("LISTEN_PID"), *count = getenv("LISTEN_FDS");
+    uint64_t p, n;
+    size_t taken = 0;
+
+    if (!pid || !count || parse_uint(pid, 1, INT32_MAX, &p) < 0 || (pid_t)p != getpid() ||
+        parse_uint(count, 0, 1024, &n) < 0)
+        return 0;
+    unsetenv("LISTEN_PID");
+    unsetenv("LISTEN_FDS");
+    unsetenv("LISTEN_FDNAMES");
+    for (uint64_t i = 0; i < n; i++) {
+        int fd = 3 + (int)i;
+        /* Inherited fds lack O_CLOEXEC by the protocol's nature; ours must have it. */
+        if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+            continue;
+        if (taken < max)
+            fds[taken++] = fd;
+        else
+            close(fd);
+    }
+    return taken;
+}
+
+static bool same_address(int fd, const union sockaddr_any *want, socklen_t want_len)
+{
+    union sockaddr_any have;
+    socklen_t len = sizeof(have);
+    int listening = 0;
+    socklen_t optlen = sizeof(listening);
+    if (getsockname(fd, &have.sa, &len) < 0 || len != want_len || have.sa.sa_family != want->sa.sa_family ||
+        getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &optlen) < 0 || !listening)
+        return false;
+    if (have.sa.sa_family == AF_INET)
+        return have.in4.sin_port == want->in4.sin_port &&
+               have.in4.sin_addr.s_addr == want->in4.sin_addr.s_addr;
+    return have.in6.sin6_port == want->in6.sin6_port &&
+           memcmp(&have.in6.sin6_addr, &want->in6.sin6_addr, sizeof(struct in6_addr)) == 0;
+}
+
+int berthd_listener_open(const char *kind, const char *spec, int *inherited, size_t n_inherited,
+                         struct berthd_listener *ret, char *err, size_t n)
+{
+    union sockaddr_any addr;
+    socklen_t len;
+    if (parse_address(spec, &addr, &len) < 0) {
+        snprintf(err, n, "invalid %s address \"%s\": use IP:PORT or [IPv6]:PORT, e.g. 0.0.0.0:80 or [::]:80", kind, spec);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < n_inherited; i++) {
+        if (inherited[i] >= 0 && same_address(inherited[i], &addr, len)) {
+            int fd = inherited[i];
+            inherited[i] = -1;
+            int flags = fcntl(fd, F_GETFL);
+            if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+                snprintf(err, n, "cannot use the inherited socket for %s: %s", spec, strerror(errno));
+                return -errno;
+            }
+            describe(ret, kind, spec, fd);
+            return 1;
+        }
+    }
+    return berthd_listener_bind(kind, spec, ret, err, n);
+}
+
+int berthd_listener_bind(const char *kind, const char *spec, struct berthd_listener *ret, char *err, size_t n)
+{
+    union sockaddr_any addr;
+    socklen_t len;
+    _cleanup_close_ int fd = -1;
     int one = 1;
+
+    if (parse_address(spec, &addr, &len) < 0) {
+        snprintf(err, n, "invalid %s address \"%s\": use IP:PORT or [IPv6]:PORT, e.g. 0.0.0.0:80 or [::]:80", kind, spec);
+        return -EINVAL;
+    }
+    fd = socket(addr.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
         (addr.sa.sa_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)) {
         snprintf(err, n, "cannot create a socket for %s: %s", spec, strerror(errno));
@@ -340,21 +447,6 @@ int berthd_listener_bind(const char *kind, const char *spec, struct berthd_liste
         snprintf(err, n, "cannot listen on %s (%s): %s", spec, kind, strerror(e));
         return -e;
     }
-    len = sizeof(addr);
-    getsockname(fd, &addr.sa, &len);
-    char ip[INET6_ADDRSTRLEN];
-    ret->kind = kind;
-    snprintf(ret->requested, sizeof(ret->requested), "%s", spec);
-    if (addr.sa.sa_family == AF_INET) {
-        inet_ntop(AF_INET, &addr.in4.sin_addr, ip, sizeof(ip));
-        snprintf(ret->address, sizeof(ret->address), "%s:%u", ip, ntohs(addr.in4.sin_port));
-    } else {
-        inet_ntop(AF_INET6, &addr.in6.sin6_addr, ip, sizeof(ip));
-        snprintf(ret->address, sizeof(ret->address), "[%s]:%u", ip, ntohs(addr.in6.sin6_port));
-    }
-    ret->fd = TAKE_FD(fd);
+    describe(ret, kind, spec, TAKE_FD(fd));
     return 0;
-bad:
-    snprintf(err, n, "invalid %s address \"%s\": use IP:PORT or [IPv6]:PORT, e.g. 0.0.0.0:80 or [::]:80", kind, spec);
-    return -EINVAL;
 }

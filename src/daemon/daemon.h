@@ -51,7 +51,18 @@ struct berthd_listener {
     int fd;
 };
 
+/* Takes the listening sockets passed by a service manager (LISTEN_PID/LISTEN_FDS,
+ * sd_listen_fds(3): fds 3..3+N-1) and unsets those variables so children do not
+ * see them. Returns how many were taken into fds (at most max). */
+size_t berthd_listen_fds_take(int *fds, size_t max);
+
 /* Binds "ADDR:PORT" ("0.0.0.0:80", "[::]:80", "127.0.0.1:0") non-blocking, with
  * SO_REUSEADDR and, for IPv6, IPV6_V6ONLY so that [::]:80 and 0.0.0.0:80 can both be
  * bound. -EINVAL for a malformed address (message in err). */
 int berthd_listener_bind(const char *kind, const char *spec, struct berthd_listener *ret, char *err, size_t n);
+/* Like berthd_listener_bind, but first looks among inherited (-1 entries are
+ * skipped) for a listening socket already bound to spec's address and adopts it
+ * (the entry is set to -1). Adopted sockets outlive berthd: with socket
+ * activation, connections made while berthd restarts wait in their backlog. */
+int berthd_listener_open(const char *kind, const char *spec, int *inherited, size_t n_inherited,
+                         struct berthd_listener *ret, char *err, size_t n);

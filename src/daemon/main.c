@@ -98,15 +98,29 @@ static int setup_signals(struct berthd *d)
 static int bind_listeners(struct berthd *d)
 {
     char err[256];
+    int inherited[2 * BERTHD_MAX_LISTENERS];
+    size_t n_inherited = berthd_listen_fds_take(inherited, ARRAY_SIZE(inherited));
+
     for (size_t i = 0; i < d->cfg.n_http; i++) {
         struct berthd_listener *l = &d->listeners[d->n_listeners];
-        if (berthd_listener_bind("http", d->cfg.http[i], l, err, sizeof(err)) < 0) {
+        int r = berthd_listener_open("http", d->cfg.http[i], inherited, n_inherited, l, err, sizeof(err));
+        if (r < 0) {
             log_error("%s", err);
-            return -EINVAL;
+            break;
         }
+        if (r > 0)
+            log_info("adopted the inherited socket for %s", l->address);
         d->api_listeners[d->n_listeners] = (struct api_listener){ l->kind, l->requested, l->address };
         d->n_listeners++;
     }
+    for (size_t i = 0; i < n_inherited; i++) {
+        if (inherited[i] >= 0) {
+            log_warning("closing an inherited socket (fd %d) that matches no configured listener", inherited[i]);
+            close(inherited[i]);
+        }
+    }
+    if (d->n_listeners < d->cfg.n_http)
+        return -EINVAL;
     if (d->cfg.n_https > 0 || d->cfg.ssh)
         log_warning("HTTPS and SSH listeners are not served by this version yet; ignoring --https/--ssh");
     return 0;
@@ -192,6 +206,10 @@ static int start_front(struct berthd *d)
         push_site_to_front(d, &list[i]);
     store_site_list_free(list, n);
     sites_set_observer(d->sites, on_site_change, d);
+    /* Only now: workers accept with the whole table in hand. */
+    r = front_supervisor_start(d->front);
+    if (r < 0)
+        return log_errno(r, "cannot start the front's workers");
     return 0;
 }
 

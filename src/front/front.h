@@ -72,12 +72,19 @@ void front_config_init(struct front_config *cfg);
 /* The berthd side: owns the workers and the route table. */
 struct front_supervisor;
 
-/* Forks cfg->workers workers that inherit listen_fds (borrowed: the caller keeps
- * and closes them; each should be non-blocking and listening), drop to the front
- * uid/gid and serve. Workers are watched through pidfds in loop and restarted with
- * a backoff when they die. Must be called while loop's process is single-threaded. */
+/* Prepares a supervisor for cfg->workers workers on listen_fds (borrowed: the
+ * caller keeps and closes them; each should be non-blocking and listening). No
+ * worker runs yet: fill the route table with front_supervisor_site_upsert(), then
+ * call front_supervisor_start(), so that no connection waiting in a backlog (say,
+ * across a berthd restart) is answered from a half-filled table. */
 int front_supervisor_new(struct evloop *loop, const struct front_config *cfg,
                          const int *listen_fds, size_t n_listen, struct front_supervisor **ret);
+
+/* Forks the workers: each gets the whole route table before it accepts, drops to
+ * the front uid/gid and serves. Workers are watched through pidfds in the loop and
+ * restarted with a backoff when they die. Must be called while the process is
+ * single-threaded. */
+int front_supervisor_start(struct front_supervisor *sup);
 
 /* Stops the workers (SIGTERM, SIGKILL after a grace period of 3 s), reaps them and
  * frees everything. Blocks for at most the grace period. NULL-safe. */

@@ -297,6 +297,13 @@ int main(int argc, char **argv)
         return 1;
     }
     load_routes(&h);
+    r = front_supervisor_start(h.sup);
+    if (r < 0) {
+        log_errno(r, "start the front's workers");
+        front_supervisor_free(h.sup);
+        evloop_free(h.loop);
+        return 1;
+    }
     evloop_add(h.loop, sfd, EPOLLIN, on_signal, &h);
     if (port_file) {
         char text[MAX_LISTEN * 8] = "";

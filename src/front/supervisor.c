@@ -292,14 +292,19 @@ int front_supervisor_new(struct evloop *loop, const struct front_config *cfg,
         *sw = (struct sworker){ .sup = sup, .index = i, .pidfd = -1, .ctl = -1,
                                 .queue = BUF_INIT(QUEUE_MAX), .backoff_ms = BACKOFF_MIN_MS };
     }
-    for (unsigned i = 0; i < n; i++) {
-        int r = spawn(&sup->workers[i]);
-        if (r < 0) {
-            front_supervisor_free(sup);
-            return r;
-        }
-    }
     *ret = sup;
+    return 0;
+}
+
+int front_supervisor_start(struct front_supervisor *sup)
+{
+    for (unsigned i = 0; i < sup->n_workers; i++) {
+        if (sup->workers[i].pid > 0)
+            continue;
+        int r = spawn(&sup->workers[i]);
+        if (r < 0)
+            return r;
+    }
     return 0;
 }
 

@@ -92,12 +92,29 @@ class Daemon:
                 os.chmod(p, mode | 0o011)
             p = p.parent
 
-    def start(self, *extra, env=None, wait=True):
+    def start(self, *extra, env=None, wait=True, listen_fds=()):
+        """listen_fds: sockets handed over as a service manager would (LISTEN_FDS,
+        fds 3..), so that they outlive the daemon."""
         assert self.proc is None, "already running"
         self.open_path_to_root()
         log = open(self.log_path, "ab")
         full_env = dict(os.environ, **(env or {}))
-        self.proc = subprocess.Popen(self.argv(*extra), stdout=log, stderr=subprocess.STDOUT, env=full_env)
+        argv = self.argv(*extra)
+        kw = {}
+        if listen_fds:
+            fds = [s.fileno() for s in listen_fds]
+            full_env["LISTEN_FDS"] = str(len(fds))
+            # LISTEN_PID must be berthd's own pid: a shell sets it, then execs berthd.
+            argv = ["/bin/sh", "-c", 'LISTEN_PID=$$ exec "$@"', "sh"] + argv
+            targets = list(range(3, 3 + len(fds)))
+
+            def move_fds():
+                # Park first, so that a source fd sitting on a target number is not clobbered.
+                parked = [os.dup(fd) for fd in fds]
+                for fd, target in zip(parked, targets):
+                    os.dup2(fd, target)
+            kw = {"preexec_fn": move_fds, "pass_fds": targets}
+        self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=full_env, **kw)
         log.close()
         if wait:
             self.wait_ready()

@@ -117,3 +117,35 @@ def test_dev_demo_site_is_served(daemon_factory):
     port = d.http_port()
     status, _, body = get(port, "demo.test.berth")
     assert status == 200 and b"It works." in body
+
+
+def test_restart_keeps_the_listeners_open(daemon_factory):
+    """With socket activation the listening socket outlives berthd: a visitor who
+    connects while berthd restarts waits in the backlog and is then served."""
+    import socket
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    port = listener.getsockname()[1]
+    d = daemon_factory()
+    d.http = [f"127.0.0.1:{port}"]
+    try:
+        d.start(listen_fds=[listener])
+        assert "adopted the inherited socket" in d.log()
+        d.ok("site", "create", "blog")
+        write_page(d, "blog", "index.html", "still here")
+        assert wait_for(lambda: get(port, "blog.test.berth")[0] == 200)
+
+        d.stop()
+        # berthd is gone; the kernel still accepts into the backlog.
+        waiting = socket.create_connection(("127.0.0.1", port), timeout=20)
+        waiting.sendall(b"GET / HTTP/1.1\r\nHost: blog.test.berth\r\nConnection: close\r\n\r\n")
+        d.start(listen_fds=[listener])
+        answer = b""
+        while chunk := waiting.recv(65536):
+            answer += chunk
+        waiting.close()
+        assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"still here")
+    finally:
+        listener.close()
