@@ -149,3 +149,33 @@ def test_restart_keeps_the_listeners_open(daemon_factory):
         assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"still here")
     finally:
         listener.close()
+
+
+def test_site_created_under_load_is_served_at_once(daemon):
+    """wrk keeps one site busy while another is created through the CLI: the new
+    site answers at once and the load sees no error and no non-2xx answer."""
+    import shutil
+    import subprocess
+    from conftest import require
+    require(shutil.which("wrk"), "wrk is not installed")
+    port = daemon.http_port()
+    daemon.ok("site", "create", "busy")
+    write_page(daemon, "busy", "index.html", "x" * 1024)
+    assert wait_for(lambda: get(port, "busy.test.berth")[0] == 200)
+
+    load = subprocess.Popen(["wrk", "-t1", "-c16", "-d3s", "-H", "Host: busy.test.berth",
+                             f"http://127.0.0.1:{port}/"], stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.5)
+        daemon.ok("site", "create", "fresh")
+        write_page(daemon, "fresh", "index.html", "fresh")
+        created = time.monotonic()
+        assert wait_for(lambda: get(port, "fresh.test.berth")[0] == 200, timeout=1.0)
+        assert time.monotonic() - created < 1.0
+        out, _ = load.communicate(timeout=30)
+    finally:
+        if load.poll() is None:
+            load.kill()
+            load.wait()
+    assert "requests in" in out, out
+    assert "Non-2xx" not in out and "Socket errors" not in out, out
