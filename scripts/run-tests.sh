@@ -31,6 +31,9 @@ export BERTH_BUILD_DIR="$top/$TEST_BUILD"
 rc=$?
 [ $rc -eq 0 ] || failed+=(integration)
 
+step "browser tests (panel in headless Chromium)"
+tests/e2e/run.sh || failed+=(e2e)
+
 step "fuzzers (${FUZZ_SECONDS}s each)"
 if [ ! -f "$FUZZ_BUILD/build.ninja" ]; then
   CC=clang meson setup "$FUZZ_BUILD" -Dfuzzing=true -Dtests=false \

@@ -1,6 +1,8 @@
 /* Shared between the API's connection handling and its handlers. */
 #pragma once
 
+#include <sodium.h>
+
 #include "api/api.h"
 #include "common/buf.h"
 #include "common/error.h"
@@ -15,12 +17,25 @@ struct api_request {
     const struct json_value *body; /* parsed JSON body, or NULL if none */
     const char *actor;             /* who is asking: "root" or a user name */
     bool admin;
+    /* Set by the connection code for auth.c (zero in requests built elsewhere): */
+    const struct http1_request *http; /* the head, for its fields; borrowed */
+    struct api_auth *auth;         /* the server's sessions and throttling; borrowed */
+    /* Filled by api_auth_request: */
+    const char *client;            /* client address (the front's X-Forwarded-For on panel.sock) */
+    bool via_session;              /* authenticated by the session cookie */
+    int64_t token_id;              /* by this bearer token; 0 if not */
+    char actor_buf[64];            /* storage behind actor */
+    char client_buf[64];           /* storage behind client */
+    char session_id[65];           /* SHA-256 hex of the cookie, when via_session */
+    char csrf[64];                 /* the session's CSRF token, when via_session */
 };
 
 struct api_response {
     int status;
-    struct buf body;               /* JSON */
+    struct buf body;               /* JSON, or raw bytes when content_type is set */
     struct json_writer json;       /* writes into body */
+    const char *content_type;      /* NULL: body is a JSON document; else a static type */
+    char headers[768];             /* extra header lines, each ending in CRLF (api_reply_header) */
 };
 
 /* Starts a JSON answer with status. */
@@ -33,6 +48,55 @@ void api_reply_failure(struct api_response *res, const struct error *err);
 int api_status_for(int code);
 /* Reads a query parameter into out; false if absent. */
 bool api_query_get(const char *query, const char *key, char *out, size_t n);
+
+/* Adds one header line ("Name: value") to res; a line that does not fit is dropped
+ * and returns -ENOBUFS. */
+int api_reply_header(struct api_response *res, const char *fmt, ...) _printf_(2, 3);
+
+/* ---- authentication (auth.c) ---- */
+
+struct api_auth;
+
+/* Per-server authentication state: the mode, and on panel.sock the login throttle
+ * table and a dummy password hash (so an unknown user costs the same argon2 time as
+ * a wrong password). cfg is borrowed and outlives it. */
+int api_auth_new(const struct api_config *cfg, struct api_auth **ret);
+void api_auth_free(struct api_auth *auth);   /* NULL-safe */
+/* Decides who req is (req->http, ->auth, ->segments and ->method set): on api.sock a
+ * root peer is the admin "root"; on panel.sock the bearer token or session cookie
+ * names a user (disabled users and expired sessions are refused). For a state-changing
+ * cookie request it also checks X-CSRF-Token and the Origin/Referer host. Login needs
+ * no identity: it passes with actor NULL. Returns true to go on; false when res holds
+ * the refusal (401/403). */
+bool api_auth_request(struct api_auth *auth, uid_t peer_uid, struct api_request *req, struct api_response *res);
+/* /api/v1/login, /logout, /me, /me/password (account.c). */
+void api_handle_account(const struct api_config *cfg, const struct api_request *req, struct api_response *res);
+/* /api/v1/tokens (account.c). */
+void api_handle_tokens(const struct api_config *cfg, const struct api_request *req, struct api_response *res);
+/* Logs in: checks throttling, verifies the password (or the dummy hash), creates the
+ * session and sets its cookie. Used by api_handle_account. */
+void api_auth_login(struct api_auth *auth, const struct api_request *req, struct api_response *res);
+/* Ends the request's session and clears the cookie. */
+void api_auth_logout(struct api_auth *auth, const struct api_request *req, struct api_response *res);
+/* SHA-256 of a secret as 64 hex digits (+ NUL) into out. */
+void api_auth_hash(const char *secret, char out[static 65]);
+/* Hashes a new password with argon2id; -EINVAL with a sentence when it is too short
+ * or too long (users.c and account.c share the rule). */
+int api_password_hash(const char *password, size_t len, char out[static crypto_pwhash_STRBYTES],
+                      struct error *err);
+/* Ends every session of user but keep_id (NULL: all): on disable, password change. */
+int api_auth_end_sessions(const struct api_config *cfg, const char *user, const char *keep_id);
+
+/* ---- the panel's pages, and site logs (panel.c) ---- */
+
+/* Answers a GET/HEAD for one of the panel's embedded files ("/", "/assets/..."),
+ * with ETag/If-None-Match, Cache-Control and a strict Content-Security-Policy. */
+void api_panel_serve(const struct http1_request *http, struct api_response *res);
+/* GET /api/v1/sites/NAME/logs?kind=access|error&lines=N for a site the asker may see
+ * (the caller checked). Reads the tail of <site>/logs/<kind>.log beneath the site's
+ * directory, bounded. */
+void api_handle_site_logs(const struct api_config *cfg, const struct api_request *req,
+                          const char *site, struct api_response *res);
 
 void api_handle_status(const struct api_config *cfg, const struct api_request *req, struct api_response *res);
 void api_handle_sites(const struct api_config *cfg, const struct api_request *req, struct api_response *res);

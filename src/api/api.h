@@ -10,12 +10,25 @@
  *   GET    /api/v1/users                     POST /api/v1/users
  *   DELETE /api/v1/users/NAME                PUT  /api/v1/users/NAME/password
  *   GET    /api/v1/events?limit=N&before=ID&target=NAME
+ *   GET    /api/v1/sites/NAME/logs?kind=access|error&lines=N
+ *   PATCH  /api/v1/users/NAME {disabled}
+ *   POST   /api/v1/login {name, password}     POST /api/v1/logout
+ *   GET    /api/v1/me                        PUT  /api/v1/me/password {current, new}
+ *   GET    /api/v1/tokens                    POST /api/v1/tokens {name[, user]}
+ *   DELETE /api/v1/tokens/ID
+ *
+ * Two kinds of socket serve it (enum api_auth_mode): api.sock, where a root peer is
+ * the admin "root" and nobody else gets in; and panel.sock, where the peer is the
+ * front and identity comes from the request: a session cookie (set by login) or a
+ * bearer token. panel.sock also serves the panel's pages at / (src/panel). A user
+ * who is not an admin sees only the sites they own: any other is a 404.
  *
  * Answers are JSON. Failures are {"error": {"status": N, "message": "..."}} with the
  * HTTP status: 400 bad input, 403, 404 unknown, 405, 409 conflict, 413, 500. */
 #pragma once
 
 #include "common/evloop.h"
+#include "sites/runtime.h"
 #include "sites/sites.h"
 #include "store/store.h"
 
@@ -26,11 +39,19 @@ struct api_listener {
     const char *address;     /* as bound, with the real port, e.g. "127.0.0.1:41234" */
 };
 
+/* Who a socket's peers are. */
+enum api_auth_mode {
+    API_AUTH_PEER_ROOT,   /* api.sock: mode 0600, a root peer is the admin "root" */
+    API_AUTH_PANEL,       /* panel.sock: mode 0660 root:socket_gid; cookie or bearer token,
+                             client address from the front's X-Forwarded-For */
+};
+
 /* What the API needs from berthd. Everything is borrowed and outlives the server. */
 struct api_config {
     const char *socket_path;
     struct store *store;
     struct sites *sites;
+    struct sites_runtime *runtime;   /* NULL when sandboxes are unavailable (not root) */
     const char *version;
     const char *state_dir;
     const char *run_dir;
@@ -38,12 +59,14 @@ struct api_config {
     const struct api_listener *listeners;
     size_t n_listeners;
     int64_t started_at;
+    enum api_auth_mode auth;         /* zero (API_AUTH_PEER_ROOT) for api.sock */
+    gid_t socket_gid;                /* API_AUTH_PANEL: the socket's group (the front's) */
 };
 
 struct api_server;
 
-/* Binds socket_path (mode 0600; a stale socket is replaced, a live one is -EADDRINUSE)
- * and serves it on loop. */
+/* Binds socket_path (mode 0600, or 0660 root:socket_gid for the panel; a stale socket
+ * is replaced, a live one is -EADDRINUSE) and serves it on loop. */
 int api_server_new(struct evloop *loop, const struct api_config *cfg, struct api_server **ret);
 /* Closes every connection and the socket, and unlinks it. NULL-safe. */
 void api_server_free(struct api_server *server);

@@ -10,6 +10,7 @@
 #include <sys/un.h>
 
 #include "api/api-internal.h"
+#include "api/api-upload.h"
 #include "common/log.h"
 
 #define API_MAX_HEAD (64 * 1024)
@@ -25,6 +26,7 @@ struct api_conn {
     struct http1_parser parser;
     struct http1_request req;     /* the parser keeps its progress here between reads */
     bool closing;                 /* close once out is flushed */
+    struct api_upload *upload;    /* a request whose body streams to a file (api-upload.h) */
     struct api_conn *next, **pprev;
 };
 
@@ -35,6 +37,7 @@ struct api_server {
     int listen_fd;
     struct api_conn *conns;
     size_t n_conns;
+    struct api_auth *auth;        /* who may ask, and the login throttle (auth.c) */
 };
 
 static void conn_close(struct api_conn *c)
@@ -44,6 +47,7 @@ static void conn_close(struct api_conn *c)
     close(c->fd);
     buf_done(&c->in);
     buf_done(&c->out);
+    api_upload_free(c->upload);
     *c->pprev = c->next;
     if (c->next)
         c->next->pprev = c->pprev;
@@ -125,6 +129,10 @@ static void dispatch(struct api_server *s, struct api_request *req, struct api_r
         api_handle_users(&s->cfg, req, res);
     else if (streq(first, "events"))
         api_handle_events(&s->cfg, req, res);
+    else if (streq(first, "login") || streq(first, "logout") || streq(first, "me"))
+        api_handle_account(&s->cfg, req, res);
+    else if (streq(first, "tokens"))
+        api_handle_tokens(&s->cfg, req, res);
     else
         api_reply_error(res, 404, "no such API endpoint");
 }
@@ -162,12 +170,20 @@ static void write_response(struct api_conn *c, const struct api_response *res, b
 {
     char date[30];
     http_date_format(time(NULL), date);
-    buf_printf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-               "Date: %s\r\nCache-Control: no-store\r\n%s\r\n",
-               res->status, http_status_reason(res->status), res->body.len + 1, date,
-               keep_alive ? "" : "Connection: close\r\n");
-    buf_append(&c->out, res->body.data ? res->body.data : "", res->body.len);
-    buf_append_char(&c->out, '\n');
+    /* A JSON answer ends with a newline for people reading it in a terminal; other
+     * bodies (the panel's files) are sent as they are, with their own caching. */
+    bool json = !res->content_type;
+    buf_printf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n", res->status, http_status_reason(res->status),
+               json ? "application/json" : res->content_type);
+    if (res->status != 304)
+        buf_printf(&c->out, "Content-Length: %zu\r\n", res->body.len + json);
+    buf_printf(&c->out, "Date: %s\r\n%sX-Content-Type-Options: nosniff\r\n%s%s\r\n", date,
+               json ? "Cache-Control: no-store\r\n" : "", res->headers, keep_alive ? "" : "Connection: close\r\n");
+    if (res->status != 304) {
+        buf_append(&c->out, res->body.data ? res->body.data : "", res->body.len);
+        if (json)
+            buf_append_char(&c->out, '\n');
+    }
 }
 
 static void flush(struct api_conn *c);
@@ -178,14 +194,71 @@ static void reset_parser(struct api_conn *c)
     memset(&c->req, 0, sizeof(c->req));
 }
 
+/* ---- uploads: the one request whose body streams to a file (api-upload.h) ---- */
+
+/* Hands a request head over to the upload endpoint. An answer before the body
+ * (unknown site, too large) closes the connection: the body stays unread. */
+static void upload_start(struct api_conn *c, const struct http1_request *req, size_t head)
+{
+    struct api_response res = { .body = BUF_INIT(64 * 1024) };
+    struct api_request areq = { .method = req->method, .http = req };
+    char path[2048];
+    snprintf(path, sizeof(path), "%.*s", (int)req->path_len, req->path);
+    if (req->path_len >= sizeof(path) || split_path(path, &areq) < 0)
+        api_reply_error(&res, 404, "no such API endpoint");
+    else if (api_auth_request(c->server->auth, c->peer_uid, &areq, &res))
+        api_upload_begin(&c->server->cfg, &areq, req, &res, &c->upload);
+    buf_consume(&c->in, head);
+    reset_parser(c);
+    if (!c->upload) {
+        write_response(c, &res, false);
+        c->closing = true;
+    }
+    buf_done(&res.body);
+}
+
+/* Passes buffered body bytes on; answers once the body is complete. Returns false
+ * while more bytes are needed. */
+static bool upload_step(struct api_conn *c)
+{
+    struct api_response res = { .body = BUF_INIT(64 * 1024) };
+    size_t used = 0;
+    int r = api_upload_feed(c->upload, c->in.data ? c->in.data : (char[1]){ 0 }, c->in.len, &res, &used);
+    buf_consume(&c->in, used);
+    if (r == 0) {
+        buf_done(&res.body);
+        return false;
+    }
+    bool keep = r > 0 && api_upload_keep_alive(c->upload);
+    api_upload_free(c->upload);
+    c->upload = NULL;
+    if (json_writer_finish(&res.json) < 0)
+        api_reply_error(&res, 500, "answer too large");
+    write_response(c, &res, keep);
+    buf_done(&res.body);
+    c->closing = !keep;
+    return true;
+}
+
 /* Handles every complete request in c->in. Returns false if c was closed. */
 static bool process(struct api_conn *c)
 {
     for (;;) {
+        if (c->upload) {
+            if (!upload_step(c) || c->closing)
+                return true;
+            continue;
+        }
         int head = http1_parse_request(&c->parser, c->in.data, c->in.len, &c->req);
         const struct http1_request req = c->req;
         if (head == HTTP1_INCOMPLETE)
             return true;
+        if (head > 0 && api_upload_wanted(&req)) {
+            upload_start(c, &req, (size_t)head);
+            if (c->closing)
+                return true;
+            continue;
+        }
 
         struct api_response res = { .body = BUF_INIT(16 * 1024 * 1024) };
         if (head < 0) {
@@ -247,14 +320,11 @@ static bool process(struct api_conn *c)
         /* Copy what the handlers keep: the path is split in place. */
         char path[2048];
         snprintf(path, sizeof(path), "%.*s", (int)req.path_len, req.path);
-        struct api_request areq = {
-            .method = req.method,
-            .actor = c->peer_uid == 0 ? "root" : "?",
-            .admin = c->peer_uid == 0,
-        };
+        struct api_request areq = { .method = req.method, .http = &req };
         struct json_value *json = NULL;
-        if (c->peer_uid != 0) {
-            api_reply_error(&res, 403, "only root may use the API socket");
+        bool page = c->server->cfg.auth == API_AUTH_PANEL && !str_startswith(path, "/api/");
+        if (page) {
+            api_panel_serve(&req, &res);   /* the panel's files: public, like a login page */
         } else if (req.path_len >= sizeof(path) || split_path(path, &areq) < 0) {
             api_reply_error(&res, 404, "no such API endpoint");
         } else if (body_len > 0) {
@@ -267,11 +337,11 @@ static bool process(struct api_conn *c)
             else
                 areq.body = json;
         }
-        if (res.status == 0)
+        if (res.status == 0 && api_auth_request(c->server->auth, c->peer_uid, &areq, &res))
             dispatch(c->server, &areq, &res);
         if (res.status == 0)
             api_reply_error(&res, 500, "internal error: no answer");
-        if (json_writer_finish(&res.json) < 0)
+        if (!res.content_type && json_writer_finish(&res.json) < 0)
             api_reply_error(&res, 500, "answer too large");
         json_value_free(json);
         write_response(c, &res, req.keep_alive);
@@ -417,7 +487,12 @@ int api_server_new(struct evloop *loop, const struct api_config *cfg, struct api
     umask(old);
     if (r < 0)
         return -errno;
-    if (chmod(cfg->socket_path, 0600) < 0 || listen(fd, 128) < 0)
+    /* panel.sock is for the front's workers, which run as the front's group: they
+     * connect through the group bit. Only root can give the file away. */
+    bool panel = cfg->auth == API_AUTH_PANEL;
+    if (panel && geteuid() == 0 && chown(cfg->socket_path, 0, cfg->socket_gid) < 0)
+        return -errno;
+    if (chmod(cfg->socket_path, panel ? 0660 : 0600) < 0 || listen(fd, 128) < 0)
         return -errno;
 
     struct api_server *s = calloc(1, sizeof(*s));
@@ -427,7 +502,9 @@ int api_server_new(struct evloop *loop, const struct api_config *cfg, struct api
     s->cfg = *cfg;
     s->socket_path = strdup(cfg->socket_path);
     s->listen_fd = TAKE_FD(fd);
-    r = evloop_add(loop, s->listen_fd, EPOLLIN, on_accept, s);
+    r = api_auth_new(&s->cfg, &s->auth);
+    if (r >= 0)
+        r = evloop_add(loop, s->listen_fd, EPOLLIN, on_accept, s);
     if (r < 0 || !s->socket_path) {
         api_server_free(s);
         return r < 0 ? r : -ENOMEM;
@@ -449,5 +526,6 @@ void api_server_free(struct api_server *s)
     if (s->socket_path)
         unlink(s->socket_path);
     free(s->socket_path);
+    api_auth_free(s->auth);
     free(s);
 }

@@ -10,8 +10,59 @@
 #define DEFAULT_PIDS 128
 #define DEFAULT_IDLE_SECONDS 300
 
+static void write_usage_field(struct json_writer *w, const char *key, uint64_t v)
+{
+    json_key(w, key);
+    if (v == SANDBOX_USAGE_UNKNOWN)
+        json_null(w);
+    else
+        json_uint(w, v);
+}
+
+/* The "runtime" member: what the site's sandbox does now, and its usage. */
+static void write_runtime(struct json_writer *w, const struct sites_runtime_status *st)
+{
+    json_key(w, "runtime");
+    json_object_begin(w);
+    json_kv_string(w, "state", sites_runtime_state_to_string(st->state));
+    json_key(w, "pid");
+    if (st->pid > 0)
+        json_int(w, st->pid);
+    else
+        json_null(w);
+    json_kv_int(w, "started_at", st->started_at);
+    json_kv_uint(w, "restarts", st->restarts);
+    json_key(w, "last_exit");
+    if (st->last_exit >= 0)
+        json_int(w, st->last_exit);
+    else
+        json_null(w);
+    json_kv_string(w, "socket", st->socket_path);
+    json_kv_string(w, "error", st->last_error[0] ? st->last_error : NULL);
+    json_kv_string(w, "last_output", st->state == SITES_RUNTIME_FAILED ? st->last_output : NULL);
+    json_key(w, "usage");
+    if (st->has_usage) {
+        json_object_begin(w);
+        write_usage_field(w, "memory_current", st->usage.memory_current);
+        write_usage_field(w, "memory_peak", st->usage.memory_peak);
+        json_key(w, "cpu_seconds");
+        if (st->usage.cpu_usec == SANDBOX_USAGE_UNKNOWN)
+            json_null(w);
+        else
+            json_double(w, (double)st->usage.cpu_usec / 1e6);
+        write_usage_field(w, "processes", st->usage.pids_current);
+        write_usage_field(w, "oom_kills", st->usage.oom_kills);
+        json_object_end(w);
+    } else {
+        json_null(w);
+    }
+    json_object_end(w);
+}
+
 void api_write_site(const struct api_config *cfg, struct json_writer *w, const struct store_site *site)
 {
+    struct sites_runtime_status rst;
+    bool managed = cfg->runtime && sites_runtime_get_status(cfg->runtime, site->name, &rst) == 0;
     char host[300], dir[400], size[32];
     sites_default_host(cfg->sites, site->name, host, sizeof(host));
     sites_dir(cfg->sites, site->name, dir, sizeof(dir));
@@ -21,8 +72,10 @@ void api_write_site(const struct api_config *cfg, struct json_writer *w, const s
     json_kv_string(w, "type", site->type);
     json_kv_string(w, "owner", site->owner);
     json_kv_uint(w, "uid", site->uid);
-    json_kv_string(w, "state", site->desired_state);
+    json_kv_string(w, "state", managed ? sites_runtime_state_to_string(rst.state) : site->desired_state);
     json_kv_string(w, "desired_state", site->desired_state);
+    if (managed)
+        write_runtime(w, &rst);
     json_kv_string(w, "host", host);
     json_key(w, "domains");
     json_array_begin(w);
@@ -257,6 +310,11 @@ static void create_site(const struct api_config *cfg, const struct api_request *
         r = read_string_member(body, "network", &site.network, &err);
     if (r >= 0)
         r = read_string_member(body, "owner", &site.owner, &err);
+    /* A user creates sites for themselves; root (no account) makes unowned ones. */
+    if (r >= 0 && !req->admin && site.owner && !streq(site.owner, req->actor))
+        r = error_set(&err, -EPERM, "only an admin may create a site for another user");
+    if (r >= 0 && !site.owner && !streq(req->actor, "root") && !(site.owner = strdup(req->actor)))
+        r = error_set(&err, -ENOMEM, "out of memory");
     if (r >= 0)
         r = read_string_array(body, "domains", &site.domains, &site.n_domains, &err);
     if (r >= 0)
@@ -438,7 +496,9 @@ void api_handle_sites(const struct api_config *cfg, const struct api_request *re
     if (!load_site(cfg, req, res, &site))
         return;
     struct error err = { 0 };
-    if (req->n_segments == 3) {
+    if (req->n_segments == 3 && streq(req->segments[2], "logs")) {
+        api_handle_site_logs(cfg, req, site.name, res);
+    } else if (req->n_segments == 3) {
         const char *action = req->segments[2];
         const char *state = streq(action, "stop") ? "stopped"
                           : streq(action, "start") || streq(action, "restart") ? "running" : NULL;
@@ -447,6 +507,12 @@ void api_handle_sites(const struct api_config *cfg, const struct api_request *re
         } else if (req->method != HTTP_POST) {
             api_reply_error(res, 405, "use POST to %s a site", action);
         } else if (sites_set_desired_state(cfg->sites, site.name, state, req->actor, &err) < 0) {
+            api_reply_failure(res, &err);
+        } else if (cfg->runtime && streq(action, "start") &&
+                   sites_runtime_start(cfg->runtime, site.name, &err) < 0) {
+            api_reply_failure(res, &err);
+        } else if (cfg->runtime && streq(action, "restart") &&
+                   sites_runtime_restart(cfg->runtime, site.name, &err) < 0) {
             api_reply_failure(res, &err);
         } else {
             store_site_done(&site);

@@ -10,8 +10,8 @@
 #define PASSWORD_MIN 8
 #define PASSWORD_MAX 1024
 
-static int hash_password(const char *password, size_t len, char out[static crypto_pwhash_STRBYTES],
-                         struct error *err)
+int api_password_hash(const char *password, size_t len, char out[static crypto_pwhash_STRBYTES],
+                      struct error *err)
 {
     if (len < PASSWORD_MIN)
         return error_set(err, -EINVAL, "the password is too short: use at least %d characters", PASSWORD_MIN);
@@ -55,7 +55,7 @@ static void create_user(const struct api_config *cfg, const struct api_request *
         api_reply_error(res, 400, "admin must be true or false");
         return;
     }
-    if (hash_password(pw->string.data, pw->string.len, hash, &err) < 0) {
+    if (api_password_hash(pw->string.data, pw->string.len, hash, &err) < 0) {
         api_reply_failure(res, &err);
         return;
     }
@@ -155,7 +155,7 @@ static void set_password(const struct api_config *cfg, const struct api_request 
         api_reply_error(res, 400, "a password is required");
         return;
     }
-    if (hash_password(pw->string.data, pw->string.len, hash, &err) < 0) {
+    if (api_password_hash(pw->string.data, pw->string.len, hash, &err) < 0) {
         api_reply_failure(res, &err);
         return;
     }
@@ -180,6 +180,44 @@ static void set_password(const struct api_config *cfg, const struct api_request 
     }
 }
 
+/* PATCH {disabled}: a disabled user cannot sign in, and their sessions end now. */
+static void change_user(const struct api_config *cfg, const struct api_request *req, const char *name,
+                        struct api_response *res)
+{
+    bool disabled;
+    if (!req->body || req->body->object.n != 1 || !json_get_bool(req->body, "disabled", &disabled)) {
+        api_reply_error(res, 400, "give {\"disabled\": true} or {\"disabled\": false}");
+        return;
+    }
+    if (disabled && streq(name, req->actor)) {
+        api_reply_error(res, 409, "you cannot disable your own account");
+        return;
+    }
+    int r = store_begin(cfg->store);
+    if (r >= 0)
+        r = store_user_set_disabled(cfg->store, name, disabled);
+    if (r >= 0 && disabled)
+        r = api_auth_end_sessions(cfg, name, NULL);
+    if (r >= 0)
+        r = store_event_append(cfg->store, req->actor, disabled ? "user.disable" : "user.enable", name, NULL);
+    if (r >= 0)
+        r = store_commit(cfg->store);
+    else
+        store_rollback(cfg->store);
+    struct store_user u = { 0 };
+    if (r >= 0)
+        r = store_user_get(cfg->store, name, &u);
+    if (r == -ENOENT) {
+        api_reply_error(res, 404, "no user named \"%s\"", name);
+    } else if (r < 0) {
+        api_reply_error(res, 500, "cannot change the user: %s", store_errmsg(cfg->store));
+    } else {
+        api_reply(res, 200);
+        write_user(&res->json, &u);
+    }
+    store_user_done(&u);
+}
+
 void api_handle_users(const struct api_config *cfg, const struct api_request *req, struct api_response *res)
 {
     if (!req->admin) {
@@ -198,10 +236,12 @@ void api_handle_users(const struct api_config *cfg, const struct api_request *re
     const char *name = req->segments[1];
     if (req->n_segments == 2 && req->method == HTTP_DELETE)
         remove_user(cfg, req, name, res);
+    else if (req->n_segments == 2 && req->method == HTTP_PATCH)
+        change_user(cfg, req, name, res);
     else if (req->n_segments == 3 && streq(req->segments[2], "password") && req->method == HTTP_PUT)
         set_password(cfg, req, name, res);
     else if (req->n_segments <= 3)
-        api_reply_error(res, 405, "use DELETE on a user, or PUT on its password");
+        api_reply_error(res, 405, "use PATCH or DELETE on a user, or PUT on its password");
     else
         api_reply_error(res, 404, "no such API endpoint");
 }
@@ -257,6 +297,11 @@ void api_handle_events(const struct api_config *cfg, const struct api_request *r
 void api_handle_status(const struct api_config *cfg, const struct api_request *req, struct api_response *res)
 {
     size_t n_sites = 0, n_users = 0;
+    if (!req->admin) {
+        /* It shows the daemon's directories and counts: the operator's business. */
+        api_reply_error(res, 403, "only an admin may read the daemon's status");
+        return;
+    }
     if (req->method != HTTP_GET || req->n_segments != 1) {
         api_reply_error(res, req->n_segments == 1 ? 405 : 404, "use GET on /api/v1/status");
         return;

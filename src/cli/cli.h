@@ -50,4 +50,8 @@ char *cli_read_password(bool from_stdin, const char *prompt_name, bool confirm);
 
 int cli_status(const struct cli *cli, int argc, char **argv);
 int cli_site(const struct cli *cli, int argc, char **argv);
+/* berth site exec NAME -- CMD [ARG]... (argv[0] is "exec"); returns the command's exit status. */
+int cli_site_exec(const struct cli *cli, int argc, char **argv);
 int cli_user(const struct cli *cli, int argc, char **argv);
+/* berth token create | ls | rm (argv[0] is "token"). */
+int cli_token(const struct cli *cli, int argc, char **argv);

@@ -18,8 +18,11 @@ static void usage(FILE *f)
           "  site set NAME [--memory M] [--cpu C] [--pids N] [--idle SECONDS]\n"
           "                [--always-on|--on-demand] [--domain D]... [--no-domain D]...\n"
           "  site start NAME | site stop NAME | site restart NAME | site rm NAME\n"
+          "  site exec NAME -- CMD [ARG]...      run a command in the site's sandbox\n"
+          "  site upload NAME PATH               zip, tar(.gz/.zst/.xz) or a folder; replaces public/\n"
           "  user add NAME [--admin] [--password-stdin] | user ls | user rm NAME\n"
-          "  user passwd NAME [--password-stdin]\n"
+          "  user passwd NAME [--password-stdin] | user disable NAME | user enable NAME\n"
+          "  token create NAME --user USER | token ls [--user USER] | token rm ID\n"
           "\n"
           "Options:\n"
           "  --socket PATH   berthd's API socket (default $BERTH_SOCKET or " DEFAULT_SOCKET ")\n"
@@ -72,6 +75,8 @@ int main(int argc, char **argv)
         return cli_site(&cli, sub_argc, sub_argv);
     if (streq(cmd, "user"))
         return cli_user(&cli, sub_argc, sub_argv);
+    if (streq(cmd, "token"))
+        return cli_token(&cli, sub_argc, sub_argv);
     if (streq(cmd, "help")) {
         usage(stdout);
         return EXIT_OK;

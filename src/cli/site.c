@@ -4,6 +4,7 @@
 #include <stdio.h>
 
 #include "cli/cli.h"
+#include "cli/cli-upload.h"
 
 static void usage(FILE *f)
 {
@@ -15,7 +16,9 @@ static void usage(FILE *f)
           "       berth site show NAME\n"
           "       berth site set NAME [--memory M] [--cpu C] [--pids N] [--idle SECONDS]\n"
           "                           [--always-on|--on-demand] [--domain D]... [--no-domain D]...\n"
-          "       berth site start|stop|restart|rm NAME\n", f);
+          "       berth site start|stop|restart|rm NAME\n"
+          "       berth site exec NAME -- CMD [ARG]...\n"
+          "       berth site upload NAME PATH   (a zip, a tar, .tar.gz/.zst/.xz, or a folder)\n", f);
 }
 
 enum {
@@ -161,6 +164,50 @@ static const char *first_url(const struct json_value *site)
     return json_get_string(site, "host");
 }
 
+/* The sandbox part of `site show`: only for sites that run code. */
+static void print_runtime(const struct json_value *rt)
+{
+    if (!rt || rt->type != JSON_OBJECT)
+        return;
+    const struct json_value *u = json_get(rt, "usage");
+    int64_t pid = 0, restarts = 0, last_exit = -1, v;
+    json_get_int(rt, "pid", &pid);
+    json_get_int(rt, "restarts", &restarts);
+    json_get_int(rt, "last_exit", &last_exit);
+    if (pid > 0)
+        printf("pid          %" PRId64 "\n", pid);
+    printf("restarts     %" PRId64 "\n", restarts);
+    if (last_exit >= 0)
+        printf("last exit    %" PRId64 "\n", last_exit);
+    if (u && u->type == JSON_OBJECT) {
+        char now[32] = "?", peak[32] = "?";
+        if (json_get_int(u, "memory_current", &v))
+            format_size((uint64_t)v, now, sizeof(now));
+        if (json_get_int(u, "memory_peak", &v))
+            format_size((uint64_t)v, peak, sizeof(peak));
+        printf("memory used  %s (peak %s)\n", now, peak);
+        const struct json_value *cpu = json_get(u, "cpu_seconds");
+        if (cpu && cpu->type == JSON_NUMBER)
+            printf("cpu time     %.2fs\n", cpu->number.value);
+        if (json_get_int(u, "processes", &v))
+            printf("processes    %" PRId64 "\n", v);
+        if (json_get_int(u, "oom_kills", &v))
+            printf("oom kills    %" PRId64 "\n", v);
+    }
+    if (json_get_string(rt, "error"))
+        printf("error        %s\n", json_get_string(rt, "error"));
+    const char *out = json_get_string(rt, "last_output");
+    if (out && *out) {
+        printf("last output:\n");
+        for (const char *line = out; line && *line;) {
+            const char *nl = strchr(line, '\n');
+            int len = nl ? (int)(nl - line) : (int)strlen(line);
+            printf("  | %.*s\n", len, line);
+            line = nl ? nl + 1 : NULL;
+        }
+    }
+}
+
 static void print_site(const struct json_value *s)
 {
     const struct json_value *limits = json_get(s, "limits"), *domains = json_get(s, "domains");
@@ -193,6 +240,7 @@ static void print_site(const struct json_value *s)
     if (json_get_string(s, "cmd"))
         printf("command      %s\n", json_get_string(s, "cmd"));
     printf("directory    %s\n", json_get_string(s, "dir") ?: "?");
+    print_runtime(json_get(s, "runtime"));
 }
 
 static int request_and_print(const struct cli *cli, const char *method, const char *path, const char *body,
@@ -244,7 +292,9 @@ int cli_site(const struct cli *cli, int argc, char **argv)
         usage(stdout);
         return EXIT_OK;
     }
-    static const char *const verbs[] = { "create", "ls", "show", "set", "start", "stop", "restart", "rm" };
+    if (streq(verb, "exec"))
+        return cli_site_exec(cli, argc - 1, argv + 1);
+    static const char *const verbs[] = { "create", "ls", "show", "set", "start", "stop", "restart", "rm", "upload" };
     bool known = false;
     for (size_t i = 0; i < ARRAY_SIZE(verbs) && !known; i++)
         known = streq(verb, verbs[i]);
@@ -264,6 +314,8 @@ int cli_site(const struct cli *cli, int argc, char **argv)
             return cli_usage_error("site ", "'site ls' takes no arguments");
         return list_sites(cli);
     }
+    if (streq(verb, "upload"))
+        return cli_site_upload(cli, rest, args);
     if (rest != 1)
         return cli_usage_error("site ", "'site %s' takes one site name%s", verb, rest > 1 ? ", got more" : "");
     const char *name = args[0];

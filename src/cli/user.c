@@ -10,6 +10,7 @@ static void usage(FILE *f)
           "       berth user ls\n"
           "       berth user rm NAME\n"
           "       berth user passwd NAME [--password-stdin]\n"
+          "       berth user disable NAME | berth user enable NAME\n"
           "\n"
           "Passwords are read from the terminal, or from the first line of standard input\n"
           "with --password-stdin; never from the command line.\n", f);
@@ -108,7 +109,8 @@ int cli_user(const struct cli *cli, int argc, char **argv)
         cli_response_done(&res);
         return r;
     }
-    if (!streq(verb, "add") && !streq(verb, "rm") && !streq(verb, "passwd"))
+    if (!streq(verb, "add") && !streq(verb, "rm") && !streq(verb, "passwd") && !streq(verb, "disable") &&
+        !streq(verb, "enable"))
         return cli_usage_error("user ", "unknown command 'user %s'", verb);
     if (rest != 1)
         return cli_usage_error("user ", "'user %s' takes one user name", verb);
@@ -124,6 +126,16 @@ int cli_user(const struct cli *cli, int argc, char **argv)
     }
     snprintf(path, sizeof(path), "/api/v1/users/%s", name);
     struct cli_response res;
+    if (streq(verb, "disable") || streq(verb, "enable")) {
+        bool off = streq(verb, "disable");
+        if (cli_request(cli, "PATCH", path, off ? "{\"disabled\":true}" : "{\"disabled\":false}", &res) < 0)
+            return EXIT_FAILED;
+        int r = cli_finish(cli, &res);
+        if (r == EXIT_OK && !cli->json)
+            printf("%s user %s\n", off ? "disabled" : "enabled", name);
+        cli_response_done(&res);
+        return r;
+    }
     if (cli_request(cli, "DELETE", path, NULL, &res) < 0)
         return EXIT_FAILED;
     int r = cli_finish(cli, &res);

@@ -14,8 +14,10 @@
 #include "common/log.h"
 #include "daemon/daemon.h"
 #include "front/front.h"
+#include "sites/runtime.h"
 #include "sites/sites.h"
 #include "store/store.h"
+#include "upload/upload.h"
 
 struct berthd {
     struct berthd_config cfg;
@@ -23,6 +25,9 @@ struct berthd {
     struct store *store;
     struct sites *sites;
     struct api_server *api;
+    struct api_server *panel;     /* <run>/panel.sock: the panel and the API for browsers */
+    struct sites_runtime *runtime;
+    struct sites_exec *exec;
     struct front_supervisor *front;
     struct berthd_listener listeners[2 * BERTHD_MAX_LISTENERS];
     struct api_listener api_listeners[2 * BERTHD_MAX_LISTENERS];
@@ -163,12 +168,35 @@ static int push_site_to_front(struct berthd *d, const struct store_site *site)
 static void on_site_change(void *data, enum sites_change change, const struct store_site *site)
 {
     struct berthd *d = data;
+    if (d->runtime)
+        sites_runtime_site_changed(d->runtime, change, site);
     if (!d->front)
         return;
     if (change == SITES_CHANGE_REMOVE)
         front_supervisor_site_remove(d->front, site->name);
     else
         push_site_to_front(d, site);
+}
+
+/* The panel is an app route like a site's: panel.<base> proxies to panel.sock, where
+ * berthd's API serves the panel's files and the API with cookie sign-in. The name is
+ * reserved, so no site can take it. */
+static int push_panel_to_front(struct berthd *d)
+{
+    char host[300], backend[4200];
+    snprintf(host, sizeof(host), "panel.%s", d->cfg.base_domain);
+    snprintf(backend, sizeof(backend), "%s/panel.sock", d->cfg.run_dir);
+    const char *hosts[] = { host };
+    struct front_site fs = {
+        .name = "panel", .hosts = hosts, .n_hosts = 1, .type = FRONT_SITE_APP, .state = FRONT_SITE_SERVING,
+        .public_dir = d->cfg.run_dir,   /* required by the route format; an app route serves no files */
+        .backend = backend,
+        .max_body = 1ULL << 30,         /* content uploads go through the panel */
+    };
+    int r = front_supervisor_site_upsert(d->front, &fs);
+    if (r < 0)
+        log_warning_errno(r, "cannot route %s to the panel", host);
+    return r;
 }
 
 /* Starts the front's workers on the bound listeners and gives them every site. */
@@ -205,6 +233,7 @@ static int start_front(struct berthd *d)
     for (size_t i = 0; i < n; i++)
         push_site_to_front(d, &list[i]);
     store_site_list_free(list, n);
+    push_panel_to_front(d);
     sites_set_observer(d->sites, on_site_change, d);
     /* Only now: workers accept with the whole table in hand. */
     r = front_supervisor_start(d->front);
@@ -265,9 +294,30 @@ static int dev_bootstrap(struct berthd *d)
     return 0;
 }
 
+/* An upload interrupted by a crash leaves its staging tree beside public/. */
+static void remove_upload_debris(struct berthd *d)
+{
+    struct store_site *list;
+    size_t n;
+    if (store_site_list(d->store, NULL, &list, &n) < 0)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        char dir[4096];
+        sites_dir(d->sites, list[i].name, dir, sizeof(dir));
+        _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        int r = fd < 0 ? 0 : upload_site_cleanup(fd);
+        if (r > 0)
+            log_notice("removed %d unfinished upload%s of site %s", r, r == 1 ? "" : "s", list[i].name);
+    }
+    store_site_list_free(list, n);
+}
+
 static void berthd_done(struct berthd *d)
 {
+    api_server_free(d->panel);
     api_server_free(d->api);
+    sites_exec_free(d->exec);
+    sites_runtime_free(d->runtime);
     front_supervisor_free(d->front);
     sites_free(d->sites);
     store_close(d->store);
@@ -333,6 +383,7 @@ static int run(struct berthd *d)
         return log_errno(r, "%s", e.message);
     if (r > 0)
         log_notice("repaired %d site director%s left by an interrupted change", r, r == 1 ? "y" : "ies");
+    remove_upload_debris(d);
 
     if ((r = evloop_new(&d->loop)) < 0)
         return log_errno(r, "cannot create the event loop");
@@ -345,8 +396,25 @@ static int run(struct berthd *d)
     if (cfg->dev && (r = dev_bootstrap(d)) < 0)
         return r;
 
+    /* Site sandboxes: leftovers of a crashed berthd go first, then always-on sites
+     * start. The observer is set again here for when the front did not set it. */
+    struct sites_runtime_config rcfg = {
+        .loop = d->loop, .sites = d->sites, .store = d->store, .run_dir = cfg->run_dir,
+        .front_uid = cfg->front_uid, .front_gid = cfg->front_gid,
+    };
+    r = sites_runtime_new(&rcfg, &d->runtime);
+    if (r < 0 && geteuid() != 0)
+        log_warning_errno(r, "sites that run code cannot run without root");
+    else if (r < 0)
+        return log_errno(r, "cannot set up site sandboxes (cgroups under /sys/fs/cgroup, %s/sites)", cfg->run_dir);
+    if (d->runtime && (r = sites_runtime_start_all(d->runtime)) < 0)
+        return log_errno(r, "cannot start sites");
+    sites_set_observer(d->sites, on_site_change, d);
+    if (d->runtime && (r = sites_exec_new(d->loop, d->runtime, cfg->run_dir, &d->exec)) < 0)
+        return log_errno(r, "cannot serve site exec on %s/exec.sock", cfg->run_dir);
+
     struct api_config acfg = {
-        .socket_path = cfg->api_socket, .store = d->store, .sites = d->sites, .version = BERTH_VERSION,
+        .socket_path = cfg->api_socket, .store = d->store, .sites = d->sites, .runtime = d->runtime, .version = BERTH_VERSION,
         .state_dir = cfg->state_dir, .run_dir = cfg->run_dir, .base_domain = cfg->base_domain,
         .listeners = d->api_listeners, .n_listeners = d->n_listeners, .started_at = now_s(),
     };
@@ -355,6 +423,13 @@ static int run(struct berthd *d)
         return log_errno(r, "another berthd is answering on %s", cfg->api_socket);
     if (r < 0)
         return log_errno(r, "cannot serve the API on %s", cfg->api_socket);
+    snprintf(path, sizeof(path), "%s/panel.sock", cfg->run_dir);
+    acfg.socket_path = path;
+    acfg.auth = API_AUTH_PANEL;
+    acfg.socket_gid = cfg->front_gid;
+    r = api_server_new(d->loop, &acfg, &d->panel);
+    if (r < 0)
+        return log_errno(r, "cannot serve the panel on %s", path);
 
     for (size_t i = 0; i < d->n_listeners; i++)
         log_info("listening for %s on %s", d->listeners[i].kind, d->listeners[i].address);

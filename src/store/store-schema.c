@@ -61,8 +61,35 @@ static const char migration_1[] =
     "  value ANY\n"
     ") STRICT;\n";
 
+/* Browser sessions and API tokens. Neither is ever stored in clear: the id of a
+ * session and the hash of a token are the SHA-256 (hex) of the secret the client
+ * holds, so a copy of the database does not let anyone in. Both go with their user.
+ * Login throttling is kept in berthd's memory, not here (see src/api/auth.c). */
+static const char migration_2[] =
+    "CREATE TABLE sessions (\n"
+    "  id TEXT PRIMARY KEY CHECK (length(id) = 64),\n"
+    "  user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,\n"
+    "  created_at INTEGER NOT NULL,\n"
+    "  expires_at INTEGER NOT NULL,\n"
+    "  last_seen INTEGER NOT NULL,\n"
+    "  csrf TEXT NOT NULL,\n"
+    "  client TEXT\n"
+    ") STRICT;\n"
+    "CREATE INDEX sessions_user ON sessions(user);\n"
+    "CREATE TABLE api_tokens (\n"
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+    "  user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,\n"
+    "  name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 64),\n"
+    "  hash TEXT NOT NULL UNIQUE CHECK (length(hash) = 64),\n"
+    "  created_at INTEGER NOT NULL,\n"
+    "  last_used INTEGER,\n"
+    "  revoked INTEGER NOT NULL DEFAULT 0 CHECK (revoked IN (0, 1))\n"
+    ") STRICT;\n"
+    "CREATE INDEX api_tokens_user ON api_tokens(user, id);\n";
+
 const char *const store_migrations[] = {
     migration_1,
+    migration_2,
 };
 const size_t store_n_migrations = ARRAY_SIZE(store_migrations);
 

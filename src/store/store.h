@@ -13,7 +13,7 @@
 struct store;
 
 /* The schema version this build knows. */
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 /* Opens (creating if missing) the store at path, sets WAL mode, foreign keys and a
  * busy timeout, and applies pending migrations in one transaction each. Returns
@@ -159,3 +159,61 @@ int store_event_list(struct store *s, int64_t before_id, size_t limit, const cha
                      struct store_event **ret, size_t *ret_n);
 /* Frees a list from store_event_list. NULL-safe. */
 void store_event_list_free(struct store_event *list, size_t n);
+
+/* ---- sessions and API tokens ----
+ * Secrets never reach the store: a session's id and a token's hash are the SHA-256
+ * (64 lowercase hex digits) of what the client holds, computed by the caller. */
+
+struct store_session {
+    char *id;              /* SHA-256 hex of the cookie's value */
+    char *user;
+    int64_t created_at;    /* unix seconds */
+    int64_t expires_at;    /* absolute end, whatever the activity */
+    int64_t last_seen;     /* for the idle limit, which the caller enforces */
+    char *csrf;            /* the token state-changing requests must echo */
+    char *client;          /* client address at sign-in, may be NULL */
+};
+
+/* Adds a session (every field but client is required). -ENXIO if the user does not
+ * exist, -EEXIST for an id already in use. */
+int store_session_insert(struct store *s, const struct store_session *session);
+/* Fills *ret (free with store_session_done). -ENOENT if missing. */
+int store_session_get(struct store *s, const char *id, struct store_session *ret);
+/* Sets last_seen. -ENOENT if missing. */
+int store_session_touch(struct store *s, const char *id, int64_t last_seen);
+/* Ends one session. -ENOENT if missing. */
+int store_session_delete(struct store *s, const char *id);
+/* Ends every session of user except keep_id (NULL: all). Returns how many ended. */
+int store_session_delete_user(struct store *s, const char *user, const char *keep_id);
+/* Removes sessions past expires_at or idle since before idle_before. Returns how many. */
+int store_session_prune(struct store *s, int64_t now, int64_t idle_before);
+/* Frees the strings of session and zeroes it. NULL-safe. */
+void store_session_done(struct store_session *session);
+
+struct store_token {
+    int64_t id;
+    char *user;
+    char *name;            /* what the user called it ("deploy from CI") */
+    int64_t created_at;
+    int64_t last_used;     /* 0: never */
+    bool revoked;
+};
+
+/* Adds a token for user; *ret_id (may be NULL) gets its id. -ENXIO if the user does
+ * not exist, -EEXIST if the hash is taken. */
+int store_token_insert(struct store *s, const char *user, const char *name, const char *hash,
+                       int64_t *ret_id);
+/* The token whose hash is hash, revoked or not (the caller decides). -ENOENT. */
+int store_token_find(struct store *s, const char *hash, struct store_token *ret);
+/* Tokens of user (NULL: everyone's), oldest first (free with store_token_list_free). */
+int store_token_list(struct store *s, const char *user, struct store_token **ret, size_t *ret_n);
+/* One token by id. -ENOENT if missing. */
+int store_token_get(struct store *s, int64_t id, struct store_token *ret);
+/* Marks a token revoked (it stays listed so its use can be audited). -ENOENT. */
+int store_token_revoke(struct store *s, int64_t id);
+/* Sets last_used. */
+int store_token_touch(struct store *s, int64_t id, int64_t at);
+/* Frees the strings of token and zeroes it. NULL-safe. */
+void store_token_done(struct store_token *token);
+/* Frees a list from store_token_list. NULL-safe. */
+void store_token_list_free(struct store_token *list, size_t n);

@@ -209,13 +209,30 @@ static void test_fds_cloexec(void **state)
     assert_true(seen >= 2);    /* the database and its WAL at least */
 }
 
-static const char migration_sessions[] =
-    "CREATE TABLE sessions (id INTEGER PRIMARY KEY, user TEXT NOT NULL REFERENCES users(name)) STRICT;";
+/* One migration past this build's, on a table of the test's own. */
+static const char migration_extra[] =
+    "CREATE TABLE extra_test (id INTEGER PRIMARY KEY, user TEXT NOT NULL REFERENCES users(name)) STRICT;";
+
+#define N_REAL STORE_SCHEMA_VERSION
+
+/* This build's migrations, then the given ones (up to two). */
+static size_t migrations_plus(const char **out, const char *a, const char *b)
+{
+    size_t n = 0;
+    for (; n < N_REAL; n++)
+        out[n] = store_migrations[n];
+    if (a)
+        out[n++] = a;
+    if (b)
+        out[n++] = b;
+    return n;
+}
 
 static void test_migrations(void **state)
 {
     struct fixture *f = *state;
-    const char *const two[] = { store_migrations[0], migration_sessions };
+    const char *more[N_REAL + 2];
+    size_t n_more = migrations_plus(more, migration_extra, NULL);
     struct store *s2 = NULL;
     int found = -1;
 
@@ -225,42 +242,44 @@ static void test_migrations(void **state)
 
     /* Reopening with the same list applies nothing (CREATE TABLE would fail if it did). */
     assert_int_equal(store_open(f->path, &f->s, &found), 0);
-    assert_int_equal(found, 1);
+    assert_int_equal(found, N_REAL);
     store_close(f->s);
     f->s = NULL;
 
-    /* A build with one more migration brings the file to 2 and keeps the data. */
-    assert_int_equal(store_open_with_migrations(f->path, two, 2, &s2, &found), 0);
-    assert_int_equal(found, 1);
-    assert_int_equal(store_schema_version(s2), 2);
+    /* A build with one more migration brings the file one version up and keeps the data. */
+    assert_int_equal(store_open_with_migrations(f->path, more, n_more, &s2, &found), 0);
+    assert_int_equal(found, N_REAL);
+    assert_int_equal(store_schema_version(s2), N_REAL + 1);
     assert_true(user_exists(s2, "alice"));
     store_close(s2);
-    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 2);
-    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM sqlite_master WHERE name = 'sessions'"), 1);
+    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), N_REAL + 1);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM sqlite_master WHERE name = 'extra_test'"), 1);
 
-    assert_int_equal(store_open_with_migrations(f->path, two, 2, &s2, &found), 0);
-    assert_int_equal(found, 2);
+    assert_int_equal(store_open_with_migrations(f->path, more, n_more, &s2, &found), 0);
+    assert_int_equal(found, N_REAL + 1);
     store_close(s2);
 
-    /* This build (version 1) refuses the file now. */
+    /* This build refuses the file now. */
     found = -1;
     assert_int_equal(store_open(f->path, &f->s, &found), -EPROTONOSUPPORT);
     assert_null(f->s);
-    assert_int_equal(found, 2);
+    assert_int_equal(found, N_REAL + 1);
 
     /* A failing migration leaves nothing of itself and the version where it was. */
-    const char *const broken[] = { store_migrations[0], migration_sessions,
-                                   "CREATE TABLE t3 (a ANY) STRICT; INSERT INTO nosuch VALUES (1);" };
-    assert_true(store_open_with_migrations(f->path, broken, 3, &s2, &found) < 0);
-    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 2);
+    const char *broken[N_REAL + 2];
+    size_t n_broken = migrations_plus(broken, migration_extra,
+                                      "CREATE TABLE t3 (a ANY) STRICT; INSERT INTO nosuch VALUES (1);");
+    assert_true(store_open_with_migrations(f->path, broken, n_broken, &s2, &found) < 0);
+    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), N_REAL + 1);
     assert_int_equal(raw_int(f->path, "SELECT count(*) FROM sqlite_master WHERE name = 't3'"), 0);
 
     /* A migration that leaves a dangling foreign key is refused before it commits. */
-    const char *const dangling[] = { store_migrations[0], migration_sessions,
-                                     "INSERT INTO sessions (id, user) VALUES (1, 'ghost');" };
-    assert_int_equal(store_open_with_migrations(f->path, dangling, 3, &s2, &found), -EINVAL);
-    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 2);
-    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM sessions"), 0);
+    const char *dangling[N_REAL + 2];
+    size_t n_dangling = migrations_plus(dangling, migration_extra,
+                                        "INSERT INTO extra_test (id, user) VALUES (1, 'ghost');");
+    assert_int_equal(store_open_with_migrations(f->path, dangling, n_dangling, &s2, &found), -EINVAL);
+    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), N_REAL + 1);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM extra_test"), 0);
 }
 
 static char *file_slurp(const char *path, size_t *ret_len)

@@ -1,0 +1,629 @@
+// berth panel: a small single-page app over berthd's JSON API (/api/v1/). Pages are
+// chosen by the URL's hash (#/sites, #/site/NAME, ...). Everything a user typed or the
+// API returned is put on the page as text (textContent), never as HTML, and the
+// Content-Security-Policy forbids inline scripts besides.
+'use strict';
+
+const state = { user: null, admin: false, csrf: null, base: '' };
+const $ = (sel) => document.querySelector(sel);
+
+// h('tag.class', {attr: value, onclick: fn}, children...): builds an element.
+function h(spec, attrs, ...children) {
+  const [tag, ...classes] = spec.split('.');
+  const el = document.createElement(tag);
+  if (classes.length) el.className = classes.join(' ');
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else if (k === 'text') el.textContent = v;
+    else el.setAttribute(k, v === true ? '' : v);
+  }
+  for (const c of children.flat(Infinity)) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+class ApiError extends Error {
+  constructor(status, message, retryAfter) {
+    super(message);
+    this.status = status;
+    this.retryAfter = retryAfter;
+  }
+}
+
+async function api(method, path, body) {
+  const opts = { method, headers: {}, credentials: 'same-origin' };
+  if (body !== undefined) {
+    opts.headers['Content-Type'] = 'application/json';
+    opts.body = JSON.stringify(body);
+  }
+  if (method !== 'GET' && state.csrf) opts.headers['X-CSRF-Token'] = state.csrf;
+  let r;
+  try {
+    r = await fetch('/api/v1/' + path, opts);
+  } catch (e) {
+    throw new ApiError(0, 'berth cannot be reached: check your connection and try again');
+  }
+  let data = null;
+  try { data = await r.json(); } catch (e) { /* not JSON: the message below says so */ }
+  if (r.status === 401 && path !== 'login' && state.user) {
+    state.user = null;
+    announce('Your session has ended: sign in again.');
+    location.hash = '#/login';
+  }
+  if (!r.ok) {
+    const msg = data && data.error && data.error.message ? data.error.message : `the server answered ${r.status}`;
+    throw new ApiError(r.status, msg, r.headers.get('Retry-After'));
+  }
+  return data;
+}
+
+function announce(text) {
+  const s = $('#status');
+  s.textContent = '';
+  // A fresh text node, so screen readers announce a repeated message too.
+  setTimeout(() => { s.textContent = text; }, 30);
+}
+
+function fmtBytes(n) {
+  if (n === null || n === undefined) return null;
+  const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
+  return `${n < 10 && i ? n.toFixed(1) : Math.round(n)} ${u[i]}`;
+}
+
+function fmtTime(unix) {
+  return unix ? new Date(unix * 1000).toLocaleString() : 'never';
+}
+
+// A page: clears main, sets the title, focuses the heading so that keyboard and
+// screen-reader users start at the top of what changed.
+function page(title, ...content) {
+  const main = $('#main');
+  const h1 = h('h1', { tabindex: '-1' }, title);
+  main.replaceChildren(h1, ...content);
+  document.title = `${title} · berth`;
+  h1.focus();
+  for (const a of document.querySelectorAll('nav a')) {
+    if (a.getAttribute('href') === location.hash) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+}
+
+// A labelled field with its hint and its error line, tied together by ids.
+function field(id, label, input, hint) {
+  input.id = id;
+  const err = h('p.error', { id: id + '-error', 'aria-live': 'polite' });
+  const described = [id + '-error'];
+  let hintEl = null;
+  if (hint) {
+    hintEl = h('p.hint', { id: id + '-hint' }, hint);
+    described.unshift(id + '-hint');
+  }
+  input.setAttribute('aria-describedby', described.join(' '));
+  return h('div.field', {}, h('label', { for: id }, label), input, hintEl, err);
+}
+
+function setError(id, message) {
+  const input = document.getElementById(id);
+  const err = document.getElementById(id + '-error');
+  if (err) err.textContent = message || '';
+  if (input) {
+    if (message) input.setAttribute('aria-invalid', 'true');
+    else input.removeAttribute('aria-invalid');
+  }
+}
+
+function formError(form, message) {
+  let el = form.querySelector('.form-error');
+  if (!el) {
+    el = h('p.error.form-error', { role: 'alert' });
+    form.prepend(el);
+  }
+  el.textContent = message || '';
+}
+
+function stateBadge(site) {
+  const s = site.state || 'unknown';
+  return h('span.badge.' + s, {}, s);
+}
+
+// The figures the API has for a site; whatever is missing is left out.
+function figures(site) {
+  const items = [];
+  const rt = site.runtime;
+  const usage = rt && rt.usage;
+  if (usage) {
+    if (usage.memory_current !== null && usage.memory_current !== undefined)
+      items.push(['Memory', fmtBytes(usage.memory_current)]);
+    if (usage.cpu_seconds !== null && usage.cpu_seconds !== undefined)
+      items.push(['CPU', `${usage.cpu_seconds.toFixed(1)} s`]);
+    if (usage.processes !== null && usage.processes !== undefined) items.push(['Processes', usage.processes]);
+  }
+  const req = (rt && rt.requests) ?? site.requests;
+  if (req !== undefined && req !== null) items.push(['Requests', typeof req === 'object' ? (req.total ?? JSON.stringify(req)) : req]);
+  if (!items.length) return h('p.meta', {}, 'No usage figures yet: they appear while the site runs code.');
+  return h('ul.figures', {}, items.map(([k, v]) => h('li', {}, `${k}: `, h('b', {}, String(v)))));
+}
+
+async function siteAction(name, action, after) {
+  try {
+    await api('POST', `sites/${encodeURIComponent(name)}/${action}`);
+    announce(`${name}: ${action === 'stop' ? 'stopped' : action === 'start' ? 'started' : 'restarted'}.`);
+    if (after) await after();
+  } catch (e) {
+    announce(`Cannot ${action} ${name}: ${e.message}`);
+  }
+}
+
+function actionButtons(site, after) {
+  const stopped = site.desired_state === 'stopped';
+  return h('div.actions', {},
+    h('button', { type: 'button', disabled: !stopped, onclick: () => siteAction(site.name, 'start', after),
+      'aria-label': `Start ${site.name}` }, 'Start'),
+    h('button.secondary', { type: 'button', disabled: stopped, onclick: () => siteAction(site.name, 'stop', after),
+      'aria-label': `Stop ${site.name}` }, 'Stop'),
+    h('button.secondary', { type: 'button', onclick: () => siteAction(site.name, 'restart', after),
+      'aria-label': `Restart ${site.name}` }, 'Restart'));
+}
+
+function siteLinks(site) {
+  const urls = site.urls || [];
+  if (!urls.length) return h('p.meta', {}, site.host);
+  return h('p.meta', {}, urls.map((u, i) => [i ? ' · ' : '', h('a', { href: u, rel: 'noopener' }, u)]));
+}
+
+// ---- pages ----
+
+async function showLogin() {
+  $('#nav').hidden = true;
+  const form = h('form.stack', { novalidate: true },
+    field('login-name', 'User name', h('input', { type: 'text', name: 'name', autocomplete: 'username', required: true })),
+    field('login-password', 'Password', h('input', { type: 'password', name: 'password', autocomplete: 'current-password', required: true })),
+    h('div.actions', {}, h('button', { type: 'submit' }, 'Sign in')));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    formError(form, '');
+    const name = form.elements.name.value.trim(), password = form.elements.password.value;
+    setError('login-name', name ? '' : 'Type your user name.');
+    setError('login-password', password ? '' : 'Type your password.');
+    if (!name || !password) return;
+    const button = form.querySelector('button');
+    button.disabled = true;
+    try {
+      const me = await api('POST', 'login', { name, password });
+      Object.assign(state, { user: me.user, admin: me.admin, csrf: me.csrf, base: me.base_domain });
+      location.hash = '#/sites';
+    } catch (e) {
+      formError(form, e.status === 429 ? `Too many failed attempts. Try again in ${e.retryAfter || 'a few'} seconds.`
+        : e.status === 401 ? 'Wrong user name or password.' : e.message);
+      form.elements.password.value = '';
+      form.elements.password.focus();
+    } finally {
+      button.disabled = false;
+    }
+  });
+  page('Sign in', h('div.card', {}, form));
+  form.elements.name.focus();
+}
+
+async function showSites() {
+  const data = await api('GET', 'sites');
+  const sites = data.sites || [];
+  const list = sites.length ? h('div.grid', {}, sites.map((s) => h('section.card.site', { 'aria-labelledby': `site-${s.name}` },
+    h('h2', { id: `site-${s.name}` }, h('a', { href: `#/site/${encodeURIComponent(s.name)}` }, s.name), stateBadge(s)),
+    siteLinks(s),
+    h('p.meta', {}, `${s.type} site`, state.admin ? ` · owner: ${s.owner || 'none'}` : ''),
+    figures(s),
+    actionButtons(s, showSites))))
+    : h('p', {}, 'You have no sites yet. ', h('a', { href: '#/new' }, 'Create your first site.'));
+  page(state.admin ? 'All sites' : 'My sites', h('p', {}, h('a.button', { href: '#/new' }, 'Create a site')), list);
+}
+
+const NAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+function nameProblem(name) {
+  if (!name) return 'Give the site a name.';
+  if (name.length > 63) return 'The name is too long: use at most 63 characters.';
+  if (/[A-Z]/.test(name)) return 'Use lowercase letters only.';
+  if (!/^[a-z0-9-]+$/.test(name)) return 'Use only lowercase letters, digits and hyphens (-).';
+  if (!NAME_RE.test(name)) return 'The name cannot start or end with a hyphen.';
+  return '';
+}
+
+// Which field an API error is about, from its wording.
+function fieldOf(message) {
+  const m = message.toLowerCase();
+  if (m.includes('domain')) return 'new-domains';
+  if (m.includes('command') || m.includes('cmd')) return 'new-cmd';
+  if (m.includes('type')) return 'new-type';
+  if (m.includes('name') || m.includes('site named') || m.includes('reserved')) return 'new-name';
+  return null;
+}
+
+function showNew() {
+  const address = h('span.address', { id: 'new-address' });
+  const nameInput = h('input', { type: 'text', name: 'name', autocomplete: 'off', spellcheck: 'false', required: true, maxlength: '63' });
+  const typeSelect = h('select', { name: 'type' },
+    h('option', { value: 'static' }, 'Static files (HTML, CSS, images)'),
+    h('option', { value: 'php' }, 'PHP'),
+    h('option', { value: 'app' }, 'A program that speaks HTTP (app)'));
+  const cmdField = field('new-cmd', 'Command', h('input', { type: 'text', name: 'cmd', autocomplete: 'off' }),
+    'The program to run, e.g. "python3 app.py". It gets its socket as file descriptor 3.');
+  cmdField.hidden = true;
+  typeSelect.addEventListener('change', () => { cmdField.hidden = typeSelect.value !== 'app'; });
+  const form = h('form.stack', { novalidate: true },
+    field('new-name', 'Name', nameInput, h('span', {}, 'Its address will be ', address)),
+    field('new-type', 'Type', typeSelect),
+    cmdField,
+    field('new-domains', 'Extra domains (optional)', h('textarea', { name: 'domains', rows: '3', spellcheck: 'false' }),
+      'One per line, e.g. www.example.org. Point their DNS at this server.'),
+    h('div.actions', {}, h('button', { type: 'submit' }, 'Create the site')));
+  const update = () => {
+    const n = nameInput.value.trim();
+    address.textContent = `${n || 'NAME'}.${state.base}`;
+    setError('new-name', n ? nameProblem(n) : '');
+  };
+  nameInput.addEventListener('input', update);
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    for (const id of ['new-name', 'new-type', 'new-cmd', 'new-domains']) setError(id, '');
+    formError(form, '');
+    const name = nameInput.value.trim();
+    const problem = nameProblem(name);
+    if (problem) {
+      setError('new-name', problem);
+      nameInput.focus();
+      return;
+    }
+    const body = { name, type: typeSelect.value };
+    const domains = form.elements.domains.value.split(/[\s,]+/).filter(Boolean);
+    if (domains.length) body.domains = domains;
+    if (body.type === 'app') body.cmd = form.elements.cmd.value.trim();
+    const button = form.querySelector('button[type=submit]');
+    button.disabled = true;
+    try {
+      await api('POST', 'sites', body);
+      announce(`Created ${name}.`);
+      location.hash = `#/site/${encodeURIComponent(name)}`;
+    } catch (e) {
+      const id = fieldOf(e.message);
+      if (id) {
+        setError(id, e.message);
+        document.getElementById(id).focus();
+      } else {
+        formError(form, e.message);
+      }
+    } finally {
+      button.disabled = false;
+    }
+  });
+  page('Create a site', h('div.card', {}, form));
+  update();
+  nameInput.focus();
+}
+
+function uploadForm(site) {
+  const progress = h('progress', { id: 'upload-progress', max: '100', value: '0', hidden: true, 'aria-label': 'Upload progress' });
+  const result = h('p', { id: 'upload-result', 'aria-live': 'polite' });
+  const form = h('form.stack', { novalidate: true },
+    field('upload-file', 'Archive (zip or tar)', h('input', { type: 'file', name: 'file', accept: '.zip,.tar,.tgz,.tar.gz,.tar.zst,.tar.xz' }),
+      'It replaces the whole public/ folder at once; a single top folder is unwrapped.'),
+    progress, result,
+    h('div.actions', {}, h('button', { type: 'submit' }, 'Upload')));
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    setError('upload-file', '');
+    const file = form.elements.file.files[0];
+    if (!file) {
+      setError('upload-file', 'Choose a zip or tar file first.');
+      form.elements.file.focus();
+      return;
+    }
+    const button = form.querySelector('button');
+    button.disabled = true;
+    progress.hidden = false;
+    progress.value = 0;
+    result.textContent = 'Uploading…';
+    // XMLHttpRequest rather than fetch: only it reports upload progress.
+    const xhr = new XMLHttpRequest();
+    xhr.open('PUT', `/api/v1/sites/${encodeURIComponent(site.name)}/content`);
+    xhr.setRequestHeader('Content-Type', 'application/octet-stream');
+    xhr.setRequestHeader('X-CSRF-Token', state.csrf || '');
+    xhr.upload.addEventListener('progress', (e) => {
+      if (e.lengthComputable) progress.value = Math.round((e.loaded / e.total) * 100);
+    });
+    xhr.addEventListener('loadend', () => {
+      button.disabled = false;
+      let data = null;
+      try { data = JSON.parse(xhr.responseText); } catch (e) { /* not JSON */ }
+      if (xhr.status >= 200 && xhr.status < 300) {
+        progress.value = 100;
+        const files = data && (data.files ?? (data.stats && data.stats.files));
+        result.textContent = `Uploaded: the site now serves the new content${files !== undefined ? ` (${files} files)` : ''}.`;
+        announce(`Uploaded ${file.name} to ${site.name}.`);
+      } else {
+        const msg = data && data.error ? data.error.message : xhr.status ? `the server answered ${xhr.status}` : 'the upload was interrupted';
+        result.textContent = '';
+        setError('upload-file', `Not uploaded: ${msg}. The old content is still served.`);
+      }
+    });
+    xhr.send(file);
+  });
+  return form;
+}
+
+async function loadLog(name, kind, pre) {
+  try {
+    const data = await api('GET', `sites/${encodeURIComponent(name)}/logs?kind=${kind}&lines=50`);
+    pre.textContent = data.lines.length ? data.lines.join('\n') : `The ${kind} log is empty.`;
+  } catch (e) {
+    pre.textContent = `Cannot read the ${kind} log: ${e.message}`;
+  }
+}
+
+function settingsForm(site, reload) {
+  const l = site.limits || {};
+  const form = h('form.stack', { novalidate: true },
+    field('set-memory', 'Memory limit', h('input', { type: 'text', name: 'memory', value: l.memory || '' }), 'Such as 256M or 1G, or "unlimited".'),
+    field('set-cpu', 'CPU limit', h('input', { type: 'text', name: 'cpu', value: l.cpu || '' }), 'Number of CPUs, such as 0.5 or 2, or "unlimited".'),
+    field('set-pids', 'Process limit', h('input', { type: 'number', name: 'pids', min: '0', value: String(l.pids ?? '') })),
+    field('set-idle', 'Stop after idle (seconds)', h('input', { type: 'number', name: 'idle', min: '0', value: String(site.idle_seconds ?? '') })),
+    h('div.field', {}, h('label.check', {}, h('input', { type: 'checkbox', name: 'always_on', checked: site.always_on }), 'Always on (never stopped when idle)')),
+    h('div.actions', {}, h('button', { type: 'submit' }, 'Save settings')));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    formError(form, '');
+    const f = form.elements;
+    const body = { memory: f.memory.value.trim(), cpu: f.cpu.value.trim(), always_on: f.always_on.checked };
+    if (f.pids.value !== '') body.pids = Number(f.pids.value);
+    if (f.idle.value !== '') body.idle_seconds = Number(f.idle.value);
+    try {
+      await api('PATCH', `sites/${encodeURIComponent(site.name)}`, body);
+      announce('Settings saved.');
+      await reload();
+    } catch (e) {
+      const m = e.message.toLowerCase();
+      const id = m.includes('memory') ? 'set-memory' : m.includes('cpu') ? 'set-cpu' : m.includes('pids') ? 'set-pids'
+        : m.includes('idle') ? 'set-idle' : null;
+      if (id) setError(id, e.message); else formError(form, e.message);
+    }
+  });
+  return form;
+}
+
+function deleteForm(site) {
+  const input = h('input', { type: 'text', name: 'confirm', autocomplete: 'off', spellcheck: 'false' });
+  const button = h('button.danger', { type: 'submit', disabled: true }, `Delete ${site.name}`);
+  input.addEventListener('input', () => { button.disabled = input.value !== site.name; });
+  const form = h('form.stack', { novalidate: true },
+    field('delete-confirm', `Type ${site.name} to confirm`, input, 'Its files, logs and settings are removed for good.'),
+    h('div.actions', {}, button));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    if (input.value !== site.name) return;
+    try {
+      await api('DELETE', `sites/${encodeURIComponent(site.name)}`);
+      announce(`Deleted ${site.name}.`);
+      location.hash = '#/sites';
+    } catch (e) {
+      setError('delete-confirm', e.message);
+    }
+  });
+  return form;
+}
+
+async function showSite(name) {
+  let site;
+  try {
+    site = await api('GET', `sites/${encodeURIComponent(name)}`);
+  } catch (e) {
+    page('Site not found', h('p', {}, e.status === 404 ? `There is no site named ${name} that you can see.` : e.message),
+      h('p', {}, h('a', { href: '#/sites' }, 'Back to your sites')));
+    return;
+  }
+  const reload = () => showSite(name);
+  const access = h('pre.log', { id: 'log-access', tabindex: '0', 'aria-label': 'Access log' }, 'Loading…');
+  const error = h('pre.log', { id: 'log-error', tabindex: '0', 'aria-label': 'Error log' }, 'Loading…');
+  page(site.name,
+    h('div.card', {},
+      h('p', {}, stateBadge(site), ` ${site.type} site`, site.owner ? ` · owner: ${site.owner}` : ''),
+      siteLinks(site),
+      site.domains && site.domains.length ? h('p.meta', {}, `Extra domains: ${site.domains.join(', ')}`) : null,
+      figures(site),
+      site.runtime && site.runtime.error ? h('p.error', {}, site.runtime.error) : null,
+      actionButtons(site, reload)),
+    h('section.card', { 'aria-labelledby': 'h-upload' }, h('h2', { id: 'h-upload' }, 'Upload content'), uploadForm(site)),
+    h('section.card', { 'aria-labelledby': 'h-logs' }, h('h2', { id: 'h-logs' }, 'Logs'),
+      h('h3', {}, 'Access log (last 50 lines)'), access,
+      h('h3', {}, 'Error log (last 50 lines)'), error,
+      h('div.actions', {}, h('button.secondary', { type: 'button', onclick: () => { loadLog(name, 'access', access); loadLog(name, 'error', error); } }, 'Refresh logs'))),
+    h('section.card', { 'aria-labelledby': 'h-settings' }, h('h2', { id: 'h-settings' }, 'Settings'), settingsForm(site, reload)),
+    h('section.card', { 'aria-labelledby': 'h-delete' }, h('h2', { id: 'h-delete' }, 'Delete this site'), deleteForm(site)));
+  loadLog(name, 'access', access);
+  loadLog(name, 'error', error);
+}
+
+async function showAccount() {
+  const pw = h('form.stack', { novalidate: true },
+    field('pw-current', 'Current password', h('input', { type: 'password', name: 'current', autocomplete: 'current-password' })),
+    field('pw-new', 'New password', h('input', { type: 'password', name: 'new', autocomplete: 'new-password' }), 'At least 8 characters.'),
+    h('div.actions', {}, h('button', { type: 'submit' }, 'Change password')));
+  pw.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    setError('pw-current', '');
+    setError('pw-new', '');
+    try {
+      await api('PUT', 'me/password', { current: pw.elements.current.value, new: pw.elements.new.value });
+      pw.reset();
+      announce('Password changed. Your other sessions were signed out.');
+    } catch (e) {
+      setError(e.message.includes('current') ? 'pw-current' : 'pw-new', e.message);
+    }
+  });
+
+  const tokens = (await api('GET', 'tokens')).tokens || [];
+  const shown = h('div', { 'aria-live': 'polite' });
+  const create = h('form.stack', { novalidate: true },
+    field('token-name', 'Token name', h('input', { type: 'text', name: 'name', autocomplete: 'off' }), 'What it is for, e.g. "deploy from CI".'),
+    h('div.actions', {}, h('button', { type: 'submit' }, 'Create a token')));
+  create.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    setError('token-name', '');
+    try {
+      const t = await api('POST', 'tokens', { name: create.elements.name.value.trim() });
+      await showAccount();
+      const box = document.getElementById('token-shown');
+      box.replaceChildren(h('p', {}, 'Copy this token now: it is shown only once.'), h('p.secret', { tabindex: '0' }, t.token));
+      box.querySelector('.secret').focus();
+    } catch (e) {
+      setError('token-name', e.message);
+    }
+  });
+  shown.id = 'token-shown';
+  const rows = tokens.map((t) => h('tr', {},
+    h('td', {}, t.name), h('td.hide-narrow', {}, fmtTime(t.created_at)), h('td.hide-narrow', {}, fmtTime(t.last_used)),
+    h('td', {}, t.revoked ? 'revoked' : h('button.secondary', { type: 'button', 'aria-label': `Revoke token ${t.name}`,
+      onclick: async () => {
+        try { await api('DELETE', `tokens/${t.id}`); announce(`Revoked ${t.name}.`); await showAccount(); } catch (e) { announce(e.message); }
+      } }, 'Revoke'))));
+  page('Account',
+    h('section.card', { 'aria-labelledby': 'h-pw' }, h('h2', { id: 'h-pw' }, 'Password'), pw),
+    h('section.card', { 'aria-labelledby': 'h-tokens' }, h('h2', { id: 'h-tokens' }, 'API tokens'),
+      h('p.hint', {}, 'Scripts send a token as "Authorization: Bearer TOKEN".'),
+      shown,
+      tokens.length ? h('div.table-wrap', {}, h('table', {}, h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Name'),
+        h('th.hide-narrow', { scope: 'col' }, 'Created'), h('th.hide-narrow', { scope: 'col' }, 'Last used'), h('th', { scope: 'col' }, 'State'))),
+      h('tbody', {}, rows))) : h('p', {}, 'No tokens yet.'),
+      create));
+}
+
+async function showAdmin() {
+  if (!state.admin) {
+    page('Admin', h('p', {}, 'Only an admin can see this page.'));
+    return;
+  }
+  const [sites, users, events] = await Promise.all([api('GET', 'sites'), api('GET', 'users'), api('GET', 'events?limit=50')]);
+  const usage = (s) => {
+    const u = s.runtime && s.runtime.usage;
+    return u && u.memory_current !== null && u.memory_current !== undefined ? fmtBytes(u.memory_current) : '–';
+  };
+  const siteTable = h('div.table-wrap', {}, h('table', {},
+    h('thead', {}, h('tr', {}, ['Site', 'Owner', 'State', 'Memory'].map((c) => h('th', { scope: 'col' }, c)))),
+    h('tbody', {}, (sites.sites || []).map((s) => h('tr', {},
+      h('td', {}, h('a', { href: `#/site/${encodeURIComponent(s.name)}` }, s.name)), h('td', {}, s.owner || 'none'),
+      h('td', {}, stateBadge(s)), h('td', {}, usage(s)))))));
+
+  const userRows = (users.users || []).map((u) => h('tr', {},
+    h('td', {}, u.name), h('td', {}, u.admin ? 'admin' : 'user'), h('td', {}, u.disabled ? 'disabled' : 'active'),
+    h('td', {}, h('div.actions', {},
+      u.name === state.user ? null : h('button.secondary', { type: 'button', 'aria-label': `${u.disabled ? 'Enable' : 'Disable'} ${u.name}`,
+        onclick: async () => {
+          try { await api('PATCH', `users/${encodeURIComponent(u.name)}`, { disabled: !u.disabled }); announce(`${u.name} ${u.disabled ? 'enabled' : 'disabled'}.`); await showAdmin(); } catch (e) { announce(e.message); }
+        } }, u.disabled ? 'Enable' : 'Disable'),
+      h('button.secondary', { type: 'button', 'aria-label': `Reset the password of ${u.name}`, onclick: () => resetPassword(u.name) }, 'Reset password')))));
+  const add = h('form.stack', { novalidate: true },
+    field('user-name', 'User name', h('input', { type: 'text', name: 'name', autocomplete: 'off' })),
+    field('user-password', 'Password', h('input', { type: 'password', name: 'password', autocomplete: 'new-password' }), 'At least 8 characters; they can change it later.'),
+    h('div.field', {}, h('label.check', {}, h('input', { type: 'checkbox', name: 'admin' }), 'Admin')),
+    h('div.actions', {}, h('button', { type: 'submit' }, 'Create the user')));
+  add.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    setError('user-name', '');
+    setError('user-password', '');
+    const f = add.elements;
+    try {
+      await api('POST', 'users', { name: f.name.value.trim(), password: f.password.value, admin: f.admin.checked });
+      announce(`Created user ${f.name.value.trim()}.`);
+      await showAdmin();
+    } catch (e) {
+      setError(e.message.includes('password') ? 'user-password' : 'user-name', e.message);
+    }
+  });
+  const eventRows = (events.events || []).map((e) => h('tr', {},
+    h('td', {}, fmtTime(e.at)), h('td', {}, e.actor), h('td', {}, e.action), h('td', {}, e.target || ''),
+    h('td.hide-narrow', {}, e.detail || '')));
+  page('Admin',
+    h('section.card', { 'aria-labelledby': 'h-all' }, h('h2', { id: 'h-all' }, 'Every site'), siteTable),
+    h('section.card', { 'aria-labelledby': 'h-users' }, h('h2', { id: 'h-users' }, 'Users'),
+      h('div.table-wrap', {}, h('table', {}, h('thead', {}, h('tr', {}, ['Name', 'Role', 'State', 'Actions'].map((c) => h('th', { scope: 'col' }, c)))),
+        h('tbody', {}, userRows))),
+      h('h3', {}, 'Add a user'), add),
+    h('section.card', { 'aria-labelledby': 'h-events' }, h('h2', { id: 'h-events' }, 'Event log (newest first)'),
+      h('div.table-wrap', {}, h('table', {}, h('thead', {}, h('tr', {}, ['When', 'Who', 'What', 'On', 'Detail'].map((c, i) => h(i === 4 ? 'th.hide-narrow' : 'th', { scope: 'col' }, c)))),
+        h('tbody', {}, eventRows)))));
+}
+
+function resetPassword(name) {
+  const form = h('form.stack', { novalidate: true },
+    field('reset-password', `New password for ${name}`, h('input', { type: 'password', name: 'password', autocomplete: 'new-password' })),
+    h('div.actions', {}, h('button', { type: 'submit' }, 'Set the password'),
+      h('button.secondary', { type: 'button', onclick: () => showAdmin() }, 'Cancel')));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    try {
+      await api('PUT', `users/${encodeURIComponent(name)}/password`, { password: form.elements.password.value });
+      announce(`Changed the password of ${name}.`);
+      await showAdmin();
+    } catch (e) {
+      setError('reset-password', e.message);
+    }
+  });
+  page(`Reset the password of ${name}`, h('div.card', {}, form));
+  form.elements.password.focus();
+}
+
+// ---- routing ----
+
+async function whoami() {
+  try {
+    const me = await api('GET', 'me');
+    Object.assign(state, { user: me.user, admin: me.admin, csrf: me.csrf, base: me.base_domain });
+  } catch (e) {
+    state.user = null;
+  }
+}
+
+async function route() {
+  const hash = location.hash || '#/sites';
+  if (!state.user && hash !== '#/login') await whoami();
+  if (!state.user) {
+    if (hash !== '#/login') {
+      location.hash = '#/login';
+      return;
+    }
+    await showLogin();
+    return;
+  }
+  $('#nav').hidden = false;
+  $('#nav-admin').hidden = !state.admin;
+  $('#whoami').textContent = `Signed in as ${state.user}${state.admin ? ' (admin)' : ''}`;
+  try {
+    const m = hash.match(/^#\/site\/([^/]+)$/);
+    if (hash === '#/login') location.hash = '#/sites';
+    else if (m) await showSite(decodeURIComponent(m[1]));
+    else if (hash === '#/new') showNew();
+    else if (hash === '#/account') await showAccount();
+    else if (hash === '#/admin') await showAdmin();
+    else await showSites();
+  } catch (e) {
+    if (state.user) page('Something went wrong', h('p.error', { role: 'alert' }, e.message));
+  }
+}
+
+async function signOut() {
+  try { await api('POST', 'logout'); } catch (e) { /* signed out anyway below */ }
+  Object.assign(state, { user: null, admin: false, csrf: null });
+  $('#nav').hidden = true;
+  announce('You are signed out.');
+  location.hash = '#/login';
+}
+
+document.addEventListener('DOMContentLoaded', () => {
+  $('#signout').addEventListener('click', signOut);
+  window.addEventListener('hashchange', route);
+  route();
+});

@@ -1,0 +1,424 @@
+/* berthd's side of `berth site exec`: a root-only SOCK_SEQPACKET socket where the
+ * CLI hands over its stdio and an argv, and gets the exit status back. Wire format
+ * and design in docs/internals/sites-runtime.md. */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <termios.h>
+
+#include "common/log.h"
+#include "common/names.h"
+#include "sites/runtime.h"
+
+#define EXEC_MSG_MAX 65536
+#define EXEC_ARGS_MAX 256
+#define EXEC_FLAG_TTY 1u
+
+struct exec_conn {
+    struct sites_exec *x;
+    struct exec_conn *next;
+    int fd;                 /* the CLI's connection */
+    int stdio[3];           /* the CLI's stdin, stdout, stderr */
+    int master;             /* pty master (tty mode), else -1 */
+    bool master_watched, stdin_watched;
+    pid_t pid;
+    int pidfd;
+    char name[64];
+};
+
+struct sites_exec {
+    struct evloop *loop;
+    struct sites_runtime *rt;
+    int fd;
+    char *path;
+    struct exec_conn *conns;
+};
+
+static void conn_close(struct exec_conn *c)
+{
+    struct sites_exec *x = c->x;
+    for (struct exec_conn **p = &x->conns; *p; p = &(*p)->next) {
+        if (*p == c) {
+            *p = c->next;
+            break;
+        }
+    }
+    if (c->pidfd >= 0) {
+        /* The CLI went away (or berthd stops): the command goes too. */
+        (void)syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, NULL, 0);
+        evloop_del(x->loop, c->pidfd);
+        siginfo_t si;
+        while (waitid(P_PIDFD, (id_t)c->pidfd, &si, WEXITED) < 0 && errno == EINTR)
+            ;
+        safe_close(c->pidfd);
+        sites_runtime_exec_done(x->rt, c->name);
+    }
+    if (c->master_watched)
+        evloop_del(x->loop, c->master);
+    if (c->stdin_watched)
+        evloop_del(x->loop, c->stdio[0]);
+    safe_close(c->master);
+    for (int i = 0; i < 3; i++)
+        safe_close(c->stdio[i]);
+    evloop_del(x->loop, c->fd);
+    safe_close(c->fd);
+    free(c);
+}
+
+static void conn_answer(struct exec_conn *c, const char *fmt, ...) _printf_(2, 3);
+static void conn_answer(struct exec_conn *c, const char *fmt, ...)
+{
+    char msg[600];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    (void)send(c->fd, msg, MIN((size_t)n, sizeof(msg) - 1), MSG_NOSIGNAL);
+}
+
+/* Copies what is readable on the pty master to the CLI's stdout. */
+static bool pump_master(struct exec_conn *c)
+{
+    char buf[8192];
+    for (;;) {
+        ssize_t n = read(c->master, buf, sizeof(buf));
+        if (n <= 0)
+            return n < 0 && errno == EAGAIN;   /* EIO: no slave left open */
+        for (ssize_t off = 0; off < n;) {
+            ssize_t w = write(c->stdio[1], buf + off, (size_t)(n - off));
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0)
+                return false;
+            off += w;
+        }
+    }
+}
+
+static void on_master(struct evloop *loop, int fd, uint32_t events, void *data)
+{
+    struct exec_conn *c = data;
+    if (!pump_master(c)) {
+        evloop_del(loop, c->master);
+        c->master_watched = false;
+    }
+}
+
+static void on_cli_stdin(struct evloop *loop, int fd, uint32_t events, void *data)
+{
+    struct exec_conn *c = data;
+    char buf[4096];
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n <= 0) {
+        evloop_del(loop, fd);
+        c->stdin_watched = false;
+        return;
+    }
+    for (ssize_t off = 0; off < n;) {
+        ssize_t w = write(c->master, buf + off, (size_t)(n - off));
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        off += w;
+    }
+}
+
+static void on_exit_cmd(struct evloop *loop, int fd, uint32_t events, void *data)
+{
+    struct exec_conn *c = data;
+    siginfo_t si = { 0 };
+    evloop_del(loop, c->pidfd);
+    while (waitid(P_PIDFD, (id_t)c->pidfd, &si, WEXITED) < 0 && errno == EINTR)
+        ;
+    c->pidfd = safe_close(c->pidfd);
+    sites_runtime_exec_done(c->x->rt, c->name);
+    if (c->master >= 0)
+        (void)pump_master(c);   /* the last output before the status */
+    int status = si.si_code == CLD_EXITED ? si.si_status : 128 + si.si_status;
+    conn_answer(c, "exit %d", status);
+    conn_close(c);
+}
+
+/* A bare command name is looked up in the PATH the sandbox has; /usr and the
+ * merged-usr links are the host's, read-only, so the host's view is the same. */
+static int resolve_command(const char *arg0, char *out, size_t n)
+{
+    if (strchr(arg0, '/')) {
+        snprintf(out, n, "%s", arg0);
+        return 0;
+    }
+    static const char *const dirs[] = { "/usr/local/bin", "/usr/bin", "/bin", "/usr/local/sbin",
+                                        "/usr/sbin", "/sbin" };
+    for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
+        snprintf(out, n, "%s/%s", dirs[i], arg0);
+        if (access(out, X_OK) == 0)
+            return 0;
+    }
+    return -ENOENT;
+}
+
+static int open_pty(int *ret_master, int *ret_slave)
+{
+    _cleanup_close_ int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0)
+        return -errno;
+    if (grantpt(master) < 0 || unlockpt(master) < 0)
+        return -errno;
+    char name[64];
+    if (ptsname_r(master, name, sizeof(name)) != 0)
+        return -errno;
+    int slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (slave < 0)
+        return -errno;
+    *ret_master = TAKE_FD(master);
+    *ret_slave = slave;
+    return 0;
+}
+
+/* Runs the request: argv in the site's running sandbox, or in a fresh one. */
+static void conn_run(struct exec_conn *c, uint32_t flags, char **argv, size_t argc)
+{
+    struct sites_exec *x = c->x;
+    int pidfd_target;
+    struct sandbox_cgroup *cg;
+    uid_t uid;
+    enum sandbox_network net;
+    const char *site_dir;
+    int r = sites_runtime_exec_target(x->rt, c->name, &pidfd_target, &cg);
+    if (r == -ENOENT) {
+        conn_answer(c, "error site %s does not run code (only app sites have a sandbox)", c->name);
+        { conn_close(c); return; }
+    }
+    if (r >= 0)
+        r = sites_runtime_exec_settings(x->rt, c->name, &uid, &net, &site_dir);
+    if (r < 0) {
+        conn_answer(c, "error site %s: cannot prepare its sandbox: %s", c->name, strerror(-r));
+        { conn_close(c); return; }
+    }
+    char path[4096];
+    if (resolve_command(argv[0], path, sizeof(path)) < 0) {
+        conn_answer(c, "error %s: command not found in the sandbox", argv[0]);
+        { conn_close(c); return; }
+    }
+    const char *args[EXEC_ARGS_MAX + 1];
+    args[0] = path;
+    for (size_t i = 1; i < argc; i++)
+        args[i] = argv[i];
+    args[argc] = NULL;
+
+    char term[64] = "TERM=dumb", site_env[100];
+    if (flags & EXEC_FLAG_TTY) {
+        const char *t = getenv("TERM");
+        snprintf(term, sizeof(term), "TERM=%s", t && *t && strlen(t) < 40 ? t : "xterm");
+    }
+    snprintf(site_env, sizeof(site_env), "BERTH_SITE=%s", c->name);
+    const char *const envp[] = { "PATH=/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin",
+                                 "HOME=/site", "LANG=C.UTF-8", term, site_env, NULL };
+
+    _cleanup_close_ int slave = -1;
+    if (flags & EXEC_FLAG_TTY) {
+        if ((r = open_pty(&c->master, &slave)) < 0) {
+            conn_answer(c, "error cannot allocate a terminal: %s", strerror(-r));
+            { conn_close(c); return; }
+        }
+        struct winsize ws;
+        if (ioctl(c->stdio[0], TIOCGWINSZ, &ws) == 0)
+            (void)ioctl(c->master, TIOCSWINSZ, &ws);
+        fcntl(c->master, F_SETFL, fcntl(c->master, F_GETFL) | O_NONBLOCK);
+    }
+    struct sandbox_config cfg;
+    sandbox_config_init(&cfg);
+    cfg.name = c->name;
+    cfg.uid = uid;
+    cfg.gid = uid;
+    cfg.site_dir = site_dir;
+    cfg.argv = args;
+    cfg.envp = envp;
+    cfg.stdin_fd = slave >= 0 ? slave : c->stdio[0];
+    cfg.stdout_fd = slave >= 0 ? slave : c->stdio[1];
+    cfg.stderr_fd = slave >= 0 ? slave : c->stdio[2];
+    cfg.network = net;
+    cfg.cgroup = cg;
+    cfg.join_pidfd = pidfd_target;
+    struct sandbox_error se = { 0 };
+    r = sandbox_spawn(&cfg, &se, &c->pid, &c->pidfd);
+    if (r < 0) {
+        c->pidfd = -1;
+        sites_runtime_exec_done(x->rt, c->name);
+        conn_answer(c, "error site %s: cannot run the command (%s: %s)", c->name,
+                    sandbox_step_to_string(se.step), strerror(-r));
+        { conn_close(c); return; }
+    }
+    log_info("site %s: exec %s (pid %d%s)", c->name, path, (int)c->pid,
+             pidfd_target >= 0 ? ", in the running sandbox" : ", in a fresh sandbox");
+    if ((r = evloop_add(x->loop, c->pidfd, EPOLLIN, on_exit_cmd, c)) < 0) {
+        conn_answer(c, "error cannot watch the command: %s", strerror(-r));
+        { conn_close(c); return; }
+    }
+    if (c->master >= 0) {
+        c->master_watched = evloop_add(x->loop, c->master, EPOLLIN, on_master, c) >= 0;
+        c->stdin_watched = evloop_add(x->loop, c->stdio[0], EPOLLIN, on_cli_stdin, c) >= 0;
+    }
+}
+
+/* First message: u32 flags, then NUL-terminated site name and argv strings, with
+ * the CLI's fds 0, 1, 2 attached. Later: nothing is expected; EOF means the CLI is
+ * gone. */
+static void on_conn(struct evloop *loop, int fd, uint32_t events, void *data)
+{
+    struct exec_conn *c = data;
+    if (c->stdio[0] >= 0) {
+        /* The command runs: any event here means the CLI went away. */
+        char b;
+        if (recv(fd, &b, 1, MSG_DONTWAIT) == 0 || (events & (EPOLLHUP | EPOLLERR)))
+            conn_close(c);
+        return;
+    }
+    _cleanup_free_ char *buf = malloc(EXEC_MSG_MAX + 1);
+    if (!buf)
+        { conn_close(c); return; }
+    union {
+        struct cmsghdr h;
+        char space[CMSG_SPACE(3 * sizeof(int))];
+    } cm;
+    struct iovec iov = { buf, EXEC_MSG_MAX };
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &cm, .msg_controllen = sizeof(cm) };
+    ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    if (n < 0 && errno == EAGAIN)
+        return;
+    struct cmsghdr *h = n > 0 ? CMSG_FIRSTHDR(&mh) : NULL;
+    if (h && h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS) {
+        size_t nfd = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        int fds[3];
+        memcpy(fds, CMSG_DATA(h), MIN(nfd, 3) * sizeof(int));
+        for (size_t i = 0; i < nfd && i < 3; i++)
+            c->stdio[i] = fds[i];
+        for (size_t i = 3; i < nfd; i++) {   /* more than asked for: not ours to keep */
+            int extra;
+            memcpy(&extra, CMSG_DATA(h) + i * sizeof(int), sizeof(int));
+            close(extra);
+        }
+    }
+    if (n <= 0 || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || c->stdio[0] < 0 || c->stdio[1] < 0 ||
+        c->stdio[2] < 0 || (size_t)n < sizeof(uint32_t) + 2 || buf[n - 1] != 0) {
+        if (n > 0)
+            conn_answer(c, "error malformed request");
+        { conn_close(c); return; }
+    }
+    buf[n] = 0;
+    uint32_t flags;
+    memcpy(&flags, buf, sizeof(flags));
+    char *argv[EXEC_ARGS_MAX + 1];
+    size_t argc = 0;
+    const char *name = NULL;
+    for (char *p = buf + sizeof(flags); p < buf + n; p += strlen(p) + 1) {
+        if (!name) {
+            name = p;
+        } else if (argc < EXEC_ARGS_MAX) {
+            argv[argc++] = p;
+        } else {
+            conn_answer(c, "error too many arguments (at most %d)", EXEC_ARGS_MAX);
+            { conn_close(c); return; }
+        }
+    }
+    if (!name || !site_name_valid(name) || argc == 0) {
+        conn_answer(c, "error a site name and a command are needed");
+        { conn_close(c); return; }
+    }
+    snprintf(c->name, sizeof(c->name), "%s", name);
+    argv[argc] = NULL;
+    conn_run(c, flags, argv, argc);
+}
+
+static void on_accept(struct evloop *loop, int fd, uint32_t events, void *data)
+{
+    struct sites_exec *x = data;
+    for (;;) {
+        _cleanup_close_ int cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (cfd < 0)
+            return;
+        /* The socket is 0600 root's already; the peer check keeps it so even if the
+         * mode is changed by hand: exec runs anything as any site. */
+        struct ucred cred;
+        socklen_t len = sizeof(cred);
+        if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.uid != 0)
+            continue;
+        struct exec_conn *c = calloc(1, sizeof(*c));
+        if (!c)
+            continue;
+        *c = (struct exec_conn){ .x = x, .fd = cfd, .stdio = { -1, -1, -1 }, .master = -1, .pidfd = -1 };
+        if (evloop_add(loop, cfd, EPOLLIN | EPOLLRDHUP, on_conn, c) < 0) {
+            free(c);
+            continue;
+        }
+        TAKE_FD(cfd);
+        c->next = x->conns;
+        x->conns = c;
+    }
+}
+
+int sites_exec_new(struct evloop *loop, struct sites_runtime *rt, const char *run_dir, struct sites_exec **ret)
+{
+    struct sites_exec *x = calloc(1, sizeof(*x));
+    if (!x)
+        return -ENOMEM;
+    x->loop = loop;
+    x->rt = rt;
+    x->fd = -1;
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    int r = 0;
+    if (asprintf(&x->path, "%s/exec.sock", run_dir) < 0) {
+        x->path = NULL;
+        r = -ENOMEM;
+    } else if (strlen(x->path) >= sizeof(sa.sun_path)) {
+        r = -ENAMETOOLONG;
+    }
+    if (r >= 0) {
+        memcpy(sa.sun_path, x->path, strlen(x->path) + 1);
+        x->fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (x->fd < 0)
+            r = -errno;
+    }
+    if (r >= 0) {
+        /* berthd holds the run dir's lock: a socket left here is stale. Bind under a
+         * umask so that it is never reachable by others, not even for a moment. */
+        (void)unlink(x->path);
+        mode_t old = umask(0077);
+        if (bind(x->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(x->fd, 64) < 0)
+            r = -errno;
+        umask(old);
+    }
+    if (r >= 0)
+        r = evloop_add(loop, x->fd, EPOLLIN, on_accept, x);
+    if (r < 0) {
+        sites_exec_free(x);
+        return r;
+    }
+    *ret = x;
+    return 0;
+}
+
+void sites_exec_free(struct sites_exec *x)
+{
+    if (!x)
+        return;
+    while (x->conns)
+        conn_close(x->conns);
+    if (x->fd >= 0) {
+        evloop_del(x->loop, x->fd);
+        close(x->fd);
+        unlink(x->path);
+    }
+    free(x->path);
+    free(x);
+}

@@ -1,0 +1,337 @@
+// The panel in a real browser: Debian's headless Chromium driven by playwright-core,
+// against the real berthd (BERTH_BUILD_DIR) in temp dirs on a free port, reached
+// through the front at http://panel.test.berth:PORT/ (every name resolves to
+// 127.0.0.1 inside the browser). Screenshots of each page go to artifacts/.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const buildDir = path.resolve(process.env.BERTH_BUILD_DIR || path.join(here, '../../build-test'));
+const BERTHD = path.join(buildDir, 'berthd');
+const BERTH = path.join(buildDir, 'berth');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const BASE = 'test.berth';
+const artifacts = path.join(here, 'artifacts');
+const PASSWORDS = { alice: 'alice-e2e-password', bob: 'bob-e2e-password' };
+const SANITIZER_MARKS = ['ERROR: AddressSanitizer', 'ERROR: LeakSanitizer', 'runtime error:'];
+
+let root, daemon, port, browser;
+
+function berth(args, input) {
+  const r = spawnSync(BERTH, ['--socket', path.join(root, 'run/api.sock'), ...args], { input, encoding: 'utf8' });
+  return r;
+}
+
+function berthOk(args, input) {
+  const r = berth(['--json', ...args], input);
+  assert.equal(r.status, 0, `berth ${args.join(' ')}: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
+
+async function startDaemon() {
+  root = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-e2e-'));
+  // The front's workers (an unprivileged user) must walk down to the sites' trees.
+  fs.chmodSync(root, 0o711);
+  const first = 380000 + (process.pid % 900) * 10;
+  fs.writeFileSync(path.join(root, 'berth.yaml'), `site_uid_range: ${first}-${first + 9}\n`);
+  const log = fs.openSync(path.join(artifacts, 'berthd.log'), 'w');
+  daemon = spawn(BERTHD, ['--state-dir', path.join(root, 'state'), '--run-dir', path.join(root, 'run'),
+    '--config', path.join(root, 'berth.yaml'), '--base-domain', BASE, '--http', '127.0.0.1:0'],
+  { stdio: ['ignore', log, log] });
+  fs.closeSync(log);
+  for (let i = 0; i < 300; i++) {
+    if (daemon.exitCode !== null) throw new Error(`berthd exited with ${daemon.exitCode}: see artifacts/berthd.log`);
+    const r = berth(['--json', 'status']);
+    if (r.status === 0) {
+      const http = JSON.parse(r.stdout).listeners.find((l) => l.kind === 'http');
+      port = Number(http.address.split(':').pop());
+      return;
+    }
+    await sleep(50);
+  }
+  throw new Error('berthd did not become ready');
+}
+
+async function stopDaemon() {
+  if (!daemon || daemon.exitCode !== null) return daemon ? daemon.exitCode : 0;
+  const exited = new Promise((res) => daemon.once('exit', (code) => res(code)));
+  daemon.kill('SIGTERM');
+  const code = await Promise.race([exited, sleep(20000).then(() => 'timeout')]);
+  if (code === 'timeout') {
+    daemon.kill('SIGKILL');
+    throw new Error('berthd did not stop on SIGTERM');
+  }
+  return code;
+}
+
+function makeZip(file, html) {
+  // python3's zipfile: no zip(1) needed. A single top folder, which upload unwraps.
+  const py = 'import sys, zipfile\nwith zipfile.ZipFile(sys.argv[1], "w") as z:\n' +
+    '    z.writestr("site/index.html", sys.argv[2])\n    z.writestr("site/style.css", "h1 { color: teal }")\n';
+  const r = spawnSync('python3', ['-c', py, file, html], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+}
+
+const panelUrl = () => `http://panel.${BASE}:${port}/`;
+const siteUrl = (name) => `http://${name}.${BASE}:${port}/`;
+
+async function shot(page, name) {
+  await page.screenshot({ path: path.join(artifacts, `${name}.png`), fullPage: true });
+}
+
+async function signIn(context, user) {
+  const page = await context.newPage();
+  await page.goto(panelUrl());
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  await page.getByLabel('User name').fill(user);
+  await page.getByLabel('Password').fill(PASSWORDS[user]);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'My sites' }).waitFor();
+  return page;
+}
+
+before(async () => {
+  fs.rmSync(artifacts, { recursive: true, force: true });
+  fs.mkdirSync(artifacts, { recursive: true });
+  await startDaemon();
+  for (const name of Object.keys(PASSWORDS)) berthOk(['user', 'add', name, '--password-stdin'], PASSWORDS[name] + '\n');
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-gpu',
+      '--headless', '--host-resolver-rules=MAP * 127.0.0.1'],
+  });
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  const code = await stopDaemon();
+  const log = fs.readFileSync(path.join(artifacts, 'berthd.log'), 'utf8');
+  if (root) fs.rmSync(root, { recursive: true, force: true });
+  for (const mark of SANITIZER_MARKS) assert.ok(!log.includes(mark), `sanitizer report in artifacts/berthd.log`);
+  assert.equal(code, 0, 'berthd exited with an error: see artifacts/berthd.log');
+});
+
+test('a user signs in, creates a site, uploads, stops, starts and deletes it', async () => {
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  const page = await context.newPage();
+  await page.goto(panelUrl());
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  await shot(page, '01-sign-in');
+
+  // A wrong password is said plainly, beside the form.
+  await page.getByLabel('User name').fill('alice');
+  await page.getByLabel('Password').fill('not-the-password');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByText('Wrong user name or password.').waitFor();
+
+  await page.getByLabel('Password').fill(PASSWORDS.alice);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'My sites' }).waitFor();
+  await shot(page, '02-my-sites-empty');
+
+  // Create: the address is shown live; a bad name is explained beside the field.
+  await page.getByRole('link', { name: 'Create a site' }).first().click();
+  await page.getByRole('heading', { name: 'Create a site' }).waitFor();
+  await page.getByLabel('Name').fill('Hello_World');
+  await page.getByText('Use lowercase letters only.').waitFor();
+  await page.getByLabel('Name').fill('hello');
+  assert.equal(await page.locator('#new-address').textContent(), `hello.${BASE}`);
+  await page.getByLabel('Type').selectOption('static');
+  await shot(page, '03-create-site');
+  await page.getByRole('button', { name: 'Create the site' }).click();
+  await page.getByRole('heading', { name: 'hello' }).waitFor();
+  await shot(page, '04-site-page');
+
+  // Creating it again: the API's conflict shows beside the name.
+  await page.goto(panelUrl() + '#/new');
+  await page.getByLabel('Name').fill('hello');
+  await page.getByRole('button', { name: 'Create the site' }).click();
+  await page.locator('#new-name-error').getByText('already exists').waitFor();
+  await shot(page, '05-create-site-error');
+
+  // Upload a zip through the panel's form, with its progress bar.
+  const zip = path.join(root, 'hello.zip');
+  makeZip(zip, '<!doctype html><title>hello</title><h1>Hello from the e2e upload</h1>');
+  await page.goto(panelUrl() + '#/site/hello');
+  await page.getByRole('heading', { name: 'hello' }).waitFor();
+  await page.getByLabel('Archive (zip or tar)').setInputFiles(zip);
+  await page.getByRole('button', { name: 'Upload', exact: true }).click();
+  await page.locator('#upload-result').getByText('Uploaded').waitFor({ timeout: 30000 });
+  assert.equal(await page.locator('#upload-progress').getAttribute('value'), '100');
+  await shot(page, '06-uploaded');
+
+  // The site's own address serves the uploaded page.
+  const visitor = await context.newPage();
+  let r = await visitor.goto(siteUrl('hello'));
+  assert.equal(r.status(), 200);
+  await visitor.getByRole('heading', { name: 'Hello from the e2e upload' }).waitFor();
+  await shot(visitor, '07-site-served');
+
+  // The site's page shows the visit in its access log (the front writes it within
+  // a second or so: its log lines are buffered).
+  let seen = false;
+  for (let i = 0; i < 40 && !seen; i++) {
+    await page.getByRole('button', { name: 'Refresh logs' }).click();
+    await sleep(250);
+    seen = (await page.locator('#log-access').textContent()).includes('GET / ');
+  }
+  assert.ok(seen, 'the visit is not in the access log shown by the panel');
+  await shot(page, '07b-access-log');
+
+  // Stop: the address answers 503. Start: served again.
+  await page.getByRole('button', { name: 'Stop hello', exact: true }).click();
+  await page.getByRole('button', { name: 'Start hello', exact: true }).and(page.locator(':enabled')).waitFor();
+  r = await visitor.goto(siteUrl('hello'));
+  assert.equal(r.status(), 503);
+  await shot(visitor, '08-site-stopped-503');
+  await shot(page, '09-site-page-stopped');
+  await page.getByRole('button', { name: 'Start hello', exact: true }).click();
+  await page.getByRole('button', { name: 'Stop hello', exact: true }).and(page.locator(':enabled')).waitFor();
+  r = await visitor.goto(siteUrl('hello'));
+  assert.equal(r.status(), 200);
+
+  // Delete, typing the name to confirm.
+  const del = page.getByRole('button', { name: 'Delete hello' });
+  assert.equal(await del.isDisabled(), true);
+  await page.getByLabel('Type hello to confirm').fill('hello');
+  await shot(page, '10-delete-confirm');
+  await del.click();
+  await page.getByRole('heading', { name: 'My sites' }).waitFor();
+  await page.getByText('You have no sites yet.').waitFor();
+  r = await visitor.goto(siteUrl('hello'));
+  assert.equal(r.status(), 404);
+  await shot(page, '11-deleted');
+
+  // Phone width: the same page, one column, nothing cut off.
+  await page.setViewportSize({ width: 375, height: 800 });
+  await page.goto(panelUrl() + '#/new');
+  await page.getByRole('heading', { name: 'Create a site' }).waitFor();
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
+  assert.equal(overflow, false, 'the page is wider than a phone');
+  await shot(page, '12-phone-create');
+  await context.close();
+});
+
+test("a second user cannot see the first user's sites", async () => {
+  const aliceContext = await browser.newContext();
+  const alice = await signIn(aliceContext, 'alice');
+  await alice.goto(panelUrl() + '#/new');
+  await alice.getByLabel('Name').fill('alices-secret');
+  await alice.getByRole('button', { name: 'Create the site' }).click();
+  await alice.getByRole('heading', { name: 'alices-secret' }).waitFor();
+
+  const bobContext = await browser.newContext();
+  const bob = await signIn(bobContext, 'bob');
+  await bob.getByText('You have no sites yet.').waitFor();
+  await shot(bob, '13-second-user-sites');
+  // Through the API, with bob's own session: a 404, as for a site that does not exist.
+  for (const [method, url] of [['GET', 'api/v1/sites/alices-secret'], ['DELETE', 'api/v1/sites/alices-secret'],
+    ['POST', 'api/v1/sites/alices-secret/stop']]) {
+    const status = await bob.evaluate(async ([m, u]) => {
+      const me = await (await fetch('/api/v1/me')).json();
+      const res = await fetch('/' + u, { method: m, headers: { 'X-CSRF-Token': me.csrf } });
+      return res.status;
+    }, [method, url]);
+    assert.equal(status, 404, `${method} ${url}`);
+  }
+  await bob.goto(panelUrl() + '#/site/alices-secret');
+  await bob.getByRole('heading', { name: 'Site not found' }).waitFor();
+  await shot(bob, '14-second-user-404');
+  // Still there for alice.
+  assert.ok(berthOk(['site', 'ls']).sites.some((s) => s.name === 'alices-secret' && s.owner === 'alice'));
+  await aliceContext.close();
+  await bobContext.close();
+});
+
+test('a forged cross-site POST is refused', async () => {
+  const context = await browser.newContext();
+  const alice = await signIn(context, 'alice');
+  // A page on another site, open in the same browser as alice's session, posts a
+  // site-creating form to the panel.
+  const evilUrl = `http://evil.example:${port}/`;
+  await context.route(`${evilUrl}**`, (route) => route.fulfill({
+    contentType: 'text/html',
+    body: `<!doctype html><title>win a prize</title>
+      <form method="POST" action="${panelUrl()}api/v1/sites" enctype="text/plain">
+      <input name='{"name":"forged","x":"' value='"}'></form>
+      <script>document.forms[0].submit()</script>`,
+  }));
+  const evil = await context.newPage();
+  const answer = evil.waitForResponse((res) => res.url().startsWith(panelUrl() + 'api/v1/sites'));
+  await evil.goto(evilUrl);
+  const res = await answer;
+  assert.equal(res.status(), 403);
+  await evil.waitForLoadState();
+  await shot(evil, '15-forged-post-refused');
+  // And a script on that page cannot do it with fetch either.
+  await evil.goto(evilUrl).catch(() => {});
+  const fetched = await evil.evaluate(async (u) => {
+    try {
+      await fetch(u + 'api/v1/sites', { method: 'POST', credentials: 'include', mode: 'no-cors',
+        headers: { 'Content-Type': 'text/plain' }, body: '{"name":"forged2"}' });
+      return 'sent';
+    } catch (e) {
+      return 'blocked';
+    }
+  }, panelUrl());
+  assert.ok(['sent', 'blocked'].includes(fetched));
+  const names = berthOk(['site', 'ls']).sites.map((s) => s.name);
+  assert.ok(!names.includes('forged') && !names.includes('forged2'), names.join(','));
+  // Alice's own session still works.
+  await alice.reload();
+  await alice.getByRole('heading', { name: 'My sites' }).waitFor();
+  await context.close();
+});
+
+test('admin pages and sign out', async () => {
+  const r = berth(['user', 'add', 'boss', '--admin', '--password-stdin'], 'boss-e2e-password\n');
+  assert.equal(r.status, 0, r.stderr);
+  PASSWORDS.boss = 'boss-e2e-password';
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(panelUrl());
+  await page.getByLabel('User name').fill('boss');
+  await page.getByLabel('Password').fill(PASSWORDS.boss);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'All sites' }).waitFor();
+  await page.getByText('owner: alice').first().waitFor();
+  await page.getByRole('link', { name: 'Admin' }).click();
+  await page.getByRole('heading', { name: 'Admin' }).waitFor();
+  await page.getByRole('button', { name: 'Disable bob' }).click();
+  await page.getByRole('button', { name: 'Enable bob' }).waitFor();
+  await page.getByRole('cell', { name: 'user.disable' }).first().waitFor();
+  await shot(page, '16-admin');
+  const locked = await browser.newContext();
+  const bob = await locked.newPage();
+  await bob.goto(panelUrl());
+  await bob.getByLabel('User name').fill('bob');
+  await bob.getByLabel('Password').fill(PASSWORDS.bob);
+  await bob.getByRole('button', { name: 'Sign in' }).click();
+  await bob.getByText('Wrong user name or password.').waitFor();
+  await page.getByRole('button', { name: 'Enable bob' }).click();
+  await page.getByRole('button', { name: 'Disable bob' }).waitFor();
+
+  await page.getByRole('link', { name: 'Account' }).click();
+  await page.getByRole('heading', { name: 'Account' }).waitFor();
+  await page.getByLabel('Token name').fill('ci');
+  await page.getByRole('button', { name: 'Create a token' }).click();
+  const token = await page.locator('.secret').textContent();
+  assert.match(token, /^berth_/);
+  await shot(page, '17-account-token');
+
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  const me = await page.evaluate(async () => (await fetch('/api/v1/me')).status);
+  assert.equal(me, 401);
+  await locked.close();
+  await context.close();
+});

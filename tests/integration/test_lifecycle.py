@@ -1,0 +1,406 @@
+"""Site lifecycle: on-demand start through the site's socket, idle stop, always-on,
+crash loops, live limits, shutdown and crash recovery of berthd, and `site exec`.
+
+Runs real sandboxes, so it needs root (skips otherwise; BERTH_MUST_WORK=1 makes that
+a failure). The test acts as the front: it speaks HTTP/1.0 straight to the site's
+unix socket in <run>/sites/<name>.sock.
+"""
+import concurrent.futures
+import os
+import shutil
+import signal
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import require
+
+APP = Path(__file__).resolve().parents[1] / "helpers" / "app.py"
+APP_CMD = "exec python3 /site/private/app.py"
+
+
+@pytest.fixture(autouse=True)
+def needs_root():
+    require(os.geteuid() == 0, "site sandboxes need root")
+    require(os.path.isdir("/sys/fs/cgroup"), "no cgroup file system")
+
+
+def fnv1a(text):
+    h = 2166136261
+    for b in text.encode():
+        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
+    return h
+
+
+def cgroup_dirs(d, site):
+    """Every directory of the site's cgroup (one per hierarchy), as berthd makes them:
+    <own cgroup>/berth-<fnv1a(run dir)>/<site>. berthd inherits our cgroup."""
+    parent = "berth-%08x" % fnv1a(str(d.run_dir))
+    dirs = []
+    v2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, ctrl, path = line.rstrip("\n").split(":", 2)
+            if ctrl.startswith("name="):
+                continue
+            if ctrl == "":
+                mount = "/sys/fs/cgroup" if v2 else "/sys/fs/cgroup/unified"
+            else:
+                mount = "/sys/fs/cgroup/" + ctrl.split(",")[0]
+                if not os.path.isdir(mount):
+                    mount = "/sys/fs/cgroup/" + ctrl
+            if path.endswith("/berthd"):
+                path = path[: -len("/berthd")]
+            dirs.append(os.path.normpath(f"{mount}{path}/{parent}/{site}"))
+    return [x for x in dirs if os.path.isdir(os.path.dirname(x))]
+
+
+def cgroup_pids(d, site):
+    pids = set()
+    for dr in cgroup_dirs(d, site):
+        try:
+            with open(os.path.join(dr, "cgroup.procs")) as f:
+                pids.update(int(x) for x in f.read().split())
+        except FileNotFoundError:
+            pass
+    return pids
+
+
+def sock_path(d, site):
+    return d.run_dir / "sites" / f"{site}.sock"
+
+
+def http_get(d, site, path="/", timeout=20):
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(str(sock_path(d, site)))
+        s.sendall(f"GET {path} HTTP/1.0\r\nHost: {site}.test.berth\r\n\r\n".encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    return status, body.decode()
+
+
+def show(d, site):
+    return d.ok("site", "show", site)
+
+
+def wait_state(d, site, states, timeout=20):
+    if isinstance(states, str):
+        states = (states,)
+    deadline = time.monotonic() + timeout
+    while True:
+        info = show(d, site)
+        if info["state"] in states:
+            return info
+        if time.monotonic() > deadline:
+            raise AssertionError(f"site {site} stayed {info['state']}, wanted {states}: {info}\n{d.log()}")
+        time.sleep(0.1)
+
+
+def pid_alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def make_app(d, name, cmd=APP_CMD, always_on=False, idle=None):
+    """Creates an app site (on demand first, so that nothing runs before the app is
+    in place), ships app.py into its private/ as the site's user, then applies
+    always_on/idle."""
+    info = d.ok("site", "create", name, "--type", "app", "--cmd", cmd)
+    uid = info["uid"]
+    dst = Path(info["dir"]) / "private" / "app.py"
+    shutil.copy(APP, dst)
+    os.chown(dst, uid, uid)
+    args = []
+    if idle is not None:
+        args += ["--idle", str(idle)]
+    if always_on:
+        args.append("--always-on")
+    if args:
+        info = d.ok("site", "set", name, *args)
+    return info
+
+
+def test_on_demand_start_then_idle_stop(daemon):
+    info = make_app(daemon, "blog", idle=10)
+    assert info["state"] == "idle"
+    assert info["runtime"]["pid"] is None
+    st = os.stat(sock_path(daemon, "blog"))
+    assert oct(st.st_mode & 0o777) == "0o660" and st.st_uid == 0
+    assert not cgroup_pids(daemon, "blog")
+
+    status, body = http_get(daemon, "blog")
+    assert status == 200, body
+    assert "hello from blog" in body
+    # The app is the program (pid 2 under the sandbox's reaper) and got LISTEN_PID.
+    assert "pid 2 listen_pid=2" in body
+    assert f"listen={sock_path(daemon, 'blog')}" in body
+    info = show(daemon, "blog")
+    assert info["state"] == "running"
+    pid = info["runtime"]["pid"]
+    assert pid and pid_alive(pid)
+    assert pid in cgroup_pids(daemon, "blog")
+    usage = info["runtime"]["usage"]
+    assert usage["processes"] >= 2 and usage["memory_current"] > 0
+
+    # After the idle time (10 s, checked at 10 s after the start) the sandbox goes.
+    time.sleep(8)
+    assert show(daemon, "blog")["state"] == "running"
+    info = wait_state(daemon, "blog", "idle", timeout=15)
+    assert info["runtime"]["pid"] is None
+    assert not pid_alive(pid)
+    assert not cgroup_pids(daemon, "blog")
+    assert all(not os.path.exists(x) for x in cgroup_dirs(daemon, "blog"))
+
+    # Idle again means watched again: the next request starts a new sandbox.
+    status, body = http_get(daemon, "blog")
+    assert status == 200 and "hello from blog" in body
+    assert show(daemon, "blog")["runtime"]["pid"] != pid
+    log = (Path(info["dir"]) / "logs" / "error.log").read_text()
+    assert "app: serving on fd 3" in log
+
+
+def test_fifty_parallel_first_requests(daemon):
+    make_app(daemon, "rush")
+    assert show(daemon, "rush")["state"] == "idle"
+    with concurrent.futures.ThreadPoolExecutor(max_workers=50) as pool:
+        results = list(pool.map(lambda _: http_get(daemon, "rush"), range(50)))
+    assert [s for s, _ in results] == [200] * 50
+    assert all("hello from rush" in b for _, b in results)
+    # One sandbox served them all.
+    info = show(daemon, "rush")
+    assert info["state"] == "running" and info["runtime"]["restarts"] == 0
+    assert len({b.split(" pid ")[1].split()[0] for _, b in results}) == 1
+
+
+def test_always_on_runs_with_berthd_and_sigterm_cleans_up(daemon_factory):
+    d = daemon_factory().start()
+    make_app(d, "svc", always_on=True)
+    info = wait_state(d, "svc", "running", timeout=10)
+    pid = info["runtime"]["pid"]
+    dirs = cgroup_dirs(d, "svc")
+    assert dirs and all(os.path.isdir(x) for x in dirs)
+    assert http_get(d, "svc")[0] == 200
+
+    d.stop()   # SIGTERM
+    assert not pid_alive(pid)
+    assert all(not os.path.exists(x) for x in dirs), dirs
+    assert not sock_path(d, "svc").exists()
+    assert not (d.run_dir / "exec.sock").exists()
+
+    d.start()
+    info = wait_state(d, "svc", "running", timeout=10)   # without any request
+    assert info["runtime"]["pid"] != pid
+    assert http_get(d, "svc")[0] == 200
+
+
+def test_stop_unwatches_and_start_rewatches(daemon):
+    make_app(daemon, "shop")
+    assert http_get(daemon, "shop")[0] == 200
+    pid = show(daemon, "shop")["runtime"]["pid"]
+    daemon.ok("site", "stop", "shop")
+    info = wait_state(daemon, "shop", "stopped", timeout=10)
+    assert info["runtime"]["pid"] is None and not pid_alive(pid)
+    assert not cgroup_pids(daemon, "shop")
+    # Nothing listens: a connection is refused rather than starting the site.
+    with pytest.raises((FileNotFoundError, ConnectionRefusedError)):
+        http_get(daemon, "shop", timeout=2)
+    time.sleep(0.5)
+    assert show(daemon, "shop")["state"] == "stopped"
+    assert daemon.berth("site", "ls").stdout.split("\n")[1].split()[2] == "stopped"
+
+    daemon.ok("site", "start", "shop")
+    assert show(daemon, "shop")["state"] == "idle"
+    assert http_get(daemon, "shop")[0] == 200
+
+
+def test_crash_loop_fails_and_restart_clears_it(daemon):
+    cmd = ("if [ -e /site/private/crash ]; then echo boom-$$ starting; echo cannot go on >&2; exit 3; fi; "
+           + APP_CMD)
+    info = make_app(daemon, "flaky", cmd=cmd)
+    crash = Path(info["dir"]) / "private" / "crash"
+    crash.write_text("")
+    t0 = time.monotonic()
+    daemon.ok("site", "set", "flaky", "--always-on")
+    info = wait_state(daemon, "flaky", "failed", timeout=20)
+    # Backoff 0.5 + 1 + 2 + 4 s between the five crashes.
+    assert time.monotonic() - t0 >= 7
+    rt = info["runtime"]
+    assert rt["restarts"] == 4 and rt["last_exit"] == 3 and rt["pid"] is None
+    assert "cannot go on" in rt["last_output"] and "boom-" in rt["last_output"]
+    assert "crashed 5 times" in rt["error"]
+    text = daemon.berth("site", "show", "flaky").stdout
+    assert "state        failed" in text and "  | cannot go on" in text
+    assert not cgroup_pids(daemon, "flaky")
+    time.sleep(1.5)
+    assert show(daemon, "flaky")["state"] == "failed"   # no more restarts
+
+    crash.unlink()
+    daemon.ok("site", "restart", "flaky")
+    info = wait_state(daemon, "flaky", "running", timeout=10)
+    assert info["runtime"]["restarts"] == 0 and info["runtime"]["last_output"] is None
+    assert http_get(daemon, "flaky")[0] == 200
+
+
+def test_restart_really_restarts(daemon):
+    make_app(daemon, "again", always_on=True)
+    pid = wait_state(daemon, "again", "running")["runtime"]["pid"]
+    daemon.ok("site", "restart", "again")
+    deadline = time.monotonic() + 10
+    while show(daemon, "again")["runtime"]["pid"] in (None, pid):
+        assert time.monotonic() < deadline, daemon.log()
+        time.sleep(0.1)
+    assert not pid_alive(pid)
+    assert http_get(daemon, "again")[0] == 200
+
+
+def test_limits_change_live(daemon):
+    make_app(daemon, "tight", always_on=True)
+    wait_state(daemon, "tight", "running")
+    dirs = cgroup_dirs(daemon, "tight")
+
+    def read(name):
+        for dr in dirs:
+            p = os.path.join(dr, name)
+            if os.path.exists(p):
+                return open(p).read().strip()
+        raise AssertionError(f"no {name} in {dirs}")
+
+    v2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+    mem_file = "memory.max" if v2 else "memory.limit_in_bytes"
+    assert int(read(mem_file)) == 256 << 20
+    assert read("pids.max") == "128"
+    daemon.ok("site", "set", "tight", "--memory", "300M", "--pids", "77", "--cpu", "0.25")
+    assert int(read(mem_file)) == 300 << 20
+    assert read("pids.max") == "77"
+    if v2:
+        assert read("cpu.max").split()[0] == "25000"
+    else:
+        assert int(read("cpu.cfs_quota_us")) * 4 == int(read("cpu.cfs_period_us"))
+    # Still the same sandbox, now serving under the new limits.
+    assert show(daemon, "tight")["runtime"]["restarts"] == 0
+    assert http_get(daemon, "tight")[0] == 200
+    text = daemon.berth("site", "show", "tight").stdout
+    assert "memory used" in text and "processes    " in text and "oom kills    0" in text
+
+
+def test_kill9_berthd_then_restart_kills_old_sandbox(daemon_factory):
+    d = daemon_factory().start()
+    make_app(d, "phoenix", always_on=True)
+    old = wait_state(d, "phoenix", "running")["runtime"]["pid"]
+    d.kill9()
+    assert pid_alive(old)   # nothing killed it yet: it was re-parented
+    d.start()
+    deadline = time.monotonic() + 5
+    while pid_alive(old):
+        assert time.monotonic() < deadline, "the old sandbox survived berthd's restart"
+        time.sleep(0.05)
+    info = wait_state(d, "phoenix", "running")
+    assert info["runtime"]["pid"] != old
+    assert cgroup_pids(d, "phoenix") and old not in cgroup_pids(d, "phoenix")
+    assert http_get(d, "phoenix")[0] == 200
+    assert "killing the sandbox a previous berthd left running" in d.log()
+
+
+def test_exec(daemon):
+    info = make_app(daemon, "blog")
+    uid = info["uid"]
+    # No sandbox runs: the command gets a fresh one.
+    r = daemon.berth("site", "exec", "blog", "--", "id", "-u")
+    assert r.returncode == 0, r
+    assert r.stdout.strip() == str(uid)
+    assert show(daemon, "blog")["state"] == "idle"
+
+    assert http_get(daemon, "blog")[0] == 200
+    r = daemon.berth("site", "exec", "blog", "--", "id", "-u")
+    assert (r.returncode, r.stdout.strip()) == (0, str(uid))
+    r = daemon.berth("site", "exec", "blog", "--", "sh", "-c", "exit 7")
+    assert r.returncode == 7, r
+    r = daemon.berth("site", "exec", "blog", "--", "sh", "-c", "kill -9 $$")
+    assert r.returncode == 128 + 9, r
+    r = daemon.berth("site", "exec", "blog", "--", "cat", input="hi\n")
+    assert (r.returncode, r.stdout) == (0, "hi\n")
+    r = daemon.berth("site", "exec", "blog", "--", "pwd")
+    assert r.stdout.strip() == "/site"
+    # Same pid namespace as the running app: its pid 2 is the app.
+    r = daemon.berth("site", "exec", "blog", "--", "cat", "/proc/2/cmdline")
+    assert r.returncode == 0 and "/site/private/app.py" in r.stdout, r
+    r = daemon.berth("site", "exec", "blog", "--", "nosuchcommand")
+    assert r.returncode == 1 and "command not found" in r.stderr
+    r = daemon.berth("site", "exec", "nosite", "--", "true")
+    assert r.returncode == 1 and "berth:" in r.stderr
+    assert show(daemon, "blog")["runtime"]["pid"]   # the app still runs
+
+
+def test_exec_client_gone_kills_command(daemon):
+    import subprocess
+    make_app(daemon, "blog")
+    http_get(daemon, "blog")
+    argv = [str(daemon.socket.parent.parent), ]
+    from conftest import BERTH
+    p = subprocess.Popen([str(BERTH), "--socket", str(daemon.socket), "site", "exec", "blog", "--",
+                          "sleep", "1000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 10
+    while not any(open(f"/proc/{x}/cmdline").read().startswith("/usr/bin/sleep\0") if os.path.exists(f"/proc/{x}/cmdline") else False
+                  for x in cgroup_pids(daemon, "blog")):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    deadline = time.monotonic() + 5
+    while any("sleep" in (open(f"/proc/{x}/cmdline").read() if os.path.exists(f"/proc/{x}/cmdline") else "")
+              for x in cgroup_pids(daemon, "blog")):
+        assert time.monotonic() < deadline, "berthd did not kill the command of a client that went away"
+        time.sleep(0.05)
+    del argv
+
+
+def test_network_nat_is_refused_clearly(daemon):
+    info = daemon.berth("site", "create", "natty", "--type", "app", "--cmd", "true", "--network", "nat",
+                        "--always-on", json_out=True)
+    if info.returncode == 0:
+        # sites.c accepted the record: the runtime must say why it cannot run it.
+        shown = wait_state(daemon, "natty", "failed")
+        assert "network \"nat\" is not supported yet" in shown["runtime"]["error"]
+        r = daemon.berth("site", "start", "natty")
+        assert r.returncode == 1 and "not supported yet" in r.stderr
+    else:
+        assert "nat" in info.stderr
+
+
+def test_exec_on_a_terminal_gets_a_pty(daemon):
+    import pty
+    import subprocess
+    from conftest import BERTH
+    make_app(daemon, "term")
+    master, slave = pty.openpty()
+    p = subprocess.Popen([str(BERTH), "--socket", str(daemon.socket), "site", "exec", "term", "--",
+                          "sh", "-c", "test -t 0 && test -t 1 && echo on-a-tty; read x; echo got-$x; exit 5"],
+                         stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+    os.close(slave)
+    out = b""
+    deadline = time.monotonic() + 10
+    while b"on-a-tty" not in out:
+        assert time.monotonic() < deadline, out
+        out += os.read(master, 1024)
+    os.write(master, b"abc\r")
+    while b"got-abc" not in out:
+        assert time.monotonic() < deadline, out
+        try:
+            out += os.read(master, 1024)
+        except OSError:
+            break
+    assert p.wait(timeout=10) == 5
+    os.close(master)
+    assert b"on-a-tty" in out and b"got-abc" in out, out

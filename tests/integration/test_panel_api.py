@@ -1,0 +1,368 @@
+"""The panel's socket: sign-in, sessions, CSRF, throttling, tokens, and who sees what.
+
+These talk HTTP to <run>/panel.sock directly, as the front does: every request
+carries the X-Forwarded-For the front would set, and a Host of the panel's name.
+"""
+import http.client
+import json
+import socket
+import sqlite3
+import time
+
+import pytest
+
+HOST = "panel.test.berth"
+PASSWORDS = {"alice": "alice-password-1", "bob": "bob-password-22", "boss": "boss-password-333"}
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path):
+        super().__init__("localhost", timeout=30)
+        self.unix_path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(30)
+        self.sock.connect(str(self.unix_path))
+
+
+class Answer:
+    def __init__(self, resp):
+        self.status = resp.status
+        self.headers = resp.headers
+        self.raw = resp.read()
+        try:
+            self.json = json.loads(self.raw)
+        except ValueError:
+            self.json = None
+
+    def error(self):
+        return (self.json or {}).get("error", {}).get("message")
+
+    def __repr__(self):
+        return f"<{self.status} {self.raw[:300]!r}>"
+
+
+class Browser:
+    """A client of panel.sock that keeps the session cookie and CSRF token like the
+    panel's page does."""
+
+    def __init__(self, daemon, client="192.0.2.10"):
+        self.path = daemon.run_dir / "panel.sock"
+        self.client = client
+        self.cookie = None
+        self.csrf = None
+
+    def request(self, method, path, body=None, headers=None, cookie=True, csrf=True, origin=True):
+        h = {"Host": HOST, "X-Forwarded-For": self.client, "X-Forwarded-Proto": "http"}
+        if cookie and self.cookie:
+            h["Cookie"] = f"berth_session={self.cookie}"
+        if csrf and self.csrf and method != "GET":
+            h["X-CSRF-Token"] = self.csrf
+        if origin and method != "GET":
+            h["Origin"] = f"http://{HOST}"
+        h.update(headers or {})
+        data = None
+        if body is not None:
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            h.setdefault("Content-Type", "application/json")
+        conn = UnixHTTPConnection(self.path)
+        try:
+            conn.request(method, path, body=data, headers=h)
+            return Answer(conn.getresponse())
+        finally:
+            conn.close()
+
+    def login(self, name, password=None, **kw):
+        a = self.request("POST", "/api/v1/login", {"name": name, "password": password or PASSWORDS[name]}, **kw)
+        if a.status == 200:
+            cookie = a.headers["Set-Cookie"]
+            self.cookie = cookie.split(";", 1)[0].split("=", 1)[1]
+            self.csrf = a.json["csrf"]
+        return a
+
+
+def add_user(daemon, name, admin=False):
+    args = ["user", "add", name, "--password-stdin"] + (["--admin"] if admin else [])
+    r = daemon.berth(*args, input=PASSWORDS[name] + "\n")
+    assert r.returncode == 0, r
+
+
+@pytest.fixture
+def panel(daemon):
+    add_user(daemon, "alice")
+    add_user(daemon, "bob")
+    add_user(daemon, "boss", admin=True)
+    return daemon
+
+
+def db_exec(daemon, sql, *args):
+    con = sqlite3.connect(daemon.state_dir / "berth.db", timeout=10)
+    try:
+        with con:
+            return con.execute(sql, args).fetchall()
+    finally:
+        con.close()
+
+
+def test_panel_socket_mode_and_pages(panel):
+    sock = panel.run_dir / "panel.sock"
+    st = sock.stat()
+    assert oct(st.st_mode & 0o777) == "0o660" and st.st_uid == 0
+    b = Browser(panel)
+    page = b.request("GET", "/")
+    assert page.status == 200 and page.headers["Content-Type"].startswith("text/html")
+    assert b'<script src="/assets/panel.js"' in page.raw and b"<script>" not in page.raw
+    assert "default-src 'self'" in page.headers["Content-Security-Policy"]
+    etag = page.headers["ETag"]
+    again = b.request("GET", "/", headers={"If-None-Match": etag})
+    assert again.status == 304 and again.raw == b""
+    js = b.request("GET", "/assets/panel.js")
+    assert js.status == 200 and js.headers["Content-Type"].startswith("text/javascript")
+    assert js.headers["Cache-Control"] == "no-cache"
+    assert b.request("GET", "/assets/nope.js").status == 404
+    # The API needs a session on this socket, whoever the peer is (here: root).
+    assert b.request("GET", "/api/v1/sites").status == 401
+
+
+def test_login_sets_a_strict_cookie(panel):
+    b = Browser(panel)
+    a = b.login("alice")
+    assert a.status == 200, a
+    assert a.json["user"] == "alice" and a.json["admin"] is False and len(a.json["csrf"]) >= 32
+    cookie = a.headers["Set-Cookie"]
+    attrs = [p.strip() for p in cookie.split(";")]
+    assert attrs[0].startswith("berth_session=") and len(attrs[0]) > 40
+    assert "HttpOnly" in attrs and "SameSite=Strict" in attrs and "Path=/" in attrs
+    assert "Secure" not in attrs
+    me = b.request("GET", "/api/v1/me")
+    assert me.status == 200 and me.json["user"] == "alice" and me.json["csrf"] == a.json["csrf"]
+    # Behind HTTPS (as the front says) the cookie is Secure.
+    s = Browser(panel)
+    a = s.login("alice", headers={"X-Forwarded-Proto": "https"})
+    assert a.status == 200 and "Secure" in [p.strip() for p in a.headers["Set-Cookie"].split(";")]
+
+
+def test_session_secret_never_stored_in_clear(panel):
+    b = Browser(panel)
+    assert b.login("alice").status == 200
+    rows = db_exec(panel, "SELECT id, user FROM sessions")
+    assert len(rows) == 1 and rows[0][1] == "alice"
+    assert rows[0][0] != b.cookie and len(rows[0][0]) == 64
+    panel.stop()
+    for path in panel.state_dir.rglob("*"):
+        if path.is_file():
+            assert b.cookie.encode() not in path.read_bytes(), path
+    panel.start()
+
+
+def test_unknown_user_and_wrong_password_look_the_same(panel):
+    b = Browser(panel)
+    wrong = b.login("alice", "not-her-password")
+    t0 = time.monotonic()
+    unknown = b.login("nobody-here", "not-her-password")
+    t_unknown = time.monotonic() - t0
+    t0 = time.monotonic()
+    b.login("alice", "still-not-it")
+    t_wrong = time.monotonic() - t0
+    assert wrong.status == unknown.status == 401
+    assert wrong.raw == unknown.raw
+    assert wrong.error() == "wrong user name or password"
+    # Both pay for an argon2 verification: an unknown name is not answered quicker.
+    assert t_unknown > t_wrong / 3, (t_unknown, t_wrong)
+    # A disabled user gets the very same answer, even with the right password.
+    panel.ok("user", "disable", "bob")
+    disabled = b.login("bob")
+    assert disabled.status == 401 and disabled.raw == wrong.raw
+
+
+def test_throttling_per_address_and_per_account(panel):
+    attacker = Browser(panel, client="198.51.100.7")
+    for _ in range(5):
+        assert attacker.login("alice", "guess-guess").status == 401
+    locked = attacker.login("alice", "guess-guess")
+    assert locked.status == 429, locked
+    retry = int(locked.headers["Retry-After"])
+    assert 1 <= retry <= 3600
+    # Locked out even with the right password, while the lock lasts.
+    assert attacker.login("alice").status == 429
+    # The account is protected from another address too...
+    elsewhere = Browser(panel, client="203.0.113.9")
+    assert elsewhere.login("alice").status == 429
+    # ...and that address can still sign in to other accounts.
+    assert elsewhere.login("bob").status == 200
+    # The attacking address is slowed down for any account, known or not.
+    assert attacker.login("bob").status == 429
+    assert attacker.login("ghost", "x-x-x-x-x").status == 429
+
+
+def test_csrf_token_required_and_checked(panel):
+    b = Browser(panel)
+    assert b.login("alice").status == 200
+    missing = b.request("POST", "/api/v1/sites", {"name": "blog"}, csrf=False)
+    assert missing.status == 403 and "CSRF" in missing.error()
+    wrong = b.request("POST", "/api/v1/sites", {"name": "blog"}, headers={"X-CSRF-Token": "A" * 43})
+    assert wrong.status == 403
+    assert panel.ok("site", "ls")["sites"] == []
+    ok = b.request("POST", "/api/v1/sites", {"name": "blog"})
+    assert ok.status == 201, ok
+    assert ok.json["owner"] == "alice"
+
+
+def test_forged_cross_site_post_refused(panel):
+    b = Browser(panel)
+    assert b.login("alice").status == 200
+    # Even with a valid session and CSRF token, another origin is refused.
+    forged = b.request("POST", "/api/v1/sites", {"name": "evil"}, headers={"Origin": "http://evil.example"})
+    assert forged.status == 403 and "cross-site" in forged.error()
+    forged = b.request("POST", "/api/v1/sites", {"name": "evil"}, origin=False,
+                       headers={"Referer": "http://evil.example/page"})
+    assert forged.status == 403
+    # A login from another site's page is refused too (login CSRF).
+    c = Browser(panel)
+    assert c.login("bob", headers={"Origin": "http://evil.example"}).status == 403
+    assert panel.ok("site", "ls")["sites"] == []
+
+
+def test_logout_and_expiry(panel):
+    b = Browser(panel)
+    assert b.login("alice").status == 200
+    assert b.request("POST", "/api/v1/logout", csrf=False).status == 403
+    out = b.request("POST", "/api/v1/logout")
+    assert out.status == 200
+    assert "Max-Age=0" in out.headers["Set-Cookie"]
+    gone = b.request("GET", "/api/v1/me")
+    assert gone.status == 401 and "sign in again" in gone.error()
+
+    # Idle for longer than 12 hours: the session has ended.
+    assert b.login("alice").status == 200
+    db_exec(panel, "UPDATE sessions SET last_seen = last_seen - 13 * 3600")
+    assert b.request("GET", "/api/v1/me").status == 401
+    assert db_exec(panel, "SELECT count(*) FROM sessions")[0][0] == 0
+    # Past the absolute limit, however active.
+    assert b.login("alice").status == 200
+    db_exec(panel, "UPDATE sessions SET expires_at = strftime('%s','now') - 1")
+    assert b.request("GET", "/api/v1/me").status == 401
+
+
+def test_users_see_only_their_own_sites(panel):
+    alice, bob, boss = Browser(panel), Browser(panel), Browser(panel)
+    assert alice.login("alice").status == 200
+    assert bob.login("bob").status == 200
+    assert boss.login("boss").status == 200
+    assert alice.request("POST", "/api/v1/sites", {"name": "alices"}).status == 201
+    assert bob.request("POST", "/api/v1/sites", {"name": "bobs"}).status == 201
+
+    assert [s["name"] for s in bob.request("GET", "/api/v1/sites").json["sites"]] == ["bobs"]
+    for method, path in [("GET", "/api/v1/sites/alices"), ("DELETE", "/api/v1/sites/alices"),
+                         ("POST", "/api/v1/sites/alices/start"), ("POST", "/api/v1/sites/alices/stop"),
+                         ("PATCH", "/api/v1/sites/alices"), ("GET", "/api/v1/sites/alices/logs")]:
+        a = bob.request(method, path, {"memory": "1G"} if method == "PATCH" else None)
+        assert a.status == 404, (method, path, a)
+        assert a.raw == bob.request("GET", "/api/v1/sites/no-such-site").raw.replace(b"no-such-site", b"alices")
+    # Creating a site for someone else is an admin's business.
+    assert bob.request("POST", "/api/v1/sites", {"name": "gift", "owner": "alice"}).status == 403
+    # Users, events, the daemon's status: admins only.
+    for path in ["/api/v1/users", "/api/v1/events", "/api/v1/status"]:
+        assert bob.request("GET", path).status == 403
+    assert bob.request("PATCH", "/api/v1/users/alice", {"disabled": True}).status == 403
+
+    # The admin sees every site with its owner.
+    sites = {s["name"]: s["owner"] for s in boss.request("GET", "/api/v1/sites").json["sites"]}
+    assert sites == {"alices": "alice", "bobs": "bob"}
+    assert boss.request("GET", "/api/v1/sites/alices").status == 200
+    assert boss.request("POST", "/api/v1/sites/alices/stop").status == 200
+    assert alice.request("DELETE", "/api/v1/sites/alices").status == 200
+
+
+def test_site_logs_tail(panel):
+    alice = Browser(panel)
+    assert alice.login("alice").status == 200
+    assert alice.request("POST", "/api/v1/sites", {"name": "logged"}).status == 201
+    logs = panel.state_dir / "sites" / "logged" / "logs"
+    (logs / "error.log").write_text("".join(f"line {i}\n" for i in range(300)))
+    a = alice.request("GET", "/api/v1/sites/logged/logs?kind=error&lines=3")
+    assert a.status == 200 and a.json["lines"] == ["line 297", "line 298", "line 299"]
+    # A symlink planted in logs/ is not followed.
+    (logs / "error.log").unlink()
+    (logs / "error.log").symlink_to("/etc/passwd")
+    a = alice.request("GET", "/api/v1/sites/logged/logs?kind=error")
+    assert a.status == 500 and b"root:" not in a.raw
+    assert alice.request("GET", "/api/v1/sites/logged/logs?kind=../x").status == 400
+
+
+def test_api_tokens_create_use_revoke(panel):
+    alice = Browser(panel)
+    assert alice.login("alice").status == 200
+    created = alice.request("POST", "/api/v1/tokens", {"name": "deploy"})
+    assert created.status == 201, created
+    token = created.json["token"]
+    assert token.startswith("berth_")
+    listed = alice.request("GET", "/api/v1/tokens").json["tokens"]
+    assert [t["name"] for t in listed] == ["deploy"] and "token" not in listed[0]
+    assert db_exec(panel, "SELECT count(*) FROM api_tokens WHERE hash = ?", token) == [(0,)]
+
+    script = Browser(panel, client="192.0.2.99")
+    bearer = {"Authorization": f"Bearer {token}"}
+    me = script.request("GET", "/api/v1/me", headers=bearer)
+    assert me.status == 200 and me.json["user"] == "alice" and me.json["via"] == "token"
+    # Bearer requests need no CSRF token (no browser sends them on its own).
+    made = script.request("POST", "/api/v1/sites", {"name": "scripted"}, headers=bearer, origin=False)
+    assert made.status == 201 and made.json["owner"] == "alice"
+    # Bob cannot revoke alice's token: it does not exist for him.
+    bob = Browser(panel)
+    assert bob.login("bob").status == 200
+    assert bob.request("DELETE", f"/api/v1/tokens/{created.json['id']}").status == 404
+    assert alice.request("DELETE", f"/api/v1/tokens/{created.json['id']}").status == 200
+    assert script.request("GET", "/api/v1/me", headers=bearer).status == 401
+    assert script.request("GET", "/api/v1/me", headers={"Authorization": "Bearer berth_forged"}).status == 401
+
+
+def test_token_cli(panel):
+    r = panel.berth("token", "create", "ci")
+    assert r.returncode == 1 and "name the user" in r.stderr
+    r = panel.berth("token", "create", "ci", "--user", "alice")
+    assert r.returncode == 0, r
+    token = r.stdout.strip()
+    ls = panel.berth("token", "ls")
+    assert ls.returncode == 0 and "alice" in ls.stdout and "ci" in ls.stdout and token not in ls.stdout
+    tid = panel.ok("token", "ls", "--user", "alice")["tokens"][0]["id"]
+    b = Browser(panel)
+    assert b.request("GET", "/api/v1/me", headers={"Authorization": f"Bearer {token}"}).json["user"] == "alice"
+    r = panel.berth("token", "rm", str(tid))
+    assert r.returncode == 0 and r.stdout == f"revoked token {tid}\n"
+    assert b.request("GET", "/api/v1/me", headers={"Authorization": f"Bearer {token}"}).status == 401
+    assert panel.berth("token", "rm", "9999").returncode == 1
+
+
+def test_disabled_user_locked_out(panel):
+    alice = Browser(panel)
+    assert alice.login("alice").status == 200
+    token = alice.request("POST", "/api/v1/tokens", {"name": "t"}).json["token"]
+    r = panel.berth("user", "disable", "alice")
+    assert r.returncode == 0 and r.stdout == "disabled user alice\n"
+    assert alice.request("GET", "/api/v1/me").status == 401
+    assert db_exec(panel, "SELECT count(*) FROM sessions WHERE user = 'alice'") == [(0,)]
+    assert alice.request("GET", "/api/v1/me", headers={"Authorization": f"Bearer {token}"}).status == 401
+    assert Browser(panel).login("alice").status == 401
+    assert panel.berth("user", "enable", "alice").returncode == 0
+    assert Browser(panel).login("alice").status == 200
+    # The admin does the same from the panel, but not to themselves.
+    boss = Browser(panel)
+    assert boss.login("boss").status == 200
+    assert boss.request("PATCH", "/api/v1/users/alice", {"disabled": True}).json["disabled"] is True
+    assert boss.request("PATCH", "/api/v1/users/boss", {"disabled": True}).status == 409
+
+
+def test_change_own_password(panel):
+    alice, other = Browser(panel), Browser(panel)
+    assert alice.login("alice").status == 200
+    assert other.login("alice").status == 200
+    bad = alice.request("PUT", "/api/v1/me/password", {"current": "wrong-one", "new": "a-brand-new-pass"})
+    assert bad.status == 403
+    ok = alice.request("PUT", "/api/v1/me/password", {"current": PASSWORDS["alice"], "new": "a-brand-new-pass"})
+    assert ok.status == 200
+    # The session that changed it goes on; any other one ends.
+    assert alice.request("GET", "/api/v1/me").status == 200
+    assert other.request("GET", "/api/v1/me").status == 401
+    assert Browser(panel).login("alice", "a-brand-new-pass").status == 200

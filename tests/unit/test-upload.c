@@ -1,0 +1,470 @@
+/* Unit tests for src/upload: archives are built here with libarchive's writer,
+ * unpacked into temp dirs, and the result checked on disk. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include "common/fs.h"
+#include "upload/upload-internal.h"
+
+#define UID 40123
+#define GID 40124
+
+struct ent {
+    const char *path;
+    char kind;              /* 'f' file, 'd' dir, 'l' symlink, 'h' hard link, 'c' char device, 'p' fifo */
+    const char *data;       /* file contents, or link target */
+    mode_t perm;            /* 0: 0644 / 0755 */
+    size_t zeros;           /* file: this many zero bytes instead of data */
+};
+
+/* Writes ents as an archive in format ("tar", "zip", "tar.gz", "tar.zst", "tar.xz")
+ * to an unlinked temp file and returns its fd, rewound. */
+static int build(const char *format, const struct ent *ents, size_t n)
+{
+    int fd = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    struct archive *a = archive_write_new();
+    if (streq(format, "zip")) {
+        assert_int_equal(archive_write_set_format_zip(a), ARCHIVE_OK);
+    } else {
+        assert_int_equal(archive_write_set_format_pax_restricted(a), ARCHIVE_OK);
+        if (streq(format, "tar.gz"))
+            assert_true(archive_write_add_filter_gzip(a) >= ARCHIVE_WARN);
+        else if (streq(format, "tar.zst"))
+            assert_true(archive_write_add_filter_zstd(a) >= ARCHIVE_WARN);
+        else if (streq(format, "tar.xz"))
+            assert_true(archive_write_add_filter_xz(a) >= ARCHIVE_WARN);
+    }
+    assert_int_equal(archive_write_open_fd(a, fd), ARCHIVE_OK);
+    for (size_t i = 0; i < n; i++) {
+        const struct ent *e = &ents[i];
+        struct archive_entry *ae = archive_entry_new();
+        archive_entry_set_pathname(ae, e->path);
+        archive_entry_set_mtime(ae, 1500000000 + (time_t)i, 0);
+        size_t len = 0;
+        switch (e->kind) {
+        case 'f':
+            len = e->zeros ? e->zeros : strlen(e->data ? e->data : "");
+            archive_entry_set_filetype(ae, AE_IFREG);
+            archive_entry_set_perm(ae, e->perm ? e->perm : 0644);
+            archive_entry_set_size(ae, (la_int64_t)len);
+            break;
+        case 'd':
+            archive_entry_set_filetype(ae, AE_IFDIR);
+            archive_entry_set_perm(ae, e->perm ? e->perm : 0755);
+            break;
+        case 'l':
+            archive_entry_set_filetype(ae, AE_IFLNK);
+            archive_entry_set_perm(ae, 0777);
+            archive_entry_set_symlink(ae, e->data);
+            break;
+        case 'h':
+            archive_entry_set_filetype(ae, AE_IFREG);
+            archive_entry_set_perm(ae, 0644);
+            archive_entry_set_hardlink(ae, e->data);
+            archive_entry_set_size(ae, 0);
+            break;
+        case 'c':
+            archive_entry_set_filetype(ae, AE_IFCHR);
+            archive_entry_set_perm(ae, 0644);
+            archive_entry_set_rdevmajor(ae, 1);
+            archive_entry_set_rdevminor(ae, 3);
+            break;
+        case 'p':
+            archive_entry_set_filetype(ae, AE_IFIFO);
+            archive_entry_set_perm(ae, 0644);
+            break;
+        }
+        assert_int_equal(archive_write_header(a, ae), ARCHIVE_OK);
+        if (e->kind == 'f' && e->zeros) {
+            static const char zero[65536];
+            for (size_t done = 0; done < e->zeros;) {
+                size_t k = MIN(sizeof(zero), e->zeros - done);
+                assert_int_equal(archive_write_data(a, zero, k), (la_ssize_t)k);
+                done += k;
+            }
+        } else if (e->kind == 'f' && len) {
+            assert_int_equal(archive_write_data(a, e->data, len), (la_ssize_t)len);
+        }
+        archive_entry_free(ae);
+    }
+    assert_int_equal(archive_write_close(a), ARCHIVE_OK);
+    archive_write_free(a);
+    assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+    return fd;
+}
+
+/* A fresh directory under /tmp for one test: dir holds its path, the fd is returned. */
+static int tmpdir(char dir[static 64])
+{
+    snprintf(dir, 64, "/tmp/test-upload-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    return fd;
+}
+
+static char *slurp(int dirfd, const char *path)
+{
+    int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return NULL;
+    static char data[4096];
+    ssize_t n = read(fd, data, sizeof(data) - 1);
+    close(fd);
+    data[n < 0 ? 0 : n] = 0;
+    return data;
+}
+
+/* Extracts ents (in format) into a new temp dir; returns the result, leaves the
+ * error in err and the dir's fd in *ret_fd (the caller removes dir). */
+static int run(const char *format, const struct ent *ents, size_t n, const struct upload_limits *lim,
+               struct error *err, char dir[static 64], int *ret_fd)
+{
+    int archive = build(format, ents, n);
+    int fd = tmpdir(dir);
+    *err = (struct error){ 0 };
+    int r = upload_extract(fd, archive, lim, UID, GID, err, NULL);
+    close(archive);
+    *ret_fd = fd;
+    return r;
+}
+
+/* Expects ents to be refused with code and a message containing what; and the
+ * parent of the tree to hold nothing new. */
+static void expect_refused(const char *format, const struct ent *ents, size_t n,
+                           const struct upload_limits *lim, int code, const char *what)
+{
+    char dir[64];
+    int fd;
+    struct error err;
+    int r = run(format, ents, n, lim, &err, dir, &fd);
+    if (r != code || !strstr(err.message, what))
+        fail_msg("expected %d \"%s\", got %d \"%s\"", code, what, r, err.message);
+    close(fd);
+    rm_rf(dir);
+}
+
+static void test_tar_tree(void **state)
+{
+    const struct ent ents[] = {
+        { "index.html", 'f', "<h1>hello</h1>\n" },
+        { "css", 'd', NULL, 0777 },
+        { "css/site.css", 'f', "body{}" },
+        { "bin/run.sh", 'f', "#!/bin/sh\n", 04755 },
+        { "link", 'l', "css/site.css" },
+        { "same", 'h', "index.html" },
+    };
+    char dir[64];
+    int fd;
+    struct error err;
+    int archive = build("tar", ents, ARRAY_SIZE(ents));
+    fd = tmpdir(dir);
+    struct upload_stats st;
+    assert_int_equal(upload_extract(fd, archive, NULL, UID, GID, &err, &st), 0);
+    close(archive);
+    assert_int_equal(st.files, 4);
+    assert_int_equal(st.symlinks, 1);
+    assert_int_equal(st.dirs, 2);   /* css, and bin made for bin/run.sh */
+    assert_int_equal(st.bytes, strlen("<h1>hello</h1>\n") + strlen("body{}") + strlen("#!/bin/sh\n"));
+    assert_string_equal(slurp(fd, "index.html"), "<h1>hello</h1>\n");
+    assert_string_equal(slurp(fd, "css/site.css"), "body{}");
+
+    struct stat s;
+    assert_int_equal(fstatat(fd, "index.html", &s, 0), 0);
+    assert_int_equal(s.st_mode & 07777, 0640);
+    assert_int_equal(s.st_uid, UID);
+    assert_int_equal(s.st_gid, GID);
+    assert_int_equal(s.st_mtime, 1500000000);
+    assert_int_equal(s.st_nlink, 2);   /* "same" is the same file */
+    assert_int_equal(fstatat(fd, "bin/run.sh", &s, 0), 0);
+    assert_int_equal(s.st_mode & 07777, 0750);   /* executable kept, setuid dropped */
+    assert_int_equal(fstatat(fd, "css", &s, 0), 0);
+    assert_int_equal(s.st_mode & 07777, 02750);
+    assert_int_equal(s.st_uid, UID);
+    assert_int_equal(s.st_mtime, 1500000001);    /* kept although css/site.css came later */
+    assert_int_equal(fstatat(fd, "link", &s, AT_SYMLINK_NOFOLLOW), 0);
+    assert_true(S_ISLNK(s.st_mode));
+    assert_int_equal(s.st_uid, UID);
+    close(fd);
+    rm_rf(dir);
+}
+
+static void test_formats(void **state)
+{
+    static const char *const formats[] = { "zip", "tar.gz", "tar.zst", "tar.xz", "tar" };
+    const struct ent ents[] = { { "a/b.txt", 'f', "bee" }, { "c.txt", 'f', "sea" } };
+    for (size_t i = 0; i < ARRAY_SIZE(formats); i++) {
+        char dir[64];
+        int fd;
+        struct error err;
+        int r = run(formats[i], ents, ARRAY_SIZE(ents), NULL, &err, dir, &fd);
+        if (r != 0)
+            fail_msg("%s: %s", formats[i], err.message);
+        assert_string_equal(slurp(fd, "a/b.txt"), "bee");
+        assert_string_equal(slurp(fd, "c.txt"), "sea");
+        close(fd);
+        rm_rf(dir);
+    }
+}
+
+static void test_not_archive(void **state)
+{
+    char dir[64];
+    int fd = tmpdir(dir);
+    int archive = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    assert_int_equal(write(archive, "hello, this is not an archive at all\n", 37), 37);
+    lseek(archive, 0, SEEK_SET);
+    struct error err = { 0 };
+    assert_int_equal(upload_extract(fd, archive, NULL, UID, GID, &err, NULL), -EBADMSG);
+    assert_non_null(strstr(err.message, "not a zip or tar archive"));
+    close(archive);
+    close(fd);
+    rm_rf(dir);
+
+    const struct ent only_root[] = { { "./", 'd' } };
+    expect_refused("tar", only_root, 1, NULL, -EINVAL, "the archive is empty");
+}
+
+static void test_paths_refused(void **state)
+{
+    const struct ent abs[] = { { "/etc/evil", 'f', "x" } };
+    expect_refused("tar", abs, 1, NULL, -EINVAL, "entry '/etc/evil' has an absolute path");
+    const struct ent climb[] = { { "a/../../x", 'f', "x" } };
+    expect_refused("tar", climb, 1, NULL, -EINVAL, "entry 'a/../../x' climbs out of the site");
+    const struct ent inner[] = { { "a/../b", 'f', "x" } };
+    expect_refused("zip", inner, 1, NULL, -EINVAL, "entry 'a/../b' has a '..' in its path");
+    const struct ent ctl[] = { { "bad\033[2Jname", 'f', "x" } };
+    expect_refused("tar", ctl, 1, NULL, -EINVAL, "entry 'bad?[2Jname' has a control character");
+    char longname[300];
+    memset(longname, 'n', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = 0;
+    const struct ent lng[] = { { longname, 'f', "x" } };
+    expect_refused("tar", lng, 1, NULL, -EINVAL, "has a name longer than 255 bytes");
+}
+
+static void test_types_refused(void **state)
+{
+    const struct ent dev[] = { { "ok.html", 'f', "x" }, { "null", 'c' } };
+    expect_refused("tar", dev, 2, NULL, -EINVAL, "entry 'null' is a device");
+    const struct ent fifo[] = { { "pipe", 'p' } };
+    expect_refused("tar", fifo, 1, NULL, -EINVAL, "entry 'pipe' is a fifo");
+    const struct ent retype[] = { { "x", 'd' }, { "x", 'f', "now a file" } };
+    expect_refused("tar", retype, 2, NULL, -EINVAL, "entry 'x' appears twice, first as a directory, then as a file");
+    const struct ent under_file[] = { { "x", 'f', "file" }, { "x/y", 'f', "inside" } };
+    expect_refused("tar", under_file, 2, NULL, -EINVAL, "entry 'x/y' needs 'x' to be a directory");
+}
+
+static void test_links_refused(void **state)
+{
+    const struct ent abs[] = { { "etc", 'l', "/etc" } };
+    expect_refused("tar", abs, 1, NULL, -EINVAL, "symlink 'etc' points to the absolute path '/etc'");
+    const struct ent climb[] = { { "d/up", 'l', "../../outside" } };
+    expect_refused("tar", climb, 1, NULL, -EINVAL, "symlink 'd/up' -> '../../outside' climbs out of the site");
+    /* Each link looks fine alone; together they leave the tree. */
+    const struct ent chain[] = { { "d/s", 'l', ".." }, { "d/x", 'l', "s/../.." } };
+    expect_refused("tar", chain, 2, NULL, -EINVAL, "symlink 'd/x' leads out of the site");
+    /* The traversal: a link the archive made, then a write through it. */
+    const struct ent through[] = { { "real", 'd' }, { "a", 'l', "real" }, { "a/passwd", 'f', "root::0:0" } };
+    expect_refused("tar", through, 3, NULL, -EINVAL, "entry 'a/passwd' would be written through the symlink 'a'");
+    const struct ent hard_out[] = { { "pw", 'h', "/etc/passwd" } };
+    expect_refused("tar", hard_out, 1, NULL, -EINVAL, "hard link 'pw' points to '/etc/passwd', outside the site");
+    const struct ent hard_up[] = { { "pw", 'h', "../../etc/passwd" } };
+    expect_refused("tar", hard_up, 1, NULL, -EINVAL, "hard link 'pw' points to '../../etc/passwd', outside the site");
+    const struct ent hard_missing[] = { { "pw", 'h', "later.txt" }, { "later.txt", 'f', "x" } };
+    expect_refused("tar", hard_missing, 2, NULL, -EINVAL,
+                   "hard link 'pw' points to 'later.txt', which is not a file the archive holds before it");
+    const struct ent hard_to_link[] = { { "l", 'l', "x" }, { "pw", 'h', "l" } };
+    expect_refused("tar", hard_to_link, 2, NULL, -EINVAL, "hard link 'pw' points to 'l', which is not a file");
+}
+
+static void test_links_allowed(void **state)
+{
+    const struct ent ents[] = {
+        { "a/b/c.txt", 'f', "deep" }, { "a/b/up", 'l', "../../a/b/c.txt" }, { "dangling", 'l', "nothing/here" },
+        { "loop1", 'l', "loop2" }, { "loop2", 'l', "loop1" }, { "dot", 'l', "." },
+    };
+    char dir[64];
+    int fd;
+    struct error err;
+    int r = run("tar", ents, ARRAY_SIZE(ents), NULL, &err, dir, &fd);
+    if (r != 0)
+        fail_msg("%s", err.message);
+    assert_string_equal(slurp(fd, "a/b/c.txt"), "deep");
+    char target[64] = "";
+    assert_true(readlinkat(fd, "a/b/up", target, sizeof(target) - 1) > 0);
+    assert_string_equal(target, "../../a/b/c.txt");
+    close(fd);
+    rm_rf(dir);
+}
+
+static void test_limits(void **state)
+{
+    struct upload_limits lim;
+    upload_limits_default(&lim);
+    assert_int_equal(lim.max_total_bytes, 1ULL << 30);
+    assert_int_equal(lim.max_entries, 100000);
+
+    lim.max_entries = 3;
+    const struct ent many[] = { { "1", 'f', "1" }, { "2", 'f', "2" }, { "3", 'f', "3" }, { "4", 'f', "4" } };
+    expect_refused("zip", many, 4, &lim, -E2BIG, "the archive has more than 3 entries");
+    /* Directories made implicitly for a deep path count too. */
+    const struct ent deep[] = { { "a/b/c/d", 'f', "x" } };
+    expect_refused("tar", deep, 1, &lim, -E2BIG, "more than 3 entries");
+
+    upload_limits_default(&lim);
+    lim.max_entry_bytes = 1000;
+    const struct ent big[] = { { "small", 'f', "x" }, { "big", 'f', NULL, 0, 1001 } };
+    expect_refused("tar", big, 2, &lim, -EFBIG, "entry 'big' is larger than");
+
+    upload_limits_default(&lim);
+    lim.max_total_bytes = 100000;
+    const struct ent total[] = { { "a", 'f', NULL, 0, 60000 }, { "b", 'f', NULL, 0, 60000 } };
+    expect_refused("tar", total, 2, &lim, -EFBIG, "the archive unpacks to more than");
+
+    /* A zip bomb: 64 MiB of zeros deflate to ~64 KiB. The default ratio stops it
+     * while streaming, long before 64 MiB are written. */
+    const struct ent bomb[] = { { "index.html", 'f', "x" }, { "zeros.bin", 'f', NULL, 0, 64ULL << 20 } };
+    expect_refused("zip", bomb, 2, NULL, -EFBIG, "refused as a likely zip bomb");
+    expect_refused("tar.gz", bomb, 2, NULL, -EFBIG, "expands more than 100 times");
+    /* Under the floor, a high ratio is fine (small text compresses well). */
+    const struct ent small[] = { { "zeros.bin", 'f', NULL, 0, 4ULL << 20 } };
+    char dir[64];
+    int fd;
+    struct error err;
+    assert_int_equal(run("zip", small, 1, NULL, &err, dir, &fd), 0);
+    close(fd);
+    rm_rf(dir);
+}
+
+static void test_duplicates(void **state)
+{
+    const struct ent ents[] = { { "a.txt", 'f', "first" }, { "d", 'd' }, { "a.txt", 'f', "second" }, { "d", 'd' } };
+    char dir[64];
+    int fd;
+    struct error err;
+    assert_int_equal(run("tar", ents, ARRAY_SIZE(ents), NULL, &err, dir, &fd), 0);
+    assert_string_equal(slurp(fd, "a.txt"), "second");
+    close(fd);
+    rm_rf(dir);
+}
+
+/* A site directory with public/ holding index.html, owned as sites makes it. */
+static int make_site(char dir[static 64])
+{
+    int fd = tmpdir(dir);
+    assert_int_equal(ensure_dir(fd, "public", UID, GID, 02750), 0);
+    int pub = openat(fd, "public", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int f = openat(pub, "index.html", O_WRONLY | O_CREAT | O_CLOEXEC, 0640);
+    assert_int_equal(write(f, "old", 3), 3);
+    close(f);
+    close(pub);
+    return fd;
+}
+
+static void assert_no_staging(int site)
+{
+    int fd = dup(site);
+    DIR *d = fdopendir(fd);
+    struct dirent *de;
+    while ((de = readdir(d)))
+        if (str_startswith(de->d_name, UPLOAD_STAGING_PREFIX))
+            fail_msg("staging debris left: %s", de->d_name);
+    closedir(d);
+}
+
+static void test_site_replace(void **state)
+{
+    char dir[64];
+    int site = make_site(dir);
+    const struct ent ents[] = { { "mysite/", 'd' }, { "mysite/new.html", 'f', "new" }, { "mysite/s", 'l', "new.html" } };
+    int archive = build("zip", ents, ARRAY_SIZE(ents));
+    struct error err = { 0 };
+    struct upload_stats st;
+    int r = upload_site_replace(site, archive, NULL, &err, &st);
+    if (r != 0)
+        fail_msg("%s", err.message);
+    close(archive);
+    assert_int_equal(st.files, 1);
+    /* The single top folder is unwrapped; the old file is gone. */
+    assert_string_equal(slurp(site, "public/new.html"), "new");
+    assert_null(slurp(site, "public/index.html"));
+    assert_null(slurp(site, "public/mysite/new.html"));
+    struct stat s;
+    assert_int_equal(fstatat(site, "public", &s, AT_SYMLINK_NOFOLLOW), 0);
+    assert_int_equal(s.st_mode & 07777, 02750);
+    assert_int_equal(s.st_uid, UID);
+    assert_int_equal(s.st_gid, GID);
+    assert_no_staging(site);
+    close(site);
+    rm_rf(dir);
+}
+
+static void test_site_replace_refused(void **state)
+{
+    char dir[64];
+    int site = make_site(dir);
+    /* Inside the wrapper "../x" stays in; unwrapped it would leave public/. */
+    const struct ent ents[] = { { "w/x", 'f', "x" }, { "w/a", 'l', "../w/x" } };
+    int archive = build("tar", ents, ARRAY_SIZE(ents));
+    struct error err = { 0 };
+    assert_int_equal(upload_site_replace(site, archive, NULL, &err, NULL), -EINVAL);
+    assert_non_null(strstr(err.message, "symlink 'a' leads out of the site"));
+    close(archive);
+    assert_string_equal(slurp(site, "public/index.html"), "old");
+    assert_no_staging(site);
+
+    const struct ent bad[] = { { "good.html", 'f', "x" }, { "/abs", 'f', "x" } };
+    archive = build("tar.gz", bad, ARRAY_SIZE(bad));
+    assert_int_equal(upload_site_replace(site, archive, NULL, &err, NULL), -EINVAL);
+    close(archive);
+    assert_string_equal(slurp(site, "public/index.html"), "old");
+    assert_null(slurp(site, "public/good.html"));
+    assert_no_staging(site);
+    close(site);
+    rm_rf(dir);
+}
+
+static void test_site_cleanup(void **state)
+{
+    char dir[64];
+    int site = make_site(dir);
+    assert_int_equal(mkdirat(site, ".upload-crashed", 0700), 0);
+    assert_int_equal(mkdirat(site, ".upload-crashed/tree", 0700), 0);
+    int f = openat(site, ".upload-crashed/tree/x", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    close(f);
+    assert_int_equal(upload_site_cleanup(site), 1);
+    assert_no_staging(site);
+    assert_string_equal(slurp(site, "public/index.html"), "old");
+    assert_int_equal(upload_site_cleanup(site), 0);
+    close(site);
+    rm_rf(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_tar_tree),
+        cmocka_unit_test(test_formats),
+        cmocka_unit_test(test_not_archive),
+        cmocka_unit_test(test_paths_refused),
+        cmocka_unit_test(test_types_refused),
+        cmocka_unit_test(test_links_refused),
+        cmocka_unit_test(test_links_allowed),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_duplicates),
+        cmocka_unit_test(test_site_replace),
+        cmocka_unit_test(test_site_replace_refused),
+        cmocka_unit_test(test_site_cleanup),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
