@@ -22,6 +22,12 @@ if [ ! -f "$TEST_BUILD/build.ninja" ]; then
 fi
 ninja -C "$TEST_BUILD" || exit 1
 
+step "release build (build/, what make dev runs)"
+if [ ! -f build/build.ninja ]; then
+  meson setup build --buildtype=release -Dtests=false >/dev/null || failed+=(release-build)
+fi
+ninja -C build >/dev/null || failed+=(release-build)
+
 step "unit tests"
 meson test -C "$TEST_BUILD" --suite unit --print-errorlogs || failed+=(unit)
 

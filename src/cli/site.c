@@ -302,7 +302,7 @@ int cli_site(const struct cli *cli, int argc, char **argv)
         return cli_usage_error("site ", "unknown command 'site %s'", verb);
 
     struct site_opts o;
-    int first_arg;
+    int first_arg = 0;
     int r = parse_opts(verb, argc - 1, argv + 1, &o, &first_arg);
     if (r != 0)
         return r > 0 ? EXIT_OK : -r;

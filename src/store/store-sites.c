@@ -287,7 +287,7 @@ static int uid_allocate(struct store *s, uint32_t *ret)
 static int site_insert_locked(struct store *s, struct store_site *site, char **ret_conflict)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    uint32_t uid;
+    uint32_t uid = 0;   /* set by uid_allocate; -O3 cannot see that */
     int r;
 
     r = uid_allocate(s, &uid);

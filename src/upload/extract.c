@@ -407,7 +407,7 @@ static int extract_dir(struct extract *x, struct archive_entry *e, int dir, cons
         x->dirs = d;
         x->cap_dirs = cap;
     }
-    char *kept;
+    char *kept = NULL;
     if ((r = keep_name(x, path, &kept, err)) < 0)
         return r;
     x->dirs[x->n_dirs++] = (struct dir_time){ .path = kept, .mtime = entry_mtime(e) };
@@ -509,7 +509,7 @@ static int extract_entry(struct extract *x, struct archive_entry *e, struct erro
     if ((r = count_entry(x, err)) < 0)
         return r;
 
-    const char *leaf;
+    const char *leaf = NULL;
     _cleanup_close_ int dir = open_parent(x, path, err, &leaf);
     if (dir < 0)
         return dir;
