@@ -266,6 +266,23 @@ static int read_settings(const struct json_value *body, struct store_site *site,
     return 0;
 }
 
+/* Refuses a body with a member the endpoint does not know (a typo would otherwise
+ * be silently ignored). Answers 400 and returns false. */
+static bool only_known_fields(const struct json_value *body, const char *const *known, size_t n_known,
+                              struct api_response *res)
+{
+    for (size_t i = 0; i < body->object.n; i++) {
+        bool ok = false;
+        for (size_t k = 0; k < n_known && !ok; k++)
+            ok = streq(body->object.keys[i], known[k]);
+        if (!ok) {
+            api_reply_error(res, 400, "unknown field \"%s\"", body->object.keys[i]);
+            return false;
+        }
+    }
+    return true;
+}
+
 static void create_site(const struct api_config *cfg, const struct api_request *req, struct api_response *res)
 {
     struct error err = { 0 };
@@ -284,15 +301,8 @@ static void create_site(const struct api_config *cfg, const struct api_request *
         api_reply_error(res, 400, "a JSON body with at least a name is required");
         return;
     }
-    for (size_t i = 0; i < body->object.n; i++) {
-        bool ok = false;
-        for (size_t k = 0; k < ARRAY_SIZE(known) && !ok; k++)
-            ok = streq(body->object.keys[i], known[k]);
-        if (!ok) {
-            api_reply_error(res, 400, "unknown field \"%s\"", body->object.keys[i]);
-            return;
-        }
-    }
+    if (!only_known_fields(body, known, ARRAY_SIZE(known), res))
+        return;
     site.type = strdup("static");
     site.network = strdup("none");
     site.desired_state = strdup("running");
@@ -394,15 +404,8 @@ static void change_site(const struct api_config *cfg, const struct api_request *
         api_reply_error(res, 400, "a JSON body with the changes is required");
         return;
     }
-    for (size_t i = 0; i < body->object.n; i++) {
-        bool ok = false;
-        for (size_t k = 0; k < ARRAY_SIZE(known) && !ok; k++)
-            ok = streq(body->object.keys[i], known[k]);
-        if (!ok) {
-            api_reply_error(res, 400, "unknown field \"%s\"", body->object.keys[i]);
-            return;
-        }
-    }
+    if (!only_known_fields(body, known, ARRAY_SIZE(known), res))
+        return;
     if (json_get(body, "owner") && !req->admin) {
         api_reply_error(res, 403, "only an admin may change a site's owner");
         return;

@@ -308,3 +308,36 @@ def test_cli_without_daemon_fails_clearly(tmp_path):
     env = dict(os.environ, BERTH_SOCKET=str(tmp_path / "env.sock"))
     r = subprocess.run([str(BERTH), "status"], capture_output=True, text=True, env=env)
     assert "env.sock" in r.stderr
+
+
+def api(daemon, method, path, body=None):
+    """One raw API request over the unix socket, as a script would send it."""
+    import http.client
+    import json
+    import socket
+
+    class UnixConnection(http.client.HTTPConnection):
+        def connect(self):
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.connect(str(daemon.socket))
+
+    conn = UnixConnection("berthd", timeout=10)
+    data = json.dumps(body).encode() if body is not None else None
+    conn.request(method, path, body=data, headers={"Content-Type": "application/json"} if data else {})
+    r = conn.getresponse()
+    answer = r.status, json.loads(r.read())
+    conn.close()
+    return answer
+
+
+def test_api_refuses_unknown_fields_and_bad_json(daemon):
+    status, body = api(daemon, "POST", "/api/v1/sites", {"name": "blog", "colour": "blue"})
+    assert status == 400 and body["error"]["message"] == 'unknown field "colour"'
+    daemon.ok("site", "create", "blog")
+    status, body = api(daemon, "PATCH", "/api/v1/sites/blog", {"memroy": "1G"})
+    assert status == 400 and body["error"]["message"] == 'unknown field "memroy"'
+    status, body = api(daemon, "GET", "/api/v1/nowhere")
+    assert status == 404
+    status, body = api(daemon, "DELETE", "/api/v1/sites")
+    assert status == 405
+    assert daemon.ok("site", "show", "blog")["limits"]["memory"] == "256M"
