@@ -28,7 +28,6 @@
 #pragma once
 
 #include "common/evloop.h"
-#include "sites/runtime.h"
 #include "sites/sites.h"
 #include "store/store.h"
 

@@ -10,7 +10,6 @@
 #include <sys/un.h>
 
 #include "api/api-internal.h"
-#include "api/api-upload.h"
 #include "common/log.h"
 
 #define API_MAX_HEAD (64 * 1024)
@@ -26,7 +25,7 @@ struct api_conn {
     struct http1_parser parser;
     struct http1_request req;     /* the parser keeps its progress here between reads */
     bool closing;                 /* close once out is flushed */
-    struct api_upload *upload;    /* a request whose body streams to a file (api-upload.h) */
+    struct api_upload *upload;    /* a request whose body streams to a file (declared in api-internal.h) */
     struct api_conn *next, **pprev;
 };
 
@@ -194,7 +193,7 @@ static void reset_parser(struct api_conn *c)
     memset(&c->req, 0, sizeof(c->req));
 }
 
-/* ---- uploads: the one request whose body streams to a file (api-upload.h) ---- */
+/* ---- uploads: the one request whose body streams to a file (declared in api-internal.h) ---- */
 
 /* Hands a request head over to the upload endpoint. An answer before the body
  * (unknown site, too large) closes the connection: the body stays unread. */

@@ -10,7 +10,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 
-#include "api/api-upload.h"
+#include "api/api-internal.h"
 #include "common/log.h"
 #include "upload/upload.h"
 

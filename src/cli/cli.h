@@ -26,6 +26,8 @@ struct cli_response {
 int cli_request(const struct cli *cli, const char *method, const char *path, const char *body,
                 struct cli_response *ret);
 void cli_response_done(struct cli_response *res);
+/* Sends all n bytes on a socket (no SIGPIPE). 0 or -errno. */
+int cli_send_all(int fd, const char *p, size_t n);
 /* Reports a response: with --json prints the body to stdout; on an error status
  * prints "berth: <message>" to stderr. Returns EXIT_OK for 2xx, else EXIT_FAILED. */
 int cli_finish(const struct cli *cli, const struct cli_response *res);
@@ -53,5 +55,9 @@ int cli_site(const struct cli *cli, int argc, char **argv);
 /* berth site exec NAME -- CMD [ARG]... (argv[0] is "exec"); returns the command's exit status. */
 int cli_site_exec(const struct cli *cli, int argc, char **argv);
 int cli_user(const struct cli *cli, int argc, char **argv);
+/* berth site upload NAME PATH. argv holds NAME and PATH (argc 2); PATH is a zip or
+ * tar(.gz/.zst/.xz) file sent as it is, or a folder packed into a tar on the fly.
+ * Prints "uploaded N files (SIZE) to site NAME". Returns an exit status. */
+int cli_site_upload(const struct cli *cli, int argc, char **argv);
 /* berth token create | ls | rm (argv[0] is "token"). */
 int cli_token(const struct cli *cli, int argc, char **argv);

@@ -33,7 +33,7 @@ int cli_usage_error(const char *command, const char *fmt, ...)
     return EXIT_USAGE;
 }
 
-static int write_all(int fd, const char *p, size_t n)
+int cli_send_all(int fd, const char *p, size_t n)
 {
     while (n > 0) {
         ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
@@ -77,7 +77,7 @@ int cli_request(const struct cli *cli, const char *method, const char *path, con
     if (r >= 0 && body)
         r = buf_append(&req, body, body_len);
     if (r >= 0)
-        r = write_all(fd, req.data, req.len);
+        r = cli_send_all(fd, req.data, req.len);
     buf_done(&req);
     if (r < 0) {
         cli_fail("cannot send the request to berthd: %s", strerror(-r));

@@ -4,7 +4,6 @@
 #include <stdio.h>
 
 #include "cli/cli.h"
-#include "cli/cli-upload.h"
 
 static void usage(FILE *f)
 {

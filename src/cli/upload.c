@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
-#include "cli/cli-upload.h"
+#include "cli/cli.h"
 #include "http/http1.h"
 
 #define MAX_ANSWER (1024 * 1024)
@@ -119,21 +119,6 @@ static int pack_folder(const char *path)
     return TAKE_FD(fd);
 }
 
-static int send_all(int sock, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = send(sock, p, n, MSG_NOSIGNAL);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* Sends the head and the body. A send that fails because berthd already answered
  * (it refuses an unknown site or a too-large upload from the head alone, then
  * closes) is not an error: its answer is read next. */
@@ -144,7 +129,7 @@ static int send_upload(const struct cli *cli, int sock, const char *name, int bo
              "PUT /api/v1/sites/%s/content HTTP/1.1\r\nHost: berthd\r\nUser-Agent: berth/%s\r\n"
              "Connection: close\r\nContent-Type: application/octet-stream\r\nContent-Length: %llu\r\n\r\n",
              name, BERTH_VERSION, (unsigned long long)size);
-    int r = send_all(sock, head, strlen(head));
+    int r = cli_send_all(sock, head, strlen(head));
     static char block[256 * 1024];
     for (uint64_t sent = 0; r >= 0 && sent < size;) {
         ssize_t n = read(body_fd, block, (size_t)MIN((uint64_t)sizeof(block), size - sent));
@@ -152,7 +137,7 @@ static int send_upload(const struct cli *cli, int sock, const char *name, int bo
             continue;
         if (n <= 0)
             return cli_fail("cannot read the archive: %s", n < 0 ? strerror(errno) : "it shrank while being sent");
-        r = send_all(sock, block, (size_t)n);
+        r = cli_send_all(sock, block, (size_t)n);
         sent += (uint64_t)n;
     }
     if (r == -EPIPE || r == -ECONNRESET)

@@ -38,49 +38,6 @@ static locale_t c_locale(void)
     return l;
 }
 
-/* Decodes one UTF-8 sequence at s[0..len) (len > 0) by the Unicode table of
- * well-formed sequences (no overlongs, no surrogates, nothing past U+10FFFF).
- * Returns its length, or minus the length of the maximal ill-formed prefix (at
- * least 1) so a caller replacing bad input with U+FFFD does it once per subpart. */
-static int utf8_decode(const unsigned char *s, size_t len, uint32_t *ret_cp)
-{
-    unsigned char c = s[0];
-    if (c < 0x80) {
-        *ret_cp = c;
-        return 1;
-    }
-    unsigned need;
-    unsigned char lo = 0x80, hi = 0xBF;
-    uint32_t cp;
-    if (c >= 0xC2 && c <= 0xDF) {
-        need = 1;
-        cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        need = 2;
-        cp = c & 0x0F;
-        if (c == 0xE0)
-            lo = 0xA0;
-        else if (c == 0xED)
-            hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 3;
-        cp = c & 0x07;
-        if (c == 0xF0)
-            lo = 0x90;
-        else if (c == 0xF4)
-            hi = 0x8F;
-    } else
-        return -1;
-    for (unsigned i = 1; i <= need; i++) {
-        if (i >= len || s[i] < lo || s[i] > hi)
-            return -(int)i;
-        cp = (cp << 6) | (s[i] & 0x3F);
-        lo = 0x80;
-        hi = 0xBF;
-    }
-    *ret_cp = cp;
-    return (int)need + 1;
-}
 
 /* ---- writer ---- */
 

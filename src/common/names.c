@@ -138,44 +138,6 @@ int punycode_encode(const uint32_t *cps, size_t n, char *out, size_t outsize)
  * cannot make a valid name; refusing it early bounds the work. */
 #define DOMAIN_INPUT_MAX 1024
 
-/* Same table as the JSON parser's: well-formed sequences only (no overlongs, no
- * surrogates, nothing past U+10FFFF). Returns the length or -1. */
-static int utf8_decode(const unsigned char *s, size_t len, uint32_t *ret_cp)
-{
-    unsigned char c = s[0];
-    unsigned need;
-    unsigned char lo = 0x80, hi = 0xBF;
-    uint32_t cp;
-
-    if (c < 0x80) {
-        *ret_cp = c;
-        return 1;
-    }
-    if (c >= 0xC2 && c <= 0xDF) {
-        need = 1;
-        cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        need = 2;
-        cp = c & 0x0F;
-        lo = c == 0xE0 ? 0xA0 : 0x80;
-        hi = c == 0xED ? 0x9F : 0xBF;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 3;
-        cp = c & 0x07;
-        lo = c == 0xF0 ? 0x90 : 0x80;
-        hi = c == 0xF4 ? 0x8F : 0xBF;
-    } else
-        return -1;
-    for (unsigned i = 1; i <= need; i++) {
-        if (i >= len || s[i] < lo || s[i] > hi)
-            return -1;
-        cp = (cp << 6) | (s[i] & 0x3F);
-        lo = 0x80;
-        hi = 0xBF;
-    }
-    *ret_cp = cp;
-    return (int)need + 1;
-}
 
 /* RFC 3490 section 3.1: these full stops separate labels like '.' does. */
 static bool is_dot(uint32_t cp)

@@ -59,5 +59,10 @@ int parse_size(const char *s, uint64_t *ret);
 void format_size(uint64_t bytes, char *out, size_t n);
 /* Parses an unsigned decimal integer within [min, max]. */
 int parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *ret);
+/* Decodes one UTF-8 sequence at s[0..len) (len > 0), well-formed only: no
+ * overlongs, no surrogates, nothing past U+10FFFF. Returns its length and the code
+ * point, or minus the length of the maximal ill-formed prefix (at least 1), so a
+ * caller replacing bad input with U+FFFD does it once per subpart. */
+int utf8_decode(const unsigned char *s, size_t len, uint32_t *ret_cp);
 /* Parses a CPU share like "0.5" or "2" into thousandths of a CPU (500, 2000). */
 int parse_cpu(const char *s, uint32_t *ret_millis);

@@ -14,7 +14,6 @@
 #include "common/log.h"
 #include "daemon/daemon.h"
 #include "front/front.h"
-#include "sites/runtime.h"
 #include "sites/sites.h"
 #include "store/store.h"
 #include "upload/upload.h"

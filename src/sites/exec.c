@@ -15,7 +15,7 @@
 
 #include "common/log.h"
 #include "common/names.h"
-#include "sites/runtime.h"
+#include "sites/sites.h"
 
 #define EXEC_MSG_MAX 65536
 #define EXEC_ARGS_MAX 256

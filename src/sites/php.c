@@ -1,4 +1,4 @@
-/* Per-site PHP settings and the php-fpm configuration of a site (see php.h).
+/* Per-site PHP settings and the php-fpm configuration of a site (see sites.h).
  *
  * Every value that reaches the configuration text comes from this file's tables or
  * passed a checker that admits only a small alphabet (digits, letters, '/', '_',
@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 
 #include "common/json.h"
-#include "sites/php.h"
+#include "sites/sites.h"
 
 #define KIB ((uint64_t)1024)
 #define MIB ((uint64_t)1024 * 1024)

@@ -13,7 +13,7 @@
 
 #include "common/fs.h"
 #include "common/log.h"
-#include "sites/runtime.h"
+#include "sites/sites.h"
 
 #define GRACE_MS 5000            /* SIGTERM → SIGKILL */
 #define CRASH_WINDOW_MS 60000    /* 5 crashes within this → failed */

@@ -11,7 +11,7 @@
 
 #include "common/fs.h"
 #include "common/util.h"
-#include "sites/php.h"
+#include "sites/sites.h"
 
 struct check_case {
     const char *key, *value;
