@@ -66,7 +66,15 @@ int sandbox_mount_plan_prepare(const struct sandbox_config *cfg, struct sandbox_
         int r = read_file("/etc/resolv.conf", 64 << 10, &plan->resolv_conf, NULL);
         if (r < 0 && r != -ENOENT)
             goto fail_r;
-        (void)r;
+        if (cfg->network == SANDBOX_NETWORK_NAT && cfg->nat) {
+            /* A host resolver on 127.0.0.53 is not in the sandbox's namespace. */
+            char *nat_text = NULL;
+            r = sandbox_nat_plan_resolv(cfg->nat, plan->resolv_conf, &nat_text);
+            if (r < 0)
+                goto fail_r;
+            free(plan->resolv_conf);
+            plan->resolv_conf = nat_text;
+        }
     }
 
     uint64_t tmp = cfg->tmp_size ? cfg->tmp_size : DEFAULT_TMP_SIZE;

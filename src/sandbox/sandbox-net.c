@@ -1,5 +1,6 @@
-/* Networking inside the sandbox. Mode "none" is a fresh network namespace: it starts
- * with only "lo", and down, so even 127.0.0.1 would fail until it is brought up. */
+/* Networking inside the sandbox. Modes "none" and "nat" are a fresh network
+ * namespace: it starts with only "lo", and down, so even 127.0.0.1 would fail until
+ * it is brought up. Network nat's eth0 is in sandbox-nat.c. */
 #include "sandbox/sandbox-internal.h"
 
 #include <net/if.h>
@@ -31,7 +32,9 @@ int sandbox_network_from_string(const char *s, enum sandbox_network *ret)
         *ret = SANDBOX_NETWORK_HOST;
         return 0;
     }
-    if (streq(s, "nat"))
-        return -EOPNOTSUPP;
+    if (streq(s, "nat")) {
+        *ret = SANDBOX_NETWORK_NAT;
+        return 0;
+    }
     return -EINVAL;
 }

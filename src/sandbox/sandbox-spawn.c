@@ -36,6 +36,7 @@ struct spawn_ctx {
     char listen_fds[32];
     char listen_pid[32];         /* filled in by the child right before execve */
     bool has_listen_pid;
+    struct sandbox_nat_plan nat_plan;   /* network nat: eth0's addresses and routes */
     int sock;                    /* child's end of the sync socket pair */
 };
 
@@ -269,8 +270,10 @@ static _noreturn_ void child_fresh(struct spawn_ctx *ctx)
     int r, step = SANDBOX_STEP_NONE;
     char go;
 
-    /* Sync point 1: wait until the parent has put us into the v1 cgroups; the
-     * cgroup namespace below must be rooted at the site's cgroup, not berthd's. */
+    /* Sync point 1: wait until the parent has put us into the v1 cgroups (the
+     * cgroup namespace below must be rooted at the site's cgroup, not berthd's)
+     * and, for network nat, has made our end of the veth pair, eth0, in our
+     * network namespace. */
     if (read(sock, &go, 1) != 1)
         _exit(127);
     if (unshare(CLONE_NEWCGROUP) < 0)
@@ -278,7 +281,11 @@ static _noreturn_ void child_fresh(struct spawn_ctx *ctx)
 
     if (sethostname(cfg->name, strlen(cfg->name)) < 0)
         child_fail(sock, SANDBOX_STEP_HOSTNAME, errno);
-    if (cfg->network == SANDBOX_NETWORK_NONE && (r = sandbox_net_loopback_up()) < 0)
+    if (cfg->network != SANDBOX_NETWORK_HOST && (r = sandbox_net_loopback_up()) < 0)
+        child_fail(sock, SANDBOX_STEP_NETWORK, r);
+    /* eth0 is configured from inside, where we still hold CAP_NET_ADMIN over our
+     * own namespace: berthd never has to setns into it. */
+    if (cfg->network == SANDBOX_NETWORK_NAT && (r = sandbox_net_nat_configure(&ctx->nat_plan)) < 0)
         child_fail(sock, SANDBOX_STEP_NETWORK, r);
 
     if ((r = sandbox_mount_build(&ctx->plan, &step)) < 0)
@@ -329,7 +336,11 @@ static int check_config(const struct sandbox_config *cfg)
         return -EINVAL;
     if (cfg->join_pidfd < 0 && (!cfg->site_dir || cfg->site_dir[0] != '/'))
         return -EINVAL;
-    if (cfg->network != SANDBOX_NETWORK_NONE && cfg->network != SANDBOX_NETWORK_HOST)
+    if (cfg->network != SANDBOX_NETWORK_NONE && cfg->network != SANDBOX_NETWORK_HOST &&
+        cfg->network != SANDBOX_NETWORK_NAT)
+        return -EINVAL;
+    /* A joined sandbox keeps the network of the one it joins. */
+    if (cfg->join_pidfd < 0 && cfg->network == SANDBOX_NETWORK_NAT && !cfg->nat)
         return -EOPNOTSUPP;
     return 0;
 }
@@ -424,6 +435,11 @@ int sandbox_spawn(const struct sandbox_config *cfg, struct sandbox_error *err,
     }
     if ((r = build_env(&ctx)) < 0)
         goto out;
+    if (!join && cfg->network == SANDBOX_NETWORK_NAT &&
+        (r = sandbox_nat_plan_prepare(cfg->nat, cfg->uid, &ctx.nat_plan)) < 0) {
+        step = SANDBOX_STEP_NETWORK;
+        goto out;
+    }
 
     int pair[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0) {
@@ -446,7 +462,7 @@ int sandbox_spawn(const struct sandbox_config *cfg, struct sandbox_error *err,
     };
     if (!join) {
         args.flags |= CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
-        if (cfg->network == SANDBOX_NETWORK_NONE)
+        if (cfg->network != SANDBOX_NETWORK_HOST)
             args.flags |= CLONE_NEWNET;
     }
     pid_t pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
@@ -466,6 +482,17 @@ int sandbox_spawn(const struct sandbox_config *cfg, struct sandbox_error *err,
 
     if (cfg->cgroup && (r = sandbox_cgroup_attach_v1(cfg->cgroup, pid, cgfd >= 0)) < 0) {
         step = SANDBOX_STEP_CGROUP;
+        kill_and_reap(pidfd);
+        goto out;
+    }
+    /* Network nat: the veth pair, its sandbox end made directly in the child's
+     * fresh namespace (named by its pid, which cannot be reused while we have not
+     * reaped it). Before sync point 1, so eth0 exists when the child looks. When
+     * the namespace dies with the sandbox's last process, the kernel destroys
+     * the pair, host end included (default_device_exit_batch). */
+    if (!join && cfg->network == SANDBOX_NETWORK_NAT &&
+        (r = sandbox_nat_attach(cfg->nat, &ctx.nat_plan, pid)) < 0) {
+        step = SANDBOX_STEP_NETWORK;
         kill_and_reap(pidfd);
         goto out;
     }

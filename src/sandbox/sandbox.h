@@ -93,11 +93,55 @@ int sandbox_cgroup_remove(struct sandbox_cgroup *cg);
 enum sandbox_network {
     SANDBOX_NETWORK_NONE,   /* own net namespace with only loopback, up (default) */
     SANDBOX_NETWORK_HOST,   /* the host's network namespace */
+    SANDBOX_NETWORK_NAT,    /* own net namespace with loopback and eth0, a veth on
+                               berth's bridge (see struct sandbox_nat) */
 };
 
-/* Parses "none" or "host". -EINVAL otherwise ("nat" is not implemented yet:
- * -EOPNOTSUPP). */
+/* Parses "none", "nat" or "host". -EINVAL otherwise. */
 int sandbox_network_from_string(const char *s, enum sandbox_network *ret);
+
+/* ---- network nat: the bridge, the firewall table, one veth per sandbox ------ */
+
+/* Where nat sandboxes live. Everything is borrowed for the duration of
+ * sandbox_nat_new only. */
+struct sandbox_nat_config {
+    const char *bridge;          /* bridge name (IFNAMSIZ-1 chars at most), "berth0" */
+    const char *ipv4;            /* "10.88.0.0/16": the bridge takes .1, sites from .2;
+                                    NULL or "": no IPv4 */
+    const char *ipv6;            /* "fd8b:e27a:1b5e::/64" likewise; NULL or "": no IPv6 */
+    const char *const *allow;    /* NULL-terminated host services sites may reach on
+                                    the bridge, "udp/53", "tcp/53"; NULL: none */
+    uint32_t uid_base;           /* first site uid: uid_base+k gets host number k+2 */
+};
+
+/* The bridge and the firewall of network nat. Opaque. */
+struct sandbox_nat;
+
+/* Checks the configuration and makes a handle; touches nothing on the host (a
+ * berthd without nat sites never creates a bridge). -EINVAL for a bad subnet,
+ * bridge name or allow entry. */
+int sandbox_nat_new(const struct sandbox_nat_config *cfg, struct sandbox_nat **ret);
+/* True when the bridge (or berth's firewall table) exists on the host, e.g. left by
+ * a berthd that was killed: the caller should then call sandbox_nat_setup to take
+ * it over (or sandbox_nat_teardown to remove it). */
+bool sandbox_nat_leftover(const struct sandbox_nat *nat);
+/* Creates the bridge afresh (deleting one of the same name first, with any veth a
+ * previous berthd left on it), gives it the gateway addresses, turns on
+ * forwarding and loads the firewall table "inet berth-<bridge>" atomically with
+ * `nft -f -`. Idempotent: once done, later calls return 0 at once. -ENOENT when
+ * nft is not installed, -EPROTO when nft refused the ruleset. */
+int sandbox_nat_setup(struct sandbox_nat *nat);
+/* Deletes the firewall table and the bridge (which removes every veth still on it).
+ * Missing ones are success. */
+int sandbox_nat_teardown(struct sandbox_nat *nat);
+/* Frees the handle; the bridge and table stay (see sandbox_nat_teardown). NULL-safe. */
+void sandbox_nat_free(struct sandbox_nat *nat);
+/* The sandbox address of uid in text ("10.88.0.2", "fd8b:e27a:1b5e::2"); "" for a
+ * family that is not configured. -ERANGE when the uid falls outside the subnet. */
+int sandbox_nat_address(const struct sandbox_nat *nat, uid_t uid, char ret_v4[46], char ret_v6[46]);
+/* The name of the host end of uid's veth ("bv<uid>"); it exists while a nat sandbox
+ * of that uid runs, and goes with its network namespace. */
+void sandbox_nat_host_ifname(uid_t uid, char ret[16]);
 
 /* What to run and how. Everything is borrowed for the duration of the call only. */
 struct sandbox_config {
@@ -116,6 +160,8 @@ struct sandbox_config {
     int stdout_fd;               /* -1: /dev/null */
     int stderr_fd;               /* -1: /dev/null; may equal stdout_fd */
     enum sandbox_network network;
+    struct sandbox_nat *nat;     /* network nat: the bridge to join, already set up
+                                    (sandbox_nat_setup); borrowed */
     struct sandbox_cgroup *cgroup;   /* NULL: stay in the caller's cgroup */
     uint64_t tmp_size;           /* size of /tmp (tmpfs); 0: 64 MiB */
     const char *const *ro_binds; /* NULL-terminated host paths (absolute) bound
@@ -178,7 +224,7 @@ struct sandbox_error {
  *
  * Joined sandbox: the process enters the namespaces of the one join_pidfd names
  * and is placed in cfg->cgroup; it is a child of the caller like a fresh one;
- * site_dir, network, tmp_size and ro_binds are ignored (the running sandbox's are
+ * site_dir, network, nat, tmp_size and ro_binds are ignored (the running sandbox's are
  * used).
  *
  * Returns once the program was exec'd (or failed to be): ret_pid (host pid) and

@@ -26,7 +26,9 @@ static void test_network(void **state)
     assert_int_equal(n, SANDBOX_NETWORK_NONE);
     assert_int_equal(sandbox_network_from_string("host", &n), 0);
     assert_int_equal(n, SANDBOX_NETWORK_HOST);
-    assert_int_equal(sandbox_network_from_string("nat", &n), -EOPNOTSUPP);
+    assert_int_equal(sandbox_network_from_string("nat", &n), 0);
+    assert_int_equal(n, SANDBOX_NETWORK_NAT);
+    n = SANDBOX_NETWORK_HOST;
     assert_int_equal(sandbox_network_from_string("bridge", &n), -EINVAL);
     assert_int_equal(n, SANDBOX_NETWORK_HOST);
 }
@@ -61,6 +63,11 @@ static void test_config_checks(void **state)
     assert_int_equal(sandbox_spawn(&cfg, &err, &pid, &pidfd), -EINVAL);
     cfg.site_dir = "/nonexistent";
     cfg.n_fds = 1;   /* fds missing */
+    assert_int_equal(sandbox_spawn(&cfg, &err, &pid, &pidfd), -EINVAL);
+    cfg.n_fds = 0;
+    cfg.network = SANDBOX_NETWORK_NAT;   /* nat without a bridge to join */
+    assert_int_equal(sandbox_spawn(&cfg, &err, &pid, &pidfd), -EOPNOTSUPP);
+    cfg.network = (enum sandbox_network)7;
     assert_int_equal(sandbox_spawn(&cfg, &err, &pid, &pidfd), -EINVAL);
     /* out-parameters untouched on failure */
     assert_int_equal(pid, 42);
