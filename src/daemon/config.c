@@ -16,6 +16,8 @@ static void usage(FILE *f)
     fputs("Usage: berthd [--dev] [--config FILE] [--state-dir DIR] [--run-dir DIR]\n"
           "              [--base-domain DOMAIN] [--http ADDR:PORT]... [--https ADDR:PORT]...\n"
           "              [--ssh ADDR:PORT] [--api-socket PATH] [--log-level LEVEL]\n"
+          "              [--nat-bridge NAME] [--nat-ipv4 CIDR|off] [--nat-ipv6 CIDR|off]\n"
+          "              [--nat-allow PROTO/PORT]...\n"
           "\n"
           "The berth daemon: hosts many sites, each in its own sandbox, behind one front.\n"
           "\n"
@@ -30,6 +32,11 @@ static void usage(FILE *f)
           "  --ssh ADDR:PORT       SFTP listener\n"
           "  --api-socket PATH     API socket (default RUN-DIR/api.sock)\n"
           "  --log-level LEVEL     error, warning, notice, info or debug (default info)\n"
+          "  --nat-bridge NAME     bridge of network nat sites (default berth0)\n"
+          "  --nat-ipv4 CIDR|off   their IPv4 subnet (default 10.88.0.0/16)\n"
+          "  --nat-ipv6 CIDR|off   their IPv6 subnet (default fd8b:e27a:1b5e::/64)\n"
+          "  --nat-allow PROTO/PORT  a host service they may reach on the bridge, e.g.\n"
+          "                        udp/53; repeatable (default: none)\n"
           "  --version             print the version\n", f);
 }
 
@@ -49,10 +56,18 @@ static void set_string(char **field, const char *v)
     *field = xstrdup(v);
 }
 
+static int add_nat_allow(struct berthd_config *cfg, const char *v)
+{
+    if (cfg->n_nat_allow >= BERTHD_MAX_NAT_ALLOW)
+        return -EINVAL;
+    cfg->nat_allow[cfg->n_nat_allow++] = xstrdup(v);
+    return 0;
+}
+
 int berthd_config_parse_args(struct berthd_config *cfg, int argc, char **argv)
 {
     enum { OPT_DEV = 256, OPT_CONFIG, OPT_STATE, OPT_RUN, OPT_BASE, OPT_HTTP, OPT_HTTPS, OPT_SSH, OPT_API,
-           OPT_LOG, OPT_VERSION, OPT_HELP };
+           OPT_LOG, OPT_VERSION, OPT_HELP, OPT_NAT_BRIDGE, OPT_NAT_IPV4, OPT_NAT_IPV6, OPT_NAT_ALLOW };
     static const struct option opts[] = {
         { "dev", no_argument, NULL, OPT_DEV },
         { "config", required_argument, NULL, OPT_CONFIG },
@@ -64,6 +79,10 @@ int berthd_config_parse_args(struct berthd_config *cfg, int argc, char **argv)
         { "ssh", required_argument, NULL, OPT_SSH },
         { "api-socket", required_argument, NULL, OPT_API },
         { "log-level", required_argument, NULL, OPT_LOG },
+        { "nat-bridge", required_argument, NULL, OPT_NAT_BRIDGE },
+        { "nat-ipv4", required_argument, NULL, OPT_NAT_IPV4 },
+        { "nat-ipv6", required_argument, NULL, OPT_NAT_IPV6 },
+        { "nat-allow", required_argument, NULL, OPT_NAT_ALLOW },
         { "version", no_argument, NULL, OPT_VERSION },
         { "help", no_argument, NULL, OPT_HELP },
         { 0 },
@@ -80,6 +99,16 @@ int berthd_config_parse_args(struct berthd_config *cfg, int argc, char **argv)
         case OPT_BASE: set_string(&cfg->base_domain, optarg); berthd_flags_set[SET_BASE_DOMAIN] = true; break;
         case OPT_API: set_string(&cfg->api_socket, optarg); berthd_flags_set[SET_API_SOCKET] = true; break;
         case OPT_SSH: set_string(&cfg->ssh, optarg); berthd_flags_set[SET_SSH] = true; break;
+        case OPT_NAT_BRIDGE: set_string(&cfg->nat_bridge, optarg); berthd_flags_set[SET_NAT_BRIDGE] = true; break;
+        case OPT_NAT_IPV4: set_string(&cfg->nat_ipv4, optarg); berthd_flags_set[SET_NAT_IPV4] = true; break;
+        case OPT_NAT_IPV6: set_string(&cfg->nat_ipv6, optarg); berthd_flags_set[SET_NAT_IPV6] = true; break;
+        case OPT_NAT_ALLOW:
+            if (add_nat_allow(cfg, optarg) < 0) {
+                fprintf(stderr, "berthd: at most %d --nat-allow entries\n", BERTHD_MAX_NAT_ALLOW);
+                return -EINVAL;
+            }
+            berthd_flags_set[SET_NAT_ALLOW] = true;
+            break;
         case OPT_HTTP:
             if (add_listener(cfg->http, &cfg->n_http, optarg) < 0)
                 return -EINVAL;
@@ -199,6 +228,31 @@ int berthd_config_load_file(struct berthd_config *cfg, bool *flags_set, char *er
             } else if (!flags_set[which]) {
                 set_string(field, s);
             }
+        } else if (streq(key, "nat_bridge") || streq(key, "nat_ipv4") || streq(key, "nat_ipv6")) {
+            int which = streq(key, "nat_bridge") ? SET_NAT_BRIDGE : streq(key, "nat_ipv4") ? SET_NAT_IPV4 : SET_NAT_IPV6;
+            char **field = which == SET_NAT_BRIDGE ? &cfg->nat_bridge : which == SET_NAT_IPV4 ? &cfg->nat_ipv4
+                         : &cfg->nat_ipv6;
+            if (!s || !*s) {
+                snprintf(err, n, "config file %s: %s must be a non-empty string", path, key);
+                r = -EINVAL;
+            } else if (!flags_set[which]) {
+                set_string(field, s);
+            }
+        } else if (streq(key, "nat_allow")) {
+            void *it = NULL;
+            struct fy_node *item;
+            if (!fy_node_is_sequence(v)) {
+                snprintf(err, n, "config file %s: nat_allow must be a list such as [udp/53, tcp/53]", path);
+                r = -EINVAL;
+            }
+            while (r == 0 && (item = fy_node_sequence_iterate(v, &it))) {
+                const char *e = scalar(item);
+                if (!e || (!flags_set[SET_NAT_ALLOW] && add_nat_allow(cfg, e) < 0)) {
+                    snprintf(err, n, "config file %s: nat_allow must be a list of at most %d entries such as udp/53",
+                             path, BERTHD_MAX_NAT_ALLOW);
+                    r = -EINVAL;
+                }
+            }
         } else if (streq(key, "http") || streq(key, "https")) {
             bool https = streq(key, "https");
             if (!flags_set[https ? SET_HTTPS : SET_HTTP])
@@ -270,6 +324,12 @@ int berthd_config_finish(struct berthd_config *cfg)
         cfg->uid_first = 200000;
         cfg->uid_last = 299999;
     }
+    if (!cfg->nat_bridge)
+        cfg->nat_bridge = xstrdup("berth0");
+    if (!cfg->nat_ipv4)
+        cfg->nat_ipv4 = xstrdup("10.88.0.0/16");
+    if (!cfg->nat_ipv6)
+        cfg->nat_ipv6 = xstrdup("fd8b:e27a:1b5e::/64");
     if (cfg->front_uid == 0)
         cfg->front_uid = 199999;
     if (cfg->front_gid == 0)
@@ -285,6 +345,11 @@ void berthd_config_done(struct berthd_config *cfg)
     free(cfg->base_domain);
     free(cfg->api_socket);
     free(cfg->ssh);
+    free(cfg->nat_bridge);
+    free(cfg->nat_ipv4);
+    free(cfg->nat_ipv6);
+    for (size_t i = 0; i < cfg->n_nat_allow; i++)
+        free(cfg->nat_allow[i]);
     for (size_t i = 0; i < cfg->n_http; i++)
         free(cfg->http[i]);
     for (size_t i = 0; i < cfg->n_https; i++)

@@ -6,6 +6,7 @@
 
 #define BERTHD_DEFAULT_CONFIG "/etc/berth/berth.yaml"
 #define BERTHD_MAX_LISTENERS 16
+#define BERTHD_MAX_NAT_ALLOW 32
 
 struct berthd_config {
     bool dev;
@@ -23,6 +24,13 @@ struct berthd_config {
     uint32_t uid_first, uid_last;   /* site uid range */
     uint32_t front_uid, front_gid;  /* the front's workers */
     unsigned workers;               /* 0: one per core */
+    /* network nat (see docs/internals/sandbox.md, "Networking") */
+    char *nat_bridge;               /* bridge name, default "berth0" */
+    char *nat_ipv4;                 /* subnet, default 10.88.0.0/16; "off": no IPv4 */
+    char *nat_ipv6;                 /* subnet, default fd8b:e27a:1b5e::/64; "off": no IPv6 */
+    char *nat_allow[BERTHD_MAX_NAT_ALLOW + 1];  /* "udp/53": host services sites may
+                                                   reach; NULL-terminated, empty by default */
+    size_t n_nat_allow;
 };
 
 /* Parses argv into cfg (which must be zeroed). Returns 0, 1 if --help or --version
@@ -39,7 +47,7 @@ void berthd_config_done(struct berthd_config *cfg);
 /* Which values flags set, so the file does not override them. */
 enum {
     SET_STATE_DIR, SET_RUN_DIR, SET_BASE_DOMAIN, SET_API_SOCKET, SET_HTTP, SET_HTTPS, SET_SSH,
-    SET_LOG_LEVEL, SET_MAX
+    SET_LOG_LEVEL, SET_NAT_BRIDGE, SET_NAT_IPV4, SET_NAT_IPV6, SET_NAT_ALLOW, SET_MAX
 };
 extern bool berthd_flags_set[SET_MAX];
 

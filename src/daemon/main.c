@@ -397,13 +397,23 @@ static int run(struct berthd *d)
 
     /* Site sandboxes: leftovers of a crashed berthd go first, then always-on sites
      * start. The observer is set again here for when the front did not set it. */
+    struct sandbox_nat_config ncfg = {
+        .bridge = cfg->nat_bridge,
+        .ipv4 = streq(cfg->nat_ipv4, "off") ? NULL : cfg->nat_ipv4,
+        .ipv6 = streq(cfg->nat_ipv6, "off") ? NULL : cfg->nat_ipv6,
+        .allow = (const char *const *)cfg->nat_allow,
+        .uid_base = cfg->uid_first,
+    };
     struct sites_runtime_config rcfg = {
         .loop = d->loop, .sites = d->sites, .store = d->store, .run_dir = cfg->run_dir,
-        .front_uid = cfg->front_uid, .front_gid = cfg->front_gid,
+        .front_uid = cfg->front_uid, .front_gid = cfg->front_gid, .nat = &ncfg,
     };
     r = sites_runtime_new(&rcfg, &d->runtime);
     if (r < 0 && geteuid() != 0)
         log_warning_errno(r, "sites that run code cannot run without root");
+    else if (r == -EINVAL)
+        return log_errno(r, "invalid network nat settings (nat_bridge %s, nat_ipv4 %s, nat_ipv6 %s, nat_allow entries "
+                         "like udp/53)", cfg->nat_bridge, cfg->nat_ipv4, cfg->nat_ipv6);
     else if (r < 0)
         return log_errno(r, "cannot set up site sandboxes (cgroups under /sys/fs/cgroup, %s/sites)", cfg->run_dir);
     if (d->runtime && (r = sites_runtime_start_all(d->runtime)) < 0)

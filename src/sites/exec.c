@@ -193,6 +193,7 @@ static void conn_run(struct exec_conn *c, uint32_t flags, char **argv, size_t ar
     struct sandbox_cgroup *cg;
     uid_t uid;
     enum sandbox_network net;
+    struct sandbox_nat *nat = NULL;
     const char *site_dir;
     int r = sites_runtime_exec_target(x->rt, c->name, &pidfd_target, &cg);
     if (r == -ENOENT) {
@@ -200,7 +201,7 @@ static void conn_run(struct exec_conn *c, uint32_t flags, char **argv, size_t ar
         { conn_close(c); return; }
     }
     if (r >= 0)
-        r = sites_runtime_exec_settings(x->rt, c->name, &uid, &net, &site_dir);
+        r = sites_runtime_exec_settings(x->rt, c->name, &uid, &net, &nat, &site_dir);
     if (r < 0) {
         conn_answer(c, "error site %s: cannot prepare its sandbox: %s", c->name, strerror(-r));
         { conn_close(c); return; }
@@ -248,6 +249,7 @@ static void conn_run(struct exec_conn *c, uint32_t flags, char **argv, size_t ar
     cfg.stdout_fd = slave >= 0 ? slave : c->stdio[1];
     cfg.stderr_fd = slave >= 0 ? slave : c->stdio[2];
     cfg.network = net;
+    cfg.nat = nat;
     cfg.cgroup = cg;
     cfg.join_pidfd = pidfd_target;
     struct sandbox_error se = { 0 };

@@ -65,6 +65,8 @@ struct sites_runtime {
     uid_t front_uid;
     gid_t front_gid;
     struct sandbox_cgroup_root *cg_root;
+    struct sandbox_nat *nat;     /* NULL: nat sites are refused */
+    bool nat_up;                 /* the bridge and table are ours to remove */
     struct rt_site *list;
 };
 
@@ -233,6 +235,21 @@ static void site_drop_cgroup(struct rt_site *s)
 
 static void on_sandbox_exit(struct evloop *loop, int fd, uint32_t events, void *data);
 
+/* Network nat's bridge and firewall, made when the first nat sandbox needs them. */
+static int runtime_nat_setup(struct sites_runtime *rt, const char *site, struct error *err)
+{
+    if (!rt->nat)
+        return error_set(err, -EOPNOTSUPP, "site %s: network \"nat\" is not configured in this berthd", site);
+    int r = sandbox_nat_setup(rt->nat);
+    if (r == -ENOENT)
+        return error_set(err, r, "site %s: network nat needs nft (install the nftables package)", site);
+    if (r < 0)
+        return error_set(err, r, "site %s: cannot set up network nat (bridge, addresses, nft table): %s%s", site,
+                         strerror(-r), r == -EPROTO ? " (nft refused the ruleset; see berthd's log)" : "");
+    rt->nat_up = true;
+    return 0;
+}
+
 static int site_spawn(struct rt_site *s, struct error *err)
 {
     enum sandbox_network net;
@@ -240,11 +257,10 @@ static int site_spawn(struct rt_site *s, struct error *err)
     if (!s->cmd || !*s->cmd)
         return error_set(err, -EINVAL, "site %s is an app site without a command: set one with --cmd", s->name);
     r = sandbox_network_from_string(s->network, &net);
-    if (r == -EOPNOTSUPP)
-        return error_set(err, -EOPNOTSUPP, "site %s: network \"%s\" is not supported yet; use none or host",
-                         s->name, s->network);
     if (r < 0)
         return error_set(err, -EINVAL, "site %s: unknown network \"%s\"", s->name, s->network);
+    if (net == SANDBOX_NETWORK_NAT && (r = runtime_nat_setup(s->rt, s->name, err)) < 0)
+        return r;
     if ((r = site_open_socket(s)) < 0)
         return error_set(err, r, "site %s: cannot create its socket %s: %s", s->name, s->sock_path, strerror(-r));
     if ((r = site_ensure_cgroup(s)) < 0)
@@ -273,12 +289,16 @@ static int site_spawn(struct rt_site *s, struct error *err)
     cfg.stdout_fd = log_fd;
     cfg.stderr_fd = log_fd;
     cfg.network = net;
+    cfg.nat = s->rt->nat;
     cfg.cgroup = s->cg;
 
     struct sandbox_error se = { 0 };
     pid_t pid;
     int pidfd;
     r = sandbox_spawn(&cfg, &se, &pid, &pidfd);
+    if (r == -ERANGE && se.step == SANDBOX_STEP_NETWORK)
+        return error_set(err, r, "site %s: its uid %u has no address in the nat subnets (make them larger)",
+                         s->name, (unsigned)s->uid);
     if (r < 0)
         return error_set(err, r, "site %s: sandbox set-up failed at %s: %s", s->name,
                          sandbox_step_to_string(se.step), strerror(-r));
@@ -652,7 +672,12 @@ int sites_runtime_new(const struct sites_runtime_config *cfg, struct sites_runti
             h = (h ^ (uint8_t)*p) * 16777619u;
         snprintf(parent, sizeof(parent), "berth-%08x", h);
     }
-    int r = mkdir_p(rt->sites_run_dir, 0755);
+    int r = cfg->nat ? sandbox_nat_new(cfg->nat, &rt->nat) : 0;
+    if (r < 0) {
+        sites_runtime_free(rt);
+        return r;
+    }
+    r = mkdir_p(rt->sites_run_dir, 0755);
     if (r >= 0 && chmod(rt->sites_run_dir, 0755) < 0)
         r = -errno;
     if (r >= 0)
@@ -701,6 +726,17 @@ int sites_runtime_start_all(struct sites_runtime *rt)
         if ((r = site_add(rt, &list[i], &s)) < 0)
             break;
         site_apply(s);
+    }
+    /* Network nat: a bridge left by a berthd that was killed is taken over (made
+     * afresh, table reloaded) so that it is removed at our shutdown; with nat sites
+     * in the store it is made now, so their first request does not pay for it. */
+    bool want_nat = false;
+    for (size_t i = 0; i < n; i++)
+        want_nat |= streq_ptr(list[i].type, "app") && streq_ptr(list[i].network, "nat");
+    if (r >= 0 && rt->nat && (want_nat || sandbox_nat_leftover(rt->nat))) {
+        struct error err = { 0 };
+        if (runtime_nat_setup(rt, "(start-up)", &err) < 0)
+            log_error("%s", err.message);
     }
     store_site_list_free(list, n);
     return r < 0 ? r : 0;
@@ -820,7 +856,8 @@ int sites_runtime_exec_target(struct sites_runtime *rt, const char *name, int *r
 }
 
 int sites_runtime_exec_settings(struct sites_runtime *rt, const char *name, uid_t *ret_uid,
-                                enum sandbox_network *ret_network, const char **ret_site_dir)
+                                enum sandbox_network *ret_network, struct sandbox_nat **ret_nat,
+                                const char **ret_site_dir)
 {
     struct rt_site *s = site_find(rt, name);
     if (!s)
@@ -829,8 +866,14 @@ int sites_runtime_exec_settings(struct sites_runtime *rt, const char *name, uid_
     int r = sandbox_network_from_string(s->network, &net);
     if (r < 0)
         return r;
+    struct error err = { 0 };
+    if (net == SANDBOX_NETWORK_NAT && (r = runtime_nat_setup(rt, name, &err)) < 0) {
+        log_error("%s", err.message);
+        return r;
+    }
     *ret_uid = s->uid;
     *ret_network = net;
+    *ret_nat = rt->nat;
     *ret_site_dir = s->site_dir;
     return 0;
 }
@@ -891,6 +934,13 @@ void sites_runtime_free(struct sites_runtime *rt)
         site_kill_now(s);
         site_free(s);
     }
+    /* Every sandbox is gone, and with their namespaces their veths. */
+    if (rt->nat_up) {
+        int r = sandbox_nat_teardown(rt->nat);
+        if (r < 0)
+            log_warning_errno(r, "cannot remove network nat's bridge and nft table");
+    }
+    sandbox_nat_free(rt->nat);
     sandbox_cgroup_root_free(rt->cg_root);
     free(rt->sites_run_dir);
     free(rt->run_dir);

@@ -100,6 +100,9 @@ struct sites_runtime_config {
                                   (tests) never touch each other's sandboxes */
     uid_t front_uid;           /* owner of the error.log files berthd creates */
     gid_t front_gid;           /* group of the site sockets, so the front can connect */
+    const struct sandbox_nat_config *nat;  /* network nat: bridge, subnets, allow-list
+                                              (borrowed during sites_runtime_new); NULL:
+                                              nat sites are refused */
 };
 
 enum sites_runtime_state {
@@ -149,7 +152,7 @@ void sites_runtime_site_changed(struct sites_runtime *rt, enum sites_change chan
 
 /* `site start`: clears failed and brings the site to its desired state (call after
  * recording desired state "running"): an always-on site starts, an on-demand one is
- * idle. Errors (e.g. network nat, no cmd) are described in err. Sites that run no code
+ * idle. Errors (e.g. no cmd, a nat bridge that cannot be set up) are described in err. Sites that run no code
  * are accepted and ignored. */
 int sites_runtime_start(struct sites_runtime *rt, const char *name, struct error *err);
 /* `site restart`: clears failed; a running sandbox is stopped and started again, an
@@ -171,9 +174,12 @@ int sites_runtime_get_status(struct sites_runtime *rt, const char *name,
 int sites_runtime_exec_target(struct sites_runtime *rt, const char *name, int *ret_pidfd,
                               struct sandbox_cgroup **ret_cgroup);
 /* The site's settings a fresh exec sandbox needs; strings are borrowed from the
- * runtime and valid until the next change of the site. */
+ * runtime and valid until the next change of the site. For network nat the bridge is
+ * set up first and *ret_nat (borrowed) names it; -EOPNOTSUPP or the set-up's error
+ * when it cannot be. */
 int sites_runtime_exec_settings(struct sites_runtime *rt, const char *name, uid_t *ret_uid,
-                                enum sandbox_network *ret_network, const char **ret_site_dir);
+                                enum sandbox_network *ret_network, struct sandbox_nat **ret_nat,
+                                const char **ret_site_dir);
 /* An exec'd process of the site ended: if no sandbox runs, the site's cgroup is
  * removed once nothing else uses it. */
 void sites_runtime_exec_done(struct sites_runtime *rt, const char *name);
