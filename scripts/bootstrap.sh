@@ -7,7 +7,7 @@ set -euo pipefail
 build_pkgs=(meson ninja-build pkg-config gcc clang libclang-rt-14-dev
   libsqlite3-dev libssl-dev libsodium-dev libfyaml-dev libseccomp-dev libarchive-dev
   libcmocka-dev)
-test_pkgs=(python3 python3-pytest curl openssl wrk iproute2 util-linux procps
+test_pkgs=(python3 python3-pytest curl openssl wrk iproute2 util-linux procps nftables
   php8.2-fpm chromium nodejs)
 
 want=("${build_pkgs[@]}" "${test_pkgs[@]}")

@@ -366,19 +366,6 @@ def test_exec_client_gone_kills_command(daemon):
     del argv
 
 
-def test_network_nat_is_refused_clearly(daemon):
-    info = daemon.berth("site", "create", "natty", "--type", "app", "--cmd", "true", "--network", "nat",
-                        "--always-on", json_out=True)
-    if info.returncode == 0:
-        # sites.c accepted the record: the runtime must say why it cannot run it.
-        shown = wait_state(daemon, "natty", "failed")
-        assert "network \"nat\" is not supported yet" in shown["runtime"]["error"]
-        r = daemon.berth("site", "start", "natty")
-        assert r.returncode == 1 and "not supported yet" in r.stderr
-    else:
-        assert "nat" in info.stderr
-
-
 def test_exec_on_a_terminal_gets_a_pty(daemon):
     import pty
     import subprocess

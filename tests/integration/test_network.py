@@ -251,11 +251,13 @@ def test_sites_cannot_reach_each_other(lab):
     lab.in_ns(lab.host, "python3", "-c", f"import socket; socket.create_connection(('{b6}', 8000), timeout=2).close()")
     # ...but not to A: the bridge ports are isolated, so A's ARP / neighbour
     # solicitation for B gets no answer and the kernel gives up with EHOSTUNREACH
-    # after its 3 probes (about 3 s), never a timeout nor a connection.
+    # after its 3 probes (about 3 s), never a timeout nor a connection. Faster
+    # than 2 s would mean B was found at layer 2 and only the firewall's forward
+    # rule (reached through br_netfilter, where it is loaded) stopped the packet.
     res = connect(d, "site-a", (b4, 8000), (b6, 8000), timeout=15)
     for r in res:
         assert r.get("errno") == "EHOSTUNREACH", res
-        assert r["seconds"] < 10, res
+        assert 2 <= r["seconds"] < 10, res
     assert a["uid"] != b["uid"]
 
 
@@ -365,3 +367,14 @@ def test_bad_nat_settings_stop_berthd_with_a_reason(lab):
     d.proc = None
     assert code == 1
     assert "invalid network nat settings" in d.log()
+
+
+def test_exec_in_a_fresh_nat_sandbox(lab):
+    # an on-demand site that is not running: `site exec` makes a sandbox of its own,
+    # with the site's network, and its veth goes when the command ends
+    d = lab.berthd()
+    info = d.ok("site", "create", "lazy", "--type", "app", "--cmd", "exec sleep 100000", "--network", "nat")
+    assert show(d, "lazy")["state"] != "running"
+    assert connect(d, "lazy", (OUT4, ECHO_PORT), (OUT6, ECHO_PORT)) == [{"ok": HOST4}, {"ok": HOST6}]
+    wait_links(lab, f"bv{info['uid']}", False)
+    assert lab.bridges() == ["berth0"]
