@@ -406,7 +406,9 @@ static int run(struct berthd *d)
     };
     struct sites_runtime_config rcfg = {
         .loop = d->loop, .sites = d->sites, .store = d->store, .run_dir = cfg->run_dir,
-        .front_uid = cfg->front_uid, .front_gid = cfg->front_gid, .nat = &ncfg,
+        .front_uid = cfg->front_uid, .front_gid = cfg->front_gid,
+        /* Both families off: network nat is turned off, and nat sites are refused. */
+        .nat = ncfg.ipv4 || ncfg.ipv6 ? &ncfg : NULL,
     };
     r = sites_runtime_new(&rcfg, &d->runtime);
     if (r < 0 && geteuid() != 0)

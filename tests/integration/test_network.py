@@ -378,3 +378,43 @@ def test_exec_in_a_fresh_nat_sandbox(lab):
     assert connect(d, "lazy", (OUT4, ECHO_PORT), (OUT6, ECHO_PORT)) == [{"ok": HOST4}, {"ok": HOST6}]
     wait_links(lab, f"bv{info['uid']}", False)
     assert lab.bridges() == ["berth0"]
+
+
+def test_settings_from_the_config_file(lab):
+    d = lab.daemon_factory("cfg")
+    d.root.mkdir(parents=True, exist_ok=True)
+    d.config_path().write_text(
+        f"site_uid_range: {d.uid_range[0]}-{d.uid_range[1]}\n"
+        "nat_bridge: sites0\n"
+        "nat_ipv4: 10.77.3.0/24\n"
+        "nat_ipv6: fd00:77::/112\n"
+        f"nat_allow: [tcp/{SERVICE_PORT}]\n")
+    base_argv = d.argv
+    d.argv = lambda *extra: lab.ns_argv(lab.host) + base_argv(*extra)
+    lab.daemons.append(d)
+    d.start()
+    make_site(d, "web")
+    assert lab.bridges() == ["sites0"]
+    assert lab.nft_tables() == ["inet berth-sites0"]
+    me = site_run(d, "web", SELF)
+    assert me["src4"] == "10.77.3.2" and me["src6"] == "fd00:77::2"
+    res = connect(d, "web", ("10.77.3.1", SERVICE_PORT), ("fd00:77::1", SERVICE_PORT), (OUT4, ECHO_PORT))
+    assert res == [{"ok": "10.77.3.2"}, {"ok": "fd00:77::2"}, {"ok": HOST4}], res
+    d.stop()
+    assert lab.bridges() == [] and lab.nft_tables() == []
+    # a bad entry stops berthd with the reason
+    d.config_path().write_text(f"site_uid_range: {d.uid_range[0]}-{d.uid_range[1]}\nnat_allow: [icmp/1]\n")
+    d.start(wait=False)
+    assert d.proc.wait(timeout=20) == 1
+    d.proc = None
+    assert "invalid network nat settings" in d.log()
+
+
+def test_nat_turned_off_refuses_nat_sites(lab):
+    d = lab.berthd("d", "--nat-ipv4", "off", "--nat-ipv6", "off")
+    d.ok("site", "create", "web", "--type", "app", "--cmd", "exec sleep 100000", "--network", "nat", "--always-on")
+    info = wait_state(d, "web", "failed")
+    assert 'network "nat" is not configured in this berthd' in info["runtime"]["error"]
+    r = d.berth("site", "start", "web")
+    assert r.returncode == 1 and "not configured" in r.stderr
+    assert lab.bridges() == [] and lab.nft_tables() == []
