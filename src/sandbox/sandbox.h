@@ -125,14 +125,14 @@ int sandbox_nat_new(const struct sandbox_nat_config *cfg, struct sandbox_nat **r
  * a berthd that was killed: the caller should then call sandbox_nat_setup to take
  * it over (or sandbox_nat_teardown to remove it). */
 bool sandbox_nat_leftover(const struct sandbox_nat *nat);
-/* Creates the bridge afresh (deleting one of the same name first, with any veth a
- * previous berthd left on it), gives it the gateway addresses, turns on
+/* Creates the bridge afresh (deleting one of the same name first: a previous
+ * berthd's, whose ports are released with it), gives it the gateway addresses, turns on
  * forwarding and loads the firewall table "inet berth-<bridge>" atomically with
  * `nft -f -`. Idempotent: once done, later calls return 0 at once. -ENOENT when
  * nft is not installed, -EPROTO when nft refused the ruleset. */
 int sandbox_nat_setup(struct sandbox_nat *nat);
-/* Deletes the firewall table and the bridge (which removes every veth still on it).
- * Missing ones are success. */
+/* Deletes the firewall table, then the bridge (call once every nat sandbox is gone:
+ * their veths go with their network namespaces). Missing ones are success. */
 int sandbox_nat_teardown(struct sandbox_nat *nat);
 /* Frees the handle; the bridge and table stay (see sandbox_nat_teardown). NULL-safe. */
 void sandbox_nat_free(struct sandbox_nat *nat);
