@@ -184,6 +184,9 @@ int sandbox_netlink_open(void)
      * kernel, so a missing answer means something is badly wrong. */
     struct timeval tv = { .tv_sec = 5 };
     (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    /* Errors without a copy of our request (4.3+): an answer always fits. */
+    int one = 1;
+    (void)setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one));
     return fd;
 }
 
@@ -206,8 +209,12 @@ int sandbox_netlink_call(int fd, struct sandbox_nlmsg *m)
                 continue;
             return errno == EAGAIN ? -ETIMEDOUT : -errno;
         }
-        int len = (int)n;
-        for (struct nlmsghdr *r = (struct nlmsghdr *)buf; NLMSG_OK(r, len); r = NLMSG_NEXT(r, len)) {
+        size_t off = 0;
+        while (off + sizeof(struct nlmsghdr) <= (size_t)n) {
+            const struct nlmsghdr *r = (const struct nlmsghdr *)(buf + off);
+            if (r->nlmsg_len < sizeof(*r) || r->nlmsg_len > (size_t)n - off)
+                return -EPROTO;
+            off += NLMSG_ALIGN(r->nlmsg_len);
             if (r->nlmsg_seq != h->nlmsg_seq)
                 continue;   /* a late answer to an earlier request */
             if (r->nlmsg_type == NLMSG_ERROR) {
