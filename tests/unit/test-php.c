@@ -122,6 +122,33 @@ static void test_apply_remove(void **state)
     assert_int_equal(php_settings_apply("{", "memory_limit", "256M", &x, &err), -EINVAL);
     assert_int_equal(php_settings_remove("nope", "memory_limit", &x, &err), -EINVAL);
     assert_null(x);
+    /* a typo or a managed key is refused, not taken for "not set" */
+    assert_int_equal(php_settings_remove("{}", "memory_limt", &x, &err), -EINVAL);
+    assert_non_null(strstr(err.message, "unknown PHP setting \"memory_limt\""));
+    assert_int_equal(php_settings_remove("{}", "open_basedir", &x, &err), -EINVAL);
+    assert_non_null(strstr(err.message, "managed by berth"));
+    assert_null(x);
+
+    /* the listing the panel shows */
+    struct php_setting_info info;
+    size_t n = 0;
+    bool seen_memory = false;
+    while (php_setting_info(n, &info)) {
+        char norm[PHP_SETTING_VALUE_MAX + 1];
+        assert_non_null(info.help);
+        assert_true(info.accepts[0] != 0);
+        /* every listed key is accepted, and so is its default */
+        if (info.default_value)
+            assert_int_equal(php_setting_check(info.key, info.default_value, norm, &err), 0);
+        if (streq(info.key, "memory_limit")) {
+            seen_memory = true;
+            assert_string_equal(info.default_value, "128M");
+            assert_non_null(strstr(info.accepts, "16M"));
+        }
+        n++;
+    }
+    assert_true(seen_memory);
+    assert_true(n > 20);
 }
 
 static void buf_donep(struct buf *b)
