@@ -454,6 +454,23 @@ uint64_t php_site_body_limit(const char *settings_json)
     return limit;
 }
 
+uint32_t php_site_time_limit(const char *settings_json)
+{
+    struct json_value *v = NULL;
+    uint64_t seconds = 30;
+    const struct setting *s = setting_find("max_execution_time");
+    if (s && s->def)
+        (void)parse_uint(s->def, 1, 3600, &seconds);
+    if (settings_json && json_parse(settings_json, strlen(settings_json), &v, NULL, NULL) == 0) {
+        const char *stored = json_get_string(v, "max_execution_time");
+        uint64_t x;
+        if (stored && parse_uint(stored, 1, 3600, &x) == 0)
+            seconds = x;
+    }
+    json_value_free(v);
+    return (uint32_t)seconds;
+}
+
 /* ---- php-fpm configuration ---- */
 
 static void size_format(uint64_t bytes, char *out, size_t n)

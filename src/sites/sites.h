@@ -268,6 +268,11 @@ int php_settings_remove(const char *current_json, const char *key, char **ret_js
  * PHP_DEFAULT_BODY_LIMIT. settings_json may be NULL. */
 uint64_t php_site_body_limit(const char *settings_json);
 
+/* A PHP site's max_execution_time in seconds (its setting, else berth's default of
+ * 30): the front answers 504 when a script has said nothing for this long (plus a
+ * second), and php-fpm's request_terminate_timeout ends the script 10 s later. */
+uint32_t php_site_time_limit(const char *settings_json);
+
 /* What the generated configuration depends on. Strings are borrowed. */
 struct php_fpm_site {
     const char *name;            /* site name (DNS label): the pool's name */

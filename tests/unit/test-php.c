@@ -149,6 +149,14 @@ static void test_apply_remove(void **state)
     }
     assert_true(seen_memory);
     assert_true(n > 20);
+
+    /* what the front is told */
+    assert_int_equal(php_site_time_limit(NULL), 30);
+    assert_int_equal(php_site_time_limit("{\"max_execution_time\":\"120\"}"), 120);
+    assert_int_equal(php_site_time_limit("not json"), 30);
+    assert_int_equal(php_site_body_limit(NULL), PHP_DEFAULT_BODY_LIMIT);
+    assert_int_equal(php_site_body_limit("{\"post_max_size\":\"8M\"}"), 8 << 20);
+    assert_int_equal(php_site_body_limit("{\"post_max_size\":\"0\"}"), PHP_DEFAULT_BODY_LIMIT);
 }
 
 static void buf_donep(struct buf *b)
