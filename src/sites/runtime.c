@@ -807,6 +807,13 @@ void sites_runtime_site_changed(struct sites_runtime *rt, enum sites_change chan
         if (!s)
             return;
         site_kill_now(s);
+        if (s->php) {
+            char path[4300];
+            snprintf(path, sizeof(path), "%s/php/%s/php-fpm.conf", rt->run_dir, s->name);
+            (void)unlink(path);
+            *strrchr(path, '/') = 0;
+            (void)rmdir(path);
+        }
         for (struct rt_site **p = &rt->list; *p; p = &(*p)->next) {
             if (*p == s) {
                 *p = s->next;

@@ -270,3 +270,6 @@ def test_generated_config_is_roots_and_read_only_in_the_sandbox(daemon):
                      "echo x >> /etc/berth-php/php-fpm.conf; echo rc=$?")
     assert "rc=0" not in r.stdout and ("Permission denied" in r.stderr or "Read-only" in r.stderr), r
     assert conf.read_text() == text
+    # removing the site removes its configuration too
+    daemon.ok("site", "rm", "tz")
+    assert not (daemon.run_dir / "php" / "tz").exists()
