@@ -418,3 +418,15 @@ def test_nat_turned_off_refuses_nat_sites(lab):
     r = d.berth("site", "start", "web")
     assert r.returncode == 1 and "not configured" in r.stderr
     assert lab.bridges() == [] and lab.nft_tables() == []
+
+
+def test_php_site_with_nat(lab):
+    # a PHP site's php-fpm sandbox gets the same eth0 as an app's
+    require(os.path.exists("/usr/sbin/php-fpm8.2"), "php8.2-fpm is not installed")
+    d = lab.berthd()
+    info = d.ok("site", "create", "shop", "--type", "php", "--network", "nat", "--always-on")
+    wait_state(d, "shop", "running")
+    me = site_run(d, "shop", SELF)
+    assert me["ifs"] == ["eth0", "lo"]
+    assert me["src4"] == site_address(d, info["uid"], d.uid_range[0], 4)
+    assert connect(d, "shop", (OUT4, ECHO_PORT), (OUT6, ECHO_PORT)) == [{"ok": HOST4}, {"ok": HOST6}]
