@@ -206,10 +206,24 @@ int sandbox_nat_resolv_conf(const char *host_text, const char *gw4, const char *
 
 /* ---- the handle ---- */
 
+/* The name goes into the nft ruleset as text: only letters, digits, '-', '_' and
+ * '.' (a subset of what the kernel allows in an interface name), so it can never
+ * end a quoted string or start a new statement. */
+static bool bridge_name_valid(const char *name)
+{
+    size_t len = name ? strlen(name) : 0;
+    if (len == 0 || len >= IFNAMSIZ || streq(name, ".") || streq(name, ".."))
+        return false;
+    for (const char *p = name; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+              *p == '_' || *p == '.'))
+            return false;
+    return true;
+}
+
 int sandbox_nat_new(const struct sandbox_nat_config *cfg, struct sandbox_nat **ret)
 {
-    if (!cfg->bridge || !*cfg->bridge || strlen(cfg->bridge) >= IFNAMSIZ || strchr(cfg->bridge, '/') ||
-        strchr(cfg->bridge, '"') || strchr(cfg->bridge, ' '))
+    if (!bridge_name_valid(cfg->bridge))
         return -EINVAL;
     struct sandbox_nat *nat = calloc(1, sizeof(*nat));
     if (!nat)
