@@ -85,7 +85,7 @@ function page(title, ...content) {
   stopRefresh();
   const main = $('#main');
   const h1 = h('h1', { tabindex: '-1' }, title);
-  main.replaceChildren(h1, ...content);
+  main.replaceChildren(h1, ...content.filter((c) => c !== null && c !== undefined));
   document.title = `${title} · berth`;
   h1.focus();
   for (const a of document.querySelectorAll('nav a')) {
@@ -217,10 +217,11 @@ function statsChart(stats) {
   const rows = mins.filter((m) => m.requests || known(m.memory)).map((m) => h('tr', {},
     h('th', { scope: 'row' }, fmtClock(m.time)), h('td', {}, String(m.requests)), h('td', {}, String(m.errors)),
     h('td', {}, known(m.memory) ? fmtBytes(m.memory) : '–'), h('td', {}, `${m.cpu_seconds.toFixed(2)} s`)));
-  const table = h('table.visually-hidden', {},
+  // Hidden through a wrapper: a table keeps its content's width whatever its own.
+  const table = h('div.visually-hidden', {}, h('table', {},
     h('caption', {}, 'Minutes of the last hour with requests or memory figures'),
     h('thead', {}, h('tr', {}, ['Minute', 'Requests', 'Server errors', 'Memory', 'CPU'].map((c) => h('th', { scope: 'col' }, c)))),
-    h('tbody', {}, rows));
+    h('tbody', {}, rows)));
   const legend = h('p.legend', { 'aria-hidden': 'true' },
     h('span.key.key-requests', {}), 'requests per minute ', h('span.key.key-memory', {}), 'memory');
   return h('div.chart-box', {}, chart, legend, h('p.chart-summary', { id: 'chart-summary' }, summary), table);
