@@ -158,6 +158,8 @@ static int push_site_to_front(struct berthd *d, const struct store_site *site)
         .logs_dir = logs_dir,
         .uid = site->uid,
         .backend = streq(site->type, "static") ? NULL : backend,
+        /* PHP: post_max_size is the body limit, so the front's 413 and PHP agree. */
+        .max_body = streq(site->type, "php") ? php_site_body_limit(site->php_settings) : 0,
     };
     int r = front_supervisor_site_upsert(d->front, &fs);
     if (r < 0)

@@ -213,6 +213,9 @@ void sites_exec_free(struct sites_exec *x);
 
 /* The php-fpm binary, as seen inside the sandbox (/usr is bound read-only). */
 #define PHP_FPM_BINARY "/usr/sbin/php-fpm8.2"
+/* Where the site's generated configuration is bound read-only inside its sandbox
+ * (php-fpm.conf in it). */
+#define PHP_FPM_CONFIG_DIR "/etc/berth-php"
 /* The pool's `listen` value, matched against FPM_SOCKETS; the socket is fd 3. */
 #define PHP_FPM_LISTEN_KEY "/run/berth/php-fpm.sock"
 /* The environment berthd gives php-fpm: the inherited socket and a PATH. */
@@ -230,6 +233,19 @@ void sites_exec_free(struct sites_exec *x);
  * ("PHP setting \"memory_limit\" must be a size between 16M and 2G, like 256M"). */
 int php_setting_check(const char *key, const char *value, char *ret_value, struct error *err);
 
+/* One key a site's owner may change, for people (the panel, `berth site show`). */
+struct php_setting_info {
+    const char *key;             /* "memory_limit" */
+    const char *default_value;   /* berth's default ("128M"); NULL: PHP's own, or for
+                                    upload_max_filesize/post_max_size the site's body limit */
+    const char *help;            /* one sentence */
+    char accepts[128];           /* "a size between 16M and 2G, like 256M" */
+};
+
+/* Fills *ret with the index-th changeable key (a stable order) and returns true;
+ * false once index is past the last. */
+bool php_setting_info(size_t index, struct php_setting_info *ret);
+
 /* Returns current_json (NULL or "" for none: {}) with key set to value, checked as
  * php_setting_check does, as a new malloc'd JSON object in *ret_json. -EINVAL also
  * when current_json is not an object of strings. */
@@ -237,9 +253,25 @@ int php_settings_apply(const char *current_json, const char *key, const char *va
                        char **ret_json, struct error *err);
 
 /* Returns current_json without key in *ret_json. -ENOENT (with a sentence) when the
- * key is not set; -EINVAL for a bad current_json. */
+ * key is not set; -EINVAL for a bad current_json, and for a key that is unknown or
+ * managed by berth (the sentences of php_setting_check), so a typo is never taken
+ * for "already at its default". */
 int php_settings_remove(const char *current_json, const char *key, char **ret_json,
                         struct error *err);
+
+/* A PHP site's request body limit when post_max_size is not set: what hosting
+ * panels commonly give WordPress media uploads. */
+#define PHP_DEFAULT_BODY_LIMIT ((uint64_t)64 << 20)
+
+/* The request body limit of a PHP site: its post_max_size setting (the front answers
+ * 413 beyond it, so PHP never has to drop a body silently), else
+ * PHP_DEFAULT_BODY_LIMIT. settings_json may be NULL. */
+uint64_t php_site_body_limit(const char *settings_json);
+
+/* A PHP site's max_execution_time in seconds (its setting, else berth's default of
+ * 30): the front answers 504 when a script has said nothing for this long (plus a
+ * second), and php-fpm's request_terminate_timeout ends the script 10 s later. */
+uint32_t php_site_time_limit(const char *settings_json);
 
 /* What the generated configuration depends on. Strings are borrowed. */
 struct php_fpm_site {
