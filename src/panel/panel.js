@@ -550,7 +550,9 @@ async function loadPhp(site, box, reload) {
     const input = h('input', { type: 'text', id, name: s.key, value: overridden ? current[s.key] : '', placeholder: s.default,
       autocomplete: 'off', spellcheck: 'false', 'aria-describedby': `${id}-help ${id}-error` });
     return h('tr', { 'data-key': s.key },
-      h('th', { scope: 'row' }, h('label', { for: id }, s.key), h('p.hint', { id: `${id}-help` }, s.help || '')),
+      h('th', { scope: 'row' }, h('label', { for: id }, s.key),
+        h('p.hint', { id: `${id}-help` }, [s.help, s.accepts ? `Accepts: ${s.accepts}` : null].filter(Boolean)
+          .map((t) => (/[.!?]$/.test(t) ? t : t + '.')).join(' '))),
       h('td.hide-narrow', {}, h('span.php-default', {}, s.default)),
       h('td', {}, input, h('p.error', { id: `${id}-error`, 'aria-live': 'polite' }),
         overridden ? h('button.secondary.php-reset', { type: 'button', 'aria-label': `Reset ${s.key} to its default, ${s.default}`,

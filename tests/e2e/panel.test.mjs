@@ -425,3 +425,46 @@ test('figures: cards, the chart of the last hour, the admin table', async () => 
   await shot(boss, '21-admin-usage');
   await admin.close();
 });
+
+test('PHP settings: change a value, a bad one explained beside it, reset to default', async () => {
+  berthOk(['site', 'create', 'phpsite', '--type', 'php', '--owner', 'alice']);
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  const page = await signIn(context, 'alice');
+  await page.goto(panelUrl() + '#/site/phpsite');
+  await page.getByRole('heading', { name: 'PHP settings' }).waitFor();
+  const input = () => page.getByLabel('memory_limit', { exact: true });
+  await input().waitFor();
+  // The default is shown, and an empty field means "the default".
+  const row = page.locator('#php-form tr[data-key="memory_limit"]');
+  const def = await row.locator('.php-default').textContent();
+  assert.ok(def.length > 0);
+  assert.equal(await input().inputValue(), '');
+  await shot(page, '22-php-settings');
+
+  await input().fill('256M');
+  await page.getByRole('button', { name: 'Save PHP settings' }).click();
+  await waitFor(() => (berthOk(['site', 'show', 'phpsite']).php || {}).memory_limit === '256M', 'the setting to be saved');
+  await page.getByRole('button', { name: `Reset memory_limit to its default, ${def}` }).waitFor();
+  assert.equal(await input().inputValue(), '256M');
+
+  // A bad value: the API's sentence beside the field, nothing changed.
+  await input().fill('lots');
+  await page.getByRole('button', { name: 'Save PHP settings' }).click();
+  const err = page.locator('#php-memory_limit-error');
+  await err.getByText('memory_limit').waitFor();
+  assert.equal(await input().getAttribute('aria-invalid'), 'true');
+  assert.equal(berthOk(['site', 'show', 'phpsite']).php.memory_limit, '256M');
+  await shot(page, '23-php-settings-error');
+
+  // Reset to the default removes the override.
+  await page.getByRole('button', { name: `Reset memory_limit to its default, ${def}` }).click();
+  await waitFor(() => !('memory_limit' in (berthOk(['site', 'show', 'phpsite']).php || {})), 'the override to go');
+  await page.getByRole('heading', { name: 'PHP settings' }).waitFor();
+  await waitFor(async () => (await input().inputValue()) === '', 'the field to show the default again');
+
+  // A static site has no PHP section.
+  await page.goto(panelUrl() + '#/site/busy');
+  await page.getByRole('heading', { name: 'busy', exact: true }).waitFor();
+  assert.equal(await page.getByRole('heading', { name: 'PHP settings' }).count(), 0);
+  await context.close();
+});
