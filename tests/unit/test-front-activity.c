@@ -6,7 +6,10 @@
 #include <cmocka.h>
 #include <stdio.h>
 
-#include "front/front-internal.h"
+#include <fcntl.h>
+#include <sys/socket.h>
+
+#include "front/front-worker.h"
 
 struct seen {
     size_t n;
@@ -124,12 +127,99 @@ static void test_hostile_reports_refused(void **state)
     buf_done(&b);
 }
 
+struct sums {
+    size_t messages, entries;
+    uint64_t requests, s5xx, bytes;
+};
+
+static void sum(void *data, const struct front_site_activity *a)
+{
+    struct sums *t = data;
+    t->entries++;
+    t->requests += a->requests;
+    t->s5xx += a->status[3];
+    t->bytes += a->bytes;
+}
+
+/* Reads every report waiting on fd. */
+static void drain(int fd, struct sums *t)
+{
+    static char msg[FRONT_ACTIVITY_MSG_MAX + 1];
+    for (;;) {
+        ssize_t n = recv(fd, msg, sizeof(msg), MSG_DONTWAIT | MSG_TRUNC);
+        if (n < 0)
+            return;
+        assert_true((size_t)n <= FRONT_ACTIVITY_MSG_MAX);
+        t->messages++;
+        assert_int_equal(front_msg_activity_decode(msg, (size_t)n, sum, t), 0);
+    }
+}
+
+static void test_worker_reports_without_blocking(void **state)
+{
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+    int small = 64 * 1024;   /* room for a few reports, so it can be filled */
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+    fcntl(sv[0], F_SETFL, O_NONBLOCK);
+    static struct worker w;
+    w = (struct worker){ .ctl_fd = sv[0], .now_ms = 10000 };
+    front_map_init(&w.activity);
+
+    /* 500 sites with requests: more than one report holds. */
+    static struct vsite sites[500];
+    static char names[500][32];
+    for (int i = 0; i < 500; i++) {
+        snprintf(names[i], sizeof(names[i]), "site-number-%d", i);
+        sites[i] = (struct vsite){ .name = names[i] };
+        front_activity_count(&w, &sites[i], 200, 10);
+        front_activity_count(&w, &sites[i], 503, 1);
+    }
+    front_activity_count(&w, NULL, 404, 1);          /* unknown host: no site */
+    front_activity_count(&w, &sites[0], 0, 0);       /* no answer was begun */
+
+    /* Fill the socket: the report must not block, and must keep what it could not send. */
+    char junk[1024] = { 0 };
+    while (send(sv[0], junk, sizeof(junk), MSG_DONTWAIT) > 0)
+        ;
+    front_activity_report(&w);
+    assert_int_equal(w.activity.len, 500);
+    char buf[2048];
+    while (recv(sv[1], buf, sizeof(buf), MSG_DONTWAIT) > 0)
+        ;
+    /* More requests meanwhile are added to what waits. */
+    front_activity_count(&w, &sites[7], 200, 5);
+    struct sums t = { 0 };
+    for (int round = 0; round < 100 && w.activity.len > 0; round++) {
+        w.now_ms += 1000;
+        front_activity_report(&w);
+        drain(sv[1], &t);
+    }
+    assert_int_equal(w.activity.len, 0);
+    assert_null(w.activity_list);
+    assert_true(t.messages >= 2);
+    assert_int_equal(t.entries, 500);
+    assert_int_equal(t.requests, 1001);
+    assert_int_equal(t.s5xx, 500);
+    assert_int_equal(t.bytes, 500 * 11 + 5);
+    /* Nothing new: nothing sent. */
+    w.now_ms += 1000;
+    front_activity_report(&w);
+    t = (struct sums){ 0 };
+    drain(sv[1], &t);
+    assert_int_equal(t.messages, 0);
+    front_map_done(&w.activity);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_many_sites_split),
         cmocka_unit_test(test_hostile_reports_refused),
+        cmocka_unit_test(test_worker_reports_without_blocking),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
