@@ -31,6 +31,7 @@ struct sworker {
     uint64_t started_ms;
     uint32_t backoff_ms;
     struct ev_timer *restart;
+    bool warned_report;         /* a malformed report was logged for this worker process */
 };
 
 /* A site as the supervisor keeps it: its encoded UPSERT message, ready to send to
@@ -159,10 +160,14 @@ static void ctl_read(struct sworker *sw)
             continue;
         if (n <= 0)
             return;   /* EAGAIN, or EOF: the pidfd reports the worker's end */
-        if ((size_t)n > FRONT_ACTIVITY_MSG_MAX ||
-            front_msg_activity_decode(sup->activity_buf, (size_t)n, activity_add, sup) < 0)
+        if ((size_t)n <= FRONT_ACTIVITY_MSG_MAX &&
+            front_msg_activity_decode(sup->activity_buf, (size_t)n, activity_add, sup) >= 0)
+            continue;
+        /* Once per worker process: a worker gone bad must not flood berthd's log. */
+        if (!sw->warned_report)
             log_warning("front: dropped a malformed report of %zd bytes from worker %u (pid %d)", n,
                         sw->index, (int)sw->pid);
+        sw->warned_report = true;
     }
 }
 
@@ -315,6 +320,7 @@ static int spawn(struct sworker *sw)
     fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
     sw->pid = pid;
     sw->pidfd = pidfd;
+    sw->warned_report = false;
     sw->ctl = sv[0];
     sw->started_ms = now_ms();
     int r = evloop_add(sup->loop, pidfd, EPOLLIN, on_pidfd, sw);
