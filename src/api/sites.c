@@ -92,6 +92,7 @@ void api_write_site(const struct api_config *cfg, struct json_writer *w, const s
     json_kv_string(w, "desired_state", site->desired_state);
     if (managed)
         write_runtime(w, &rst);
+    api_write_site_requests(cfg, w, site->name);
     json_kv_string(w, "host", host);
     json_key(w, "domains");
     json_array_begin(w);
@@ -592,6 +593,8 @@ void api_handle_sites(const struct api_config *cfg, const struct api_request *re
     struct error err = { 0 };
     if (req->n_segments == 3 && streq(req->segments[2], "logs")) {
         api_handle_site_logs(cfg, req, site.name, res);
+    } else if (req->n_segments == 3 && streq(req->segments[2], "stats")) {
+        api_handle_site_stats(cfg, req, site.name, res);
     } else if (req->n_segments == 3) {
         const char *action = req->segments[2];
         const char *state = streq(action, "stop") ? "stopped"

@@ -289,6 +289,11 @@ static void print_site(const struct json_value *s)
     if (json_get_string(s, "cmd"))
         printf("command      %s\n", json_get_string(s, "cmd"));
     printf("directory    %s\n", json_get_string(s, "dir") ?: "?");
+    const struct json_value *req = json_get(s, "requests");
+    int64_t hour = 0, minute = 0;
+    if (req && req->type == JSON_OBJECT && json_get_int(req, "last_hour", &hour) &&
+        json_get_int(req, "last_minute", &minute))
+        printf("requests     %" PRId64 " in the last hour, %" PRId64 " in the last minute\n", hour, minute);
     const struct json_value *php = json_get(s, "php");
     if (php && php->type == JSON_OBJECT) {
         printf("php          %s\n", php->object.n ? "" : "berth's defaults");
@@ -324,12 +329,16 @@ static int list_sites(const struct cli *cli)
     int r = cli_finish(cli, &res);
     if (r == EXIT_OK && !cli->json) {
         struct cli_table t;
-        cli_table_init(&t, 5, "NAME", "TYPE", "STATE", "ADDRESS", "OWNER");
+        cli_table_init(&t, 6, "NAME", "TYPE", "STATE", "ADDRESS", "OWNER", "REQ/HOUR");
         const struct json_value *sites = json_get(res.json, "sites");
         for (size_t i = 0; sites && sites->type == JSON_ARRAY && i < sites->array.n; i++) {
             const struct json_value *s = sites->array.items[i];
+            char hour[24] = "-";
+            int64_t v;
+            if (json_get_int(json_get(s, "requests"), "last_hour", &v))
+                snprintf(hour, sizeof(hour), "%" PRId64, v);
             cli_table_row(&t, json_get_string(s, "name"), json_get_string(s, "type"), json_get_string(s, "state"),
-                          first_url(s), json_get_string(s, "owner"));
+                          first_url(s), json_get_string(s, "owner"), hour);
         }
         cli_table_print(&t);
     }

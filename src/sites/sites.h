@@ -309,3 +309,66 @@ struct php_fpm_site {
  * owned by root and be bound read-only into the sandbox (sandbox ro_binds).
  * -EINVAL with a sentence when a stored setting no longer passes the checks. */
 int php_fpm_config_write(const struct php_fpm_site *site, struct buf *out, struct error *err);
+
+/* ==== Usage history: requests, bytes, memory, CPU per site (src/sites/stats.c) ==== */
+
+/* berthd keeps, per site, the last hour as 60 one-minute samples (a ring indexed by
+ * the minute), a 60-entry ring of seconds for "requests in the last minute", and
+ * totals since berthd started. Requests and bytes come from the front's reports
+ * (sums of every worker); memory and CPU from the site's cgroup, sampled by berthd.
+ * All of it is in memory: a berthd restart starts a fresh hour. Time is passed in by
+ * the caller (unix seconds), so the ring is testable without a clock. Not
+ * thread-safe; berthd uses it from its event loop only. */
+
+#define SITES_STATS_MINUTES 60
+
+struct sites_stats;
+
+/* Requests answered for a site since the last report (deltas). */
+struct sites_stats_requests {
+    uint64_t requests;         /* every answer, whatever its status */
+    uint64_t status[4];        /* of which 2xx, 3xx, 4xx, 5xx */
+    uint64_t bytes;            /* bytes sent to clients (head and body) */
+};
+
+/* One minute of a site's history. */
+struct sites_stats_minute {
+    int64_t time;              /* unix time of the minute's first second */
+    uint64_t requests;
+    uint64_t errors;           /* 5xx answers */
+    uint64_t bytes;
+    bool has_memory;           /* a sample was taken in this minute (the site ran) */
+    uint64_t memory;           /* highest memory sample of the minute, bytes */
+    uint64_t cpu_usec;         /* CPU time the site's cgroup used in this minute */
+};
+
+/* What sites_stats_get() reports for a site. */
+struct sites_stats_report {
+    int64_t since;             /* when berthd (the history) started, unix seconds */
+    struct sites_stats_minute minutes[SITES_STATS_MINUTES]; /* oldest first; the last is the current minute */
+    uint64_t last_minute;      /* requests in the last 60 seconds */
+    uint64_t last_hour;        /* requests in the 60 minutes shown */
+    struct sites_stats_requests totals; /* since `since` */
+    uint64_t total_cpu_usec;   /* CPU seconds (µs) seen since `since` */
+};
+
+/* An empty history that starts at now (unix seconds). */
+int sites_stats_new(int64_t now, struct sites_stats **ret);
+/* NULL-safe. */
+void sites_stats_free(struct sites_stats *st);
+/* Adds a report's figures (deltas) for site `name` at time now. -EINVAL for a name
+ * that is not a site name, -ENOMEM. */
+int sites_stats_add_requests(struct sites_stats *st, const char *name, int64_t now,
+                             const struct sites_stats_requests *delta);
+/* Records a sample of the site's cgroup at time now. usage NULL means no cgroup
+ * (the site is not running): the next sample then counts its CPU from zero, as a
+ * new cgroup's counter starts there. Fields equal to SANDBOX_USAGE_UNKNOWN are
+ * ignored. -EINVAL for a bad name, -ENOMEM. */
+int sites_stats_add_usage(struct sites_stats *st, const char *name, int64_t now,
+                          const struct sandbox_usage *usage);
+/* Forgets a site (removed, or renamed away). Unknown names are ignored. */
+void sites_stats_remove(struct sites_stats *st, const char *name);
+/* Fills *ret with the site's history as seen at time now; an unknown site reads as
+ * all zeros (it had no requests since berthd started). */
+void sites_stats_get(const struct sites_stats *st, const char *name, int64_t now,
+                     struct sites_stats_report *ret);
