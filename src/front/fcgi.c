@@ -38,7 +38,7 @@
  * requests (what it saves is a connect and an accept each) and lets go of a child
  * soon after the burst. */
 #define POOL_MAX 2
-#define POOL_IDLE_MS 200
+#define POOL_IDLE_MS 500
 
 enum framing {
     FR_NONE,      /* no body goes to the client (HEAD, 204, 304, berth's own page) */

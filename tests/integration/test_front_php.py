@@ -167,7 +167,7 @@ def php_env(tmp_path):
     front = Front(tmp_path / "front", workers=2)
     php_sock = os.path.join(str(tmp_path / "front"), "fpm", "php.sock")
     site = front.add_site("site", UID, reload=False, type="php", backend=php_sock,
-                          hosts=[HOST], max_body=MAX_BODY, timeout_ms=2000)
+                          hosts=[HOST], max_body=MAX_BODY, timeout_ms=3000)
     for name, data in SCRIPTS.items():
         site.write(name, data)
     site.write("blog/.hidden.php", "<?php echo 'hidden';\n")
@@ -377,7 +377,7 @@ def test_fatal_gives_berth_page(php_env):
 
 
 def test_timeout_gives_504(php_env):
-    st, _, body = get(php_env, "/sleep.php?s=5")
+    st, _, body = get(php_env, "/sleep.php?s=8")
     assert st == 504
     assert "timed out" in error_log(php_env["site"])
 
