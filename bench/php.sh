@@ -28,7 +28,11 @@ PHP_FPM=/usr/sbin/php-fpm8.2
 T=$(mktemp -d /tmp/berth-bench.XXXXXX)
 chmod 755 "$T"
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.5; rm -rf "$T"; }
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    sleep 0.5
+    if [ -n "${KEEP:-}" ]; then echo "kept $T" >&2; else rm -rf "$T"; fi
+}
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -68,7 +72,9 @@ s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.bind(path)
 os.chmod(path, 0o777)
 s.listen(1024)
-os.dup2(s.fileno(), 3)
+if s.fileno() != 3:
+    os.dup2(s.fileno(), 3)
+os.set_inheritable(3, True)
 fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
 os.dup2(fd, 1)
 os.dup2(fd, 2)

@@ -34,11 +34,15 @@
 #define STDERR_MAX (8 * 1024)
 /* A php-fpm child serves one connection at a time and, with FCGI_KEEP_CONN, stays
  * with it until it closes: every idle pooled connection pins a child that no other
- * worker can reach. So the pool is small and short-lived: it carries back-to-back
- * requests (what it saves is a connect and an accept each) and lets go of a child
- * soon after the burst. */
-#define POOL_MAX 2
-#define POOL_IDLE_MS 500
+ * connection can reach, and a busy kept connection keeps its child from the
+ * connections waiting in the backlog (measured: p99 of 130-490 ms under load with a
+ * plain pool, against 15 ms for nginx, which does not keep FastCGI connections).
+ * So a connection is pooled only when no other request of this worker is waiting
+ * on the backend (then nobody queues behind it), at most one, and only briefly: it
+ * carries back-to-back requests of one client, saving a connect and an accept
+ * each, and lets go of its child soon after. */
+#define POOL_MAX 1
+#define POOL_IDLE_MS 250
 
 enum framing {
     FR_NONE,      /* no body goes to the client (HEAD, 204, 304, berth's own page) */
@@ -134,6 +138,7 @@ static void fc_release(struct fcgi *fc, bool reuse)
     }
     fc->ufd = -1;
     fc->spool_fd = safe_close(fc->spool_fd);
+    fc->b->active--;
     front_backend_unref(fc->b);
     fc->b = NULL;
     fc->c->fc = NULL;
@@ -178,7 +183,7 @@ static void fc_finish(struct fcgi *fc)
     struct conn *c = fc->c;
     bool reuse = fc->resp.ended && fc->resp.protocol_status == FASTCGI_REQUEST_COMPLETE &&
                  fc->stdin_ended && fc->up_off == fc->up_out.len && fc->up_in.len == 0 &&
-                 !fc->upstream_eof;
+                 !fc->upstream_eof && fc->b->active == 1;
     if (!fc->body_read) {
         /* The script ended before the body was read: where the client's next
          * request starts is unknown. */
@@ -314,6 +319,7 @@ void front_fcgi_start(struct conn *c, const struct fastcgi_route *route)
     fastcgi_cgi_parser_init(&fc->cgi, 0);
     fc->b = s->backend;
     fc->b->refs++;
+    fc->b->active++;
     fc->chunked = req->body == HTTP1_BODY_CHUNKED;
     fc->spooling = fc->chunked;
     fc->has_body = fc->chunked || (req->body == HTTP1_BODY_LENGTH && req->content_length > 0);

@@ -23,6 +23,7 @@ struct backend {
     socklen_t addr_len;
     struct upstream *idle;      /* idle keep-alive connections, newest first */
     size_t n_idle;
+    unsigned active;            /* FastCGI requests of this worker in progress on it */
 };
 
 /* One site as the worker knows it. Reference-counted: a connection holds its site
