@@ -378,7 +378,7 @@ def test_fatal_gives_berth_page(php_env):
 
 def test_timeout_gives_504(php_env):
     st, _, body = get(php_env, "/sleep.php?s=8")
-    assert st == 504
+    assert st == 504, (body, error_log(php_env["site"]), php_env["site"].access_log())
     # error lines are buffered and flushed on the tick
     assert wait_until(lambda: "timed out" in error_log(php_env["site"]), timeout=5)
 
