@@ -61,6 +61,7 @@ struct fcgi {
     bool retried;
     bool has_body;
     bool starting;               /* inside front_fcgi_start: conn.c's loop runs the conn next */
+    bool up_readable;            /* epoll said the upstream is readable, no EAGAIN since */
     /* request: client -> upstream */
     struct buf up_out;
     size_t up_off;
@@ -196,6 +197,24 @@ static void fc_finish(struct fcgi *fc)
     front_conn_run(c);
 }
 
+/* A connected upstream socket (fresh or pooled) joins the loop. A request without
+ * body is written right away: it nearly always fits the socket buffer, and then
+ * the only event to wait for is the answer (no EPOLLOUT round, one epoll_ctl). */
+static int up_watch(struct fcgi *fc)
+{
+    fc->connected = true;
+    fc->up_readable = false;
+    fc->deadline = fc->c->w->now_ms + fc->c->site->upstream_timeout_ms;
+    if (!fc->has_body && fc->up_off < fc->up_out.len) {
+        ssize_t n = send(fc->ufd, fc->up_out.data + fc->up_off, fc->up_out.len - fc->up_off,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0)
+            fc->up_off += (size_t)n;   /* errors: the pump meets them again on EPOLLOUT */
+    }
+    uint32_t ev = EPOLLIN | (fc->up_off < fc->up_out.len ? EPOLLOUT : 0);
+    return evloop_add(fc->c->w->loop, fc->ufd, ev, up_io, fc);
+}
+
 static int up_connect(struct fcgi *fc)
 {
     struct backend *b = fc->b;
@@ -217,9 +236,7 @@ static int up_connect(struct fcgi *fc)
             return -errno;
     }
     fc->connect_retry = false;
-    fc->connected = true;
-    fc->deadline = fc->c->w->now_ms + fc->c->site->upstream_timeout_ms;
-    return evloop_add(fc->c->w->loop, fd, EPOLLIN | EPOLLOUT, up_io, fc);
+    return up_watch(fc);
 }
 
 static int build_params(struct fcgi *fc, const struct fastcgi_route *route)
@@ -359,8 +376,7 @@ void front_fcgi_start(struct conn *c, const struct fastcgi_route *route)
     if (fd >= 0) {
         fc->ufd = fd;
         fc->reused = true;
-        fc->connected = true;
-        if (evloop_add(w->loop, fd, EPOLLIN | EPOLLOUT, up_io, fc) < 0) {
+        if (up_watch(fc) < 0) {
             fc_fail(fc, 502, "cannot watch the upstream socket");
             return;
         }
@@ -373,8 +389,11 @@ void front_fcgi_start(struct conn *c, const struct fastcgi_route *route)
     }
     fc->deadline = w->now_ms + (fc->connected ? s->upstream_timeout_ms : w->cfg->upstream_connect_timeout_ms);
     fc->starting = false;
-    /* The 100 Continue waiting in `out`, if any, goes with the first event. */
-    front_conn_want(c, c->out.len > c->out_off ? EPOLLOUT : 0);
+    /* The 100 Continue waiting in `out`, if any, goes with the first event. The
+     * client stays watched for input as between requests: a hang-up stops the
+     * script, pipelined bytes are kept for later. */
+    if (c->out.len > c->out_off)
+        front_conn_want(c, EPOLLIN | EPOLLOUT);
 }
 
 /* A reused connection php-fpm had closed meanwhile: send the request again on a
@@ -682,8 +701,7 @@ static void fc_run(struct fcgi *fc)
             if (fd >= 0) {
                 fc->ufd = fd;
                 fc->reused = true;
-                fc->connected = true;
-                r = evloop_add(w->loop, fd, EPOLLIN | EPOLLOUT, up_io, fc);
+                r = up_watch(fc);
             } else {
                 r = up_connect(fc);
             }
@@ -731,14 +749,30 @@ static void fc_run(struct fcgi *fc)
                 front_conn_close(c);
                 return;
             }
+        } else if (fc->body_read && c->readable && c->in.len < HIGH_WATER) {
+            /* Only when epoll said so: pipelined requests (kept in `in`), or the
+             * client's close while the script runs, which closing the upstream
+             * connection passes on to php-fpm (it ends the script). */
+            ssize_t n = read_into(c->fd, &c->in);
+            if (n == -EAGAIN || (n > 0 && n < READ_CHUNK))
+                c->readable = false;
+            else if (n <= 0) {
+                fc_release(fc, false);
+                front_conn_close(c);
+                return;
+            }
         }
         /* upstream -> us, only while the client keeps up */
-        if (fc->connected && !fc->upstream_eof && !fc->resp.ended &&
+        if (fc->connected && fc->up_readable && !fc->upstream_eof && !fc->resp.ended &&
             c->out.len - c->out_off < HIGH_WATER) {
             ssize_t n = read_into(fc->ufd, &fc->up_in);
             if (n > 0) {
                 progress = true;
-            } else if (n != -EAGAIN) {
+                if (n < READ_CHUNK)
+                    fc->up_readable = false;   /* drained: epoll says when there is more */
+            } else if (n == -EAGAIN) {
+                fc->up_readable = false;
+            } else {
                 if (fc_retry(fc))
                     continue;
                 fc->upstream_eof = true;
@@ -775,16 +809,14 @@ static void fc_run(struct fcgi *fc)
     /* The deadline counts silence: any movement either way restarts it. */
     if (any_progress && fc->connected)
         fc->deadline = w->now_ms + c->site->upstream_timeout_ms;
-    /* Arm exactly the events we wait for. While the script runs with the whole
-     * body read, the client is still watched for a hang-up (RDHUP), so a client
-     * that leaves stops the script. */
+    /* Arm exactly the events we wait for. */
     uint32_t cev = 0;
     if (c->out_off < c->out.len)
         cev |= EPOLLOUT;
     if (!fc->body_read && (fc->spooling || fc->up_out.len - fc->up_off < HIGH_WATER))
         cev |= EPOLLIN;
-    else if (fc->body_read)
-        cev |= EPOLLRDHUP;
+    else if (fc->body_read && c->in.len < HIGH_WATER)
+        cev |= EPOLLIN;
     front_conn_want(c, cev);
     if (fc->connected) {
         uint32_t uev = 0;
@@ -800,6 +832,8 @@ static void up_io(struct evloop *loop, int fd, uint32_t events, void *data)
 {
     struct fcgi *fc = data;
     fc->c->w->now_ms = now_ms();
+    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))
+        fc->up_readable = true;
     fc_run(fc);
 }
 
@@ -808,7 +842,7 @@ void front_fcgi_client_event(struct conn *c, uint32_t events)
     struct fcgi *fc = c->fc;
     if (!fc)
         return;
-    if (fc->body_read && (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
+    if (fc->body_read && (events & (EPOLLHUP | EPOLLERR))) {
         /* The client hung up while the script runs: closing the upstream
          * connection makes php-fpm end the script. */
         fc_release(fc, false);

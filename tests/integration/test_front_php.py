@@ -73,6 +73,15 @@ flush();
 for ($i = 0; $i < 200 && !file_exists('/site/private/go'); $i++) { usleep(50000); }
 echo "second\\n";
 """,
+    "ticks.php": """<?php
+while (ob_get_level()) { ob_end_flush(); }
+for ($i = 1; $i <= 40; $i++) {
+    file_put_contents('/site/private/ticks', (string)$i);
+    echo "tick $i\n";
+    flush();
+    usleep(100000);
+}
+""",
     "status.php": "<?php http_response_code(503); echo 'custom maintenance page';\n",
     "empty503.php": "<?php http_response_code(503);\n",
     "image.png": "<?php file_put_contents('/site/private/executed', 'yes'); echo 'EXECUTED';\n",
@@ -464,6 +473,21 @@ def test_streamed_output(php_env):
         data += d
     assert b"second\n" in data
     s.close()
+
+
+def test_client_gone_stops_script(php_env):
+    site = php_env["site"]
+    ticks = os.path.join(site.private, "ticks")
+    s = open_conn(php_env["port"])
+    s.sendall(build_request(HOST, "/ticks.php"))
+    data = b""
+    while b"tick 2\n" not in data:
+        data += s.s.recv(65536)
+    s.close()
+    # the script would run 4 s; closing the upstream connection made PHP stop at
+    # its next output
+    time.sleep(5)
+    assert int(open(ticks).read()) < 40
 
 
 def test_access_log_has_upstream_time(php_env):
