@@ -682,6 +682,13 @@ static ssize_t read_into(int fd, struct buf *b)
     return n;
 }
 
+/* Whether the client's buffer takes another read (it has a hard maximum that
+ * depends on the configured max_head). */
+static bool in_room(const struct conn *c)
+{
+    return c->in.len < HIGH_WATER && c->in.max - c->in.len >= READ_CHUNK;
+}
+
 static void fc_run(struct fcgi *fc)
 {
     struct conn *c = fc->c;
@@ -737,7 +744,7 @@ static void fc_run(struct fcgi *fc)
         /* client -> us, only while php-fpm keeps up */
         bool want_client_in = !fc->body_read &&
                               (fc->spooling || fc->up_out.len - fc->up_off < HIGH_WATER) &&
-                              c->in.len < HIGH_WATER;
+                              in_room(c);
         if (want_client_in) {
             ssize_t n = read_into(c->fd, &c->in);
             if (n > 0) {
@@ -749,7 +756,7 @@ static void fc_run(struct fcgi *fc)
                 front_conn_close(c);
                 return;
             }
-        } else if (fc->body_read && c->readable && c->in.len < HIGH_WATER) {
+        } else if (fc->body_read && c->readable && in_room(c)) {
             /* Only when epoll said so: pipelined requests (kept in `in`), or the
              * client's close while the script runs, which closing the upstream
              * connection passes on to php-fpm (it ends the script). */
@@ -813,9 +820,9 @@ static void fc_run(struct fcgi *fc)
     uint32_t cev = 0;
     if (c->out_off < c->out.len)
         cev |= EPOLLOUT;
-    if (!fc->body_read && (fc->spooling || fc->up_out.len - fc->up_off < HIGH_WATER))
+    if (!fc->body_read && (fc->spooling || fc->up_out.len - fc->up_off < HIGH_WATER) && in_room(c))
         cev |= EPOLLIN;
-    else if (fc->body_read && c->in.len < HIGH_WATER)
+    else if (fc->body_read && in_room(c))
         cev |= EPOLLIN;
     front_conn_want(c, cev);
     if (fc->connected) {
