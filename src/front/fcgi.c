@@ -769,9 +769,12 @@ static void fc_run(struct fcgi *fc)
                 return;
             }
         }
-        /* upstream -> us, only while the client keeps up */
-        if (fc->connected && fc->up_readable && !fc->upstream_eof && !fc->resp.ended &&
-            c->out.len - c->out_off < HIGH_WATER) {
+        /* upstream -> us, only while the client keeps up. Everything php-fpm has
+         * sent is read before it is passed on: when the end is among it, the
+         * client gets one Content-Length answer instead of chunks. */
+        bool retry = false;
+        while (fc->connected && fc->up_readable && !fc->upstream_eof &&
+               c->out.len - c->out_off < HIGH_WATER && fc->up_in.len < HIGH_WATER) {
             ssize_t n = read_into(fc->ufd, &fc->up_in);
             if (n > 0) {
                 progress = true;
@@ -780,12 +783,16 @@ static void fc_run(struct fcgi *fc)
             } else if (n == -EAGAIN) {
                 fc->up_readable = false;
             } else {
-                if (fc_retry(fc))
-                    continue;
-                fc->upstream_eof = true;
-                progress = true;
+                retry = fc_retry(fc);
+                if (!retry) {
+                    fc->upstream_eof = true;
+                    progress = true;
+                }
+                break;
             }
         }
+        if (retry)
+            continue;
         if (fc->up_in.len > 0 || fc->upstream_eof) {
             st = pump_response(fc);
             if (st < 0) {
