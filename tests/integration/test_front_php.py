@@ -475,6 +475,27 @@ def test_streamed_output(php_env):
     s.close()
 
 
+def test_http10_client(php_env):
+    site = php_env["site"]
+    go = os.path.join(site.private, "go")
+    open(go, "w").close()
+    os.chown(go, site.uid, site.uid)
+    for path, body in (("/hello.php", b"hello from fpm-fcgi"), ("/stream.php", b"first\nsecond\n")):
+        s = open_conn(php_env["port"])
+        s.sendall(build_request(HOST, path, version="1.0"))
+        data = b""
+        while True:   # HTTP/1.0 without keep-alive: the front closes after the answer
+            d = s.s.recv(65536)
+            if not d:
+                break
+            data += d
+        s.close()
+        head, _, got = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), data
+        assert b"transfer-encoding" not in head.lower()   # a 1.0 client cannot read chunks
+        assert got == body
+
+
 def test_client_gone_stops_script(php_env):
     site = php_env["site"]
     ticks = os.path.join(site.private, "ticks")
