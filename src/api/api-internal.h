@@ -100,8 +100,21 @@ void api_handle_site_logs(const struct api_config *cfg, const struct api_request
 
 void api_handle_status(const struct api_config *cfg, const struct api_request *req, struct api_response *res);
 void api_handle_sites(const struct api_config *cfg, const struct api_request *req, struct api_response *res);
+/* GET /api/v1/php/settings: the PHP settings a site's owner may change, with
+ * berth's defaults, what each accepts and a sentence about it (for the panel). */
+void api_handle_php(const struct api_config *cfg, const struct api_request *req, struct api_response *res);
 void api_handle_users(const struct api_config *cfg, const struct api_request *req, struct api_response *res);
 void api_handle_events(const struct api_config *cfg, const struct api_request *req, struct api_response *res);
+/* ---- figures (stats.c) ---- */
+
+/* Writes the member "requests": {"last_minute", "last_hour", "total"} of a site (null
+ * when berthd keeps no figures). */
+void api_write_site_requests(const struct api_config *cfg, struct json_writer *w, const char *name);
+/* GET /api/v1/sites/NAME/stats for a site the asker may see (the caller checked): the
+ * last hour, one entry per minute oldest first, and the totals since berthd started. */
+void api_handle_site_stats(const struct api_config *cfg, const struct api_request *req, const char *site,
+                           struct api_response *res);
+
 /* Writes a site record as a JSON object (the shape `site show --json` prints). */
 void api_write_site(const struct api_config *cfg, struct json_writer *w, const struct store_site *site);
 

@@ -11,6 +11,7 @@
  *   DELETE /api/v1/users/NAME                PUT  /api/v1/users/NAME/password
  *   GET    /api/v1/events?limit=N&before=ID&target=NAME
  *   GET    /api/v1/sites/NAME/logs?kind=access|error&lines=N
+ *   GET    /api/v1/sites/NAME/stats          the last hour, minute by minute, and totals
  *   PATCH  /api/v1/users/NAME {disabled}
  *   POST   /api/v1/login {name, password}     POST /api/v1/logout
  *   GET    /api/v1/me                        PUT  /api/v1/me/password {current, new}
@@ -51,6 +52,7 @@ struct api_config {
     struct store *store;
     struct sites *sites;
     struct sites_runtime *runtime;   /* NULL when sandboxes are unavailable (not root) */
+    struct sites_stats *stats;       /* requests and usage history; NULL: none kept */
     const char *version;
     const char *state_dir;
     const char *run_dir;

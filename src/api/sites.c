@@ -20,6 +20,22 @@ static void write_usage_field(struct json_writer *w, const char *key, uint64_t v
 }
 
 /* The "runtime" member: what the site's sandbox does now, and its usage. */
+/* "php": the site's own PHP settings (overrides of berth's defaults), an object of
+ * strings. A stored text that does not parse is shown as an empty object: the
+ * generator refuses it with a sentence at the site's next start. */
+static void write_php_settings(struct json_writer *w, const char *stored)
+{
+    struct json_value *v = NULL;
+    json_key(w, "php");
+    json_object_begin(w);
+    if (stored && json_parse(stored, strlen(stored), &v, NULL, NULL) == 0 && v->type == JSON_OBJECT)
+        for (size_t i = 0; i < v->object.n; i++)
+            if (v->object.values[i]->type == JSON_STRING)
+                json_kv_string(w, v->object.keys[i], v->object.values[i]->string.data);
+    json_object_end(w);
+    json_value_free(v);
+}
+
 static void write_runtime(struct json_writer *w, const struct sites_runtime_status *st)
 {
     json_key(w, "runtime");
@@ -76,6 +92,7 @@ void api_write_site(const struct api_config *cfg, struct json_writer *w, const s
     json_kv_string(w, "desired_state", site->desired_state);
     if (managed)
         write_runtime(w, &rst);
+    api_write_site_requests(cfg, w, site->name);
     json_kv_string(w, "host", host);
     json_key(w, "domains");
     json_array_begin(w);
@@ -123,6 +140,8 @@ void api_write_site(const struct api_config *cfg, struct json_writer *w, const s
     json_kv_bool(w, "always_on", site->always_on);
     json_kv_uint(w, "idle_seconds", site->idle_seconds);
     json_kv_string(w, "cmd", site->cmd);
+    if (streq_ptr(site->type, "php"))
+        write_php_settings(w, site->php_settings);
     json_kv_string(w, "dir", dir);
     json_kv_int(w, "created_at", site->created_at);
     json_kv_int(w, "updated_at", site->updated_at);
@@ -266,6 +285,47 @@ static int read_settings(const struct json_value *body, struct store_site *site,
     return 0;
 }
 
+/* Applies a "php" member, {"KEY": "VALUE" | null, ...}, to site->php_settings: a
+ * string sets (checked, normalised), null removes an override (also when none was
+ * set, so a declarative caller can always send it). All or nothing: the first bad
+ * key leaves the site untouched and names that key. */
+static int read_php_settings(const struct json_value *body, struct store_site *site, struct error *err)
+{
+    const struct json_value *php = json_get(body, "php");
+    if (!php)
+        return 0;
+    if (php->type != JSON_OBJECT)
+        return error_set(err, -EINVAL, "\"php\" must be an object of setting names and values");
+    if (!streq_ptr(site->type, "php"))
+        return error_set(err, -EINVAL, "site %s is not a PHP site: PHP settings apply only to --type php",
+                         site->name);
+    _cleanup_free_ char *settings = site->php_settings ? strdup(site->php_settings) : NULL;
+    if (site->php_settings && !settings)
+        return error_set(err, -ENOMEM, "out of memory");
+    for (size_t i = 0; i < php->object.n; i++) {
+        const char *key = php->object.keys[i];
+        const struct json_value *value = php->object.values[i];
+        char *next = NULL;
+        int r;
+        if (value->type == JSON_STRING) {
+            r = php_settings_apply(settings, key, value->string.data, &next, err);
+        } else if (value->type == JSON_NULL) {
+            r = php_settings_remove(settings, key, &next, err);
+            if (r == -ENOENT)
+                continue;
+        } else {
+            return error_set(err, -EINVAL, "PHP setting \"%.64s\" must be a string, or null to reset it", key);
+        }
+        if (r < 0)
+            return r;
+        free(settings);
+        settings = next;
+    }
+    free(site->php_settings);
+    site->php_settings = TAKE_PTR(settings);
+    return 0;
+}
+
 /* Refuses a body with a member the endpoint does not know (a typo would otherwise
  * be silently ignored). Answers 400 and returns false. */
 static bool only_known_fields(const struct json_value *body, const char *const *known, size_t n_known,
@@ -293,7 +353,7 @@ static void create_site(const struct api_config *cfg, const struct api_request *
         .idle_seconds = DEFAULT_IDLE_SECONDS,
     };
     static const char *const known[] = { "name", "type", "domains", "cmd", "memory", "cpu", "pids",
-                                         "network", "owner", "always_on", "idle_seconds" };
+                                         "network", "owner", "always_on", "idle_seconds", "php" };
     const struct json_value *body = req->body;
     int r = 0;
 
@@ -329,6 +389,8 @@ static void create_site(const struct api_config *cfg, const struct api_request *
         r = read_string_array(body, "domains", &site.domains, &site.n_domains, &err);
     if (r >= 0)
         r = read_settings(body, &site, &err);
+    if (r >= 0)
+        r = read_php_settings(body, &site, &err);
     if (r >= 0)
         r = sites_create(cfg->sites, &site, req->actor, &err);
     if (r < 0) {
@@ -393,7 +455,7 @@ static void change_site(const struct api_config *cfg, const struct api_request *
                         struct store_site *site)
 {
     static const char *const known[] = { "memory", "cpu", "pids", "idle_seconds", "always_on", "add_domains",
-                                         "remove_domains", "type", "cmd", "network", "owner" };
+                                         "remove_domains", "type", "cmd", "network", "owner", "php" };
     const struct json_value *body = req->body;
     struct error err = { 0 };
     char **add = NULL, **drop = NULL;
@@ -416,7 +478,8 @@ static void change_site(const struct api_config *cfg, const struct api_request *
         (r = read_string_member(body, "network", &site->network, &err)) < 0 ||
         (r = read_string_member(body, "owner", &site->owner, &err)) < 0 ||
         (r = read_string_array(body, "add_domains", &add, &n_add, &err)) < 0 ||
-        (r = read_string_array(body, "remove_domains", &drop, &n_drop, &err)) < 0)
+        (r = read_string_array(body, "remove_domains", &drop, &n_drop, &err)) < 0 ||
+        (r = read_php_settings(body, site, &err)) < 0)
         goto out;
 
     /* Removals first (by normalised name), then additions. */
@@ -480,6 +543,35 @@ out:
     store_site_done(&stored);
 }
 
+void api_handle_php(const struct api_config *cfg, const struct api_request *req, struct api_response *res)
+{
+    (void)cfg;
+    if (req->n_segments != 2 || !streq(req->segments[1], "settings")) {
+        api_reply_error(res, 404, "no such API endpoint");
+        return;
+    }
+    if (req->method != HTTP_GET) {
+        api_reply_error(res, 405, "use GET on /api/v1/php/settings");
+        return;
+    }
+    api_reply(res, 200);
+    struct json_writer *w = &res->json;
+    struct php_setting_info info;
+    json_object_begin(w);
+    json_key(w, "settings");
+    json_array_begin(w);
+    for (size_t i = 0; php_setting_info(i, &info); i++) {
+        json_object_begin(w);
+        json_kv_string(w, "key", info.key);
+        json_kv_string(w, "default", info.default_value);
+        json_kv_string(w, "accepts", info.accepts);
+        json_kv_string(w, "help", info.help);
+        json_object_end(w);
+    }
+    json_array_end(w);
+    json_object_end(w);
+}
+
 void api_handle_sites(const struct api_config *cfg, const struct api_request *req, struct api_response *res)
 {
     if (req->n_segments == 1) {
@@ -501,6 +593,8 @@ void api_handle_sites(const struct api_config *cfg, const struct api_request *re
     struct error err = { 0 };
     if (req->n_segments == 3 && streq(req->segments[2], "logs")) {
         api_handle_site_logs(cfg, req, site.name, res);
+    } else if (req->n_segments == 3 && streq(req->segments[2], "stats")) {
+        api_handle_site_stats(cfg, req, site.name, res);
     } else if (req->n_segments == 3) {
         const char *action = req->segments[2];
         const char *state = streq(action, "stop") ? "stopped"

@@ -59,5 +59,8 @@ int cli_user(const struct cli *cli, int argc, char **argv);
  * tar(.gz/.zst/.xz) file sent as it is, or a folder packed into a tar on the fly.
  * Prints "uploaded N files (SIZE) to site NAME". Returns an exit status. */
 int cli_site_upload(const struct cli *cli, int argc, char **argv);
+/* berth apply FILE.yaml [--prune] [--dry-run] (argv[0] is "apply"): makes the sites
+ * match the file, printing one line per change. */
+int cli_apply(const struct cli *cli, int argc, char **argv);
 /* berth token create | ls | rm (argv[0] is "token"). */
 int cli_token(const struct cli *cli, int argc, char **argv);

@@ -13,16 +13,19 @@ static void usage(FILE *f)
           "  status                              daemon version, listeners, counts\n"
           "  site create NAME [--type static|php|app] [--domain D]... [--cmd CMD]\n"
           "                   [--memory 256M] [--cpu 0.5] [--pids 128] [--network none|nat|host]\n"
-          "                   [--owner USER] [--always-on] [--idle SECONDS]\n"
+          "                   [--owner USER] [--always-on] [--idle SECONDS] [--php KEY=VALUE]...\n"
           "  site ls | site show NAME\n"
           "  site set NAME [--memory M] [--cpu C] [--pids N] [--idle SECONDS]\n"
           "                [--always-on|--on-demand] [--domain D]... [--no-domain D]...\n"
+          "                [--php KEY=VALUE]... [--no-php KEY]...\n"
+          "  site php-settings                   the PHP settings a site may change\n"
           "  site start NAME | site stop NAME | site restart NAME | site rm NAME\n"
           "  site exec NAME -- CMD [ARG]...      run a command in the site's sandbox\n"
           "  site upload NAME PATH               zip, tar(.gz/.zst/.xz) or a folder; replaces public/\n"
           "  user add NAME [--admin] [--password-stdin] | user ls | user rm NAME\n"
           "  user passwd NAME [--password-stdin] | user disable NAME | user enable NAME\n"
           "  token create NAME --user USER | token ls [--user USER] | token rm ID\n"
+          "  apply FILE.yaml [--prune] [--dry-run] make the sites match a YAML file\n"
           "\n"
           "Options:\n"
           "  --socket PATH   berthd's API socket (default $BERTH_SOCKET or " DEFAULT_SOCKET ")\n"
@@ -77,6 +80,8 @@ int main(int argc, char **argv)
         return cli_user(&cli, sub_argc, sub_argv);
     if (streq(cmd, "token"))
         return cli_token(&cli, sub_argc, sub_argv);
+    if (streq(cmd, "apply"))
+        return cli_apply(&cli, sub_argc, sub_argv);
     if (streq(cmd, "help")) {
         usage(stdout);
         return EXIT_OK;

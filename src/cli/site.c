@@ -10,11 +10,13 @@ static void usage(FILE *f)
     fputs("Usage: berth site create NAME [--type static|php|app] [--domain D]... [--cmd \"CMD\"]\n"
           "                         [--memory 256M] [--cpu 0.5] [--pids 128]\n"
           "                         [--network none|nat|host] [--owner USER] [--always-on]\n"
-          "                         [--idle SECONDS]\n"
+          "                         [--idle SECONDS] [--php KEY=VALUE]...\n"
           "       berth site ls\n"
           "       berth site show NAME\n"
           "       berth site set NAME [--memory M] [--cpu C] [--pids N] [--idle SECONDS]\n"
           "                           [--always-on|--on-demand] [--domain D]... [--no-domain D]...\n"
+          "                           [--php KEY=VALUE]... [--no-php KEY]...\n"
+          "       berth site php-settings        (the PHP settings a site may change)\n"
           "       berth site start|stop|restart|rm NAME\n"
           "       berth site exec NAME -- CMD [ARG]...\n"
           "       berth site upload NAME PATH   (a zip, a tar, .tar.gz/.zst/.xz, or a folder)\n", f);
@@ -22,13 +24,16 @@ static void usage(FILE *f)
 
 enum {
     OPT_TYPE = 256, OPT_DOMAIN, OPT_NO_DOMAIN, OPT_CMD, OPT_MEMORY, OPT_CPU, OPT_PIDS, OPT_NETWORK,
-    OPT_OWNER, OPT_ALWAYS_ON, OPT_ON_DEMAND, OPT_IDLE, OPT_HELP,
+    OPT_OWNER, OPT_ALWAYS_ON, OPT_ON_DEMAND, OPT_IDLE, OPT_PHP, OPT_NO_PHP, OPT_HELP,
 };
 
 struct site_opts {
     const char *type, *cmd, *memory, *cpu, *network, *owner;
     const char *domains[64], *no_domains[64];
     size_t n_domains, n_no_domains;
+    const char *php[64];     /* "KEY=VALUE" */
+    const char *no_php[64];  /* "KEY" */
+    size_t n_php, n_no_php;
     int64_t pids, idle;      /* -1 unset */
     int always_on;           /* -1 unset, 0 on demand, 1 always on */
 };
@@ -39,7 +44,7 @@ static bool allowed(const char *verb, int opt)
     if (opt == OPT_HELP)
         return true;
     if (streq(verb, "create"))
-        return opt != OPT_NO_DOMAIN && opt != OPT_ON_DEMAND;
+        return opt != OPT_NO_DOMAIN && opt != OPT_ON_DEMAND && opt != OPT_NO_PHP;
     if (streq(verb, "set"))
         return opt != OPT_TYPE && opt != OPT_CMD && opt != OPT_NETWORK && opt != OPT_OWNER;
     return false;
@@ -61,6 +66,8 @@ static int parse_opts(const char *verb, int argc, char **argv, struct site_opts 
         { "always-on", no_argument, NULL, OPT_ALWAYS_ON },
         { "on-demand", no_argument, NULL, OPT_ON_DEMAND },
         { "idle", required_argument, NULL, OPT_IDLE },
+        { "php", required_argument, NULL, OPT_PHP },
+        { "no-php", required_argument, NULL, OPT_NO_PHP },
         { "help", no_argument, NULL, OPT_HELP },
         { 0 },
     };
@@ -101,6 +108,22 @@ static int parse_opts(const char *verb, int argc, char **argv, struct site_opts 
                 return -cli_usage_error("site ", "too many --no-domain options");
             o->no_domains[o->n_no_domains++] = optarg;
             break;
+        case OPT_PHP: {
+            const char *eq = strchr(optarg, '=');
+            if (!eq || eq == optarg)
+                return -cli_usage_error("site ", "--php takes KEY=VALUE, like --php memory_limit=256M");
+            if (o->n_php == ARRAY_SIZE(o->php))
+                return -cli_usage_error("site ", "too many --php options");
+            o->php[o->n_php++] = optarg;
+            break;
+        }
+        case OPT_NO_PHP:
+            if (!*optarg || strchr(optarg, '='))
+                return -cli_usage_error("site ", "--no-php takes a setting name, like --no-php memory_limit");
+            if (o->n_no_php == ARRAY_SIZE(o->no_php))
+                return -cli_usage_error("site ", "too many --no-php options");
+            o->no_php[o->n_no_php++] = optarg;
+            break;
         case OPT_PIDS:
             if (parse_uint(optarg, 0, 1000000, &v) < 0)
                 return -cli_usage_error("site ", "--pids takes a number of processes, not \"%s\"", optarg);
@@ -113,6 +136,16 @@ static int parse_opts(const char *verb, int argc, char **argv, struct site_opts 
             break;
         default:
             return -cli_usage_error("site ", "unknown option for 'site %s'", verb);
+        }
+    }
+    /* A key named twice would be a duplicate member, refused without naming it. */
+    for (size_t i = 0; i < o->n_php + o->n_no_php; i++) {
+        const char *a = i < o->n_php ? o->php[i] : o->no_php[i - o->n_php];
+        size_t alen = strcspn(a, "=");
+        for (size_t j = i + 1; j < o->n_php + o->n_no_php; j++) {
+            const char *b = j < o->n_php ? o->php[j] : o->no_php[j - o->n_php];
+            if (strcspn(b, "=") == alen && strncmp(a, b, alen) == 0)
+                return -cli_usage_error("site ", "PHP setting \"%.*s\" is given twice", (int)alen, a);
         }
     }
     *ret_optind = optind;
@@ -152,6 +185,23 @@ static void write_opts(struct json_writer *w, const struct site_opts *o, bool cr
         for (size_t i = 0; i < o->n_no_domains; i++)
             json_string(w, o->no_domains[i]);
         json_array_end(w);
+    }
+    if (o->n_php || o->n_no_php) {
+        /* One object, so a key given twice is refused by the daemon as a duplicate. */
+        json_key(w, "php");
+        json_object_begin(w);
+        for (size_t i = 0; i < o->n_no_php; i++) {
+            json_key(w, o->no_php[i]);
+            json_null(w);
+        }
+        for (size_t i = 0; i < o->n_php; i++) {
+            const char *eq = strchr(o->php[i], '=');
+            char key[128];
+            snprintf(key, sizeof(key), "%.*s", (int)MIN((size_t)(eq - o->php[i]), sizeof(key) - 1), o->php[i]);
+            json_key(w, key);
+            json_string(w, eq + 1);
+        }
+        json_object_end(w);
     }
 }
 
@@ -239,6 +289,18 @@ static void print_site(const struct json_value *s)
     if (json_get_string(s, "cmd"))
         printf("command      %s\n", json_get_string(s, "cmd"));
     printf("directory    %s\n", json_get_string(s, "dir") ?: "?");
+    const struct json_value *req = json_get(s, "requests");
+    int64_t hour = 0, minute = 0;
+    if (req && req->type == JSON_OBJECT && json_get_int(req, "last_hour", &hour) &&
+        json_get_int(req, "last_minute", &minute))
+        printf("requests     %" PRId64 " in the last hour, %" PRId64 " in the last minute\n", hour, minute);
+    const struct json_value *php = json_get(s, "php");
+    if (php && php->type == JSON_OBJECT) {
+        printf("php          %s\n", php->object.n ? "" : "berth's defaults");
+        for (size_t i = 0; i < php->object.n; i++)
+            if (php->object.values[i]->type == JSON_STRING)
+                printf("  %s = %s\n", php->object.keys[i], php->object.values[i]->string.data);
+    }
     print_runtime(json_get(s, "runtime"));
 }
 
@@ -267,12 +329,37 @@ static int list_sites(const struct cli *cli)
     int r = cli_finish(cli, &res);
     if (r == EXIT_OK && !cli->json) {
         struct cli_table t;
-        cli_table_init(&t, 5, "NAME", "TYPE", "STATE", "ADDRESS", "OWNER");
+        cli_table_init(&t, 6, "NAME", "TYPE", "STATE", "ADDRESS", "OWNER", "REQ/HOUR");
         const struct json_value *sites = json_get(res.json, "sites");
         for (size_t i = 0; sites && sites->type == JSON_ARRAY && i < sites->array.n; i++) {
             const struct json_value *s = sites->array.items[i];
+            char hour[24] = "-";
+            int64_t v;
+            if (json_get_int(json_get(s, "requests"), "last_hour", &v))
+                snprintf(hour, sizeof(hour), "%" PRId64, v);
             cli_table_row(&t, json_get_string(s, "name"), json_get_string(s, "type"), json_get_string(s, "state"),
-                          first_url(s), json_get_string(s, "owner"));
+                          first_url(s), json_get_string(s, "owner"), hour);
+        }
+        cli_table_print(&t);
+    }
+    cli_response_done(&res);
+    return r;
+}
+
+static int list_php_settings(const struct cli *cli)
+{
+    struct cli_response res;
+    if (cli_request(cli, "GET", "/api/v1/php/settings", NULL, &res) < 0)
+        return EXIT_FAILED;
+    int r = cli_finish(cli, &res);
+    if (r == EXIT_OK && !cli->json) {
+        struct cli_table t;
+        cli_table_init(&t, 3, "SETTING", "DEFAULT", "ACCEPTS");
+        const struct json_value *list = json_get(res.json, "settings");
+        for (size_t i = 0; list && list->type == JSON_ARRAY && i < list->array.n; i++) {
+            const struct json_value *e = list->array.items[i];
+            cli_table_row(&t, json_get_string(e, "key"), json_get_string(e, "default") ?: "-",
+                          json_get_string(e, "accepts"));
         }
         cli_table_print(&t);
     }
@@ -293,7 +380,8 @@ int cli_site(const struct cli *cli, int argc, char **argv)
     }
     if (streq(verb, "exec"))
         return cli_site_exec(cli, argc - 1, argv + 1);
-    static const char *const verbs[] = { "create", "ls", "show", "set", "start", "stop", "restart", "rm", "upload" };
+    static const char *const verbs[] = { "create", "ls", "show", "set", "start", "stop", "restart", "rm", "upload",
+                                         "php-settings" };
     bool known = false;
     for (size_t i = 0; i < ARRAY_SIZE(verbs) && !known; i++)
         known = streq(verb, verbs[i]);
@@ -315,6 +403,11 @@ int cli_site(const struct cli *cli, int argc, char **argv)
     }
     if (streq(verb, "upload"))
         return cli_site_upload(cli, rest, args);
+    if (streq(verb, "php-settings")) {
+        if (rest != 0)
+            return cli_usage_error("site ", "'site php-settings' takes no arguments");
+        return list_php_settings(cli);
+    }
     if (rest != 1)
         return cli_usage_error("site ", "'site %s' takes one site name%s", verb, rest > 1 ? ", got more" : "");
     const char *name = args[0];

@@ -28,6 +28,8 @@ struct berthd {
     struct sites_runtime *runtime;
     struct sites_exec *exec;
     struct front_supervisor *front;
+    struct sites_stats *stats;    /* the last hour of each site's requests and usage */
+    struct ev_timer *sample_timer;
     struct berthd_listener listeners[2 * BERTHD_MAX_LISTENERS];
     struct api_listener api_listeners[2 * BERTHD_MAX_LISTENERS];
     size_t n_listeners;
@@ -156,6 +158,8 @@ static int push_site_to_front(struct berthd *d, const struct store_site *site)
         .logs_dir = logs_dir,
         .uid = site->uid,
         .backend = streq(site->type, "static") ? NULL : backend,
+        /* PHP: post_max_size is the body limit, so the front's 413 and PHP agree. */
+        .max_body = streq(site->type, "php") ? php_site_body_limit(site->php_settings) : 0,
     };
     int r = front_supervisor_site_upsert(d->front, &fs);
     if (r < 0)
@@ -163,10 +167,51 @@ static int push_site_to_front(struct berthd *d, const struct store_site *site)
     return r;
 }
 
+#define USAGE_SAMPLE_MS 5000
+
+/* The front's report of a site's requests: into its history, and a sign of life
+ * for the idle timer (a site answering requests is never stopped as idle). */
+static void on_front_activity(void *data, const struct front_site_activity *a)
+{
+    struct berthd *d = data;
+    if (streq(a->name, "panel"))   /* the panel's own route, not a site */
+        return;
+    struct sites_stats_requests delta = {
+        .requests = a->requests, .status = { a->status[0], a->status[1], a->status[2], a->status[3] },
+        .bytes = a->bytes,
+    };
+    if (d->stats)
+        (void)sites_stats_add_requests(d->stats, a->name, now_s(), &delta);
+    if (d->runtime)
+        sites_runtime_note_activity(d->runtime, a->name);
+}
+
+/* Memory and CPU of every site that runs code, into its history. Every few seconds
+ * so that each minute gets several samples (the minute keeps the highest memory). */
+static void on_sample_usage(struct evloop *loop, struct ev_timer *t, void *data)
+{
+    struct berthd *d = data;
+    d->sample_timer = evloop_timer_add(loop, USAGE_SAMPLE_MS, on_sample_usage, d);
+    struct store_site *list;
+    size_t n;
+    if (!d->runtime || !d->stats || store_site_list(d->store, NULL, &list, &n) < 0)
+        return;
+    int64_t now = now_s();
+    for (size_t i = 0; i < n; i++) {
+        struct sites_runtime_status st;
+        if (sites_runtime_get_status(d->runtime, list[i].name, &st) < 0)
+            continue;
+        (void)sites_stats_add_usage(d->stats, list[i].name, now, st.has_usage ? &st.usage : NULL);
+    }
+    store_site_list_free(list, n);
+}
+
 /* The one place every committed site change flows to the parts that act on it. */
 static void on_site_change(void *data, enum sites_change change, const struct store_site *site)
 {
     struct berthd *d = data;
+    if (d->stats && change == SITES_CHANGE_REMOVE)
+        sites_stats_remove(d->stats, site->name);
     if (d->runtime)
         sites_runtime_site_changed(d->runtime, change, site);
     if (!d->front)
@@ -233,6 +278,7 @@ static int start_front(struct berthd *d)
         push_site_to_front(d, &list[i]);
     store_site_list_free(list, n);
     push_panel_to_front(d);
+    front_supervisor_set_activity_handler(d->front, on_front_activity, d);
     sites_set_observer(d->sites, on_site_change, d);
     /* Only now: workers accept with the whole table in hand. */
     r = front_supervisor_start(d->front);
@@ -315,10 +361,13 @@ static void berthd_done(struct berthd *d)
 {
     api_server_free(d->panel);
     api_server_free(d->api);
+    if (d->loop)
+        evloop_timer_cancel(d->loop, d->sample_timer);
     sites_exec_free(d->exec);
     sites_runtime_free(d->runtime);
     front_supervisor_free(d->front);
     sites_free(d->sites);
+    sites_stats_free(d->stats);
     store_close(d->store);
     for (size_t i = 0; i < d->n_listeners; i++)
         safe_close(d->listeners[i].fd);
@@ -386,6 +435,9 @@ static int run(struct berthd *d)
 
     if ((r = evloop_new(&d->loop)) < 0)
         return log_errno(r, "cannot create the event loop");
+    /* In memory only: a restart of berthd starts a fresh hour. */
+    if ((r = sites_stats_new(now_s(), &d->stats)) < 0)
+        return log_errno(r, "cannot set up site statistics");
     if ((r = setup_signals(d)) < 0)
         return log_errno(r, "cannot set up signal handling");
     if ((r = bind_listeners(d)) < 0)
@@ -409,6 +461,8 @@ static int run(struct berthd *d)
     if (d->runtime && (r = sites_runtime_start_all(d->runtime)) < 0)
         return log_errno(r, "cannot start sites");
     sites_set_observer(d->sites, on_site_change, d);
+    if (d->runtime)
+        d->sample_timer = evloop_timer_add(d->loop, USAGE_SAMPLE_MS, on_sample_usage, d);
     if (d->runtime && (r = sites_exec_new(d->loop, d->runtime, cfg->run_dir, &d->exec)) < 0)
         return log_errno(r, "cannot serve site exec on %s/exec.sock", cfg->run_dir);
 
@@ -416,6 +470,7 @@ static int run(struct berthd *d)
         .socket_path = cfg->api_socket, .store = d->store, .sites = d->sites, .runtime = d->runtime, .version = BERTH_VERSION,
         .state_dir = cfg->state_dir, .run_dir = cfg->run_dir, .base_domain = cfg->base_domain,
         .listeners = d->api_listeners, .n_listeners = d->n_listeners, .started_at = now_s(),
+        .stats = d->stats,
     };
     r = api_server_new(d->loop, &acfg, &d->api);
     if (r == -EADDRINUSE)

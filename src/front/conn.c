@@ -178,6 +178,9 @@ void front_conn_close(struct conn *c)
     safe_close(c->fd);
     c->fd = -1;
     c->file_fd = safe_close(c->file_fd);
+    /* A request still holding its site here ended by closing (a WebSocket tunnel,
+     * a backend failing mid-answer): it was answered all the same. */
+    front_activity_count(w, c->site, c->status, c->bytes_sent);
     front_vsite_unref(c->site);
     c->site = NULL;
     if (c->client && --c->client->conns == 0) {
@@ -356,6 +359,7 @@ static void start_linger(struct conn *c)
 void front_conn_request_done(struct conn *c)
 {
     log_write(c);
+    front_activity_count(c->w, c->site, c->status, c->bytes_sent);
     c->log = NULL;
     front_vsite_unref(c->site);
     c->site = NULL;

@@ -53,6 +53,7 @@ enum {
     FRONT_MSG_REMOVE = 2,
     FRONT_MSG_REOPEN_LOGS = 3,
     FRONT_MSG_SYNC = 4,          /* the whole table was sent: a new worker may accept */
+    FRONT_MSG_ACTIVITY = 5,      /* worker -> supervisor: requests per site since the last report */
 };
 #define FRONT_MSG_MAX (256 * 1024)
 
@@ -65,6 +66,22 @@ struct front_site_msg {
     const char **hosts;
 };
 int front_msg_site_decode(const char *msg, size_t len, struct front_site_msg *ret);
+
+/* ACTIVITY (activity.c): u32 type, u32 n, then n entries of u32 name length, the
+ * name (1..63 bytes), u64 requests, u64 2xx, 3xx, 4xx, 5xx, u64 bytes. Host byte
+ * order (both ends are the same binary). A report never exceeds this size: a worker
+ * with more active sites sends several. */
+#define FRONT_ACTIVITY_MSG_MAX (16 * 1024)
+/* Appends one site's figures to the report being built in out (its header written
+ * when out is empty). -ENOBUFS when the entry would take the report past
+ * FRONT_ACTIVITY_MSG_MAX (send it and start another), -EINVAL for a bad name. */
+int front_msg_activity_append(struct buf *out, const struct front_site_activity *a);
+/* Checks a whole report first (sizes, lengths, 2xx+3xx+4xx+5xx <= requests, no
+ * trailing bytes), and only then calls fn for each entry; a.name points into a
+ * NUL-terminated copy valid for the call. -EBADMSG when anything is wrong (fn was
+ * not called). */
+int front_msg_activity_decode(const char *msg, size_t len,
+                              void (*fn)(void *data, const struct front_site_activity *a), void *data);
 
 /* ---- MIME types ---- */
 

@@ -116,6 +116,9 @@ struct worker {
     char log_time[32];           /* "[..]" of now_s, for access logs */
     struct front_log *global_log;
     char *ctl_buf;
+    struct front_map activity;   /* site name -> struct site_activity, sites with requests not yet reported */
+    struct site_activity *activity_list; /* the same entries, for walking while removing */
+    uint64_t activity_sent_ms;   /* when the last report went out */
 };
 
 /* conn.c */
@@ -173,6 +176,14 @@ void front_fcgi_client_event(struct conn *c, uint32_t events);
 void front_fcgi_free(struct conn *c);
 /* Called by the timeout scan: connect retries and the upstream deadline (504). */
 void front_fcgi_timeout(struct conn *c);
+
+/* activity.c: requests per site, reported to the supervisor */
+struct site_activity;
+/* Counts one answered request of site s (status and body bytes of c). */
+void front_activity_count(struct worker *w, const struct vsite *s, int status, uint64_t bytes);
+/* Sends what was counted since the last report, if a second has passed; called
+ * from the tick. Never blocks: what does not fit in the socket stays counted. */
+void front_activity_report(struct worker *w);
 
 /* worker.c */
 struct vsite *front_vsite_ref(struct vsite *s);

@@ -112,3 +112,25 @@ size_t front_supervisor_site_count(const struct front_supervisor *sup);
 /* Writes the pids of the running workers into ret_pids (up to n) and returns how
  * many were written (for status output and tests). */
 size_t front_supervisor_worker_pids(const struct front_supervisor *sup, pid_t *ret_pids, size_t n);
+
+/* Requests a site answered, as the workers report them to the supervisor. */
+struct front_site_activity {
+    const char *name;          /* site name, one the route table holds; borrowed for the call */
+    uint64_t requests;         /* answers sent (any status, 101 included) */
+    uint64_t status[4];        /* of which 2xx, 3xx, 4xx, 5xx */
+    uint64_t bytes;            /* body bytes sent, as the access log counts them */
+};
+
+/* Called by the supervisor with one site's figures since the previous call, summed
+ * over every worker. data is what front_supervisor_set_activity_handler() was given. */
+typedef void (*front_activity_fn)(void *data, const struct front_site_activity *activity);
+
+/* Registers the receiver of activity reports (one; NULL fn: none). Each worker
+ * counts the requests it answers per site and reports the sites that had any about
+ * once a second over its control socket (never blocking: a full socket just means
+ * the next report carries more). The supervisor checks every report (a worker is
+ * less trusted than berthd: a malformed one is dropped whole, a site not in the
+ * table skipped), sums the workers' figures and calls fn once per active site about
+ * once a second, from the loop. */
+void front_supervisor_set_activity_handler(struct front_supervisor *sup, front_activity_fn fn,
+                                           void *data);

@@ -17,6 +17,8 @@
 #define STABLE_MS 2000          /* a worker that lived this long restarts at once */
 #define STOP_GRACE_MS 3000
 #define QUEUE_MAX ((size_t)1 << 30)
+#define ACTIVITY_FLUSH_MS 1000
+#define ACTIVITY_READS_PER_WAKE 64   /* then back to the loop: no worker can hog berthd */
 
 struct sworker {
     struct front_supervisor *sup;
@@ -29,6 +31,7 @@ struct sworker {
     uint64_t started_ms;
     uint32_t backoff_ms;
     struct ev_timer *restart;
+    bool warned_report;         /* a malformed report was logged for this worker process */
 };
 
 /* A site as the supervisor keeps it: its encoded UPSERT message, ready to send to
@@ -49,6 +52,17 @@ struct front_supervisor {
     struct sworker *workers;
     unsigned n_workers;
     bool stopping;
+    front_activity_fn activity_fn;
+    void *activity_data;
+    struct front_map activity;  /* name -> struct pending_activity, summed over workers */
+    struct ev_timer *activity_timer;
+    char *activity_buf;         /* FRONT_ACTIVITY_MSG_MAX + 1: one report from a worker */
+};
+
+/* A site's figures from every worker since the last call of activity_fn. */
+struct pending_activity {
+    char name[64];
+    struct front_site_activity a;
 };
 
 void front_config_init(struct front_config *cfg)
@@ -86,9 +100,82 @@ static void blob_free(struct blob *b)
 
 static void ctl_flush(struct sworker *sw);
 
+static void activity_flush(struct evloop *loop, struct ev_timer *t, void *data)
+{
+    struct front_supervisor *sup = data;
+    sup->activity_timer = NULL;
+    for (size_t i = 0; i < sup->activity.cap; i++) {
+        struct pending_activity *p = sup->activity.slots[i].hash ? sup->activity.slots[i].value : NULL;
+        if (!p)
+            continue;
+        /* A site removed meanwhile is not reported: its receiver forgot it already. */
+        if (sup->activity_fn && front_map_get(&sup->sites, p->name, strlen(p->name)))
+            sup->activity_fn(sup->activity_data, &p->a);
+        free(p);
+    }
+    front_map_done(&sup->activity);
+    front_map_init(&sup->activity);
+}
+
+static uint64_t sat_add(uint64_t a, uint64_t b)
+{
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+/* One checked entry of a worker's report. */
+static void activity_add(void *data, const struct front_site_activity *a)
+{
+    struct front_supervisor *sup = data;
+    size_t n = strlen(a->name);
+    /* Only sites berthd routes: a worker cannot make berthd keep names of its own. */
+    if (!front_map_get(&sup->sites, a->name, n) || n >= sizeof(((struct pending_activity *)0)->name))
+        return;
+    struct pending_activity *p = front_map_get(&sup->activity, a->name, n);
+    if (!p) {
+        p = calloc(1, sizeof(*p));
+        if (!p)
+            return;
+        memcpy(p->name, a->name, n + 1);
+        p->a.name = p->name;
+        if (front_map_put(&sup->activity, p->name, n, p, NULL) < 0) {
+            free(p);
+            return;
+        }
+    }
+    p->a.requests = sat_add(p->a.requests, a->requests);
+    for (int k = 0; k < 4; k++)
+        p->a.status[k] = sat_add(p->a.status[k], a->status[k]);
+    p->a.bytes = sat_add(p->a.bytes, a->bytes);
+    if (!sup->activity_timer)
+        sup->activity_timer = evloop_timer_add(sup->loop, ACTIVITY_FLUSH_MS, activity_flush, sup);
+}
+
+/* Reads the worker's reports (the only messages a worker sends). */
+static void ctl_read(struct sworker *sw)
+{
+    struct front_supervisor *sup = sw->sup;
+    for (int i = 0; i < ACTIVITY_READS_PER_WAKE; i++) {
+        ssize_t n = recv(sw->ctl, sup->activity_buf, FRONT_ACTIVITY_MSG_MAX + 1, MSG_DONTWAIT | MSG_TRUNC);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return;   /* EAGAIN, or EOF: the pidfd reports the worker's end */
+        if ((size_t)n <= FRONT_ACTIVITY_MSG_MAX &&
+            front_msg_activity_decode(sup->activity_buf, (size_t)n, activity_add, sup) >= 0)
+            continue;
+        /* Once per worker process: a worker gone bad must not flood berthd's log. */
+        if (!sw->warned_report)
+            log_warning("front: dropped a malformed report of %zd bytes from worker %u (pid %d)", n,
+                        sw->index, (int)sw->pid);
+        sw->warned_report = true;
+    }
+}
+
 static void on_ctl(struct evloop *loop, int fd, uint32_t events, void *data)
 {
     struct sworker *sw = data;
+    if (events & EPOLLIN)
+        ctl_read(sw);
     if (events & (EPOLLHUP | EPOLLERR)) {
         /* The worker is exiting; its pidfd reports when it is gone. Stop watching
          * so a hung-up socket does not spin the loop meanwhile. */
@@ -109,7 +196,7 @@ static void ctl_flush(struct sworker *sw)
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN) {
-                evloop_mod(sw->sup->loop, sw->ctl, EPOLLOUT);
+                evloop_mod(sw->sup->loop, sw->ctl, EPOLLIN | EPOLLOUT);
                 /* Keep the queue from creeping: drop what was sent already. */
                 if (sw->qoff > sw->queue.len / 2) {
                     buf_consume(&sw->queue, sw->qoff);
@@ -126,7 +213,7 @@ static void ctl_flush(struct sworker *sw)
     }
     buf_clear(&sw->queue);
     sw->qoff = 0;
-    evloop_mod(sw->sup->loop, sw->ctl, 0);
+    evloop_mod(sw->sup->loop, sw->ctl, EPOLLIN);
 }
 
 static int enqueue(struct sworker *sw, const void *msg, size_t len)
@@ -233,11 +320,12 @@ static int spawn(struct sworker *sw)
     fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
     sw->pid = pid;
     sw->pidfd = pidfd;
+    sw->warned_report = false;
     sw->ctl = sv[0];
     sw->started_ms = now_ms();
     int r = evloop_add(sup->loop, pidfd, EPOLLIN, on_pidfd, sw);
     if (r >= 0)
-        r = evloop_add(sup->loop, sw->ctl, 0, on_ctl, sw);
+        r = evloop_add(sup->loop, sw->ctl, EPOLLIN, on_ctl, sw);
     if (r < 0) {
         syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
         waitid(P_PIDFD, (id_t)pidfd, &(siginfo_t){ 0 }, WEXITED);
@@ -272,13 +360,14 @@ int front_supervisor_new(struct evloop *loop, const struct front_config *cfg,
     sup->cfg.base_domain = sup->base_domain;
     sup->cfg.global_log = sup->global_log;
     sup->listen_fds = malloc(n_listen * sizeof(int));
+    sup->activity_buf = malloc(FRONT_ACTIVITY_MSG_MAX + 1);
     unsigned n = cfg->workers;
     if (n == 0) {
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         n = cpus > 0 ? (unsigned)MIN(cpus, 256L) : 1;
     }
     sup->workers = calloc(n, sizeof(*sup->workers));
-    if (!sup->listen_fds || !sup->workers || (cfg->base_domain && !sup->base_domain) ||
+    if (!sup->listen_fds || !sup->workers || !sup->activity_buf || (cfg->base_domain && !sup->base_domain) ||
         (cfg->global_log && !sup->global_log)) {
         front_supervisor_free(sup);
         return -ENOMEM;
@@ -287,6 +376,7 @@ int front_supervisor_new(struct evloop *loop, const struct front_config *cfg,
     sup->n_listen = n_listen;
     sup->n_workers = n;
     front_map_init(&sup->sites);
+    front_map_init(&sup->activity);
     for (unsigned i = 0; i < n; i++) {
         struct sworker *sw = &sup->workers[i];
         *sw = (struct sworker){ .sup = sup, .index = i, .pidfd = -1, .ctl = -1,
@@ -354,6 +444,12 @@ void front_supervisor_free(struct front_supervisor *sup)
         if (sup->sites.slots[i].hash)
             blob_free(sup->sites.slots[i].value);
     front_map_done(&sup->sites);
+    evloop_timer_cancel(sup->loop, sup->activity_timer);
+    for (size_t i = 0; i < sup->activity.cap; i++)
+        if (sup->activity.slots[i].hash)
+            free(sup->activity.slots[i].value);
+    front_map_done(&sup->activity);
+    free(sup->activity_buf);
     free(sup->workers);
     free(sup->listen_fds);
     free(sup->base_domain);
@@ -419,4 +515,10 @@ size_t front_supervisor_worker_pids(const struct front_supervisor *sup, pid_t *r
         if (sup->workers[i].pid > 0)
             ret_pids[k++] = sup->workers[i].pid;
     return k;
+}
+
+void front_supervisor_set_activity_handler(struct front_supervisor *sup, front_activity_fn fn, void *data)
+{
+    sup->activity_fn = fn;
+    sup->activity_data = data;
 }

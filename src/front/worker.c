@@ -244,6 +244,7 @@ static void on_tick(struct evloop *loop, struct ev_timer *t, void *data)
         last_flush = w->now_ms;
         front_log_flush_all();
     }
+    front_activity_report(w);
     if (!evloop_timer_add(loop, TICK_MS, on_tick, w))
         _exit(1);
 }

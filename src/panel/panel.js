@@ -82,9 +82,10 @@ function fmtTime(unix) {
 // A page: clears main, sets the title, focuses the heading so that keyboard and
 // screen-reader users start at the top of what changed.
 function page(title, ...content) {
+  stopRefresh();
   const main = $('#main');
   const h1 = h('h1', { tabindex: '-1' }, title);
-  main.replaceChildren(h1, ...content);
+  main.replaceChildren(h1, ...content.filter((c) => c !== null && c !== undefined));
   document.title = `${title} · berth`;
   h1.focus();
   for (const a of document.querySelectorAll('nav a')) {
@@ -131,22 +132,116 @@ function stateBadge(site) {
   return h('span.badge.' + s, {}, s);
 }
 
+const known = (v) => v !== null && v !== undefined;
+
 // The figures the API has for a site; whatever is missing is left out.
 function figures(site) {
   const items = [];
-  const rt = site.runtime;
-  const usage = rt && rt.usage;
+  const usage = site.runtime && site.runtime.usage;
   if (usage) {
-    if (usage.memory_current !== null && usage.memory_current !== undefined)
-      items.push(['Memory', fmtBytes(usage.memory_current)]);
-    if (usage.cpu_seconds !== null && usage.cpu_seconds !== undefined)
-      items.push(['CPU', `${usage.cpu_seconds.toFixed(1)} s`]);
-    if (usage.processes !== null && usage.processes !== undefined) items.push(['Processes', usage.processes]);
+    if (known(usage.cpu_seconds)) items.push(['CPU', `${usage.cpu_seconds.toFixed(1)} s`, 'cpu']);
+    if (known(usage.memory_current)) items.push(['Memory', fmtBytes(usage.memory_current), 'memory']);
+    if (known(usage.processes)) items.push(['Processes', usage.processes, 'processes']);
+  } else if (site.runtime) {
+    items.push(['CPU', '–', 'cpu'], ['Memory', '–', 'memory']);
   }
-  const req = (rt && rt.requests) ?? site.requests;
-  if (req !== undefined && req !== null) items.push(['Requests', typeof req === 'object' ? (req.total ?? JSON.stringify(req)) : req]);
-  if (!items.length) return h('p.meta', {}, 'No usage figures yet: they appear while the site runs code.');
-  return h('ul.figures', {}, items.map(([k, v]) => h('li', {}, `${k}: `, h('b', {}, String(v)))));
+  const req = site.requests;
+  if (req && known(req.last_hour)) items.push(['Requests (last hour)', req.last_hour, 'requests']);
+  if (!items.length) return h('p.meta', {}, 'No usage figures yet.');
+  return h('ul.figures', {}, items.map(([k, v, cls]) => h('li.fig-' + cls, {}, `${k}: `, h('b', {}, String(v)))));
+}
+
+// ---- the last hour as a chart (inline SVG, no library) ----
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+function svg(tag, attrs, ...children) {
+  const el = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs || {})) if (known(v)) el.setAttribute(k, String(v));
+  for (const c of children) if (c) el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return el;
+}
+
+function fmtClock(unix) {
+  return new Date(unix * 1000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+}
+
+// Requests per minute as bars (left scale), memory as a line (right scale). The
+// figures are also said in words (the SVG's title and a summary) and listed in a
+// table that only screen readers see.
+function statsChart(stats) {
+  const mins = stats.minutes || [];
+  const W = 600, H = 180, L = 44, R = 64, T = 12, B = 24;
+  const pw = W - L - R, ph = H - T - B;
+  const maxReq = Math.max(1, ...mins.map((m) => m.requests));
+  const mems = mins.filter((m) => known(m.memory)).map((m) => m.memory);
+  const maxMem = Math.max(1, ...mems);
+  const total = mins.reduce((a, m) => a + m.requests, 0);
+  const errors = mins.reduce((a, m) => a + m.errors, 0);
+  const busiest = mins.reduce((b, m) => (m.requests > (b ? b.requests : 0) ? m : b), null);
+  const slot = pw / Math.max(1, mins.length);
+  let summary = `Last hour: ${total} request${total === 1 ? '' : 's'}, ${errors} server error${errors === 1 ? '' : 's'}`;
+  if (busiest) summary += `; busiest minute ${fmtClock(busiest.time)} with ${busiest.requests}`;
+  summary += mems.length ? `; memory up to ${fmtBytes(maxMem)}.` : '; no memory figures (the site ran no code).';
+
+  const titleId = 'chart-title', descId = 'chart-desc';
+  const chart = svg('svg', { class: 'chart', viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-labelledby': `${titleId} ${descId}`,
+    'data-total': total },
+  svg('title', { id: titleId }, 'Requests and memory over the last hour'),
+  svg('desc', { id: descId }, summary));
+  // Axes and labels.
+  chart.append(svg('line', { class: 'axis', x1: L, y1: T + ph, x2: L + pw, y2: T + ph }));
+  chart.append(svg('text', { class: 'label', x: L - 4, y: T + 10, 'text-anchor': 'end' }, String(maxReq)));
+  chart.append(svg('text', { class: 'label', x: L - 4, y: T + ph, 'text-anchor': 'end' }, '0'));
+  if (mems.length) chart.append(svg('text', { class: 'label mem', x: L + pw + 4, y: T + 10 }, fmtBytes(maxMem)));
+  if (mins.length) {
+    chart.append(svg('text', { class: 'label', x: L, y: H - 6 }, fmtClock(mins[0].time)));
+    chart.append(svg('text', { class: 'label', x: L + pw, y: H - 6, 'text-anchor': 'end' }, 'now'));
+  }
+  mins.forEach((m, i) => {
+    if (!m.requests) return;
+    const bh = Math.max(1, (m.requests / maxReq) * ph);
+    chart.append(svg('rect', { class: m.errors ? 'bar has-errors' : 'bar', x: (L + i * slot + 1).toFixed(1), y: (T + ph - bh).toFixed(1),
+      width: Math.max(1, slot - 2).toFixed(1), height: bh.toFixed(1), 'data-requests': m.requests },
+    svg('title', {}, `${fmtClock(m.time)}: ${m.requests} requests`)));
+  });
+  const pts = [];
+  mins.forEach((m, i) => {
+    if (known(m.memory)) pts.push(`${(L + i * slot + slot / 2).toFixed(1)},${(T + ph - (m.memory / maxMem) * ph).toFixed(1)}`);
+  });
+  if (pts.length > 1) chart.append(svg('polyline', { class: 'memory', points: pts.join(' ') }));
+  for (const p of pts) {
+    const [x, y] = p.split(',');
+    chart.append(svg('circle', { class: 'memory-point', cx: x, cy: y, r: 2.5 }));
+  }
+
+  const rows = mins.filter((m) => m.requests || known(m.memory)).map((m) => h('tr', {},
+    h('th', { scope: 'row' }, fmtClock(m.time)), h('td', {}, String(m.requests)), h('td', {}, String(m.errors)),
+    h('td', {}, known(m.memory) ? fmtBytes(m.memory) : '–'), h('td', {}, `${m.cpu_seconds.toFixed(2)} s`)));
+  // Hidden through a wrapper: a table keeps its content's width whatever its own.
+  const table = h('div.visually-hidden', {}, h('table', {},
+    h('caption', {}, 'Minutes of the last hour with requests or memory figures'),
+    h('thead', {}, h('tr', {}, ['Minute', 'Requests', 'Server errors', 'Memory', 'CPU'].map((c) => h('th', { scope: 'col' }, c)))),
+    h('tbody', {}, rows)));
+  const legend = h('p.legend', { 'aria-hidden': 'true' },
+    h('span.key.key-requests', {}), 'requests per minute ', h('span.key.key-memory', {}), 'memory');
+  return h('div.chart-box', {}, chart, legend, h('p.chart-summary', { id: 'chart-summary' }, summary), table);
+}
+
+// One timer for whatever the current page refreshes; page() stops it.
+let refreshTimer = null;
+function stopRefresh() {
+  if (refreshTimer) clearInterval(refreshTimer);
+  refreshTimer = null;
+}
+
+async function loadStats(name, box) {
+  try {
+    const stats = await api('GET', `sites/${encodeURIComponent(name)}/stats`);
+    box.replaceChildren(statsChart(stats));
+    box.removeAttribute('aria-busy');
+  } catch (e) {
+    box.replaceChildren(h('p.error', {}, `Cannot read the figures: ${e.message}`));
+  }
 }
 
 async function siteAction(name, action, after) {
@@ -395,6 +490,99 @@ function settingsForm(site, reload) {
   return form;
 }
 
+// ---- PHP settings (type php sites) ----
+
+// The keys an owner may change (GET php/settings), each with its current override
+// (site.php) or its default. An empty field means "the default"; Reset removes the
+// override at once. An error names its key: it is shown beside that field.
+function phpSection(site, reload) {
+  const body = h('div', { id: 'php-settings' }, 'Loading…');
+  const section = h('section.card', { 'aria-labelledby': 'h-php' }, h('h2', { id: 'h-php' }, 'PHP settings'), body);
+  loadPhp(site, body, reload);
+  return section;
+}
+
+const phpId = (key) => 'php-' + key.replace(/[^a-zA-Z0-9_-]/g, '-');
+
+function phpKeyOf(message, keys) {
+  // The longest key named in the message, quoted or not ("upload_max_filesize" also
+  // holds no shorter key, but "post_max_size" and "max_size" could).
+  let best = null;
+  for (const k of keys) if (message.includes(k) && (!best || k.length > best.length)) best = k;
+  return best;
+}
+
+async function savePhp(site, changes, keys, form, reload) {
+  formError(form, '');
+  for (const k of keys) setError(phpId(k), '');
+  try {
+    await api('PATCH', `sites/${encodeURIComponent(site.name)}`, { php: changes });
+    announce('PHP settings saved.');
+    await reload();
+    const h2 = document.getElementById('h-php');
+    if (h2) h2.scrollIntoView({ block: 'nearest' });
+  } catch (e) {
+    const key = phpKeyOf(e.message, keys);
+    if (key) {
+      setError(phpId(key), e.message);
+      document.getElementById(phpId(key)).focus();
+    } else {
+      formError(form, e.message);
+    }
+  }
+}
+
+async function loadPhp(site, box, reload) {
+  let list;
+  try {
+    const data = await api('GET', 'php/settings');
+    list = Array.isArray(data) ? data : (data && data.settings) || [];
+  } catch (e) {
+    box.replaceChildren(h('p.meta', {}, `PHP settings cannot be changed here: ${e.message}`));
+    return;
+  }
+  const current = site.php || {};
+  const keys = list.map((s) => s.key);
+  const form = h('form', { novalidate: true, id: 'php-form' });
+  const rows = list.map((s) => {
+    const id = phpId(s.key);
+    const overridden = Object.prototype.hasOwnProperty.call(current, s.key);
+    const input = h('input', { type: 'text', id, name: s.key, value: overridden ? current[s.key] : '', placeholder: s.default,
+      autocomplete: 'off', spellcheck: 'false', 'aria-describedby': `${id}-help ${id}-error` });
+    return h('tr', { 'data-key': s.key },
+      h('th', { scope: 'row' }, h('label', { for: id }, s.key),
+        h('p.hint', { id: `${id}-help` }, [s.help, s.accepts ? `Accepts: ${s.accepts}` : null].filter(Boolean)
+          .map((t) => (/[.!?]$/.test(t) ? t : t + '.')).join(' '))),
+      h('td.hide-narrow', {}, h('span.php-default', {}, s.default)),
+      h('td', {}, input, h('p.error', { id: `${id}-error`, 'aria-live': 'polite' }),
+        overridden ? h('button.secondary.php-reset', { type: 'button', 'aria-label': `Reset ${s.key} to its default, ${s.default}`,
+          onclick: () => savePhp(site, { [s.key]: null }, keys, form, reload) }, 'Reset to default') : null));
+  });
+  form.append(
+    h('p.hint', {}, 'Leave a field empty to use the default.'),
+    h('div.table-wrap', {}, h('table.php', {},
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Setting'), h('th.hide-narrow', { scope: 'col' }, 'Default'),
+        h('th', { scope: 'col' }, 'Value'))),
+      h('tbody', {}, rows))),
+    h('div.actions', {}, h('button', { type: 'submit' }, 'Save PHP settings')));
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const changes = {};
+    for (const k of keys) {
+      const v = form.elements[k].value.trim();
+      const had = Object.prototype.hasOwnProperty.call(current, k);
+      if (v === '' && had) changes[k] = null;
+      else if (v !== '' && (!had || current[k] !== v)) changes[k] = v;
+    }
+    if (!Object.keys(changes).length) {
+      announce('Nothing to save: no PHP setting was changed.');
+      return;
+    }
+    savePhp(site, changes, keys, form, reload);
+  });
+  box.replaceChildren(form);
+}
+
 function deleteForm(site) {
   const input = h('input', { type: 'text', name: 'confirm', autocomplete: 'off', spellcheck: 'false' });
   const button = h('button.danger', { type: 'submit', disabled: true }, `Delete ${site.name}`);
@@ -426,6 +614,8 @@ async function showSite(name) {
     return;
   }
   const reload = () => showSite(name);
+  const chartBox = h('div', { id: 'site-chart', 'aria-busy': 'true', 'aria-live': 'off' }, 'Loading…');
+  const php = site.type === 'php' ? phpSection(site, reload) : null;
   const access = h('pre.log', { id: 'log-access', tabindex: '0', 'aria-label': 'Access log' }, 'Loading…');
   const error = h('pre.log', { id: 'log-error', tabindex: '0', 'aria-label': 'Error log' }, 'Loading…');
   page(site.name,
@@ -433,18 +623,31 @@ async function showSite(name) {
       h('p', {}, stateBadge(site), ` ${site.type} site`, site.owner ? ` · owner: ${site.owner}` : ''),
       siteLinks(site),
       site.domains && site.domains.length ? h('p.meta', {}, `Extra domains: ${site.domains.join(', ')}`) : null,
-      figures(site),
+      h('div', { id: 'site-figures' }, figures(site)),
       site.runtime && site.runtime.error ? h('p.error', {}, site.runtime.error) : null,
       actionButtons(site, reload)),
+    h('section.card', { 'aria-labelledby': 'h-chart' }, h('h2', { id: 'h-chart' }, 'Requests and memory, last hour'), chartBox),
     h('section.card', { 'aria-labelledby': 'h-upload' }, h('h2', { id: 'h-upload' }, 'Upload content'), uploadForm(site)),
     h('section.card', { 'aria-labelledby': 'h-logs' }, h('h2', { id: 'h-logs' }, 'Logs'),
       h('h3', {}, 'Access log (last 50 lines)'), access,
       h('h3', {}, 'Error log (last 50 lines)'), error,
       h('div.actions', {}, h('button.secondary', { type: 'button', onclick: () => { loadLog(name, 'access', access); loadLog(name, 'error', error); } }, 'Refresh logs'))),
     h('section.card', { 'aria-labelledby': 'h-settings' }, h('h2', { id: 'h-settings' }, 'Settings'), settingsForm(site, reload)),
+    php,
     h('section.card', { 'aria-labelledby': 'h-delete' }, h('h2', { id: 'h-delete' }, 'Delete this site'), deleteForm(site)));
   loadLog(name, 'access', access);
   loadLog(name, 'error', error);
+  loadStats(name, chartBox);
+  // Every 10 s: the chart and the figures of the card, not the forms (which may be
+  // half-filled) nor the page's focus.
+  refreshTimer = setInterval(async () => {
+    loadStats(name, chartBox);
+    try {
+      const fresh = await api('GET', `sites/${encodeURIComponent(name)}`);
+      const old = document.querySelector('#site-figures');
+      if (old) old.replaceChildren(figures(fresh));
+    } catch (e) { /* the next round tries again */ }
+  }, 10000);
 }
 
 async function showAccount() {
@@ -507,15 +710,20 @@ async function showAdmin() {
     return;
   }
   const [sites, users, events] = await Promise.all([api('GET', 'sites'), api('GET', 'users'), api('GET', 'events?limit=50')]);
-  const usage = (s) => {
+  const mem = (s) => {
     const u = s.runtime && s.runtime.usage;
-    return u && u.memory_current !== null && u.memory_current !== undefined ? fmtBytes(u.memory_current) : '–';
+    return u && known(u.memory_current) ? fmtBytes(u.memory_current) : '–';
   };
-  const siteTable = h('div.table-wrap', {}, h('table', {},
-    h('thead', {}, h('tr', {}, ['Site', 'Owner', 'State', 'Memory'].map((c) => h('th', { scope: 'col' }, c)))),
+  const cpu = (s) => {
+    const u = s.runtime && s.runtime.usage;
+    return u && known(u.cpu_seconds) ? `${u.cpu_seconds.toFixed(1)} s` : '–';
+  };
+  const reqs = (s) => (s.requests && known(s.requests.last_hour) ? String(s.requests.last_hour) : '–');
+  const siteTable = h('div.table-wrap', {}, h('table', { id: 'admin-sites' },
+    h('thead', {}, h('tr', {}, ['Site', 'Owner', 'State', 'CPU', 'Memory', 'Requests (last hour)'].map((c) => h('th', { scope: 'col' }, c)))),
     h('tbody', {}, (sites.sites || []).map((s) => h('tr', {},
       h('td', {}, h('a', { href: `#/site/${encodeURIComponent(s.name)}` }, s.name)), h('td', {}, s.owner || 'none'),
-      h('td', {}, stateBadge(s)), h('td', {}, usage(s)))))));
+      h('td', {}, stateBadge(s)), h('td', {}, cpu(s)), h('td', {}, mem(s)), h('td', {}, reqs(s)))))));
 
   const userRows = (users.users || []).map((u) => h('tr', {},
     h('td', {}, u.name), h('td', {}, u.admin ? 'admin' : 'user'), h('td', {}, u.disabled ? 'disabled' : 'active'),

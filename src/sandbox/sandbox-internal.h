@@ -49,7 +49,8 @@ int sandbox_cgroup_attach_v1(struct sandbox_cgroup *cg, pid_t pid, bool skip_v2)
  * clone (reading host files, formatting /etc) so the child only mounts and writes. */
 struct sandbox_root_plan {
     const char *site_dir;          /* borrowed */
-    const char *const *ro_binds;   /* borrowed */
+    const struct sandbox_bind *ro_binds;   /* borrowed */
+    size_t n_ro_binds;
     char *passwd;                  /* owned, generated */
     char *group;
     char *hosts;

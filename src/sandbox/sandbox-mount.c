@@ -43,7 +43,8 @@ void sandbox_mount_plan_done(struct sandbox_root_plan *plan)
 
 int sandbox_mount_plan_prepare(const struct sandbox_config *cfg, struct sandbox_root_plan *plan)
 {
-    *plan = (struct sandbox_root_plan){ .site_dir = cfg->site_dir, .ro_binds = cfg->ro_binds };
+    *plan = (struct sandbox_root_plan){ .site_dir = cfg->site_dir, .ro_binds = cfg->ro_binds,
+                                        .n_ro_binds = cfg->n_ro_binds };
 
     /* Only the site user and the two ids every tool expects: the host's accounts
      * (and their names, home directories, shells) stay invisible. */
@@ -284,17 +285,20 @@ int sandbox_mount_build(const struct sandbox_root_plan *plan, int *ret_step)
         else
             TRY(SANDBOX_STEP_BIND, bind(src, dst, ro, false));
     }
-    for (const char *const *p = plan->ro_binds; p && *p; p++) {
+    TRY(SANDBOX_STEP_ETC, build_etc(plan));
+    /* Extra binds after the generated /etc, so that one may land in it (/etc/php). */
+    for (size_t i = 0; i < plan->n_ro_binds; i++) {
+        const char *from = plan->ro_binds[i].source;
+        const char *to = plan->ro_binds[i].target ? plan->ro_binds[i].target : from;
         char src[PATH_MAX], dst[PATH_MAX];
-        if ((*p)[0] != '/' || strstr(*p, "/..")) {
+        if (from[0] != '/' || to[0] != '/' || strstr(from, "/..") || strstr(to, "/..") ||
+            snprintf(src, sizeof(src), "/oldroot%s", from) >= (int)sizeof(src) ||
+            snprintf(dst, sizeof(dst), "/newroot%s", to) >= (int)sizeof(dst)) {
             *ret_step = SANDBOX_STEP_BIND;
             return -EINVAL;
         }
-        snprintf(src, sizeof(src), "/oldroot%s", *p);
-        snprintf(dst, sizeof(dst), "/newroot%s", *p);
         TRY(SANDBOX_STEP_BIND, bind(src, dst, ro, false));
     }
-    TRY(SANDBOX_STEP_ETC, build_etc(plan));
 
     /* 4. The site's directory, writable, but nosuid/nodev: a site that plants a
      *    setuid file or device node there gains nothing from it. */

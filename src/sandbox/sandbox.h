@@ -99,6 +99,14 @@ enum sandbox_network {
  * -EOPNOTSUPP). */
 int sandbox_network_from_string(const char *s, enum sandbox_network *ret);
 
+/* A host path bound read-only into the sandbox. */
+struct sandbox_bind {
+    const char *source;          /* absolute host path: a directory or a file */
+    const char *target;          /* absolute path inside; NULL: the same as source.
+                                    It must not lie under /tmp, /run, /proc, /dev or
+                                    /site, which the sandbox mounts on its own */
+};
+
 /* What to run and how. Everything is borrowed for the duration of the call only. */
 struct sandbox_config {
     const char *name;            /* site name (DNS label): host name inside the sandbox */
@@ -118,8 +126,8 @@ struct sandbox_config {
     enum sandbox_network network;
     struct sandbox_cgroup *cgroup;   /* NULL: stay in the caller's cgroup */
     uint64_t tmp_size;           /* size of /tmp (tmpfs); 0: 64 MiB */
-    const char *const *ro_binds; /* NULL-terminated host paths (absolute) bound
-                                    read-only at the same path, e.g. "/etc/php"; NULL */
+    const struct sandbox_bind *ro_binds; /* n_ro_binds read-only binds, e.g. /etc/php */
+    size_t n_ro_binds;
     bool no_reaper;              /* the program itself is pid 1 (see below) */
     int join_pidfd;              /* >= 0: run inside the running sandbox whose pid 1
                                     this pidfd names (setns) instead of a fresh one;

@@ -35,46 +35,47 @@ struct setting {
     uint64_t min, max;
     const char *def;     /* written when the site does not set it; NULL: PHP's default */
     enum place place;
+    const char *help;    /* one line for people (the panel) */
 };
 
 /* The keys a site's owner may change, with their bounds and berth's defaults. */
 static const struct setting user_settings[] = {
-    { "memory_limit",             K_SIZE, 16 * MIB, 2 * GIB, "128M", P_INI },
-    { "max_execution_time",       K_INT, 1, 3600, "30", P_INI },
-    { "max_input_time",           K_INT, 1, 3600, "60", P_INI },
-    { "upload_max_filesize",      K_SIZE, 0, 4 * GIB, NULL, P_INI },  /* default: body limit */
-    { "post_max_size",            K_SIZE, 0, 4 * GIB, NULL, P_INI },  /* default: body limit */
-    { "max_file_uploads",         K_INT, 1, 1000, "20", P_INI },
-    { "max_input_vars",           K_INT, 100, 100000, "1000", P_INI },
-    { "max_input_nesting_level",  K_INT, 8, 1024, NULL, P_INI },
-    { "display_errors",           K_BOOL, 0, 0, "Off", P_INI },
-    { "display_startup_errors",   K_BOOL, 0, 0, "Off", P_INI },
-    { "html_errors",              K_BOOL, 0, 0, NULL, P_INI },
-    { "error_reporting",          K_INT, 0, 65535, NULL, P_INI },
-    { "short_open_tag",           K_BOOL, 0, 0, NULL, P_INI },
-    { "output_buffering",         K_INT, 0, 16 * MIB, "4096", P_INI },
-    { "zlib.output_compression",  K_BOOL, 0, 0, NULL, P_INI },
-    { "default_charset",          K_CHARSET, 0, 0, NULL, P_INI },
-    { "date.timezone",            K_TIMEZONE, 0, 0, "UTC", P_INI },
+    { "memory_limit",             K_SIZE, 16 * MIB, 2 * GIB, "128M", P_INI, "Most memory one script may use" },
+    { "max_execution_time",       K_INT, 1, 3600, "30", P_INI, "Seconds of CPU time a script may run; a request also ends after this many seconds plus a margin (504)" },
+    { "max_input_time",           K_INT, 1, 3600, "60", P_INI, "Seconds a script may spend reading its request" },
+    { "upload_max_filesize",      K_SIZE, 0, 4 * GIB, NULL, P_INI, "Largest uploaded file (default: the site's request body limit)" },
+    { "post_max_size",            K_SIZE, 0, 4 * GIB, NULL, P_INI, "Largest POST body (default: the site's request body limit)" },
+    { "max_file_uploads",         K_INT, 1, 1000, "20", P_INI, "Files one request may upload" },
+    { "max_input_vars",           K_INT, 100, 100000, "1000", P_INI, "Form and query variables one request may send" },
+    { "max_input_nesting_level",  K_INT, 8, 1024, NULL, P_INI, "Deepest nesting of form variables" },
+    { "display_errors",           K_BOOL, 0, 0, "Off", P_INI, "Show PHP errors in pages (keep Off on a public site)" },
+    { "display_startup_errors",   K_BOOL, 0, 0, "Off", P_INI, "Show PHP start-up errors in pages" },
+    { "html_errors",              K_BOOL, 0, 0, NULL, P_INI, "Format error messages as HTML" },
+    { "error_reporting",          K_INT, 0, 65535, NULL, P_INI, "Which errors are reported (a bit mask, like 32767 for E_ALL)" },
+    { "short_open_tag",           K_BOOL, 0, 0, NULL, P_INI, "Accept <? as well as <?php" },
+    { "output_buffering",         K_INT, 0, 16 * MIB, "4096", P_INI, "Bytes of output buffered before sending (0: none)" },
+    { "zlib.output_compression",  K_BOOL, 0, 0, NULL, P_INI, "Let PHP gzip its own output" },
+    { "default_charset",          K_CHARSET, 0, 0, NULL, P_INI, "Character set sent with text pages" },
+    { "date.timezone",            K_TIMEZONE, 0, 0, "UTC", P_INI, "Time zone of date functions" },
     /* On: apps fetch URLs with file_get_contents; whether anything is reachable is
      * the sandbox's network setting, not PHP's. Sites may turn it off. */
-    { "allow_url_fopen",          K_BOOL, 0, 0, "On", P_INI },
-    { "session.gc_maxlifetime",   K_INT, 60, 30 * 86400, "1440", P_INI },
-    { "session.cookie_lifetime",  K_INT, 0, 365 * 86400, NULL, P_INI },
-    { "session.cookie_secure",    K_BOOL, 0, 0, NULL, P_INI },
-    { "session.cookie_httponly",  K_BOOL, 0, 0, "On", P_INI },
-    { "session.use_strict_mode",  K_BOOL, 0, 0, "On", P_INI },
-    { "opcache.enable",           K_BOOL, 0, 0, "On", P_INI },
-    { "opcache.validate_timestamps", K_BOOL, 0, 0, "On", P_INI },
-    { "opcache.revalidate_freq",  K_INT, 0, 3600, "2", P_INI },
-    { "opcache.memory_consumption", K_INT, 16, 1024, "64", P_INI },
-    { "opcache.interned_strings_buffer", K_INT, 1, 256, "8", P_INI },
-    { "opcache.max_accelerated_files", K_INT, 200, 1000000, "10000", P_INI },
-    { "opcache.jit_buffer_size",  K_SIZE, 0, 256 * MIB, NULL, P_INI },
-    { "pm",                       K_PM, 0, 0, "ondemand", P_POOL },
-    { "pm.max_children",          K_INT, 1, 100, "5", P_POOL },
-    { "pm.process_idle_timeout",  K_INT, 1, 3600, "10", P_POOL },   /* seconds */
-    { "pm.max_requests",          K_INT, 0, 100000, "500", P_POOL },
+    { "allow_url_fopen",          K_BOOL, 0, 0, "On", P_INI, "Let file functions open http:// URLs" },
+    { "session.gc_maxlifetime",   K_INT, 60, 30 * 86400, "1440", P_INI, "Seconds a session lives without use" },
+    { "session.cookie_lifetime",  K_INT, 0, 365 * 86400, NULL, P_INI, "Seconds the session cookie lives (0: until the browser closes)" },
+    { "session.cookie_secure",    K_BOOL, 0, 0, NULL, P_INI, "Send the session cookie over HTTPS only" },
+    { "session.cookie_httponly",  K_BOOL, 0, 0, "On", P_INI, "Hide the session cookie from JavaScript" },
+    { "session.use_strict_mode",  K_BOOL, 0, 0, "On", P_INI, "Refuse session ids the server did not create" },
+    { "opcache.enable",           K_BOOL, 0, 0, "On", P_INI, "Cache compiled scripts in memory" },
+    { "opcache.validate_timestamps", K_BOOL, 0, 0, "On", P_INI, "Notice changed scripts" },
+    { "opcache.revalidate_freq",  K_INT, 0, 3600, "2", P_INI, "Seconds between checks for changed scripts" },
+    { "opcache.memory_consumption", K_INT, 16, 1024, "64", P_INI, "Megabytes of the script cache" },
+    { "opcache.interned_strings_buffer", K_INT, 1, 256, "8", P_INI, "Megabytes for interned strings" },
+    { "opcache.max_accelerated_files", K_INT, 200, 1000000, "10000", P_INI, "Most scripts kept in the cache" },
+    { "opcache.jit_buffer_size",  K_SIZE, 0, 256 * MIB, NULL, P_INI, "Memory for the JIT (0: JIT off)" },
+    { "pm",                       K_PM, 0, 0, "ondemand", P_POOL, "Process manager: ondemand starts workers when requests come, static keeps them all running" },
+    { "pm.max_children",          K_INT, 1, 100, "5", P_POOL, "Most PHP workers at once (requests beyond wait)" },
+    { "pm.process_idle_timeout",  K_INT, 1, 3600, "10", P_POOL, "Seconds an ondemand worker waits idle before it exits" },   /* seconds */
+    { "pm.max_requests",          K_INT, 0, 100000, "500", P_POOL, "Requests a worker serves before it is replaced (0: no limit)" },
 };
 
 /* Keys berth decides: named here so that asking for one gets a precise refusal. */
@@ -280,7 +281,21 @@ static const char *kind_hint(const struct setting *s, char *buf, size_t n)
     return buf;
 }
 
-int php_setting_check(const char *key, const char *value, char *ret_value, struct error *err)
+bool php_setting_info(size_t index, struct php_setting_info *ret)
+{
+    if (index >= ARRAY_SIZE(user_settings))
+        return false;
+    const struct setting *s = &user_settings[index];
+    ret->key = s->key;
+    ret->default_value = s->def;
+    ret->help = s->help;
+    kind_hint(s, ret->accepts, sizeof(ret->accepts));
+    return true;
+}
+
+/* The changeable setting key names, or -EINVAL with the sentence php_setting_check
+ * promises. */
+static int key_find(const char *key, const struct setting **ret, struct error *err)
 {
     if (!key_chars_ok(key))
         return error_set(err, -EINVAL, "invalid PHP setting name (use lowercase letters, digits, '_' and '.')");
@@ -291,6 +306,16 @@ int php_setting_check(const char *key, const char *value, char *ret_value, struc
                              "PHP setting \"%s\" is managed by berth and cannot be changed", key);
         return error_set(err, -EINVAL, "unknown PHP setting \"%s\"", key);
     }
+    *ret = s;
+    return 0;
+}
+
+int php_setting_check(const char *key, const char *value, char *ret_value, struct error *err)
+{
+    const struct setting *s;
+    int k = key_find(key, &s, err);
+    if (k < 0)
+        return k;
     char out[PHP_SETTING_VALUE_MAX + 1];
     int r = -EINVAL;
     if (strlen(value) <= PHP_SETTING_VALUE_MAX) {
@@ -398,8 +423,12 @@ int php_settings_apply(const char *current_json, const char *key, const char *va
 int php_settings_remove(const char *current_json, const char *key, char **ret_json,
                         struct error *err)
 {
+    const struct setting *s;
+    int r = key_find(key, &s, err);
+    if (r < 0)
+        return r;
     _cleanup_(json_value_freep) struct json_value *v = NULL;
-    int r = settings_parse(current_json, &v, err);
+    r = settings_parse(current_json, &v, err);
     if (r < 0)
         return r;
     if (!json_get(v, key))
@@ -408,6 +437,38 @@ int php_settings_remove(const char *current_json, const char *key, char **ret_js
     if (r < 0)
         return error_set(err, r, "cannot write PHP settings");
     return 0;
+}
+
+uint64_t php_site_body_limit(const char *settings_json)
+{
+    struct json_value *v = NULL;
+    uint64_t limit = PHP_DEFAULT_BODY_LIMIT;
+    if (settings_json && json_parse(settings_json, strlen(settings_json), &v, NULL, NULL) == 0) {
+        const char *post = json_get_string(v, "post_max_size");
+        char norm[PHP_SETTING_VALUE_MAX + 1];
+        uint64_t bytes;
+        if (post && check_size(post, 0, 4 * GIB, norm) == 0 && parse_size(norm, &bytes) == 0 && bytes > 0)
+            limit = bytes;
+    }
+    json_value_free(v);
+    return limit;
+}
+
+uint32_t php_site_time_limit(const char *settings_json)
+{
+    struct json_value *v = NULL;
+    uint64_t seconds = 30;
+    const struct setting *s = setting_find("max_execution_time");
+    if (s && s->def)
+        (void)parse_uint(s->def, 1, 3600, &seconds);
+    if (settings_json && json_parse(settings_json, strlen(settings_json), &v, NULL, NULL) == 0) {
+        const char *stored = json_get_string(v, "max_execution_time");
+        uint64_t x;
+        if (stored && parse_uint(stored, 1, 3600, &x) == 0)
+            seconds = x;
+    }
+    json_value_free(v);
+    return (uint32_t)seconds;
 }
 
 /* ---- php-fpm configuration ---- */

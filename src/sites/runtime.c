@@ -28,7 +28,10 @@ struct rt_site {
     char *cmd;
     char *site_dir;
     uid_t uid;
-    bool app;                    /* runs code (type app) */
+    bool app;                    /* runs code (type app or php) */
+    bool php;                    /* type php: the program is the site's php-fpm */
+    char *php_settings;          /* php: the stored settings (JSON), or NULL */
+    bool program_changed;        /* cmd or PHP settings changed while it ran: restart */
     bool want_running;           /* desired state "running" */
     bool always_on;
     uint32_t idle_seconds;
@@ -185,12 +188,13 @@ static void site_read_tail(struct rt_site *s)
 
 /* Opens <site>/logs/error.log for the program's stdout and stderr. logs/ belongs to
  * the front's user, which could plant a symlink: O_NOFOLLOW, and the owner is fixed
- * on the file we opened. */
+ * on the file we opened. Group-writable: the program already writes it through the
+ * fd it gets, and php-fpm reopens its stderr by path (/proc/self/fd/2). */
 static int site_open_log(struct rt_site *s, int *ret_fd)
 {
     char path[4200];
     snprintf(path, sizeof(path), "%s/logs/error.log", s->site_dir);
-    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0640);
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0660);
     if (fd < 0)
         return -errno;
     struct stat st;
@@ -198,7 +202,7 @@ static int site_open_log(struct rt_site *s, int *ret_fd)
         safe_close(fd);
         return -EINVAL;
     }
-    if (fchown(fd, s->rt->front_uid, s->uid) < 0 || fchmod(fd, 0640) < 0) {
+    if (fchown(fd, s->rt->front_uid, s->uid) < 0 || fchmod(fd, 0660) < 0) {
         int r = -errno;
         safe_close(fd);
         return r;
@@ -233,11 +237,75 @@ static void site_drop_cgroup(struct rt_site *s)
 
 static void on_sandbox_exit(struct evloop *loop, int fd, uint32_t events, void *data);
 
+static bool site_type_runs_code(const char *type)
+{
+    return streq_ptr(type, "app") || streq_ptr(type, "php");
+}
+
+/* What a PHP site's sandbox runs: its own php-fpm master, from a configuration that
+ * berthd writes outside the site's tree (the site's user owns that tree and could
+ * swap a file there) and binds read-only. Valid until the site's next spawn. */
+struct php_launch {
+    char conf_dir[4200];         /* <run>/php/<name>: root's, bound read-only */
+    char command[256];
+    const char *argv[4];
+    const char *envp[6];
+    struct sandbox_bind ro_binds[2];
+};
+
+/* Writes <run>/php/<name>/php-fpm.conf from the site's settings (atomically: a
+ * reader never sees half a file) and fills *ret. */
+static int php_prepare(struct rt_site *s, struct php_launch *ret, struct error *err)
+{
+    struct buf conf = BUF_INIT(1 << 20);
+    struct php_fpm_site site = {
+        .name = s->name,
+        .max_body = php_site_body_limit(s->php_settings),
+        .settings_json = s->php_settings,
+    };
+    int r = php_fpm_config_write(&site, &conf, err);
+    if (r < 0) {
+        char why[sizeof(err->message)];
+        snprintf(why, sizeof(why), "%s", err->message);
+        buf_done(&conf);
+        return error_set(err, r, "site %s: %s", s->name, why);
+    }
+    snprintf(ret->conf_dir, sizeof(ret->conf_dir), "%s/php/%s", s->rt->run_dir, s->name);
+
+    char path[4300];
+    snprintf(path, sizeof(path), "%s/php-fpm.conf", ret->conf_dir);
+    r = mkdir_p(ret->conf_dir, 0755);
+    if (r >= 0)
+        r = write_file_atomic(path, conf.data, conf.len, 0644);
+    buf_done(&conf);
+    if (r < 0)
+        return error_set(err, r, "site %s: cannot write %s: %s", s->name, path, strerror(-r));
+    /* PHP refuses to start a session or take an upload without these directories;
+     * they are made inside the sandbox, as the site's user, so nothing of root's
+     * ever walks the site's own tree. */
+    snprintf(ret->command, sizeof(ret->command),
+             "mkdir -p -m 0700 /site/tmp/sessions /site/tmp/uploads && exec " PHP_FPM_BINARY
+             " --nodaemonize --force-stderr --fpm-config " PHP_FPM_CONFIG_DIR "/php-fpm.conf");
+    ret->argv[0] = "/bin/sh";
+    ret->argv[1] = "-c";
+    ret->argv[2] = ret->command;
+    ret->argv[3] = NULL;
+    ret->envp[0] = "PATH=/usr/local/bin:/usr/bin:/bin";
+    ret->envp[1] = "HOME=/site";
+    ret->envp[2] = "LANG=C.UTF-8";
+    ret->envp[3] = PHP_FPM_SOCKETS_ENV;
+    ret->envp[4] = NULL;
+    /* /etc/php: php.ini and conf.d, which loads opcache and the other extensions. */
+    ret->ro_binds[0] = (struct sandbox_bind){ .source = "/etc/php" };
+    ret->ro_binds[1] = (struct sandbox_bind){ .source = ret->conf_dir, .target = PHP_FPM_CONFIG_DIR };
+    return 0;
+}
+
 static int site_spawn(struct rt_site *s, struct error *err)
 {
     enum sandbox_network net;
     int r;
-    if (!s->cmd || !*s->cmd)
+    if (!s->php && (!s->cmd || !*s->cmd))
         return error_set(err, -EINVAL, "site %s is an app site without a command: set one with --cmd", s->name);
     r = sandbox_network_from_string(s->network, &net);
     if (r == -EOPNOTSUPP)
@@ -256,17 +324,22 @@ static int site_spawn(struct rt_site *s, struct error *err)
     char listen_env[160], name_env[100];
     snprintf(listen_env, sizeof(listen_env), "BERTH_LISTEN=%s", s->sock_path);
     snprintf(name_env, sizeof(name_env), "BERTH_SITE=%s", s->name);
-    const char *const argv[] = { "/bin/sh", "-c", s->cmd, NULL };
-    const char *const envp[] = { "PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/site", "LANG=C.UTF-8",
-                                 "PYTHONUNBUFFERED=1", listen_env, name_env, NULL };
+    const char *const app_argv[] = { "/bin/sh", "-c", s->cmd, NULL };
+    const char *const app_envp[] = { "PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/site", "LANG=C.UTF-8",
+                                     "PYTHONUNBUFFERED=1", listen_env, name_env, NULL };
+    struct php_launch php;
+    if (s->php && (r = php_prepare(s, &php, err)) < 0)
+        return r;
     struct sandbox_config cfg;
     sandbox_config_init(&cfg);
     cfg.name = s->name;
     cfg.uid = s->uid;
     cfg.gid = s->uid;
     cfg.site_dir = s->site_dir;
-    cfg.argv = argv;
-    cfg.envp = envp;
+    cfg.argv = s->php ? php.argv : app_argv;
+    cfg.envp = s->php ? php.envp : app_envp;
+    cfg.ro_binds = s->php ? php.ro_binds : NULL;
+    cfg.n_ro_binds = s->php ? ARRAY_SIZE(php.ro_binds) : 0;
     cfg.fds = &s->listen_fd;
     cfg.n_fds = 1;
     cfg.listen_env = true;
@@ -296,6 +369,7 @@ static int site_spawn(struct rt_site *s, struct error *err)
     s->started_at = now_s();
     s->last_activity_ms = now_ms();
     s->stop_requested = s->restart_after_stop = s->idle_after_stop = false;
+    s->program_changed = false;
     s->last_error[0] = 0;
     return 0;
 }
@@ -531,6 +605,14 @@ static void site_apply(struct rt_site *s)
     case SITES_RUNTIME_STOPPING:
         break;   /* on_sandbox_exit decides from the record */
     case SITES_RUNTIME_RUNNING:
+        if (s->program_changed) {
+            /* New command or PHP settings: the requests that arrive meanwhile wait
+             * in the socket's backlog, as during any start. */
+            log_info("site %s: its program changed, restarting its sandbox", s->name);
+            site_stop_sandbox(s);
+            s->restart_after_stop = true;
+            break;
+        }
         if (s->cg)
             (void)sandbox_cgroup_set_limits(s->cg, &s->limits);
         if (s->always_on)
@@ -564,6 +646,7 @@ static void site_free(struct rt_site *s)
         return;
     free(s->name);
     free(s->cmd);
+    free(s->php_settings);
     free(s->site_dir);
     free(s);
 }
@@ -572,12 +655,22 @@ static void site_free(struct rt_site *s)
 static int site_update_record(struct rt_site *s, const struct store_site *rec)
 {
     char *cmd = rec->cmd ? strdup(rec->cmd) : NULL;
-    if (rec->cmd && !cmd)
+    char *php_settings = rec->php_settings ? strdup(rec->php_settings) : NULL;
+    if ((rec->cmd && !cmd) || (rec->php_settings && !php_settings)) {
+        free(cmd);
+        free(php_settings);
         return -ENOMEM;
+    }
+    bool php = streq_ptr(rec->type, "php");
+    if (s->pidfd >= 0 && (php != s->php || !streq_ptr(cmd, s->cmd) || !streq_ptr(php_settings, s->php_settings)))
+        s->program_changed = true;
     free(s->cmd);
     s->cmd = cmd;
+    free(s->php_settings);
+    s->php_settings = php_settings;
     s->uid = rec->uid;
-    s->app = streq_ptr(rec->type, "app");
+    s->php = php;
+    s->app = php || streq_ptr(rec->type, "app");
     s->want_running = streq_ptr(rec->desired_state, "running");
     s->always_on = rec->always_on;
     s->idle_seconds = rec->idle_seconds ? rec->idle_seconds : 300;
@@ -695,7 +788,7 @@ int sites_runtime_start_all(struct sites_runtime *rt)
                 log_warning_errno(r, "site %s: cannot remove a leftover cgroup", list[i].name);
             sandbox_cgroup_free(cg);
         }
-        if (!streq_ptr(list[i].type, "app"))
+        if (!site_type_runs_code(list[i].type))
             continue;
         struct rt_site *s;
         if ((r = site_add(rt, &list[i], &s)) < 0)
@@ -714,6 +807,13 @@ void sites_runtime_site_changed(struct sites_runtime *rt, enum sites_change chan
         if (!s)
             return;
         site_kill_now(s);
+        if (s->php) {
+            char path[4300];
+            snprintf(path, sizeof(path), "%s/php/%s/php-fpm.conf", rt->run_dir, s->name);
+            (void)unlink(path);
+            *strrchr(path, '/') = 0;
+            (void)rmdir(path);
+        }
         for (struct rt_site **p = &rt->list; *p; p = &(*p)->next) {
             if (*p == s) {
                 *p = s->next;
@@ -724,7 +824,7 @@ void sites_runtime_site_changed(struct sites_runtime *rt, enum sites_change chan
         return;
     }
     if (!s) {
-        if (!streq_ptr(rec->type, "app"))
+        if (!site_type_runs_code(rec->type))
             return;
         if (site_add(rt, rec, &s) < 0) {
             log_error("site %s: out of memory", rec->name);

@@ -213,6 +213,9 @@ void sites_exec_free(struct sites_exec *x);
 
 /* The php-fpm binary, as seen inside the sandbox (/usr is bound read-only). */
 #define PHP_FPM_BINARY "/usr/sbin/php-fpm8.2"
+/* Where the site's generated configuration is bound read-only inside its sandbox
+ * (php-fpm.conf in it). */
+#define PHP_FPM_CONFIG_DIR "/etc/berth-php"
 /* The pool's `listen` value, matched against FPM_SOCKETS; the socket is fd 3. */
 #define PHP_FPM_LISTEN_KEY "/run/berth/php-fpm.sock"
 /* The environment berthd gives php-fpm: the inherited socket and a PATH. */
@@ -230,6 +233,19 @@ void sites_exec_free(struct sites_exec *x);
  * ("PHP setting \"memory_limit\" must be a size between 16M and 2G, like 256M"). */
 int php_setting_check(const char *key, const char *value, char *ret_value, struct error *err);
 
+/* One key a site's owner may change, for people (the panel, `berth site show`). */
+struct php_setting_info {
+    const char *key;             /* "memory_limit" */
+    const char *default_value;   /* berth's default ("128M"); NULL: PHP's own, or for
+                                    upload_max_filesize/post_max_size the site's body limit */
+    const char *help;            /* one sentence */
+    char accepts[128];           /* "a size between 16M and 2G, like 256M" */
+};
+
+/* Fills *ret with the index-th changeable key (a stable order) and returns true;
+ * false once index is past the last. */
+bool php_setting_info(size_t index, struct php_setting_info *ret);
+
 /* Returns current_json (NULL or "" for none: {}) with key set to value, checked as
  * php_setting_check does, as a new malloc'd JSON object in *ret_json. -EINVAL also
  * when current_json is not an object of strings. */
@@ -237,9 +253,25 @@ int php_settings_apply(const char *current_json, const char *key, const char *va
                        char **ret_json, struct error *err);
 
 /* Returns current_json without key in *ret_json. -ENOENT (with a sentence) when the
- * key is not set; -EINVAL for a bad current_json. */
+ * key is not set; -EINVAL for a bad current_json, and for a key that is unknown or
+ * managed by berth (the sentences of php_setting_check), so a typo is never taken
+ * for "already at its default". */
 int php_settings_remove(const char *current_json, const char *key, char **ret_json,
                         struct error *err);
+
+/* A PHP site's request body limit when post_max_size is not set: what hosting
+ * panels commonly give WordPress media uploads. */
+#define PHP_DEFAULT_BODY_LIMIT ((uint64_t)64 << 20)
+
+/* The request body limit of a PHP site: its post_max_size setting (the front answers
+ * 413 beyond it, so PHP never has to drop a body silently), else
+ * PHP_DEFAULT_BODY_LIMIT. settings_json may be NULL. */
+uint64_t php_site_body_limit(const char *settings_json);
+
+/* A PHP site's max_execution_time in seconds (its setting, else berth's default of
+ * 30): the front answers 504 when a script has said nothing for this long (plus a
+ * second), and php-fpm's request_terminate_timeout ends the script 10 s later. */
+uint32_t php_site_time_limit(const char *settings_json);
 
 /* What the generated configuration depends on. Strings are borrowed. */
 struct php_fpm_site {
@@ -271,3 +303,66 @@ struct php_fpm_site {
  * owned by root and be bound read-only into the sandbox (sandbox ro_binds).
  * -EINVAL with a sentence when a stored setting no longer passes the checks. */
 int php_fpm_config_write(const struct php_fpm_site *site, struct buf *out, struct error *err);
+
+/* ==== Usage history: requests, bytes, memory, CPU per site (src/sites/stats.c) ==== */
+
+/* berthd keeps, per site, the last hour as 60 one-minute samples (a ring indexed by
+ * the minute), a 60-entry ring of seconds for "requests in the last minute", and
+ * totals since berthd started. Requests and bytes come from the front's reports
+ * (sums of every worker); memory and CPU from the site's cgroup, sampled by berthd.
+ * All of it is in memory: a berthd restart starts a fresh hour. Time is passed in by
+ * the caller (unix seconds), so the ring is testable without a clock. Not
+ * thread-safe; berthd uses it from its event loop only. */
+
+#define SITES_STATS_MINUTES 60
+
+struct sites_stats;
+
+/* Requests answered for a site since the last report (deltas). */
+struct sites_stats_requests {
+    uint64_t requests;         /* every answer, whatever its status */
+    uint64_t status[4];        /* of which 2xx, 3xx, 4xx, 5xx */
+    uint64_t bytes;            /* bytes sent to clients (head and body) */
+};
+
+/* One minute of a site's history. */
+struct sites_stats_minute {
+    int64_t time;              /* unix time of the minute's first second */
+    uint64_t requests;
+    uint64_t errors;           /* 5xx answers */
+    uint64_t bytes;
+    bool has_memory;           /* a sample was taken in this minute (the site ran) */
+    uint64_t memory;           /* highest memory sample of the minute, bytes */
+    uint64_t cpu_usec;         /* CPU time the site's cgroup used in this minute */
+};
+
+/* What sites_stats_get() reports for a site. */
+struct sites_stats_report {
+    int64_t since;             /* when berthd (the history) started, unix seconds */
+    struct sites_stats_minute minutes[SITES_STATS_MINUTES]; /* oldest first; the last is the current minute */
+    uint64_t last_minute;      /* requests in the last 60 seconds */
+    uint64_t last_hour;        /* requests in the 60 minutes shown */
+    struct sites_stats_requests totals; /* since `since` */
+    uint64_t total_cpu_usec;   /* CPU seconds (µs) seen since `since` */
+};
+
+/* An empty history that starts at now (unix seconds). */
+int sites_stats_new(int64_t now, struct sites_stats **ret);
+/* NULL-safe. */
+void sites_stats_free(struct sites_stats *st);
+/* Adds a report's figures (deltas) for site `name` at time now. -EINVAL for a name
+ * that is not a site name, -ENOMEM. */
+int sites_stats_add_requests(struct sites_stats *st, const char *name, int64_t now,
+                             const struct sites_stats_requests *delta);
+/* Records a sample of the site's cgroup at time now. usage NULL means no cgroup
+ * (the site is not running): the next sample then counts its CPU from zero, as a
+ * new cgroup's counter starts there. Fields equal to SANDBOX_USAGE_UNKNOWN are
+ * ignored. -EINVAL for a bad name, -ENOMEM. */
+int sites_stats_add_usage(struct sites_stats *st, const char *name, int64_t now,
+                          const struct sandbox_usage *usage);
+/* Forgets a site (removed, or renamed away). Unknown names are ignored. */
+void sites_stats_remove(struct sites_stats *st, const char *name);
+/* Fills *ret with the site's history as seen at time now; an unknown site reads as
+ * all zeros (it had no requests since berthd started). */
+void sites_stats_get(const struct sites_stats *st, const char *name, int64_t now,
+                     struct sites_stats_report *ret);

@@ -6,6 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -94,7 +95,7 @@ async function signIn(context, user) {
   await page.getByLabel('User name').fill(user);
   await page.getByLabel('Password').fill(PASSWORDS[user]);
   await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByRole('heading', { name: 'My sites' }).waitFor();
+  await page.getByRole('heading', { name: /^(My|All) sites$/ }).waitFor();
   return page;
 }
 
@@ -333,5 +334,137 @@ test('admin pages and sign out', async () => {
   const me = await page.evaluate(async () => (await fetch('/api/v1/me')).status);
   assert.equal(me, 401);
   await locked.close();
+  await context.close();
+});
+
+// Requests to a site through the front, as a visitor's browser would send them.
+async function visit(name, urlPath, n) {
+  for (let i = 0; i < n; i++) {
+    await new Promise((resolve, reject) => {
+      const req = http.get({ host: '127.0.0.1', port, path: urlPath, headers: { Host: `${name}.${BASE}` } }, (res) => {
+        res.resume();
+        res.on('end', resolve);
+      });
+      req.on('error', reject);
+    });
+  }
+}
+
+async function waitFor(check, what, ms = 15000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(200);
+  }
+}
+
+test('figures: cards, the chart of the last hour, the admin table', async () => {
+  berthOk(['site', 'create', 'busy', '--owner', 'alice']);
+  await visit('busy', '/', 9);
+  await visit('busy', '/missing', 3);
+  await waitFor(() => berthOk(['site', 'show', 'busy']).requests.last_hour >= 12, 'the front to report the requests');
+
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  const page = await signIn(context, 'alice');
+  // The card shows state, address and the requests of the last hour.
+  const card = page.locator('section.site', { has: page.getByRole('heading', { name: 'busy' }) });
+  await card.getByRole('link', { name: `http://busy.${BASE}:${port}/` }).waitFor();
+  assert.equal(await card.locator('.fig-requests b').textContent(), '12');
+  await card.locator('.badge').getByText('running').waitFor();
+  await shot(page, '18-cards-with-figures');
+
+  await card.getByRole('link', { name: 'busy', exact: true }).click();
+  await page.getByRole('heading', { name: 'busy', exact: true }).waitFor();
+  const chart = page.locator('#site-chart svg.chart');
+  await chart.waitFor();
+  // Data points: at least one bar, whose counts add up to what was sent.
+  const bars = await chart.locator('rect.bar').evaluateAll((els) => els.map((e) => Number(e.getAttribute('data-requests'))));
+  assert.ok(bars.length >= 1, 'no bars in the chart');
+  assert.equal(bars.reduce((a, b) => a + b, 0), 12);
+  // Labelled for screen readers: the SVG names its title and its summary, and the
+  // figures are also in words and in a table only they see.
+  assert.equal(await chart.getAttribute('role'), 'img');
+  const labelledBy = (await chart.getAttribute('aria-labelledby')).split(' ');
+  assert.ok(labelledBy.length === 2);
+  assert.match(await page.locator(`#${labelledBy[1]}`).textContent(), /Last hour: 12 requests/);
+  assert.match(await page.locator('#chart-summary').textContent(), /Last hour: 12 requests, 0 server errors/);
+  const rows = await page.locator('#site-chart .visually-hidden table tbody tr').count();
+  assert.ok(rows >= 1);
+  await shot(page, '19-site-chart');
+
+  // It refreshes by itself (every 10 s): more requests show without a reload.
+  await visit('busy', '/', 5);
+  await page.locator('#chart-summary').getByText('Last hour: 17 requests').waitFor({ timeout: 30000 });
+
+  // Phone width: the chart fits.
+  await page.setViewportSize({ width: 375, height: 800 });
+  const wide = await page.evaluate(() => [...document.querySelectorAll('main *')]
+    .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1)
+    .map((e) => `${e.tagName}#${e.id}.${e.className && e.className.baseVal === undefined ? e.className : ''}`).slice(0, 5));
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
+  assert.equal(overflow, false, `the site page is wider than a phone: ${wide.join(', ')}`);
+  await shot(page, '20-site-chart-phone');
+  await context.close();
+
+  // The admin sees every site with its owner, state and usage.
+  if (!PASSWORDS.boss) {   // when run alone, without the admin test before
+    PASSWORDS.boss = 'boss-e2e-password';
+    berthOk(['user', 'add', 'boss', '--admin', '--password-stdin'], PASSWORDS.boss + '\n');
+  }
+  const admin = await browser.newContext();
+  const boss = await signIn(admin, 'boss');
+  await boss.goto(panelUrl() + '#/admin');
+  const row = boss.locator('#admin-sites tr', { has: boss.getByRole('link', { name: 'busy', exact: true }) });
+  await row.waitFor();
+  const cells = await row.locator('td').allTextContents();
+  assert.equal(cells[1], 'alice');
+  assert.equal(cells[2], 'running');
+  assert.equal(cells[5], '17');
+  await shot(boss, '21-admin-usage');
+  await admin.close();
+});
+
+test('PHP settings: change a value, a bad one explained beside it, reset to default', async () => {
+  berthOk(['site', 'create', 'phpsite', '--type', 'php', '--owner', 'alice']);
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  const page = await signIn(context, 'alice');
+  await page.goto(panelUrl() + '#/site/phpsite');
+  await page.getByRole('heading', { name: 'PHP settings' }).waitFor();
+  const input = () => page.getByLabel('memory_limit', { exact: true });
+  await input().waitFor();
+  // The default is shown, and an empty field means "the default".
+  const row = page.locator('#php-form tr[data-key="memory_limit"]');
+  const def = await row.locator('.php-default').textContent();
+  assert.ok(def.length > 0);
+  assert.equal(await input().inputValue(), '');
+  await shot(page, '22-php-settings');
+
+  await input().fill('256M');
+  await page.getByRole('button', { name: 'Save PHP settings' }).click();
+  await waitFor(() => (berthOk(['site', 'show', 'phpsite']).php || {}).memory_limit === '256M', 'the setting to be saved');
+  await page.getByRole('button', { name: `Reset memory_limit to its default, ${def}` }).waitFor();
+  assert.equal(await input().inputValue(), '256M');
+
+  // A bad value: the API's sentence beside the field, nothing changed.
+  await input().fill('lots');
+  await page.getByRole('button', { name: 'Save PHP settings' }).click();
+  const err = page.locator('#php-memory_limit-error');
+  await err.getByText('memory_limit').waitFor();
+  assert.equal(await input().getAttribute('aria-invalid'), 'true');
+  assert.equal(berthOk(['site', 'show', 'phpsite']).php.memory_limit, '256M');
+  await shot(page, '23-php-settings-error');
+
+  // Reset to the default removes the override.
+  await page.getByRole('button', { name: `Reset memory_limit to its default, ${def}` }).click();
+  await waitFor(() => !('memory_limit' in (berthOk(['site', 'show', 'phpsite']).php || {})), 'the override to go');
+  await page.getByRole('heading', { name: 'PHP settings' }).waitFor();
+  await waitFor(async () => (await input().inputValue()) === '', 'the field to show the default again');
+
+  // A static site has no PHP section.
+  await page.goto(panelUrl() + '#/site/busy');
+  await page.getByRole('heading', { name: 'busy', exact: true }).waitFor();
+  assert.equal(await page.getByRole('heading', { name: 'PHP settings' }).count(), 0);
   await context.close();
 });

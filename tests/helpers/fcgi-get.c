@@ -1,10 +1,12 @@
 /* fcgi-get: sends one request to a FastCGI server with berth's fastcgi library, as
  * the front would, and prints what came back. For the live php-fpm tests.
  *
- *   fcgi-get SOCKET ROOT [-X METHOD] [-d BODY] [-H "Name: value"]... [--no-front-controller] TARGET
+ *   fcgi-get SOCKET ROOT [-X METHOD] [-d BODY] [-H "Name: value"]... [--no-front-controller]
+ *            [--document-root DIR] TARGET
  *
  * ROOT is the public directory (the route is resolved in it, and it is also sent as
- * DOCUMENT_ROOT: no sandbox here). Output on stdout:
+ * DOCUMENT_ROOT unless --document-root names the path the server sees, as
+ * "/site/public" for a php-fpm inside a site's sandbox). Output on stdout:
  *   route script|static|not-found [SCRIPT PATH_INFO]
  *   status N
  *   kind document|local-redirect|client-redirect
@@ -62,7 +64,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: fcgi-get SOCKET ROOT [-X M] [-d BODY] [-H 'N: v']... TARGET\n");
         return 2;
     }
-    const char *sock = argv[1], *root = argv[2];
+    const char *sock = argv[1], *root = argv[2], *document_root = argv[2];
     for (; i < argc - 1; i++) {
         if (streq(argv[i], "-X") && i + 1 < argc - 1) {
             method = argv[++i];
@@ -76,6 +78,8 @@ int main(int argc, char **argv)
             while (*v == ' ')
                 v++;
             headers[n_headers++] = (struct fastcgi_request_header){ h, (size_t)(colon - h), v, strlen(v) };
+        } else if (streq(argv[i], "--document-root") && i + 1 < argc - 1) {
+            document_root = argv[++i];
         } else if (streq(argv[i], "--no-front-controller")) {
             front_controller = false;
         } else {
@@ -105,7 +109,7 @@ int main(int argc, char **argv)
         .method = method, .method_len = strlen(method),
         .request_uri = target, .request_uri_len = strlen(target),
         .query = q ? q + 1 : "", .query_len = q ? strlen(q + 1) : 0,
-        .document_root = root,
+        .document_root = document_root,
         .script_name = rt.script_name,
         .path_info = rt.path_info, .path_info_len = rt.path_info_len,
         .server_protocol = "HTTP/1.1",

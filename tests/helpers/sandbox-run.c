@@ -113,7 +113,8 @@ int main(int argc, char **argv)
     struct sandbox_config cfg;
     struct sandbox_limits limits = { 0 };
     const char *parent = NULL, *pid_file = NULL, *usage_file = NULL;
-    const char *ro[64], *env[64];
+    struct sandbox_bind ro[64];
+    const char *env[64];
     int pass[64];
     size_t n_ro = 0, n_env = 0, n_pass = 0;
     bool want_cgroup = false, keep = false, gid_set = false;
@@ -161,7 +162,7 @@ int main(int argc, char **argv)
         case O_RO:
             if (n_ro + 1 >= ARRAY_SIZE(ro))
                 usage(2);
-            ro[n_ro++] = optarg;
+            ro[n_ro++] = (struct sandbox_bind){ .source = optarg };
             break;
         case O_ENV:
             if (n_env + 1 >= ARRAY_SIZE(env))
@@ -200,9 +201,9 @@ int main(int argc, char **argv)
         usage(2);
     if (!gid_set)
         cfg.gid = (gid_t)cfg.uid;
-    ro[n_ro] = NULL;
     env[n_env] = NULL;
     cfg.ro_binds = ro;
+    cfg.n_ro_binds = n_ro;
     cfg.envp = env;
     cfg.argv = (const char *const *)argv + optind;
     cfg.fds = pass;

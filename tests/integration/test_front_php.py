@@ -521,3 +521,46 @@ def test_access_log_has_upstream_time(php_env):
     logo = [line for line in lines if "/logo.png" in line][0]
     assert hello.split()[-1] != "-"     # upstream time filled
     assert logo.split()[-1] == "-"      # no upstream for a static file
+
+
+def test_php_site_under_berthd_over_http(daemon):
+    """The whole path: a PHP site made with the CLI, its php-fpm in its sandbox
+    (started on demand by the first request), the front's FastCGI client."""
+    import http.client
+    import json
+    require(os.path.exists(PHP_FPM), f"{PHP_FPM} is not installed")
+    require(os.getuid() == 0, "site sandboxes need root")
+    port = daemon.http_port()
+    info = daemon.ok("site", "create", "web", "--type", "php")
+    public = os.path.join(info["dir"], "public")
+    for name in ("env.php", "index.php", "logo.png"):
+        path = os.path.join(public, name)
+        data = SCRIPTS[name]
+        with open(path, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+        os.chown(path, info["uid"], 199999)
+        os.chmod(path, 0o640)
+
+    def get(path):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            conn.request("GET", path, headers={"Host": "web.test.berth", "X-Test": "e2e"})
+            r = conn.getresponse()
+            return r.status, r.read()
+        finally:
+            conn.close()
+
+    deadline = time.time() + 30
+    while True:
+        st, body = get("/env.php/x?q=1")
+        if st == 200 or time.time() > deadline:
+            break
+        time.sleep(0.2)
+    assert st == 200, (st, body, daemon.log()[-3000:])
+    env = json.loads(body)
+    assert env["SCRIPT_FILENAME"] == "/site/public/env.php"
+    assert env["PATH_INFO"] == "/x" and env["QUERY_STRING"] == "q=1"
+    assert env["SERVER_NAME"] == "web.test.berth" and env["HTTP_X_TEST"] == "e2e"
+    assert get("/2024/hello/") == (200, b"router sees /2024/hello/ via /index.php")
+    assert get("/logo.png") == (200, SCRIPTS["logo.png"])
+    assert get("/missing.php")[0] == 404

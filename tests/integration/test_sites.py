@@ -37,7 +37,7 @@ def test_create_list_show_remove(daemon):
     ls = daemon.berth("site", "ls")
     assert ls.returncode == 0
     header, row = ls.stdout.splitlines()
-    assert header.split() == ["NAME", "TYPE", "STATE", "ADDRESS", "OWNER"]
+    assert header.split() == ["NAME", "TYPE", "STATE", "ADDRESS", "OWNER", "REQ/HOUR"]
     assert row.split()[:3] == ["blog", "static", "running"]
 
     show = daemon.berth("site", "show", "blog")

@@ -122,6 +122,41 @@ static void test_apply_remove(void **state)
     assert_int_equal(php_settings_apply("{", "memory_limit", "256M", &x, &err), -EINVAL);
     assert_int_equal(php_settings_remove("nope", "memory_limit", &x, &err), -EINVAL);
     assert_null(x);
+    /* a typo or a managed key is refused, not taken for "not set" */
+    assert_int_equal(php_settings_remove("{}", "memory_limt", &x, &err), -EINVAL);
+    assert_non_null(strstr(err.message, "unknown PHP setting \"memory_limt\""));
+    assert_int_equal(php_settings_remove("{}", "open_basedir", &x, &err), -EINVAL);
+    assert_non_null(strstr(err.message, "managed by berth"));
+    assert_null(x);
+
+    /* the listing the panel shows */
+    struct php_setting_info info;
+    size_t n = 0;
+    bool seen_memory = false;
+    while (php_setting_info(n, &info)) {
+        char norm[PHP_SETTING_VALUE_MAX + 1];
+        assert_non_null(info.help);
+        assert_true(info.accepts[0] != 0);
+        /* every listed key is accepted, and so is its default */
+        if (info.default_value)
+            assert_int_equal(php_setting_check(info.key, info.default_value, norm, &err), 0);
+        if (streq(info.key, "memory_limit")) {
+            seen_memory = true;
+            assert_string_equal(info.default_value, "128M");
+            assert_non_null(strstr(info.accepts, "16M"));
+        }
+        n++;
+    }
+    assert_true(seen_memory);
+    assert_true(n > 20);
+
+    /* what the front is told */
+    assert_int_equal(php_site_time_limit(NULL), 30);
+    assert_int_equal(php_site_time_limit("{\"max_execution_time\":\"120\"}"), 120);
+    assert_int_equal(php_site_time_limit("not json"), 30);
+    assert_int_equal(php_site_body_limit(NULL), PHP_DEFAULT_BODY_LIMIT);
+    assert_int_equal(php_site_body_limit("{\"post_max_size\":\"8M\"}"), 8 << 20);
+    assert_int_equal(php_site_body_limit("{\"post_max_size\":\"0\"}"), PHP_DEFAULT_BODY_LIMIT);
 }
 
 static void buf_donep(struct buf *b)
