@@ -27,7 +27,7 @@
 #define REQ_ID 1
 #define UP_OUT_MAX (256 * 1024)
 #define UP_IN_MAX (256 * 1024)
-#define STAGE_MAX (FASTCGI_MAX_HEAD_DEFAULT + 64 * 1024)
+#define STAGE_MAX (FASTCGI_MAX_HEAD_DEFAULT + UP_IN_MAX)   /* a whole head + one batch read */
 #define HIGH_WATER (64 * 1024)   /* stop reading a side while the other holds this much */
 #define READ_CHUNK (16 * 1024)
 #define SPOOL_MEM (64 * 1024)    /* chunked bodies up to this stay in memory */
@@ -62,6 +62,7 @@ struct fcgi {
     bool has_body;
     bool starting;               /* inside front_fcgi_start: conn.c's loop runs the conn next */
     bool up_readable;            /* epoll said the upstream is readable, no EAGAIN since */
+    bool up_broken;              /* a send failed: the connection is never pooled */
     /* request: client -> upstream */
     struct buf up_out;
     size_t up_off;
@@ -184,7 +185,7 @@ static void fc_finish(struct fcgi *fc)
     struct conn *c = fc->c;
     bool reuse = fc->resp.ended && fc->resp.protocol_status == FASTCGI_REQUEST_COMPLETE &&
                  fc->stdin_ended && fc->up_off == fc->up_out.len && fc->up_in.len == 0 &&
-                 !fc->upstream_eof && fc->b->active == 1;
+                 !fc->upstream_eof && !fc->up_broken && fc->b->active == 1;
     if (!fc->body_read) {
         /* The script ended before the body was read: where the client's next
          * request starts is unknown. */
@@ -739,6 +740,7 @@ static void fc_run(struct fcgi *fc)
                     return;
                 }
                 fc->up_off = fc->up_out.len;   /* php-fpm stopped reading; its answer may still come */
+                fc->up_broken = true;
             }
         }
         /* client -> us, only while php-fpm keeps up */

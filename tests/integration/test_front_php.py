@@ -66,6 +66,7 @@ echo 'visit ', $_SESSION['n'];
     "fatal.php": "<?php undefined_function_berth_marker();\n",
     "sleep.php": "<?php sleep((int)($_GET['s'] ?? 3)); echo 'woke';\n",
     "pid.php": "<?php echo getmypid();\n",
+    "big.php": "<?php mt_srand(7); for ($i = 0; $i < 2048; $i++) { echo str_repeat(chr(65 + mt_rand(0, 25)), 1024); }\n",
     "stream.php": """<?php
 while (ob_get_level()) { ob_end_flush(); }
 echo "first\\n";
@@ -437,6 +438,19 @@ def test_keepalive_and_pooled_upstream(php_env):
     # upstream socket would outlive its request at all.)
     assert seen and max(seen.count(x) for x in seen) >= 2, seen
     assert len(pids) == 1
+
+
+def test_big_answer_intact(php_env):
+    # 2 MiB, more than any of the front's buffers: passed on with backpressure
+    s = open_conn(php_env["port"], timeout=30)
+    s.sendall(build_request(HOST, "/big.php"))
+    time.sleep(0.5)   # let php-fpm fill the buffers before the client reads
+    st, h, body = read_response(s)
+    assert st == 200 and len(body) == 2048 * 1024
+    assert all(body[i * 1024:(i + 1) * 1024] == body[i * 1024:i * 1024 + 1] * 1024 for i in range(2048))
+    s.sendall(build_request(HOST, "/hello.php"))
+    assert read_response(s)[2] == b"hello from fpm-fcgi"
+    s.close()
 
 
 def test_pipelined_in_order(php_env):
