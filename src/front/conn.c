@@ -32,6 +32,15 @@ void front_conn_want(struct conn *c, uint32_t events)
     evloop_mod(c->w->loop, c->fd, events);
 }
 
+static uint16_t addr_port(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+    if (ss->ss_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+    return 0;
+}
+
 static void format_addr(const struct sockaddr_storage *ss, char *out, size_t n)
 {
     if (ss->ss_family == AF_INET) {
@@ -72,6 +81,10 @@ static void refuse(int fd)
 
 void front_conn_accept(struct worker *w, int lfd)
 {
+    /* The listener's port, for SERVER_PORT: asked once per batch, not per request. */
+    struct sockaddr_storage ls;
+    socklen_t lsl = sizeof(ls);
+    uint16_t local_port = getsockname(lfd, (struct sockaddr *)&ls, &lsl) == 0 ? addr_port(&ls) : 0;
     /* A bounded batch per wakeup keeps one busy listener from starving the rest. */
     for (int i = 0; i < 64; i++) {
         struct sockaddr_storage ss;
@@ -116,6 +129,8 @@ void front_conn_accept(struct worker *w, int lfd)
         c->w = w;
         c->fd = fd;
         c->client = cl;
+        c->remote_port = addr_port(&ss);
+        c->local_port = local_port;
         cl->conns++;
         c->tcp = ss.ss_family == AF_INET || ss.ss_family == AF_INET6;
         if (c->tcp) {
@@ -131,6 +146,7 @@ void front_conn_accept(struct worker *w, int lfd)
         c->linger = false;
         c->site = NULL;
         c->px = NULL;
+        c->fc = NULL;
         c->log = NULL;
         c->out_off = 0;
         c->consumed = 0;
@@ -156,6 +172,8 @@ void front_conn_close(struct conn *c)
     struct worker *w = c->w;
     if (c->px)
         front_proxy_free(c);
+    if (c->fc)
+        front_fcgi_free(c);
     evloop_del(w->loop, c->fd);
     safe_close(c->fd);
     c->fd = -1;
@@ -391,9 +409,11 @@ static void dispatch(struct conn *c)
 
     bool has_body = req->body == HTTP1_BODY_CHUNKED ||
                     (req->body == HTTP1_BODY_LENGTH && req->content_length > 0);
-    if (!site || site->state != FRONT_SITE_SERVING || site->type != FRONT_SITE_APP) {
-        /* Only the proxy reads request bodies; anywhere else a body means we close
-         * after answering rather than guess where the next request starts. */
+    if (!site || site->state != FRONT_SITE_SERVING ||
+        (site->type != FRONT_SITE_APP && site->type != FRONT_SITE_PHP)) {
+        /* Only the proxy and the FastCGI client read request bodies; anywhere else a
+         * body means we close after answering rather than guess where the next
+         * request starts (static.c does the same for a PHP site's static files). */
         if (has_body || req->upgrade) {
             c->keep_alive = false;
             c->linger = true;
@@ -574,6 +594,7 @@ void front_conn_run(struct conn *c)
             continue;
         }
         case CS_PROXY:
+        case CS_FCGI:
             return;
         case CS_LINGER: {
             char scratch[4096];
@@ -601,6 +622,10 @@ static void conn_io(struct evloop *loop, int fd, uint32_t events, void *data)
         front_proxy_client_event(c, events);
         return;
     }
+    if (c->state == CS_FCGI) {
+        front_fcgi_client_event(c, events);
+        return;
+    }
     if ((events & EPOLLERR) && c->state != CS_LINGER) {
         front_conn_close(c);
         return;
@@ -616,6 +641,10 @@ void front_conn_check_timeouts(struct worker *w)
         next = c->next;
         if (c->state == CS_PROXY) {
             front_proxy_timeout(c);
+            continue;
+        }
+        if (c->state == CS_FCGI) {
+            front_fcgi_timeout(c);
             continue;
         }
         if (c->deadline > now)

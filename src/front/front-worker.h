@@ -1,4 +1,4 @@
-/* State shared by the worker's files (worker.c, conn.c, static.c, proxy.c): one
+/* State shared by the worker's files (worker.c, conn.c, static.c, proxy.c, fcgi.c): one
  * worker process, its sites and its connections. Internal to src/front. */
 #pragma once
 
@@ -10,9 +10,11 @@
 
 struct worker;
 struct proxy;
+struct fcgi;
+struct fastcgi_route;
 
-/* A backend (app socket path) and its idle keep-alive connections. Shared by the
- * versions of a site that name the same path. */
+/* A backend (app or php-fpm socket path) and its idle keep-alive connections.
+ * Shared by the versions of a site that name the same path. */
 struct backend {
     unsigned refs;
     struct worker *w;
@@ -21,6 +23,7 @@ struct backend {
     socklen_t addr_len;
     struct upstream *idle;      /* idle keep-alive connections, newest first */
     size_t n_idle;
+    unsigned active;            /* FastCGI requests of this worker in progress on it */
 };
 
 /* One site as the worker knows it. Reference-counted: a connection holds its site
@@ -35,6 +38,7 @@ struct vsite {
     enum front_site_state state;
     uid_t uid;
     uint64_t max_body;
+    uint32_t upstream_timeout_ms; /* never 0: the config's default filled in */
     char *public_dir;
     int root_fd;                 /* O_PATH of public_dir; -1 until needed */
     int64_t root_checked_s;      /* when root_fd was last checked against the path */
@@ -52,6 +56,7 @@ enum conn_state {
     CS_HEAD,      /* reading a request head, or idle between requests */
     CS_RESPOND,   /* writing an answer the front made (buffer, then file) */
     CS_PROXY,     /* the request is with the proxy */
+    CS_FCGI,      /* the request is with the FastCGI client */
     CS_LINGER,    /* write side shut; draining input briefly so the peer reads our answer */
 };
 
@@ -62,6 +67,8 @@ struct conn {
     enum conn_state state;
     struct client *client;
     bool tcp;
+    uint16_t remote_port;        /* for REMOTE_PORT / SERVER_PORT (0 on unix sockets) */
+    uint16_t local_port;
     struct buf in;               /* raw bytes from the client; the head being parsed starts at 0 */
     struct http1_parser parser;
     struct http1_request req;
@@ -85,6 +92,7 @@ struct conn {
     struct vsite *site;          /* referenced while a request runs */
     struct front_log *log;       /* where this request's line goes (borrowed via site or worker) */
     struct proxy *px;
+    struct fcgi *fc;
 };
 
 struct worker {
@@ -149,6 +157,25 @@ void front_proxy_free(struct conn *c);
 void front_proxy_timeout(struct conn *c);
 void front_backend_unref(struct backend *b);
 void front_backend_idle_check(struct backend *b);
+/* An idle connection to b from its pool (the caller owns it), or -1 when none. */
+int front_backend_pool_get(struct backend *b);
+/* Parks a connection that finished a request cleanly in b's pool; takes ownership
+ * of fd (closed when the pool already holds max_idle). fd must not be watched by
+ * the loop. idle_ms > 0: closed after that long unused (front_backend_idle_expire). */
+void front_backend_pool_put(struct backend *b, int fd, size_t max_idle, uint32_t idle_ms);
+/* Closes the pooled connections of every backend whose idle time ran out (tick). */
+void front_backend_idle_expire(struct worker *w);
+
+/* fcgi.c: PHP sites. */
+/* Runs the script a route named (FASTCGI_ROUTE_SCRIPT) through the site's php-fpm
+ * socket. route and its path_info are read before this returns (borrowed). */
+void front_fcgi_start(struct conn *c, const struct fastcgi_route *route);
+/* Client socket events while the request is with the FastCGI client. */
+void front_fcgi_client_event(struct conn *c, uint32_t events);
+/* Drops the request's upstream connection (not reused) and state. NULL-safe on c->fc. */
+void front_fcgi_free(struct conn *c);
+/* Called by the timeout scan: connect retries and the upstream deadline (504). */
+void front_fcgi_timeout(struct conn *c);
 
 /* activity.c: requests per site, reported to the supervisor */
 struct site_activity;

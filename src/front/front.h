@@ -13,8 +13,8 @@
 
 #include "common/evloop.h"
 
-/* What a site runs: static files only, PHP (FastCGI, not yet: answered 502), or an
- * app that speaks HTTP on a unix socket. */
+/* What a site runs: static files only, PHP (FastCGI to the site's php-fpm pool on a
+ * unix socket), or an app that speaks HTTP on a unix socket. */
 enum front_site_type {
     FRONT_SITE_STATIC,
     FRONT_SITE_PHP,
@@ -38,8 +38,12 @@ struct front_site {
     const char *public_dir;        /* absolute host path of the web root (static files) */
     const char *logs_dir;          /* absolute host path where access.log/error.log go; NULL: none */
     uid_t uid;                     /* site uid: a symlink is followed only to a target the link's owner owns */
-    const char *backend;           /* app: path of the backend's unix socket; NULL otherwise */
+    const char *backend;           /* app, php: path of the backend's unix socket (php: the
+                                      socket berthd hands php-fpm as fd 3); NULL otherwise */
     uint64_t max_body;             /* request body limit in bytes (413 beyond); 0: config default */
+    uint32_t upstream_timeout_ms;  /* backend silent this long: 504; 0: the config's
+                                      upstream_read_timeout_ms. For PHP, berthd sets it to
+                                      max_execution_time plus a margin */
 };
 
 /* Front-wide settings. Fill with front_config_init(), then override. Strings are

@@ -24,6 +24,7 @@ struct upstream {
     struct upstream *next;
     struct backend *b;
     int fd;
+    uint64_t expires;            /* ms; 0: kept until the backend closes it */
 };
 
 struct proxy {
@@ -86,26 +87,30 @@ static void idle_io(struct evloop *loop, int fd, uint32_t events, void *data)
     free(u);
 }
 
-static void pool_put(struct proxy *px)
+void front_backend_pool_put(struct backend *b, int fd, size_t max_idle, uint32_t idle_ms)
 {
-    struct backend *b = px->b;
-    struct upstream *u = b->n_idle < POOL_MAX ? malloc(sizeof(*u)) : NULL;
-    evloop_del(b->w->loop, px->ufd);
-    if (!u || evloop_add(b->w->loop, px->ufd, EPOLLIN | EPOLLRDHUP, idle_io, u) < 0) {
+    struct upstream *u = b->n_idle < max_idle ? malloc(sizeof(*u)) : NULL;
+    if (!u || evloop_add(b->w->loop, fd, EPOLLIN | EPOLLRDHUP, idle_io, u) < 0) {
         free(u);
-        close(px->ufd);
-        px->ufd = -1;
+        close(fd);
         return;
     }
     u->b = b;
-    u->fd = px->ufd;
+    u->fd = fd;
+    u->expires = idle_ms ? b->w->now_ms + idle_ms : 0;
     u->next = b->idle;
     b->idle = u;
     b->n_idle++;
+}
+
+static void pool_put(struct proxy *px)
+{
+    evloop_del(px->b->w->loop, px->ufd);
+    front_backend_pool_put(px->b, px->ufd, POOL_MAX, 0);
     px->ufd = -1;
 }
 
-static int pool_get(struct backend *b)
+int front_backend_pool_get(struct backend *b)
 {
     struct upstream *u = b->idle;
     if (!u)
@@ -118,10 +123,31 @@ static int pool_get(struct backend *b)
     return fd;
 }
 
+void front_backend_idle_expire(struct worker *w)
+{
+    for (size_t i = 0; i < w->backends.cap; i++) {
+        struct backend *b = w->backends.slots[i].hash ? w->backends.slots[i].value : NULL;
+        if (!b)
+            continue;
+        /* Newest first: once one expired, every older one has too. */
+        struct upstream **p = &b->idle;
+        while (*p && ((*p)->expires == 0 || (*p)->expires > w->now_ms))
+            p = &(*p)->next;
+        while (*p) {
+            struct upstream *u = *p;
+            *p = u->next;
+            b->n_idle--;
+            evloop_del(w->loop, u->fd);
+            close(u->fd);
+            free(u);
+        }
+    }
+}
+
 void front_backend_idle_check(struct backend *b)
 {
     while (b->idle) {
-        int fd = pool_get(b);
+        int fd = front_backend_pool_get(b);
         close(fd);
     }
 }
@@ -222,7 +248,7 @@ static int up_connect(struct proxy *px)
     }
     px->connect_retry = false;
     px->connected = true;
-    px->deadline = px->c->w->now_ms + px->c->w->cfg->upstream_read_timeout_ms;
+    px->deadline = px->c->w->now_ms + px->c->site->upstream_timeout_ms;
     return evloop_add(px->c->w->loop, fd, EPOLLIN | EPOLLOUT, up_io, px);
 }
 
@@ -368,7 +394,7 @@ void front_proxy_start(struct conn *c)
     c->consumed = 0;
     c->head_len = 0;
 
-    int fd = pool_get(px->b);
+    int fd = front_backend_pool_get(px->b);
     if (fd >= 0) {
         px->ufd = fd;
         px->reused = true;
@@ -387,7 +413,7 @@ void front_proxy_start(struct conn *c)
     if (!px->connected)
         px->deadline = w->now_ms + w->cfg->upstream_connect_timeout_ms;
     else
-        px->deadline = w->now_ms + w->cfg->upstream_read_timeout_ms;
+        px->deadline = w->now_ms + c->site->upstream_timeout_ms;
     px_run(px);
 }
 
@@ -695,7 +721,7 @@ static void px_run(struct proxy *px)
             ssize_t n = read_into(px->ufd, &px->up_in);
             if (n > 0) {
                 progress = true;
-                px->deadline = w->now_ms + w->cfg->upstream_read_timeout_ms;
+                px->deadline = w->now_ms + c->site->upstream_timeout_ms;
             } else if (n == 0 || (n < 0 && n != -EAGAIN)) {
                 if (px->up_in.len == 0 && !px->head_sent && px_retry(px))
                     continue;
@@ -738,7 +764,7 @@ static void px_run(struct proxy *px)
     }
     /* The deadline counts silence: any movement either way restarts it. */
     if (any_progress && px->connected)
-        px->deadline = w->now_ms + (px->tunnel ? w->cfg->idle_timeout_ms : w->cfg->upstream_read_timeout_ms);
+        px->deadline = w->now_ms + (px->tunnel ? w->cfg->idle_timeout_ms : c->site->upstream_timeout_ms);
     /* Arm exactly the events we wait for. */
     uint32_t cev = 0;
     if (c->out_off < c->out.len)

@@ -174,7 +174,8 @@ int front_host_normalize(const char *in, size_t len, char *out, size_t *ret_len)
 
 /* ---- control messages ----
  * UPSERT: u32 type, u32 site type, u32 state, u32 uid, u64 max_body, u32 n_hosts,
- * then strings each as u32 length + bytes: name, public_dir, logs_dir, backend, hosts.
+ * then strings each as u32 length + bytes: name, public_dir, logs_dir, backend, hosts;
+ * then u32 upstream_timeout_ms (added later: a message without it decodes as 0).
  * A NULL string is length 0xffffffff. Both ends are the same binary, so host byte
  * order is fine. */
 
@@ -226,6 +227,8 @@ int front_msg_site_encode(const struct front_site *site, struct buf *out)
         goto out;
     for (size_t i = 0; i < site->n_hosts && r >= 0; i++)
         r = put_str(&b, site->hosts[i]);
+    if (r >= 0)
+        r = put_u32(&b, site->upstream_timeout_ms);
     if (r >= 0)
         r = buf_append(out, b.data, b.len);
 out:
@@ -300,6 +303,8 @@ int front_msg_site_decode(const char *msg, size_t len, struct front_site_msg *re
     for (size_t i = 0; i < n_hosts; i++)
         if ((r = get_str(&rd, &arena, &hosts[i])) < 0 || !hosts[i])
             goto fail;
+    if (rd.left >= 4 && (r = get(&rd, &s.upstream_timeout_ms, 4)) < 0)
+        goto fail;
     if (!s.name || !s.public_dir || rd.left != 0) {
         r = -EBADMSG;
         goto fail;

@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <stdio.h>
 
+#include "fastcgi/fastcgi.h"
 #include "front/front-worker.h"
 
 /* Files up to this size are read into the answer buffer and leave in the same
@@ -214,11 +215,46 @@ static void serve_file(struct conn *c, int fd, const struct stat *st0, char *rel
     c->file_left = len;
 }
 
+/* A PHP site: fastcgi_route_resolve decides (see fastcgi.h). A script goes to
+ * fcgi.c; a static file comes back here, so a PHP site's images never reach PHP.
+ * Returns true when the request was answered. */
+static bool php_route(struct conn *c, const char *norm, size_t nlen)
+{
+    /* 4 KiB: one per worker process (one thread), not on the stack. */
+    static struct fastcgi_route route;
+    struct vsite *s = c->site;
+    int root = front_vsite_root(c->w, s);
+    if (root < 0) {
+        front_conn_log_error(c, "open public dir %s: %s", s->public_dir, strerror(-root));
+        front_conn_error(c, 404, NULL);
+        return true;
+    }
+    int r = fastcgi_route_resolve(root, norm, nlen, true, &route);
+    if (r < 0 && r != -ENAMETOOLONG)
+        front_conn_log_error(c, "route \"%s\": %s", norm, strerror(-r));
+    if (r >= 0 && route.kind == FASTCGI_ROUTE_SCRIPT) {
+        front_fcgi_start(c, &route);
+        return true;
+    }
+    if (c->req.body == HTTP1_BODY_CHUNKED || (c->req.body == HTTP1_BODY_LENGTH && c->req.content_length > 0)) {
+        /* Only the FastCGI client reads bodies: close after answering rather than
+         * guess where the next request starts. */
+        c->keep_alive = false;
+        c->linger = true;
+    }
+    if (r < 0 || route.kind == FASTCGI_ROUTE_NOT_FOUND) {
+        front_conn_error(c, 404, NULL);
+        return true;
+    }
+    return false;
+}
+
 void front_static_handle(struct conn *c, const char *path, size_t path_len, const char *query,
                          size_t query_len)
 {
     struct vsite *s = c->site;
-    if (c->req.method != HTTP_GET && c->req.method != HTTP_HEAD) {
+    bool php = s->type == FRONT_SITE_PHP;
+    if (!php && c->req.method != HTTP_GET && c->req.method != HTTP_HEAD) {
         front_conn_error(c, 405, "Allow: GET, HEAD\r\n");
         return;
     }
@@ -233,10 +269,13 @@ void front_static_handle(struct conn *c, const char *path, size_t path_len, cons
         front_conn_error(c, 404, NULL);
         return;
     }
-    if (s->type == FRONT_SITE_PHP && (ends_with_ci(norm, nlen, ".php") || ends_with_ci(norm, nlen, ".phar"))) {
-        /* Never hand out PHP source; the FastCGI client is not in the front yet. */
-        front_conn_error(c, 502, NULL);
-        return;
+    if (php) {
+        if (php_route(c, norm, nlen))
+            return;
+        if (c->req.method != HTTP_GET && c->req.method != HTTP_HEAD) {
+            front_conn_error(c, 405, "Allow: GET, HEAD\r\n");
+            return;
+        }
     }
     int root = front_vsite_root(c->w, s);
     if (root < 0) {
@@ -291,7 +330,10 @@ void front_static_handle(struct conn *c, const char *path, size_t path_len, cons
             return;
         }
     }
-    if (!S_ISREG(st.st_mode)) {
+    if (!S_ISREG(st.st_mode) ||
+        (php && (ends_with_ci(rel, rel_len, ".php") || ends_with_ci(rel, rel_len, ".phar") ||
+                 ends_with_ci(rel, rel_len, ".phps")))) {
+        /* Never hand out PHP source (X.PHP, an archive) as a file. */
         close(fd);
         front_conn_error(c, 404, NULL);
         return;

@@ -127,6 +127,8 @@ static int site_upsert(struct worker *w, const struct front_site *fs)
     s->state = fs->state;
     s->uid = fs->uid;
     s->max_body = fs->max_body ? fs->max_body : w->cfg->max_body;
+    s->upstream_timeout_ms = fs->upstream_timeout_ms ? fs->upstream_timeout_ms
+                                                     : w->cfg->upstream_read_timeout_ms;
     s->root_fd = -1;
     if (fs->logs_dir) {
         int r = open_site_log(w, fs->logs_dir, "access.log", &s->access_log);
@@ -237,6 +239,7 @@ static void on_tick(struct evloop *loop, struct ev_timer *t, void *data)
     static uint64_t last_flush;
     update_clock(w);
     front_conn_check_timeouts(w);
+    front_backend_idle_expire(w);
     if (w->now_ms - last_flush >= w->cfg->log_flush_ms) {
         last_flush = w->now_ms;
         front_log_flush_all();

@@ -92,6 +92,8 @@ class Site:
             words.append(f"backend={o['backend']}")
         if o.get("max_body"):
             words.append(f"max_body={o['max_body']}")
+        if o.get("timeout_ms"):
+            words.append(f"timeout_ms={o['timeout_ms']}")
         return " ".join(words)
 
     def access_log(self):

@@ -117,7 +117,7 @@ static void test_msg_roundtrip(void **state)
     struct front_site s = { .name = "blog", .hosts = hosts, .n_hosts = 2, .type = FRONT_SITE_APP,
                             .state = FRONT_SITE_STOPPED, .public_dir = "/srv/blog/public",
                             .logs_dir = NULL, .uid = 1234, .backend = "/run/blog.sock",
-                            .max_body = 777 };
+                            .max_body = 777, .upstream_timeout_ms = 31000 };
     struct buf b = BUF_INIT(FRONT_MSG_MAX);
     assert_int_equal(front_msg_site_encode(&s, &b), 0);
     struct front_site_msg m;
@@ -132,10 +132,17 @@ static void test_msg_roundtrip(void **state)
     assert_string_equal(m.site.backend, "/run/blog.sock");
     assert_int_equal(m.site.uid, 1234);
     assert_int_equal(m.site.max_body, 777);
+    assert_int_equal(m.site.upstream_timeout_ms, 31000);
     free(m.hosts);
-    /* Every truncation of a valid message is refused, never read past. */
+    /* A message from before upstream_timeout_ms existed (without its last 4 bytes)
+     * still decodes, with the default. */
+    assert_int_equal(front_msg_site_decode(b.data, b.len - 4, &m), 0);
+    assert_int_equal(m.site.upstream_timeout_ms, 0);
+    free(m.hosts);
+    /* Every other truncation of a valid message is refused, never read past. */
     for (size_t n = 0; n < b.len; n++)
-        assert_int_not_equal(front_msg_site_decode(b.data, n, &m), 0);
+        if (n != b.len - 4)
+            assert_int_not_equal(front_msg_site_decode(b.data, n, &m), 0);
     buf_done(&b);
 
     /* Hosts must arrive normalised; relative paths are refused. */
