@@ -160,6 +160,9 @@ static int push_site_to_front(struct berthd *d, const struct store_site *site)
         .backend = streq(site->type, "static") ? NULL : backend,
         /* PHP: post_max_size is the body limit, so the front's 413 and PHP agree. */
         .max_body = streq(site->type, "php") ? php_site_body_limit(site->php_settings) : 0,
+        /* PHP: a script silent past its max_execution_time gets a 504 (one second
+         * more, so PHP's own limit, which counts CPU time, is reported first). */
+        .upstream_timeout_ms = streq(site->type, "php") ? (php_site_time_limit(site->php_settings) + 1) * 1000 : 0,
     };
     int r = front_supervisor_site_upsert(d->front, &fs);
     if (r < 0)

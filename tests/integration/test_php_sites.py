@@ -6,6 +6,7 @@ These tests speak FastCGI straight to the site's socket with tests/helpers/fcgi-
 the runtime and the generated php-fpm configuration. Needs root (sandboxes) and
 Debian's php8.2-fpm.
 """
+import hashlib
 import os
 import re
 import subprocess
@@ -27,11 +28,13 @@ def needs_root_and_php():
 
 
 def put(info, rel, text, mode=0o640):
-    """Writes a file into the site's tree as the site's user would (owner site:site)."""
+    """Writes a file into the site's tree as an upload or SFTP would: owned by the
+    site's user, with the group of its directory (public/ is setgid to the front's
+    group, so the front can read what is put there)."""
     path = Path(info["dir"]) / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
-    os.chown(path, info["uid"], info["uid"])
+    os.chown(path, info["uid"], -1 if rel.startswith("public/") else info["uid"])
     os.chmod(path, mode)
     return path
 
@@ -273,3 +276,107 @@ def test_generated_config_is_roots_and_read_only_in_the_sandbox(daemon):
     # removing the site removes its configuration too
     daemon.ok("site", "rm", "tz")
     assert not (daemon.run_dir / "php" / "tz").exists()
+
+
+# ---- through the front: what a visitor sees ----
+
+def http(d, site, path, *curl_args, timeout=60):
+    """curl through berthd's front; returns (status, headers text, body bytes)."""
+    port = d.http_port()
+    proc = subprocess.run(["curl", "-sS", "-D", "-", "-o", "/dev/stdout", "--max-time", str(timeout),
+                           "-H", f"Host: {site}.test.berth", *curl_args, f"http://127.0.0.1:{port}{path}"],
+                          capture_output=True, timeout=timeout + 10)
+    assert proc.returncode == 0, proc.stderr
+    head, _, body = proc.stdout.partition(b"\r\n\r\n")
+    while head.startswith(b"HTTP/1.1 100"):
+        head, _, body = body.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    return status, head.decode(errors="replace"), body
+
+
+def test_phpinfo_and_pretty_urls_over_http(daemon):
+    info = make_php(daemon, "wp")
+    put(info, "public/info.php", "<?php phpinfo();\n")
+    put(info, "public/index.php", """<?php
+header('Content-Type: text/plain');
+echo 'router uri=', $_SERVER['REQUEST_URI'], ' script=', $_SERVER['SCRIPT_NAME'],
+     ' file=', $_SERVER['SCRIPT_FILENAME'], ' root=', $_SERVER['DOCUMENT_ROOT'], "\\n";
+""")
+    put(info, "public/image.png", "\x89PNG not really")
+    status, _, body = http(daemon, "wp", "/info.php")
+    assert status == 200 and b"PHP Version" in body
+    assert b"/site/public:/site/private:/site/tmp" in body      # open_basedir
+    assert b"proc_open" in body                                 # disable_functions
+    status, _, body = http(daemon, "wp", "/2024/hello/?x=1")
+    assert status == 200, body
+    assert body.decode() == ("router uri=/2024/hello/?x=1 script=/index.php file=/site/public/index.php "
+                             "root=/site/public\n")
+    status, _, body = http(daemon, "wp", "/missing.php")
+    assert status == 404 and b"router" not in body
+    # the cgi.fix_pathinfo trap: nothing runs, not the image, not the front controller
+    status, _, body = http(daemon, "wp", "/image.png/x.php")
+    assert status == 404 and b"router" not in body and b"PNG" not in body
+    status, head, body = http(daemon, "wp", "/image.png")
+    assert status == 200 and body == b"\xc2\x89PNG not really"
+    # PHP's source is never served
+    put(info, "public/secret.php", "<?php /* password=hunter2 */ echo 'ok';\n")
+    status, _, body = http(daemon, "wp", "/secret.php")
+    assert status == 200 and body == b"ok"
+
+
+def test_static_files_of_a_php_site_never_wake_php(daemon):
+    info = make_php(daemon, "pics")
+    put(info, "public/logo.svg", "<svg/>")
+    assert daemon.ok("site", "show", "pics")["state"] == "idle"
+    for _ in range(3):
+        status, _, body = http(daemon, "pics", "/logo.svg")
+        assert status == 200 and body == b"<svg/>"
+    time.sleep(0.5)
+    assert daemon.ok("site", "show", "pics")["state"] == "idle"
+
+
+def test_uploads_arrive_intact_and_oversized_bodies_get_413(daemon, tmp_path):
+    info = make_php(daemon, "up")
+    put(info, "public/upload.php", """<?php
+header('Content-Type: text/plain');
+$f = $_FILES['file'] ?? null;
+if (!$f || $f['error'] !== UPLOAD_ERR_OK) { http_response_code(400); echo 'upload error ', $f['error'] ?? 'none'; exit; }
+echo hash_file('sha256', $f['tmp_name']), ' ', $f['size'], "\\n";
+""")
+    big = tmp_path / "big.bin"
+    data = os.urandom(20 << 20)
+    big.write_bytes(data)
+    status, _, body = http(daemon, "up", "/upload.php", "-F", f"file=@{big}")
+    assert status == 200, body
+    assert body.decode().split() == [hashlib.sha256(data).hexdigest(), str(len(data))]
+
+    daemon.ok("site", "set", "up", "--php", "post_max_size=8M", "--php", "upload_max_filesize=8M")
+    status, _, body = http(daemon, "up", "/upload.php", "-F", f"file=@{big}")
+    assert status == 413, body
+    # under the new limit still works
+    small = tmp_path / "small.bin"
+    small.write_bytes(data[: 1 << 20])
+    status, _, body = http(daemon, "up", "/upload.php", "-F", f"file=@{small}")
+    assert status == 200 and body.decode().split()[1] == str(1 << 20)
+
+
+def test_php_errors_and_timeouts_show_berth_pages_not_php_internals(daemon):
+    info = make_php(daemon, "oops")
+    daemon.ok("site", "set", "oops", "--php", "max_execution_time=2")
+    put(info, "public/fatal.php", "<?php echo 'before'; undefined_function_berth();\n")
+    put(info, "public/slow.php", "<?php sleep(30); echo 'late';\n")
+    put(info, "public/ok.php", "<?php echo 'fine';\n")
+    status, _, body = http(daemon, "oops", "/fatal.php")
+    assert status == 500, body
+    assert b"undefined_function_berth" not in body and b"Fatal" not in body and b"/site/" not in body
+    # the fatal went to the site's own error log
+    log = Path(info["dir"]) / "logs" / "error.log"
+    deadline = time.monotonic() + 10
+    while b"undefined_function_berth" not in log.read_bytes():
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.2)
+    status, _, body = http(daemon, "oops", "/slow.php")
+    assert status == 504, body
+    assert b"late" not in body
+    status, _, body = http(daemon, "oops", "/ok.php")
+    assert status == 200 and body == b"fine"
