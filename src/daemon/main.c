@@ -185,8 +185,10 @@ static void on_front_activity(void *data, const struct front_site_activity *a)
     };
     if (d->stats)
         (void)sites_stats_add_requests(d->stats, a->name, now_s(), &delta);
-    if (d->runtime)
+    if (d->runtime) {
         sites_runtime_note_activity(d->runtime, a->name);
+        sites_runtime_note_backend(d->runtime, a->name, a->upstream_ok, a->upstream_failed);
+    }
 }
 
 /* Memory and CPU of every site that runs code, into its history. Every few seconds

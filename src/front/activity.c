@@ -9,12 +9,13 @@
 
 #define REPORT_EVERY_MS 1000
 #define NAME_MAX_LEN 63
-#define ENTRY_FIXED (4 + 6 * 8)
+#define N_FIGURES 8
+#define ENTRY_FIXED (4 + N_FIGURES * 8)
 
 struct site_activity {
     struct site_activity *next;
     char name[NAME_MAX_LEN + 1];
-    uint64_t requests, status[4], bytes;
+    uint64_t requests, status[4], bytes, upstream_ok, upstream_failed;
 };
 
 /* ---- encoding ---- */
@@ -33,7 +34,8 @@ int front_msg_activity_append(struct buf *out, const struct front_site_activity 
     if (out->len + ENTRY_FIXED + n > FRONT_ACTIVITY_MSG_MAX)
         return -ENOBUFS;
     uint32_t len = (uint32_t)n;
-    uint64_t v[6] = { a->requests, a->status[0], a->status[1], a->status[2], a->status[3], a->bytes };
+    uint64_t v[N_FIGURES] = { a->requests, a->status[0], a->status[1], a->status[2], a->status[3], a->bytes,
+                              a->upstream_ok, a->upstream_failed };
     int r = buf_append(out, &len, 4);
     if (r >= 0)
         r = buf_append(out, a->name, n);
@@ -65,7 +67,7 @@ static int walk(const char *msg, size_t len, void (*fn)(void *, const struct fro
             return -EBADMSG;
         memcpy(&n, msg + off, 4);
         off += 4;
-        if (n == 0 || n > NAME_MAX_LEN || len - off < n + 6 * 8)
+        if (n == 0 || n > NAME_MAX_LEN || len - off < n + N_FIGURES * 8)
             return -EBADMSG;
         char name[NAME_MAX_LEN + 1];
         memcpy(name, msg + off, n);
@@ -73,7 +75,7 @@ static int walk(const char *msg, size_t len, void (*fn)(void *, const struct fro
         if (memchr(name, 0, n))
             return -EBADMSG;
         off += n;
-        uint64_t v[6];
+        uint64_t v[N_FIGURES];
         memcpy(v, msg + off, sizeof(v));
         off += sizeof(v);
         /* Each class is part of the whole; the sum cannot wrap since each term is
@@ -84,10 +86,13 @@ static int walk(const char *msg, size_t len, void (*fn)(void *, const struct fro
                 return -EBADMSG;
             sum += v[k];
         }
+        if (v[6] > v[0] || v[7] > v[0] - v[6])
+            return -EBADMSG;   /* upstream outcomes are requests too */
         if (fn)
             fn(data, &(struct front_site_activity){ .name = name, .requests = v[0],
                                                     .status = { v[1], v[2], v[3], v[4] },
-                                                    .bytes = v[5] });
+                                                    .bytes = v[5], .upstream_ok = v[6],
+                                                    .upstream_failed = v[7] });
     }
     return off == len ? 0 : -EBADMSG;
 }
@@ -101,8 +106,10 @@ int front_msg_activity_decode(const char *msg, size_t len,
 
 /* ---- the worker's counters ---- */
 
-void front_activity_count(struct worker *w, const struct vsite *s, int status, uint64_t bytes)
+void front_activity_count(struct worker *w, const struct conn *c)
 {
+    const struct vsite *s = c->site;
+    int status = c->status;
     if (!s || status <= 0)
         return;
     size_t n = strlen(s->name);
@@ -121,7 +128,11 @@ void front_activity_count(struct worker *w, const struct vsite *s, int status, u
     a->requests++;
     if (status >= 200 && status < 600)
         a->status[status / 100 - 2]++;
-    a->bytes += bytes;
+    a->bytes += c->bytes_sent;
+    if (c->upstream_failed)
+        a->upstream_failed++;
+    else if (c->upstream_ms >= 0)
+        a->upstream_ok++;
 }
 
 /* Sends one report; true if it went out. */
@@ -151,7 +162,8 @@ void front_activity_report(struct worker *w)
         int r = a ? front_msg_activity_append(&msg, &(struct front_site_activity){
                         .name = a->name, .requests = a->requests,
                         .status = { a->status[0], a->status[1], a->status[2], a->status[3] },
-                        .bytes = a->bytes })
+                        .bytes = a->bytes, .upstream_ok = a->upstream_ok,
+                        .upstream_failed = a->upstream_failed })
                   : -ENOBUFS;
         if (r >= 0) {
             p = &a->next;

@@ -180,7 +180,7 @@ void front_conn_close(struct conn *c)
     c->file_fd = safe_close(c->file_fd);
     /* A request still holding its site here ended by closing (a WebSocket tunnel,
      * a backend failing mid-answer): it was answered all the same. */
-    front_activity_count(w, c->site, c->status, c->bytes_sent);
+    front_activity_count(w, c);
     front_vsite_unref(c->site);
     c->site = NULL;
     if (c->client && --c->client->conns == 0) {
@@ -359,7 +359,7 @@ static void start_linger(struct conn *c)
 void front_conn_request_done(struct conn *c)
 {
     log_write(c);
-    front_activity_count(c->w, c->site, c->status, c->bytes_sent);
+    front_activity_count(c->w, c);
     c->log = NULL;
     front_vsite_unref(c->site);
     c->site = NULL;
@@ -392,6 +392,7 @@ static void dispatch(struct conn *c)
     c->status = 0;
     c->bytes_sent = 0;
     c->upstream_ms = -1;
+    c->upstream_failed = false;
 
     char host[FRONT_HOST_MAX + 3];
     size_t host_len = 0;
@@ -532,6 +533,9 @@ void front_conn_run(struct conn *c)
                 c->req_start_ms = w->now_ms;
                 c->log = w->global_log;
                 c->upstream_ms = -1;
+            c->upstream_failed = false;
+                c->upstream_failed = false;
+    c->upstream_failed = false;
                 log_prepare(c, false);
                 front_conn_error(c, -r, NULL);
                 continue;
@@ -657,6 +661,8 @@ void front_conn_check_timeouts(struct worker *w)
             c->req_start_ms = now;
             c->log = w->global_log;
             c->upstream_ms = -1;
+            c->upstream_failed = false;
+    c->upstream_failed = false;
             log_prepare(c, false);
             front_conn_error(c, 408, NULL);
             front_conn_run(c);

@@ -169,6 +169,7 @@ static void fc_fail(struct fcgi *fc, int status, const char *why)
         front_conn_log_error(c, "upstream %s: %s", fc->b ? fc->b->path : "-", why);
     log_stderr(fc);
     fc_release(fc, false);
+    c->upstream_failed = true;
     if (head_sent) {
         front_conn_close(c);
         return;

@@ -68,7 +68,8 @@ struct front_site_msg {
 int front_msg_site_decode(const char *msg, size_t len, struct front_site_msg *ret);
 
 /* ACTIVITY (activity.c): u32 type, u32 n, then n entries of u32 name length, the
- * name (1..63 bytes), u64 requests, u64 2xx, 3xx, 4xx, 5xx, u64 bytes. Host byte
+ * name (1..63 bytes), u64 requests, u64 2xx, 3xx, 4xx, 5xx, u64 bytes, u64 answered
+ * by the backend, u64 failed by the backend. Host byte
  * order (both ends are the same binary). A report never exceeds this size: a worker
  * with more active sites sends several. */
 #define FRONT_ACTIVITY_MSG_MAX (16 * 1024)

@@ -87,6 +87,7 @@ struct conn {
     uint64_t bytes_sent;
     uint64_t req_start_ms;
     int64_t upstream_ms;         /* -1: no upstream */
+    bool upstream_failed;        /* the backend failed this request (our 502/504) */
     struct buf logline;          /* the request's log line, completed when it ends */
     size_t log_split;            /* where status and bytes go in logline */
     struct vsite *site;          /* referenced while a request runs */
@@ -180,7 +181,7 @@ void front_fcgi_timeout(struct conn *c);
 /* activity.c: requests per site, reported to the supervisor */
 struct site_activity;
 /* Counts one answered request of site s (status and body bytes of c). */
-void front_activity_count(struct worker *w, const struct vsite *s, int status, uint64_t bytes);
+void front_activity_count(struct worker *w, const struct conn *c);
 /* Sends what was counted since the last report, if a second has passed; called
  * from the tick. Never blocks: what does not fit in the socket stays counted. */
 void front_activity_report(struct worker *w);

@@ -119,6 +119,9 @@ struct front_site_activity {
     uint64_t requests;         /* answers sent (any status, 101 included) */
     uint64_t status[4];        /* of which 2xx, 3xx, 4xx, 5xx */
     uint64_t bytes;            /* body bytes sent, as the access log counts them */
+    uint64_t upstream_ok;      /* of requests: answered by the site's backend */
+    uint64_t upstream_failed;  /* of requests: the backend failed them (the front's 502 or
+                                  504: refused, broken or silent past the timeout) */
 };
 
 /* Called by the supervisor with one site's figures since the previous call, summed

@@ -200,6 +200,7 @@ static void px_fail(struct proxy *px, int status, const char *why)
     if (why)
         front_conn_log_error(c, "upstream %s: %s", px->b ? px->b->path : "-", why);
     px_release(px, false);
+    c->upstream_failed = true;
     if (head_sent) {
         front_conn_close(c);
         return;

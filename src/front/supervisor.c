@@ -146,6 +146,8 @@ static void activity_add(void *data, const struct front_site_activity *a)
     for (int k = 0; k < 4; k++)
         p->a.status[k] = sat_add(p->a.status[k], a->status[k]);
     p->a.bytes = sat_add(p->a.bytes, a->bytes);
+    p->a.upstream_ok = sat_add(p->a.upstream_ok, a->upstream_ok);
+    p->a.upstream_failed = sat_add(p->a.upstream_failed, a->upstream_failed);
     if (!sup->activity_timer)
         sup->activity_timer = evloop_timer_add(sup->loop, ACTIVITY_FLUSH_MS, activity_flush, sup);
 }

@@ -50,6 +50,9 @@ struct rt_site {
     unsigned restarts;
     int last_exit;
     uint64_t last_activity_ms;
+    uint64_t spawned_ms;         /* monotonic time of the current sandbox's start */
+    uint64_t backend_failures;   /* requests failed in a row by the running backend */
+    uint64_t failure_restart_ms; /* the last restart for backend failures; 0: none */
     uint64_t crashes[CRASH_MAX]; /* monotonic ms of the last crashes, oldest first */
     size_t n_crashes;
     bool stop_requested;         /* an exit now is not a crash */
@@ -387,7 +390,8 @@ static int site_spawn(struct rt_site *s, struct error *err)
     s->pid = pid;
     s->pidfd = pidfd;
     s->started_at = now_s();
-    s->last_activity_ms = now_ms();
+    s->last_activity_ms = s->spawned_ms = now_ms();
+    s->backend_failures = 0;
     s->stop_requested = s->restart_after_stop = s->idle_after_stop = false;
     s->program_changed = false;
     s->last_error[0] = 0;
@@ -920,6 +924,33 @@ void sites_runtime_note_activity(struct sites_runtime *rt, const char *name)
     struct rt_site *s = site_find(rt, name);
     if (s)
         s->last_activity_ms = now_ms();
+}
+
+void sites_runtime_note_backend(struct sites_runtime *rt, const char *name, uint64_t answered,
+                                uint64_t failed)
+{
+    struct rt_site *s = site_find(rt, name);
+    if (!s || !s->app)
+        return;
+    if (answered > 0) {
+        s->backend_failures = 0;
+        return;
+    }
+    s->backend_failures += failed;
+    uint64_t now = now_ms();
+    /* A fresh sandbox gets time to come up; a site restarted for this recently
+     * is not restarted again and again (its crash handling still applies). */
+    if (s->state != SITES_RUNTIME_RUNNING || s->backend_failures < SITES_BACKEND_FAILURES_MAX ||
+        now - s->spawned_ms < 5000 ||
+        (s->failure_restart_ms && now - s->failure_restart_ms < SITES_BACKEND_RESTART_MIN_MS))
+        return;
+    log_warning("site %s: its %s failed %" PRIu64 " requests in a row and answered none; restarting it",
+                s->name, s->php ? "PHP pool" : "program", s->backend_failures);
+    s->backend_failures = 0;
+    s->failure_restart_ms = now;
+    s->restarts++;
+    site_stop_sandbox(s);
+    s->restart_after_stop = true;
 }
 
 int sites_runtime_get_status(struct sites_runtime *rt, const char *name, struct sites_runtime_status *ret)

@@ -163,6 +163,16 @@ int sites_runtime_set_limits(struct sites_runtime *rt, const char *name,
                              const struct sandbox_limits *limits);
 /* The front saw a request for the site: it is not idle. Unknown names are ignored. */
 void sites_runtime_note_activity(struct sites_runtime *rt, const char *name);
+/* How the site's backend did since the last call: requests it answered and
+ * requests it failed (the front's 502/504: refused, broken, silent past the
+ * timeout). A running sandbox that fails SITES_BACKEND_FAILURES_MAX requests in a
+ * row with none answered (a hung php-fpm, an app that stopped accepting) is
+ * restarted: at most once per SITES_BACKEND_RESTART_MIN_MS, and not within its
+ * first seconds. Unknown names are ignored. */
+void sites_runtime_note_backend(struct sites_runtime *rt, const char *name, uint64_t answered,
+                                uint64_t failed);
+#define SITES_BACKEND_FAILURES_MAX 3
+#define SITES_BACKEND_RESTART_MIN_MS 30000
 /* Fills *ret. -ENOENT for a site the runtime does not manage (one that runs no code). */
 int sites_runtime_get_status(struct sites_runtime *rt, const char *name,
                              struct sites_runtime_status *ret);

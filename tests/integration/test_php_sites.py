@@ -6,8 +6,10 @@ These tests speak FastCGI straight to the site's socket with tests/helpers/fcgi-
 the runtime and the generated php-fpm configuration. Needs root (sandboxes) and
 Debian's php8.2-fpm.
 """
+import concurrent.futures
 import hashlib
 import os
+import signal
 import re
 import subprocess
 import time
@@ -380,3 +382,40 @@ def test_php_errors_and_timeouts_show_berth_pages_not_php_internals(daemon):
     assert b"late" not in body
     status, _, body = http(daemon, "oops", "/ok.php")
     assert status == 200 and body == b"fine"
+
+
+def test_a_pool_that_stops_answering_gets_504s_then_a_restart(daemon):
+    """php-fpm frozen: visitors get 504 after the site's time limit, and after a few
+    such failures with nothing answered berthd restarts the site's pool."""
+    from test_lifecycle import cgroup_pids
+    info = make_php(daemon, "hang")
+    daemon.ok("site", "set", "hang", "--php", "max_execution_time=1", "--always-on")
+    put(info, "public/ok.php", "<?php echo 'fine';\n")
+    assert http(daemon, "hang", "/ok.php")[2] == b"fine"
+    pid = daemon.ok("site", "show", "hang")["runtime"]["pid"]
+    time.sleep(5)   # a fresh pool gets a few seconds before failures count
+    frozen = [p for p in cgroup_pids(daemon, "hang") if p != pid]
+    assert frozen, "no php-fpm processes found in the site's cgroup"
+    for p in frozen:
+        os.kill(p, signal.SIGSTOP)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            statuses = list(pool.map(lambda _: http(daemon, "hang", "/ok.php")[0], range(4)))
+        assert statuses == [504] * 4, statuses
+        deadline = time.monotonic() + 30
+        while True:
+            shown = daemon.ok("site", "show", "hang")
+            if shown["runtime"]["pid"] not in (None, pid) and shown["state"] == "running":
+                break
+            assert time.monotonic() < deadline, (shown, daemon.log())
+            time.sleep(0.2)
+    finally:
+        for p in frozen:
+            try:
+                os.kill(p, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+    assert "failed 4 requests in a row and answered none; restarting it" in daemon.log() or \
+        "requests in a row and answered none; restarting it" in daemon.log()
+    assert shown["runtime"]["restarts"] >= 1
+    assert http(daemon, "hang", "/ok.php")[2] == b"fine"

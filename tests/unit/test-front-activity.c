@@ -29,7 +29,8 @@ static void collect(void *data, const struct front_site_activity *a)
 static void test_round_trip(void **state)
 {
     struct buf b = BUF_INIT(FRONT_ACTIVITY_MSG_MAX);
-    struct front_site_activity a = { .name = "blog", .requests = 10, .status = { 5, 1, 3, 1 }, .bytes = 12345 };
+    struct front_site_activity a = { .name = "blog", .requests = 10, .status = { 5, 1, 3, 1 }, .bytes = 12345,
+                                     .upstream_ok = 6, .upstream_failed = 1 };
     assert_int_equal(front_msg_activity_append(&b, &a), 0);
     a = (struct front_site_activity){ .name = "shop", .requests = 2, .status = { 0, 0, 0, 0 }, .bytes = 0 };
     assert_int_equal(front_msg_activity_append(&b, &a), 0);
@@ -40,6 +41,8 @@ static void test_round_trip(void **state)
     assert_int_equal(s.a[0].requests, 10);
     assert_int_equal(s.a[0].status[2], 3);
     assert_int_equal(s.a[0].bytes, 12345);
+    assert_int_equal(s.a[0].upstream_ok, 6);
+    assert_int_equal(s.a[0].upstream_failed, 1);
     assert_string_equal(s.names[1], "shop");
     assert_int_equal(s.a[1].requests, 2);
     buf_done(&b);
@@ -110,13 +113,18 @@ static void test_hostile_reports_refused(void **state)
     /* Status classes adding up to more than the requests (the second entry's 5xx),
      * and classes that would wrap a 64-bit sum. */
     memcpy(copy, b.data, b.len);
-    size_t second = 8 + (4 + 4 + 6 * 8);
+    size_t second = 8 + (4 + 4 + 8 * 8);
     uint64_t big = 3;
     memcpy(copy + second + 4 + 4 + 4 * 8, &big, 8);
     assert_int_equal(front_msg_activity_decode(copy, b.len, collect, &s), -EBADMSG);
     memcpy(copy, b.data, b.len);
     uint64_t wrap[5] = { UINT64_MAX, UINT64_MAX, UINT64_MAX, 2, 0 };
     memcpy(copy + 8 + 4 + 4, wrap, sizeof(wrap));
+    assert_int_equal(front_msg_activity_decode(copy, b.len, collect, &s), -EBADMSG);
+    /* Backend outcomes beyond the requests. */
+    memcpy(copy, b.data, b.len);
+    uint64_t outcomes[2] = { 2, 2 };
+    memcpy(copy + second + 4 + 4 + 6 * 8, outcomes, sizeof(outcomes));
     assert_int_equal(front_msg_activity_decode(copy, b.len, collect, &s), -EBADMSG);
     /* Oversized. */
     assert_int_equal(front_msg_activity_decode(b.data, FRONT_ACTIVITY_MSG_MAX + 1, collect, &s), -EBADMSG);
@@ -129,8 +137,14 @@ static void test_hostile_reports_refused(void **state)
 
 struct sums {
     size_t messages, entries;
-    uint64_t requests, s5xx, bytes;
+    uint64_t requests, s5xx, bytes, upstream_ok, upstream_failed;
 };
+
+/* A request of site s answered with status and bytes, with no backend involved. */
+static void count(struct worker *w, struct vsite *s, int status, uint64_t bytes)
+{
+    front_activity_count(w, &(struct conn){ .site = s, .status = status, .bytes_sent = bytes, .upstream_ms = -1 });
+}
 
 static void sum(void *data, const struct front_site_activity *a)
 {
@@ -139,6 +153,8 @@ static void sum(void *data, const struct front_site_activity *a)
     t->requests += a->requests;
     t->s5xx += a->status[3];
     t->bytes += a->bytes;
+    t->upstream_ok += a->upstream_ok;
+    t->upstream_failed += a->upstream_failed;
 }
 
 /* Reads every report waiting on fd. */
@@ -172,11 +188,15 @@ static void test_worker_reports_without_blocking(void **state)
     for (int i = 0; i < 500; i++) {
         snprintf(names[i], sizeof(names[i]), "site-number-%d", i);
         sites[i] = (struct vsite){ .name = names[i] };
-        front_activity_count(&w, &sites[i], 200, 10);
-        front_activity_count(&w, &sites[i], 503, 1);
+        count(&w, &sites[i], 200, 10);
+        count(&w, &sites[i], 503, 1);
     }
-    front_activity_count(&w, NULL, 404, 1);          /* unknown host: no site */
-    front_activity_count(&w, &sites[0], 0, 0);       /* no answer was begun */
+    count(&w, NULL, 404, 1);          /* unknown host: no site */
+    count(&w, &sites[0], 0, 0);       /* no answer was begun */
+    /* Backend outcomes: one answered by the backend, one it failed (504). */
+    front_activity_count(&w, &(struct conn){ .site = &sites[1], .status = 200, .upstream_ms = 3 });
+    front_activity_count(&w, &(struct conn){ .site = &sites[1], .status = 504, .upstream_ms = -1,
+                                             .upstream_failed = true });
 
     /* Fill the socket: the report must not block, and must keep what it could not send. */
     char junk[1024] = { 0 };
@@ -188,7 +208,7 @@ static void test_worker_reports_without_blocking(void **state)
     while (recv(sv[1], buf, sizeof(buf), MSG_DONTWAIT) > 0)
         ;
     /* More requests meanwhile are added to what waits. */
-    front_activity_count(&w, &sites[7], 200, 5);
+    count(&w, &sites[7], 200, 5);
     struct sums t = { 0 };
     for (int round = 0; round < 100 && w.activity.len > 0; round++) {
         w.now_ms += 1000;
@@ -199,8 +219,10 @@ static void test_worker_reports_without_blocking(void **state)
     assert_null(w.activity_list);
     assert_true(t.messages >= 2);
     assert_int_equal(t.entries, 500);
-    assert_int_equal(t.requests, 1001);
-    assert_int_equal(t.s5xx, 500);
+    assert_int_equal(t.requests, 1003);
+    assert_int_equal(t.s5xx, 501);
+    assert_int_equal(t.upstream_ok, 1);
+    assert_int_equal(t.upstream_failed, 1);
     assert_int_equal(t.bytes, 500 * 11 + 5);
     /* Nothing new: nothing sent. */
     w.now_ms += 1000;
