@@ -600,6 +600,11 @@ int php_fpm_config_write(const struct php_fpm_site *site, struct buf *out, struc
         r = effective(v, s, body, val, err);
         if (r < 0)
             return r;
+        /* opcache.enable can only be turned off in a pool: PHP is started with it on
+         * (its default) and logs "can't be temporary enabled" in every worker told
+         * to turn it on again. */
+        if (r > 0 && streq(s->key, "opcache.enable") && streq(val, "On"))
+            continue;
         if (r > 0)
             emit(&werr, out, "php_%s[%s] = %s\n", s->kind == K_BOOL ? "flag" : "value", s->key, val);
     }
