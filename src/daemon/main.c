@@ -292,8 +292,34 @@ static int start_front(struct berthd *d)
     return 0;
 }
 
-/* --dev: a newcomer's first run gets an admin account (password printed once) and a
- * demo site, so that `make dev` shows something at once. */
+/* Creates one demo site with one file in its public/. */
+static int dev_demo_site(struct berthd *d, const char *name, const char *type, const char *file,
+                         const char *text)
+{
+    struct store_site demo = {
+        .name = (char *)name, .type = (char *)type, .network = "none", .desired_state = "running",
+        .memory_max = 256ULL << 20, .cpu_millis = 1000, .pids_max = 128, .idle_seconds = 300,
+    };
+    struct error err = { 0 };
+    int r = sites_create(d->sites, &demo, "berthd", &err);
+    if (r < 0)
+        return log_errno(r, "cannot create the demo site %s: %s", name, err.message);
+    char path[4200], dir[4096];
+    sites_dir(d->sites, name, dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/public/%s", dir, file);
+    r = write_file_atomic(path, text, strlen(text), 0640);
+    /* Owner the site (PHP reads it as the site's user), group the front's, which
+     * reads public/ through it. */
+    if (r >= 0 && chown(path, demo.uid, d->cfg.front_gid) < 0)
+        r = -errno;
+    if (r < 0)
+        log_warning_errno(r, "cannot write the demo page %s", path);
+    return 0;
+}
+
+/* --dev: a newcomer's first run gets an admin account (password printed once) and
+ * two demo sites, a static one and a PHP one, so that `make dev` shows something at
+ * once. */
 static int dev_bootstrap(struct berthd *d)
 {
     size_t n;
@@ -319,28 +345,25 @@ static int dev_bootstrap(struct berthd *d)
     r = store_site_count(d->store, &n);
     if (r < 0 || n > 0)
         return r;
-    struct store_site demo = {
-        .name = "demo", .type = "static", .network = "none", .desired_state = "running",
-        .memory_max = 256ULL << 20, .cpu_millis = 1000, .pids_max = 128, .idle_seconds = 300,
-    };
-    struct error err = { 0 };
-    r = sites_create(d->sites, &demo, "berthd", &err);
-    if (r < 0)
-        return log_errno(r, "cannot create the demo site: %s", err.message);
-    char path[4200], dir[4096];
-    sites_dir(d->sites, "demo", dir, sizeof(dir));
-    snprintf(path, sizeof(path), "%s/public/index.html", dir);
     static const char page[] =
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>berth demo</title></head>\n"
-        "<body><h1>It works.</h1><p>This is the <b>demo</b> site, served by berth.</p></body></html>\n";
-    r = write_file_atomic(path, page, sizeof(page) - 1, 0644);
-    /* Group: the front's, which reads public/ through it. */
-    if (r >= 0 && chown(path, demo.uid, d->cfg.front_gid) < 0)
-        r = -errno;
-    if (r < 0)
-        log_warning_errno(r, "cannot write the demo page %s", path);
-    log_info("created the demo site: http://demo.%s%s/", d->cfg.base_domain,
-             d->n_listeners ? strrchr(d->listeners[0].address, ':') : "");
+        "<body><h1>It works.</h1><p>This is the <b>demo</b> site, served by berth.</p>\n"
+        "<p>A PHP site is next door: <a href=\"http://hello-php.%s%s/\">hello-php</a>.</p></body></html>\n";
+    static const char script[] =
+        "<?php\n$me = posix_getpwuid(posix_geteuid());\n?>\n"
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>berth PHP demo</title></head>\n"
+        "<body><h1>Hello from PHP <?= htmlspecialchars(PHP_VERSION) ?></h1>\n"
+        "<p>This page ran in the <b>hello-php</b> site's own php-fpm, inside its sandbox, as user\n"
+        "<?= htmlspecialchars($me['name']) ?> (uid <?= posix_geteuid() ?>), at <?= date('H:i:s') ?>.</p>\n"
+        "<p>Try <code>berth site set hello-php --php date.timezone=Europe/Paris</code>.</p></body></html>\n";
+    const char *port = d->n_listeners ? strrchr(d->listeners[0].address, ':') : "";
+    char text[sizeof(page) + 300];
+    snprintf(text, sizeof(text), page, d->cfg.base_domain, port ? port : "");
+    if ((r = dev_demo_site(d, "demo", "static", "index.html", text)) < 0 ||
+        (r = dev_demo_site(d, "hello-php", "php", "index.php", script)) < 0)
+        return r;
+    log_info("created the demo sites: http://demo.%s%s/ and http://hello-php.%s%s/", d->cfg.base_domain,
+             port ? port : "", d->cfg.base_domain, port ? port : "");
     return 0;
 }
 

@@ -117,6 +117,13 @@ def test_dev_demo_site_is_served(daemon_factory):
     port = d.http_port()
     status, _, body = get(port, "demo.test.berth")
     assert status == 200 and b"It works." in body
+    assert f"http://hello-php.test.berth:{port}/".encode() in body
+    if os.geteuid() == 0:   # PHP runs in a sandbox: root only
+        hello = d.ok("site", "show", "hello-php")
+        status, _, body = get(port, "hello-php.test.berth")
+        assert status == 200, body
+        assert b"Hello from PHP 8.2" in body
+        assert f"as user\nsite (uid {hello['uid']})".encode() in body, body
 
 
 def test_restart_keeps_the_listeners_open(daemon_factory):

@@ -144,4 +144,4 @@ def test_dev_mode_creates_admin_and_demo_site(daemon_factory):
     d.log_path.write_text("")
     d.start("--dev")
     assert "password:" not in d.log()
-    assert len(d.ok("site", "ls")["sites"]) == 1
+    assert [s["name"] for s in d.ok("site", "ls")["sites"]] == ["demo", "hello-php"]
