@@ -36,6 +36,8 @@ struct proxy {
     bool retried;
     enum http_method method;
     bool upgrade;
+    bool up_readable;            /* epoll said readable and no short read since */
+    bool client_in_muted;        /* the client spoke while we were not reading it */
     /* request: client -> upstream */
     struct buf up_out;
     size_t up_off;
@@ -63,6 +65,20 @@ struct proxy {
 };
 
 static struct proxy *free_proxies;
+static struct upstream *free_upstreams;
+
+/* Idle upstream connections stay watched in epoll (EPOLLIN|EPOLLRDHUP) the whole
+ * time they live: taking one from the pool or giving it back only changes the
+ * callback, so a kept-alive request costs no epoll_ctl on the upstream side. */
+#define UP_EVENTS (EPOLLIN | EPOLLRDHUP)
+
+static void upstream_free(struct upstream *u)
+{
+    if (!u)
+        return;
+    u->next = free_upstreams;
+    free_upstreams = u;
+}
 
 static void up_io(struct evloop *loop, int fd, uint32_t events, void *data);
 static void px_run(struct proxy *px);
@@ -83,16 +99,23 @@ static void idle_io(struct evloop *loop, int fd, uint32_t events, void *data)
         }
     evloop_del(loop, fd);
     close(fd);
-    free(u);
+    upstream_free(u);
 }
 
 static void pool_put(struct proxy *px)
 {
     struct backend *b = px->b;
-    struct upstream *u = b->n_idle < POOL_MAX ? malloc(sizeof(*u)) : NULL;
-    evloop_del(b->w->loop, px->ufd);
-    if (!u || evloop_add(b->w->loop, px->ufd, EPOLLIN | EPOLLRDHUP, idle_io, u) < 0) {
-        free(u);
+    struct upstream *u = NULL;
+    if (b->n_idle < POOL_MAX) {
+        u = free_upstreams;
+        if (u)
+            free_upstreams = u->next;
+        else
+            u = malloc(sizeof(*u));
+    }
+    if (!u || evloop_set(b->w->loop, px->ufd, UP_EVENTS, idle_io, u) < 0) {
+        upstream_free(u);
+        evloop_del(b->w->loop, px->ufd);
         close(px->ufd);
         px->ufd = -1;
         return;
@@ -105,6 +128,7 @@ static void pool_put(struct proxy *px)
     px->ufd = -1;
 }
 
+/* Takes the newest idle connection, still watched (by idle_io) in epoll. */
 static int pool_get(struct backend *b)
 {
     struct upstream *u = b->idle;
@@ -113,8 +137,7 @@ static int pool_get(struct backend *b)
     b->idle = u->next;
     b->n_idle--;
     int fd = u->fd;
-    evloop_del(b->w->loop, fd);
-    free(u);
+    upstream_free(u);
     return fd;
 }
 
@@ -122,6 +145,7 @@ void front_backend_idle_check(struct backend *b)
 {
     while (b->idle) {
         int fd = pool_get(b);
+        evloop_del(b->w->loop, fd);
         close(fd);
     }
 }
@@ -223,7 +247,8 @@ static int up_connect(struct proxy *px)
     px->connect_retry = false;
     px->connected = true;
     px->deadline = px->c->w->now_ms + px->c->w->cfg->upstream_read_timeout_ms;
-    return evloop_add(px->c->w->loop, fd, EPOLLIN | EPOLLOUT, up_io, px);
+    /* EPOLLOUT only if the first send comes up short (px_run arms it). */
+    return evloop_add(px->c->w->loop, fd, UP_EVENTS, up_io, px);
 }
 
 static bool hop_by_hop(const char *name, size_t len, const char *conn_value, size_t conn_len)
@@ -373,7 +398,7 @@ void front_proxy_start(struct conn *c)
         px->ufd = fd;
         px->reused = true;
         px->connected = true;
-        if (evloop_add(w->loop, fd, EPOLLIN | EPOLLOUT, up_io, px) < 0) {
+        if (evloop_set(w->loop, fd, UP_EVENTS, up_io, px) < 0) {
             px_fail(px, 502, "cannot watch the upstream socket");
             return;
         }
@@ -405,6 +430,7 @@ static bool px_retry(struct proxy *px)
     close(px->ufd);
     px->ufd = -1;
     px->connected = false;
+    px->up_readable = false;
     px->up_off = 0;
     px->upstream_eof = false;
     return up_connect(px) >= 0;
@@ -637,6 +663,11 @@ static ssize_t read_into(int fd, struct buf *b)
     return n;
 }
 
+static bool client_in_wanted(const struct proxy *px)
+{
+    return (!px->req_done || px->tunnel) && !px->client_eof && px->up_out.len - px->up_off < HIGH_WATER;
+}
+
 static void px_run(struct proxy *px)
 {
     struct conn *c = px->c;
@@ -671,10 +702,11 @@ static void px_run(struct proxy *px)
             }
         }
         /* client -> us, only while upstream keeps up */
-        bool want_client_in = (!px->req_done || px->tunnel) && !px->client_eof &&
-                              px->up_out.len - px->up_off < HIGH_WATER;
-        if (want_client_in && c->in.len < HIGH_WATER) {
+        bool want_client_in = client_in_wanted(px);
+        if (want_client_in && c->in.len < HIGH_WATER && c->readable) {
             ssize_t n = read_into(c->fd, &c->in);
+            if (n == -EAGAIN || (n > 0 && n < READ_CHUNK))
+                c->readable = false;   /* drained: wait for epoll to say there is more */
             if (n > 0) {
                 progress = true;
                 c->deadline = w->now_ms + w->cfg->idle_timeout_ms;
@@ -691,8 +723,12 @@ static void px_run(struct proxy *px)
         /* upstream -> us, only while the client keeps up */
         bool want_up_in = px->connected && !px->upstream_eof && !px->res_done &&
                           c->out.len - c->out_off < HIGH_WATER;
-        if (want_up_in) {
+        if (want_up_in && px->up_readable) {
+            /* Only after epoll said so: reading right after sending the request
+             * would nearly always cost a read that says EAGAIN. */
             ssize_t n = read_into(px->ufd, &px->up_in);
+            if (n == -EAGAIN || (n > 0 && n < READ_CHUNK))
+                px->up_readable = false;
             if (n > 0) {
                 progress = true;
                 px->deadline = w->now_ms + w->cfg->upstream_read_timeout_ms;
@@ -739,11 +775,14 @@ static void px_run(struct proxy *px)
     /* The deadline counts silence: any movement either way restarts it. */
     if (any_progress && px->connected)
         px->deadline = w->now_ms + (px->tunnel ? w->cfg->idle_timeout_ms : w->cfg->upstream_read_timeout_ms);
-    /* Arm exactly the events we wait for. */
+    /* Arm the events we wait for. The client's EPOLLIN stays on while it is
+     * quiet even when we do not want its bytes (a request without body): it is
+     * turned off only once the client actually speaks, so the usual request costs
+     * no epoll_ctl on the client socket. */
     uint32_t cev = 0;
     if (c->out_off < c->out.len)
         cev |= EPOLLOUT;
-    if (((!px->req_done || px->tunnel) && !px->client_eof && px->up_out.len - px->up_off < HIGH_WATER))
+    if (client_in_wanted(px) || !px->client_in_muted)
         cev |= EPOLLIN;
     front_conn_want(c, cev);
     if (px->connected) {
@@ -751,7 +790,7 @@ static void px_run(struct proxy *px)
         if (px->up_off < px->up_out.len)
             uev |= EPOLLOUT;
         if (!px->upstream_eof && !px->res_done && c->out.len - c->out_off < HIGH_WATER)
-            uev |= EPOLLIN;
+            uev |= UP_EVENTS;
         evloop_mod(w->loop, px->ufd, uev);
     }
 }
@@ -760,13 +799,19 @@ static void up_io(struct evloop *loop, int fd, uint32_t events, void *data)
 {
     struct proxy *px = data;
     px->c->w->now_ms = now_ms();
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        px->up_readable = true;
     px_run(px);
 }
 
 void front_proxy_client_event(struct conn *c, uint32_t events)
 {
-    if (c->px)
-        px_run(c->px);
+    struct proxy *px = c->px;
+    if (!px)
+        return;
+    if ((events & EPOLLIN) && !client_in_wanted(px))
+        px->client_in_muted = true;
+    px_run(px);
 }
 
 void front_proxy_timeout(struct conn *c)
