@@ -18,7 +18,7 @@
 #define PIPELINE_BATCH (64 * 1024) /* answers gathered before one write */
 #define LINGER_MS 2000
 #define FREE_CONNS_MAX 1024
-#define ACCEPT_BATCH 1
+#define ACCEPT_BATCH 64
 
 static const char busy_page[] =
     "HTTP/1.1 503 Service Unavailable\r\nServer: berth\r\nContent-Type: text/html; charset=utf-8\r\n"
@@ -73,11 +73,12 @@ static void refuse(int fd)
 
 void front_conn_accept(struct worker *w, int lfd)
 {
-    /* A small batch per wakeup. Workers share the listener (EPOLLEXCLUSIVE), and
-     * the one woken first would take a whole burst of connections (wrk's 64 went
-     * 60/4 with a batch of 64): that worker then carries most of the load and its
-     * connections the tail latency, while the other idles. Taking a few at a time
-     * lets the other worker, woken by the next arrival, take its share. */
+    /* A bounded batch per wakeup keeps one busy listener from starving the rest.
+     * (Workers share the listener with EPOLLEXCLUSIVE and connections do not
+     * spread evenly: wrk's 64 went anywhere from 34/34 to 2/66 between two
+     * workers, with batches of 64 or of 1 and with the worker re-queued at the
+     * back of the wait queue after each accept. Evening it out needs counts
+     * shared between workers; see docs/internals/front.md.) */
     for (int i = 0; i < ACCEPT_BATCH; i++) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
