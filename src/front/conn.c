@@ -28,6 +28,18 @@ static const char busy_page[] =
 
 static void conn_io(struct evloop *loop, int fd, uint32_t events, void *data);
 
+/* Lets go of the file being sent: ours to close, or the open-file cache's. */
+static void file_done(struct conn *c)
+{
+    if (c->file_cf) {
+        front_cached_file_unref(c->file_cf);
+        c->file_cf = NULL;
+        c->file_fd = -1;
+    } else {
+        c->file_fd = safe_close(c->file_fd);
+    }
+}
+
 void front_conn_want(struct conn *c, uint32_t events)
 {
     evloop_mod(c->w->loop, c->fd, events);
@@ -131,6 +143,7 @@ void front_conn_accept(struct worker *w, int lfd)
         }
         c->state = CS_HEAD;
         c->file_fd = -1;
+        c->file_cf = NULL;
         c->keep_alive = true;
         c->head_started = false;
         c->readable = true;   /* most clients send the request right after connecting */
@@ -165,7 +178,7 @@ void front_conn_close(struct conn *c)
     evloop_del(w->loop, c->fd);
     safe_close(c->fd);
     c->fd = -1;
-    c->file_fd = safe_close(c->file_fd);
+    file_done(c);
     front_vsite_unref(c->site);
     c->site = NULL;
     if (c->client && --c->client->conns == 0) {
@@ -347,7 +360,7 @@ void front_conn_request_done(struct conn *c)
     c->log = NULL;
     front_vsite_unref(c->site);
     c->site = NULL;
-    c->file_fd = safe_close(c->file_fd);
+    file_done(c);
     c->file_left = 0;
     if (!c->keep_alive) {
         c->state = CS_RESPOND;   /* the caller flushes, then closes */
@@ -491,7 +504,7 @@ int front_conn_flush(struct conn *c)
         c->file_off += (uint64_t)n;
         c->file_left -= (uint64_t)n;
     }
-    c->file_fd = safe_close(c->file_fd);
+    file_done(c);
     return 1;
 }
 
