@@ -204,20 +204,53 @@ static int out_lit(struct conn *c, const char *s, size_t n)
 }
 #define OUT_LIT(c, s) out_lit((c), (s), sizeof(s) - 1)
 
+/* Decimal v at p; returns the length. */
+static size_t put_u64(char *p, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        p[i] = tmp[n - 1 - i];
+    return n;
+}
+
+/* Milliseconds as seconds with three decimals ("1.042") at p; returns the length. */
+static size_t put_ms(char *p, uint64_t ms)
+{
+    size_t n = put_u64(p, ms / 1000);
+    p[n++] = '.';
+    p[n++] = (char)('0' + ms % 1000 / 100);
+    p[n++] = (char)('0' + ms % 100 / 10);
+    p[n++] = (char)('0' + ms % 10);
+    return n;
+}
+
 int front_conn_head_begin(struct conn *c, int status)
 {
     struct worker *w = c->w;
-    char line[64];
+    /* Built by hand in one piece (no snprintf): every answer starts here. */
+    char line[160];
     c->status = status;
     const char *reason = http_status_reason(status);
-    int n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, reason);
-    int r = out_lit(c, line, (size_t)n);
-    if (r >= 0)
-        r = OUT_LIT(c, "Server: berth\r\nDate: ");
-    if (r >= 0)
-        r = out_lit(c, w->date, strlen(w->date));
-    if (r >= 0)
-        r = OUT_LIT(c, "\r\n");
+    size_t rlen = MIN(strlen(reason), (size_t)64), dlen = MIN(strlen(w->date), sizeof(w->date));
+    size_t n = 0;
+    memcpy(line, "HTTP/1.1 ", 9);
+    n = 9;
+    n += put_u64(line + n, (uint64_t)(status < 0 ? 0 : status % 1000));
+    line[n++] = ' ';
+    memcpy(line + n, reason, rlen);
+    n += rlen;
+    memcpy(line + n, "\r\nServer: berth\r\nDate: ", 23);
+    n += 23;
+    memcpy(line + n, w->date, dlen);
+    n += dlen;
+    memcpy(line + n, "\r\n", 2);
+    n += 2;
+    int r = out_lit(c, line, n);
     if (r >= 0 && !c->keep_alive)
         r = OUT_LIT(c, "Connection: close\r\n");
     else if (r >= 0 && c->req.minor_version == 0)
@@ -313,15 +346,20 @@ static void log_write(struct conn *c)
         return;
     char mid[64], tail[64];
     uint64_t rt = c->w->now_ms - c->req_start_ms;
-    int m = snprintf(mid, sizeof(mid), "%d %llu", c->status, (unsigned long long)c->bytes_sent);
-    int t;
-    if (c->upstream_ms >= 0)
-        t = snprintf(tail, sizeof(tail), " %llu.%03llu %llu.%03llu\n", (unsigned long long)(rt / 1000),
-                     (unsigned long long)(rt % 1000), (unsigned long long)(c->upstream_ms / 1000),
-                     (unsigned long long)(c->upstream_ms % 1000));
-    else
-        t = snprintf(tail, sizeof(tail), " %llu.%03llu -\n", (unsigned long long)(rt / 1000),
-                     (unsigned long long)(rt % 1000));
+    /* Numbers by hand (no snprintf): this runs for every request. */
+    size_t m = put_u64(mid, (uint64_t)(c->status < 0 ? 0 : c->status));
+    mid[m++] = ' ';
+    m += put_u64(mid + m, c->bytes_sent);
+    size_t t = 0;
+    tail[t++] = ' ';
+    t += put_ms(tail + t, rt);
+    tail[t++] = ' ';
+    if (c->upstream_ms >= 0) {
+        t += put_ms(tail + t, (uint64_t)c->upstream_ms);
+    } else {
+        tail[t++] = '-';
+    }
+    tail[t++] = '\n';
     /* One append of the whole line, so a flush never splits it. */
     char line[4096];
     size_t need = b->len + (size_t)m + (size_t)t;
