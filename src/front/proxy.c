@@ -253,13 +253,18 @@ static int up_connect(struct proxy *px)
 
 static bool hop_by_hop(const char *name, size_t len, const char *conn_value, size_t conn_len)
 {
-    static const char *const drop[] = {
-        "connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "trailer",
-        "upgrade", "content-length", "host", "expect", "forwarded", "x-forwarded-for",
-        "x-forwarded-proto", "x-forwarded-host", "x-real-ip",
+#define F(s) { s, sizeof(s) - 1 }
+    static const struct {
+        const char *name;
+        size_t len;
+    } drop[] = {
+        F("connection"), F("keep-alive"), F("proxy-connection"), F("te"), F("transfer-encoding"),
+        F("trailer"), F("upgrade"), F("content-length"), F("host"), F("expect"), F("forwarded"),
+        F("x-forwarded-for"), F("x-forwarded-proto"), F("x-forwarded-host"), F("x-real-ip"),
     };
+#undef F
     for (size_t i = 0; i < ARRAY_SIZE(drop); i++)
-        if (mem_case_eq(name, len, drop[i]))
+        if (len == drop[i].len && ascii_case_eq(name, drop[i].name, len))
             return true;
     if (conn_value && len < 64) {
         /* Fields named in Connection belong to this hop only (RFC 9110 §7.6.1). */
@@ -269,6 +274,22 @@ static bool hop_by_hop(const char *name, size_t len, const char *conn_value, siz
         return http1_value_has_token(conn_value, conn_len, tok);
     }
     return false;
+}
+
+static int append_content_length(struct buf *o, uint64_t v)
+{
+    char tmp[48] = "Content-Length: ";
+    char digits[20];
+    size_t n = 0, k = sizeof("Content-Length: ") - 1;
+    do {
+        digits[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n > 0)
+        tmp[k++] = digits[--n];
+    tmp[k++] = '\r';
+    tmp[k++] = '\n';
+    return buf_append(o, tmp, k);
 }
 
 static int build_request(struct proxy *px)
@@ -304,8 +325,14 @@ static int build_request(struct proxy *px)
     }
     const char *ip = c->client->addr;
     bool v6 = strchr(ip, ':') != NULL;
+    /* Appends rather than buf_printf: this runs for every proxied request. */
+    size_t iplen = strlen(ip);
     if (r >= 0)
-        r = buf_printf(o, "Forwarded: for=\"%s%s%s\";proto=http", v6 ? "[" : "", ip, v6 ? "]" : "");
+        r = buf_append_str(o, v6 ? "Forwarded: for=\"[" : "Forwarded: for=\"");
+    if (r >= 0)
+        r = buf_append(o, ip, iplen);
+    if (r >= 0)
+        r = buf_append_str(o, v6 ? "]\";proto=http" : "\";proto=http");
     if (r >= 0 && req->host) {
         r = buf_append_str(o, ";host=\"");
         if (r >= 0)
@@ -314,7 +341,11 @@ static int build_request(struct proxy *px)
             r = buf_append_char(o, '"');
     }
     if (r >= 0)
-        r = buf_printf(o, "\r\nX-Forwarded-For: %s\r\nX-Forwarded-Proto: http\r\n", ip);
+        r = buf_append_str(o, "\r\nX-Forwarded-For: ");
+    if (r >= 0)
+        r = buf_append(o, ip, iplen);
+    if (r >= 0)
+        r = buf_append_str(o, "\r\nX-Forwarded-Proto: http\r\n");
     if (r >= 0 && req->host) {
         r = buf_append_str(o, "X-Forwarded-Host: ");
         if (r >= 0)
@@ -331,7 +362,7 @@ static int build_request(struct proxy *px)
             r = buf_append_str(o, "\r\n");
     }
     if (r >= 0 && req->body == HTTP1_BODY_LENGTH)
-        r = buf_printf(o, "Content-Length: %llu\r\n", (unsigned long long)req->content_length);
+        r = append_content_length(o, req->content_length);
     else if (r >= 0 && req->body == HTTP1_BODY_CHUNKED)
         r = buf_append_str(o, "Transfer-Encoding: chunked\r\n");
     if (r >= 0)
@@ -466,7 +497,7 @@ static int client_head(struct proxy *px)
             r = buf_append(&c->out, "\r\n", 2);
     }
     if (r >= 0 && res->body == HTTP1_BODY_LENGTH)
-        r = buf_printf(&c->out, "Content-Length: %llu\r\n", (unsigned long long)res->content_length);
+        r = append_content_length(&c->out, res->content_length);
     if (r >= 0 && px->rechunk)
         r = buf_append_str(&c->out, "Transfer-Encoding: chunked\r\n");
     if (r >= 0)
