@@ -125,23 +125,6 @@ int front_log_escape(struct buf *b, const char *s, size_t n);
 
 /* ---- worker ---- */
 
-/* balance.c: connection counts shared by the workers (one page, mapped by the
- * supervisor before it forks them), so that a worker well above the least loaded
- * live one leaves new connections to the others. */
-struct front_balance_slot;
-int front_balance_new(unsigned n_workers, struct front_balance_slot **ret);
-/* NULL-safe. */
-void front_balance_free(struct front_balance_slot *b, unsigned n_workers);
-/* In a worker, before front_worker_main: this process writes slot index. */
-void front_balance_join(struct front_balance_slot *b, unsigned n_workers, unsigned index);
-/* In the supervisor: the worker in slot index is gone; leave it out at once. */
-void front_balance_leave(struct front_balance_slot *b, unsigned index);
-/* Publishes this worker's connection count (and that it is alive). */
-void front_balance_publish(size_t n_conns, uint64_t now_ms);
-/* False when this worker holds clearly more connections than the least loaded
- * live one. Always true in a process that did not join. */
-bool front_balance_may_accept(size_t n_conns, uint64_t now_ms);
-
 /* Runs one worker in the current (forked) process; never returns. */
 _noreturn_ void front_worker_main(const struct front_config *cfg, const int *listen_fds,
                                   size_t n_listen, int ctl_fd);

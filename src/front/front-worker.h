@@ -102,7 +102,6 @@ struct worker {
     int sig_fd;
     const int *listen_fds;
     size_t n_listen;
-    bool listen_paused;          /* stepped back from accepting until the tick (balance.c) */
     struct conn *conns;
     struct conn *free_conns;
     size_t n_conns;

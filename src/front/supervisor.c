@@ -48,7 +48,6 @@ struct front_supervisor {
     struct front_map sites;     /* name -> blob */
     struct sworker *workers;
     unsigned n_workers;
-    struct front_balance_slot *balance;   /* shared with the workers */
     bool stopping;
 };
 
@@ -175,7 +174,6 @@ static void worker_gone(struct sworker *sw)
     sw->pidfd = safe_close(sw->pidfd);
     sw->ctl = safe_close(sw->ctl);
     sw->pid = 0;
-    front_balance_leave(sw->sup->balance, sw->index);
     buf_clear(&sw->queue);
     sw->qoff = 0;
 }
@@ -221,7 +219,6 @@ static int spawn(struct sworker *sw)
     }
     if (pid == 0) {
         close(sv[0]);
-        front_balance_join(sup->balance, sup->n_workers, sw->index);
         front_worker_main(&sup->cfg, sup->listen_fds, sup->n_listen, sv[1]);
     }
     close(sv[1]);
@@ -289,8 +286,6 @@ int front_supervisor_new(struct evloop *loop, const struct front_config *cfg,
     memcpy(sup->listen_fds, listen_fds, n_listen * sizeof(int));
     sup->n_listen = n_listen;
     sup->n_workers = n;
-    if (front_balance_new(n, &sup->balance) < 0)
-        sup->balance = NULL;   /* workers then accept as the kernel wakes them */
     front_map_init(&sup->sites);
     for (unsigned i = 0; i < n; i++) {
         struct sworker *sw = &sup->workers[i];
@@ -360,7 +355,6 @@ void front_supervisor_free(struct front_supervisor *sup)
             blob_free(sup->sites.slots[i].value);
     front_map_done(&sup->sites);
     free(sup->workers);
-    front_balance_free(sup->balance, sup->n_workers);
     free(sup->listen_fds);
     free(sup->base_domain);
     free(sup->global_log);

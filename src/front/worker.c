@@ -233,29 +233,12 @@ static void update_clock(struct worker *w)
     }
 }
 
-static void on_listen(struct evloop *loop, int fd, uint32_t events, void *data);
-
-/* Watches the listeners again after the worker stepped back (balance.c). */
-static void listen_resume(struct worker *w)
-{
-    if (!w->listen_paused)
-        return;
-    w->listen_paused = false;
-    for (size_t i = 0; i < w->n_listen; i++) {
-        int r = evloop_add(w->loop, w->listen_fds[i], EPOLLIN | EPOLLEXCLUSIVE, on_listen, w);
-        if (r < 0 && r != -EEXIST)
-            _exit(1);
-    }
-}
-
 static void on_tick(struct evloop *loop, struct ev_timer *t, void *data)
 {
     struct worker *w = data;
     static uint64_t last_flush;
     update_clock(w);
     front_conn_check_timeouts(w);
-    front_balance_publish(w->n_conns, w->now_ms);
-    listen_resume(w);
     front_file_cache_sweep(w);
     if (w->now_ms - last_flush >= w->cfg->log_flush_ms) {
         last_flush = w->now_ms;
@@ -286,13 +269,6 @@ static void on_listen(struct evloop *loop, int fd, uint32_t events, void *data)
      * before a connection arrived is then always known to it. */
     on_ctl(loop, w->ctl_fd, EPOLLIN, w);
     front_conn_accept(w, fd);
-    if (!front_balance_may_accept(w->n_conns, w->now_ms)) {
-        /* Clearly more connections than another worker: leave the next ones to it
-         * until our next tick (level-triggered, a listener we do not drain would
-         * wake us again at once, so it leaves epoll). */
-        evloop_del(loop, fd);
-        w->listen_paused = true;
-    }
 }
 
 /* Closes every inherited fd except the ones the worker needs: the worker is a fork
