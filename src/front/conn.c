@@ -89,8 +89,9 @@ void front_conn_accept(struct worker *w, int lfd)
      * (Workers share the listener with EPOLLEXCLUSIVE and connections do not
      * spread evenly: wrk's 64 went anywhere from 34/34 to 2/66 between two
      * workers, with batches of 64 or of 1 and with the worker re-queued at the
-     * back of the wait queue after each accept. Evening it out needs counts
-     * shared between workers; see docs/internals/front.md.) */
+     * back of the wait queue after each accept. Evening it out with counts
+     * shared between the workers made p99 worse on a 2-core machine shared with
+     * the load generator; see docs/internals/front.md.) */
     for (int i = 0; i < ACCEPT_BATCH; i++) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
