@@ -89,6 +89,16 @@ int evloop_mod(struct evloop *l, int fd, uint32_t events)
     return 0;
 }
 
+int evloop_set(struct evloop *l, int fd, uint32_t events, ev_io_fn fn, void *data)
+{
+    int r = evloop_mod(l, fd, events);
+    if (r < 0)
+        return r;
+    l->handlers[fd].fn = fn;
+    l->handlers[fd].data = data;
+    return 0;
+}
+
 int evloop_del(struct evloop *l, int fd)
 {
     if (fd < 0 || (size_t)fd >= l->n_handlers || !l->handlers[fd].active)

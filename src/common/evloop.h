@@ -18,7 +18,12 @@ int evloop_new(struct evloop **ret);
 void evloop_free(struct evloop *loop);
 /* Watches fd for events (EPOLLIN, EPOLLOUT, ...). -EEXIST if fd is watched already. */
 int evloop_add(struct evloop *loop, int fd, uint32_t events, ev_io_fn fn, void *data);
+/* Changes the events watched on fd; no system call when they are unchanged. */
 int evloop_mod(struct evloop *loop, int fd, uint32_t events);
+/* Hands a watched fd to another callback and sets its events, without taking it out
+ * of epoll (a pooled connection changing owner costs no system call). -ENOENT if fd
+ * is not watched. */
+int evloop_set(struct evloop *loop, int fd, uint32_t events, ev_io_fn fn, void *data);
 /* Stops watching fd; safe to call from any callback, also for fds in this pass. */
 int evloop_del(struct evloop *loop, int fd);
 /* Calls fn once after ms milliseconds. Returns the timer (owned by the loop until it

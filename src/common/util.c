@@ -5,17 +5,6 @@
 #include <stdio.h>
 #include <time.h>
 
-bool mem_case_eq(const char *p, size_t len, const char *lit)
-{
-    size_t n = strlen(lit);
-    if (n != len)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (tolower((unsigned char)p[i]) != tolower((unsigned char)lit[i]))
-            return false;
-    return true;
-}
-
 int safe_close(int fd)
 {
     if (fd >= 0) {

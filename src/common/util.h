@@ -39,8 +39,27 @@ static inline bool str_startswith(const char *s, const char *prefix)
 {
     return strncmp(s, prefix, strlen(prefix)) == 0;
 }
-/* Case-insensitive compare of a (ptr,len) token with a NUL-terminated ASCII literal. */
-bool mem_case_eq(const char *p, size_t len, const char *lit);
+/* Case-insensitive (ASCII letters only, as HTTP means it) compare of n bytes. */
+static inline bool ascii_case_eq(const char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+        if (x >= 'A' && x <= 'Z')
+            x = (unsigned char)(x + ('a' - 'A'));
+        if (y >= 'A' && y <= 'Z')
+            y = (unsigned char)(y + ('a' - 'A'));
+        if (x != y)
+            return false;
+    }
+    return true;
+}
+/* Case-insensitive compare of a (ptr,len) token with a NUL-terminated ASCII literal.
+ * Inline so that a literal's length is known at compile time: the front calls
+ * this for every header field of every request. */
+static inline bool mem_case_eq(const char *p, size_t len, const char *lit)
+{
+    return __builtin_strlen(lit) == len && ascii_case_eq(p, lit, len);
+}
 
 /* Close an fd, keeping errno. Returns -1 for `fd = safe_close(fd)`. */
 int safe_close(int fd);

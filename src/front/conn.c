@@ -18,6 +18,7 @@
 #define PIPELINE_BATCH (64 * 1024) /* answers gathered before one write */
 #define LINGER_MS 2000
 #define FREE_CONNS_MAX 1024
+#define ACCEPT_BATCH 64
 
 static const char busy_page[] =
     "HTTP/1.1 503 Service Unavailable\r\nServer: berth\r\nContent-Type: text/html; charset=utf-8\r\n"
@@ -26,6 +27,18 @@ static const char busy_page[] =
     "<body><h1>503 Service Unavailable</h1></body></html>";
 
 static void conn_io(struct evloop *loop, int fd, uint32_t events, void *data);
+
+/* Lets go of the file being sent: ours to close, or the open-file cache's. */
+static void file_done(struct conn *c)
+{
+    if (c->file_cf) {
+        front_cached_file_unref(c->file_cf);
+        c->file_cf = NULL;
+        c->file_fd = -1;
+    } else {
+        c->file_fd = safe_close(c->file_fd);
+    }
+}
 
 void front_conn_want(struct conn *c, uint32_t events)
 {
@@ -85,8 +98,14 @@ void front_conn_accept(struct worker *w, int lfd)
     struct sockaddr_storage ls;
     socklen_t lsl = sizeof(ls);
     uint16_t local_port = getsockname(lfd, (struct sockaddr *)&ls, &lsl) == 0 ? addr_port(&ls) : 0;
-    /* A bounded batch per wakeup keeps one busy listener from starving the rest. */
-    for (int i = 0; i < 64; i++) {
+    /* A bounded batch per wakeup keeps one busy listener from starving the rest.
+     * (Workers share the listener with EPOLLEXCLUSIVE and connections do not
+     * spread evenly: wrk's 64 went anywhere from 34/34 to 2/66 between two
+     * workers, with batches of 64 or of 1 and with the worker re-queued at the
+     * back of the wait queue after each accept. Evening it out with counts
+     * shared between the workers made p99 worse on a 2-core machine shared with
+     * the load generator; see docs/internals/front.md.) */
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
         int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -140,6 +159,7 @@ void front_conn_accept(struct worker *w, int lfd)
         }
         c->state = CS_HEAD;
         c->file_fd = -1;
+        c->file_cf = NULL;
         c->keep_alive = true;
         c->head_started = false;
         c->readable = true;   /* most clients send the request right after connecting */
@@ -177,7 +197,7 @@ void front_conn_close(struct conn *c)
     evloop_del(w->loop, c->fd);
     safe_close(c->fd);
     c->fd = -1;
-    c->file_fd = safe_close(c->file_fd);
+    file_done(c);
     /* A request still holding its site here ended by closing (a WebSocket tunnel,
      * a backend failing mid-answer): it was answered all the same. */
     front_activity_count(w, c);
@@ -207,20 +227,53 @@ static int out_lit(struct conn *c, const char *s, size_t n)
 }
 #define OUT_LIT(c, s) out_lit((c), (s), sizeof(s) - 1)
 
+/* Decimal v at p; returns the length. */
+static size_t put_u64(char *p, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        p[i] = tmp[n - 1 - i];
+    return n;
+}
+
+/* Milliseconds as seconds with three decimals ("1.042") at p; returns the length. */
+static size_t put_ms(char *p, uint64_t ms)
+{
+    size_t n = put_u64(p, ms / 1000);
+    p[n++] = '.';
+    p[n++] = (char)('0' + ms % 1000 / 100);
+    p[n++] = (char)('0' + ms % 100 / 10);
+    p[n++] = (char)('0' + ms % 10);
+    return n;
+}
+
 int front_conn_head_begin(struct conn *c, int status)
 {
     struct worker *w = c->w;
-    char line[64];
+    /* Built by hand in one piece (no snprintf): every answer starts here. */
+    char line[160];
     c->status = status;
     const char *reason = http_status_reason(status);
-    int n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, reason);
-    int r = out_lit(c, line, (size_t)n);
-    if (r >= 0)
-        r = OUT_LIT(c, "Server: berth\r\nDate: ");
-    if (r >= 0)
-        r = out_lit(c, w->date, strlen(w->date));
-    if (r >= 0)
-        r = OUT_LIT(c, "\r\n");
+    size_t rlen = MIN(strlen(reason), (size_t)64), dlen = MIN(strlen(w->date), sizeof(w->date));
+    size_t n = 0;
+    memcpy(line, "HTTP/1.1 ", 9);
+    n = 9;
+    n += put_u64(line + n, (uint64_t)(status < 0 ? 0 : status % 1000));
+    line[n++] = ' ';
+    memcpy(line + n, reason, rlen);
+    n += rlen;
+    memcpy(line + n, "\r\nServer: berth\r\nDate: ", 23);
+    n += 23;
+    memcpy(line + n, w->date, dlen);
+    n += dlen;
+    memcpy(line + n, "\r\n", 2);
+    n += 2;
+    int r = out_lit(c, line, n);
     if (r >= 0 && !c->keep_alive)
         r = OUT_LIT(c, "Connection: close\r\n");
     else if (r >= 0 && c->req.minor_version == 0)
@@ -316,15 +369,20 @@ static void log_write(struct conn *c)
         return;
     char mid[64], tail[64];
     uint64_t rt = c->w->now_ms - c->req_start_ms;
-    int m = snprintf(mid, sizeof(mid), "%d %llu", c->status, (unsigned long long)c->bytes_sent);
-    int t;
-    if (c->upstream_ms >= 0)
-        t = snprintf(tail, sizeof(tail), " %llu.%03llu %llu.%03llu\n", (unsigned long long)(rt / 1000),
-                     (unsigned long long)(rt % 1000), (unsigned long long)(c->upstream_ms / 1000),
-                     (unsigned long long)(c->upstream_ms % 1000));
-    else
-        t = snprintf(tail, sizeof(tail), " %llu.%03llu -\n", (unsigned long long)(rt / 1000),
-                     (unsigned long long)(rt % 1000));
+    /* Numbers by hand (no snprintf): this runs for every request. */
+    size_t m = put_u64(mid, (uint64_t)(c->status < 0 ? 0 : c->status));
+    mid[m++] = ' ';
+    m += put_u64(mid + m, c->bytes_sent);
+    size_t t = 0;
+    tail[t++] = ' ';
+    t += put_ms(tail + t, rt);
+    tail[t++] = ' ';
+    if (c->upstream_ms >= 0) {
+        t += put_ms(tail + t, (uint64_t)c->upstream_ms);
+    } else {
+        tail[t++] = '-';
+    }
+    tail[t++] = '\n';
     /* One append of the whole line, so a flush never splits it. */
     char line[4096];
     size_t need = b->len + (size_t)m + (size_t)t;
@@ -363,7 +421,7 @@ void front_conn_request_done(struct conn *c)
     c->log = NULL;
     front_vsite_unref(c->site);
     c->site = NULL;
-    c->file_fd = safe_close(c->file_fd);
+    file_done(c);
     c->file_left = 0;
     if (!c->keep_alive) {
         c->state = CS_RESPOND;   /* the caller flushes, then closes */
@@ -510,7 +568,7 @@ int front_conn_flush(struct conn *c)
         c->file_off += (uint64_t)n;
         c->file_left -= (uint64_t)n;
     }
-    c->file_fd = safe_close(c->file_fd);
+    file_done(c);
     return 1;
 }
 

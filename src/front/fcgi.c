@@ -132,11 +132,12 @@ static void fc_release(struct fcgi *fc, bool reuse)
 {
     struct worker *w = fc->c->w;
     if (fc->ufd >= 0) {
-        evloop_del(w->loop, fc->ufd);
-        if (reuse)
+        if (reuse) {
             front_backend_pool_put(fc->b, fc->ufd, POOL_MAX, POOL_IDLE_MS);
-        else
+        } else {
+            evloop_del(w->loop, fc->ufd);
             close(fc->ufd);   /* php-fpm sees the close and ends the script */
+        }
     }
     fc->ufd = -1;
     fc->spool_fd = safe_close(fc->spool_fd);
@@ -214,6 +215,9 @@ static int up_watch(struct fcgi *fc)
             fc->up_off += (size_t)n;   /* errors: the pump meets them again on EPOLLOUT */
     }
     uint32_t ev = EPOLLIN | (fc->up_off < fc->up_out.len ? EPOLLOUT : 0);
+    /* A pooled connection is still watched (by the pool): it only changes hands. */
+    if (fc->reused)
+        return evloop_set(fc->c->w->loop, fc->ufd, ev, up_io, fc);
     return evloop_add(fc->c->w->loop, fc->ufd, ev, up_io, fc);
 }
 

@@ -69,10 +69,36 @@ int front_range_parse(const char *value, size_t len, uint64_t size, uint64_t *re
     return 1;
 }
 
+/* Lowercase hex of v, no leading zeros, at p; returns the length. */
+static size_t put_hex(char *p, uint64_t v)
+{
+    static const char hex[] = "0123456789abcdef";
+    char tmp[16];
+    size_t n = 0;
+    do {
+        tmp[n++] = hex[v & 15];
+        v >>= 4;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        p[i] = tmp[n - 1 - i];
+    return n;
+}
+
 void front_etag_format(const struct stat *st, char *out, size_t n)
 {
-    snprintf(out, n, "\"%llx-%llx\"", (unsigned long long)st->st_mtim.tv_sec,
-             (unsigned long long)st->st_size);
+    /* By hand rather than snprintf: this runs for every file answer. */
+    char tmp[40];
+    size_t k = 0;
+    tmp[k++] = '"';
+    k += put_hex(tmp + k, (uint64_t)st->st_mtim.tv_sec);
+    tmp[k++] = '-';
+    k += put_hex(tmp + k, (uint64_t)st->st_size);
+    tmp[k++] = '"';
+    if (n == 0)
+        return;
+    k = MIN(k, n - 1);
+    memcpy(out, tmp, k);
+    out[k] = 0;
 }
 
 bool front_etag_match(const char *value, size_t len, const char *etag)

@@ -12,6 +12,7 @@ struct worker;
 struct proxy;
 struct fcgi;
 struct fastcgi_route;
+struct cached_file;
 
 /* A backend (app or php-fpm socket path) and its idle keep-alive connections.
  * Shared by the versions of a site that name the same path. */
@@ -42,6 +43,7 @@ struct vsite {
     char *public_dir;
     int root_fd;                 /* O_PATH of public_dir; -1 until needed */
     int64_t root_checked_s;      /* when root_fd was last checked against the path */
+    uint64_t root_gen;           /* new for each root_fd opened: keys the open-file cache */
     struct front_log *access_log;
     struct front_log *error_log;
     struct backend *backend;     /* NULL when the site has none */
@@ -77,6 +79,7 @@ struct conn {
     struct buf out;              /* answer bytes not yet written, from out_off */
     size_t out_off;
     int file_fd;                 /* file being sent after `out`, or -1 */
+    struct cached_file *file_cf; /* referenced when file_fd is the cache's, else NULL */
     uint64_t file_off, file_left;
     uint64_t deadline;           /* ms; what it means depends on state */
     bool head_started;           /* bytes of a next request have arrived */
@@ -149,6 +152,22 @@ void front_conn_want(struct conn *c, uint32_t events);
 void front_static_handle(struct conn *c, const char *path, size_t path_len, const char *query,
                          size_t query_len);
 
+/* filecache.c: the worker's open-file cache (see the file's comment for the
+ * rules). Opens rel, relative and normalised, beneath root (the site's root fd):
+ * from the cache while its entry is under a second old and the path still names
+ * the same inode, else through front_open_beneath_owner(). Negative errno as that
+ * function. On success *ret_st describes the file now, and either *ret_cf is set
+ * and *ret_fd is borrowed from it (valid until the cache is next used; take a
+ * reference to keep it longer) or *ret_cf is NULL and the caller owns *ret_fd.
+ * Only regular files are cached. */
+int front_file_open(struct worker *w, const struct vsite *s, int root, const char *rel,
+                    int *ret_fd, struct stat *ret_st, struct cached_file **ret_cf);
+struct cached_file *front_cached_file_ref(struct cached_file *f);
+/* Drops a reference; the fd closes with the last one. NULL-safe. */
+void front_cached_file_unref(struct cached_file *f);
+/* Closes the entries past their second; called from the worker's tick. */
+void front_file_cache_sweep(struct worker *w);
+
 /* proxy.c */
 void front_proxy_start(struct conn *c);
 /* Client socket events while the connection is proxied. */
@@ -158,11 +177,14 @@ void front_proxy_free(struct conn *c);
 void front_proxy_timeout(struct conn *c);
 void front_backend_unref(struct backend *b);
 void front_backend_idle_check(struct backend *b);
-/* An idle connection to b from its pool (the caller owns it), or -1 when none. */
+/* An idle connection to b from its pool (the caller owns it), or -1 when none. It
+ * is still watched by the loop (for the pool): the caller takes it over with
+ * evloop_set, so a reused connection costs no epoll_ctl. */
 int front_backend_pool_get(struct backend *b);
 /* Parks a connection that finished a request cleanly in b's pool; takes ownership
- * of fd (closed when the pool already holds max_idle). fd must not be watched by
- * the loop. idle_ms > 0: closed after that long unused (front_backend_idle_expire). */
+ * of fd (closed when the pool already holds max_idle). fd must be watched by the
+ * loop: the pool hands it to its own callback. idle_ms > 0: closed after that long
+ * unused (front_backend_idle_expire). */
 void front_backend_pool_put(struct backend *b, int fd, size_t max_idle, uint32_t idle_ms);
 /* Closes the pooled connections of every backend whose idle time ran out (tick). */
 void front_backend_idle_expire(struct worker *w);

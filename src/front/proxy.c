@@ -37,6 +37,8 @@ struct proxy {
     bool retried;
     enum http_method method;
     bool upgrade;
+    bool up_readable;            /* epoll said readable and no short read since */
+    bool client_in_muted;        /* the client spoke while we were not reading it */
     /* request: client -> upstream */
     struct buf up_out;
     size_t up_off;
@@ -64,6 +66,20 @@ struct proxy {
 };
 
 static struct proxy *free_proxies;
+static struct upstream *free_upstreams;
+
+/* Idle upstream connections stay watched in epoll (EPOLLIN|EPOLLRDHUP) the whole
+ * time they live: taking one from the pool or giving it back only changes the
+ * callback, so a kept-alive request costs no epoll_ctl on the upstream side. */
+#define UP_EVENTS (EPOLLIN | EPOLLRDHUP)
+
+static void upstream_free(struct upstream *u)
+{
+    if (!u)
+        return;
+    u->next = free_upstreams;
+    free_upstreams = u;
+}
 
 static void up_io(struct evloop *loop, int fd, uint32_t events, void *data);
 static void px_run(struct proxy *px);
@@ -84,14 +100,22 @@ static void idle_io(struct evloop *loop, int fd, uint32_t events, void *data)
         }
     evloop_del(loop, fd);
     close(fd);
-    free(u);
+    upstream_free(u);
 }
 
 void front_backend_pool_put(struct backend *b, int fd, size_t max_idle, uint32_t idle_ms)
 {
-    struct upstream *u = b->n_idle < max_idle ? malloc(sizeof(*u)) : NULL;
-    if (!u || evloop_add(b->w->loop, fd, EPOLLIN | EPOLLRDHUP, idle_io, u) < 0) {
-        free(u);
+    struct upstream *u = NULL;
+    if (b->n_idle < max_idle) {
+        u = free_upstreams;
+        if (u)
+            free_upstreams = u->next;
+        else
+            u = malloc(sizeof(*u));
+    }
+    if (!u || evloop_set(b->w->loop, fd, UP_EVENTS, idle_io, u) < 0) {
+        upstream_free(u);
+        evloop_del(b->w->loop, fd);
         close(fd);
         return;
     }
@@ -105,7 +129,6 @@ void front_backend_pool_put(struct backend *b, int fd, size_t max_idle, uint32_t
 
 static void pool_put(struct proxy *px)
 {
-    evloop_del(px->b->w->loop, px->ufd);
     front_backend_pool_put(px->b, px->ufd, POOL_MAX, 0);
     px->ufd = -1;
 }
@@ -118,8 +141,7 @@ int front_backend_pool_get(struct backend *b)
     b->idle = u->next;
     b->n_idle--;
     int fd = u->fd;
-    evloop_del(b->w->loop, fd);
-    free(u);
+    upstream_free(u);
     return fd;
 }
 
@@ -139,7 +161,7 @@ void front_backend_idle_expire(struct worker *w)
             b->n_idle--;
             evloop_del(w->loop, u->fd);
             close(u->fd);
-            free(u);
+            upstream_free(u);
         }
     }
 }
@@ -148,6 +170,7 @@ void front_backend_idle_check(struct backend *b)
 {
     while (b->idle) {
         int fd = front_backend_pool_get(b);
+        evloop_del(b->w->loop, fd);
         close(fd);
     }
 }
@@ -250,18 +273,24 @@ static int up_connect(struct proxy *px)
     px->connect_retry = false;
     px->connected = true;
     px->deadline = px->c->w->now_ms + px->c->site->upstream_timeout_ms;
-    return evloop_add(px->c->w->loop, fd, EPOLLIN | EPOLLOUT, up_io, px);
+    /* EPOLLOUT only if the first send comes up short (px_run arms it). */
+    return evloop_add(px->c->w->loop, fd, UP_EVENTS, up_io, px);
 }
 
 static bool hop_by_hop(const char *name, size_t len, const char *conn_value, size_t conn_len)
 {
-    static const char *const drop[] = {
-        "connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "trailer",
-        "upgrade", "content-length", "host", "expect", "forwarded", "x-forwarded-for",
-        "x-forwarded-proto", "x-forwarded-host", "x-real-ip",
+#define F(s) { s, sizeof(s) - 1 }
+    static const struct {
+        const char *name;
+        size_t len;
+    } drop[] = {
+        F("connection"), F("keep-alive"), F("proxy-connection"), F("te"), F("transfer-encoding"),
+        F("trailer"), F("upgrade"), F("content-length"), F("host"), F("expect"), F("forwarded"),
+        F("x-forwarded-for"), F("x-forwarded-proto"), F("x-forwarded-host"), F("x-real-ip"),
     };
+#undef F
     for (size_t i = 0; i < ARRAY_SIZE(drop); i++)
-        if (mem_case_eq(name, len, drop[i]))
+        if (len == drop[i].len && ascii_case_eq(name, drop[i].name, len))
             return true;
     if (conn_value && len < 64) {
         /* Fields named in Connection belong to this hop only (RFC 9110 §7.6.1). */
@@ -271,6 +300,22 @@ static bool hop_by_hop(const char *name, size_t len, const char *conn_value, siz
         return http1_value_has_token(conn_value, conn_len, tok);
     }
     return false;
+}
+
+static int append_content_length(struct buf *o, uint64_t v)
+{
+    char tmp[48] = "Content-Length: ";
+    char digits[20];
+    size_t n = 0, k = sizeof("Content-Length: ") - 1;
+    do {
+        digits[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n > 0)
+        tmp[k++] = digits[--n];
+    tmp[k++] = '\r';
+    tmp[k++] = '\n';
+    return buf_append(o, tmp, k);
 }
 
 static int build_request(struct proxy *px)
@@ -306,8 +351,14 @@ static int build_request(struct proxy *px)
     }
     const char *ip = c->client->addr;
     bool v6 = strchr(ip, ':') != NULL;
+    /* Appends rather than buf_printf: this runs for every proxied request. */
+    size_t iplen = strlen(ip);
     if (r >= 0)
-        r = buf_printf(o, "Forwarded: for=\"%s%s%s\";proto=http", v6 ? "[" : "", ip, v6 ? "]" : "");
+        r = buf_append_str(o, v6 ? "Forwarded: for=\"[" : "Forwarded: for=\"");
+    if (r >= 0)
+        r = buf_append(o, ip, iplen);
+    if (r >= 0)
+        r = buf_append_str(o, v6 ? "]\";proto=http" : "\";proto=http");
     if (r >= 0 && req->host) {
         r = buf_append_str(o, ";host=\"");
         if (r >= 0)
@@ -316,7 +367,11 @@ static int build_request(struct proxy *px)
             r = buf_append_char(o, '"');
     }
     if (r >= 0)
-        r = buf_printf(o, "\r\nX-Forwarded-For: %s\r\nX-Forwarded-Proto: http\r\n", ip);
+        r = buf_append_str(o, "\r\nX-Forwarded-For: ");
+    if (r >= 0)
+        r = buf_append(o, ip, iplen);
+    if (r >= 0)
+        r = buf_append_str(o, "\r\nX-Forwarded-Proto: http\r\n");
     if (r >= 0 && req->host) {
         r = buf_append_str(o, "X-Forwarded-Host: ");
         if (r >= 0)
@@ -333,7 +388,7 @@ static int build_request(struct proxy *px)
             r = buf_append_str(o, "\r\n");
     }
     if (r >= 0 && req->body == HTTP1_BODY_LENGTH)
-        r = buf_printf(o, "Content-Length: %llu\r\n", (unsigned long long)req->content_length);
+        r = append_content_length(o, req->content_length);
     else if (r >= 0 && req->body == HTTP1_BODY_CHUNKED)
         r = buf_append_str(o, "Transfer-Encoding: chunked\r\n");
     if (r >= 0)
@@ -400,7 +455,7 @@ void front_proxy_start(struct conn *c)
         px->ufd = fd;
         px->reused = true;
         px->connected = true;
-        if (evloop_add(w->loop, fd, EPOLLIN | EPOLLOUT, up_io, px) < 0) {
+        if (evloop_set(w->loop, fd, UP_EVENTS, up_io, px) < 0) {
             px_fail(px, 502, "cannot watch the upstream socket");
             return;
         }
@@ -432,6 +487,7 @@ static bool px_retry(struct proxy *px)
     close(px->ufd);
     px->ufd = -1;
     px->connected = false;
+    px->up_readable = false;
     px->up_off = 0;
     px->upstream_eof = false;
     return up_connect(px) >= 0;
@@ -467,7 +523,7 @@ static int client_head(struct proxy *px)
             r = buf_append(&c->out, "\r\n", 2);
     }
     if (r >= 0 && res->body == HTTP1_BODY_LENGTH)
-        r = buf_printf(&c->out, "Content-Length: %llu\r\n", (unsigned long long)res->content_length);
+        r = append_content_length(&c->out, res->content_length);
     if (r >= 0 && px->rechunk)
         r = buf_append_str(&c->out, "Transfer-Encoding: chunked\r\n");
     if (r >= 0)
@@ -664,6 +720,11 @@ static ssize_t read_into(int fd, struct buf *b)
     return n;
 }
 
+static bool client_in_wanted(const struct proxy *px)
+{
+    return (!px->req_done || px->tunnel) && !px->client_eof && px->up_out.len - px->up_off < HIGH_WATER;
+}
+
 static void px_run(struct proxy *px)
 {
     struct conn *c = px->c;
@@ -698,10 +759,11 @@ static void px_run(struct proxy *px)
             }
         }
         /* client -> us, only while upstream keeps up */
-        bool want_client_in = (!px->req_done || px->tunnel) && !px->client_eof &&
-                              px->up_out.len - px->up_off < HIGH_WATER;
-        if (want_client_in && c->in.len < HIGH_WATER) {
+        bool want_client_in = client_in_wanted(px);
+        if (want_client_in && c->in.len < HIGH_WATER && c->readable) {
             ssize_t n = read_into(c->fd, &c->in);
+            if (n == -EAGAIN || (n > 0 && n < READ_CHUNK))
+                c->readable = false;   /* drained: wait for epoll to say there is more */
             if (n > 0) {
                 progress = true;
                 c->deadline = w->now_ms + w->cfg->idle_timeout_ms;
@@ -718,8 +780,12 @@ static void px_run(struct proxy *px)
         /* upstream -> us, only while the client keeps up */
         bool want_up_in = px->connected && !px->upstream_eof && !px->res_done &&
                           c->out.len - c->out_off < HIGH_WATER;
-        if (want_up_in) {
+        if (want_up_in && px->up_readable) {
+            /* Only after epoll said so: reading right after sending the request
+             * would nearly always cost a read that says EAGAIN. */
             ssize_t n = read_into(px->ufd, &px->up_in);
+            if (n == -EAGAIN || (n > 0 && n < READ_CHUNK))
+                px->up_readable = false;
             if (n > 0) {
                 progress = true;
                 px->deadline = w->now_ms + c->site->upstream_timeout_ms;
@@ -766,11 +832,14 @@ static void px_run(struct proxy *px)
     /* The deadline counts silence: any movement either way restarts it. */
     if (any_progress && px->connected)
         px->deadline = w->now_ms + (px->tunnel ? w->cfg->idle_timeout_ms : c->site->upstream_timeout_ms);
-    /* Arm exactly the events we wait for. */
+    /* Arm the events we wait for. The client's EPOLLIN stays on while it is
+     * quiet even when we do not want its bytes (a request without body): it is
+     * turned off only once the client actually speaks, so the usual request costs
+     * no epoll_ctl on the client socket. */
     uint32_t cev = 0;
     if (c->out_off < c->out.len)
         cev |= EPOLLOUT;
-    if (((!px->req_done || px->tunnel) && !px->client_eof && px->up_out.len - px->up_off < HIGH_WATER))
+    if (client_in_wanted(px) || !px->client_in_muted)
         cev |= EPOLLIN;
     front_conn_want(c, cev);
     if (px->connected) {
@@ -778,7 +847,7 @@ static void px_run(struct proxy *px)
         if (px->up_off < px->up_out.len)
             uev |= EPOLLOUT;
         if (!px->upstream_eof && !px->res_done && c->out.len - c->out_off < HIGH_WATER)
-            uev |= EPOLLIN;
+            uev |= UP_EVENTS;
         evloop_mod(w->loop, px->ufd, uev);
     }
 }
@@ -787,13 +856,19 @@ static void up_io(struct evloop *loop, int fd, uint32_t events, void *data)
 {
     struct proxy *px = data;
     px->c->w->now_ms = now_ms();
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        px->up_readable = true;
     px_run(px);
 }
 
 void front_proxy_client_event(struct conn *c, uint32_t events)
 {
-    if (c->px)
-        px_run(c->px);
+    struct proxy *px = c->px;
+    if (!px)
+        return;
+    if ((events & EPOLLIN) && !client_in_wanted(px))
+        px->client_in_muted = true;
+    px_run(px);
 }
 
 void front_proxy_timeout(struct conn *c)

@@ -45,27 +45,49 @@ static void refuse_open(struct conn *c, int r, const char *path)
     front_conn_error(c, 404, NULL);
 }
 
-/* Tries the precompressed sibling path+suffix; on success replaces *fd and *st. */
-static bool try_sibling(int root, char *rel, size_t rel_len, const char *suffix, int *fd,
-                        struct stat *st)
+/* A file opened for this request: the cache's (we hold a reference) or our own fd. */
+static void release_file(int fd, struct cached_file *cf)
+{
+    if (cf)
+        front_cached_file_unref(cf);
+    else
+        close(fd);
+}
+
+/* Opens rel through the open-file cache; on success the caller holds the file
+ * (release_file). */
+static int open_file(struct conn *c, int root, const char *rel, int *ret_fd, struct stat *ret_st,
+                     struct cached_file **ret_cf)
+{
+    int r = front_file_open(c->w, c->site, root, rel, ret_fd, ret_st, ret_cf);
+    if (r >= 0)
+        front_cached_file_ref(*ret_cf);
+    return r;
+}
+
+/* Tries the precompressed sibling path+suffix; on success replaces *fd, *st, *cf. */
+static bool try_sibling(struct conn *c, int root, char *rel, size_t rel_len, const char *suffix,
+                        int *fd, struct stat *st, struct cached_file **cf)
 {
     size_t n = strlen(suffix);
     if (rel_len + n >= PATH_MAX)
         return false;
     memcpy(rel + rel_len, suffix, n + 1);
     int sfd;
-    int r = front_open_beneath_owner(root, rel, O_RDONLY | O_NONBLOCK, &sfd);
+    struct stat sst;
+    struct cached_file *scf;
+    int r = open_file(c, root, rel, &sfd, &sst, &scf);
     rel[rel_len] = 0;
     if (r < 0)
         return false;
-    struct stat sst;
-    if (fstat(sfd, &sst) < 0 || !S_ISREG(sst.st_mode)) {
-        close(sfd);
+    if (!S_ISREG(sst.st_mode)) {
+        release_file(sfd, scf);
         return false;
     }
-    close(*fd);
+    release_file(*fd, *cf);
     *fd = sfd;
     *st = sst;
+    *cf = scf;
     return true;
 }
 
@@ -98,7 +120,9 @@ static bool if_range_ok(struct conn *c, const struct stat *st, const char *etag)
     return http_date_parse(ir->value, ir->value_len, &t) == 0 && t == st->st_mtim.tv_sec;
 }
 
-static void serve_file(struct conn *c, int fd, const struct stat *st0, char *rel, size_t rel_len)
+/* Takes the file (fd, or cf's reference) and answers with it. */
+static void serve_file(struct conn *c, int fd, const struct stat *st0, struct cached_file *cf, char *rel,
+                       size_t rel_len)
 {
     struct stat st = *st0;
     int root = c->site->root_fd;
@@ -108,10 +132,10 @@ static void serve_file(struct conn *c, int fd, const struct stat *st0, char *rel
     const struct http1_header *ae = compressible ? hdr(c, "accept-encoding") : NULL;
     if (ae) {
         if (front_accepts_encoding(ae->value, ae->value_len, "br") &&
-            try_sibling(root, rel, rel_len, ".br", &fd, &st))
+            try_sibling(c, root, rel, rel_len, ".br", &fd, &st, &cf))
             encoding = "br";
         else if (front_accepts_encoding(ae->value, ae->value_len, "gzip") &&
-                 try_sibling(root, rel, rel_len, ".gz", &fd, &st))
+                 try_sibling(c, root, rel, rel_len, ".gz", &fd, &st, &cf))
             encoding = "gzip";
     }
     char etag[48], lastmod[30];
@@ -121,7 +145,7 @@ static void serve_file(struct conn *c, int fd, const struct stat *st0, char *rel
     int status = 200;
 
     if (not_modified(c, &st, etag)) {
-        close(fd);
+        release_file(fd, cf);
         front_conn_head_begin(c, 304);
         out_str(c, "ETag: ");
         out_str(c, etag);
@@ -135,7 +159,7 @@ static void serve_file(struct conn *c, int fd, const struct stat *st0, char *rel
     if (range && if_range_ok(c, &st, etag)) {
         int r = front_range_parse(range->value, range->value_len, size, &first, &last);
         if (r == -416) {
-            close(fd);
+            release_file(fd, cf);
             char extra[64];
             snprintf(extra, sizeof(extra), "Content-Range: bytes */%llu\r\n", (unsigned long long)size);
             front_conn_error(c, 416, extra);
@@ -176,14 +200,14 @@ static void serve_file(struct conn *c, int fd, const struct stat *st0, char *rel
     r = out_str(c, "\r\n");
     c->state = CS_RESPOND;
     if (r < 0) {
-        close(fd);
+        release_file(fd, cf);
         c->out.len = mark;
         c->keep_alive = false;
         front_conn_error(c, 500, NULL);
         return;
     }
     if (c->req.method == HTTP_HEAD || len == 0) {
-        close(fd);
+        release_file(fd, cf);
         return;
     }
     c->bytes_sent = len;
@@ -197,7 +221,7 @@ static void serve_file(struct conn *c, int fd, const struct stat *st0, char *rel
                 break;
             got += (size_t)n;
         }
-        close(fd);
+        release_file(fd, cf);
         if (got < len) {
             /* The file shrank between fstat and read: say so rather than send a
              * body shorter than its Content-Length. */
@@ -211,6 +235,7 @@ static void serve_file(struct conn *c, int fd, const struct stat *st0, char *rel
         return;
     }
     c->file_fd = fd;
+    c->file_cf = cf;   /* our reference goes with it */
     c->file_off = first;
     c->file_left = len;
 }
@@ -286,19 +311,29 @@ void front_static_handle(struct conn *c, const char *path, size_t path_len, cons
     char *rel = norm + 1;
     size_t rel_len = nlen - 1;
     int fd;
-    int r = front_open_beneath_owner(root, rel, O_RDONLY | O_NONBLOCK, &fd);
+    struct stat st;
+    struct cached_file *cf;
+    int r;
+    if (rel_len == 0 || rel[rel_len - 1] == '/') {
+        /* A directory's index.html straight from the open-file cache (the usual
+         * request for "/"); on any failure the walk below decides, as it did. */
+        memcpy(rel + rel_len, "index.html", sizeof("index.html"));
+        r = open_file(c, root, rel, &fd, &st, &cf);
+        if (r >= 0 && S_ISREG(st.st_mode)) {
+            serve_file(c, fd, &st, cf, rel, rel_len + sizeof("index.html") - 1);
+            return;
+        }
+        if (r >= 0)
+            release_file(fd, cf);
+        rel[rel_len] = 0;
+    }
+    r = open_file(c, root, rel, &fd, &st, &cf);
     if (r < 0) {
         refuse_open(c, r, norm);
         return;
     }
-    struct stat st;
-    if (fstat(fd, &st) < 0) {
-        close(fd);
-        front_conn_error(c, 404, NULL);
-        return;
-    }
     if (S_ISDIR(st.st_mode)) {
-        close(fd);
+        release_file(fd, cf);
         if (path[path_len - 1] != '/') {
             /* Relative links inside an index.html need the slash. */
             char loc[PATH_MAX + 64];
@@ -315,7 +350,7 @@ void front_static_handle(struct conn *c, const char *path, size_t path_len, cons
             rel[rel_len++] = '/';
         memcpy(rel + rel_len, "index.html", sizeof("index.html"));
         rel_len += sizeof("index.html") - 1;
-        r = front_open_beneath_owner(root, rel, O_RDONLY | O_NONBLOCK, &fd);
+        r = open_file(c, root, rel, &fd, &st, &cf);
         if (r == -ENOENT) {
             front_conn_error(c, 403, NULL);   /* no directory listings */
             return;
@@ -324,19 +359,14 @@ void front_static_handle(struct conn *c, const char *path, size_t path_len, cons
             refuse_open(c, r, norm);
             return;
         }
-        if (fstat(fd, &st) < 0) {
-            close(fd);
-            front_conn_error(c, 404, NULL);
-            return;
-        }
     }
     if (!S_ISREG(st.st_mode) ||
         (php && (ends_with_ci(rel, rel_len, ".php") || ends_with_ci(rel, rel_len, ".phar") ||
                  ends_with_ci(rel, rel_len, ".phps")))) {
         /* Never hand out PHP source (X.PHP, an archive) as a file. */
-        close(fd);
+        release_file(fd, cf);
         front_conn_error(c, 404, NULL);
         return;
     }
-    serve_file(c, fd, &st, rel, rel_len);
+    serve_file(c, fd, &st, cf, rel, rel_len);
 }

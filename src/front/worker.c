@@ -51,8 +51,10 @@ int front_vsite_root(struct worker *w, struct vsite *s)
     int fd = open(s->public_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
+    static uint64_t root_gen;
     safe_close(s->root_fd);
     s->root_fd = fd;
+    s->root_gen = ++root_gen;   /* the open-file cache's entries for the old fd are dead */
     s->root_checked_s = w->now_s;
     return fd;
 }
@@ -240,6 +242,7 @@ static void on_tick(struct evloop *loop, struct ev_timer *t, void *data)
     update_clock(w);
     front_conn_check_timeouts(w);
     front_backend_idle_expire(w);
+    front_file_cache_sweep(w);
     if (w->now_ms - last_flush >= w->cfg->log_flush_ms) {
         last_flush = w->now_ms;
         front_log_flush_all();

@@ -190,8 +190,9 @@ void http1_headers_fixup(struct http1_header *h, size_t n, const char *buf)
 const struct http1_header *http1_find_header(const struct http1_header *headers, size_t n,
                                              const char *name)
 {
+    size_t len = strlen(name);
     for (size_t k = 0; k < n; k++)
-        if (mem_case_eq(headers[k].name, headers[k].name_len, name))
+        if (headers[k].name_len == len && ascii_case_eq(headers[k].name, name, len))
             return &headers[k];
     return NULL;
 }

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from front_helpers import (Backend, Front, build_request, open_conn, raw, read_response,
+from front_helpers import (Backend, Front, Site, build_request, open_conn, raw, read_response,
                            request, status_of, wait_until, ws_frame, ws_read_frame, harness_path)
 
 pytestmark = pytest.mark.skipif(
@@ -253,6 +253,94 @@ def test_symlinks_owner_rule(front):
     log = open(os.path.join(front.sites["blog"].logs, "error.log")).read() if wait_until(
         lambda: os.path.getsize(os.path.join(front.sites["blog"].logs, "error.log")) > 0, 3) else ""
     assert "symlink" in log
+
+
+def test_open_file_cache_serves_changes_at_once(front):
+    """Files are served from an open-file cache, yet a file changed in place, one
+    replaced by a rename, one replaced by a symlink the owner rule refuses and one
+    deleted are all seen by the very next request (one connection, so the same
+    worker and its cache)."""
+    blog = front.sites["blog"]
+    path = blog.write("cached.txt", "first\n", mtime=MTIME)
+    s = open_conn(front.port)
+    try:
+        def fetch():
+            s.sendall(build_request("blog.localhost", "/cached.txt"))
+            return read_response(s)
+        st, h, body = fetch()
+        assert (st, body) == (200, b"first\n")
+        first_etag = h["etag"]
+        assert fetch()[2] == b"first\n"   # now from the cache
+        # Changed in place: same inode, new size and mtime.
+        with open(path, "r+b") as f:
+            f.write(b"second, longer\n")
+        os.utime(path, (MTIME + 60, MTIME + 60))
+        st, h, body = fetch()
+        assert (st, body) == (200, b"second, longer\n")
+        assert h["content-length"] == str(len(body)) and h["etag"] != first_etag
+        # Replaced by a rename: another inode under the same name.
+        tmp = blog.write("cached.tmp", "third\n")
+        os.rename(tmp, path)
+        assert fetch()[:3:2] == (200, b"third\n")
+        # Replaced by a symlink to another owner's file: refused again.
+        os.unlink(path)
+        blog.symlink("cached.txt", "foreign.txt")
+        assert fetch()[0] == 404
+        os.unlink(path)
+        assert fetch()[0] == 404
+        blog.write("cached.txt", "back\n")
+        assert fetch()[:3:2] == (200, b"back\n")
+    finally:
+        s.close()
+
+
+def test_open_file_cache_big_file_replaced_while_sent(front):
+    """A big file goes out by sendfile from a cached fd; replacing the file while
+    an answer is in flight neither breaks that answer nor the next one."""
+    blog = front.sites["blog"]
+    old = os.urandom(600 * 1024)
+    path = blog.write("cached-big.bin", old)
+    assert get(front, "/cached-big.bin")[2] == old
+    s = open_conn(front.port)
+    try:
+        s.sendall(build_request("blog.localhost", "/cached-big.bin"))
+        new = os.urandom(500 * 1024)
+        tmp = blog.write("cached-big.tmp", new)
+        os.rename(tmp, path)
+        st, h, body = read_response(s)
+        assert st == 200 and body in (old, new)
+        s.sendall(build_request("blog.localhost", "/cached-big.bin"))
+        assert read_response(s)[:3:2] == (200, new)
+    finally:
+        s.close()
+
+
+def test_swapped_public_tree_is_served(front):
+    """public/ swapped with renameat2(RENAME_EXCHANGE), as an upload does: the new
+    tree is served within the root's one-second re-check and the old tree's
+    cached files are never served after that."""
+    import ctypes
+    site = front.add_site("swap", 1004)
+    site.write("index.html", "old tree\n")
+    site.write("page.txt", "old page\n")
+    assert wait_until(lambda: get(front, "/page.txt", host="swap.localhost")[0] == 200)
+    for _ in range(3):   # fill both workers' caches
+        assert get(front, "/", host="swap.localhost")[2] == b"old tree\n"
+        assert get(front, "/page.txt", host="swap.localhost")[2] == b"old page\n"
+    staged = Site(front.state, "swap-staged", 1004)
+    staged.write("index.html", "new tree\n")
+    staged.write("page.txt", "new page\n")
+    libc = ctypes.CDLL(None, use_errno=True)
+    AT_FDCWD, RENAME_EXCHANGE = -100, 2
+    assert libc.renameat2(AT_FDCWD, staged.public.encode(), AT_FDCWD, site.public.encode(),
+                          RENAME_EXCHANGE) == 0, os.strerror(ctypes.get_errno())
+    assert wait_until(lambda: get(front, "/page.txt", host="swap.localhost")[2] == b"new page\n")
+    assert wait_until(lambda: get(front, "/", host="swap.localhost")[2] == b"new tree\n")
+    # Both workers past their re-check: the old tree is gone for good.
+    time.sleep(1.2)
+    for _ in range(6):
+        assert get(front, "/page.txt", host="swap.localhost")[2] == b"new page\n"
+        assert get(front, "/", host="swap.localhost")[2] == b"new tree\n"
 
 
 def test_keepalive_many_requests_one_connection(front):
