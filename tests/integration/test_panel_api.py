@@ -159,16 +159,24 @@ def test_session_secret_never_stored_in_clear(panel):
 def test_unknown_user_and_wrong_password_look_the_same(panel):
     b = Browser(panel)
     wrong = b.login("alice", "not-her-password")
-    t0 = time.monotonic()
     unknown = b.login("nobody-here", "not-her-password")
-    t_unknown = time.monotonic() - t0
-    t0 = time.monotonic()
-    b.login("alice", "still-not-it")
-    t_wrong = time.monotonic() - t0
     assert wrong.status == unknown.status == 401
     assert wrong.raw == unknown.raw
     assert wrong.error() == "wrong user name or password"
+
     # Both pay for an argon2 verification: an unknown name is not answered quicker.
+    # The quickest of two tries each, so that a busy machine (another process
+    # taking the core for a moment) does not decide.
+    def quickest(user, password, client):
+        times = []
+        other = Browser(panel, client=client)   # each from its own address: none is throttled
+        for _ in range(2):
+            t0 = time.monotonic()
+            assert other.login(user, password).status == 401
+            times.append(time.monotonic() - t0)
+        return min(times)
+    t_unknown = quickest("nobody-else", "not-her-password", "198.51.100.21")
+    t_wrong = quickest("alice", "still-not-it", "198.51.100.22")
     assert t_unknown > t_wrong / 3, (t_unknown, t_wrong)
     # A disabled user gets the very same answer, even with the right password.
     panel.ok("user", "disable", "bob")
