@@ -275,6 +275,13 @@ int berthd_config_load_file(struct berthd_config *cfg, bool *flags_set, char *er
                 cfg->uid_first = (uint32_t)a;
                 cfg->uid_last = (uint32_t)b;
             }
+        } else if (streq(key, "front_cpu_affinity")) {
+            if (s && (streq(s, "true") || streq(s, "false"))) {
+                cfg->no_cpu_affinity = streq(s, "false");
+            } else {
+                snprintf(err, n, "config file %s: front_cpu_affinity must be true or false", path);
+                r = -EINVAL;
+            }
         } else if (streq(key, "front_uid") || streq(key, "front_gid") || streq(key, "workers")) {
             if (!s || parse_uint(s, streq(key, "workers") ? 1 : 1, streq(key, "workers") ? 64 : 0xfffffffeULL, &num) < 0) {
                 snprintf(err, n, "config file %s: %s must be a positive number", path, key);

@@ -24,6 +24,7 @@ struct berthd_config {
     uint32_t uid_first, uid_last;   /* site uid range */
     uint32_t front_uid, front_gid;  /* the front's workers */
     unsigned workers;               /* 0: one per core */
+    bool no_cpu_affinity;           /* front_cpu_affinity: false (the workers may run anywhere) */
     /* network nat (see docs/internals/sandbox.md, "Networking") */
     char *nat_bridge;               /* bridge name, default "berth0" */
     char *nat_ipv4;                 /* subnet, default 10.88.0.0/16; "off": no IPv4 */

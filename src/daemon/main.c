@@ -264,6 +264,7 @@ static int start_front(struct berthd *d)
 
     front_config_init(&fcfg);
     fcfg.workers = d->cfg.workers;
+    fcfg.cpu_affinity = !d->cfg.no_cpu_affinity;
     fcfg.uid = d->cfg.front_uid;
     fcfg.gid = d->cfg.front_gid;
     fcfg.base_domain = d->cfg.base_domain;

@@ -50,6 +50,11 @@ struct front_site {
  * borrowed by front_supervisor_new(), which copies them. */
 struct front_config {
     unsigned workers;                  /* worker processes; 0: one per online CPU */
+    bool cpu_affinity;                 /* default true: worker i runs only on the i-th CPU
+                                          berthd may use (round robin), like nginx's
+                                          worker_cpu_affinity auto: a worker that stays on
+                                          its core keeps its caches and its clients'
+                                          latency tail short */
     uid_t uid;                         /* front user and group the workers run as (default 199999) */
     gid_t gid;
     bool drop_privileges;              /* default true; false keeps the caller's ids (unprivileged tests) */

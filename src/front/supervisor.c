@@ -4,6 +4,7 @@
  * confused with a recycled one. */
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -69,6 +70,7 @@ void front_config_init(struct front_config *cfg)
 {
     *cfg = (struct front_config){
         .workers = 0,
+        .cpu_affinity = true,
         .uid = 199999,
         .gid = 199999,
         .drop_privileges = true,
@@ -290,6 +292,30 @@ static void on_pidfd(struct evloop *loop, int fd, uint32_t events, void *data)
     sw->restart = evloop_timer_add(loop, lived >= STABLE_MS ? 0 : sw->backoff_ms, on_restart, sw);
 }
 
+/* Pins the calling worker to one of the CPUs it may run on, the index-th (round
+ * robin), so that cgroup cpusets and a narrower affinity of berthd are respected.
+ * Best effort: a worker that cannot be pinned runs anywhere. Measured on the
+ * 2-core benchmark machine, where wrk shares the cores: p99 of 1 KiB files 4.4 ms
+ * unpinned against 2.7 ms pinned at the same rate (bench/RESULTS.md). */
+static void pin_worker(unsigned index)
+{
+    cpu_set_t allowed, one;
+    if (sched_getaffinity(0, sizeof(allowed), &allowed) < 0)
+        return;
+    int n = CPU_COUNT(&allowed);
+    if (n < 2)
+        return;
+    int want = (int)(index % (unsigned)n);
+    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+        if (!CPU_ISSET(cpu, &allowed) || want-- > 0)
+            continue;
+        CPU_ZERO(&one);
+        CPU_SET(cpu, &one);
+        (void)sched_setaffinity(0, sizeof(one), &one);
+        return;
+    }
+}
+
 static int spawn(struct sworker *sw)
 {
     struct front_supervisor *sup = sw->sup;
@@ -308,6 +334,8 @@ static int spawn(struct sworker *sw)
     }
     if (pid == 0) {
         close(sv[0]);
+        if (sup->cfg.cpu_affinity)
+            pin_worker(sw->index);
         front_worker_main(&sup->cfg, sup->listen_fds, sup->n_listen, sv[1]);
     }
     close(sv[1]);

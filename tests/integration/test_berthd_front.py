@@ -6,6 +6,8 @@ import time
 
 import pytest
 
+from conftest import require
+
 
 def get(port, host, path="/", addr="127.0.0.1", method="GET"):
     conn = http.client.HTTPConnection(addr, port, timeout=10)
@@ -186,3 +188,31 @@ def test_site_created_under_load_is_served_at_once(daemon):
             load.wait()
     assert "requests in" in out, out
     assert "Non-2xx" not in out and "Socket errors" not in out, out
+
+
+def worker_cpus(d):
+    """Cpus_allowed_list of each front worker (berthd's children running as the front user)."""
+    cpus = []
+    for pid in os.popen(f"pgrep -P {d.proc.pid}").read().split():
+        fields = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status").read().splitlines() if ":" in line)
+        if fields["Uid"].split()[0] == "199999":
+            cpus.append(fields["Cpus_allowed_list"].strip())
+    return cpus
+
+
+def test_workers_are_pinned_one_per_cpu_unless_told_not_to(daemon_factory):
+    allowed = os.sched_getaffinity(0)
+    require(len(allowed) >= 2, "needs two CPUs")
+    d = daemon_factory()
+    d.open_path_to_root()   # makes its directory, where the config file goes
+    with open(d.config_path(), "a") as f:
+        f.write("workers: 2\n")
+    d.start()
+    cpus = sorted(worker_cpus(d))
+    assert len(cpus) == 2 and cpus == sorted(str(c) for c in sorted(allowed)[:2]), cpus
+    d.stop()
+    with open(d.config_path(), "a") as f:
+        f.write("front_cpu_affinity: false\n")
+    d.start()
+    cpus = worker_cpus(d)
+    assert len(cpus) == 2 and all(c not in (str(x) for x in allowed) for c in cpus), cpus
