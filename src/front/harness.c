@@ -9,7 +9,7 @@
  *                 [--connect-timeout MS] [--read-timeout MS] [--max-conns N]
  *                 [--max-conns-per-client N] [--max-body BYTES]
  *                 [--max-request-line N] [--max-head N] [--max-headers N]
- *                 [--log-rotate-size BYTES] [--log-keep N]
+ *                 [--log-rotate-size BYTES] [--log-keep N] [--no-cpu-affinity]
  *
  * Route file: one site per line, "key=value" words separated by spaces:
  *   name=blog type=static|php|app state=serving|stopped public=/abs/public
@@ -208,6 +208,7 @@ int main(int argc, char **argv)
         { "uid", required_argument, NULL, 'u' },
         { "gid", required_argument, NULL, 'g' },
         { "no-drop", no_argument, NULL, 'n' },
+        { "no-cpu-affinity", no_argument, NULL, 'A' },
         { "global-log", required_argument, NULL, 'G' },
         { "header-timeout", required_argument, NULL, 1 },
         { "idle-timeout", required_argument, NULL, 2 },
@@ -250,6 +251,7 @@ int main(int argc, char **argv)
         case 'u': cfg.uid = (uid_t)v; break;
         case 'g': cfg.gid = (gid_t)v; break;
         case 'n': cfg.drop_privileges = false; break;
+        case 'A': cfg.cpu_affinity = false; break;
         case 'G': cfg.global_log = optarg; break;
         case 1: cfg.header_timeout_ms = (uint32_t)v; break;
         case 2: cfg.idle_timeout_ms = (uint32_t)v; break;
