@@ -294,9 +294,9 @@ static void on_pidfd(struct evloop *loop, int fd, uint32_t events, void *data)
 
 /* Pins the calling worker to one of the CPUs it may run on, the index-th (round
  * robin), so that cgroup cpusets and a narrower affinity of berthd are respected.
- * Best effort: a worker that cannot be pinned runs anywhere. Measured on the
- * 2-core benchmark machine, where wrk shares the cores: p99 of 1 KiB files 4.4 ms
- * unpinned against 2.7 ms pinned at the same rate (bench/RESULTS.md). */
+ * Best effort: a worker that cannot be pinned runs anywhere. On the 2-core
+ * benchmark machine, where wrk shares the cores, it shortened the latency tail
+ * whenever the cores had room and never cost requests/s (bench/RESULTS.md). */
 static void pin_worker(unsigned index)
 {
     cpu_set_t allowed, one;
