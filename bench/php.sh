@@ -11,6 +11,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/bench/lib.sh"
 BUILD=${BERTH_BUILD_DIR:-$ROOT/build-front-rel}
 HARNESS=$BUILD/src/front/front-harness
 FPMCONF=$BUILD/tests/helpers/php-fpm-config
@@ -34,7 +35,6 @@ cleanup() {
     if [ -n "${KEEP:-}" ]; then echo "kept $T" >&2; else rm -rf "$T"; fi
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 FRONT_UID=${FRONT_UID:-199999}
 SITE_UID=2302
@@ -132,13 +132,7 @@ for s in "${SERVERS[@]}"; do
     done
 done
 
-run() {   # $1 port, $2 path
-    local out
-    out=$(wrk -t2 -c"$CONNS" -d"$DURATION" --latency -H 'Host: php.localhost' "http://127.0.0.1:$1/$2")
-    grep -q -E "Non-2xx|Socket errors" <<<"$out" && { echo "bench: errors on port $1" >&2; echo "$out" >&2; }
-    echo "$(awk '/^Requests\/sec/ {print $2}' <<<"$out") $(awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}' <<<"$out")"
-}
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+run() { wrk_run "$CONNS" php.localhost "http://127.0.0.1:$1/$2"; }   # $1 port, $2 path
 
 echo "machine: $(nproc) CPUs, $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg); php-fpm pm static 4 per server;"
 echo "wrk -t2 -c$CONNS -d$DURATION, $ROUNDS rounds interleaved"

@@ -7,6 +7,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/bench/lib.sh"
 BUILD=${BERTH_BUILD_DIR:-$ROOT/build-front-rel}
 HARNESS=$BUILD/src/front/front-harness
 ROUNDS=${ROUNDS:-3}
@@ -21,7 +22,6 @@ chmod 755 "$T"
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3; rm -rf "$T"; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 FRONT_UID=${FRONT_UID:-199999}
 mkdir -p "$T/backend/logs" "$T/backend/www" "$T/px/logs" "$T/sites/app/public" "$T/sites/app/logs"
@@ -98,13 +98,7 @@ H
 fi
 sleep 1
 
-run() {
-    local out
-    out=$(wrk -t2 -c64 -d"$DURATION" --latency -H 'Host: app.localhost' "http://127.0.0.1:$1/1k.bin")
-    grep -q -E "Non-2xx|Socket errors" <<<"$out" && { echo "bench: errors on port $1" >&2; echo "$out" >&2; }
-    echo "$(awk '/^Requests\/sec/ {print $2}' <<<"$out") $(awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}' <<<"$out")"
-}
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+run() { wrk_run 64 app.localhost "http://127.0.0.1:$1/1k.bin"; }   # $1 port
 
 echo "machine: $(nproc) CPUs, $(uname -r); proxy 1 KiB, wrk -t2 -c64 -d$DURATION, $ROUNDS rounds interleaved"
 declare -A RPS=() P99=() MED=()

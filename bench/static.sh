@@ -11,6 +11,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/bench/lib.sh"
 BUILD=${BERTH_BUILD_DIR:-$ROOT/build-front-rel}
 HARNESS=$BUILD/src/front/front-harness
 ROUNDS=${ROUNDS:-3}
@@ -45,7 +46,6 @@ cat > "$T/routes" <<R
 name=bench type=static public=$T/sites/bench/public logs=$T/sites/bench/logs uid=1001 hosts=bench.localhost
 R
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 "$HARNESS" --listen 127.0.0.1:0 --routes "$T/routes" --port-file "$T/berth.port" --workers 2 \
     >"$T/berth.log" 2>&1 &
@@ -101,20 +101,8 @@ H
 fi
 sleep 1
 
-# wrk's p99 as milliseconds.
-run() {
-    local port=$1 file=$2 out rps p99
-    out=$(wrk -t2 -c"$CONNS" -d"$DURATION" --latency -H 'Host: bench.localhost' \
-        "http://127.0.0.1:$port/$file")
-    if grep -q -E "Non-2xx|Socket errors" <<<"$out"; then
-        echo "bench: errors against port $port:" >&2; echo "$out" >&2
-    fi
-    rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
-    p99=$(awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}' <<<"$out")
-    echo "$rps $p99"
-}
+run() { wrk_run "$CONNS" bench.localhost "http://127.0.0.1:$1/$2"; }   # $1 port, $2 file
 
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 echo "machine: $(nproc) CPUs, $(uname -r); wrk -t2 -c$CONNS -d$DURATION, $ROUNDS rounds interleaved"
 for file in 1k.bin 100k.bin; do

@@ -29,7 +29,6 @@
 #define UP_IN_MAX (256 * 1024)
 #define STAGE_MAX (FASTCGI_MAX_HEAD_DEFAULT + UP_IN_MAX)   /* a whole head + one batch read */
 #define HIGH_WATER (64 * 1024)   /* stop reading a side while the other holds this much */
-#define READ_CHUNK (16 * 1024)
 #define SPOOL_MEM (64 * 1024)    /* chunked bodies up to this stay in memory */
 #define STDERR_MAX (8 * 1024)
 /* A php-fpm child serves one connection at a time and, with FCGI_KEEP_CONN, stays
@@ -223,26 +222,9 @@ static int up_watch(struct fcgi *fc)
 
 static int up_connect(struct fcgi *fc)
 {
-    struct backend *b = fc->b;
-    int fd = fc->ufd;
-    if (fd < 0) {
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-            return -errno;
-        fc->ufd = fd;
-    }
-    if (connect(fd, (struct sockaddr *)&b->addr, b->addr_len) < 0) {
-        if (errno == EAGAIN) {
-            /* php-fpm's backlog is full: a unix socket gives no readiness event for
-             * this, so the tick retries until the connect timeout. */
-            fc->connect_retry = true;
-            return 0;
-        }
-        if (errno != EINPROGRESS && errno != EISCONN)
-            return -errno;
-    }
-    fc->connect_retry = false;
-    return up_watch(fc);
+    int r = front_backend_connect(fc->b, &fc->ufd);
+    fc->connect_retry = r == 0;   /* php-fpm's backlog is full */
+    return r <= 0 ? r : up_watch(fc);
 }
 
 static int build_params(struct fcgi *fc, const struct fastcgi_route *route)
@@ -676,23 +658,11 @@ static int pump_response(struct fcgi *fc)
 }
 
 /* Reads up to one chunk into b. >0, 0 on EOF, -EAGAIN, or a negative errno. */
-static ssize_t read_into(int fd, struct buf *b)
-{
-    if (buf_reserve(b, READ_CHUNK) < 0)
-        return -ENOBUFS;
-    ssize_t n = read(fd, b->data + b->len, READ_CHUNK);
-    if (n < 0)
-        return errno == EINTR || errno == EAGAIN ? -EAGAIN : -errno;
-    b->len += (size_t)n;
-    b->data[b->len] = 0;
-    return n;
-}
-
 /* Whether the client's buffer takes another read (it has a hard maximum that
  * depends on the configured max_head). */
 static bool in_room(const struct conn *c)
 {
-    return c->in.len < HIGH_WATER && c->in.max - c->in.len >= READ_CHUNK;
+    return c->in.len < HIGH_WATER && c->in.max - c->in.len >= FRONT_READ_CHUNK;
 }
 
 static void fc_run(struct fcgi *fc)
@@ -753,7 +723,7 @@ static void fc_run(struct fcgi *fc)
                               (fc->spooling || fc->up_out.len - fc->up_off < HIGH_WATER) &&
                               in_room(c);
         if (want_client_in) {
-            ssize_t n = read_into(c->fd, &c->in);
+            ssize_t n = front_read_into(c->fd, &c->in);
             if (n > 0) {
                 progress = true;
                 if (fc->spooling)
@@ -767,8 +737,8 @@ static void fc_run(struct fcgi *fc)
             /* Only when epoll said so: pipelined requests (kept in `in`), or the
              * client's close while the script runs, which closing the upstream
              * connection passes on to php-fpm (it ends the script). */
-            ssize_t n = read_into(c->fd, &c->in);
-            if (n == -EAGAIN || (n > 0 && n < READ_CHUNK))
+            ssize_t n = front_read_into(c->fd, &c->in);
+            if (n == -EAGAIN || (n > 0 && n < FRONT_READ_CHUNK))
                 c->readable = false;
             else if (n <= 0) {
                 fc_release(fc, false);
@@ -782,10 +752,10 @@ static void fc_run(struct fcgi *fc)
         bool retry = false;
         while (fc->connected && fc->up_readable && !fc->upstream_eof &&
                c->out.len - c->out_off < HIGH_WATER && fc->up_in.len < HIGH_WATER) {
-            ssize_t n = read_into(fc->ufd, &fc->up_in);
+            ssize_t n = front_read_into(fc->ufd, &fc->up_in);
             if (n > 0) {
                 progress = true;
-                if (n < READ_CHUNK)
+                if (n < FRONT_READ_CHUNK)
                     fc->up_readable = false;   /* drained: epoll says when there is more */
             } else if (n == -EAGAIN) {
                 fc->up_readable = false;

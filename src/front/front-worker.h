@@ -177,6 +177,17 @@ void front_proxy_free(struct conn *c);
 void front_proxy_timeout(struct conn *c);
 void front_backend_unref(struct backend *b);
 void front_backend_idle_check(struct backend *b);
+/* Reads of a connection's buffers take at most this much at a time. */
+#define FRONT_READ_CHUNK (16 * 1024)
+/* One read of up to FRONT_READ_CHUNK from fd, appended to b. Bytes read (0: EOF),
+ * -EAGAIN when nothing is there (or EINTR), -ENOBUFS when b is at its maximum, or
+ * another negative errno. */
+ssize_t front_read_into(int fd, struct buf *b);
+/* Starts a non-blocking connection to b's socket in *fd (made when < 0; the caller
+ * owns it either way and watches it). 1: connected or in progress; 0: the backend's
+ * backlog is full (a unix socket gives no event for this: retry on the tick until
+ * the connect timeout); negative errno: refused or missing. */
+int front_backend_connect(struct backend *b, int *fd);
 /* An idle connection to b from its pool (the caller owns it), or -1 when none. It
  * is still watched by the loop (for the pool): the caller takes it over with
  * evloop_set, so a reused connection costs no epoll_ctl. */

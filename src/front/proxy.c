@@ -18,7 +18,6 @@
 #define UP_BUF_MAX (256 * 1024)
 #define HIGH_WATER (64 * 1024)   /* stop reading a side while the other holds this much */
 #define POOL_MAX 64
-#define READ_CHUNK (16 * 1024)
 
 struct upstream {
     struct upstream *next;
@@ -250,31 +249,46 @@ static void px_finish(struct proxy *px)
     front_conn_run(c);
 }
 
-static int up_connect(struct proxy *px)
+int front_backend_connect(struct backend *b, int *fd)
 {
-    struct backend *b = px->b;
-    int fd = px->ufd;
-    if (fd < 0) {
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0)
+    if (*fd < 0) {
+        *fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (*fd < 0)
             return -errno;
-        px->ufd = fd;
     }
-    if (connect(fd, (struct sockaddr *)&b->addr, b->addr_len) < 0) {
-        if (errno == EAGAIN) {
-            /* The backend's backlog is full: a unix socket gives no readiness event
-             * for this, so the tick retries until the connect timeout. */
-            px->connect_retry = true;
+    if (connect(*fd, (struct sockaddr *)&b->addr, b->addr_len) < 0) {
+        /* A full backlog: a unix socket gives no readiness event for this, so the
+         * caller retries on the tick until its connect timeout. */
+        if (errno == EAGAIN)
             return 0;
-        }
         if (errno != EINPROGRESS && errno != EISCONN)
             return -errno;
     }
-    px->connect_retry = false;
+    return 1;
+}
+
+ssize_t front_read_into(int fd, struct buf *b)
+{
+    if (buf_reserve(b, FRONT_READ_CHUNK) < 0)
+        return -ENOBUFS;
+    ssize_t n = read(fd, b->data + b->len, FRONT_READ_CHUNK);
+    if (n < 0)
+        return errno == EINTR || errno == EAGAIN ? -EAGAIN : -errno;
+    b->len += (size_t)n;
+    b->data[b->len] = 0;
+    return n;
+}
+
+static int up_connect(struct proxy *px)
+{
+    int r = front_backend_connect(px->b, &px->ufd);
+    px->connect_retry = r == 0;
+    if (r <= 0)
+        return r;
     px->connected = true;
     px->deadline = px->c->w->now_ms + px->c->site->upstream_timeout_ms;
     /* EPOLLOUT only if the first send comes up short (px_run arms it). */
-    return evloop_add(px->c->w->loop, fd, UP_EVENTS, up_io, px);
+    return evloop_add(px->c->w->loop, px->ufd, UP_EVENTS, up_io, px);
 }
 
 static bool hop_by_hop(const char *name, size_t len, const char *conn_value, size_t conn_len)
@@ -708,18 +722,6 @@ static int pump_response(struct proxy *px)
 }
 
 /* Reads up to one chunk into b. >0, 0 on EOF, -EAGAIN, or a negative errno. */
-static ssize_t read_into(int fd, struct buf *b)
-{
-    if (buf_reserve(b, READ_CHUNK) < 0)
-        return -ENOBUFS;
-    ssize_t n = read(fd, b->data + b->len, READ_CHUNK);
-    if (n < 0)
-        return errno == EINTR ? -EAGAIN : -errno;
-    b->len += (size_t)n;
-    b->data[b->len] = 0;
-    return n;
-}
-
 static bool client_in_wanted(const struct proxy *px)
 {
     return (!px->req_done || px->tunnel) && !px->client_eof && px->up_out.len - px->up_off < HIGH_WATER;
@@ -761,8 +763,8 @@ static void px_run(struct proxy *px)
         /* client -> us, only while upstream keeps up */
         bool want_client_in = client_in_wanted(px);
         if (want_client_in && c->in.len < HIGH_WATER && c->readable) {
-            ssize_t n = read_into(c->fd, &c->in);
-            if (n == -EAGAIN || (n > 0 && n < READ_CHUNK))
+            ssize_t n = front_read_into(c->fd, &c->in);
+            if (n == -EAGAIN || (n > 0 && n < FRONT_READ_CHUNK))
                 c->readable = false;   /* drained: wait for epoll to say there is more */
             if (n > 0) {
                 progress = true;
@@ -783,8 +785,8 @@ static void px_run(struct proxy *px)
         if (want_up_in && px->up_readable) {
             /* Only after epoll said so: reading right after sending the request
              * would nearly always cost a read that says EAGAIN. */
-            ssize_t n = read_into(px->ufd, &px->up_in);
-            if (n == -EAGAIN || (n > 0 && n < READ_CHUNK))
+            ssize_t n = front_read_into(px->ufd, &px->up_in);
+            if (n == -EAGAIN || (n > 0 && n < FRONT_READ_CHUNK))
                 px->up_readable = false;
             if (n > 0) {
                 progress = true;

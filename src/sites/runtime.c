@@ -28,7 +28,7 @@ struct rt_site {
     char *cmd;
     char *site_dir;
     uid_t uid;
-    bool app;                    /* runs code (type app or php) */
+    bool runs_code;              /* type app or php: a program runs in a sandbox */
     bool php;                    /* type php: the program is the site's php-fpm */
     char *php_settings;          /* php: the stored settings (JSON), or NULL */
     bool program_changed;        /* cmd or PHP settings changed while it ran: restart */
@@ -611,7 +611,7 @@ static void on_sandbox_exit(struct evloop *loop, int fd, uint32_t events, void *
 /* Brings the site in line with its record. */
 static void site_apply(struct rt_site *s)
 {
-    if (!s->want_running || !s->app) {
+    if (!s->want_running || !s->runs_code) {
         site_cancel_timer(s);
         if (s->pidfd >= 0) {
             site_stop_sandbox(s);
@@ -694,7 +694,7 @@ static int site_update_record(struct rt_site *s, const struct store_site *rec)
     s->php_settings = php_settings;
     s->uid = rec->uid;
     s->php = php;
-    s->app = php || streq_ptr(rec->type, "app");
+    s->runs_code = php || streq_ptr(rec->type, "app");
     s->want_running = streq_ptr(rec->desired_state, "running");
     s->always_on = rec->always_on;
     s->idle_seconds = rec->idle_seconds ? rec->idle_seconds : 300;
@@ -880,7 +880,7 @@ void sites_runtime_site_changed(struct sites_runtime *rt, enum sites_change chan
 int sites_runtime_start(struct sites_runtime *rt, const char *name, struct error *err)
 {
     struct rt_site *s = site_find(rt, name);
-    if (!s || !s->app)
+    if (!s || !s->runs_code)
         return 0;
     if (s->state == SITES_RUNTIME_FAILED || s->state == SITES_RUNTIME_STARTING) {
         site_cancel_timer(s);
@@ -898,7 +898,7 @@ int sites_runtime_start(struct sites_runtime *rt, const char *name, struct error
 int sites_runtime_restart(struct sites_runtime *rt, const char *name, struct error *err)
 {
     struct rt_site *s = site_find(rt, name);
-    if (!s || !s->app)
+    if (!s || !s->runs_code)
         return 0;
     if (s->pidfd >= 0 && s->want_running) {
         s->n_crashes = 0;
@@ -930,7 +930,7 @@ void sites_runtime_note_backend(struct sites_runtime *rt, const char *name, uint
                                 uint64_t failed)
 {
     struct rt_site *s = site_find(rt, name);
-    if (!s || !s->app)
+    if (!s || !s->runs_code)
         return;
     if (answered > 0) {
         s->backend_failures = 0;

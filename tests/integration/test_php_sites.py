@@ -415,7 +415,6 @@ def test_a_pool_that_stops_answering_gets_504s_then_a_restart(daemon):
                 os.kill(p, signal.SIGCONT)
             except ProcessLookupError:
                 pass
-    assert "failed 4 requests in a row and answered none; restarting it" in daemon.log() or \
-        "requests in a row and answered none; restarting it" in daemon.log()
+    assert "requests in a row and answered none; restarting it" in daemon.log()
     assert shown["runtime"]["restarts"] >= 1
     assert http(daemon, "hang", "/ok.php")[2] == b"fine"
