@@ -460,7 +460,7 @@ static void create_body(const struct want *want, struct buf *out)
 
 /* Sends one request; on an API error prints "berth: site NAME: <message>" and
  * returns false. */
-static bool send(const struct cli *cli, const char *method, const char *path, const char *body, const char *site)
+static bool change(const struct cli *cli, const char *method, const char *path, const char *body, const char *site)
 {
     struct cli_response res;
     if (cli_request(cli, method, path, body, &res) < 0)
@@ -603,30 +603,30 @@ int cli_apply(const struct cli *cli, int argc, char **argv)
     for (size_t k = 0; !dry_run && ok && k < n_gone; k++) {
         const char *name = json_get_string(gone[k], "name");
         snprintf(path, sizeof(path), "/api/v1/sites/%s", name);
-        ok = send(cli, "DELETE", path, NULL, name) && ++done;
+        ok = change(cli, "DELETE", path, NULL, name) && ++done;
     }
     /* Domains leave their old site before any site takes them. */
     for (size_t i = 0; !dry_run && ok && i < n_wants; i++) {
         if (!steps[i].current || steps[i].removals.len <= 2)
             continue;
         snprintf(path, sizeof(path), "/api/v1/sites/%s", wants[i].name);
-        ok = send(cli, "PATCH", path, steps[i].removals.data, wants[i].name);
+        ok = change(cli, "PATCH", path, steps[i].removals.data, wants[i].name);
     }
     for (size_t i = 0; !dry_run && ok && i < n_wants; i++) {
         struct plan_step *st = &steps[i];
         snprintf(path, sizeof(path), "/api/v1/sites/%s", wants[i].name);
         bool changed = false;
         if (!st->current) {
-            ok = send(cli, "POST", "/api/v1/sites", st->patch.data, wants[i].name);
+            ok = change(cli, "POST", "/api/v1/sites", st->patch.data, wants[i].name);
             changed = true;
         } else if (st->patch.len > 2) {
-            ok = send(cli, "PATCH", path, st->patch.data, wants[i].name);
+            ok = change(cli, "PATCH", path, st->patch.data, wants[i].name);
             changed = true;
         }
         if (ok && st->action) {
             char action_path[600];
             snprintf(action_path, sizeof(action_path), "%s/%s", path, st->action);
-            ok = send(cli, "POST", action_path, NULL, wants[i].name);
+            ok = change(cli, "POST", action_path, NULL, wants[i].name);
             changed = true;
         }
         if (ok && (changed || st->removals.len > 2))
