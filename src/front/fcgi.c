@@ -471,6 +471,15 @@ static int pump_request_body(struct fcgi *fc)
         buf_clear(&c->in);
         return 0;
     }
+    /* What php-fpm has read goes first: only the unsent part is bounded by
+     * HIGH_WATER, so without this a php-fpm reading in small bites lets the sent
+     * prefix pile up until up_out hits its maximum (seen: a 20 MiB upload on a busy
+     * machine failed with 500). No retry needs the sent bytes of a request that
+     * has a body (fc_retry refuses those). */
+    if (fc->up_off > 0 && fc->has_body) {
+        buf_consume(&fc->up_out, fc->up_off);
+        fc->up_off = 0;
+    }
     /* STDIN records, while php-fpm keeps up. */
     while (!fc->stdin_ended && fc->up_out.len - fc->up_off < HIGH_WATER) {
         if (fc->chunked) {
