@@ -514,7 +514,11 @@ int berthd_listener_bind(const char *kind, const char *spec, struct berthd_liste
         snprintf(err, n, "cannot create a socket for %s: %s", spec, strerror(errno));
         return -errno;
     }
-    if (bind(fd, &addr.sa, len) < 0 || listen(fd, 4096) < 0) {
+    /* SO_REUSEPORT only once bound, so that a port another program (or another
+     * berthd) listens on still fails here; set before listen(), it lets the front
+     * give each worker a socket of its own in the same group (src/front/spread.c). */
+    if (bind(fd, &addr.sa, len) < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+        listen(fd, 4096) < 0) {
         int e = errno;
         snprintf(err, n, "cannot listen on %s (%s): %s", spec, kind, strerror(e));
         return -e;

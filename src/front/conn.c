@@ -92,19 +92,97 @@ static void refuse(int fd)
     close(fd);
 }
 
+/* Takes a new client socket: limits first (a 503 and close beyond them), then a
+ * connection waiting for its request. ss is the client's address; local_port the
+ * port it came in on. */
+static void conn_adopt(struct worker *w, int fd, const struct sockaddr_storage *ss, uint16_t local_port,
+                       bool kept_alive)
+{
+    char addr[INET6_ADDRSTRLEN];
+    format_addr(ss, addr, sizeof(addr));
+    if (w->n_conns >= w->cfg->max_conns_per_worker) {
+        refuse(fd);
+        return;
+    }
+    struct client *cl = front_map_get(&w->clients, addr, strlen(addr));
+    if (cl && cl->conns >= w->cfg->max_conns_per_client) {
+        refuse(fd);
+        return;
+    }
+    if (!cl) {
+        cl = calloc(1, sizeof(*cl));
+        if (!cl) {
+            close(fd);
+            return;
+        }
+        memcpy(cl->addr, addr, sizeof(addr));
+        if (front_map_put(&w->clients, cl->addr, strlen(cl->addr), cl, NULL) < 0) {
+            free(cl);
+            close(fd);
+            return;
+        }
+    }
+    struct conn *c = conn_alloc(w);
+    if (!c) {
+        close(fd);
+        return;
+    }
+    c->w = w;
+    c->fd = fd;
+    c->client = cl;
+    c->remote_port = addr_port(ss);
+    c->local_port = local_port;
+    cl->conns++;
+    c->tcp = ss->ss_family == AF_INET || ss->ss_family == AF_INET6;
+    if (c->tcp) {
+        int one = 1;
+        /* Answers go out in one write; never hold them back for Nagle. */
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    c->state = CS_HEAD;
+    c->file_fd = -1;
+    c->file_cf = NULL;
+    c->keep_alive = true;
+    c->head_started = false;
+    c->readable = true;   /* most clients send the request right after connecting */
+    c->linger = false;
+    c->site = NULL;
+    c->px = NULL;
+    c->fc = NULL;
+    c->log = NULL;
+    c->out_off = 0;
+    c->consumed = 0;
+    buf_clear(&c->in);
+    buf_clear(&c->out);
+    http1_parser_init(&c->parser, &w->limits);
+    /* A fresh connection gets the head timeout at once (one that never sends is
+     * dropped as slowloris); one handed over between requests, the idle one. */
+    c->deadline = w->now_ms + (kept_alive ? w->cfg->idle_timeout_ms : w->cfg->header_timeout_ms);
+    c->prev = NULL;
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    w->n_conns++;
+    if (evloop_add(w->loop, fd, EPOLLIN, conn_io, c) < 0) {
+        front_conn_close(c);
+        return;
+    }
+    front_spread_set_conns(w->spread, w->index, w->n_conns);
+}
+
+static uint16_t local_port_of(int fd)
+{
+    struct sockaddr_storage ls;
+    socklen_t lsl = sizeof(ls);
+    return getsockname(fd, (struct sockaddr *)&ls, &lsl) == 0 ? addr_port(&ls) : 0;
+}
+
 void front_conn_accept(struct worker *w, int lfd)
 {
     /* The listener's port, for SERVER_PORT: asked once per batch, not per request. */
-    struct sockaddr_storage ls;
-    socklen_t lsl = sizeof(ls);
-    uint16_t local_port = getsockname(lfd, (struct sockaddr *)&ls, &lsl) == 0 ? addr_port(&ls) : 0;
-    /* A bounded batch per wakeup keeps one busy listener from starving the rest.
-     * (Workers share the listener with EPOLLEXCLUSIVE and connections do not
-     * spread evenly: wrk's 64 went anywhere from 34/34 to 2/66 between two
-     * workers, with batches of 64 or of 1 and with the worker re-queued at the
-     * back of the wait queue after each accept. Evening it out with counts
-     * shared between the workers made p99 worse on a 2-core machine shared with
-     * the load generator; see docs/internals/front.md.) */
+    uint16_t local_port = local_port_of(lfd);
+    /* A bounded batch per wakeup keeps one busy listener from starving the rest. */
     for (int i = 0; i < ACCEPT_BATCH; i++) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
@@ -116,75 +194,67 @@ void front_conn_accept(struct worker *w, int lfd)
                 log_warning("front worker: accept: %m");
             return;
         }
-        char addr[INET6_ADDRSTRLEN];
-        format_addr(&ss, addr, sizeof(addr));
-        if (w->n_conns >= w->cfg->max_conns_per_worker) {
-            refuse(fd);
-            continue;
-        }
-        struct client *cl = front_map_get(&w->clients, addr, strlen(addr));
-        if (cl && cl->conns >= w->cfg->max_conns_per_client) {
-            refuse(fd);
-            continue;
-        }
-        if (!cl) {
-            cl = calloc(1, sizeof(*cl));
-            if (!cl) {
+        /* Found serving clearly more than another worker on the last tick: that
+         * one takes new connections until they are even (spread.c). */
+        if (w->evening_out) {
+            int to = front_spread_pick(w->spread, w->index, NULL);
+            if (to >= 0 && front_spread_handoff(w->spread, (unsigned)to, fd, false) == 0) {
                 close(fd);
                 continue;
             }
-            memcpy(cl->addr, addr, sizeof(addr));
-            if (front_map_put(&w->clients, cl->addr, strlen(cl->addr), cl, NULL) < 0) {
-                free(cl);
-                close(fd);
+            w->evening_out = to >= 0;
+        }
+        conn_adopt(w, fd, &ss, local_port, false);
+    }
+}
+
+/* Between requests, with nothing read ahead and nothing left to write: another
+ * worker can take the socket as if it had just accepted it. */
+static bool conn_idle(const struct conn *c)
+{
+    return c->state == CS_HEAD && c->in.len == 0 && !c->head_started && c->out.len == c->out_off &&
+           c->file_fd < 0 && !c->px && !c->fc && !c->site && !c->linger;
+}
+
+void front_conn_even_out(struct worker *w)
+{
+    uint32_t surplus = 0;
+    int to = front_spread_pick(w->spread, w->index, &surplus);
+    w->evening_out = to >= 0;
+    if (to < 0)
+        return;
+    /* With connections steered by CPU, first the ones whose packets now arrive on
+     * the other worker's CPU: moving those puts them where they belong. */
+    int cpu = w->spread->cpus[to];
+    for (int pass = cpu < 0 ? 1 : 0; pass < 2; pass++) {
+        struct conn *next;
+        for (struct conn *c = w->conns; c && surplus > 0; c = next) {
+            next = c->next;
+            if (!conn_idle(c))
                 continue;
+            if (pass == 0) {
+                int in_cpu = -1;
+                socklen_t l = sizeof(in_cpu);
+                if (getsockopt(c->fd, SOL_SOCKET, SO_INCOMING_CPU, &in_cpu, &l) < 0 || in_cpu != cpu)
+                    continue;
             }
-        }
-        struct conn *c = conn_alloc(w);
-        if (!c) {
-            close(fd);
-            continue;
-        }
-        c->w = w;
-        c->fd = fd;
-        c->client = cl;
-        c->remote_port = addr_port(&ss);
-        c->local_port = local_port;
-        cl->conns++;
-        c->tcp = ss.ss_family == AF_INET || ss.ss_family == AF_INET6;
-        if (c->tcp) {
-            int one = 1;
-            /* Answers go out in one write; never hold them back for Nagle. */
-            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        }
-        c->state = CS_HEAD;
-        c->file_fd = -1;
-        c->file_cf = NULL;
-        c->keep_alive = true;
-        c->head_started = false;
-        c->readable = true;   /* most clients send the request right after connecting */
-        c->linger = false;
-        c->site = NULL;
-        c->px = NULL;
-        c->fc = NULL;
-        c->log = NULL;
-        c->out_off = 0;
-        c->consumed = 0;
-        buf_clear(&c->in);
-        buf_clear(&c->out);
-        http1_parser_init(&c->parser, &w->limits);
-        c->deadline = w->now_ms + w->cfg->header_timeout_ms;
-        c->prev = NULL;
-        c->next = w->conns;
-        if (w->conns)
-            w->conns->prev = c;
-        w->conns = c;
-        w->n_conns++;
-        if (evloop_add(w->loop, fd, EPOLLIN, conn_io, c) < 0) {
-            front_conn_close(c);
-            continue;
+            if (front_spread_handoff(w->spread, (unsigned)to, c->fd, true) < 0)
+                return;
+            front_conn_close(c);   /* our copy only: the socket lives on in the other worker */
+            surplus--;
         }
     }
+}
+
+void front_conn_adopt(struct worker *w, int fd, bool kept_alive)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0) {
+        close(fd);   /* gone already */
+        return;
+    }
+    conn_adopt(w, fd, &ss, local_port_of(fd), kept_alive);
 }
 
 void front_conn_close(struct conn *c)
@@ -215,6 +285,7 @@ void front_conn_close(struct conn *c)
     if (c->next)
         c->next->prev = c->prev;
     w->n_conns--;
+    front_spread_set_conns(w->spread, w->index, w->n_conns);
     c->next = w->free_conns;
     w->free_conns = c;
 }

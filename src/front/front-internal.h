@@ -2,6 +2,7 @@
  * Nothing outside src/front and tests/unit/test-front-*.c includes this. */
 #pragma once
 
+#include <stdatomic.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -141,8 +142,62 @@ void front_log_time_format(time_t t, char *out, size_t n);
  * non-ASCII bytes become \xHH so that a client cannot forge log lines. NULL: "-". */
 int front_log_escape(struct buf *b, const char *s, size_t n);
 
+/* ---- spreading connections over the workers (spread.c) ---- */
+
+/* One worker's figures, in a page the supervisor maps shared before the workers
+ * fork. conns is written by its worker, incoming by whoever hands it a connection,
+ * alive by the supervisor. A line of its own each: workers write theirs often. */
+struct front_worker_slot {
+    _Atomic uint32_t conns;      /* connections the worker serves */
+    _Atomic uint32_t incoming;   /* handed to it, not yet picked up from its inbox */
+    _Atomic uint32_t alive;      /* 1 while the worker runs */
+    char pad[52];
+};
+
+struct front_spread {
+    unsigned n_workers;
+    size_t n_listen;
+    int *listen;                 /* [listener * n_workers + worker]: that worker's socket */
+    bool *made;                  /* same shape: sockets made here (the rest are the caller's) */
+    int *inbox;                  /* [2 * worker]: the worker receives on it; [2 * worker + 1]: others send */
+    struct front_worker_slot *slots;
+    int *cpus;                   /* [worker]: its CPU when connections are steered by CPU, else -1 */
+    bool steered;                /* a listener has the CPU program */
+};
+
+/* Gives each of n_workers its own socket of every listener that has SO_REUSEPORT
+ * set (the given socket is worker 0's; the others join its group), and when
+ * worker_cpus names a distinct CPU per worker, steers each connection to the
+ * worker on the CPU that took its SYN. Other listeners are shared. Also makes the
+ * shared slots and, for two workers or more, the inboxes. listen_fds stay the
+ * caller's. */
+int front_spread_new(const int *listen_fds, size_t n_listen, unsigned n_workers,
+                     const int *worker_cpus, struct front_spread **ret);
+void front_spread_free(struct front_spread *s);
+/* Worker worker's socket for listener (the same fd for several workers when shared). */
+int front_spread_socket(const struct front_spread *s, size_t listener, unsigned worker);
+/* Supervisor: the worker started or died (a dead worker serves nothing). */
+void front_spread_set_alive(struct front_spread *s, unsigned worker, bool alive);
+bool front_spread_alive(const struct front_spread *s, unsigned worker);
+/* Worker: publishes how many connections it serves. */
+void front_spread_set_conns(struct front_spread *s, unsigned self, size_t n);
+/* Worker: the live worker serving the fewest connections when self serves clearly
+ * more than it (and through ret_surplus, NULL-safe, how many to move to even them
+ * out); -1 when the spread is even enough. */
+int front_spread_pick(const struct front_spread *s, unsigned self, uint32_t *ret_surplus);
+/* Passes fd to worker to's inbox (the caller then closes its copy); kept_alive
+ * says it served requests already (idle between two), else it is fresh from
+ * accept. Negative errno, the inbox being full say, when it could not. */
+int front_spread_handoff(struct front_spread *s, unsigned to, int fd, bool kept_alive);
+/* The fd a worker watches for connections handed to it; -1 with one worker. */
+int front_spread_inbox_fd(const struct front_spread *s, unsigned self);
+/* One connection from self's inbox (O_CLOEXEC, non-blocking as accepted) and
+ * what its sender said of it, or negative errno (-EAGAIN: none waiting). */
+int front_spread_receive(struct front_spread *s, unsigned self, bool *ret_kept_alive);
+
 /* ---- worker ---- */
 
-/* Runs one worker in the current (forked) process; never returns. */
-_noreturn_ void front_worker_main(const struct front_config *cfg, const int *listen_fds,
-                                  size_t n_listen, int ctl_fd);
+/* Runs worker index of spread's workers in the current (forked) process; never
+ * returns. */
+_noreturn_ void front_worker_main(const struct front_config *cfg, struct front_spread *spread,
+                                  unsigned index, int ctl_fd);

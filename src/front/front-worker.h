@@ -109,8 +109,10 @@ struct worker {
     struct front_map clients;    /* address -> client */
     int ctl_fd;
     int sig_fd;
-    const int *listen_fds;
-    size_t n_listen;
+    struct front_spread *spread; /* this worker's sockets, the others' inboxes, the shared slots */
+    unsigned index;              /* which of spread's workers this is */
+    bool *helping;               /* [worker]: its sockets are watched here while it is down */
+    bool evening_out;            /* serving clearly more than another worker: hand it new connections */
     struct conn *conns;
     struct conn *free_conns;
     size_t n_conns;
@@ -127,6 +129,12 @@ struct worker {
 
 /* conn.c */
 void front_conn_accept(struct worker *w, int lfd);
+/* Takes a client socket another worker accepted and handed over; kept_alive: it
+ * is idle between two requests (else fresh from accept). */
+void front_conn_adopt(struct worker *w, int fd, bool kept_alive);
+/* On the tick: when this worker serves clearly more connections than another,
+ * hands that one its idle keep-alive connections, and new ones until even. */
+void front_conn_even_out(struct worker *w);
 /* Drives a connection until it must wait for I/O again. */
 void front_conn_run(struct conn *c);
 void front_conn_close(struct conn *c);

@@ -80,7 +80,10 @@ static int bind_listener(const char *spec, int *ret_fd, unsigned *ret_port)
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (ss.ss_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-    if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 4096) < 0)
+    /* SO_REUSEPORT only once bound: a port someone else listens on still fails,
+     * and the front can then give each worker a socket of its own. */
+    if (bind(fd, (struct sockaddr *)&ss, sl) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 || listen(fd, 4096) < 0)
         return -errno;
     struct sockaddr_storage got;
     socklen_t gl = sizeof(got);

@@ -47,8 +47,7 @@ struct front_supervisor {
     struct evloop *loop;
     struct front_config cfg;
     char *base_domain, *global_log;
-    int *listen_fds;
-    size_t n_listen;
+    struct front_spread *spread; /* each worker's sockets, the inboxes, the shared slots */
     struct front_map sites;     /* name -> blob */
     struct sworker *workers;
     unsigned n_workers;
@@ -260,6 +259,7 @@ static void on_restart(struct evloop *loop, struct ev_timer *t, void *data)
 static void worker_gone(struct sworker *sw)
 {
     struct evloop *loop = sw->sup->loop;
+    front_spread_set_alive(sw->sup->spread, sw->index, false);
     evloop_del(loop, sw->pidfd);
     evloop_del(loop, sw->ctl);
     sw->pidfd = safe_close(sw->pidfd);
@@ -292,28 +292,38 @@ static void on_pidfd(struct evloop *loop, int fd, uint32_t events, void *data)
     sw->restart = evloop_timer_add(loop, lived >= STABLE_MS ? 0 : sw->backoff_ms, on_restart, sw);
 }
 
-/* Pins the calling worker to one of the CPUs it may run on, the index-th (round
- * robin), so that cgroup cpusets and a narrower affinity of berthd are respected.
- * Best effort: a worker that cannot be pinned runs anywhere. On the 2-core
- * benchmark machine, where wrk shares the cores, it shortened the latency tail
- * whenever the cores had room and never cost requests/s (bench/RESULTS.md). */
-static void pin_worker(unsigned index)
+/* The CPU worker index runs on when workers are pinned: the index-th CPU berthd
+ * may use (round robin), so that cgroup cpusets and a narrower affinity of berthd
+ * are respected. -1 when there is nothing to choose (one CPU allowed). */
+static int worker_cpu(unsigned index)
 {
-    cpu_set_t allowed, one;
+    cpu_set_t allowed;
     if (sched_getaffinity(0, sizeof(allowed), &allowed) < 0)
-        return;
+        return -1;
     int n = CPU_COUNT(&allowed);
     if (n < 2)
-        return;
+        return -1;
     int want = (int)(index % (unsigned)n);
-    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
-        if (!CPU_ISSET(cpu, &allowed) || want-- > 0)
-            continue;
-        CPU_ZERO(&one);
-        CPU_SET(cpu, &one);
-        (void)sched_setaffinity(0, sizeof(one), &one);
+    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++)
+        if (CPU_ISSET(cpu, &allowed) && want-- == 0)
+            return cpu;
+    return -1;
+}
+
+/* Pins the calling worker to its CPU. Best effort: a worker that cannot be pinned
+ * runs anywhere. On the 2-core benchmark machine, where wrk shares the cores, it
+ * shortened the latency tail whenever the cores had room and never cost
+ * requests/s; with connections steered to the worker of their CPU (spread.c) it
+ * is what keeps a connection on one core. */
+static void pin_worker(unsigned index)
+{
+    int cpu = worker_cpu(index);
+    if (cpu < 0)
         return;
-    }
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    (void)sched_setaffinity(0, sizeof(one), &one);
 }
 
 static int spawn(struct sworker *sw)
@@ -336,7 +346,7 @@ static int spawn(struct sworker *sw)
         close(sv[0]);
         if (sup->cfg.cpu_affinity)
             pin_worker(sw->index);
-        front_worker_main(&sup->cfg, sup->listen_fds, sup->n_listen, sv[1]);
+        front_worker_main(&sup->cfg, sup->spread, sw->index, sv[1]);
     }
     close(sv[1]);
     int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
@@ -353,6 +363,7 @@ static int spawn(struct sworker *sw)
     sw->warned_report = false;
     sw->ctl = sv[0];
     sw->started_ms = now_ms();
+    front_spread_set_alive(sup->spread, sw->index, true);
     int r = evloop_add(sup->loop, pidfd, EPOLLIN, on_pidfd, sw);
     if (r >= 0)
         r = evloop_add(sup->loop, sw->ctl, EPOLLIN, on_ctl, sw);
@@ -389,7 +400,6 @@ int front_supervisor_new(struct evloop *loop, const struct front_config *cfg,
     sup->global_log = cfg->global_log ? strdup(cfg->global_log) : NULL;
     sup->cfg.base_domain = sup->base_domain;
     sup->cfg.global_log = sup->global_log;
-    sup->listen_fds = malloc(n_listen * sizeof(int));
     sup->activity_buf = malloc(FRONT_ACTIVITY_MSG_MAX + 1);
     unsigned n = cfg->workers;
     if (n == 0) {
@@ -397,13 +407,21 @@ int front_supervisor_new(struct evloop *loop, const struct front_config *cfg,
         n = cpus > 0 ? (unsigned)MIN(cpus, 256L) : 1;
     }
     sup->workers = calloc(n, sizeof(*sup->workers));
-    if (!sup->listen_fds || !sup->workers || !sup->activity_buf || (cfg->base_domain && !sup->base_domain) ||
+    int *cpus = malloc(n * sizeof(int));
+    if (!sup->workers || !cpus || !sup->activity_buf || (cfg->base_domain && !sup->base_domain) ||
         (cfg->global_log && !sup->global_log)) {
+        free(cpus);
         front_supervisor_free(sup);
         return -ENOMEM;
     }
-    memcpy(sup->listen_fds, listen_fds, n_listen * sizeof(int));
-    sup->n_listen = n_listen;
+    for (unsigned i = 0; i < n; i++)
+        cpus[i] = worker_cpu(i);
+    int r = front_spread_new(listen_fds, n_listen, n, cfg->cpu_affinity ? cpus : NULL, &sup->spread);
+    free(cpus);
+    if (r < 0) {
+        front_supervisor_free(sup);
+        return r;
+    }
     sup->n_workers = n;
     front_map_init(&sup->sites);
     front_map_init(&sup->activity);
@@ -481,7 +499,7 @@ void front_supervisor_free(struct front_supervisor *sup)
     front_map_done(&sup->activity);
     free(sup->activity_buf);
     free(sup->workers);
-    free(sup->listen_fds);
+    front_spread_free(sup->spread);
     free(sup->base_domain);
     free(sup->global_log);
     free(sup);

@@ -235,6 +235,8 @@ static void update_clock(struct worker *w)
     }
 }
 
+static void help_down_workers(struct worker *w);
+
 static void on_tick(struct evloop *loop, struct ev_timer *t, void *data)
 {
     struct worker *w = data;
@@ -248,6 +250,8 @@ static void on_tick(struct evloop *loop, struct ev_timer *t, void *data)
         front_log_flush_all();
     }
     front_activity_report(w);
+    help_down_workers(w);
+    front_conn_even_out(w);
     if (!evloop_timer_add(loop, TICK_MS, on_tick, w))
         _exit(1);
 }
@@ -273,6 +277,46 @@ static void on_listen(struct evloop *loop, int fd, uint32_t events, void *data)
      * before a connection arrived is then always known to it. */
     on_ctl(loop, w->ctl_fd, EPOLLIN, w);
     front_conn_accept(w, fd);
+}
+
+/* Connections another worker accepted and handed over (spread.c). */
+static void on_inbox(struct evloop *loop, int fd, uint32_t events, void *data)
+{
+    struct worker *w = data;
+    update_clock(w);
+    on_ctl(loop, w->ctl_fd, EPOLLIN, w);
+    for (int i = 0; i < 64; i++) {
+        bool kept_alive;
+        int cfd = front_spread_receive(w->spread, w->index, &kept_alive);
+        if (cfd < 0)
+            return;
+        front_conn_adopt(w, cfd, kept_alive);
+    }
+}
+
+/* Watches the sockets of a worker that is down (crashed, or restarting after a
+ * backoff), so that connections steered to it are served meanwhile; stops once it
+ * is back. Run on the tick. */
+static void help_down_workers(struct worker *w)
+{
+    struct front_spread *s = w->spread;
+    for (unsigned j = 0; j < s->n_workers; j++) {
+        if (j == w->index)
+            continue;
+        bool want = !front_spread_alive(s, j);
+        if (want == w->helping[j])
+            continue;
+        for (size_t l = 0; l < s->n_listen; l++) {
+            int fd = front_spread_socket(s, l, j);
+            if (fd == front_spread_socket(s, l, w->index))
+                continue;   /* shared: watched anyway */
+            if (want)
+                (void)evloop_add(w->loop, fd, EPOLLIN | EPOLLEXCLUSIVE, on_listen, w);
+            else
+                evloop_del(w->loop, fd);
+        }
+        w->helping[j] = want;
+    }
 }
 
 /* Closes every inherited fd except the ones the worker needs: the worker is a fork
@@ -319,8 +363,8 @@ static void drop_privileges(const struct front_config *cfg)
         _exit(1);
 }
 
-_noreturn_ void front_worker_main(const struct front_config *cfg, const int *listen_fds,
-                                  size_t n_listen, int ctl_fd)
+_noreturn_ void front_worker_main(const struct front_config *cfg, struct front_spread *spread,
+                                  unsigned index, int ctl_fd)
 {
     static struct worker w;
     pid_t parent = getppid();
@@ -329,14 +373,21 @@ _noreturn_ void front_worker_main(const struct front_config *cfg, const int *lis
     if (getppid() != parent)
         _exit(0);
 
-    int keep[64 + 1];
-    size_t n_keep = 0;
-    if (n_listen > 64)
+    /* Every listening socket (to help a worker that is down), the own inbox and
+     * the others' sending ends, the control socket. */
+    size_t n_sockets = spread->n_listen * spread->n_workers;
+    int *keep = malloc((n_sockets + spread->n_workers + 1) * sizeof(int));
+    w.helping = calloc(spread->n_workers, sizeof(bool));
+    if (!keep || !w.helping)
         _exit(1);
-    for (size_t i = 0; i < n_listen; i++)
-        keep[n_keep++] = listen_fds[i];
+    size_t n_keep = 0;
+    for (size_t i = 0; i < n_sockets; i++)
+        keep[n_keep++] = spread->listen[i];
+    for (unsigned j = 0; j < spread->n_workers && spread->n_workers > 1; j++)
+        keep[n_keep++] = spread->inbox[2 * j + (j == index ? 0 : 1)];
     keep[n_keep++] = ctl_fd;
     close_other_fds(keep, n_keep);
+    free(keep);
 
     sigset_t mask;
     sigemptyset(&mask);
@@ -353,8 +404,8 @@ _noreturn_ void front_worker_main(const struct front_config *cfg, const int *lis
 
     w.cfg = cfg;
     w.limits = (struct http1_limits){ cfg->max_request_line, cfg->max_head, cfg->max_headers };
-    w.listen_fds = listen_fds;
-    w.n_listen = n_listen;
+    w.spread = spread;
+    w.index = index;
     w.ctl_fd = ctl_fd;
     w.ctl_buf = malloc(FRONT_MSG_MAX + 1);
     update_clock(&w);
@@ -371,10 +422,15 @@ _noreturn_ void front_worker_main(const struct front_config *cfg, const int *lis
             log_warning_errno(r, "front worker: cannot open %s", cfg->global_log);
     }
     read_initial_table(&w);
-    for (size_t i = 0; i < n_listen; i++)
-        /* EPOLLEXCLUSIVE: one worker is woken per new connection, not all of them. */
-        if (evloop_add(w.loop, listen_fds[i], EPOLLIN | EPOLLEXCLUSIVE, on_listen, &w) < 0)
+    for (size_t l = 0; l < spread->n_listen; l++)
+        /* EPOLLEXCLUSIVE: where workers share a socket, one is woken per new
+         * connection, not all of them. */
+        if (evloop_add(w.loop, front_spread_socket(spread, l, index), EPOLLIN | EPOLLEXCLUSIVE,
+                       on_listen, &w) < 0)
             _exit(1);
+    int inbox = front_spread_inbox_fd(spread, index);
+    if (inbox >= 0 && evloop_add(w.loop, inbox, EPOLLIN, on_inbox, &w) < 0)
+        _exit(1);
     if (!evloop_timer_add(w.loop, TICK_MS, on_tick, &w))
         _exit(1);
     int r = evloop_run(w.loop);
