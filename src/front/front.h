@@ -52,9 +52,11 @@ struct front_config {
     unsigned workers;                  /* worker processes; 0: one per online CPU */
     bool cpu_affinity;                 /* default true: worker i runs only on the i-th CPU
                                           berthd may use (round robin), like nginx's
-                                          worker_cpu_affinity auto: a worker that stays on
-                                          its core keeps its caches and its clients'
-                                          latency tail short */
+                                          worker_cpu_affinity auto, and each connection goes
+                                          to the worker on the CPU that took its SYN (a
+                                          listener with SO_REUSEPORT set becomes a socket
+                                          per worker; see spread.c). false: workers run
+                                          anywhere and connections are spread by hash */
     uid_t uid;                         /* front user and group the workers run as (default 199999) */
     gid_t gid;
     bool drop_privileges;              /* default true; false keeps the caller's ids (unprivileged tests) */
@@ -82,7 +84,9 @@ void front_config_init(struct front_config *cfg);
 struct front_supervisor;
 
 /* Prepares a supervisor for cfg->workers workers on listen_fds (borrowed: the
- * caller keeps and closes them; each should be non-blocking and listening). No
+ * caller keeps and closes them; each should be non-blocking and listening). A
+ * listener with SO_REUSEPORT set gets a sibling socket per further worker, which
+ * the supervisor owns: set it after bind() so a port in use still fails. No
  * worker runs yet: fill the route table with front_supervisor_site_upsert(), then
  * call front_supervisor_start(), so that no connection waiting in a backlog (say,
  * across a berthd restart) is answered from a half-filled table. */
