@@ -158,6 +158,7 @@ static void conn_adopt(struct worker *w, int fd, const struct sockaddr_storage *
     /* A fresh connection gets the head timeout at once (one that never sends is
      * dropped as slowloris); one handed over between requests, the idle one. */
     c->deadline = w->now_ms + (kept_alive ? w->cfg->idle_timeout_ms : w->cfg->header_timeout_ms);
+    c->cpu_checked_s = w->now_s;   /* placed just now: no need to look at once */
     c->prev = NULL;
     c->next = w->conns;
     if (w->conns)
@@ -216,7 +217,29 @@ static bool conn_idle(const struct conn *c)
            c->file_fd < 0 && !c->px && !c->fc && !c->site && !c->linger;
 }
 
-void front_conn_even_out(struct worker *w)
+/* The CPU that last took a packet of the connection; -1 when unknown. */
+static int conn_incoming_cpu(const struct conn *c)
+{
+    int cpu = -1;
+    socklen_t l = sizeof(cpu);
+    return getsockopt(c->fd, SOL_SOCKET, SO_INCOMING_CPU, &cpu, &l) < 0 ? -1 : cpu;
+}
+
+/* Passes an idle connection to worker `to`; false (the connection stays) when its
+ * inbox would not take it. */
+static bool conn_hand_over(struct conn *c, unsigned to)
+{
+    if (front_spread_handoff(c->w->spread, to, c->fd, true) < 0)
+        return false;
+    front_conn_close(c);   /* our copy only: the socket lives on in the other worker */
+    return true;
+}
+
+/* Idle connections looked at for their CPU per tick: a bound on the syscalls
+ * however many connections a worker holds. */
+#define CPU_CHECKS_PER_TICK 32
+
+static void even_out(struct worker *w)
 {
     uint32_t surplus = 0;
     int to = front_spread_pick(w->spread, w->index, &surplus);
@@ -226,24 +249,49 @@ void front_conn_even_out(struct worker *w)
     /* With connections steered by CPU, first the ones whose packets now arrive on
      * the other worker's CPU: moving those puts them where they belong. */
     int cpu = w->spread->cpus[to];
+    unsigned checks = 0;
     for (int pass = cpu < 0 ? 1 : 0; pass < 2; pass++) {
         struct conn *next;
         for (struct conn *c = w->conns; c && surplus > 0; c = next) {
             next = c->next;
             if (!conn_idle(c))
                 continue;
-            if (pass == 0) {
-                int in_cpu = -1;
-                socklen_t l = sizeof(in_cpu);
-                if (getsockopt(c->fd, SOL_SOCKET, SO_INCOMING_CPU, &in_cpu, &l) < 0 || in_cpu != cpu)
-                    continue;
-            }
-            if (front_spread_handoff(w->spread, (unsigned)to, c->fd, true) < 0)
+            if (pass == 0 && (checks++ >= CPU_CHECKS_PER_TICK || conn_incoming_cpu(c) != cpu))
+                continue;
+            if (!conn_hand_over(c, (unsigned)to))
                 return;
-            front_conn_close(c);   /* our copy only: the socket lives on in the other worker */
             surplus--;
         }
     }
+}
+
+/* A client whose packets now arrive on another CPU (its thread moved; the NIC
+ * queue's interrupt was moved) is served best by that CPU's worker. Each idle
+ * connection is looked at every second, or less often when there are more than
+ * the checks per tick can cover. */
+static void follow_cpus(struct worker *w)
+{
+    if (!w->spread->steered)
+        return;
+    int64_t every_s = 1 + (int64_t)(w->n_conns / (CPU_CHECKS_PER_TICK * (1000 / TICK_MS)));
+    unsigned checks = 0;
+    struct conn *next;
+    for (struct conn *c = w->conns; c && checks < CPU_CHECKS_PER_TICK; c = next) {
+        next = c->next;
+        if (!conn_idle(c) || w->now_s - c->cpu_checked_s < every_s)
+            continue;
+        c->cpu_checked_s = w->now_s;
+        checks++;
+        int to = front_spread_worker_on_cpu(w->spread, conn_incoming_cpu(c));
+        if (to >= 0 && front_spread_may_move(w->spread, w->index, (unsigned)to))
+            (void)conn_hand_over(c, (unsigned)to);
+    }
+}
+
+void front_conn_rebalance(struct worker *w)
+{
+    even_out(w);
+    follow_cpus(w);
 }
 
 void front_conn_adopt(struct worker *w, int fd, bool kept_alive)

@@ -151,8 +151,14 @@ struct front_worker_slot {
     _Atomic uint32_t conns;      /* connections the worker serves */
     _Atomic uint32_t incoming;   /* handed to it, not yet picked up from its inbox */
     _Atomic uint32_t alive;      /* 1 while the worker runs */
-    char pad[52];
+    _Atomic uint64_t beat_ms;    /* its last tick (CLOCK_MONOTONIC ms): a stopped or
+                                    hung worker stops beating */
+    char pad[40];
 };
+
+/* A worker whose tick is this late is taken for stalled: the others watch its
+ * sockets and hand it nothing. */
+#define FRONT_WORKER_STALL_MS 1000
 
 struct front_spread {
     unsigned n_workers;
@@ -178,13 +184,22 @@ void front_spread_free(struct front_spread *s);
 int front_spread_socket(const struct front_spread *s, size_t listener, unsigned worker);
 /* Supervisor: the worker started or died (a dead worker serves nothing). */
 void front_spread_set_alive(struct front_spread *s, unsigned worker, bool alive);
-bool front_spread_alive(const struct front_spread *s, unsigned worker);
+/* Worker: still here, on each tick. */
+void front_spread_beat(struct front_spread *s, unsigned self, uint64_t now_ms);
+/* Alive and beating: it takes connections from its sockets and inbox. */
+bool front_spread_serving(const struct front_spread *s, unsigned worker, uint64_t now_ms);
 /* Worker: publishes how many connections it serves. */
 void front_spread_set_conns(struct front_spread *s, unsigned self, size_t n);
 /* Worker: the live worker serving the fewest connections when self serves clearly
  * more than it (and through ret_surplus, NULL-safe, how many to move to even them
  * out); -1 when the spread is even enough. */
 int front_spread_pick(const struct front_spread *s, unsigned self, uint32_t *ret_surplus);
+/* The worker pinned to cpu when connections are steered by CPU, else -1. */
+int front_spread_worker_on_cpu(const struct front_spread *s, int cpu);
+/* Whether self may hand one connection to worker to (alive) without leaving `to`
+ * clearly more loaded than self: used to move a connection to the worker of the
+ * CPU its packets now arrive on. */
+bool front_spread_may_move(const struct front_spread *s, unsigned self, unsigned to);
 /* Passes fd to worker to's inbox (the caller then closes its copy); kept_alive
  * says it served requests already (idle between two), else it is fresh from
  * accept. Negative errno, the inbox being full say, when it could not. */

@@ -82,6 +82,7 @@ struct conn {
     struct cached_file *file_cf; /* referenced when file_fd is the cache's, else NULL */
     uint64_t file_off, file_left;
     uint64_t deadline;           /* ms; what it means depends on state */
+    int64_t cpu_checked_s;       /* when the CPU its packets arrive on was last looked at */
     bool head_started;           /* bytes of a next request have arrived */
     bool readable;               /* epoll said readable and no short read since */
     bool keep_alive;
@@ -127,14 +128,19 @@ struct worker {
     uint64_t activity_sent_ms;   /* when the last report went out */
 };
 
+/* The worker's tick: timeouts, cached clock, log flushes, spreading. */
+#define TICK_MS 100
+
 /* conn.c */
 void front_conn_accept(struct worker *w, int lfd);
 /* Takes a client socket another worker accepted and handed over; kept_alive: it
  * is idle between two requests (else fresh from accept). */
 void front_conn_adopt(struct worker *w, int fd, bool kept_alive);
 /* On the tick: when this worker serves clearly more connections than another,
- * hands that one its idle keep-alive connections, and new ones until even. */
-void front_conn_even_out(struct worker *w);
+ * hands that one its idle keep-alive connections, and new ones until even; then,
+ * with connections steered by CPU, hands idle ones whose packets now arrive on
+ * another worker's CPU to that worker, as far as the counts allow. */
+void front_conn_rebalance(struct worker *w);
 /* Drives a connection until it must wait for I/O again. */
 void front_conn_run(struct conn *c);
 void front_conn_close(struct conn *c);

@@ -21,8 +21,10 @@
  * over. Waiting for the tick matters: clients connect in bursts, one CPU after
  * another (wrk's threads do), and evening out each burst as it came moved
  * connections away from their CPU for nothing (p99 back to 4-8 ms).
- * While a worker is down, the others also watch its sockets, so nothing waits in
- * its queue for the restart. */
+ * A client whose packets move to another CPU later is handed to that CPU's
+ * worker on the tick, as far as the counts allow.
+ * While a worker is down or stalled (no tick for a second), the others also watch
+ * its sockets, so nothing waits long in its queue. */
 #include <linux/filter.h>
 #include <netinet/in.h>
 #include <sys/mman.h>
@@ -210,14 +212,23 @@ void front_spread_free(struct front_spread *s)
 
 void front_spread_set_alive(struct front_spread *s, unsigned worker, bool alive)
 {
+    /* A worker starting gets the grace of one stall period before its first tick. */
+    atomic_store_explicit(&s->slots[worker].beat_ms, now_ms(), memory_order_relaxed);
     atomic_store_explicit(&s->slots[worker].alive, alive ? 1 : 0, memory_order_relaxed);
     if (!alive)
         atomic_store_explicit(&s->slots[worker].conns, 0, memory_order_relaxed);
 }
 
-bool front_spread_alive(const struct front_spread *s, unsigned worker)
+void front_spread_beat(struct front_spread *s, unsigned self, uint64_t now)
 {
-    return atomic_load_explicit(&s->slots[worker].alive, memory_order_relaxed) != 0;
+    atomic_store_explicit(&s->slots[self].beat_ms, now, memory_order_relaxed);
+}
+
+bool front_spread_serving(const struct front_spread *s, unsigned worker, uint64_t now)
+{
+    uint64_t beat = atomic_load_explicit(&s->slots[worker].beat_ms, memory_order_relaxed);
+    return atomic_load_explicit(&s->slots[worker].alive, memory_order_relaxed) != 0 &&
+           (now < beat || now - beat < FRONT_WORKER_STALL_MS);
 }
 
 void front_spread_set_conns(struct front_spread *s, unsigned self, size_t n)
@@ -235,10 +246,11 @@ int front_spread_pick(const struct front_spread *s, unsigned self, uint32_t *ret
 {
     if (s->n_workers < 2)
         return -1;
+    uint64_t now = now_ms();
     uint32_t mine = load_of(s, self), best_load = UINT32_MAX;
     int best = -1;
     for (unsigned i = 0; i < s->n_workers; i++) {
-        if (i == self || !front_spread_alive(s, i))
+        if (i == self || !front_spread_serving(s, i, now))
             continue;
         uint32_t l = load_of(s, i);
         if (l < best_load) {
@@ -251,6 +263,24 @@ int front_spread_pick(const struct front_spread *s, unsigned self, uint32_t *ret
     if (ret_surplus)
         *ret_surplus = (mine - best_load) / 2;
     return best;
+}
+
+int front_spread_worker_on_cpu(const struct front_spread *s, int cpu)
+{
+    for (unsigned i = 0; cpu >= 0 && i < s->n_workers; i++)
+        if (s->cpus[i] == cpu)
+            return (int)i;
+    return -1;
+}
+
+bool front_spread_may_move(const struct front_spread *s, unsigned self, unsigned to)
+{
+    if (to == self || to >= s->n_workers || !front_spread_serving(s, to, now_ms()))
+        return false;
+    /* Afterwards `to` must not serve so many more than self that it would hand
+     * connections back: the two rules never undo each other. */
+    uint32_t mine = load_of(s, self), theirs = load_of(s, to) + 1;
+    return mine > 0 && theirs <= mine - 1 + handoff_slack(theirs);
 }
 
 int front_spread_handoff(struct front_spread *s, unsigned to, int fd, bool kept_alive)

@@ -15,7 +15,6 @@
 #include "common/log.h"
 #include "front/front-worker.h"
 
-#define TICK_MS 100
 
 struct vsite *front_vsite_ref(struct vsite *s)
 {
@@ -251,7 +250,7 @@ static void on_tick(struct evloop *loop, struct ev_timer *t, void *data)
     }
     front_activity_report(w);
     help_down_workers(w);
-    front_conn_even_out(w);
+    front_conn_rebalance(w);
     if (!evloop_timer_add(loop, TICK_MS, on_tick, w))
         _exit(1);
 }
@@ -294,16 +293,17 @@ static void on_inbox(struct evloop *loop, int fd, uint32_t events, void *data)
     }
 }
 
-/* Watches the sockets of a worker that is down (crashed, or restarting after a
- * backoff), so that connections steered to it are served meanwhile; stops once it
- * is back. Run on the tick. */
+/* Watches the sockets of a worker that is down (crashed, restarting after a
+ * backoff, stopped or hung: no tick for a second), so that connections steered to
+ * it are served meanwhile; stops once it is back. Run on the tick. */
 static void help_down_workers(struct worker *w)
 {
     struct front_spread *s = w->spread;
+    front_spread_beat(s, w->index, w->now_ms);
     for (unsigned j = 0; j < s->n_workers; j++) {
         if (j == w->index)
             continue;
-        bool want = !front_spread_alive(s, j);
+        bool want = !front_spread_serving(s, j, w->now_ms);
         if (want == w->helping[j])
             continue;
         for (size_t l = 0; l < s->n_listen; l++) {

@@ -152,6 +152,46 @@ def test_connection_goes_to_the_worker_of_its_cpu(front):
                 c.close()
 
 
+def requests_from_cpu(conns, cpu):
+    """One request on each connection from a thread that runs only on cpu."""
+    errors = []
+
+    def run():
+        try:
+            os.sched_setaffinity(0, {cpu})
+            for c in conns:
+                assert get_ok(c)
+        except Exception as e:
+            errors.append(e)
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join(30)
+    assert not errors, errors
+
+
+def test_connections_follow_their_client_to_another_cpu(front):
+    """Clients that move to the other CPU after connecting (a thread migrated, a
+    NIC queue's interrupt moved) are handed to that CPU's worker."""
+    cpu_a, cpu_b = sorted(next(iter(cpus_of(p))) for p in front.worker_pids())
+    on_a = connect_from_cpu(front.port, cpu_a, 4)
+    on_b = connect_from_cpu(front.port, cpu_b, 4)
+    try:
+        assert owners(front, on_a) == [worker_on(front, cpu_a)] * 4
+        assert owners(front, on_b) == [worker_on(front, cpu_b)] * 4
+
+        def swapped():
+            requests_from_cpu(on_a, cpu_b)
+            requests_from_cpu(on_b, cpu_a)
+            return (owners(front, on_a) == [worker_on(front, cpu_b)] * 4 and
+                    owners(front, on_b) == [worker_on(front, cpu_a)] * 4)
+
+        assert wait_until(swapped, 10, 0.1), (owners(front, on_a), owners(front, on_b))
+    finally:
+        for c in on_a + on_b:
+            c.close()
+
+
 def test_pile_up_on_one_worker_is_evened_out(front):
     cpu = next(iter(cpus_of(front.worker_pids()[0])))
     conns = connect_from_cpu(front.port, cpu, 16)
@@ -273,6 +313,30 @@ def test_down_worker_is_covered_by_the_others(front):
     assert answered_while_down >= 1
     # And it comes back.
     assert wait_until(lambda: worker_on(front, cpu) is not None, 10)
+
+
+def test_stopped_worker_is_covered_by_the_others(front):
+    """A worker that stops ticking (SIGSTOP here; a hang would do the same) is taken
+    for stalled within about a second: connections steered to it are then
+    answered by the other worker, and nothing is handed to it."""
+    cpu = next(iter(cpus_of(front.worker_pids()[0])))
+    stopped = worker_on(front, cpu)
+    os.kill(stopped, signal.SIGSTOP)
+    try:
+        conns = connect_from_cpu(front.port, cpu, 3)   # each answered, or this fails
+        assert stopped not in owners(front, conns)
+        for c in conns:
+            c.close()
+    finally:
+        os.kill(stopped, signal.SIGCONT)
+    # Back to ticking: it serves its CPU's connections again.
+    def own_again():
+        conns = connect_from_cpu(front.port, cpu, 1)
+        try:
+            return owners(front, conns) == [stopped]
+        finally:
+            conns[0].close()
+    assert wait_until(own_again, 5, 0.1)
 
 
 def test_port_in_use_is_still_refused(front, tmp_path):

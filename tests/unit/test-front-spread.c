@@ -202,6 +202,47 @@ static void test_pick_evens_out_live_workers(void **state)
     close(lfd);
 }
 
+static void test_moving_to_the_cpus_worker_keeps_counts_even(void **state)
+{
+    uint16_t port;
+    int lfd = listener(true, &port);
+    struct front_spread *s;
+    int cpus[2] = { 0, 1 };
+    assert_int_equal(front_spread_new(&lfd, 1, 2, cpus, &s), 0);
+    assert_int_equal(front_spread_worker_on_cpu(s, 1), 1);
+    assert_int_equal(front_spread_worker_on_cpu(s, 0), 0);
+    assert_int_equal(front_spread_worker_on_cpu(s, 7), -1);
+    assert_int_equal(front_spread_worker_on_cpu(s, -1), -1);
+    front_spread_set_alive(s, 0, true);
+    front_spread_set_alive(s, 1, true);
+    /* Level: a few may go while `to` stays within what evening out tolerates. */
+    front_spread_set_conns(s, 0, 32);
+    front_spread_set_conns(s, 1, 32);
+    assert_true(front_spread_may_move(s, 0, 1));
+    front_spread_set_conns(s, 0, 30);
+    front_spread_set_conns(s, 1, 34);
+    assert_false(front_spread_may_move(s, 0, 1));
+    /* And whatever may move is never handed back by evening out. */
+    for (uint32_t mine = 0; mine < 200; mine++)
+        for (uint32_t theirs = 0; theirs < 200; theirs++) {
+            front_spread_set_conns(s, 0, mine);
+            front_spread_set_conns(s, 1, theirs);
+            if (!front_spread_may_move(s, 0, 1))
+                continue;
+            front_spread_set_conns(s, 0, mine - 1);
+            front_spread_set_conns(s, 1, theirs + 1);
+            assert_int_equal(front_spread_pick(s, 1, NULL), -1);
+        }
+    /* Never to itself or to a worker that is down. */
+    front_spread_set_conns(s, 0, 100);
+    front_spread_set_conns(s, 1, 0);
+    assert_false(front_spread_may_move(s, 0, 0));
+    front_spread_set_alive(s, 1, false);
+    assert_false(front_spread_may_move(s, 0, 1));
+    front_spread_free(s);
+    close(lfd);
+}
+
 static void test_handoff_passes_a_working_connection(void **state)
 {
     uint16_t port;
@@ -256,6 +297,7 @@ int main(void)
         cmocka_unit_test(test_plain_listener_is_shared),
         cmocka_unit_test(test_cpu_program_steers_to_the_cpus_worker),
         cmocka_unit_test(test_pick_evens_out_live_workers),
+        cmocka_unit_test(test_moving_to_the_cpus_worker_keeps_counts_even),
         cmocka_unit_test(test_handoff_passes_a_working_connection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
