@@ -33,9 +33,9 @@
 #include "common/log.h"
 #include "front/front-internal.h"
 
-/* A worker keeps a new connection unless it serves more than this beyond the least
- * loaded live worker: small enough that a burst from one CPU ends up even, large
- * enough that an even spread never hands anything over. */
+/* A worker hands connections over only while it serves more than this beyond the
+ * least loaded live worker: small enough that a pile-up ends up about even, large
+ * enough that wrk's 32 + 32 (or 33 + 31) never moves anything. */
 static uint32_t handoff_slack(uint32_t mine)
 {
     return 2 + mine / 16;

@@ -15,7 +15,6 @@
 #include "common/log.h"
 #include "front/front-worker.h"
 
-
 struct vsite *front_vsite_ref(struct vsite *s)
 {
     if (s)
@@ -249,6 +248,7 @@ static void on_tick(struct evloop *loop, struct ev_timer *t, void *data)
         front_log_flush_all();
     }
     front_activity_report(w);
+    front_spread_beat(w->spread, w->index, w->now_ms);
     help_down_workers(w);
     front_conn_rebalance(w);
     if (!evloop_timer_add(loop, TICK_MS, on_tick, w))
@@ -299,7 +299,6 @@ static void on_inbox(struct evloop *loop, int fd, uint32_t events, void *data)
 static void help_down_workers(struct worker *w)
 {
     struct front_spread *s = w->spread;
-    front_spread_beat(s, w->index, w->now_ms);
     for (unsigned j = 0; j < s->n_workers; j++) {
         if (j == w->index)
             continue;
