@@ -145,3 +145,24 @@ def test_dev_mode_creates_admin_and_demo_site(daemon_factory):
     d.start("--dev")
     assert "password:" not in d.log()
     assert [s["name"] for s in d.ok("site", "ls")["sites"]] == ["demo", "hello-php"]
+
+
+def test_second_daemon_on_a_port_in_use_refuses(daemon_factory, tmp_path):
+    """berthd's listeners let its workers each have a socket of their own
+    (SO_REUSEPORT), yet another berthd, with its own state, still cannot take the
+    port: it says so and exits, and the first keeps all its traffic."""
+    first = daemon_factory("first").start()
+    port = first.http_port()
+    # The first one's workers have a listening socket each on that port.
+    listening = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True,
+                               text=True).stdout.splitlines()
+    assert len(listening) >= 2, listening
+    second = daemon_factory("second")
+    second.http = [f"127.0.0.1:{port}"]
+    second.open_path_to_root()
+    second.log_path = tmp_path / "second.log"
+    proc = subprocess.run(second.argv(), capture_output=True, text=True, timeout=20)
+    assert proc.returncode == 1
+    out = proc.stdout + proc.stderr + (second.log_path.read_text() if second.log_path.exists() else "")
+    assert f"cannot listen on 127.0.0.1:{port}" in out and "Address already in use" in out, out
+    assert first.berth("status").returncode == 0
