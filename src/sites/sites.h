@@ -324,8 +324,9 @@ int php_fpm_config_write(const struct php_fpm_site *site, struct buf *out, struc
 
 /* berthd keeps, per site, the last hour as 60 one-minute samples (a ring indexed by
  * the minute), a 60-entry ring of seconds for "requests in the last minute", and
- * totals since berthd started. Requests and bytes come from the front's reports
- * (sums of every worker); memory and CPU from the site's cgroup, sampled by berthd.
+ * totals since the history began (`since`). Requests and bytes come from the front's
+ * reports (sums of every worker); memory and CPU from the site's cgroup, sampled by
+ * berthd.
  * It lives in memory; berthd saves it to <state_dir>/stats.bin every minute and at
  * shutdown and loads it at start-up, so a restart keeps the hour and the totals (the
  * seconds ring is not saved). Time is passed in by the caller (unix seconds), so the
@@ -381,7 +382,7 @@ int sites_stats_add_usage(struct sites_stats *st, const char *name, int64_t now,
 /* Forgets a site (removed, or renamed away). Unknown names are ignored. */
 void sites_stats_remove(struct sites_stats *st, const char *name);
 /* Fills *ret with the site's history as seen at time now; an unknown site reads as
- * all zeros (it had no requests since berthd started). */
+ * all zeros (it had no requests since `since`). */
 void sites_stats_get(const struct sites_stats *st, const char *name, int64_t now,
                      struct sites_stats_report *ret);
 
