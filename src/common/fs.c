@@ -114,9 +114,15 @@ int fsync_dir(const char *path)
 
 int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode)
 {
-    char tmp[4096], dir[4096];
+    char tmp[4096];
     if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= sizeof(tmp))
         return -ENAMETOOLONG;
+    return write_file_atomic_via(path, tmp, data, len, mode);
+}
+
+int write_file_atomic_via(const char *path, const char *tmp, const void *data, size_t len, mode_t mode)
+{
+    char dir[4096];
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
     if (fd < 0)
         return -errno;

@@ -20,6 +20,10 @@ int rm_rf(const char *path);
 /* Writes data to path atomically: a temp file in the same directory, fsync, rename,
  * fsync of the directory. A crash leaves the old contents or the new. */
 int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
+/* The same through a temp file named by the caller (in path's directory), for a
+ * writer that owns the directory alone: a crash mid-write leaves one temp file
+ * that the next write truncates, instead of one per pid. */
+int write_file_atomic_via(const char *path, const char *tmp, const void *data, size_t len, mode_t mode);
 /* Reads a whole (small) file into a NUL-terminated malloc'd string. -EFBIG past max. */
 int read_file(const char *path, size_t max, char **ret, size_t *ret_len);
 /* openat2 with RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS (| extra resolve flags). */

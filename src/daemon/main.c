@@ -30,6 +30,8 @@ struct berthd {
     struct front_supervisor *front;
     struct sites_stats *stats;    /* the last hour of each site's requests and usage */
     struct ev_timer *sample_timer;
+    struct ev_timer *stats_save_timer;
+    uint64_t stats_save_ms;
     struct berthd_listener listeners[2 * BERTHD_MAX_LISTENERS];
     struct api_listener api_listeners[2 * BERTHD_MAX_LISTENERS];
     size_t n_listeners;
@@ -211,6 +213,61 @@ static void on_sample_usage(struct evloop *loop, struct ev_timer *t, void *data)
     store_site_list_free(list, n);
 }
 
+/* The usage history's file: saved every minute (a crash loses at most that) and
+ * at shutdown, loaded at start-up. */
+#define STATS_SAVE_MS 60000
+
+static void stats_path(const struct berthd *d, char *path, size_t size)
+{
+    snprintf(path, size, "%s/stats.bin", d->cfg.state_dir);
+}
+
+static void save_stats(struct berthd *d)
+{
+    char path[4096];
+    stats_path(d, path, sizeof(path));
+    int r = sites_stats_save(d->stats, path);
+    if (r < 0)
+        log_warning_errno(r, "cannot save the sites' usage history to %s", path);
+}
+
+static void on_save_stats(struct evloop *loop, struct ev_timer *t, void *data)
+{
+    struct berthd *d = data;
+    d->stats_save_timer = evloop_timer_add(loop, d->stats_save_ms, on_save_stats, d);
+    /* A quiet machine does not rewrite (and fsync) the same bytes every minute. */
+    if (sites_stats_dirty(d->stats))
+        save_stats(d);
+}
+
+/* Keeps a saved site's history only while the store still has the site (it may
+ * have been removed by a restored store, or by a berthd that crashed before saving). */
+static bool stats_site_exists(void *data, const char *name)
+{
+    struct berthd *d = data;
+    struct store_site site;
+    int r = store_site_get(d->store, name, &site);
+    if (r < 0)
+        return r != -ENOENT;   /* a failing store is no proof the site is gone */
+    store_site_done(&site);
+    return true;
+}
+
+/* The history a previous berthd saved; a file that fails its checks is reported
+ * and replaced by the next save (the history then starts empty, as before). */
+static void load_stats(struct berthd *d)
+{
+    char path[4096];
+    stats_path(d, path, sizeof(path));
+    int r = sites_stats_load(d->stats, path, now_s(), stats_site_exists, d);
+    if (r == -EBADMSG)
+        log_warning("the usage history in %s is damaged or not berth's; starting an empty history", path);
+    else if (r < 0)
+        log_warning_errno(r, "cannot read the usage history %s; starting an empty history", path);
+    else if (r > 0)
+        log_info("loaded the usage history of %d site%s from %s", r, r == 1 ? "" : "s", path);
+}
+
 /* The one place every committed site change flows to the parts that act on it. */
 static void on_site_change(void *data, enum sites_change change, const struct store_site *site)
 {
@@ -390,8 +447,10 @@ static void berthd_done(struct berthd *d)
 {
     api_server_free(d->panel);
     api_server_free(d->api);
-    if (d->loop)
+    if (d->loop) {
         evloop_timer_cancel(d->loop, d->sample_timer);
+        evloop_timer_cancel(d->loop, d->stats_save_timer);
+    }
     sites_exec_free(d->exec);
     sites_runtime_free(d->runtime);
     front_supervisor_free(d->front);
@@ -464,9 +523,15 @@ static int run(struct berthd *d)
 
     if ((r = evloop_new(&d->loop)) < 0)
         return log_errno(r, "cannot create the event loop");
-    /* In memory only: a restart of berthd starts a fresh hour. */
     if ((r = sites_stats_new(now_s(), &d->stats)) < 0)
         return log_errno(r, "cannot set up site statistics");
+    load_stats(d);
+    /* Test hook: BERTH_TEST_STATS_SAVE_MS shortens the save interval so that tests
+     * can kill berthd after a periodic save without waiting a minute. */
+    const char *save_ms = getenv("BERTH_TEST_STATS_SAVE_MS");
+    uint64_t ms;
+    d->stats_save_ms = save_ms && parse_uint(save_ms, 1, STATS_SAVE_MS, &ms) == 0 ? ms : STATS_SAVE_MS;
+    d->stats_save_timer = evloop_timer_add(d->loop, d->stats_save_ms, on_save_stats, d);
     if ((r = setup_signals(d)) < 0)
         return log_errno(r, "cannot set up signal handling");
     if ((r = bind_listeners(d)) < 0)
@@ -533,6 +598,9 @@ static int run(struct berthd *d)
     r = evloop_run(d->loop);
     if (r < 0)
         return log_errno(r, "event loop failed");
+    /* Only after a clean run: a berthd that failed to start has nothing to add to
+     * the file and must not replace it with an empty history. */
+    save_stats(d);
     log_info("berthd stopped");
     return 0;
 }

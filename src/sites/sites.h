@@ -324,11 +324,14 @@ int php_fpm_config_write(const struct php_fpm_site *site, struct buf *out, struc
 
 /* berthd keeps, per site, the last hour as 60 one-minute samples (a ring indexed by
  * the minute), a 60-entry ring of seconds for "requests in the last minute", and
- * totals since berthd started. Requests and bytes come from the front's reports
- * (sums of every worker); memory and CPU from the site's cgroup, sampled by berthd.
- * All of it is in memory: a berthd restart starts a fresh hour. Time is passed in by
- * the caller (unix seconds), so the ring is testable without a clock. Not
- * thread-safe; berthd uses it from its event loop only. */
+ * totals since the history began (`since`). Requests and bytes come from the front's
+ * reports (sums of every worker); memory and CPU from the site's cgroup, sampled by
+ * berthd.
+ * It lives in memory; berthd saves it to <state_dir>/stats.bin every minute and at
+ * shutdown and loads it at start-up, so a restart keeps the hour and the totals (the
+ * seconds ring is not saved). Time is passed in by the caller (unix seconds), so the
+ * ring is testable without a clock. Not thread-safe; berthd uses it from its event
+ * loop only. */
 
 #define SITES_STATS_MINUTES 60
 
@@ -354,7 +357,7 @@ struct sites_stats_minute {
 
 /* What sites_stats_get() reports for a site. */
 struct sites_stats_report {
-    int64_t since;             /* when berthd (the history) started, unix seconds */
+    int64_t since;             /* when the history started (kept across restarts), unix s */
     struct sites_stats_minute minutes[SITES_STATS_MINUTES]; /* oldest first; the last is the current minute */
     uint64_t last_minute;      /* requests in the last 60 seconds */
     uint64_t last_hour;        /* requests in the 60 minutes shown */
@@ -379,6 +382,39 @@ int sites_stats_add_usage(struct sites_stats *st, const char *name, int64_t now,
 /* Forgets a site (removed, or renamed away). Unknown names are ignored. */
 void sites_stats_remove(struct sites_stats *st, const char *name);
 /* Fills *ret with the site's history as seen at time now; an unknown site reads as
- * all zeros (it had no requests since berthd started). */
+ * all zeros (it had no requests since `since`). */
 void sites_stats_get(const struct sites_stats *st, const char *name, int64_t now,
                      struct sites_stats_report *ret);
+
+/* ---- Persistence: the history in one file (format in docs/internals/sites-runtime.md) ---- */
+
+/* The largest history file read back (about 40,000 busy sites); a bigger one is
+ * refused as corrupt rather than read into memory. */
+#define SITES_STATS_FILE_MAX ((size_t)128 << 20)
+
+/* Whether the history changed since it was created, loaded or last saved: a timer
+ * need not rewrite an unchanged file. */
+bool sites_stats_dirty(const struct sites_stats *st);
+/* Appends the whole history (minute slots that hold anything, totals, since; not
+ * the seconds ring) to out in the stats.bin format. -ENOBUFS past out's max, -ENOMEM. */
+int sites_stats_encode(const struct sites_stats *st, struct buf *out);
+/* Decides whether a loaded site's record is kept (berthd: the site still exists).
+ * name is borrowed for the call. */
+typedef bool (*sites_stats_keep_fn)(void *data, const char *name);
+/* Replaces st's history with the one encoded in data[0..len), as seen at time now:
+ * minutes older than the hour ending at now, and minutes after now (a clock that
+ * went back), are dropped; records keep() refuses are skipped (keep NULL: all
+ * kept). The bytes are untrusted: anything inconsistent (magic, checksum, a length
+ * or count past the data, a bad name, a name twice, two slots of one ring entry)
+ * refuses the whole input with -EBADMSG, an unknown version with -EPROTONOSUPPORT,
+ * and st is then left untouched. Returns the number of sites kept. */
+int sites_stats_decode(struct sites_stats *st, const void *data, size_t len, int64_t now,
+                       sites_stats_keep_fn keep, void *keep_data);
+/* Writes the history to path atomically (<path>.tmp, fsync, rename over path,
+ * fsync of the directory), mode 0600, and marks it clean. One writer per path.
+ * -errno. */
+int sites_stats_save(struct sites_stats *st, const char *path);
+/* sites_stats_decode() of the file at path. A missing file is no history: 0.
+ * -EBADMSG also for a file larger than SITES_STATS_FILE_MAX; -errno on I/O. */
+int sites_stats_load(struct sites_stats *st, const char *path, int64_t now,
+                     sites_stats_keep_fn keep, void *keep_data);

@@ -1,8 +1,11 @@
 """Per-site figures: the front's workers count the requests they answer and report
 them to berthd, which keeps the last hour (GET /api/v1/sites/NAME/stats, `site show`)
-and treats a site getting requests as busy (never stopped as idle)."""
+and treats a site getting requests as busy (never stopped as idle). The history is
+saved to <state>/stats.bin every minute and at shutdown, and survives a restart."""
 import os
 import signal
+import stat
+import struct
 import time
 
 import pytest
@@ -169,3 +172,107 @@ def test_busy_site_is_not_stopped_as_idle(daemon):
     # Memory and CPU were sampled while it ran.
     s = wait_until(lambda: _stats(daemon, "app"), lambda s: any(m["memory"] for m in s["minutes"]), timeout=10)
     assert any(m["memory"] for m in s["minutes"]), s["minutes"][-3:]
+
+
+def serve_requests(d, site, n):
+    """Creates site with a page and asks it n times; waits until berthd counted them."""
+    port = d.http_port()
+    d.ok("site", "create", site)
+    write_page(d, site, "index.html", f"<h1>{site}</h1>")
+    assert wait_for(lambda: get(port, f"{site}.test.berth")[0] == 200)
+    for _ in range(n - 1):
+        assert get(port, f"{site}.test.berth")[0] == 200
+    s = wait_until(lambda: _stats(d, site), lambda s: s["totals"]["requests"] >= n)
+    assert s["totals"]["requests"] == n, s["totals"]
+    return s
+
+
+def assert_history_kept(before, after):
+    """The minutes and totals of before, as reported again by a new berthd."""
+    assert after["since"] == before["since"]
+    assert after["totals"] == before["totals"]
+    kept = {m["time"]: m["requests"] for m in after["minutes"] if m["requests"]}
+    had = {m["time"]: m["requests"] for m in before["minutes"] if m["requests"]}
+    assert kept == had, (had, kept)
+    assert after["last_hour"] == before["last_hour"]
+
+
+def read_stats_file(path):
+    """Totals of requests per site in stats.bin, parsed after its format in
+    docs/internals/sites-runtime.md; None while the file is missing."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    magic, version, n_sites, _since = struct.unpack_from("<8sIIq", data, 0)
+    assert magic == b"BERTHSTS" and version == 1
+    off, totals = 24, {}
+    for _ in range(n_sites):
+        name_len = data[off]
+        name = data[off + 1:off + 1 + name_len].decode()
+        n_slots = data[off + 1 + name_len]
+        off += 2 + name_len
+        totals[name] = struct.unpack_from("<Q", data, off)[0]
+        off += 7 * 8 + n_slots * 49
+    assert off + 8 == len(data)
+    return totals
+
+
+def test_history_survives_a_clean_restart(daemon):
+    before = serve_requests(daemon, "blog", 9)
+    daemon.stop()
+    path = daemon.state_dir / "stats.bin"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert read_stats_file(path) == {"blog": 9}
+    daemon.start()
+    assert "loaded the usage history of 1 site" in daemon.log()
+    assert_history_kept(before, _stats(daemon, "blog"))
+    shown = daemon.ok("site", "show", "blog")
+    assert shown["requests"]["last_hour"] == 9
+    # ... and goes on counting from there.
+    port = daemon.http_port()
+    assert get(port, "blog.test.berth")[0] == 200
+    s = wait_until(lambda: _stats(daemon, "blog"), lambda s: s["totals"]["requests"] >= 10)
+    assert s["totals"]["requests"] == 10 and s["last_hour"] == 10
+
+
+def test_history_survives_kill9_after_a_periodic_save(daemon_factory):
+    d = daemon_factory()
+    d.start(env={"BERTH_TEST_STATS_SAVE_MS": "200"})
+    before = serve_requests(d, "blog", 6)
+    path = d.state_dir / "stats.bin"
+    # The counted requests are in a periodic save once the file says so.
+    assert wait_until(lambda: read_stats_file(path), lambda t: t == {"blog": 6}, timeout=10) == {"blog": 6}
+    d.kill9()
+    d.start()
+    assert_history_kept(before, _stats(d, "blog"))
+
+
+def test_history_of_a_site_gone_is_not_loaded(daemon):
+    serve_requests(daemon, "gone", 3)
+    serve_requests(daemon, "kept", 2)
+    daemon.stop()
+    saved = (daemon.state_dir / "stats.bin").read_bytes()
+    daemon.start()
+    daemon.ok("site", "rm", "gone")
+    daemon.stop()
+    # A file that still has the site (as after a crash before the next save).
+    (daemon.state_dir / "stats.bin").write_bytes(saved)
+    daemon.start()
+    assert "loaded the usage history of 1 site" in daemon.log()
+    daemon.ok("site", "create", "gone")
+    assert _stats(daemon, "gone")["totals"]["requests"] == 0
+    assert _stats(daemon, "kept")["totals"]["requests"] == 2
+
+
+def test_damaged_history_is_refused_and_replaced(daemon_factory):
+    d = daemon_factory()
+    d.state_dir.mkdir(parents=True)
+    path = d.state_dir / "stats.bin"
+    path.write_bytes(b"BERTHSTS" + os.urandom(100))
+    d.start()
+    assert "is damaged or not berth's" in d.log()
+    d.ok("site", "create", "blog")
+    assert _stats(d, "blog")["totals"]["requests"] == 0
+    d.stop()
+    assert read_stats_file(path) == {}
