@@ -92,20 +92,23 @@ static void refuse(int fd)
     close(fd);
 }
 
-/* Takes a new client socket: limits first (a 503 and close beyond them), then a
+/* Takes a client socket: limits first (a 503 and close beyond them), then a
  * connection waiting for its request. ss is the client's address; local_port the
- * port it came in on. */
+ * port it came in on; h what the worker that handed it over said of it (NULL: we
+ * accepted it). A connection another worker admitted already is not refused:
+ * the client may be between two requests on it. */
 static void conn_adopt(struct worker *w, int fd, const struct sockaddr_storage *ss, uint16_t local_port,
-                       bool kept_alive)
+                       const struct front_handoff *h)
 {
     char addr[INET6_ADDRSTRLEN];
     format_addr(ss, addr, sizeof(addr));
-    if (w->n_conns >= w->cfg->max_conns_per_worker) {
+    bool admitted = h && h->admitted;
+    if (!admitted && w->n_conns >= w->cfg->max_conns_per_worker) {
         refuse(fd);
         return;
     }
     struct client *cl = front_map_get(&w->clients, addr, strlen(addr));
-    if (cl && cl->conns >= w->cfg->max_conns_per_client) {
+    if (!admitted && cl && cl->conns >= w->cfg->max_conns_per_client) {
         refuse(fd);
         return;
     }
@@ -156,8 +159,11 @@ static void conn_adopt(struct worker *w, int fd, const struct sockaddr_storage *
     buf_clear(&c->out);
     http1_parser_init(&c->parser, &w->limits);
     /* A fresh connection gets the head timeout at once (one that never sends is
-     * dropped as slowloris); one handed over between requests, the idle one. */
-    c->deadline = w->now_ms + (kept_alive ? w->cfg->idle_timeout_ms : w->cfg->header_timeout_ms);
+     * dropped as slowloris). One handed over keeps the deadline it had: a move
+     * never extends it (nor, from a bad message, past the idle timeout). */
+    c->deadline = w->now_ms + w->cfg->header_timeout_ms;
+    if (h)
+        c->deadline = MIN(MAX(h->deadline_ms, w->now_ms), w->now_ms + w->cfg->idle_timeout_ms);
     c->cpu_checked_s = w->now_s;   /* placed just now: no need to look at once */
     c->prev = NULL;
     c->next = w->conns;
@@ -199,13 +205,15 @@ void front_conn_accept(struct worker *w, int lfd)
          * one takes new connections until they are even (spread.c). */
         if (w->evening_out) {
             int to = front_spread_pick(w->spread, w->index, NULL);
-            if (to >= 0 && front_spread_handoff(w->spread, (unsigned)to, fd, false) == 0) {
+            struct front_handoff h = { .admitted = false,
+                                       .deadline_ms = w->now_ms + w->cfg->header_timeout_ms };
+            if (to >= 0 && front_spread_handoff(w->spread, (unsigned)to, fd, &h) == 0) {
                 close(fd);
                 continue;
             }
             w->evening_out = to >= 0;
         }
-        conn_adopt(w, fd, &ss, local_port, false);
+        conn_adopt(w, fd, &ss, local_port, NULL);
     }
 }
 
@@ -229,7 +237,8 @@ static int conn_incoming_cpu(const struct conn *c)
  * inbox would not take it. */
 static bool conn_hand_over(struct conn *c, unsigned to)
 {
-    if (front_spread_handoff(c->w->spread, to, c->fd, true) < 0)
+    struct front_handoff h = { .admitted = true, .deadline_ms = c->deadline };
+    if (front_spread_handoff(c->w->spread, to, c->fd, &h) < 0)
         return false;
     front_conn_close(c);   /* our copy only: the socket lives on in the other worker */
     return true;
@@ -241,26 +250,24 @@ static bool conn_hand_over(struct conn *c, unsigned to)
 
 static void even_out(struct worker *w)
 {
-    uint32_t surplus = 0;
-    int to = front_spread_pick(w->spread, w->index, &surplus);
+    int to = front_spread_pick(w->spread, w->index, NULL);
     w->evening_out = to >= 0;
-    if (to < 0)
-        return;
     /* With connections steered by CPU, first the ones whose packets now arrive on
-     * the other worker's CPU: moving those puts them where they belong. */
-    int cpu = w->spread->cpus[to];
+     * the target's CPU: moving those puts them where they belong. The target is
+     * chosen again for each move, from counts that include what every worker has
+     * just sent: two workers evening out at once do not overshoot. */
     unsigned checks = 0;
-    for (int pass = cpu < 0 ? 1 : 0; pass < 2; pass++) {
+    for (int pass = w->spread->steered ? 0 : 1; pass < 2 && to >= 0; pass++) {
         struct conn *next;
-        for (struct conn *c = w->conns; c && surplus > 0; c = next) {
+        for (struct conn *c = w->conns; c && to >= 0; c = next) {
             next = c->next;
             if (!conn_idle(c))
                 continue;
-            if (pass == 0 && (checks++ >= CPU_CHECKS_PER_TICK || conn_incoming_cpu(c) != cpu))
+            if (pass == 0 && (checks++ >= CPU_CHECKS_PER_TICK || conn_incoming_cpu(c) != w->spread->cpus[to]))
                 continue;
             if (!conn_hand_over(c, (unsigned)to))
                 return;
-            surplus--;
+            to = front_spread_pick(w->spread, w->index, NULL);
         }
     }
 }
@@ -294,7 +301,7 @@ void front_conn_rebalance(struct worker *w)
     follow_cpus(w);
 }
 
-void front_conn_adopt(struct worker *w, int fd, bool kept_alive)
+void front_conn_adopt(struct worker *w, int fd, const struct front_handoff *h)
 {
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
@@ -302,7 +309,7 @@ void front_conn_adopt(struct worker *w, int fd, bool kept_alive)
         close(fd);   /* gone already */
         return;
     }
-    conn_adopt(w, fd, &ss, local_port_of(fd), kept_alive);
+    conn_adopt(w, fd, &ss, local_port_of(fd), h);
 }
 
 void front_conn_close(struct conn *c)

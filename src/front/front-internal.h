@@ -150,10 +150,19 @@ int front_log_escape(struct buf *b, const char *s, size_t n);
 struct front_worker_slot {
     _Atomic uint32_t conns;      /* connections the worker serves */
     _Atomic uint32_t incoming;   /* handed to it, not yet picked up from its inbox */
-    _Atomic uint32_t alive;      /* 1 while the worker runs */
+    _Atomic uint32_t alive;      /* 1 while the worker runs (the supervisor's) */
+    _Atomic uint32_t ready;      /* 1 once it listens and reads its inbox (the worker's) */
     _Atomic uint64_t beat_ms;    /* its last tick (CLOCK_MONOTONIC ms): a stopped or
                                     hung worker stops beating */
     char pad[40];
+};
+
+/* What a worker says of a connection it hands over (the inbox message). */
+struct front_handoff {
+    bool admitted;               /* passed a worker's connection limits already */
+    uint64_t deadline_ms;        /* CLOCK_MONOTONIC ms at which it times out as it
+                                    stands: the head timeout while no request came,
+                                    else the keep-alive idle timeout */
 };
 
 /* A worker whose tick is this late is taken for stalled: the others watch its
@@ -184,9 +193,15 @@ void front_spread_free(struct front_spread *s);
 int front_spread_socket(const struct front_spread *s, size_t listener, unsigned worker);
 /* Supervisor: the worker started or died (a dead worker serves nothing). */
 void front_spread_set_alive(struct front_spread *s, unsigned worker, bool alive);
+/* Worker: it listens and reads its inbox now; until then the others cover its
+ * sockets and hand it nothing. */
+void front_spread_set_ready(struct front_spread *s, unsigned self, uint64_t now_ms);
+/* Supervisor, when a worker died: passes the connections left in its inbox to a
+ * worker that serves (or closes them when none does). */
+void front_spread_reroute(struct front_spread *s, unsigned dead);
 /* Worker: still here, on each tick. */
 void front_spread_beat(struct front_spread *s, unsigned self, uint64_t now_ms);
-/* Alive and beating: it takes connections from its sockets and inbox. */
+/* Alive, ready and beating: it takes connections from its sockets and inbox. */
 bool front_spread_serving(const struct front_spread *s, unsigned worker, uint64_t now_ms);
 /* Worker: publishes how many connections it serves. */
 void front_spread_set_conns(struct front_spread *s, unsigned self, size_t n);
@@ -200,15 +215,14 @@ int front_spread_worker_on_cpu(const struct front_spread *s, int cpu);
  * clearly more loaded than self: used to move a connection to the worker of the
  * CPU its packets now arrive on. */
 bool front_spread_may_move(const struct front_spread *s, unsigned self, unsigned to);
-/* Passes fd to worker to's inbox (the caller then closes its copy); kept_alive
- * says it served requests already (idle between two), else it is fresh from
- * accept. Negative errno, the inbox being full say, when it could not. */
-int front_spread_handoff(struct front_spread *s, unsigned to, int fd, bool kept_alive);
+/* Passes fd to worker to's inbox with what h says of it (the caller then closes
+ * its copy). Negative errno, the inbox being full say, when it could not. */
+int front_spread_handoff(struct front_spread *s, unsigned to, int fd, const struct front_handoff *h);
 /* The fd a worker watches for connections handed to it; -1 with one worker. */
 int front_spread_inbox_fd(const struct front_spread *s, unsigned self);
 /* One connection from self's inbox (O_CLOEXEC, non-blocking as accepted) and
  * what its sender said of it, or negative errno (-EAGAIN: none waiting). */
-int front_spread_receive(struct front_spread *s, unsigned self, bool *ret_kept_alive);
+int front_spread_receive(struct front_spread *s, unsigned self, struct front_handoff *ret);
 
 /* ---- worker ---- */
 

@@ -133,9 +133,9 @@ struct worker {
 
 /* conn.c */
 void front_conn_accept(struct worker *w, int lfd);
-/* Takes a client socket another worker accepted and handed over; kept_alive: it
- * is idle between two requests (else fresh from accept). */
-void front_conn_adopt(struct worker *w, int fd, bool kept_alive);
+/* Takes a client socket another worker accepted and handed over, with what that
+ * worker said of it. */
+void front_conn_adopt(struct worker *w, int fd, const struct front_handoff *h);
 /* On the tick: when this worker serves clearly more connections than another,
  * hands that one its idle keep-alive connections, and new ones until even; then,
  * with connections steered by CPU, hands idle ones whose packets now arrive on

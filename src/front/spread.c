@@ -50,6 +50,12 @@ static bool spreadable(int fd, int *ret_domain)
     l = sizeof(v);
     if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &l) < 0 || !v)
         return false;
+    /* Bound to a device (systemd's BindToDevice=): a sibling would need the same
+     * binding to join the group; simpler to share it as it is. */
+    char dev[64];
+    l = sizeof(dev);
+    if (getsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, dev, &l) < 0 || l > 0)
+        return false;
     l = sizeof(*ret_domain);
     if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, ret_domain, &l) < 0)
         return false;
@@ -142,12 +148,18 @@ int front_spread_new(const int *listen_fds, size_t n_listen, unsigned n_workers,
         s->inbox[i] = -1;
     for (unsigned i = 0; n_workers > 1 && i < n_workers; i++)
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, &s->inbox[2 * i]) < 0) {
-            int r = -errno;
-            front_spread_free(s);
-            return r;
+            /* Out of fds, say: the workers serve all the same, only never hand
+             * connections to one another. */
+            log_warning("front: cannot make the workers' inboxes (%m); connections will not be evened out");
+            for (unsigned j = 0; j < 2 * n_workers; j++)
+                s->inbox[j] = safe_close(s->inbox[j]);
+            break;
         }
 
     bool steer = n_workers > 1 && distinct_cpus(worker_cpus, n_workers);
+    if (n_workers > 1 && worker_cpus && !steer)
+        log_info("front: %u workers but not one CPU each; connections spread by hash, not by CPU",
+                 n_workers);
     for (unsigned i = 0; i < n_workers; i++)
         s->cpus[i] = steer ? worker_cpus[i] : -1;
     for (size_t l = 0; l < n_listen; l++) {
@@ -212,11 +224,17 @@ void front_spread_free(struct front_spread *s)
 
 void front_spread_set_alive(struct front_spread *s, unsigned worker, bool alive)
 {
-    /* A worker starting gets the grace of one stall period before its first tick. */
-    atomic_store_explicit(&s->slots[worker].beat_ms, now_ms(), memory_order_relaxed);
+    /* Started or gone, it is not ready: it says so itself once it listens. */
+    atomic_store_explicit(&s->slots[worker].ready, 0, memory_order_relaxed);
     atomic_store_explicit(&s->slots[worker].alive, alive ? 1 : 0, memory_order_relaxed);
     if (!alive)
         atomic_store_explicit(&s->slots[worker].conns, 0, memory_order_relaxed);
+}
+
+void front_spread_set_ready(struct front_spread *s, unsigned self, uint64_t now)
+{
+    front_spread_beat(s, self, now);
+    atomic_store_explicit(&s->slots[self].ready, 1, memory_order_release);
 }
 
 void front_spread_beat(struct front_spread *s, unsigned self, uint64_t now)
@@ -226,9 +244,11 @@ void front_spread_beat(struct front_spread *s, unsigned self, uint64_t now)
 
 bool front_spread_serving(const struct front_spread *s, unsigned worker, uint64_t now)
 {
+    if (!atomic_load_explicit(&s->slots[worker].alive, memory_order_relaxed) ||
+        !atomic_load_explicit(&s->slots[worker].ready, memory_order_acquire))
+        return false;
     uint64_t beat = atomic_load_explicit(&s->slots[worker].beat_ms, memory_order_relaxed);
-    return atomic_load_explicit(&s->slots[worker].alive, memory_order_relaxed) != 0 &&
-           (now < beat || now - beat < FRONT_WORKER_STALL_MS);
+    return now < beat || now - beat < FRONT_WORKER_STALL_MS;
 }
 
 void front_spread_set_conns(struct front_spread *s, unsigned self, size_t n)
@@ -283,10 +303,12 @@ bool front_spread_may_move(const struct front_spread *s, unsigned self, unsigned
     return mine > 0 && theirs <= mine - 1 + handoff_slack(theirs);
 }
 
-int front_spread_handoff(struct front_spread *s, unsigned to, int fd, bool kept_alive)
+int front_spread_handoff(struct front_spread *s, unsigned to, int fd, const struct front_handoff *h)
 {
-    char byte = kept_alive ? 1 : 0;
-    struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+    if (s->inbox[2 * to + 1] < 0)
+        return -ENOTCONN;
+    struct front_handoff msg = *h;
+    struct iovec iov = { .iov_base = &msg, .iov_len = sizeof(msg) };
     union {
         struct cmsghdr h;
         char buf[CMSG_SPACE(sizeof(int))];
@@ -314,11 +336,13 @@ int front_spread_inbox_fd(const struct front_spread *s, unsigned self)
     return s->n_workers > 1 ? s->inbox[2 * self] : -1;
 }
 
-int front_spread_receive(struct front_spread *s, unsigned self, bool *ret_kept_alive)
+int front_spread_receive(struct front_spread *s, unsigned self, struct front_handoff *ret)
 {
+    if (s->n_workers < 2 || s->inbox[2 * self] < 0)
+        return -EAGAIN;
     for (;;) {
-        char byte;
-        struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+        struct front_handoff msg;
+        struct iovec iov = { .iov_base = &msg, .iov_len = sizeof(msg) };
         union {
             struct cmsghdr h;
             char buf[CMSG_SPACE(sizeof(int) * 4)];
@@ -352,11 +376,32 @@ int front_spread_receive(struct front_spread *s, unsigned self, bool *ret_kept_a
                                                                 memory_order_relaxed,
                                                                 memory_order_relaxed))
             ;
-        if (got >= 0) {
-            *ret_kept_alive = byte == 1;
-            return got;
+        if (got < 0)
+            continue;
+        if ((size_t)n != sizeof(msg)) {
+            close(got);   /* not one of ours */
+            continue;
         }
+        *ret = msg;
+        return got;
     }
+}
+
+void front_spread_reroute(struct front_spread *s, unsigned dead)
+{
+    struct front_handoff h;
+    int fd;
+    while ((fd = front_spread_receive(s, dead, &h)) >= 0) {
+        uint64_t now = now_ms();
+        int to = -1;
+        for (unsigned i = 0; i < s->n_workers && to < 0; i++)
+            if (i != dead && front_spread_serving(s, i, now))
+                to = (int)i;
+        if (to < 0 || front_spread_handoff(s, (unsigned)to, fd, &h) < 0)
+            log_debug("front: a connection handed to worker %u was lost with it", dead);
+        close(fd);
+    }
+    atomic_store_explicit(&s->slots[dead].incoming, 0, memory_order_relaxed);
 }
 
 int front_spread_socket(const struct front_spread *s, size_t listener, unsigned worker)

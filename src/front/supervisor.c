@@ -260,6 +260,7 @@ static void worker_gone(struct sworker *sw)
 {
     struct evloop *loop = sw->sup->loop;
     front_spread_set_alive(sw->sup->spread, sw->index, false);
+    front_spread_reroute(sw->sup->spread, sw->index);
     evloop_del(loop, sw->pidfd);
     evloop_del(loop, sw->ctl);
     sw->pidfd = safe_close(sw->pidfd);
@@ -315,9 +316,10 @@ static int worker_cpu(unsigned index)
  * shortened the latency tail whenever the cores had room and never cost
  * requests/s; with connections steered to the worker of their CPU (spread.c) it
  * is what keeps a connection on one core. */
-static void pin_worker(unsigned index)
+static void pin_worker(const struct front_spread *spread, unsigned index)
 {
-    int cpu = worker_cpu(index);
+    /* The CPU the steering program sends this worker's connections to, if any. */
+    int cpu = spread->cpus[index] >= 0 ? spread->cpus[index] : worker_cpu(index);
     if (cpu < 0)
         return;
     cpu_set_t one;
@@ -345,7 +347,7 @@ static int spawn(struct sworker *sw)
     if (pid == 0) {
         close(sv[0]);
         if (sup->cfg.cpu_affinity)
-            pin_worker(sw->index);
+            pin_worker(sup->spread, sw->index);
         front_worker_main(&sup->cfg, sup->spread, sw->index, sv[1]);
     }
     close(sv[1]);

@@ -285,11 +285,11 @@ static void on_inbox(struct evloop *loop, int fd, uint32_t events, void *data)
     update_clock(w);
     on_ctl(loop, w->ctl_fd, EPOLLIN, w);
     for (int i = 0; i < 64; i++) {
-        bool kept_alive;
-        int cfd = front_spread_receive(w->spread, w->index, &kept_alive);
+        struct front_handoff h;
+        int cfd = front_spread_receive(w->spread, w->index, &h);
         if (cfd < 0)
             return;
-        front_conn_adopt(w, cfd, kept_alive);
+        front_conn_adopt(w, cfd, &h);
     }
 }
 
@@ -309,10 +309,11 @@ static void help_down_workers(struct worker *w)
             int fd = front_spread_socket(s, l, j);
             if (fd == front_spread_socket(s, l, w->index))
                 continue;   /* shared: watched anyway */
-            if (want)
-                (void)evloop_add(w->loop, fd, EPOLLIN | EPOLLEXCLUSIVE, on_listen, w);
-            else
+            int r = want ? evloop_add(w->loop, fd, EPOLLIN | EPOLLEXCLUSIVE, on_listen, w) : 0;
+            if (!want)
                 evloop_del(w->loop, fd);
+            else if (r < 0 && r != -EEXIST)
+                want = false;   /* tried again on the next tick */
         }
         w->helping[j] = want;
     }
@@ -432,6 +433,7 @@ _noreturn_ void front_worker_main(const struct front_config *cfg, struct front_s
         _exit(1);
     if (!evloop_timer_add(w.loop, TICK_MS, on_tick, &w))
         _exit(1);
+    front_spread_set_ready(spread, index, w.now_ms);
     int r = evloop_run(w.loop);
     front_log_flush_all();
     _exit(r < 0 ? 1 : 0);

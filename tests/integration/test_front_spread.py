@@ -238,6 +238,81 @@ def test_moved_keepalive_connection_keeps_its_idle_timeout(tmp_path):
         f.stop()
 
 
+def test_moved_silent_connection_keeps_its_head_timeout(tmp_path):
+    """A connection that never sent a byte is dropped after the head timeout
+    (slowloris) even when it was handed to another worker meanwhile: a move
+    never extends a deadline."""
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two CPUs")
+    f = Front(tmp_path, workers=2, extra_args=["--header-timeout", "1500", "--idle-timeout", "20000"])
+    f.add_site("alpha", 1001, reload=False).write("index.html", "alpha\n")
+    f.start()
+    try:
+        assert wait_until(lambda: len(f.worker_pids()) == 2, 5)
+        cpu = next(iter(cpus_of(f.worker_pids()[0])))
+        silent = []
+
+        def run():
+            os.sched_setaffinity(0, {cpu})
+            for _ in range(12):
+                silent.append(open_conn(f.port))
+
+        t = threading.Thread(target=run)
+        t.start()
+        t.join(10)
+        assert len(silent) == 12
+        first = owners(f, silent)
+        assert wait_until(lambda: len(set(owners(f, silent)) - {None}) == 2, 1.2, 0.02), first
+        time.sleep(2.0)   # past the head timeout counted from the connect
+        for c in silent:
+            c.settimeout(3)
+            try:
+                assert c.recv(100) == b""
+            except ConnectionResetError:
+                pass
+            c.close()
+    finally:
+        f.stop()
+
+
+def test_moved_connection_is_not_refused_by_the_client_limit(tmp_path):
+    """A keep-alive connection handed to another worker was admitted already: the
+    per-client limit of the worker it goes to does not turn it into a 503."""
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two CPUs")
+    f = Front(tmp_path, workers=2, extra_args=["--max-conns-per-client", "4"])
+    f.add_site("alpha", 1001, reload=False).write("index.html", "alpha\n")
+    f.start()
+    try:
+        assert wait_until(lambda: len(f.worker_pids()) == 2, 5)
+        cpu_a, cpu_b = sorted(next(iter(cpus_of(p))) for p in f.worker_pids())
+        mine = connect_from_cpu(f.port, cpu_a, 4) + connect_from_cpu(f.port, cpu_b, 4)
+        # Another client piles busy connections (half a head each) on worker A, so
+        # A hands idle ones of the first client to B, which already has 4 of them.
+        busy = []
+
+        def run():
+            os.sched_setaffinity(0, {cpu_a})
+            for _ in range(4):
+                s = socket.socket()
+                s.bind(("127.0.0.2", 0))
+                s.connect(("127.0.0.1", f.port))
+                s.sendall(b"GET / HTTP/1.1\r\nHost: alpha.loc")
+                busy.append(s)
+
+        t = threading.Thread(target=run)
+        t.start()
+        t.join(10)
+        worker_b = worker_on(f, cpu_b)
+        assert wait_until(lambda: owners(f, mine).count(worker_b) > 4, 5), owners(f, mine)
+        for c in mine:
+            assert get_ok(c)
+        for s in busy:
+            s.close()
+    finally:
+        f.stop()
+
+
 def test_busy_connections_are_not_moved_mid_request(front):
     """A connection with half a request read stays where it is; the request
     completes there."""

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/util.h"
 #include "front/front-internal.h"
 
 static int listener(bool reuseport, uint16_t *ret_port)
@@ -170,8 +171,10 @@ static void test_pick_evens_out_live_workers(void **state)
     int lfd = listener(false, &port);
     struct front_spread *s;
     assert_int_equal(front_spread_new(&lfd, 1, 3, NULL, &s), 0);
-    for (unsigned i = 0; i < 3; i++)
+    for (unsigned i = 0; i < 3; i++) {
         front_spread_set_alive(s, i, true);
+        front_spread_set_ready(s, i, now_ms());
+    }
     /* Even enough: nothing moves. */
     front_spread_set_conns(s, 0, 33);
     front_spread_set_conns(s, 1, 31);
@@ -195,6 +198,7 @@ static void test_pick_evens_out_live_workers(void **state)
     front_spread_free(s);
     assert_int_equal(front_spread_new(&lfd, 1, 1, NULL, &s), 0);
     front_spread_set_alive(s, 0, true);
+    front_spread_set_ready(s, 0, now_ms());
     front_spread_set_conns(s, 0, 1000);
     assert_int_equal(front_spread_pick(s, 0, NULL), -1);
     assert_int_equal(front_spread_inbox_fd(s, 0), -1);
@@ -213,8 +217,10 @@ static void test_moving_to_the_cpus_worker_keeps_counts_even(void **state)
     assert_int_equal(front_spread_worker_on_cpu(s, 0), 0);
     assert_int_equal(front_spread_worker_on_cpu(s, 7), -1);
     assert_int_equal(front_spread_worker_on_cpu(s, -1), -1);
-    front_spread_set_alive(s, 0, true);
-    front_spread_set_alive(s, 1, true);
+    for (unsigned i = 0; i < 2; i++) {
+        front_spread_set_alive(s, i, true);
+        front_spread_set_ready(s, i, now_ms());
+    }
     /* Level: a few may go while `to` stays within what evening out tolerates. */
     front_spread_set_conns(s, 0, 32);
     front_spread_set_conns(s, 1, 32);
@@ -223,6 +229,7 @@ static void test_moving_to_the_cpus_worker_keeps_counts_even(void **state)
     front_spread_set_conns(s, 1, 34);
     assert_false(front_spread_may_move(s, 0, 1));
     /* And whatever may move is never handed back by evening out. */
+    unsigned moves = 0;
     for (uint32_t mine = 0; mine < 200; mine++)
         for (uint32_t theirs = 0; theirs < 200; theirs++) {
             front_spread_set_conns(s, 0, mine);
@@ -232,13 +239,85 @@ static void test_moving_to_the_cpus_worker_keeps_counts_even(void **state)
             front_spread_set_conns(s, 0, mine - 1);
             front_spread_set_conns(s, 1, theirs + 1);
             assert_int_equal(front_spread_pick(s, 1, NULL), -1);
+            moves++;
+            /* The workers' beats must stay fresh for this loop to mean anything. */
+            front_spread_set_ready(s, 0, now_ms());
+            front_spread_set_ready(s, 1, now_ms());
         }
+    assert_true(moves > 10000);
     /* Never to itself or to a worker that is down. */
     front_spread_set_conns(s, 0, 100);
     front_spread_set_conns(s, 1, 0);
     assert_false(front_spread_may_move(s, 0, 0));
     front_spread_set_alive(s, 1, false);
     assert_false(front_spread_may_move(s, 0, 1));
+    front_spread_free(s);
+    close(lfd);
+}
+
+static void test_a_worker_not_ready_or_stalled_gets_nothing(void **state)
+{
+    uint16_t port;
+    int lfd = listener(false, &port);
+    struct front_spread *s;
+    assert_int_equal(front_spread_new(&lfd, 1, 2, NULL, &s), 0);
+    front_spread_set_alive(s, 0, true);
+    front_spread_set_ready(s, 0, now_ms());
+    front_spread_set_conns(s, 0, 50);
+    /* Forked but not listening yet: nothing goes to it. */
+    front_spread_set_alive(s, 1, true);
+    assert_false(front_spread_serving(s, 1, now_ms()));
+    assert_int_equal(front_spread_pick(s, 0, NULL), -1);
+    assert_false(front_spread_may_move(s, 0, 1));
+    front_spread_set_ready(s, 1, now_ms());
+    assert_true(front_spread_serving(s, 1, now_ms()));
+    assert_int_equal(front_spread_pick(s, 0, NULL), 1);
+    /* No beat for longer than the stall period: taken for stalled. */
+    assert_false(front_spread_serving(s, 1, now_ms() + FRONT_WORKER_STALL_MS + 1));
+    /* Died: not ready again until the new process says so. */
+    front_spread_set_alive(s, 1, false);
+    front_spread_set_alive(s, 1, true);
+    assert_false(front_spread_serving(s, 1, now_ms()));
+    front_spread_free(s);
+    close(lfd);
+}
+
+static void test_connections_left_to_a_dead_worker_are_rerouted(void **state)
+{
+    uint16_t port;
+    int lfd = listener(false, &port);
+    struct front_spread *s;
+    assert_int_equal(front_spread_new(&lfd, 1, 3, NULL, &s), 0);
+    for (unsigned i = 0; i < 3; i++) {
+        front_spread_set_alive(s, i, true);
+        front_spread_set_ready(s, i, now_ms());
+    }
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    struct front_handoff h = { .admitted = false, .deadline_ms = 42 }, got_h;
+    assert_int_equal(front_spread_handoff(s, 1, sv[0], &h), 0);
+    close(sv[0]);
+    /* Worker 1 dies with it in its inbox; worker 0 is down too: it goes to 2. */
+    front_spread_set_alive(s, 0, false);
+    front_spread_set_alive(s, 1, false);
+    front_spread_reroute(s, 1);
+    assert_int_equal(atomic_load(&s->slots[1].incoming), 0);
+    assert_int_equal(front_spread_receive(s, 1, &got_h), -EAGAIN);
+    int fd = front_spread_receive(s, 2, &got_h);
+    assert_true(fd >= 0);
+    assert_false(got_h.admitted);
+    assert_int_equal(got_h.deadline_ms, 42);
+    assert_int_equal(write(fd, "x", 1), 1);
+    char c;
+    assert_int_equal(read(sv[1], &c, 1), 1);
+    close(fd);
+    /* With nobody serving, a rerouted connection is closed, not kept forever. */
+    assert_int_equal(front_spread_handoff(s, 1, sv[1], &h), 0);
+    close(sv[1]);
+    front_spread_set_alive(s, 2, false);
+    front_spread_reroute(s, 1);
+    assert_int_equal(front_spread_receive(s, 0, &got_h), -EAGAIN);
+    assert_int_equal(front_spread_receive(s, 2, &got_h), -EAGAIN);
     front_spread_free(s);
     close(lfd);
 }
@@ -259,18 +338,19 @@ static void test_handoff_passes_a_working_connection(void **state)
             usleep(1000);
     }
     assert_true(server >= 0);
-    bool kept_alive = false;
-    assert_int_equal(front_spread_receive(s, 1, &kept_alive), -EAGAIN);
-    assert_int_equal(front_spread_handoff(s, 1, server, true), 0);
+    struct front_handoff h = { .admitted = true, .deadline_ms = 123456789 }, got_h = { 0 };
+    assert_int_equal(front_spread_receive(s, 1, &got_h), -EAGAIN);
+    assert_int_equal(front_spread_handoff(s, 1, server, &h), 0);
     assert_int_equal(atomic_load(&s->slots[1].incoming), 1);
     close(server);   /* the sender's copy; the socket lives on in the message */
     struct pollfd pfd = { .fd = front_spread_inbox_fd(s, 1), .events = POLLIN };
     assert_int_equal(poll(&pfd, 1, 1000), 1);
-    int got = front_spread_receive(s, 1, &kept_alive);
+    int got = front_spread_receive(s, 1, &got_h);
     assert_true(got >= 0);
-    assert_true(kept_alive);
+    assert_true(got_h.admitted);
+    assert_int_equal(got_h.deadline_ms, 123456789);
     assert_int_equal(atomic_load(&s->slots[1].incoming), 0);
-    assert_int_equal(front_spread_receive(s, 1, &kept_alive), -EAGAIN);
+    assert_int_equal(front_spread_receive(s, 1, &got_h), -EAGAIN);
     assert_true(fcntl(got, F_GETFD) & FD_CLOEXEC);
     assert_true(fcntl(got, F_GETFL) & O_NONBLOCK);
     /* Both ways still work on the received socket. */
@@ -298,6 +378,8 @@ int main(void)
         cmocka_unit_test(test_cpu_program_steers_to_the_cpus_worker),
         cmocka_unit_test(test_pick_evens_out_live_workers),
         cmocka_unit_test(test_moving_to_the_cpus_worker_keeps_counts_even),
+        cmocka_unit_test(test_a_worker_not_ready_or_stalled_gets_nothing),
+        cmocka_unit_test(test_connections_left_to_a_dead_worker_are_rerouted),
         cmocka_unit_test(test_handoff_passes_a_working_connection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
