@@ -319,22 +319,28 @@ static void help_down_workers(struct worker *w)
     }
 }
 
-/* Closes every inherited fd except the ones the worker needs: the worker is a fork
- * of berthd and must not hold its database, API socket or other workers' ends. */
-static void close_other_fds(const int *keep, size_t n_keep)
+static int cmp_int(const void *a, const void *b)
 {
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+/* Closes every inherited fd except the ones the worker needs: the worker is a fork
+ * of berthd and must not hold its database, API socket or other workers' ends.
+ * keep is sorted in place (a worker keeps a socket per listener and worker, which
+ * on a big machine is thousands). */
+static void close_other_fds(int *keep, size_t n_keep)
+{
+    qsort(keep, n_keep, sizeof(*keep), cmp_int);
     unsigned lo = 3;
-    for (;;) {
-        unsigned next = ~0U;
-        for (size_t i = 0; i < n_keep; i++)
-            if (keep[i] >= (int)lo && (unsigned)keep[i] < next)
-                next = (unsigned)keep[i];
-        if (next > lo)
-            close_range(lo, next == ~0U ? ~0U : next - 1, 0);
-        if (next == ~0U)
-            return;
-        lo = next + 1;
+    for (size_t i = 0; i < n_keep; i++) {
+        if (keep[i] < (int)lo)
+            continue;   /* below 3, or a duplicate */
+        if ((unsigned)keep[i] > lo)
+            close_range(lo, (unsigned)keep[i] - 1, 0);
+        lo = (unsigned)keep[i] + 1;
     }
+    close_range(lo, ~0U, 0);
 }
 
 static void drop_privileges(const struct front_config *cfg)
