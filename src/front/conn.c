@@ -312,6 +312,19 @@ void front_conn_adopt(struct worker *w, int fd, const struct front_handoff *h)
     conn_adopt(w, fd, &ss, local_port_of(fd), h);
 }
 
+bool front_conn_upstream_failed(struct conn *c, int status, bool answer_started)
+{
+    c->upstream_failed = true;
+    if (answer_started) {
+        front_conn_close(c);
+        return false;
+    }
+    c->keep_alive = false;
+    c->linger = true;
+    front_conn_error(c, status, NULL);
+    return true;
+}
+
 void front_conn_close(struct conn *c)
 {
     struct worker *w = c->w;

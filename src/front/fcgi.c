@@ -130,15 +130,11 @@ static void log_stderr(struct fcgi *fc)
 static void fc_release(struct fcgi *fc, bool reuse)
 {
     struct worker *w = fc->c->w;
-    if (fc->ufd >= 0) {
-        if (reuse) {
-            front_backend_pool_put(fc->b, fc->ufd, POOL_MAX, POOL_IDLE_MS);
-        } else {
-            evloop_del(w->loop, fc->ufd);
-            close(fc->ufd);   /* php-fpm sees the close and ends the script */
-        }
+    if (fc->ufd >= 0 && reuse) {
+        front_backend_pool_put(fc->b, fc->ufd, POOL_MAX, POOL_IDLE_MS);
+        fc->ufd = -1;
     }
-    fc->ufd = -1;
+    front_upstream_close(w, &fc->ufd);   /* php-fpm sees the close and ends the script */
     fc->spool_fd = safe_close(fc->spool_fd);
     fc->b->active--;
     front_backend_unref(fc->b);
@@ -169,15 +165,7 @@ static void fc_fail(struct fcgi *fc, int status, const char *why)
         front_conn_log_error(c, "upstream %s: %s", fc->b ? fc->b->path : "-", why);
     log_stderr(fc);
     fc_release(fc, false);
-    c->upstream_failed = true;
-    if (head_sent) {
-        front_conn_close(c);
-        return;
-    }
-    c->keep_alive = false;
-    c->linger = true;
-    front_conn_error(c, status, NULL);
-    if (!starting)
+    if (front_conn_upstream_failed(c, status, head_sent) && !starting)
         front_conn_run(c);
 }
 
@@ -394,9 +382,7 @@ static bool fc_retry(struct fcgi *fc)
         return false;
     fc->retried = true;
     fc->reused = false;
-    evloop_del(fc->c->w->loop, fc->ufd);
-    close(fc->ufd);
-    fc->ufd = -1;
+    front_upstream_close(fc->c->w, &fc->ufd);
     fc->connected = false;
     fc->up_off = 0;
     fc->upstream_eof = false;

@@ -211,6 +211,14 @@ int front_backend_pool_get(struct backend *b);
  * loop: the pool hands it to its own callback. idle_ms > 0: closed after that long
  * unused (front_backend_idle_expire). */
 void front_backend_pool_put(struct backend *b, int fd, size_t max_idle, uint32_t idle_ms);
+/* Closes an upstream connection we own (watched by the loop) and sets *fd to -1.
+ * NULL-safe for *fd < 0. */
+void front_upstream_close(struct worker *w, int *fd);
+/* Ends c's request after its backend failed: marks it failed for the activity
+ * report, then closes the connection when part of the backend's answer went out
+ * already (answer_started), else answers status with berth's page and lets the
+ * connection linger closed. Returns true when c still exists (to be run). */
+bool front_conn_upstream_failed(struct conn *c, int status, bool answer_started);
 /* Closes the pooled connections of every backend whose idle time ran out (tick). */
 void front_backend_idle_expire(struct worker *w);
 

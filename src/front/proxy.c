@@ -189,15 +189,9 @@ void front_backend_unref(struct backend *b)
 static void px_release(struct proxy *px, bool reuse)
 {
     struct worker *w = px->c->w;
-    if (px->ufd >= 0) {
-        if (reuse)
-            pool_put(px);
-        else {
-            evloop_del(w->loop, px->ufd);
-            close(px->ufd);
-        }
-    }
-    px->ufd = -1;
+    if (px->ufd >= 0 && reuse)
+        pool_put(px);
+    front_upstream_close(w, &px->ufd);
     front_backend_unref(px->b);
     px->b = NULL;
     px->c->px = NULL;
@@ -222,15 +216,8 @@ static void px_fail(struct proxy *px, int status, const char *why)
     if (why)
         front_conn_log_error(c, "upstream %s: %s", px->b ? px->b->path : "-", why);
     px_release(px, false);
-    c->upstream_failed = true;
-    if (head_sent) {
-        front_conn_close(c);
-        return;
-    }
-    c->keep_alive = false;
-    c->linger = true;
-    front_conn_error(c, status, NULL);
-    front_conn_run(c);
+    if (front_conn_upstream_failed(c, status, head_sent))
+        front_conn_run(c);
 }
 
 static void px_finish(struct proxy *px)
@@ -265,6 +252,15 @@ int front_backend_connect(struct backend *b, int *fd)
             return -errno;
     }
     return 1;
+}
+
+void front_upstream_close(struct worker *w, int *fd)
+{
+    if (*fd < 0)
+        return;
+    evloop_del(w->loop, *fd);
+    close(*fd);
+    *fd = -1;
 }
 
 ssize_t front_read_into(int fd, struct buf *b)
@@ -497,9 +493,7 @@ static bool px_retry(struct proxy *px)
         return false;
     px->retried = true;
     px->reused = false;
-    evloop_del(px->c->w->loop, px->ufd);
-    close(px->ufd);
-    px->ufd = -1;
+    front_upstream_close(px->c->w, &px->ufd);
     px->connected = false;
     px->up_readable = false;
     px->up_off = 0;
