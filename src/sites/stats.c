@@ -136,15 +136,26 @@ static struct slot *minute_slot(struct site_stats *s, int64_t now)
     return sl;
 }
 
+/* The site's entry, made if new, about to change at *now (a clock before 1970
+ * counts as 1970): the history is now unsaved. */
+static int entry_to_update(struct sites_stats *st, const char *name, int64_t *now, struct site_stats **ret)
+{
+    int r = get_or_add(st, name, ret);
+    if (r < 0)
+        return r;
+    if (*now < 0)
+        *now = 0;
+    st->dirty = true;
+    return 0;
+}
+
 int sites_stats_add_requests(struct sites_stats *st, const char *name, int64_t now,
                              const struct sites_stats_requests *d)
 {
     struct site_stats *s;
-    int r = get_or_add(st, name, &s);
+    int r = entry_to_update(st, name, &now, &s);
     if (r < 0)
         return r;
-    if (now < 0)
-        now = 0;
     struct slot *sl = minute_slot(s, now);
     sl->requests += d->requests;
     sl->errors += d->status[3];
@@ -153,7 +164,6 @@ int sites_stats_add_requests(struct sites_stats *st, const char *name, int64_t n
     if (sec->second != now)
         *sec = (struct second){ .second = now };
     sec->requests += d->requests;
-    st->dirty = true;
     s->totals.requests += d->requests;
     for (size_t i = 0; i < ARRAY_SIZE(d->status); i++)
         s->totals.status[i] += d->status[i];
@@ -172,12 +182,9 @@ int sites_stats_add_usage(struct sites_stats *st, const char *name, int64_t now,
         return 0;
     }
     struct site_stats *s;
-    int r = get_or_add(st, name, &s);
+    int r = entry_to_update(st, name, &now, &s);
     if (r < 0)
         return r;
-    if (now < 0)
-        now = 0;
-    st->dirty = true;
     struct slot *sl = minute_slot(s, now);
     if (u->memory_current != SANDBOX_USAGE_UNKNOWN) {
         sl->memory = sl->has_memory ? MAX(sl->memory, u->memory_current) : u->memory_current;

@@ -336,6 +336,24 @@ def status_of(resp_bytes):
     return int(resp_bytes.split(b" ", 2)[1])
 
 
+def socket_inodes(*pids):
+    """The inode numbers of the sockets the processes hold (gone ones: none)."""
+    out = set()
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except FileNotFoundError:
+            continue
+        for fd in fds:
+            try:
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                out.add(int(link[8:-1]))
+    return out
+
+
 def wait_until(fn, timeout=5, step=0.01):
     deadline = time.time() + timeout
     while time.time() < deadline:

@@ -21,7 +21,7 @@ import time
 import pytest
 
 from conftest import require
-from front_helpers import (Front, build_dir, build_request, open_conn, read_response, request,
+from front_helpers import (Front, build_dir, build_request, open_conn, read_response, request, socket_inodes,
                            wait_until)
 
 PHP_FPM = "/usr/sbin/php-fpm8.2"
@@ -403,25 +403,12 @@ def test_php_killed_gives_502(php_env):
     assert get(php_env, "/hello.php")[0] == 502
 
 
-def socket_inodes(pids):
-    out = set()
-    for pid in pids:
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            try:
-                link = os.readlink(f"/proc/{pid}/fd/{fd}")
-            except OSError:
-                continue
-            if link.startswith("socket:"):
-                out.add(link)
-    return out
-
-
 def test_keepalive_and_pooled_upstream(php_env):
     front = php_env["front"]
     s = open_conn(php_env["port"])
     s.sendall(build_request(HOST, "/logo.png"))   # static: no upstream yet
     assert read_response(s)[0] == 200
-    before = socket_inodes(front.worker_pids())
+    before = socket_inodes(*front.worker_pids())
     seen = []
     pids = set()
     for _ in range(10):
@@ -430,7 +417,7 @@ def test_keepalive_and_pooled_upstream(php_env):
         assert st == 200
         pids.add(body)
         # the upstream connection stays open after the answer, idle in the pool
-        seen.extend(socket_inodes(front.worker_pids()) - before)
+        seen.extend(socket_inodes(*front.worker_pids()) - before)
     s.close()
     # ... and the next request uses it again: one upstream socket seen after
     # several answers. (A pooled connection lives 250 ms unused, so on a loaded

@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-from front_helpers import Front, build_request, harness_path, open_conn, read_response, wait_until
+from front_helpers import (Front, build_request, harness_path, open_conn, read_response, socket_inodes,
+                           wait_until)
 
 pytestmark = pytest.mark.skipif(
     not os.path.exists(harness_path()) and os.environ.get("BERTH_MUST_WORK") != "1",
@@ -32,21 +33,6 @@ def cpus_of(pid):
                 out.update(range(int(a), int(b or a) + 1))
             return out
     return set()
-
-
-def socket_inodes(pid):
-    out = set()
-    try:
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            try:
-                link = os.readlink(f"/proc/{pid}/fd/{fd}")
-            except OSError:
-                continue
-            if link.startswith("socket:["):
-                out.add(int(link[8:-1]))
-    except FileNotFoundError:
-        pass
-    return out
 
 
 def server_side_inodes(port):

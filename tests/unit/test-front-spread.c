@@ -35,6 +35,19 @@ static int listener(bool reuseport, uint16_t *ret_port)
     return fd;
 }
 
+/* The worker started, listens and beats: others may hand it connections. */
+static void set_serving(struct front_spread *s, unsigned worker)
+{
+    front_spread_set_alive(s, worker, true);
+    front_spread_set_ready(s, worker, now_ms());
+}
+
+static void set_all_serving(struct front_spread *s)
+{
+    for (unsigned i = 0; i < s->n_workers; i++)
+        set_serving(s, i);
+}
+
 static int connect_to(uint16_t port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -171,10 +184,7 @@ static void test_pick_evens_out_live_workers(void **state)
     int lfd = listener(false, &port);
     struct front_spread *s;
     assert_int_equal(front_spread_new(&lfd, 1, 3, NULL, &s), 0);
-    for (unsigned i = 0; i < 3; i++) {
-        front_spread_set_alive(s, i, true);
-        front_spread_set_ready(s, i, now_ms());
-    }
+    set_all_serving(s);
     /* Even enough: nothing moves. */
     front_spread_set_conns(s, 0, 33);
     front_spread_set_conns(s, 1, 31);
@@ -197,8 +207,7 @@ static void test_pick_evens_out_live_workers(void **state)
     /* One worker: never. */
     front_spread_free(s);
     assert_int_equal(front_spread_new(&lfd, 1, 1, NULL, &s), 0);
-    front_spread_set_alive(s, 0, true);
-    front_spread_set_ready(s, 0, now_ms());
+    set_serving(s, 0);
     front_spread_set_conns(s, 0, 1000);
     assert_int_equal(front_spread_pick(s, 0, NULL), -1);
     assert_int_equal(front_spread_inbox_fd(s, 0), -1);
@@ -217,10 +226,7 @@ static void test_moving_to_the_cpus_worker_keeps_counts_even(void **state)
     assert_int_equal(front_spread_worker_on_cpu(s, 0), 0);
     assert_int_equal(front_spread_worker_on_cpu(s, 7), -1);
     assert_int_equal(front_spread_worker_on_cpu(s, -1), -1);
-    for (unsigned i = 0; i < 2; i++) {
-        front_spread_set_alive(s, i, true);
-        front_spread_set_ready(s, i, now_ms());
-    }
+    set_all_serving(s);
     /* Level: a few may go while `to` stays within what evening out tolerates. */
     front_spread_set_conns(s, 0, 32);
     front_spread_set_conns(s, 1, 32);
@@ -241,8 +247,7 @@ static void test_moving_to_the_cpus_worker_keeps_counts_even(void **state)
             assert_int_equal(front_spread_pick(s, 1, NULL), -1);
             moves++;
             /* The workers' beats must stay fresh for this loop to mean anything. */
-            front_spread_set_ready(s, 0, now_ms());
-            front_spread_set_ready(s, 1, now_ms());
+            set_all_serving(s);
         }
     assert_true(moves > 10000);
     /* Never to itself or to a worker that is down. */
@@ -261,8 +266,7 @@ static void test_a_worker_not_ready_or_stalled_gets_nothing(void **state)
     int lfd = listener(false, &port);
     struct front_spread *s;
     assert_int_equal(front_spread_new(&lfd, 1, 2, NULL, &s), 0);
-    front_spread_set_alive(s, 0, true);
-    front_spread_set_ready(s, 0, now_ms());
+    set_serving(s, 0);
     front_spread_set_conns(s, 0, 50);
     /* Forked but not listening yet: nothing goes to it. */
     front_spread_set_alive(s, 1, true);
@@ -288,10 +292,7 @@ static void test_connections_left_to_a_dead_worker_are_rerouted(void **state)
     int lfd = listener(false, &port);
     struct front_spread *s;
     assert_int_equal(front_spread_new(&lfd, 1, 3, NULL, &s), 0);
-    for (unsigned i = 0; i < 3; i++) {
-        front_spread_set_alive(s, i, true);
-        front_spread_set_ready(s, i, now_ms());
-    }
+    set_all_serving(s);
     int sv[2];
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     struct front_handoff h = { .admitted = false, .deadline_ms = 42 }, got_h;
