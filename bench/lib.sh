@@ -16,3 +16,40 @@ wrk_run() {
     fi
     echo "$(awk '/^Requests\/sec/ {print $2}' <<<"$out") $(awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}' <<<"$out")"
 }
+
+# bench_tmpdir: makes the run's directory $T (searchable: the front's workers run as
+# another user) and PIDS; on exit every pid in PIDS is stopped and $T removed
+# (KEEP=1 keeps it for a look).
+bench_tmpdir() {
+    T=$(mktemp -d /tmp/berth-bench.XXXXXX)
+    chmod 755 "$T"
+    PIDS=()
+    trap bench_cleanup EXIT
+}
+bench_cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    sleep 0.5
+    if [ -n "${KEEP:-}" ]; then echo "kept $T" >&2; else rm -rf "$T"; fi
+}
+
+# start_harness: berth's front ($HARNESS, 2 workers, access log on) on $T/routes;
+# sets BERTH_PORT.
+start_harness() {
+    "$HARNESS" --listen 127.0.0.1:0 --routes "$T/routes" --port-file "$T/berth.port" --workers 2 \
+        >"$T/berth.log" 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 100); do [ -s "$T/berth.port" ] && break; sleep 0.05; done
+    BERTH_PORT=$(head -1 "$T/berth.port")
+}
+
+# nginx_conf_head DIR: how every benchmark nginx.conf starts (2 workers, pid and
+# error log under DIR) up to the opening of http {.
+nginx_conf_head() {
+    cat <<N
+worker_processes 2;
+pid $1/nginx.pid;
+error_log $1/logs/error.log;
+events { worker_connections 4096; }
+http {
+N
+}

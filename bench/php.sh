@@ -26,15 +26,7 @@ PHP_FPM=/usr/sbin/php-fpm8.2
 [ -x "$PHP_FPM" ] || { echo "bench: $PHP_FPM is needed" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "bench: php-fpm's chroot needs root" >&2; exit 1; }
 
-T=$(mktemp -d /tmp/berth-bench.XXXXXX)
-chmod 755 "$T"
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    sleep 0.5
-    if [ -n "${KEEP:-}" ]; then echo "kept $T" >&2; else rm -rf "$T"; fi
-}
-trap cleanup EXIT
+bench_tmpdir
 
 FRONT_UID=${FRONT_UID:-199999}
 SITE_UID=2302
@@ -92,20 +84,14 @@ start_fpm "$T/b" berth
 start_fpm "$T/n" nginx
 
 echo "name=site type=php public=$T/b/site/public logs=$T/b/site/logs uid=$SITE_UID backend=$T/b/php.sock hosts=php.localhost" > "$T/routes"
-"$HARNESS" --listen 127.0.0.1:0 --routes "$T/routes" --port-file "$T/berth.port" --workers 2 >"$T/berth.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 100); do [ -s "$T/berth.port" ] && break; sleep 0.05; done
+start_harness
 SERVERS=(berth)
-declare -A PORT=([berth]=$(head -1 "$T/berth.port"))
+declare -A PORT=([berth]=$BERTH_PORT)
 
 NGINX_PORT=$(free_port)
 mkdir -p "$T/nx/logs"
-cat > "$T/nx/nginx.conf" <<N
-worker_processes 2;
-pid $T/nx/nginx.pid;
-error_log $T/nx/logs/error.log;
-events { worker_connections 4096; }
-http {
+nginx_conf_head "$T/nx" > "$T/nx/nginx.conf"
+cat >> "$T/nx/nginx.conf" <<N
     access_log $T/nx/logs/access.log;
     tcp_nodelay on;
     keepalive_requests 100000;

@@ -17,11 +17,7 @@ HAPROXY=$(command -v haproxy || true)
 [ -x "$HARNESS" ] || { echo "bench: build $HARNESS first" >&2; exit 1; }
 [ -n "$NGINX" ] || { echo "bench: nginx is needed for the backend (apt-get install nginx-light)" >&2; exit 1; }
 
-T=$(mktemp -d /tmp/berth-bench.XXXXXX)
-chmod 755 "$T"
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3; rm -rf "$T"; }
-trap cleanup EXIT
+bench_tmpdir
 
 FRONT_UID=${FRONT_UID:-199999}
 mkdir -p "$T/backend/logs" "$T/backend/www" "$T/px/logs" "$T/sites/app/public" "$T/sites/app/logs"
@@ -30,12 +26,8 @@ chmod -R a+rX "$T/backend"
 if [ "$(id -u)" = 0 ]; then chown $FRONT_UID "$T/sites/app/logs"; chmod 755 "$T/sites" "$T/sites/app"; fi
 
 # The backend: nginx with one worker per core on a unix socket the front may use.
-cat > "$T/backend/nginx.conf" <<N
-worker_processes 2;
-pid $T/backend/nginx.pid;
-error_log $T/backend/logs/error.log;
-events { worker_connections 4096; }
-http {
+nginx_conf_head "$T/backend" > "$T/backend/nginx.conf"
+cat >> "$T/backend/nginx.conf" <<N
     access_log off;
     keepalive_requests 100000;
     types { application/octet-stream bin; }
@@ -48,19 +40,13 @@ for _ in $(seq 100); do [ -S "$T/backend/app.sock" ] && break; sleep 0.05; done
 chmod 777 "$T/backend/app.sock"
 
 echo "name=app type=app public=$T/sites/app/public logs=$T/sites/app/logs uid=1001 backend=$T/backend/app.sock hosts=app.localhost" > "$T/routes"
-"$HARNESS" --listen 127.0.0.1:0 --routes "$T/routes" --port-file "$T/berth.port" --workers 2 >"$T/berth.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 100); do [ -s "$T/berth.port" ] && break; sleep 0.05; done
+start_harness
 SERVERS=(berth)
-declare -A PORT=([berth]=$(head -1 "$T/berth.port"))
+declare -A PORT=([berth]=$BERTH_PORT)
 
 NGINX_PORT=$(free_port)
-cat > "$T/px/nginx.conf" <<N
-worker_processes 2;
-pid $T/px/nginx.pid;
-error_log $T/px/logs/error.log;
-events { worker_connections 4096; }
-http {
+nginx_conf_head "$T/px" > "$T/px/nginx.conf"
+cat >> "$T/px/nginx.conf" <<N
     access_log $T/px/logs/access.log;
     tcp_nodelay on;
     keepalive_requests 100000;

@@ -22,15 +22,7 @@ command -v wrk >/dev/null || { echo "bench: wrk is needed (apt-get install wrk)"
 NGINX=$(command -v nginx || true)
 H2O=$(command -v h2o || true)
 
-T=$(mktemp -d /tmp/berth-bench.XXXXXX)
-chmod 755 "$T"
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    sleep 0.3
-    rm -rf "$T"
-}
-trap cleanup EXIT
+bench_tmpdir
 
 # Site layout as berthd makes it; the front's workers read through their group.
 FRONT_UID=${FRONT_UID:-199999}
@@ -46,24 +38,15 @@ cat > "$T/routes" <<R
 name=bench type=static public=$T/sites/bench/public logs=$T/sites/bench/logs uid=1001 hosts=bench.localhost
 R
 
-
-"$HARNESS" --listen 127.0.0.1:0 --routes "$T/routes" --port-file "$T/berth.port" --workers 2 \
-    >"$T/berth.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 100); do [ -s "$T/berth.port" ] && break; sleep 0.05; done
-BERTH_PORT=$(head -1 "$T/berth.port")
+start_harness
 
 SERVERS=(berth)
 declare -A PORT=([berth]=$BERTH_PORT)
 
 if [ -n "$NGINX" ]; then
     NGINX_PORT=$(free_port)
-    cat > "$T/nginx/nginx.conf" <<N
-worker_processes 2;
-pid $T/nginx/nginx.pid;
-error_log $T/nginx/logs/error.log;
-events { worker_connections 4096; }
-http {
+    nginx_conf_head "$T/nginx" > "$T/nginx/nginx.conf"
+    cat >> "$T/nginx/nginx.conf" <<N
     access_log $T/nginx/logs/access.log;
     sendfile on; tcp_nopush on; tcp_nodelay on;
     keepalive_requests 100000;
