@@ -172,8 +172,8 @@ struct front_handoff {
 struct front_spread {
     unsigned n_workers;
     size_t n_listen;
-    int *listen;                 /* [listener * n_workers + worker]: that worker's socket */
-    bool *made;                  /* same shape: sockets made here (the rest are the caller's) */
+    int *listen;                 /* [listener * n_workers + worker]: that worker's socket;
+                                    worker 0's is the caller's, one that differs was made here */
     int *inbox;                  /* [2 * worker]: the worker receives on it; [2 * worker + 1]: others send */
     struct front_worker_slot *slots;
     int *cpus;                   /* [worker]: its CPU when connections are steered by CPU, else -1 */

@@ -132,15 +132,14 @@ int front_spread_new(const int *listen_fds, size_t n_listen, unsigned n_workers,
         return -ENOMEM;
     s->n_workers = n_workers;
     s->n_listen = n_listen;
-    s->listen = malloc(n_listen * n_workers * sizeof(int));
-    s->made = calloc(n_listen * n_workers, sizeof(bool));
+    s->listen = calloc(n_listen * n_workers, sizeof(int));   /* all equal: nothing to close yet */
     s->inbox = malloc(2 * (size_t)n_workers * sizeof(int));
     s->cpus = malloc(n_workers * sizeof(int));
     size_t slots_size = n_workers * sizeof(struct front_worker_slot);
     s->slots = mmap(NULL, slots_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (s->slots == MAP_FAILED)
         s->slots = NULL;
-    if (!s->listen || !s->made || !s->inbox || !s->cpus || !s->slots) {
+    if (!s->listen || !s->inbox || !s->cpus || !s->slots) {
         front_spread_free(s);
         return -ENOMEM;
     }
@@ -164,7 +163,6 @@ int front_spread_new(const int *listen_fds, size_t n_listen, unsigned n_workers,
         s->cpus[i] = steer ? worker_cpus[i] : -1;
     for (size_t l = 0; l < n_listen; l++) {
         int *row = &s->listen[l * n_workers];
-        bool *made = &s->made[l * n_workers];
         for (unsigned i = 0; i < n_workers; i++)
             row[i] = listen_fds[l];
         int domain;
@@ -173,20 +171,17 @@ int front_spread_new(const int *listen_fds, size_t n_listen, unsigned n_workers,
         int r = 0;
         for (unsigned i = 1; i < n_workers && r >= 0; i++) {
             r = join_group(listen_fds[l], domain);
-            if (r >= 0) {
+            if (r >= 0)
                 row[i] = r;
-                made[i] = true;
-            }
         }
         if (r < 0) {
             /* Half a group would leave some workers no socket of their own. */
             log_warning_errno(r, "front: cannot give each worker its own listening socket; "
                                  "they share one");
             for (unsigned i = 1; i < n_workers; i++) {
-                if (made[i])
+                if (row[i] != row[0])
                     close(row[i]);
-                row[i] = listen_fds[l];
-                made[i] = false;
+                row[i] = row[0];
             }
             continue;
         }
@@ -206,17 +201,17 @@ void front_spread_free(struct front_spread *s)
 {
     if (!s)
         return;
-    if (s->listen && s->made)
-        for (size_t i = 0; i < s->n_listen * s->n_workers; i++)
-            if (s->made[i])
-                close(s->listen[i]);
+    /* Worker 0's socket of each listener is the caller's; a different one in its
+     * row was made here. */
+    for (size_t i = 0; s->listen && i < s->n_listen * s->n_workers; i++)
+        if (s->listen[i] != s->listen[i - i % s->n_workers])
+            close(s->listen[i]);
     if (s->inbox)
         for (unsigned i = 0; i < 2 * s->n_workers; i++)
             safe_close(s->inbox[i]);
     if (s->slots)
         munmap(s->slots, s->n_workers * sizeof(struct front_worker_slot));
     free(s->listen);
-    free(s->made);
     free(s->inbox);
     free(s->cpus);
     free(s);
