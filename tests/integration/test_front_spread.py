@@ -35,19 +35,23 @@ def cpus_of(pid):
     return set()
 
 
-def server_side_inodes(port):
-    """Client port -> inode of the front's socket for that connection."""
-    out = {}
+TCP_ESTABLISHED, TCP_LISTEN = "01", "0A"
+
+
+def tcp_sockets(port, state):
+    """(remote port, inode) of each socket on local port `port` in `state`."""
     for path in ("/proc/net/tcp", "/proc/net/tcp6"):
         with open(path) as f:
             next(f)
             for line in f:
                 fields = line.split()
-                lport = int(fields[1].rsplit(":", 1)[1], 16)
-                rport = int(fields[2].rsplit(":", 1)[1], 16)
-                if lport == port and fields[3] == "01" and int(fields[9]):
-                    out[rport] = int(fields[9])
-    return out
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == state and int(fields[9]):
+                    yield int(fields[2].rsplit(":", 1)[1], 16), int(fields[9])
+
+
+def server_side_inodes(port):
+    """Client port -> inode of the front's socket for that connection."""
+    return dict(tcp_sockets(port, TCP_ESTABLISHED))
 
 
 def owners(front, conns):
@@ -110,14 +114,7 @@ def worker_on(front, cpu):
 
 
 def test_each_worker_has_its_own_listening_socket(front):
-    listening = set()
-    for path in ("/proc/net/tcp",):
-        with open(path) as f:
-            next(f)
-            for line in f:
-                fields = line.split()
-                if int(fields[1].rsplit(":", 1)[1], 16) == front.port and fields[3] == "0A":
-                    listening.add(int(fields[9]))
+    listening = {inode for _, inode in tcp_sockets(front.port, TCP_LISTEN)}
     assert len(listening) == 2
     pids = front.worker_pids()
     # Each worker holds both (to cover the other while it is down), but they are two.
