@@ -644,6 +644,20 @@ static void dispatch(struct conn *c)
     front_static_handle(c, req->path, plen, q ? q : req->path + plen, q ? req->path_len - plen : 0);
 }
 
+/* Sets up the answer to a request that never parsed (malformed, or its head
+ * timed out): logged in the global log, and the connection closes after it. */
+static void begin_unparsed_answer(struct conn *c)
+{
+    c->keep_alive = false;
+    c->linger = true;
+    c->req.method = HTTP_METHOD_OTHER;
+    c->req_start_ms = c->w->now_ms;
+    c->log = c->w->global_log;
+    c->upstream_ms = -1;
+    c->upstream_failed = false;
+    log_prepare(c, false);
+}
+
 /* Reads what the socket has. >0 bytes, 0 EOF, negative errno (-EAGAIN). */
 static ssize_t read_more(struct conn *c)
 {
@@ -724,16 +738,7 @@ void front_conn_run(struct conn *c)
                 continue;
             }
             if (r < 0) {
-                c->keep_alive = false;
-                c->linger = true;
-                c->req.method = HTTP_METHOD_OTHER;
-                c->req_start_ms = w->now_ms;
-                c->log = w->global_log;
-                c->upstream_ms = -1;
-            c->upstream_failed = false;
-                c->upstream_failed = false;
-    c->upstream_failed = false;
-                log_prepare(c, false);
+                begin_unparsed_answer(c);
                 front_conn_error(c, -r, NULL);
                 continue;
             }
@@ -852,15 +857,7 @@ void front_conn_check_timeouts(struct worker *w)
             continue;
         if (c->state == CS_HEAD && c->head_started && c->out.len == 0) {
             /* Slowloris: the head did not arrive in time. */
-            c->keep_alive = false;
-            c->linger = true;
-            c->req.method = HTTP_METHOD_OTHER;
-            c->req_start_ms = now;
-            c->log = w->global_log;
-            c->upstream_ms = -1;
-            c->upstream_failed = false;
-    c->upstream_failed = false;
-            log_prepare(c, false);
+            begin_unparsed_answer(c);
             front_conn_error(c, 408, NULL);
             front_conn_run(c);
             /* front_conn_run may have closed c and put it on the free list; next
