@@ -198,18 +198,21 @@ static void conn_run(struct exec_conn *c, uint32_t flags, char **argv, size_t ar
     int r = sites_runtime_exec_target(x->rt, c->name, &pidfd_target, &cg);
     if (r == -ENOENT) {
         conn_answer(c, "error site %s does not run code (only app sites have a sandbox)", c->name);
-        { conn_close(c); return; }
+        conn_close(c);
+        return;
     }
     if (r >= 0)
         r = sites_runtime_exec_settings(x->rt, c->name, &uid, &net, &nat, &site_dir);
     if (r < 0) {
         conn_answer(c, "error site %s: cannot prepare its sandbox: %s", c->name, strerror(-r));
-        { conn_close(c); return; }
+        conn_close(c);
+        return;
     }
     char path[4096];
     if (resolve_command(argv[0], path, sizeof(path)) < 0) {
         conn_answer(c, "error %s: command not found in the sandbox", argv[0]);
-        { conn_close(c); return; }
+        conn_close(c);
+        return;
     }
     const char *args[EXEC_ARGS_MAX + 1];
     args[0] = path;
@@ -230,7 +233,8 @@ static void conn_run(struct exec_conn *c, uint32_t flags, char **argv, size_t ar
     if (flags & EXEC_FLAG_TTY) {
         if ((r = open_pty(&c->master, &slave)) < 0) {
             conn_answer(c, "error cannot allocate a terminal: %s", strerror(-r));
-            { conn_close(c); return; }
+            conn_close(c);
+            return;
         }
         struct winsize ws;
         if (ioctl(c->stdio[0], TIOCGWINSZ, &ws) == 0)
@@ -259,13 +263,15 @@ static void conn_run(struct exec_conn *c, uint32_t flags, char **argv, size_t ar
         sites_runtime_exec_done(x->rt, c->name);
         conn_answer(c, "error site %s: cannot run the command (%s: %s)", c->name,
                     sandbox_step_to_string(se.step), strerror(-r));
-        { conn_close(c); return; }
+        conn_close(c);
+        return;
     }
     log_info("site %s: exec %s (pid %d%s)", c->name, path, (int)c->pid,
              pidfd_target >= 0 ? ", in the running sandbox" : ", in a fresh sandbox");
     if ((r = evloop_add(x->loop, c->pidfd, EPOLLIN, on_exit_cmd, c)) < 0) {
         conn_answer(c, "error cannot watch the command: %s", strerror(-r));
-        { conn_close(c); return; }
+        conn_close(c);
+        return;
     }
     if (c->master >= 0) {
         c->master_watched = evloop_add(x->loop, c->master, EPOLLIN, on_master, c) >= 0;
@@ -287,8 +293,10 @@ static void on_conn(struct evloop *loop, int fd, uint32_t events, void *data)
         return;
     }
     _cleanup_free_ char *buf = malloc(EXEC_MSG_MAX + 1);
-    if (!buf)
-        { conn_close(c); return; }
+    if (!buf) {
+        conn_close(c);
+        return;
+    }
     union {
         struct cmsghdr h;
         char space[CMSG_SPACE(3 * sizeof(int))];
@@ -315,7 +323,8 @@ static void on_conn(struct evloop *loop, int fd, uint32_t events, void *data)
         c->stdio[2] < 0 || (size_t)n < sizeof(uint32_t) + 2 || buf[n - 1] != 0) {
         if (n > 0)
             conn_answer(c, "error malformed request");
-        { conn_close(c); return; }
+        conn_close(c);
+        return;
     }
     buf[n] = 0;
     uint32_t flags;
@@ -330,12 +339,14 @@ static void on_conn(struct evloop *loop, int fd, uint32_t events, void *data)
             argv[argc++] = p;
         } else {
             conn_answer(c, "error too many arguments (at most %d)", EXEC_ARGS_MAX);
-            { conn_close(c); return; }
+            conn_close(c);
+            return;
         }
     }
     if (!name || !site_name_valid(name) || argc == 0) {
         conn_answer(c, "error a site name and a command are needed");
-        { conn_close(c); return; }
+        conn_close(c);
+        return;
     }
     snprintf(c->name, sizeof(c->name), "%s", name);
     argv[argc] = NULL;

@@ -978,7 +978,9 @@ int sites_runtime_exec_target(struct sites_runtime *rt, const char *name, int *r
     struct rt_site *s = site_find(rt, name);
     if (!s)
         return -ENOENT;
-    int r = site_ensure_cgroup(s);
+    /* A cgroup that exists has its limits already (sites_runtime_set_limits
+     * writes them as they change): a command joining the sandbox only needs it. */
+    int r = s->cg ? 0 : site_ensure_cgroup(s);
     if (r < 0)
         return r;
     *ret_pidfd = s->state == SITES_RUNTIME_RUNNING ? s->pidfd : -1;
