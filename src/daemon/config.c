@@ -282,6 +282,15 @@ int berthd_config_load_file(struct berthd_config *cfg, bool *flags_set, char *er
                 snprintf(err, n, "config file %s: front_cpu_affinity must be true or false", path);
                 r = -EINVAL;
             }
+        } else if (streq(key, "site_max_requests")) {
+            if (!s || parse_uint(s, 0, 1000000, &num) < 0) {
+                snprintf(err, n, "config file %s: site_max_requests must be a number from 0 (no limit) to 1000000",
+                         path);
+                r = -EINVAL;
+            } else {
+                cfg->site_max_requests = (uint32_t)num;
+                cfg->site_max_requests_set = true;
+            }
         } else if (streq(key, "front_uid") || streq(key, "front_gid") || streq(key, "workers")) {
             if (!s || parse_uint(s, streq(key, "workers") ? 1 : 1, streq(key, "workers") ? 64 : 0xfffffffeULL, &num) < 0) {
                 snprintf(err, n, "config file %s: %s must be a positive number", path, key);

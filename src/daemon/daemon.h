@@ -25,6 +25,8 @@ struct berthd_config {
     uint32_t front_uid, front_gid;  /* the front's workers */
     unsigned workers;               /* 0: one per core */
     bool no_cpu_affinity;           /* front_cpu_affinity: false (the workers may run anywhere) */
+    bool site_max_requests_set;     /* site_max_requests was given (0 means no limit) */
+    uint32_t site_max_requests;     /* requests one site may have at its backend at once */
     /* network nat (see docs/internals/sandbox.md, "Networking") */
     char *nat_bridge;               /* bridge name, default "berth0" */
     char *nat_ipv4;                 /* subnet, default 10.88.0.0/16; "off": no IPv4 */

@@ -322,6 +322,8 @@ static int start_front(struct berthd *d)
     front_config_init(&fcfg);
     fcfg.workers = d->cfg.workers;
     fcfg.cpu_affinity = !d->cfg.no_cpu_affinity;
+    if (d->cfg.site_max_requests_set)
+        fcfg.site_max_requests = d->cfg.site_max_requests;
     fcfg.uid = d->cfg.front_uid;
     fcfg.gid = d->cfg.front_gid;
     fcfg.base_domain = d->cfg.base_domain;

@@ -279,6 +279,8 @@ void front_fcgi_start(struct conn *c, const struct fastcgi_route *route)
         front_conn_error(c, 413, NULL);
         return;
     }
+    if (!front_backend_admit(c))
+        return;
     struct fcgi *fc = free_fcgis;
     if (fc) {
         free_fcgis = fc->next_free;

@@ -24,7 +24,9 @@ struct backend {
     socklen_t addr_len;
     struct upstream *idle;      /* idle keep-alive connections, newest first */
     size_t n_idle;
-    unsigned active;            /* FastCGI requests of this worker in progress on it */
+    unsigned active;            /* requests of this worker at it: proxied (tunnels
+                                   included) or FastCGI */
+    uint64_t refused_logged_ms; /* when a refusal over the site's limit was last logged */
 };
 
 /* One site as the worker knows it. Reference-counted: a connection holds its site
@@ -126,6 +128,7 @@ struct worker {
     struct front_map activity;   /* site name -> struct site_activity, sites with requests not yet reported */
     struct site_activity *activity_list; /* the same entries, for walking while removing */
     uint64_t activity_sent_ms;   /* when the last report went out */
+    uint32_t site_max_requests;  /* this worker's share of cfg->site_max_requests; 0: no limit */
 };
 
 /* The worker's tick: timeouts, cached clock, log flushes, spreading. */
@@ -219,6 +222,10 @@ void front_upstream_close(struct worker *w, int *fd);
  * already (answer_started), else answers status with berth's page and lets the
  * connection linger closed. Returns true when c still exists (to be run). */
 bool front_conn_upstream_failed(struct conn *c, int status, bool answer_started);
+/* Whether c's request may go to its site's backend: true while this worker has
+ * fewer than its share of the site's request limit there; otherwise answers 503
+ * with Retry-After and returns false. */
+bool front_backend_admit(struct conn *c);
 /* Closes the pooled connections of every backend whose idle time ran out (tick). */
 void front_backend_idle_expire(struct worker *w);
 

@@ -68,6 +68,12 @@ struct front_config {
     uint32_t upstream_read_timeout_ms; /* backend silent this long: 504 (or close once the answer started); 60 s */
     uint32_t max_conns_per_worker;     /* beyond it new connections get a 503 and are closed; 10000 */
     uint32_t max_conns_per_client;     /* per client address, per worker; 256 */
+    uint32_t site_max_requests;        /* requests one site may have at its backend at once
+                                          (proxied, FastCGI, WebSocket tunnels), shared out
+                                          evenly over the workers; beyond it a 503 with
+                                          Retry-After, so that one flooded or stuck site
+                                          cannot take the front from the others; 1024;
+                                          0: no limit */
     uint64_t max_body;                 /* default request body limit; 16 MiB */
     size_t max_request_line;           /* 414 beyond; 8192 */
     size_t max_head;                   /* 431 beyond; 65536 */

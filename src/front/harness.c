@@ -10,6 +10,7 @@
  *                 [--max-conns-per-client N] [--max-body BYTES]
  *                 [--max-request-line N] [--max-head N] [--max-headers N]
  *                 [--log-rotate-size BYTES] [--log-keep N] [--no-cpu-affinity]
+ *                 [--site-max-requests N]
  *
  * Route file: one site per line, "key=value" words separated by spaces:
  *   name=blog type=static|php|app state=serving|stopped public=/abs/public
@@ -225,6 +226,7 @@ int main(int argc, char **argv)
         { "max-headers", required_argument, NULL, 10 },
         { "log-rotate-size", required_argument, NULL, 11 },
         { "log-keep", required_argument, NULL, 12 },
+        { "site-max-requests", required_argument, NULL, 13 },
         {},
     };
     struct front_config cfg;
@@ -268,6 +270,7 @@ int main(int argc, char **argv)
         case 10: cfg.max_headers = v; break;
         case 11: cfg.log_rotate_size = v; break;
         case 12: cfg.log_keep = (unsigned)v; break;
+        case 13: cfg.site_max_requests = (uint32_t)v; break;
         default: return 2;
         }
     }

@@ -192,6 +192,7 @@ static void px_release(struct proxy *px, bool reuse)
     if (px->ufd >= 0 && reuse)
         pool_put(px);
     front_upstream_close(w, &px->ufd);
+    px->b->active--;
     front_backend_unref(px->b);
     px->b = NULL;
     px->c->px = NULL;
@@ -234,6 +235,28 @@ static void px_finish(struct proxy *px)
     px_release(px, reuse);
     c->state = CS_RESPOND;
     front_conn_run(c);
+}
+
+bool front_backend_admit(struct conn *c)
+{
+    struct worker *w = c->w;
+    struct backend *b = c->site->backend;
+    if (!w->site_max_requests || b->active < w->site_max_requests)
+        return true;
+    /* A flood would write a line per refused request: one a second says it. */
+    if (w->now_ms - b->refused_logged_ms >= 1000) {
+        front_conn_log_error(c, "over the site's limit of requests at its backend at once "
+                             "(%u in this worker): answered 503", w->site_max_requests);
+        b->refused_logged_ms = w->now_ms;
+    }
+    const struct http1_request *req = &c->req;
+    if (req->body == HTTP1_BODY_CHUNKED || (req->body == HTTP1_BODY_LENGTH && req->content_length > 0)) {
+        /* The body is not read: the connection cannot carry another request. */
+        c->keep_alive = false;
+        c->linger = true;
+    }
+    front_conn_error(c, 503, "Retry-After: 5\r\n");
+    return false;
 }
 
 int front_backend_connect(struct backend *b, int *fd)
@@ -422,6 +445,8 @@ void front_proxy_start(struct conn *c)
         front_conn_error(c, 413, NULL);
         return;
     }
+    if (!front_backend_admit(c))
+        return;
     struct proxy *px = free_proxies;
     if (px) {
         free_proxies = px->next_free;
@@ -438,6 +463,7 @@ void front_proxy_start(struct conn *c)
     *px = (struct proxy){ .c = c, .ufd = -1, .up_out = keep_out, .up_in = keep_in };
     px->b = s->backend;
     px->b->refs++;
+    px->b->active++;
     px->method = req->method;
     px->upgrade = req->upgrade;
     px->req_body = req->body;

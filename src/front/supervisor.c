@@ -80,6 +80,7 @@ void front_config_init(struct front_config *cfg)
         .upstream_read_timeout_ms = 60000,
         .max_conns_per_worker = 10000,
         .max_conns_per_client = 256,
+        .site_max_requests = 1024,
         .max_body = 16 << 20,
         .max_request_line = 8192,
         .max_head = 65536,

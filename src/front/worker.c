@@ -412,6 +412,10 @@ _noreturn_ void front_worker_main(const struct front_config *cfg, struct front_s
     w.limits = (struct http1_limits){ cfg->max_request_line, cfg->max_head, cfg->max_headers };
     w.spread = spread;
     w.index = index;
+    /* Each worker takes an even share: exact when the site's clients are spread
+     * evenly, and never more than the limit in all. */
+    unsigned n_workers = spread ? MAX(spread->n_workers, 1u) : 1;
+    w.site_max_requests = cfg->site_max_requests ? (cfg->site_max_requests + n_workers - 1) / n_workers : 0;
     w.ctl_fd = ctl_fd;
     w.ctl_buf = malloc(FRONT_MSG_MAX + 1);
     update_clock(&w);

@@ -3,6 +3,7 @@ passes as fd 3 (LISTEN_FDS=1), the way an app site's program is meant to.
 
 GET /       -> 200 "hello from <BERTH_SITE> pid <pid inside> listen_pid=<LISTEN_PID>"
 GET /sleep  -> the same after 0.5 s (keeps a connection open)
+GET /hold   -> the same once /site/private/release exists (at most 10 s)
 """
 import os
 import socket
@@ -18,6 +19,11 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == "/sleep":
             time.sleep(0.5)
+        if self.path == "/hold":
+            for _ in range(200):
+                if os.path.exists("/site/private/release"):
+                    break
+                time.sleep(0.05)
         body = (f"hello from {os.environ.get('BERTH_SITE')} pid {os.getpid()} "
                 f"listen_pid={os.environ.get('LISTEN_PID')} listen={os.environ.get('BERTH_LISTEN')}\n").encode()
         self.send_response(200)

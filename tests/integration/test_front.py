@@ -683,6 +683,91 @@ def test_websocket_echo_through_proxy(proxied):
     s.close()
 
 
+# ---- one site over its request limit ----
+
+@pytest.fixture
+def limited(tmp_path):
+    """One worker (so its share is the whole limit) and a limit of 2 requests at a
+    site's backend at once; two app sites, each with a backend of its own."""
+    sock_dir = os.path.join(str(tmp_path), "run")
+    os.makedirs(sock_dir)
+    os.chmod(sock_dir, 0o755)
+    busy, calm = Backend(os.path.join(sock_dir, "busy.sock")), Backend(os.path.join(sock_dir, "calm.sock"))
+    f = Front(tmp_path, workers=1, extra_args=["--site-max-requests", "2", "--read-timeout", "10000"])
+    f.add_site("busy", 1001, reload=False, type="app", backend=busy.server_address)
+    f.add_site("calm", 1002, reload=False, type="app", backend=calm.server_address)
+    f.start()
+    yield f, busy
+    f.stop()
+    busy.stop()
+    calm.stop()
+
+
+def hold_requests(f, be, paths):
+    """Sends each request on its own connection and waits until the backend has them all."""
+    held = []
+    for p in paths:
+        s = open_conn(f.port, timeout=10)
+        s.sendall(build_request("busy.localhost", p))
+        held.append(s)
+    n = len(be.requests)
+    assert wait_until(lambda: len(be.requests) >= n and be.connections >= len(paths), 5)
+    return held
+
+
+def test_site_over_its_request_limit_gets_503_and_others_are_served(limited):
+    f, be = limited
+    held = hold_requests(f, be, ["/sleep?s=2", "/sleep?s=2"])
+    try:
+        st, h, body = request(f.port, "busy.localhost", "/headers")
+        assert st == 503 and h.get("retry-after") == "5" and b"503" in body
+        # A request with a body is refused without reading it: the connection closes.
+        s = open_conn(f.port)
+        s.sendall(build_request("busy.localhost", "/echo", "POST", body=b"x" * 1000))
+        st, h, _ = read_response(s)
+        assert st == 503 and h.get("connection") == "close"
+        s.close()
+        # Another site is not held back by it.
+        assert request(f.port, "calm.localhost", "/headers")[0] == 200
+        for s in held:
+            assert read_response(s)[:3:2] == (200, b"slept")
+    finally:
+        for s in held:
+            s.close()
+    # Finished requests give their places back.
+    for _ in range(5):
+        assert request(f.port, "busy.localhost", "/headers")[0] == 200
+    log = os.path.join(f.sites["busy"].logs, "error.log")
+    assert wait_until(lambda: os.path.exists(log) and "over the site's limit" in open(log).read(), 3)
+
+
+def test_websocket_tunnels_count_towards_the_limit(limited):
+    f, be = limited
+    ws = socket.create_connection(("127.0.0.1", f.port), timeout=5)
+    ws.sendall(b"GET /ws HTTP/1.1\r\nHost: busy.localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    fh = ws.makefile("rb")
+    assert b" 101 " in fh.readline()
+    while fh.readline() not in (b"\r\n", b""):
+        pass
+    held = hold_requests(f, be, ["/sleep?s=1"])
+    try:
+        assert request(f.port, "busy.localhost", "/headers")[0] == 503
+        assert read_response(held[0])[0] == 200
+    finally:
+        held[0].close()
+    # The tunnel still holds one place; closing it frees it.
+    assert request(f.port, "busy.localhost", "/headers")[0] == 200
+    held = hold_requests(f, be, ["/sleep?s=1"])
+    try:
+        assert request(f.port, "busy.localhost", "/headers")[0] == 503
+        ws.sendall(ws_frame(b"", 8))
+        ws.close()
+        assert wait_until(lambda: request(f.port, "busy.localhost", "/headers")[0] == 200, 3)
+    finally:
+        held[0].close()
+
+
 # ---- live changes, restarts, logs ----
 
 def test_site_added_during_load_is_served_at_once(tmp_path):

@@ -172,9 +172,19 @@ class Php:
 @pytest.fixture
 def php_env(tmp_path):
     """A PHP site served by the front, with php-fpm (1 child) behind it."""
+    yield from php_served(tmp_path)
+
+
+@pytest.fixture
+def php_limited(tmp_path):
+    """The same with one worker and a limit of one request at the site's backend."""
+    yield from php_served(tmp_path, workers=1, extra_args=["--site-max-requests", "1"])
+
+
+def php_served(tmp_path, workers=2, extra_args=()):
     require(os.path.exists(PHP_FPM), f"{PHP_FPM} is not installed")
     require(os.getuid() == 0, "php-fpm's chroot needs root")
-    front = Front(tmp_path / "front", workers=2)
+    front = Front(tmp_path / "front", workers=workers, extra_args=extra_args)
     php_sock = os.path.join(str(tmp_path / "front"), "fpm", "php.sock")
     site = front.add_site("site", UID, reload=False, type="php", backend=php_sock,
                           hosts=[HOST], max_body=MAX_BODY, timeout_ms=3000)
@@ -195,6 +205,22 @@ def php_env(tmp_path):
 
 def get(env, path, **kw):
     return request(env["port"], HOST, path, **kw)
+
+
+def test_php_site_over_its_request_limit_gets_503(php_limited):
+    s = open_conn(php_limited["port"], timeout=10)
+    s.sendall(build_request(HOST, "/sleep.php?s=1"))
+    try:
+        # Once the script runs, the site's one place is taken.
+        assert wait_until(lambda: get(php_limited, "/hello.php")[0] == 503, 3)
+        st, h, _ = get(php_limited, "/hello.php")
+        assert st == 503 and h.get("retry-after") == "5"
+        assert read_response(s)[::2] == (200, b"woke")
+    finally:
+        s.close()
+    # Each finished request gives its place back.
+    for _ in range(5):
+        assert get(php_limited, "/hello.php")[0] == 200
 
 
 def error_log(site):

@@ -2,8 +2,8 @@
 crash loops, live limits, shutdown and crash recovery of berthd, and `site exec`.
 
 Runs real sandboxes, so it needs root (skips otherwise; BERTH_MUST_WORK=1 makes that
-a failure). The test acts as the front: it speaks HTTP/1.0 straight to the site's
-unix socket in <run>/sites/<name>.sock.
+a failure). The test mostly acts as the front: it speaks HTTP/1.0 straight to the
+site's unix socket in <run>/sites/<name>.sock.
 """
 import concurrent.futures
 import os
@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import require
+from front_helpers import build_request, open_conn, read_response, request, wait_until
 
 APP = Path(__file__).resolve().parents[1] / "helpers" / "app.py"
 APP_CMD = "exec python3 /site/private/app.py"
@@ -251,6 +252,38 @@ def test_crash_loop_fails_and_restart_clears_it(daemon):
     info = wait_state(daemon, "flaky", "running", timeout=10)
     assert info["runtime"]["restarts"] == 0 and info["runtime"]["last_output"] is None
     assert http_get(daemon, "flaky")[0] == 200
+
+
+def test_site_over_its_request_limit_gets_503(daemon_factory):
+    d = daemon_factory()
+    d.open_path_to_root()
+    with open(d.config_path(), "a") as f:
+        f.write("workers: 1\nsite_max_requests: 1\n")
+    d.start()
+    info = make_app(d, "busy", always_on=True)
+    make_app(d, "calm", always_on=True)
+    wait_state(d, "busy", "running")
+    port = d.http_port()
+    held = open_conn(port, timeout=15)
+    held.sendall(build_request("busy.test.berth", "/hold"))
+    try:
+        # While the held request is at the app, the site's one place is taken.
+        assert wait_until(lambda: request(port, "busy.test.berth", "/")[0] == 503, 5)
+        st, h, body = request(port, "busy.test.berth", "/")
+        assert st == 503 and h.get("retry-after") == "5" and b"<html>" in body
+        assert request(port, "calm.test.berth", "/")[0] == 200
+        (Path(info["dir"]) / "private" / "release").write_text("")
+        assert read_response(held)[0] == 200
+    finally:
+        held.close()
+    assert request(port, "busy.test.berth", "/")[0] == 200
+
+    d.stop()
+    d.config_path().write_text("site_max_requests: lots\n")
+    d.start(wait=False)
+    assert d.proc.wait(timeout=20) == 1
+    d.proc = None
+    assert "site_max_requests must be a number" in d.log()
 
 
 def test_restart_really_restarts(daemon):
