@@ -391,3 +391,33 @@ def test_exec_on_a_terminal_gets_a_pty(daemon):
     assert p.wait(timeout=10) == 5
     os.close(master)
     assert b"on-a-tty" in out and b"got-abc" in out, out
+
+
+def test_exec_never_hands_the_callers_terminal_to_the_site(daemon):
+    # stdin redirected, stdout and stderr on the caller's terminal: the command
+    # (and anything of the site it forks, which may outlive it) must not get that
+    # terminal itself, or it could read what is typed there afterwards. Here it
+    # reads from its fd 2 while the "admin" types a secret.
+    import subprocess
+    import tty
+    from conftest import BERTH
+    make_app(daemon, "snoop")
+    master, slave = os.openpty()
+    tty.setraw(slave)       # no echo: only what the command prints comes back
+    p = subprocess.Popen([str(BERTH), "--socket", str(daemon.socket), "site", "exec", "snoop", "--",
+                          "sh", "-c", "x=$(timeout 3 head -c 6 <&2); echo read:$x."],
+                         stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, close_fds=True)
+    os.close(slave)
+    os.write(master, b"secret")
+    out = b""
+    deadline = time.monotonic() + 15
+    while b"." not in out:
+        assert time.monotonic() < deadline, out
+        try:
+            out += os.read(master, 1024)
+        except OSError:
+            break
+    assert p.wait(timeout=10) == 0
+    os.close(master)
+    assert b"read:" in out, out
+    assert b"secret" not in out, out
