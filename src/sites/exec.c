@@ -334,6 +334,20 @@ static void on_conn(struct evloop *loop, int fd, uint32_t events, void *data)
             conn_answer(c, "error malformed request");
         { conn_close(c); return; }
     }
+    /* A directory would take the command out of the sandbox's mount namespace:
+     * /proc/self/fd/0 leads into the tree it was opened in, the host's. */
+    static const char *const stdio_names[] = { "stdin", "stdout", "stderr" };
+    for (int i = 0; i < 3; i++) {
+        struct stat st;
+        if (fstat(c->stdio[i], &st) < 0) {
+            conn_answer(c, "error cannot inspect the %s given: %m", stdio_names[i]);
+            { conn_close(c); return; }
+        }
+        if (S_ISDIR(st.st_mode)) {
+            conn_answer(c, "error %s is a directory: a command in a site may not be given one", stdio_names[i]);
+            { conn_close(c); return; }
+        }
+    }
     buf[n] = 0;
     uint32_t flags;
     memcpy(&flags, buf, sizeof(flags));

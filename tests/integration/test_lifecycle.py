@@ -421,3 +421,21 @@ def test_exec_never_hands_the_callers_terminal_to_the_site(daemon):
     os.close(master)
     assert b"read:" in out, out
     assert b"secret" not in out, out
+
+
+def test_exec_refuses_a_directory_as_stdio(daemon):
+    # A directory fd is a way out of the sandbox's mount namespace: through
+    # /proc/self/fd/0 the command would walk the host's tree from it.
+    import subprocess
+    from conftest import BERTH
+    make_app(daemon, "dirfd")
+    fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        r = subprocess.run([str(BERTH), "--socket", str(daemon.socket), "site", "exec", "dirfd", "--",
+                            "cat", "/proc/self/fd/0/etc/hostname"],
+                           stdin=fd, capture_output=True, text=True, timeout=30)
+    finally:
+        os.close(fd)
+    assert r.returncode == 1, r
+    assert r.stdout == ""
+    assert "berth: " in r.stderr and "directory" in r.stderr, r.stderr
