@@ -27,6 +27,7 @@ struct exec_conn {
     int fd;                 /* the CLI's connection */
     int stdio[3];           /* the CLI's stdin, stdout, stderr */
     int master;             /* pty master (tty mode), else -1 */
+    int out;                /* which of stdio the master's output goes to */
     bool master_watched, stdin_watched;
     pid_t pid;
     int pidfd;
@@ -94,7 +95,7 @@ static bool pump_master(struct exec_conn *c)
         if (n <= 0)
             return n < 0 && errno == EAGAIN;   /* EIO: no slave left open */
         for (ssize_t off = 0; off < n;) {
-            ssize_t w = write(c->stdio[1], buf + off, (size_t)(n - off));
+            ssize_t w = write(c->stdio[c->out], buf + off, (size_t)(n - off));
             if (w < 0 && errno == EINTR)
                 continue;
             if (w <= 0)
@@ -229,16 +230,32 @@ static void conn_run(struct exec_conn *c, uint32_t flags, char **argv, size_t ar
     const char *const envp[] = { "PATH=/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin",
                                  "HOME=/site", "LANG=C.UTF-8", term, site_env, NULL };
 
+    /* The caller's terminal is never handed to the sandbox, whatever the flags
+     * say: a terminal is open for reading too, and the command, or anything of
+     * the site it forks (which may outlive it), or the site's other processes
+     * through /proc/PID/fd, could read what is typed there afterwards, the
+     * admin's next password included. A stdio that is a terminal goes through a
+     * pty of ours; pipes and files are passed as they are. */
+    bool tty[3], any_tty = false;
+    for (int i = 0; i < 3; i++) {
+        tty[i] = (flags & EXEC_FLAG_TTY) || isatty(c->stdio[i]);
+        any_tty |= tty[i];
+    }
     _cleanup_close_ int slave = -1;
-    if (flags & EXEC_FLAG_TTY) {
+    if (any_tty) {
         if ((r = open_pty(&c->master, &slave)) < 0) {
             conn_answer(c, "error cannot allocate a terminal: %s", strerror(-r));
             conn_close(c);
             return;
         }
+        c->out = tty[1] ? 1 : tty[2] ? 2 : 0;
         struct winsize ws;
-        if (ioctl(c->stdio[0], TIOCGWINSZ, &ws) == 0)
-            (void)ioctl(c->master, TIOCSWINSZ, &ws);
+        for (int i = 0; i < 3; i++) {
+            if (tty[i] && ioctl(c->stdio[i], TIOCGWINSZ, &ws) == 0) {
+                (void)ioctl(c->master, TIOCSWINSZ, &ws);
+                break;
+            }
+        }
         fcntl(c->master, F_SETFL, fcntl(c->master, F_GETFL) | O_NONBLOCK);
     }
     struct sandbox_config cfg;
@@ -249,9 +266,9 @@ static void conn_run(struct exec_conn *c, uint32_t flags, char **argv, size_t ar
     cfg.site_dir = site_dir;
     cfg.argv = args;
     cfg.envp = envp;
-    cfg.stdin_fd = slave >= 0 ? slave : c->stdio[0];
-    cfg.stdout_fd = slave >= 0 ? slave : c->stdio[1];
-    cfg.stderr_fd = slave >= 0 ? slave : c->stdio[2];
+    cfg.stdin_fd = tty[0] ? slave : c->stdio[0];
+    cfg.stdout_fd = tty[1] ? slave : c->stdio[1];
+    cfg.stderr_fd = tty[2] ? slave : c->stdio[2];
     cfg.network = net;
     cfg.nat = nat;
     cfg.cgroup = cg;
@@ -275,7 +292,7 @@ static void conn_run(struct exec_conn *c, uint32_t flags, char **argv, size_t ar
     }
     if (c->master >= 0) {
         c->master_watched = evloop_add(x->loop, c->master, EPOLLIN, on_master, c) >= 0;
-        c->stdin_watched = evloop_add(x->loop, c->stdio[0], EPOLLIN, on_cli_stdin, c) >= 0;
+        c->stdin_watched = tty[0] && evloop_add(x->loop, c->stdio[0], EPOLLIN, on_cli_stdin, c) >= 0;
     }
 }
 
@@ -325,6 +342,20 @@ static void on_conn(struct evloop *loop, int fd, uint32_t events, void *data)
             conn_answer(c, "error malformed request");
         conn_close(c);
         return;
+    }
+    /* A directory would take the command out of the sandbox's mount namespace:
+     * /proc/self/fd/0 leads into the tree it was opened in, the host's. */
+    static const char *const stdio_names[] = { "stdin", "stdout", "stderr" };
+    for (int i = 0; i < 3; i++) {
+        struct stat st;
+        if (fstat(c->stdio[i], &st) < 0) {
+            conn_answer(c, "error cannot inspect the %s given: %m", stdio_names[i]);
+            { conn_close(c); return; }
+        }
+        if (S_ISDIR(st.st_mode)) {
+            conn_answer(c, "error %s is a directory: a command in a site may not be given one", stdio_names[i]);
+            { conn_close(c); return; }
+        }
     }
     buf[n] = 0;
     uint32_t flags;

@@ -424,3 +424,51 @@ def test_exec_on_a_terminal_gets_a_pty(daemon):
     assert p.wait(timeout=10) == 5
     os.close(master)
     assert b"on-a-tty" in out and b"got-abc" in out, out
+
+
+def test_exec_never_hands_the_callers_terminal_to_the_site(daemon):
+    # stdin redirected, stdout and stderr on the caller's terminal: the command
+    # (and anything of the site it forks, which may outlive it) must not get that
+    # terminal itself, or it could read what is typed there afterwards. Here it
+    # reads from its fd 2 while the "admin" types a secret.
+    import subprocess
+    import tty
+    from conftest import BERTH
+    make_app(daemon, "snoop")
+    master, slave = os.openpty()
+    tty.setraw(slave)       # no echo: only what the command prints comes back
+    p = subprocess.Popen([str(BERTH), "--socket", str(daemon.socket), "site", "exec", "snoop", "--",
+                          "sh", "-c", "x=$(timeout 3 head -c 6 <&2); echo read:$x."],
+                         stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, close_fds=True)
+    os.close(slave)
+    os.write(master, b"secret")
+    out = b""
+    deadline = time.monotonic() + 15
+    while b"." not in out:
+        assert time.monotonic() < deadline, out
+        try:
+            out += os.read(master, 1024)
+        except OSError:
+            break
+    assert p.wait(timeout=10) == 0
+    os.close(master)
+    assert b"read:" in out, out
+    assert b"secret" not in out, out
+
+
+def test_exec_refuses_a_directory_as_stdio(daemon):
+    # A directory fd is a way out of the sandbox's mount namespace: through
+    # /proc/self/fd/0 the command would walk the host's tree from it.
+    import subprocess
+    from conftest import BERTH
+    make_app(daemon, "dirfd")
+    fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        r = subprocess.run([str(BERTH), "--socket", str(daemon.socket), "site", "exec", "dirfd", "--",
+                            "cat", "/proc/self/fd/0/etc/hostname"],
+                           stdin=fd, capture_output=True, text=True, timeout=30)
+    finally:
+        os.close(fd)
+    assert r.returncode == 1, r
+    assert r.stdout == ""
+    assert "berth: " in r.stderr and "directory" in r.stderr, r.stderr
