@@ -350,11 +350,13 @@ static void on_conn(struct evloop *loop, int fd, uint32_t events, void *data)
         struct stat st;
         if (fstat(c->stdio[i], &st) < 0) {
             conn_answer(c, "error cannot inspect the %s given: %m", stdio_names[i]);
-            { conn_close(c); return; }
+            conn_close(c);
+            return;
         }
         if (S_ISDIR(st.st_mode)) {
             conn_answer(c, "error %s is a directory: a command in a site may not be given one", stdio_names[i]);
-            { conn_close(c); return; }
+            conn_close(c);
+            return;
         }
     }
     buf[n] = 0;
