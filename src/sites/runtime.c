@@ -162,7 +162,7 @@ static void site_read_tail(struct rt_site *s)
     char path[4200];
     snprintf(path, sizeof(path), "%s/logs/error.log", s->site_dir);
     s->last_output[0] = 0;
-    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0)
         return;
     struct stat st;
@@ -192,27 +192,41 @@ static void site_read_tail(struct rt_site *s)
 }
 
 /* Opens <site>/logs/error.log for the program's stdout and stderr. logs/ belongs to
- * the front's user, which could plant a symlink: O_NOFOLLOW, and the owner is fixed
- * on the file we opened. Group-writable: the program already writes it through the
- * fd it gets, and php-fpm reopens its stderr by path (/proc/self/fd/2). */
+ * the front's user, so what is at that name is not to be trusted: O_NOFOLLOW (no
+ * symlink), O_NONBLOCK (a FIFO without a reader fails instead of blocking berthd),
+ * and anything but a regular file with one link (a hard link would have us chown
+ * another file to the site) is removed and made anew. The owner is fixed on the
+ * file we opened. Group-writable: the program already writes it through the fd it
+ * gets, and php-fpm reopens its stderr by path (/proc/self/fd/2). */
+static bool plain_file_of_its_own(int fd)
+{
+    struct stat st;
+    return fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1;
+}
+
 static int site_open_log(struct rt_site *s, int *ret_fd)
 {
     char path[4200];
     snprintf(path, sizeof(path), "%s/logs/error.log", s->site_dir);
-    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0660);
-    if (fd < 0)
+    const int flags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK;
+    _cleanup_close_ int fd = open(path, flags, 0660);
+    if (fd < 0 && errno != ELOOP && errno != ENXIO)   /* ELOOP: a symlink; ENXIO: a FIFO */
         return -errno;
-    struct stat st;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        safe_close(fd);
-        return -EINVAL;
+    if (fd < 0 || !plain_file_of_its_own(fd)) {
+        log_warning("site %s: %s was not a plain file of its own: made anew", s->name, path);
+        fd = safe_close(fd);
+        if (unlink(path) < 0 && errno != ENOENT)
+            return -errno;
+        fd = open(path, flags | O_EXCL, 0660);
+        if (fd < 0)
+            return -errno;
+        if (!plain_file_of_its_own(fd))
+            return -EEXIST;   /* linked again the moment it was made */
     }
-    if (fchown(fd, s->rt->front_uid, s->uid) < 0 || fchmod(fd, 0660) < 0) {
-        int r = -errno;
-        safe_close(fd);
-        return r;
-    }
-    *ret_fd = fd;
+    if (fchown(fd, s->rt->front_uid, s->uid) < 0 || fchmod(fd, 0660) < 0 ||
+        fcntl(fd, F_SETFL, O_APPEND) < 0)
+        return -errno;
+    *ret_fd = TAKE_FD(fd);
     return 0;
 }
 

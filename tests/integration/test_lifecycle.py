@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import time
 from pathlib import Path
 
@@ -284,6 +285,32 @@ def test_site_over_its_request_limit_gets_503(daemon_factory):
     assert d.proc.wait(timeout=20) == 1
     d.proc = None
     assert "site_max_requests must be a number" in d.log()
+
+
+def test_error_log_planted_as_a_hard_link_or_a_fifo_is_made_anew(daemon):
+    # logs/ belongs to the front's user: a compromised front could plant these.
+    info = make_app(daemon, "blog")
+    err = Path(info["dir"]) / "logs" / "error.log"
+    victim = Path(info["dir"]).parents[1] / "victim"   # same file system as the site
+    victim.write_text("not the site's\n")
+    os.chmod(victim, 0o600)
+    if err.exists() or err.is_symlink():
+        err.unlink()
+    os.link(victim, err)
+    assert http_get(daemon, "blog")[0] == 200
+    st = victim.stat()
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o7777, st.st_nlink) == (0, 0, 0o600, 1)
+    assert victim.read_text() == "not the site's\n"
+    assert err.stat().st_ino != st.st_ino and err.stat().st_gid == info["uid"]
+
+    daemon.ok("site", "stop", "blog")
+    wait_state(daemon, "blog", ("stopped", "idle"))
+    err.unlink()
+    os.mkfifo(err)
+    daemon.ok("site", "start", "blog")
+    # A FIFO without a reader would block berthd's open for good.
+    assert http_get(daemon, "blog", timeout=10)[0] == 200
+    assert stat.S_ISREG(err.lstat().st_mode)
 
 
 def test_restart_really_restarts(daemon):
