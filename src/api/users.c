@@ -162,6 +162,10 @@ static void set_password(const struct api_config *cfg, const struct api_request 
     int r = store_begin(cfg->store);
     if (r >= 0)
         r = store_user_set_password(cfg->store, name, hash);
+    /* A reset is how an admin locks out whoever learnt the old password: their
+     * sessions end with it (as on PUT /me/password, the asker's own goes on). */
+    if (r >= 0)
+        r = api_auth_end_sessions(cfg, name, req->via_session ? req->session_id : NULL);
     if (r >= 0)
         r = store_event_append(cfg->store, req->actor, "user.passwd", name, NULL);
     if (r >= 0)

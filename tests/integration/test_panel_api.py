@@ -374,3 +374,22 @@ def test_change_own_password(panel):
     assert alice.request("GET", "/api/v1/me").status == 200
     assert other.request("GET", "/api/v1/me").status == 401
     assert Browser(panel).login("alice", "a-brand-new-pass").status == 200
+
+
+def test_password_reset_by_an_admin_ends_sessions(panel):
+    # Someone signed in with alice's password (a thief, say); an admin resets it.
+    thief = Browser(panel, client="198.51.100.50")
+    assert thief.login("alice").status == 200
+    boss = Browser(panel)
+    assert boss.login("boss").status == 200
+    reset = boss.request("PUT", "/api/v1/users/alice/password", {"password": "reset-by-the-boss"})
+    assert reset.status == 200, reset
+    # The thief's session ends with the old password, from the panel as from the CLI.
+    assert thief.request("GET", "/api/v1/me").status == 401
+    assert thief.login("alice", "reset-by-the-boss").status == 200
+    r = panel.berth("user", "passwd", "alice", "--password-stdin", input="reset-by-root-now\n")
+    assert r.returncode == 0, r
+    assert thief.request("GET", "/api/v1/me").status == 401
+    # The admin who reset it stays signed in, and the new password works.
+    assert boss.request("GET", "/api/v1/me").status == 200
+    assert Browser(panel).login("alice", "reset-by-root-now").status == 200
