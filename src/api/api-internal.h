@@ -76,6 +76,13 @@ void api_handle_tokens(const struct api_config *cfg, const struct api_request *r
 /* Logs in: checks throttling, verifies the password (or the dummy hash), creates the
  * session and sets its cookie. Used by api_handle_account. */
 void api_auth_login(struct api_auth *auth, const struct api_request *req, struct api_response *res);
+/* Verifies the asker's own password (PUT /me/password's "current") against
+ * password_hash. A wrong one counts as a failed sign-in of req->actor from
+ * req->client, and while either is locked out nothing is verified: a session left
+ * open must not be a way to guess the password faster than the sign-in page allows.
+ * Returns true to go on; false when res holds the refusal (403, or 429). */
+bool api_auth_check_password(struct api_auth *auth, const struct api_request *req, const char *password_hash,
+                             const char *password, size_t len, struct api_response *res);
 /* Ends the request's session and clears the cookie. */
 void api_auth_logout(struct api_auth *auth, const struct api_request *req, struct api_response *res);
 /* SHA-256 of a secret as 64 hex digits (+ NUL) into out. */

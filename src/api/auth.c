@@ -429,6 +429,47 @@ static void set_cookie(const struct api_request *req, struct api_response *res, 
                      value, max_age, secure ? "; Secure" : "");
 }
 
+/* The throttle keys of a password guess as name from req's client. */
+static void guess_keys(const struct api_request *req, const char *name, char key_addr[static 80],
+                       char key_user[static 80])
+{
+    snprintf(key_addr, 80, "a:%s", req->client ? req->client : "unknown");
+    snprintf(key_user, 80, "u:%.64s", name);
+}
+
+/* Answers 429 and returns true while either key is locked. */
+static bool guess_locked(struct api_auth *a, const char *key_addr, const char *key_user, struct api_response *res)
+{
+    uint64_t wait = MAX(throttle_wait(a, key_addr), throttle_wait(a, key_user));
+    if (wait == 0)
+        return false;
+    uint64_t seconds = (wait + 999) / 1000;
+    api_reply_error(res, 429, "too many failed sign-ins: try again in %" PRIu64 " seconds", seconds);
+    api_reply_header(res, "Retry-After: %" PRIu64, seconds);
+    return true;
+}
+
+bool api_auth_check_password(struct api_auth *a, const struct api_request *req, const char *password_hash,
+                             const char *password, size_t len, struct api_response *res)
+{
+    char key_addr[80], key_user[80];
+    /* api.sock keeps no throttle table: its only peer is root. */
+    bool throttled = a && a->slots;
+    if (throttled) {
+        guess_keys(req, req->actor, key_addr, key_user);
+        if (guess_locked(a, key_addr, key_user, res))
+            return false;
+    }
+    if (crypto_pwhash_str_verify(password_hash, password, len) == 0)
+        return true;
+    if (throttled) {
+        throttle_fail(a, key_addr);
+        throttle_fail(a, key_user);
+    }
+    api_reply_error(res, 403, "the current password is wrong");
+    return false;
+}
+
 void api_auth_login(struct api_auth *a, const struct api_request *req, struct api_response *res)
 {
     const struct api_config *cfg = a->cfg;
@@ -439,15 +480,9 @@ void api_auth_login(struct api_auth *a, const struct api_request *req, struct ap
         return;
     }
     char key_addr[80], key_user[80];
-    snprintf(key_addr, sizeof(key_addr), "a:%s", req->client ? req->client : "unknown");
-    snprintf(key_user, sizeof(key_user), "u:%.64s", name);
-    uint64_t wait = MAX(throttle_wait(a, key_addr), throttle_wait(a, key_user));
-    if (wait > 0) {
-        uint64_t seconds = (wait + 999) / 1000;
-        api_reply_error(res, 429, "too many failed sign-ins: try again in %" PRIu64 " seconds", seconds);
-        api_reply_header(res, "Retry-After: %" PRIu64, seconds);
+    guess_keys(req, name, key_addr, key_user);
+    if (guess_locked(a, key_addr, key_user, res))
         return;
-    }
 
     struct store_user u = { 0 };
     bool found = user_name_valid(name) && store_user_get(cfg->store, name, &u) == 0;

@@ -393,3 +393,21 @@ def test_password_reset_by_an_admin_ends_sessions(panel):
     # The admin who reset it stays signed in, and the new password works.
     assert boss.request("GET", "/api/v1/me").status == 200
     assert Browser(panel).login("alice", "reset-by-root-now").status == 200
+
+
+def test_current_password_guesses_are_throttled(panel):
+    # A session left open on a shared computer must not become an unlimited oracle
+    # for the account's password: guesses at "current" count like failed sign-ins.
+    thief = Browser(panel, client="198.51.100.60")
+    assert thief.login("alice").status == 200
+    hash_before = db_exec(panel, "SELECT password_hash FROM users WHERE name = 'alice'")
+    for i in range(5):
+        a = thief.request("PUT", "/api/v1/me/password", {"current": f"guess-{i}-guess", "new": "taken-over-now"})
+        assert a.status == 403, a
+    locked = thief.request("PUT", "/api/v1/me/password", {"current": "guess-5-guess", "new": "taken-over-now"})
+    assert locked.status == 429, locked
+    assert 1 <= int(locked.headers["Retry-After"]) <= 3600
+    # While the lock lasts even the right password is not tried, and nothing changed.
+    right = thief.request("PUT", "/api/v1/me/password", {"current": PASSWORDS["alice"], "new": "taken-over-now"})
+    assert right.status == 429, right
+    assert db_exec(panel, "SELECT password_hash FROM users WHERE name = 'alice'") == hash_before
