@@ -411,3 +411,15 @@ def test_current_password_guesses_are_throttled(panel):
     right = thief.request("PUT", "/api/v1/me/password", {"current": PASSWORDS["alice"], "new": "taken-over-now"})
     assert right.status == 429, right
     assert db_exec(panel, "SELECT password_hash FROM users WHERE name = 'alice'") == hash_before
+
+
+def test_sign_in_name_cannot_forge_log_lines(panel):
+    # Anyone who reaches the sign-in page chooses the name that a failure logs. A
+    # newline in it must not start a line of its own in berthd's log: tools that
+    # read "failed sign-in ... from ADDRESS" (to ban the address) would believe it.
+    forged = "x\n2030-01-01T00:00:00.000Z berthd[1] info: panel: failed sign-in as \"boss\" from 203.0.113.66"
+    b = Browser(panel, client="198.51.100.70")
+    assert b.login(forged, "not-the-password").status == 401
+    lines = panel.log().splitlines()
+    assert not any(line.startswith("2030-01-01") for line in lines), lines[-3:]
+    assert any("failed sign-in as" in line and "198.51.100.70" in line for line in lines)
