@@ -53,6 +53,22 @@ bool api_query_get(const char *query, const char *key, char *out, size_t n);
  * and returns -ENOBUFS. */
 int api_reply_header(struct api_response *res, const char *fmt, ...) _printf_(2, 3);
 
+/* ---- the login throttle (throttle.c) ---- */
+
+/* Failed password guesses per key ("a:<address>", "u:<name>"), in a table of a fixed
+ * number of slots. Times are monotonic milliseconds (now_ms()). */
+struct api_throttle;
+
+int api_throttle_new(size_t n_slots, struct api_throttle **ret);
+void api_throttle_free(struct api_throttle *t);   /* NULL-safe */
+/* Milliseconds until key may try again; 0: now. */
+uint64_t api_throttle_wait(struct api_throttle *t, const char *key, uint64_t now);
+/* Counts a failure of key: from the fifth on, each locks it for 30 s, doubling up
+ * to an hour. A key forgets after 15 minutes without failures. */
+void api_throttle_fail(struct api_throttle *t, const char *key, uint64_t now);
+/* Forgets key (a success). */
+void api_throttle_clear(struct api_throttle *t, const char *key, uint64_t now);
+
 /* ---- authentication (auth.c) ---- */
 
 struct api_auth;
