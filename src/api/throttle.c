@@ -38,9 +38,21 @@ void api_throttle_free(struct api_throttle *t)
     free(t);
 }
 
+/* Which of two taken slots a full table gives up first: one not locked now before
+ * a locked one, then the stalest, among locked ones the lock that ends first. */
+static bool evict_before(const struct throttle_entry *a, const struct throttle_entry *b, uint64_t now)
+{
+    bool a_locked = a->locked_until_ms > now, b_locked = b->locked_until_ms > now;
+    if (a_locked != b_locked)
+        return !a_locked;
+    if (a_locked)
+        return a->locked_until_ms < b->locked_until_ms;
+    return a->last_failure_ms < b->last_failure_ms;
+}
+
 static struct throttle_entry *throttle_slot(struct api_throttle *t, const char *key, bool create, uint64_t now)
 {
-    struct throttle_entry *free_slot = NULL, *oldest = NULL;
+    struct throttle_entry *free_slot = NULL, *victim = NULL;
     for (size_t i = 0; i < t->n_slots; i++) {
         struct throttle_entry *e = &t->slots[i];
         if (e->key[0] && now - e->last_failure_ms > THROTTLE_FORGET_MS && now >= e->locked_until_ms)
@@ -52,14 +64,16 @@ static struct throttle_entry *throttle_slot(struct api_throttle *t, const char *
         }
         if (streq(e->key, key))
             return e;
-        if (!oldest || e->last_failure_ms < oldest->last_failure_ms)
-            oldest = e;
+        if (!victim || evict_before(e, victim, now))
+            victim = e;
     }
-    if (!create || (!free_slot && !oldest))
+    if (!create || (!free_slot && !victim))
         return NULL;
-    /* A full table drops the stalest key: an attacker filling it with addresses can
-     * at worst reset old counters, never grow memory. */
-    struct throttle_entry *e = free_slot ? free_slot : oldest;
+    /* A full table drops a key to make room, so memory never grows; but never a
+     * running lock while an unlocked key is left. Dropping the stalest key whatever
+     * it held let anyone with enough addresses (an IPv6 prefix) push a locked
+     * account out with a round of failures and guess again at once. */
+    struct throttle_entry *e = free_slot ? free_slot : victim;
     *e = (struct throttle_entry){};
     snprintf(e->key, sizeof(e->key), "%s", key);
     return e;
