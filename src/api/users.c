@@ -47,6 +47,13 @@ static void create_user(const struct api_config *cfg, const struct api_request *
                         "or '.', starting with a letter or '_'", name ?: "");
         return;
     }
+    /* Root is the operator on the API socket, with no account: in the event log and
+     * as the maker of unowned sites (sites.c) the name must mean only that. */
+    if (streq(name, "root")) {
+        api_reply_error(res, 400, "the user name \"root\" is reserved for the operator on the API socket; "
+                        "choose another");
+        return;
+    }
     if (!pw || pw->type != JSON_STRING) {
         api_reply_error(res, 400, "a password is required");
         return;

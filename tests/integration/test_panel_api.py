@@ -423,3 +423,16 @@ def test_sign_in_name_cannot_forge_log_lines(panel):
     lines = panel.log().splitlines()
     assert not any(line.startswith("2030-01-01") for line in lines), lines[-3:]
     assert any("failed sign-in as" in line and "198.51.100.70" in line for line in lines)
+
+
+def test_no_account_may_be_called_root(panel):
+    # "root" is the operator on api.sock: in the event log and as the maker of
+    # unowned sites. An account of that name would pass for the operator there, and
+    # its own sites would come out unowned, out of its reach.
+    boss = Browser(panel)
+    assert boss.login("boss").status == 200
+    a = boss.request("POST", "/api/v1/users", {"name": "root", "password": "root-password-1"})
+    assert a.status == 400 and "root" in a.error(), a
+    r = panel.berth("user", "add", "root", "--password-stdin", input="root-password-1\n")
+    assert r.returncode == 1, r
+    assert db_exec(panel, "SELECT count(*) FROM users WHERE name = 'root'") == [(0,)]
