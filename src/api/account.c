@@ -38,12 +38,10 @@ static void change_password(const struct api_config *cfg, const struct api_reque
         api_reply_error(res, 400, "%s has no password here: use PUT /api/v1/users/NAME/password", req->actor);
         return;
     }
-    bool ok = crypto_pwhash_str_verify(u.password_hash, cur->string.data, cur->string.len) == 0;
+    bool ok = api_auth_check_password(req->auth, req, u.password_hash, cur->string.data, cur->string.len, res);
     store_user_done(&u);
-    if (!ok) {
-        api_reply_error(res, 403, "the current password is wrong");
+    if (!ok)
         return;
-    }
     if (api_password_hash(new->string.data, new->string.len, hash, &err) < 0) {
         api_reply_failure(res, &err);
         return;

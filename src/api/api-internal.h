@@ -53,6 +53,22 @@ bool api_query_get(const char *query, const char *key, char *out, size_t n);
  * and returns -ENOBUFS. */
 int api_reply_header(struct api_response *res, const char *fmt, ...) _printf_(2, 3);
 
+/* ---- the login throttle (throttle.c) ---- */
+
+/* Failed password guesses per key ("a:<address>", "u:<name>"), in a table of a fixed
+ * number of slots. Times are monotonic milliseconds (now_ms()). */
+struct api_throttle;
+
+int api_throttle_new(size_t n_slots, struct api_throttle **ret);
+void api_throttle_free(struct api_throttle *t);   /* NULL-safe */
+/* Milliseconds until key may try again; 0: now. */
+uint64_t api_throttle_wait(struct api_throttle *t, const char *key, uint64_t now);
+/* Counts a failure of key: from the fifth on, each locks it for 30 s, doubling up
+ * to an hour. A key forgets after 15 minutes without failures. */
+void api_throttle_fail(struct api_throttle *t, const char *key, uint64_t now);
+/* Forgets key (a success). */
+void api_throttle_clear(struct api_throttle *t, const char *key, uint64_t now);
+
 /* ---- authentication (auth.c) ---- */
 
 struct api_auth;
@@ -76,6 +92,13 @@ void api_handle_tokens(const struct api_config *cfg, const struct api_request *r
 /* Logs in: checks throttling, verifies the password (or the dummy hash), creates the
  * session and sets its cookie. Used by api_handle_account. */
 void api_auth_login(struct api_auth *auth, const struct api_request *req, struct api_response *res);
+/* Verifies the asker's own password (PUT /me/password's "current") against
+ * password_hash. A wrong one counts as a failed sign-in of req->actor from
+ * req->client, and while either is locked out nothing is verified: a session left
+ * open must not be a way to guess the password faster than the sign-in page allows.
+ * Returns true to go on; false when res holds the refusal (403, or 429). */
+bool api_auth_check_password(struct api_auth *auth, const struct api_request *req, const char *password_hash,
+                             const char *password, size_t len, struct api_response *res);
 /* Ends the request's session and clears the cookie. */
 void api_auth_logout(struct api_auth *auth, const struct api_request *req, struct api_response *res);
 /* SHA-256 of a secret as 64 hex digits (+ NUL) into out. */

@@ -28,22 +28,11 @@
 #define SESSION_TOUCH_SECONDS 60
 #define SECRET_BYTES 32
 
-#define THROTTLE_FREE_FAILURES 4
-#define THROTTLE_BASE_MS 30000ULL
-#define THROTTLE_MAX_MS 3600000ULL
-#define THROTTLE_FORGET_MS (15 * 60 * 1000ULL)
 #define THROTTLE_SLOTS 4096
-
-struct throttle_entry {
-    char key[80];             /* "a:<address>" or "u:<name>"; "" = free slot */
-    unsigned failures;
-    uint64_t last_failure_ms; /* monotonic */
-    uint64_t locked_until_ms;
-};
 
 struct api_auth {
     const struct api_config *cfg;
-    struct throttle_entry *slots;   /* panel.sock only */
+    struct api_throttle *throttle;  /* panel.sock only */
     char dummy_hash[crypto_pwhash_STRBYTES];
 };
 
@@ -54,12 +43,11 @@ int api_auth_new(const struct api_config *cfg, struct api_auth **ret)
         return -ENOMEM;
     a->cfg = cfg;
     if (cfg->auth == API_AUTH_PANEL) {
-        a->slots = calloc(THROTTLE_SLOTS, sizeof(*a->slots));
         /* The hash of a random password nobody knows: verifying against it costs what
          * verifying a real user's costs, so timing does not tell unknown names. */
         unsigned char pw[SECRET_BYTES];
         randombytes_buf(pw, sizeof(pw));
-        if (!a->slots || crypto_pwhash_str_alg(a->dummy_hash, (const char *)pw, sizeof(pw),
+        if (api_throttle_new(THROTTLE_SLOTS, &a->throttle) < 0 || crypto_pwhash_str_alg(a->dummy_hash, (const char *)pw, sizeof(pw),
                                                crypto_pwhash_OPSLIMIT_INTERACTIVE,
                                                crypto_pwhash_MEMLIMIT_INTERACTIVE,
                                                crypto_pwhash_ALG_ARGON2ID13) != 0) {
@@ -75,7 +63,7 @@ void api_auth_free(struct api_auth *a)
 {
     if (!a)
         return;
-    free(a->slots);
+    api_throttle_free(a->throttle);
     free(a);
 }
 
@@ -93,63 +81,6 @@ static void new_secret(char out[static 48])
     randombytes_buf(raw, sizeof(raw));
     sodium_bin2base64(out, 48, raw, sizeof(raw), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
     sodium_memzero(raw, sizeof(raw));
-}
-
-/* ---- throttling ---- */
-
-static struct throttle_entry *throttle_slot(struct api_auth *a, const char *key, bool create)
-{
-    uint64_t now = now_ms();
-    struct throttle_entry *free_slot = NULL, *oldest = NULL;
-    for (size_t i = 0; i < THROTTLE_SLOTS; i++) {
-        struct throttle_entry *e = &a->slots[i];
-        if (e->key[0] && now - e->last_failure_ms > THROTTLE_FORGET_MS && now >= e->locked_until_ms)
-            e->key[0] = 0;   /* forgotten */
-        if (!e->key[0]) {
-            if (!free_slot)
-                free_slot = e;
-            continue;
-        }
-        if (streq(e->key, key))
-            return e;
-        if (!oldest || e->last_failure_ms < oldest->last_failure_ms)
-            oldest = e;
-    }
-    if (!create)
-        return NULL;
-    /* A full table drops the stalest key: an attacker filling it with addresses can
-     * at worst reset old counters, never grow memory. */
-    struct throttle_entry *e = free_slot ? free_slot : oldest;
-    *e = (struct throttle_entry){};
-    snprintf(e->key, sizeof(e->key), "%s", key);
-    return e;
-}
-
-/* Milliseconds until key may try again; 0 now. */
-static uint64_t throttle_wait(struct api_auth *a, const char *key)
-{
-    struct throttle_entry *e = throttle_slot(a, key, false);
-    uint64_t now = now_ms();
-    return e && e->locked_until_ms > now ? e->locked_until_ms - now : 0;
-}
-
-static void throttle_fail(struct api_auth *a, const char *key)
-{
-    struct throttle_entry *e = throttle_slot(a, key, true);
-    uint64_t now = now_ms();
-    e->failures++;
-    e->last_failure_ms = now;
-    if (e->failures > THROTTLE_FREE_FAILURES) {
-        unsigned shift = MIN(e->failures - THROTTLE_FREE_FAILURES - 1, 20u);
-        e->locked_until_ms = now + MIN(THROTTLE_BASE_MS << shift, THROTTLE_MAX_MS);
-    }
-}
-
-static void throttle_clear(struct api_auth *a, const char *key)
-{
-    struct throttle_entry *e = throttle_slot(a, key, false);
-    if (e)
-        e->key[0] = 0;
 }
 
 /* ---- reading the request ---- */
@@ -429,6 +360,48 @@ static void set_cookie(const struct api_request *req, struct api_response *res, 
                      value, max_age, secure ? "; Secure" : "");
 }
 
+/* The throttle keys of a password guess as name from req's client. */
+static void guess_keys(const struct api_request *req, const char *name, char key_addr[static 80],
+                       char key_user[static 80])
+{
+    snprintf(key_addr, 80, "a:%s", req->client ? req->client : "unknown");
+    snprintf(key_user, 80, "u:%.64s", name);
+}
+
+/* Answers 429 and returns true while either key is locked. */
+static bool guess_locked(struct api_auth *a, const char *key_addr, const char *key_user, struct api_response *res)
+{
+    uint64_t now = now_ms();
+    uint64_t wait = MAX(api_throttle_wait(a->throttle, key_addr, now), api_throttle_wait(a->throttle, key_user, now));
+    if (wait == 0)
+        return false;
+    uint64_t seconds = (wait + 999) / 1000;
+    api_reply_error(res, 429, "too many failed sign-ins: try again in %" PRIu64 " seconds", seconds);
+    api_reply_header(res, "Retry-After: %" PRIu64, seconds);
+    return true;
+}
+
+bool api_auth_check_password(struct api_auth *a, const struct api_request *req, const char *password_hash,
+                             const char *password, size_t len, struct api_response *res)
+{
+    char key_addr[80], key_user[80];
+    /* api.sock keeps no throttle table: its only peer is root. */
+    bool throttled = a && a->throttle;
+    if (throttled) {
+        guess_keys(req, req->actor, key_addr, key_user);
+        if (guess_locked(a, key_addr, key_user, res))
+            return false;
+    }
+    if (crypto_pwhash_str_verify(password_hash, password, len) == 0)
+        return true;
+    if (throttled) {
+        api_throttle_fail(a->throttle, key_addr, now_ms());
+        api_throttle_fail(a->throttle, key_user, now_ms());
+    }
+    api_reply_error(res, 403, "the current password is wrong");
+    return false;
+}
+
 void api_auth_login(struct api_auth *a, const struct api_request *req, struct api_response *res)
 {
     const struct api_config *cfg = a->cfg;
@@ -439,15 +412,9 @@ void api_auth_login(struct api_auth *a, const struct api_request *req, struct ap
         return;
     }
     char key_addr[80], key_user[80];
-    snprintf(key_addr, sizeof(key_addr), "a:%s", req->client ? req->client : "unknown");
-    snprintf(key_user, sizeof(key_user), "u:%.64s", name);
-    uint64_t wait = MAX(throttle_wait(a, key_addr), throttle_wait(a, key_user));
-    if (wait > 0) {
-        uint64_t seconds = (wait + 999) / 1000;
-        api_reply_error(res, 429, "too many failed sign-ins: try again in %" PRIu64 " seconds", seconds);
-        api_reply_header(res, "Retry-After: %" PRIu64, seconds);
+    guess_keys(req, name, key_addr, key_user);
+    if (guess_locked(a, key_addr, key_user, res))
         return;
-    }
 
     struct store_user u = { 0 };
     bool found = user_name_valid(name) && store_user_get(cfg->store, name, &u) == 0;
@@ -458,14 +425,14 @@ void api_auth_login(struct api_auth *a, const struct api_request *req, struct ap
     ok = ok && found && !u.disabled;
     if (!ok) {
         store_user_done(&u);
-        throttle_fail(a, key_addr);
-        throttle_fail(a, key_user);
+        api_throttle_fail(a->throttle, key_addr, now_ms());
+        api_throttle_fail(a->throttle, key_user, now_ms());
         log_info("panel: failed sign-in as \"%.64s\" from %s", name, req->client);
         api_reply_error(res, 401, "wrong user name or password");
         return;
     }
-    throttle_clear(a, key_addr);
-    throttle_clear(a, key_user);
+    api_throttle_clear(a->throttle, key_addr, now_ms());
+    api_throttle_clear(a->throttle, key_user, now_ms());
 
     char secret[48], csrf[48], id[65];
     new_secret(secret);

@@ -47,6 +47,13 @@ static void create_user(const struct api_config *cfg, const struct api_request *
                         "or '.', starting with a letter or '_'", name ?: "");
         return;
     }
+    /* Root is the operator on the API socket, with no account: in the event log and
+     * as the maker of unowned sites (sites.c) the name must mean only that. */
+    if (streq(name, "root")) {
+        api_reply_error(res, 400, "the user name \"root\" is reserved for the operator on the API socket; "
+                        "choose another");
+        return;
+    }
     if (!pw || pw->type != JSON_STRING) {
         api_reply_error(res, 400, "a password is required");
         return;
@@ -162,6 +169,10 @@ static void set_password(const struct api_config *cfg, const struct api_request 
     int r = store_begin(cfg->store);
     if (r >= 0)
         r = store_user_set_password(cfg->store, name, hash);
+    /* A reset is how an admin locks out whoever learnt the old password: their
+     * sessions end with it (as on PUT /me/password, the asker's own goes on). */
+    if (r >= 0)
+        r = api_auth_end_sessions(cfg, name, req->via_session ? req->session_id : NULL);
     if (r >= 0)
         r = store_event_append(cfg->store, req->actor, "user.passwd", name, NULL);
     if (r >= 0)

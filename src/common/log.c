@@ -42,15 +42,36 @@ static bool stderr_is_journal(void)
     return journal;
 }
 
+/* Messages carry what peers chose (a sign-in name, an archive's entry names): a
+ * newline there would start a forged line of its own, or under journald a new entry
+ * with a "<N>" priority of the peer's choosing. Control bytes are written as \xNN. */
+static void escape_controls(const char *in, char *out, size_t n)
+{
+    size_t k = 0;
+    for (; *in && k + 1 < n; in++) {
+        unsigned char c = (unsigned char)*in;
+        if (c >= 0x20 && c != 0x7f) {
+            out[k++] = (char)c;
+            continue;
+        }
+        if (k + 5 > n)
+            break;
+        snprintf(out + k, 5, "\\x%02x", c);
+        k += 4;
+    }
+    out[k] = 0;
+}
+
 static _printf_(3, 0) void emit(int level, int error, const char *fmt, va_list ap)
 {
-    char msg[2048];
-    int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+    char raw[2048], msg[2048];
+    int n = vsnprintf(raw, sizeof(raw), fmt, ap);
     if (n < 0)
         return;
     if (error)
-        snprintf(msg + MIN((size_t)n, sizeof(msg) - 1), sizeof(msg) - MIN((size_t)n, sizeof(msg) - 1),
+        snprintf(raw + MIN((size_t)n, sizeof(raw) - 1), sizeof(raw) - MIN((size_t)n, sizeof(raw) - 1),
                  ": %s", strerror(error));
+    escape_controls(raw, msg, sizeof(msg));
     if (stderr_is_journal()) {
         fprintf(stderr, "<%d>%s\n", level, msg);
     } else {

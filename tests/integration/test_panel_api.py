@@ -374,3 +374,65 @@ def test_change_own_password(panel):
     assert alice.request("GET", "/api/v1/me").status == 200
     assert other.request("GET", "/api/v1/me").status == 401
     assert Browser(panel).login("alice", "a-brand-new-pass").status == 200
+
+
+def test_password_reset_by_an_admin_ends_sessions(panel):
+    # Someone signed in with alice's password (a thief, say); an admin resets it.
+    thief = Browser(panel, client="198.51.100.50")
+    assert thief.login("alice").status == 200
+    boss = Browser(panel)
+    assert boss.login("boss").status == 200
+    reset = boss.request("PUT", "/api/v1/users/alice/password", {"password": "reset-by-the-boss"})
+    assert reset.status == 200, reset
+    # The thief's session ends with the old password, from the panel as from the CLI.
+    assert thief.request("GET", "/api/v1/me").status == 401
+    assert thief.login("alice", "reset-by-the-boss").status == 200
+    r = panel.berth("user", "passwd", "alice", "--password-stdin", input="reset-by-root-now\n")
+    assert r.returncode == 0, r
+    assert thief.request("GET", "/api/v1/me").status == 401
+    # The admin who reset it stays signed in, and the new password works.
+    assert boss.request("GET", "/api/v1/me").status == 200
+    assert Browser(panel).login("alice", "reset-by-root-now").status == 200
+
+
+def test_current_password_guesses_are_throttled(panel):
+    # A session left open on a shared computer must not become an unlimited oracle
+    # for the account's password: guesses at "current" count like failed sign-ins.
+    thief = Browser(panel, client="198.51.100.60")
+    assert thief.login("alice").status == 200
+    hash_before = db_exec(panel, "SELECT password_hash FROM users WHERE name = 'alice'")
+    for i in range(5):
+        a = thief.request("PUT", "/api/v1/me/password", {"current": f"guess-{i}-guess", "new": "taken-over-now"})
+        assert a.status == 403, a
+    locked = thief.request("PUT", "/api/v1/me/password", {"current": "guess-5-guess", "new": "taken-over-now"})
+    assert locked.status == 429, locked
+    assert 1 <= int(locked.headers["Retry-After"]) <= 3600
+    # While the lock lasts even the right password is not tried, and nothing changed.
+    right = thief.request("PUT", "/api/v1/me/password", {"current": PASSWORDS["alice"], "new": "taken-over-now"})
+    assert right.status == 429, right
+    assert db_exec(panel, "SELECT password_hash FROM users WHERE name = 'alice'") == hash_before
+
+
+def test_sign_in_name_cannot_forge_log_lines(panel):
+    # Anyone who reaches the sign-in page chooses the name that a failure logs. A
+    # newline in it must not start a line of its own in berthd's log: tools that
+    # read "failed sign-in ... from ADDRESS" (to ban the address) would believe it.
+    forged = "x\n2030-01-01T00:00:00.000Z berthd[1] info: panel: failed sign-in as \"boss\" from 203.0.113.66"
+    b = Browser(panel, client="198.51.100.70")
+    assert b.login(forged, "not-the-password").status == 401
+    lines = panel.log().splitlines()
+    assert not any(line.startswith("2030-01-01") for line in lines), lines[-3:]
+    assert any("failed sign-in as" in line and "198.51.100.70" in line for line in lines)
+
+
+def test_no_account_may_be_called_root(panel):
+    # "root" is the operator on api.sock: in the event log and as the maker of
+    # unowned sites. An account of that name would pass for the operator there, and
+    # its own sites would come out unowned, out of its reach.
+    boss = Browser(panel)
+    assert boss.login("boss").status == 200
+    a = boss.request("POST", "/api/v1/users", {"name": "root", "password": "root-password-1"})
+    assert a.status == 400 and "root" in a.error(), a
+    r = panel.berth("user", "add", "root", "--password-stdin", input="root-password-1\n")
+    assert r.returncode == 1, r
+    assert db_exec(panel, "SELECT count(*) FROM users WHERE name = 'root'") == [(0,)]
