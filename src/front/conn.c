@@ -464,9 +464,26 @@ void front_conn_log_error(struct conn *c, const char *fmt, ...)
         log_warning("front: %s: %s", c->site ? c->site->name : "-", msg);
         return;
     }
-    int n = snprintf(line, sizeof(line), "%s [error] %d: client %s: %s\n", c->w->log_time,
-                     (int)getpid(), c->client ? c->client->addr : "-", msg);
-    front_log_append(log, line, MIN((size_t)n, sizeof(line) - 1));
+    int n = snprintf(line, sizeof(line), "%s [error] %d: client %s: ", c->w->log_time, (int)getpid(),
+                     c->client ? c->client->addr : "-");
+    /* msg carries what clients and scripts chose (a path, PHP's stderr): control
+     * bytes as \xNN, so that it cannot forge lines, nor send escape sequences to the
+     * terminal of whoever reads the log. */
+    size_t k = MIN((size_t)n, sizeof(line) - 1);
+    static const char hex[] = "0123456789abcdef";
+    for (const char *p = msg; *p && k + 5 < sizeof(line); p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch < 0x20 || ch == 0x7f) {
+            line[k++] = '\\';
+            line[k++] = 'x';
+            line[k++] = hex[ch >> 4];
+            line[k++] = hex[ch & 15];
+        } else {
+            line[k++] = (char)ch;
+        }
+    }
+    line[k++] = '\n';
+    front_log_append(log, line, k);
 }
 
 /* ---- access log ---- */

@@ -64,6 +64,7 @@ echo 'visit ', $_SESSION['n'];
 """,
     "cookies.php": "<?php setcookie('a', '1'); setcookie('b', '2'); echo 'cookies';\n",
     "fatal.php": "<?php undefined_function_berth_marker();\n",
+    "escape.php": "<?php error_log(\"escape_marker \\x1b[31mred\\x07\"); echo 'ok';\n",
     "sleep.php": "<?php sleep((int)($_GET['s'] ?? 3)); echo 'woke';\n",
     "pid.php": "<?php echo getmypid();\n",
     "big.php": "<?php mt_srand(7); for ($i = 0; $i < 2048; $i++) { echo str_repeat(chr(65 + mt_rand(0, 25)), 1024); }\n",
@@ -395,6 +396,13 @@ def test_multiple_set_cookie(php_env):
     head = data.split(b"\r\n\r\n")[0].decode()
     cookies = [line for line in head.split("\r\n") if line.lower().startswith("set-cookie:")]
     assert cookies == ["Set-Cookie: a=1", "Set-Cookie: b=2"]
+
+
+def test_control_bytes_from_a_script_reach_the_error_log_escaped(php_env):
+    assert get(php_env, "/escape.php")[::2] == (200, b"ok")
+    log = wait_until(lambda: "escape_marker" in error_log(php_env["site"]) and error_log(php_env["site"]), 5)
+    line = next(l for l in log.splitlines() if "escape_marker" in l)
+    assert "escape_marker \\x1b[31mred\\x07" in line and "\x1b" not in log and "\x07" not in log
 
 
 def test_fatal_gives_berth_page(php_env):
