@@ -487,8 +487,9 @@ int sandbox_nat_attach(const struct sandbox_nat *nat, const struct sandbox_nat_p
         return fd;
     struct sandbox_nlmsg m;
     /* A veth of the same name belongs to an earlier sandbox of this site whose
-     * namespace is still alive (another `site exec`): its address is the one this
-     * sandbox takes, so it goes. */
+     * namespace is still alive but which the caller did not know of (a new
+     * sandbox of a site whose sandbox lives shares its network: join_net_pidfd):
+     * its address is the one this sandbox takes, so it goes. */
     int r = link_del(fd, plan->host_ifname);
     if (r < 0)
         return r;

@@ -79,7 +79,7 @@ void sandbox_config_init(struct sandbox_config *cfg)
 {
     *cfg = (struct sandbox_config){
         .stdin_fd = -1, .stdout_fd = -1, .stderr_fd = -1,
-        .network = SANDBOX_NETWORK_NONE, .join_pidfd = -1,
+        .network = SANDBOX_NETWORK_NONE, .join_pidfd = -1, .join_net_pidfd = -1,
     };
 }
 
@@ -263,6 +263,13 @@ static _noreturn_ void reaper_run(struct spawn_ctx *ctx)
     }
 }
 
+/* A fresh nat sandbox that enters the network namespace of another sandbox of
+ * its site: one address per site, so a second veth would take the first's away. */
+static bool shares_network(const struct sandbox_config *cfg)
+{
+    return cfg->join_pidfd < 0 && cfg->network == SANDBOX_NETWORK_NAT && cfg->join_net_pidfd >= 0;
+}
+
 static _noreturn_ void child_fresh(struct spawn_ctx *ctx)
 {
     const struct sandbox_config *cfg = ctx->cfg;
@@ -281,12 +288,18 @@ static _noreturn_ void child_fresh(struct spawn_ctx *ctx)
 
     if (sethostname(cfg->name, strlen(cfg->name)) < 0)
         child_fail(sock, SANDBOX_STEP_HOSTNAME, errno);
-    if (cfg->network != SANDBOX_NETWORK_HOST && (r = sandbox_net_loopback_up()) < 0)
-        child_fail(sock, SANDBOX_STEP_NETWORK, r);
-    /* eth0 is configured from inside, where we still hold CAP_NET_ADMIN over our
-     * own namespace: berthd never has to setns into it. */
-    if (cfg->network == SANDBOX_NETWORK_NAT && (r = sandbox_net_nat_configure(&ctx->nat_plan)) < 0)
-        child_fail(sock, SANDBOX_STEP_NETWORK, r);
+    if (shares_network(cfg)) {
+        /* Configured already, by the sandbox we join. */
+        if (setns(cfg->join_net_pidfd, CLONE_NEWNET) < 0)
+            child_fail(sock, SANDBOX_STEP_NETWORK, errno);
+    } else {
+        if (cfg->network != SANDBOX_NETWORK_HOST && (r = sandbox_net_loopback_up()) < 0)
+            child_fail(sock, SANDBOX_STEP_NETWORK, r);
+        /* eth0 is configured from inside, where we still hold CAP_NET_ADMIN over
+         * our own namespace: berthd never has to setns into it. */
+        if (cfg->network == SANDBOX_NETWORK_NAT && (r = sandbox_net_nat_configure(&ctx->nat_plan)) < 0)
+            child_fail(sock, SANDBOX_STEP_NETWORK, r);
+    }
 
     if ((r = sandbox_mount_build(&ctx->plan, &step)) < 0)
         child_fail(sock, step, r);
@@ -462,7 +475,7 @@ int sandbox_spawn(const struct sandbox_config *cfg, struct sandbox_error *err,
     };
     if (!join) {
         args.flags |= CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
-        if (cfg->network != SANDBOX_NETWORK_HOST)
+        if (cfg->network != SANDBOX_NETWORK_HOST && !shares_network(cfg))
             args.flags |= CLONE_NEWNET;
     }
     pid_t pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
@@ -490,7 +503,7 @@ int sandbox_spawn(const struct sandbox_config *cfg, struct sandbox_error *err,
      * reaped it). Before sync point 1, so eth0 exists when the child looks. When
      * the namespace dies with the sandbox's last process, the kernel destroys
      * the pair, host end included (default_device_exit_batch). */
-    if (!join && cfg->network == SANDBOX_NETWORK_NAT &&
+    if (!join && cfg->network == SANDBOX_NETWORK_NAT && !shares_network(cfg) &&
         (r = sandbox_nat_attach(cfg->nat, &ctx.nat_plan, pid)) < 0) {
         step = SANDBOX_STEP_NETWORK;
         kill_and_reap(pidfd);

@@ -178,9 +178,15 @@ struct sandbox_config {
     int join_pidfd;              /* >= 0: run inside the running sandbox whose pid 1
                                     this pidfd names (setns) instead of a fresh one;
                                     -1: a fresh sandbox (sandbox_config_init sets -1) */
+    int join_net_pidfd;          /* fresh sandbox with network nat: >= 0 shares the
+                                    network namespace of the process this pidfd names
+                                    (a live sandbox of the same site, which holds the
+                                    site's one address and veth) instead of making a
+                                    veth of its own; -1 (the default): its own */
 };
 
-/* Fills cfg with defaults: no fds, /dev/null stdio, network none, join_pidfd -1. */
+/* Fills cfg with defaults: no fds, /dev/null stdio, network none, join_pidfd and
+ * join_net_pidfd -1. */
 void sandbox_config_init(struct sandbox_config *cfg);
 
 /* The step of the set-up that failed, reported by the child over the sync socket. */

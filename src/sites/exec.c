@@ -196,6 +196,7 @@ static void conn_run(struct exec_conn *c, uint32_t flags, char **argv, size_t ar
     enum sandbox_network net;
     struct sandbox_nat *nat = NULL;
     const char *site_dir;
+    int net_pidfd;
     int r = sites_runtime_exec_target(x->rt, c->name, &pidfd_target, &cg);
     if (r == -ENOENT) {
         conn_answer(c, "error site %s does not run code (only app sites have a sandbox)", c->name);
@@ -203,7 +204,7 @@ static void conn_run(struct exec_conn *c, uint32_t flags, char **argv, size_t ar
         return;
     }
     if (r >= 0)
-        r = sites_runtime_exec_settings(x->rt, c->name, &uid, &net, &nat, &site_dir);
+        r = sites_runtime_exec_settings(x->rt, c->name, &uid, &net, &nat, &site_dir, &net_pidfd);
     if (r < 0) {
         conn_answer(c, "error site %s: cannot prepare its sandbox: %s", c->name, strerror(-r));
         conn_close(c);
@@ -273,6 +274,7 @@ static void conn_run(struct exec_conn *c, uint32_t flags, char **argv, size_t ar
     cfg.nat = nat;
     cfg.cgroup = cg;
     cfg.join_pidfd = pidfd_target;
+    cfg.join_net_pidfd = net_pidfd;
     struct sandbox_error se = { 0 };
     r = sandbox_spawn(&cfg, &se, &c->pid, &c->pidfd);
     if (r < 0) {
@@ -285,6 +287,8 @@ static void conn_run(struct exec_conn *c, uint32_t flags, char **argv, size_t ar
     }
     log_info("site %s: exec %s (pid %d%s)", c->name, path, (int)c->pid,
              pidfd_target >= 0 ? ", in the running sandbox" : ", in a fresh sandbox");
+    if (pidfd_target < 0 && net == SANDBOX_NETWORK_NAT)
+        sites_runtime_exec_started(x->rt, c->name, c->pidfd);
     if ((r = evloop_add(x->loop, c->pidfd, EPOLLIN, on_exit_cmd, c)) < 0) {
         conn_answer(c, "error cannot watch the command: %s", strerror(-r));
         conn_close(c);

@@ -44,6 +44,9 @@ struct rt_site {
     char sock_path[108];
     pid_t pid;
     int pidfd;
+    bool nat_started;            /* the running sandbox was started with network nat */
+    int *exec_pidfds;            /* fresh nat sandboxes of `site exec` (copies) */
+    size_t n_exec_pidfds;
     struct sandbox_cgroup *cg;
     struct ev_timer *timer;      /* idle check, backoff or kill grace: one at a time */
     int64_t started_at;
@@ -230,6 +233,27 @@ static int site_open_log(struct rt_site *s, int *ret_fd)
     return 0;
 }
 
+/* Whether the process behind pidfd, a child of ours, has not exited. */
+static bool pidfd_running(int pidfd)
+{
+    siginfo_t si = { 0 };
+    return waitid(P_PIDFD, (id_t)pidfd, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == 0;
+}
+
+/* Network nat gives a site one address, on one veth: a fresh sandbox of the site
+ * made while another lives (a `site exec` and the site's start, or two execs) must
+ * share that one's network namespace, or its veth would take the other's away. A
+ * borrowed pidfd of such a live sandbox, or -1. */
+static int site_network_holder(struct rt_site *s)
+{
+    if (s->pidfd >= 0 && s->nat_started && pidfd_running(s->pidfd))
+        return s->pidfd;
+    for (size_t i = 0; i < s->n_exec_pidfds; i++)
+        if (pidfd_running(s->exec_pidfds[i]))
+            return s->exec_pidfds[i];
+    return -1;
+}
+
 static int site_ensure_cgroup(struct rt_site *s)
 {
     if (s->cg)
@@ -380,6 +404,7 @@ static int site_spawn(struct rt_site *s, struct error *err)
     cfg.stderr_fd = log_fd;
     cfg.network = net;
     cfg.nat = s->rt->nat;
+    cfg.join_net_pidfd = net == SANDBOX_NETWORK_NAT ? site_network_holder(s) : -1;
     cfg.cgroup = s->cg;
 
     struct sandbox_error se = { 0 };
@@ -403,6 +428,7 @@ static int site_spawn(struct rt_site *s, struct error *err)
     }
     s->pid = pid;
     s->pidfd = pidfd;
+    s->nat_started = net == SANDBOX_NETWORK_NAT;
     s->started_at = now_s();
     s->last_activity_ms = s->spawned_ms = now_ms();
     s->backend_failures = 0;
@@ -682,6 +708,9 @@ static void site_free(struct rt_site *s)
 {
     if (!s)
         return;
+    for (size_t i = 0; i < s->n_exec_pidfds; i++)
+        safe_close(s->exec_pidfds[i]);
+    free(s->exec_pidfds);
     free(s->name);
     free(s->cmd);
     free(s->php_settings);
@@ -1004,7 +1033,7 @@ int sites_runtime_exec_target(struct sites_runtime *rt, const char *name, int *r
 
 int sites_runtime_exec_settings(struct sites_runtime *rt, const char *name, uid_t *ret_uid,
                                 enum sandbox_network *ret_network, struct sandbox_nat **ret_nat,
-                                const char **ret_site_dir)
+                                const char **ret_site_dir, int *ret_net_pidfd)
 {
     struct rt_site *s = site_find(rt, name);
     if (!s)
@@ -1022,13 +1051,39 @@ int sites_runtime_exec_settings(struct sites_runtime *rt, const char *name, uid_
     *ret_network = net;
     *ret_nat = rt->nat;
     *ret_site_dir = s->site_dir;
+    *ret_net_pidfd = net == SANDBOX_NETWORK_NAT ? site_network_holder(s) : -1;
     return 0;
+}
+
+void sites_runtime_exec_started(struct sites_runtime *rt, const char *name, int pidfd)
+{
+    struct rt_site *s = site_find(rt, name);
+    if (!s)
+        return;
+    int *grown = realloc(s->exec_pidfds, (s->n_exec_pidfds + 1) * sizeof(int));
+    if (!grown)
+        return;   /* the next fresh sandbox makes a veth of its own: worse, not wrong */
+    s->exec_pidfds = grown;
+    int fd = fcntl(pidfd, F_DUPFD_CLOEXEC, 3);
+    if (fd >= 0)
+        s->exec_pidfds[s->n_exec_pidfds++] = fd;
 }
 
 void sites_runtime_exec_done(struct sites_runtime *rt, const char *name)
 {
     struct rt_site *s = site_find(rt, name);
-    if (!s || s->pidfd >= 0 || !s->cg)
+    if (!s)
+        return;
+    /* Forget the exec sandboxes that are gone (reaped, or exited). */
+    size_t kept = 0;
+    for (size_t i = 0; i < s->n_exec_pidfds; i++) {
+        if (pidfd_running(s->exec_pidfds[i]))
+            s->exec_pidfds[kept++] = s->exec_pidfds[i];
+        else
+            safe_close(s->exec_pidfds[i]);
+    }
+    s->n_exec_pidfds = kept;
+    if (s->pidfd >= 0 || !s->cg)
         return;
     /* Other commands may still run in it: then it stays until the last one ends. */
     struct sandbox_usage u;

@@ -186,12 +186,17 @@ int sites_runtime_exec_target(struct sites_runtime *rt, const char *name, int *r
 /* The site's settings a fresh exec sandbox needs; strings are borrowed from the
  * runtime and valid until the next change of the site. For network nat the bridge is
  * set up first and *ret_nat (borrowed) names it; -EOPNOTSUPP or the set-up's error
- * when it cannot be. */
+ * when it cannot be. *ret_net_pidfd: for nat, a borrowed pidfd of a live sandbox of
+ * the site whose network (the site's one address) the new one must share, else -1. */
 int sites_runtime_exec_settings(struct sites_runtime *rt, const char *name, uid_t *ret_uid,
                                 enum sandbox_network *ret_network, struct sandbox_nat **ret_nat,
-                                const char **ret_site_dir);
-/* An exec'd process of the site ended: if no sandbox runs, the site's cgroup is
- * removed once nothing else uses it. */
+                                const char **ret_site_dir, int *ret_net_pidfd);
+/* A fresh nat sandbox for `site exec` started (pidfd: its pid 1, a child of the
+ * caller): the runtime keeps a copy, so that the site's next fresh sandboxes share
+ * its network while it lives. */
+void sites_runtime_exec_started(struct sites_runtime *rt, const char *name, int pidfd);
+/* An exec'd process of the site ended (and was reaped): if no sandbox runs, the
+ * site's cgroup is removed once nothing else uses it. */
 void sites_runtime_exec_done(struct sites_runtime *rt, const char *name);
 
 /* ---- site exec (exec.c) ---- */

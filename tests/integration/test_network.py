@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import require
+from conftest import BERTH, require
 
 HOST4, OUT4 = "198.51.100.1", "198.51.100.2"
 HOST6, OUT6 = "2001:db8:1::1", "2001:db8:1::2"
@@ -378,6 +378,57 @@ def test_exec_in_a_fresh_nat_sandbox(lab):
     assert connect(d, "lazy", (OUT4, ECHO_PORT), (OUT6, ECHO_PORT)) == [{"ok": HOST4}, {"ok": HOST6}]
     wait_links(lab, f"bv{info['uid']}", False)
     assert lab.bridges() == ["berth0"]
+
+
+# Waits (bounded) for /site/private/go, then connects like CONNECT.
+CONNECT_WHEN_TOLD = r"""
+import os, sys, time
+for _ in range(600):
+    if os.path.exists("/site/private/go"):
+        break
+    time.sleep(0.05)
+""" + CONNECT
+
+
+def test_sandboxes_of_one_site_share_its_one_network(lab):
+    # Network nat gives a site one address: a fresh `site exec`, a second one and
+    # the site's own start while the first still runs all share its network, and
+    # none takes it away from another.
+    d = lab.berthd()
+    info = d.ok("site", "create", "lazy", "--type", "app", "--network", "nat",
+                "--cmd", "exec python3 -m http.server --bind :: 8000")
+    go = os.path.join(info["dir"], "private", "go")
+    first = subprocess.Popen([str(BERTH), "--socket", str(d.socket), "site", "exec", "lazy", "--", "python3", "-c",
+                              CONNECT_WHEN_TOLD, "8", f"{OUT4},{ECHO_PORT}", f"{OUT6},{ECHO_PORT}"],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_links(lab, f"bv{info['uid']}", True)
+        assert connect(d, "lazy", (OUT4, ECHO_PORT)) == [{"ok": HOST4}]
+        d.ok("site", "set", "lazy", "--always-on")
+        wait_state(d, "lazy", "running")
+        # the site answers at its address, from the host
+        addr = site_address(d, info["uid"], d.uid_range[0], 4)
+        lab.in_ns(lab.host, "python3", "-c", f"""
+import socket, time
+for i in range(100):
+    try:
+        socket.create_connection(('{addr}', 8000), timeout=2).close()
+        break
+    except OSError:
+        time.sleep(0.1)
+else:
+    raise SystemExit('the site does not answer at {addr}')
+""")
+        # and the first command still has its network
+        open(go, "w").close()
+        out, err = first.communicate(timeout=60)
+        assert first.returncode == 0, err
+        assert json.loads(out) == [{"ok": HOST4}, {"ok": HOST6}]
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert len([n for n in lab.link_names() if n.startswith("bv")]) == 1
 
 
 def test_settings_from_the_config_file(lab):
