@@ -328,6 +328,8 @@ bool front_conn_upstream_failed(struct conn *c, int status, bool answer_started)
 void front_conn_close(struct conn *c)
 {
     struct worker *w = c->w;
+    if (c->fd < 0)
+        return;   /* closed already: a second close would corrupt the lists and counts */
     if (c->px)
         front_proxy_free(c);
     if (c->fc)
@@ -622,17 +624,14 @@ static void dispatch(struct conn *c)
     c->log = site ? site->access_log : w->global_log;
     log_prepare(c, true);
 
-    bool has_body = req->body == HTTP1_BODY_CHUNKED ||
-                    (req->body == HTTP1_BODY_LENGTH && req->content_length > 0);
-    if (!site || site->state != FRONT_SITE_SERVING ||
-        (site->type != FRONT_SITE_APP && site->type != FRONT_SITE_PHP)) {
-        /* Only the proxy and the FastCGI client read request bodies; anywhere else a
-         * body means we close after answering rather than guess where the next
-         * request starts (static.c does the same for a PHP site's static files). */
-        if (has_body || req->upgrade) {
-            c->keep_alive = false;
-            c->linger = true;
-        }
+    /* Only the proxy and the FastCGI client read request bodies, and only once they
+     * have taken the request (front_conn_body_taken): any answer before that (an
+     * unknown site, a refused path, a limit) closes the connection after a
+     * lingering drain rather than guess where the next request starts. */
+    if (req->body == HTTP1_BODY_CHUNKED || (req->body == HTTP1_BODY_LENGTH && req->content_length > 0) ||
+        req->upgrade) {
+        c->keep_alive = false;
+        c->linger = true;
     }
     if (bad_host) {
         c->keep_alive = false;
@@ -647,18 +646,32 @@ static void dispatch(struct conn *c)
         front_conn_error(c, 503, NULL);
         return;
     }
+    if (req->method == HTTP_CONNECT) {
+        /* berth is not a forward proxy, and no backend is asked to be one. What
+         * follows would be tunnel bytes: the connection closes. */
+        c->keep_alive = false;
+        c->linger = true;
+        front_conn_error(c, 405, NULL);
+        return;
+    }
     if (site->type == FRONT_SITE_APP) {
         front_proxy_start(c);
         return;
     }
-    const char *q = memchr(req->path, '?', req->path_len);
-    size_t plen = q ? (size_t)(q - req->path) : req->path_len;
     if (req->path_len == 0 || req->path[0] != '/') {
-        /* asterisk-form (OPTIONS *) or authority-form (CONNECT): not for files. */
+        /* asterisk-form (OPTIONS *): not for files. */
         front_conn_error(c, req->method == HTTP_OPTIONS ? 200 : 405, "Allow: GET, HEAD\r\n");
         return;
     }
+    const char *q = memchr(req->path, '?', req->path_len);
+    size_t plen = q ? (size_t)(q - req->path) : req->path_len;
     front_static_handle(c, req->path, plen, q ? q : req->path + plen, q ? req->path_len - plen : 0);
+}
+
+void front_conn_body_taken(struct conn *c)
+{
+    c->keep_alive = c->req.keep_alive;
+    c->linger = false;
 }
 
 /* Sets up the answer to a request that never parsed (malformed, or its head
@@ -752,6 +765,10 @@ void front_conn_run(struct conn *c)
             if (r > 0) {
                 c->head_len = (size_t)r;
                 dispatch(c);
+                /* A backend that failed at once may have had its answer written,
+                 * and a client gone meanwhile closed, under dispatch. */
+                if (c->fd < 0)
+                    return;
                 continue;
             }
             if (r < 0) {

@@ -325,6 +325,7 @@ void front_fcgi_start(struct conn *c, const struct fastcgi_route *route)
     fc->starting = true;
     c->fc = fc;
     c->state = CS_FCGI;
+    front_conn_body_taken(c);
     if (build_params(fc, route) < 0) {
         fc_fail(fc, 431, NULL);   /* a header too long for a FastCGI record */
         return;

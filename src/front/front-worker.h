@@ -151,6 +151,10 @@ void front_conn_check_timeouts(struct worker *w);
 /* Starts a front-made answer: status line and the common headers (Server, Date,
  * Connection). The caller appends its own headers, then the blank line. */
 int front_conn_head_begin(struct conn *c, int status);
+/* The proxy or the FastCGI client took the request and reads its body: the
+ * connection may stay open after it as the client asked (dispatch closes after
+ * any other answer to a request with a body). */
+void front_conn_body_taken(struct conn *c);
 /* Appends a small HTML page for status as the whole answer (head and body). */
 int front_conn_error(struct conn *c, int status, const char *extra_headers);
 /* Appends "Name: value\r\n" to the answer. */

@@ -3,7 +3,7 @@
  * from a plain route file, so the front can be driven by integration tests and
  * benchmarks before and independently of the daemon.
  *
- *   front-harness --listen 127.0.0.1:0 [--listen [::1]:0]... --routes FILE
+ *   front-harness --listen 127.0.0.1:0 [--listen [::1]:0 | --listen /abs/unix.sock]... --routes FILE
  *                 [--port-file FILE] [--workers N] [--uid U --gid G | --no-drop]
  *                 [--global-log PATH] [--header-timeout MS] [--idle-timeout MS]
  *                 [--connect-timeout MS] [--read-timeout MS] [--max-conns N]
@@ -25,6 +25,8 @@
 #include <stdio.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 
 #include "common/fs.h"
 #include "common/log.h"
@@ -42,8 +44,28 @@ struct harness {
     size_t n_names;
 };
 
+/* A unix stream socket at an absolute path (as a socket unit may hand berthd),
+ * open to every user; its "port" is 0. */
+static int bind_unix_listener(const char *path, int *ret_fd, unsigned *ret_port)
+{
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    if (strlen(path) >= sizeof(a.sun_path))
+        return -ENAMETOOLONG;
+    strcpy(a.sun_path, path);
+    _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || chmod(path, 0666) < 0 || listen(fd, 4096) < 0)
+        return -errno;
+    *ret_port = 0;
+    *ret_fd = TAKE_FD(fd);
+    return 0;
+}
+
 static int bind_listener(const char *spec, int *ret_fd, unsigned *ret_port)
 {
+    if (spec[0] == '/')
+        return bind_unix_listener(spec, ret_fd, ret_port);
     struct sockaddr_storage ss = { 0 };
     socklen_t sl;
     char host[128];

@@ -249,13 +249,7 @@ bool front_backend_admit(struct conn *c)
                              "(%u in this worker): answered 503", w->site_max_requests);
         b->refused_logged_ms = w->now_ms;
     }
-    const struct http1_request *req = &c->req;
-    if (req->body == HTTP1_BODY_CHUNKED || (req->body == HTTP1_BODY_LENGTH && req->content_length > 0)) {
-        /* The body is not read: the connection cannot carry another request. */
-        c->keep_alive = false;
-        c->linger = true;
-    }
-    front_conn_error(c, 503, "Retry-After: 5\r\n");
+    front_conn_error(c, 503, "Retry-After: 5\r\n");   /* with a body, dispatch made it close */
     return false;
 }
 
@@ -475,6 +469,7 @@ void front_proxy_start(struct conn *c)
     px->start_ms = w->now_ms;
     c->px = px;
     c->state = CS_PROXY;
+    front_conn_body_taken(c);
     if (build_request(px) < 0) {
         px_fail(px, 431, NULL);
         return;

@@ -261,12 +261,6 @@ static bool php_route(struct conn *c, const char *norm, size_t nlen)
         front_fcgi_start(c, &route);
         return true;
     }
-    if (c->req.body == HTTP1_BODY_CHUNKED || (c->req.body == HTTP1_BODY_LENGTH && c->req.content_length > 0)) {
-        /* Only the FastCGI client reads bodies: close after answering rather than
-         * guess where the next request starts. */
-        c->keep_alive = false;
-        c->linger = true;
-    }
     if (r < 0 || route.kind == FASTCGI_ROUTE_NOT_FOUND) {
         front_conn_error(c, 404, NULL);
         return true;

@@ -683,6 +683,75 @@ def test_websocket_echo_through_proxy(proxied):
     s.close()
 
 
+# ---- early answers, CONNECT, a backend failing at once ----
+
+SMUGGLED = b"GET /index.html HTTP/1.1\r\nHost: blog.localhost\r\n\r\n"
+
+
+@pytest.fixture
+def early(tmp_path):
+    """One worker; a static site, an app site without a backend socket, one whose
+    socket is missing, and a unix-socket listener besides the TCP one."""
+    unix_path = os.path.join(str(tmp_path), "front.sock")
+    f = Front(tmp_path, workers=1, extra_args=["--listen", unix_path])
+    blog = f.add_site("blog", 1001, reload=False)
+    blog.write("index.html", "blog index\n")
+    f.add_site("nob", 1002, reload=False, type="app")
+    f.add_site("dead", 1003, reload=False, type="app", backend=os.path.join(str(tmp_path), "missing.sock"))
+    f.start()
+    f.unix_path = unix_path
+    yield f
+    f.stop()
+
+
+@pytest.mark.parametrize("host,head,status", [
+    ("blog.localhost", "GET /.env HTTP/1.1", 404),
+    ("blog.localhost", "GET /%00 HTTP/1.1", 400),
+    ("blog.localhost", "POST / HTTP/1.1", 405),
+    ("blog.localhost", "OPTIONS * HTTP/1.1", 200),
+    ("nob.localhost", "POST / HTTP/1.1", 502),
+    ("nob.localhost", "POST /.env HTTP/1.1", 502),
+    ("unknown.localhost", "POST / HTTP/1.1", 404),
+])
+def test_an_answer_before_the_body_is_read_closes_the_connection(early, host, head, status):
+    # The body is a request of its own: read as the next request, it would be
+    # answered from another site than the one the client (or a proxy before
+    # berth) meant.
+    for framing in ("Content-Length: %d\r\n" % len(SMUGGLED), "Transfer-Encoding: chunked\r\n"):
+        body = SMUGGLED if framing.startswith("Content") else b"%x\r\n%s\r\n0\r\n\r\n" % (len(SMUGGLED), SMUGGLED)
+        resp = raw(early.port, f"{head}\r\nHost: {host}\r\n{framing}\r\n".encode() + body)
+        assert status_of(resp) == status, resp
+        assert resp.count(b"HTTP/1.1 ") == 1 and b"blog index" not in resp, resp
+
+
+def test_connect_is_refused_and_never_forwarded(early):
+    for host in ("blog.localhost", "dead.localhost", "nob.localhost"):
+        resp = raw(early.port, f"CONNECT {host}:80 HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        assert status_of(resp) == 405 and b"Connection: close" in resp, resp
+    assert request(early.port, "blog.localhost", "/")[0] == 200
+
+
+def test_a_backend_failing_at_once_leaves_the_worker_serving(early):
+    # Over a unix-socket listener the 502 is written and the connection closed
+    # while the request is still being dispatched: closing it twice wrecked the
+    # worker's connection count, and every later connection got a 503.
+    for _ in range(3):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(5)
+        s.connect(early.unix_path)
+        s.sendall(b"GET / HTTP/1.1\r\nHost: dead.localhost\r\n\r\n")
+        resp = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            resp += d
+        s.close()
+        assert status_of(resp) == 502, resp
+    for _ in range(3):
+        assert request(early.port, "blog.localhost", "/")[0] == 200
+
+
 # ---- one site over its request limit ----
 
 @pytest.fixture

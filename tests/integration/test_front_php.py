@@ -21,7 +21,7 @@ import time
 import pytest
 
 from conftest import require
-from front_helpers import (Front, build_dir, build_request, open_conn, read_response, request, socket_inodes,
+from front_helpers import (Front, build_dir, build_request, open_conn, raw, read_response, request, socket_inodes,
                            wait_until)
 
 PHP_FPM = "/usr/sbin/php-fpm8.2"
@@ -206,6 +206,16 @@ def php_served(tmp_path, workers=2, extra_args=()):
 
 def get(env, path, **kw):
     return request(env["port"], HOST, path, **kw)
+
+
+def test_early_answers_on_a_php_site_close_when_a_body_is_unread(php_env):
+    # The body is a whole request for another page: read as the next request, it
+    # would be answered though the client (or a proxy before berth) meant it as data.
+    smuggled = f"GET /hello.php HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode()
+    for head, status in (("POST /.env", 404), ("POST /%00", 400), ("OPTIONS *", 200), ("POST /nope.php", 404)):
+        resp = raw(php_env["port"], f"{head} HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: {len(smuggled)}\r\n\r\n"
+                   .encode() + smuggled)
+        assert resp.startswith(b"HTTP/1.1 %d " % status) and resp.count(b"HTTP/1.1 ") == 1, (head, resp)
 
 
 def test_php_site_over_its_request_limit_gets_503(php_limited):
