@@ -18,6 +18,7 @@
 static bool skip_header(const struct fastcgi_request_header *h)
 {
     if (mem_case_eq(h->name, h->name_len, "proxy") ||        /* httpoxy */
+        mem_case_eq(h->name, h->name_len, "host") ||         /* info->host instead */
         mem_case_eq(h->name, h->name_len, "content-type") ||
         mem_case_eq(h->name, h->name_len, "content-length"))
         return true;
@@ -127,6 +128,8 @@ int fastcgi_params_build(struct buf *out, uint16_t request_id,
         fastcgi_params_add_str(&p, "CONTENT_LENGTH", num);
     }
     fastcgi_params_add_str(&p, "REDIRECT_STATUS", "200");
+    if (info->host)
+        fastcgi_params_add(&p, "HTTP_HOST", 9, info->host, info->host_len);
 
     for (size_t i = 0; i < info->n_headers && p.error >= 0; i++) {
         const struct fastcgi_request_header *h = &info->headers[i];

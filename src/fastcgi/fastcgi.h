@@ -254,6 +254,11 @@ struct fastcgi_request_info {
     uint16_t remote_port;
     const char *server_addr;     /* SERVER_ADDR; NULL: not sent */
     const char *server_name;     /* host the request was routed by */
+    const char *host; size_t host_len; /* HTTP_HOST: the authority as the client gave
+                                    the one the request was routed by (an absolute-form
+                                    target's, which wins over the Host field; RFC 9112
+                                    3.2.2); NULL: none. The Host field itself is
+                                    never passed on */
     uint16_t server_port;
     const char *content_type; size_t content_type_len; /* NULL: none */
     bool has_content_length;     /* CONTENT_LENGTH: the body's length (known, or
@@ -269,7 +274,8 @@ struct fastcgi_request_info {
  * GATEWAY_INTERFACE=CGI/1.1, SERVER_SOFTWARE=berth/<version>,
  * REDIRECT_STATUS=200 (php-cgi's force_redirect check), and every request header as
  * HTTP_<NAME> (uppercased, '-' as '_'), except: Proxy (httpoxy, CVE-2016-5385),
- * Content-Type and Content-Length (already CONTENT_*), and names holding '_' (they
+ * Host (HTTP_HOST is info->host), Content-Type and Content-Length (already
+ * CONTENT_*), and names holding '_' (they
  * would collide with the '-' spelling: "X_Real_IP" could forge HTTP_X_REAL_IP, as
  * nginx's underscores_in_headers off). Repeated fields are joined into one variable
  * with ", " ("; " for Cookie), in order. -E2BIG when one variable is too long for a

@@ -242,6 +242,7 @@ static int build_params(struct fcgi *fc, const struct fastcgi_route *route)
         .remote_addr = c->client->addr,
         .remote_port = c->remote_port,
         .server_name = host,
+        .host = req->host, .host_len = req->host_len,
         .server_port = c->local_port,
         .content_type = ct ? ct->value : NULL, .content_type_len = ct ? ct->value_len : 0,
         .has_content_length = req->body == HTTP1_BODY_LENGTH,

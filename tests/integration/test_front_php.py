@@ -12,6 +12,7 @@ The front is front-harness (front_helpers.Front) with a PHP route whose backend 
 that socket. Every test owns its temp dir, php-fpm and front, and stops them by pid.
 """
 import hashlib
+import json
 import os
 import signal
 import socket
@@ -206,6 +207,15 @@ def php_served(tmp_path, workers=2, extra_args=()):
 
 def get(env, path, **kw):
     return request(env["port"], HOST, path, **kw)
+
+
+def test_http_host_is_the_authority_the_request_was_routed_by(php_env):
+    # An absolute-form target wins over the Host field (RFC 9112 3.2.2): the script
+    # must not see the other, say when it builds a password-reset link.
+    resp = raw(php_env["port"], f"GET http://{HOST}/env.php HTTP/1.1\r\nHost: evil.example\r\n"
+               "Connection: close\r\n\r\n".encode())
+    env = json.loads(resp.split(b"\r\n\r\n", 1)[1])
+    assert env["SERVER_NAME"] == HOST and env["HTTP_HOST"] == HOST, env
 
 
 def test_early_answers_on_a_php_site_close_when_a_body_is_unread(php_env):

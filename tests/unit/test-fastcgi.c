@@ -225,7 +225,7 @@ static void test_params_build(void **state)
 {
     (void)state;
     static const struct fastcgi_request_header headers[] = {
-        H("Host", "blog.example"),
+        H("Host", "evil.example"),   /* an absolute-form target named another authority */
         H("User-Agent", "curl/8"),
         H("Proxy", "http://evil:8080"),
         H("Content-Type", "application/x-www-form-urlencoded"),
@@ -249,6 +249,7 @@ static void test_params_build(void **state)
         .https = true,
         .remote_addr = "2001:db8::1", .remote_port = 54321,
         .server_name = "blog.example", .server_port = 443,
+        .host = "blog.example:443", .host_len = 16,
         .content_type = "application/x-www-form-urlencoded", .content_type_len = 33,
         .has_content_length = true, .content_length = 11,
         .headers = headers, .n_headers = ARRAY_SIZE(headers),
@@ -278,7 +279,7 @@ static void test_params_build(void **state)
     ASSERT_VAR("CONTENT_TYPE", "application/x-www-form-urlencoded");
     ASSERT_VAR("CONTENT_LENGTH", "11");
     ASSERT_VAR("REDIRECT_STATUS", "200");
-    ASSERT_VAR("HTTP_HOST", "blog.example");
+    ASSERT_VAR("HTTP_HOST", "blog.example:443");   /* the routed authority, not the Host field */
     ASSERT_VAR("HTTP_USER_AGENT", "curl/8");
     ASSERT_VAR("HTTP_X_REAL_IP", "203.0.113.7");   /* not the underscore spelling */
     ASSERT_VAR("HTTP_COOKIE", "a=1; b=2");
