@@ -304,6 +304,11 @@ static int up_connect(struct proxy *px)
     return evloop_add(px->c->w->loop, px->ufd, UP_EVENTS, up_io, px);
 }
 
+/* Fields the backend gets from us, or not at all: the hop-by-hop ones, those we
+ * set ourselves (Host, Forwarded, X-Forwarded-For/-Proto/-Host), and any a client
+ * could spoof them with: the whole X-Forwarded- family (-Port, -Ssl, -Scheme are
+ * read by some frameworks), X-Real-IP, and names holding '_', which CGI-style
+ * gateways read as '-' (X_Forwarded_For would become X-Forwarded-For). */
 static bool hop_by_hop(const char *name, size_t len, const char *conn_value, size_t conn_len)
 {
 #define F(s) { s, sizeof(s) - 1 }
@@ -313,12 +318,14 @@ static bool hop_by_hop(const char *name, size_t len, const char *conn_value, siz
     } drop[] = {
         F("connection"), F("keep-alive"), F("proxy-connection"), F("te"), F("transfer-encoding"),
         F("trailer"), F("upgrade"), F("content-length"), F("host"), F("expect"), F("forwarded"),
-        F("x-forwarded-for"), F("x-forwarded-proto"), F("x-forwarded-host"), F("x-real-ip"),
+        F("x-real-ip"),
     };
 #undef F
     for (size_t i = 0; i < ARRAY_SIZE(drop); i++)
         if (len == drop[i].len && ascii_case_eq(name, drop[i].name, len))
             return true;
+    if ((len >= 12 && ascii_case_eq(name, "x-forwarded-", 12)) || memchr(name, '_', len))
+        return true;
     if (conn_value && len < 64) {
         /* Fields named in Connection belong to this hop only (RFC 9110 §7.6.1). */
         char tok[64];

@@ -544,7 +544,8 @@ def test_proxy_headers_forwarded(proxied):
     import json
     st, h, body = request(f.port, "app.localhost", "/headers?x=1",
                           headers={"X-Forwarded-For": "6.6.6.6", "Connection": "keep-alive, X-Hop",
-                                   "X-Hop": "drop me", "X-Keep": "kept"})
+                                   "X-Hop": "drop me", "X-Keep": "kept", "X_Forwarded_For": "6.6.6.6",
+                                   "X-Forwarded-Port": "443", "X-Forwarded-Ssl": "on", "X-Real-IP": "6.6.6.6"})
     assert st == 200
     j = json.loads(body)
     hd = {k.lower(): v for k, v in j["headers"]}
@@ -554,6 +555,8 @@ def test_proxy_headers_forwarded(proxied):
     assert hd["x-forwarded-proto"] == "http" and hd["x-forwarded-host"] == "app.localhost"
     assert hd["forwarded"] == 'for="127.0.0.1";proto=http;host="app.localhost"'
     assert "x-hop" not in hd and hd["x-keep"] == "kept"
+    # nothing a client could pass off as ours: a CGI-style gateway reads '_' as '-'
+    assert not {"x_forwarded_for", "x-forwarded-port", "x-forwarded-ssl", "x-real-ip"} & set(hd), hd
     assert h["server"] == "berth"
 
 
