@@ -30,6 +30,27 @@ static int out_u64(struct conn *c, uint64_t v)
     return buf_append(&c->out, tmp + i, sizeof(tmp) - i);
 }
 
+/* Writes p (a decoded path) as a URL path: bytes outside the unreserved and
+ * sub-delimiter characters, ':', '@' and '/' as %XX. Returns the length written,
+ * at most 3 * n. */
+static size_t put_path_escaped(char *out, const char *p, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)p[i];
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+            strchr("-._~!$&'()*+,;=:@/", ch)) {
+            out[k++] = (char)ch;
+        } else {
+            out[k++] = '%';
+            out[k++] = hex[ch >> 4];
+            out[k++] = hex[ch & 15];
+        }
+    }
+    return k;
+}
+
 static bool ends_with_ci(const char *s, size_t len, const char *suffix)
 {
     size_t n = strlen(suffix);
@@ -329,14 +350,18 @@ void front_static_handle(struct conn *c, const char *path, size_t path_len, cons
     if (S_ISDIR(st.st_mode)) {
         release_file(fd, cf);
         if (path[path_len - 1] != '/') {
-            /* Relative links inside an index.html need the slash. */
-            char loc[PATH_MAX + 64];
-            int n = snprintf(loc, sizeof(loc), "Location: %.*s/%.*s\r\n", (int)path_len, path,
-                             (int)MIN(query_len, (size_t)1024), query);
-            if (n < 0 || (size_t)n >= sizeof(loc)) {
-                front_conn_error(c, 414, NULL);
-                return;
-            }
+            /* Relative links inside an index.html need the slash. The Location is
+             * made from the normalised path, never the raw one: "//images" or
+             * "/\\evil.example/../images" would send a browser to another host. */
+            char loc[3 * PATH_MAX + 1100];
+            size_t n = sizeof("Location: ") - 1;
+            memcpy(loc, "Location: ", n);
+            n += put_path_escaped(loc + n, norm, nlen);
+            loc[n++] = '/';
+            size_t qn = MIN(query_len, (size_t)1024);
+            memcpy(loc + n, query, qn);
+            n += qn;
+            memcpy(loc + n, "\r\n", 3);
             front_conn_error(c, 301, loc);
             return;
         }

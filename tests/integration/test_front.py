@@ -63,6 +63,7 @@ def front(tmp_path_factory):
     blog.write("data.bin", bytes(range(256)) * 4, mtime=MTIME)
     blog.write("big.bin", os.urandom(300 * 1024), mtime=MTIME)
     blog.write("docs/index.html", "docs index\n")
+    blog.write("sp ace 100%/index.html", "odd name\n")
     blog.write("empty/.keep", "")
     blog.write("app.js", "console.log('plain');\n" * 20, mtime=MTIME)
     blog.write("app.js.gz", gzip.compress(b"console.log('plain');\n" * 20), mtime=MTIME)
@@ -147,6 +148,14 @@ def test_directory_redirect_and_index(front):
     assert st == 301 and h["location"] == "/docs/?x=1"
     st, _, body = get(front, "/docs/")
     assert (st, body) == (200, b"docs index\n")
+    # never a Location a browser reads as another host
+    for raw_path in ("//docs", "/\\evil.example/../docs", "/./docs"):
+        st, h, _ = get(front, raw_path)
+        assert st == 301 and h["location"] == "/docs/", (raw_path, h)
+    st, h, _ = get(front, "/d%6Fcs")
+    assert st == 301 and h["location"] == "/docs/"
+    st, h, _ = get(front, "/sp%20ace%20100%25?q")
+    assert st == 301 and h["location"] == "/sp%20ace%20100%25/?q"
 
 
 def test_no_directory_listing(front):
