@@ -314,7 +314,10 @@ void front_conn_adopt(struct worker *w, int fd, const struct front_handoff *h)
 
 bool front_conn_upstream_failed(struct conn *c, int status, bool answer_started)
 {
-    c->upstream_failed = true;
+    /* Only the backend's own failures count towards restarting it (the runtime
+     * restarts a site whose requests all fail): a client's bad body (400, 413,
+     * 408) or a limit of ours must not let anyone restart a site at will. */
+    c->upstream_failed = status == 502 || status == 504;
     if (answer_started) {
         front_conn_close(c);
         return false;

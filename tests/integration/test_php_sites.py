@@ -384,6 +384,27 @@ def test_php_errors_and_timeouts_show_berth_pages_not_php_internals(daemon):
     assert status == 200 and body == b"fine"
 
 
+def test_bad_request_bodies_do_not_count_as_the_pool_failing(daemon):
+    """A client sending broken or oversized bodies gets 400/413, and however many it
+    sends, berthd does not take them for a failing pool and restart it."""
+    from front_helpers import raw
+    info = make_php(daemon, "sturdy")
+    daemon.ok("site", "set", "sturdy", "--php", "post_max_size=1K", "--always-on")
+    put(info, "public/ok.php", "<?php echo 'fine';\n")
+    assert http(daemon, "sturdy", "/ok.php")[2] == b"fine"
+    pid = daemon.ok("site", "show", "sturdy")["runtime"]["pid"]
+    time.sleep(5)   # past a fresh pool's grace, when failures would count
+    port = daemon.http_port()
+    head = b"POST /ok.php HTTP/1.1\r\nHost: sturdy.test.berth\r\nTransfer-Encoding: chunked\r\n\r\n"
+    for _ in range(3):
+        assert raw(port, head + b"zz\r\nbroken\r\n").startswith(b"HTTP/1.1 400 ")
+        assert raw(port, head + b"800\r\n" + b"x" * 2048 + b"\r\n0\r\n\r\n").startswith(b"HTTP/1.1 413 ")
+    time.sleep(2.5)   # the front reports to berthd every second
+    shown = daemon.ok("site", "show", "sturdy")
+    assert shown["runtime"]["pid"] == pid and shown["runtime"]["restarts"] == 0, shown
+    assert "answered none; restarting it" not in daemon.log()
+
+
 def test_a_pool_that_stops_answering_gets_504s_then_a_restart(daemon):
     """php-fpm frozen: visitors get 504 after the site's time limit, and after a few
     such failures with nothing answered berthd restarts the site's pool."""
