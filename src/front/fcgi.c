@@ -30,6 +30,10 @@
 #define STAGE_MAX (FASTCGI_MAX_HEAD_DEFAULT + UP_IN_MAX)   /* a whole head + one batch read */
 #define HIGH_WATER (64 * 1024)   /* stop reading a side while the other holds this much */
 #define SPOOL_MEM (64 * 1024)    /* chunked bodies up to this stay in memory */
+/* All the chunked bodies one worker holds at once, in memory and memfds: past it a
+ * request gets a 503, so that clients trickling large bodies over many
+ * connections cannot make the worker hold gigabytes of RAM. */
+#define SPOOL_WORKER_MAX ((uint64_t)256 << 20)
 #define STDERR_MAX (8 * 1024)
 /* A php-fpm child serves one connection at a time and, with FCGI_KEEP_CONN, stays
  * with it until it closes: every idle pooled connection pins a child that no other
@@ -92,6 +96,9 @@ struct fcgi {
 };
 
 static struct fcgi *free_fcgis;
+/* Bytes of spooled bodies this worker holds now (SPOOL_WORKER_MAX). */
+static uint64_t spooled_total;
+
 /* For reading a spooled body back; one worker is one thread. */
 static char scratch[FASTCGI_MAX_CONTENT];
 
@@ -136,6 +143,8 @@ static void fc_release(struct fcgi *fc, bool reuse)
     }
     front_upstream_close(w, &fc->ufd);   /* php-fpm sees the close and ends the script */
     fc->spool_fd = safe_close(fc->spool_fd);
+    spooled_total -= fc->spool_len;
+    fc->spool_len = 0;
     fc->b->active--;
     front_backend_unref(fc->b);
     fc->b = NULL;
@@ -382,7 +391,7 @@ void front_fcgi_start(struct conn *c, const struct fastcgi_route *route)
 static bool fc_retry(struct fcgi *fc)
 {
     if (!fc->reused || fc->retried || fc->has_body || fc->up_in.len > 0 || fc->resp.stdout_total > 0 ||
-        fc->head_sent)
+        fc->head_sent || !http_method_idempotent(fc->c->req.method))
         return false;
     fc->retried = true;
     fc->reused = false;
@@ -412,6 +421,8 @@ static int write_full(int fd, const char *p, size_t n)
 
 static int spool_write(struct fcgi *fc, const char *p, size_t n)
 {
+    if (spooled_total + n > SPOOL_WORKER_MAX)
+        return -EBUSY;
     if (fc->spool_fd < 0 && fc->spool.len + n > SPOOL_MEM) {
         fc->spool_fd = memfd_create("berth-php-body", MFD_CLOEXEC);
         if (fc->spool_fd < 0)
@@ -421,6 +432,7 @@ static int spool_write(struct fcgi *fc, const char *p, size_t n)
         buf_clear(&fc->spool);
     }
     fc->spool_len += n;
+    spooled_total += n;
     if (fc->spool_fd >= 0)
         return write_full(fc->spool_fd, p, n);
     return buf_append(&fc->spool, p, n);
@@ -440,8 +452,9 @@ static int pump_request_body(struct fcgi *fc)
             return -400;
         if (fc->dec.total > c->site->max_body)
             return -413;
-        if (len > 0 && spool_write(fc, c->in.data, len) < 0)
-            return -500;
+        int w = len > 0 ? spool_write(fc, c->in.data, len) : 0;
+        if (w < 0)
+            return w == -EBUSY ? -503 : -500;
         if (r == 1) {
             /* What followed the body is the next pipelined request. */
             memmove(c->in.data, c->in.data + len, extra);
@@ -673,7 +686,9 @@ static void fc_run(struct fcgi *fc)
         bool progress = false;
         int st = pump_request_body(fc);
         if (st < 0) {
-            fc_fail(fc, -st, st == -413 || st == -400 ? NULL : "cannot pass the request body");
+            fc_fail(fc, -st, st == -413 || st == -400 ? NULL
+                             : st == -503 ? "the worker holds too many request bodies waiting for their end"
+                                          : "cannot pass the request body");
             return;
         }
         if (st == 1) {

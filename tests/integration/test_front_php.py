@@ -228,6 +228,48 @@ def test_early_answers_on_a_php_site_close_when_a_body_is_unread(php_env):
         assert resp.startswith(b"HTTP/1.1 %d " % status) and resp.count(b"HTTP/1.1 ") == 1, (head, resp)
 
 
+@pytest.fixture
+def php_one_worker(tmp_path):
+    yield from php_served(tmp_path, workers=1)
+
+
+def test_chunked_bodies_held_by_a_worker_are_bounded(php_one_worker):
+    # A chunked body waits in the worker (memory, then a memfd) until its end: a
+    # client trickling big ones over many connections must not make the worker
+    # hold them without bound. 256 MiB per worker; the 12th body of 22 MiB is over.
+    port = php_one_worker["port"]
+    head = f"POST /post.php HTTP/1.1\r\nHost: {HOST}\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+    chunk = b"100000\r\n" + b"x" * (1 << 20) + b"\r\n"
+    conns, refused = [], []
+    try:
+        for i in range(12):
+            s = open_conn(port, timeout=10)
+            conns.append(s)
+            try:
+                s.sendall(head)
+                for _ in range(22):
+                    s.sendall(chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            s.settimeout(0.5 if i < 11 else 10)
+            try:
+                data = s.recv(200)
+            except socket.timeout:
+                data = b""
+            if data:
+                refused.append((i, data.split(b"\r\n", 1)[0]))
+        assert refused == [(11, b"HTTP/1.1 503 Service Unavailable")], refused
+    finally:
+        for s in conns:
+            s.close()
+    # Closed connections give their room back.
+    def small_post():
+        st, _, body = request(port, HOST, "/post.php", method="POST", body=b"6\r\nberth!\r\n0\r\n\r\n",
+                              headers={"Transfer-Encoding": "chunked"})
+        return st == 200 and b"length=6\n" in body
+    assert wait_until(small_post, 5)
+
+
 def test_php_site_over_its_request_limit_gets_503(php_limited):
     s = open_conn(php_limited["port"], timeout=10)
     s.sendall(build_request(HOST, "/sleep.php?s=1"))
