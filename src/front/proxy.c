@@ -513,11 +513,12 @@ void front_proxy_start(struct conn *c)
 
 /* A reused connection the backend had closed meanwhile: send the request again on
  * a fresh one, which is safe only while nothing of the request was consumed that
- * we could not replay (no body). */
+ * we could not replay (no body), and for a method that may run twice: the backend
+ * may have run a POST and died before answering (nginx does the same). */
 static bool px_retry(struct proxy *px)
 {
     if (!px->reused || px->retried || px->req_body != HTTP1_BODY_NONE || px->up_in.len > 0 ||
-        px->head_sent)
+        px->head_sent || !http_method_idempotent(px->method))
         return false;
     px->retried = true;
     px->reused = false;

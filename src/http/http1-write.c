@@ -3,6 +3,12 @@
 
 #include "http/http1-internal.h"
 
+bool http_method_idempotent(enum http_method m)
+{
+    return m == HTTP_GET || m == HTTP_HEAD || m == HTTP_PUT || m == HTTP_DELETE || m == HTTP_OPTIONS ||
+           m == HTTP_TRACE;
+}
+
 const char *http_status_reason(int status)
 {
     switch (status) {

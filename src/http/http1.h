@@ -167,6 +167,10 @@ int http1_chunked_decode(struct http1_chunked *c, char *buf, size_t *len, size_t
 
 /* The reason phrase for a status ("Not Found"), "Unknown" if none. */
 const char *http_status_reason(int status);
+
+/* RFC 9110 9.2.2: GET, HEAD, PUT, DELETE, OPTIONS and TRACE may be sent twice with
+ * the effect of once; POST, PATCH, CONNECT and unknown methods may not. */
+bool http_method_idempotent(enum http_method m);
 /* Formats t as an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT") into out[30]. */
 void http_date_format(time_t t, char out[static 30]);
 /* Parses an IMF-fixdate (the only form we accept for If-Modified-Since): exactly 29

@@ -446,6 +446,8 @@ class _Handler(socketserver.StreamRequestHandler):
             elif path == "/sleep":
                 time.sleep(float(q.get("s", "1")))
                 self.send(200, b"slept")
+            elif path == "/vanish":
+                return   # as a backend that ran the request and died before answering
             elif path == "/close":
                 self.wfile.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil close")
                 self.wfile.flush()

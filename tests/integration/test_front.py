@@ -657,6 +657,25 @@ def test_proxy_read_timeout_504(proxied):
     assert st == 504 and time.time() - t0 < 2.5
 
 
+def test_proxy_never_replays_a_post_the_backend_may_have_run(proxied):
+    f, be = proxied
+    s = open_conn(f.port)
+    try:
+        # A kept-alive upstream connection, then requests that meet it closing
+        # without an answer: a GET is sent again on a fresh one, a POST is not.
+        for method, sent in (("GET", 2), ("POST", 1)):
+            s.sendall(build_request("app.localhost", "/headers"))
+            assert read_response(s)[0] == 200
+            n = len(be.requests)
+            s.sendall(f"{method} /vanish HTTP/1.1\r\nHost: app.localhost\r\n\r\n".encode())
+            assert read_response(s)[0] == 502
+            assert [r[:2] for r in be.requests[n:]] == [(method, "/vanish")] * sent
+            s.close()
+            s = open_conn(f.port)
+    finally:
+        s.close()
+
+
 def test_proxy_pipelined(proxied):
     f, _ = proxied
     s = open_conn(f.port)
