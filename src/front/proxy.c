@@ -34,6 +34,7 @@ struct proxy {
     bool connect_retry;          /* backlog full (EAGAIN): retried on the tick */
     bool reused;                 /* the connection came from the pool */
     bool retried;
+    bool up_broken;              /* a send failed: the connection is never pooled */
     enum http_method method;
     bool upgrade;
     bool up_readable;            /* epoll said readable and no short read since */
@@ -225,7 +226,7 @@ static void px_finish(struct proxy *px)
 {
     struct conn *c = px->c;
     bool reuse = px->res.keep_alive && px->req_done && px->up_off == px->up_out.len &&
-                 px->up_in.len == 0 && !px->upstream_eof;
+                 px->up_in.len == 0 && !px->upstream_eof && !px->up_broken;
     if (!px->req_done) {
         /* The backend answered before reading the whole body: we cannot know where
          * the client's next request would start. */
@@ -522,6 +523,7 @@ static bool px_retry(struct proxy *px)
         return false;
     px->retried = true;
     px->reused = false;
+    px->up_broken = false;
     front_upstream_close(px->c->w, &px->ufd);
     px->connected = false;
     px->up_readable = false;
@@ -781,6 +783,7 @@ static void px_run(struct proxy *px)
                     return;
                 }
                 px->up_off = px->up_out.len;   /* the backend stopped reading; its answer may still come */
+                px->up_broken = true;          /* but the connection is not for another request */
             }
         }
         /* client -> us, only while upstream keeps up */

@@ -426,6 +426,18 @@ class _Handler(socketserver.StreamRequestHandler):
             self.server.requests.append((method, target, headers))
             path, _, query = target.partition("?")
             q = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
+            if path == "/early":
+                # Starts answering, stops reading before the body, ends the answer
+                # a little later and keeps the connection open a while: the
+                # front's end of it is of no further use.
+                self.request.shutdown(socket.SHUT_RD)
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nearly")
+                self.wfile.flush()
+                time.sleep(0.3)
+                self.wfile.write(b"-done")
+                self.wfile.flush()
+                time.sleep(2)
+                return
             body = self.read_body(headers)
             if path == "/headers":
                 self.send(200, json.dumps({"method": method, "target": target,

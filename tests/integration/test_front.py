@@ -676,6 +676,26 @@ def test_proxy_never_replays_a_post_the_backend_may_have_run(proxied):
         s.close()
 
 
+def test_proxy_never_pools_a_connection_a_send_failed_on(proxied):
+    f, be = proxied
+    s = open_conn(f.port)
+    try:
+        s.sendall(b"POST /early HTTP/1.1\r\nHost: app.localhost\r\nContent-Length: 50000\r\n\r\n")
+        got = b""
+        while b"early" not in got:   # the backend has stopped reading by then
+            got += s.recv(4096)
+        s.sendall(b"x" * 50000)
+        while b"early-done" not in got:
+            got += s.recv(4096)
+        assert got.startswith(b"HTTP/1.1 200 ") and got.endswith(b"\r\n\r\nearly-done"), got
+        # The next request on this client connection (same worker) must not get the
+        # upstream connection the backend stopped reading: a POST is not retried.
+        s.sendall(build_request("app.localhost", "/headers", "POST"))
+        assert read_response(s)[0] == 200
+    finally:
+        s.close()
+
+
 def test_proxy_pipelined(proxied):
     f, _ = proxied
     s = open_conn(f.port)
