@@ -311,21 +311,26 @@ def build_request(host, path="/", method="GET", headers=None, body=None, version
     return data
 
 
+def recv_until_close(s):
+    """What the peer sends until it closes (or goes quiet past the socket's timeout)."""
+    out = b""
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            out += d
+    except (socket.timeout, ConnectionResetError):
+        pass
+    return out
+
+
 def raw(port, data, timeout=3):
     """Sends bytes, reads until the server closes or goes quiet; returns bytes."""
     s = connect(port, timeout)
     try:
         s.sendall(data)
-        out = b""
-        try:
-            while True:
-                d = s.recv(65536)
-                if not d:
-                    break
-                out += d
-        except (socket.timeout, ConnectionResetError):
-            pass
-        return out
+        return recv_until_close(s)
     finally:
         s.close()
 

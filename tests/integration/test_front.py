@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from front_helpers import (Backend, Front, Site, build_request, open_conn, raw, read_response,
+from front_helpers import (Backend, Front, Site, build_request, open_conn, raw, read_response, recv_until_close,
                            request, status_of, wait_until, ws_frame, ws_read_frame, harness_path)
 
 pytestmark = pytest.mark.skipif(
@@ -791,12 +791,7 @@ def test_a_backend_failing_at_once_leaves_the_worker_serving(early):
         s.settimeout(5)
         s.connect(early.unix_path)
         s.sendall(b"GET / HTTP/1.1\r\nHost: dead.localhost\r\n\r\n")
-        resp = b""
-        while True:
-            d = s.recv(65536)
-            if not d:
-                break
-            resp += d
+        resp = recv_until_close(s)
         s.close()
         assert status_of(resp) == 502, resp
     for _ in range(3):
