@@ -8,6 +8,7 @@
 #   bench/static.sh            (uses $BERTH_BUILD_DIR, default build-front-rel:
 #                               meson setup build-front-rel --buildtype=release -Dtests=false)
 #   ROUNDS=5 DURATION=10s bench/static.sh
+#   FILES=100k.bin bench/static.sh   (one case only)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -88,7 +89,7 @@ run() { wrk_run "$CONNS" bench.localhost "http://127.0.0.1:$1/$2"; }   # $1 port
 
 
 echo "machine: $(nproc) CPUs, $(uname -r); wrk -t2 -c$CONNS -d$DURATION, $ROUNDS rounds interleaved"
-for file in 1k.bin 100k.bin; do
+for file in ${FILES:-1k.bin 100k.bin}; do
     declare -A RPS=() P99=()
     for s in "${SERVERS[@]}"; do run "${PORT[$s]}" "$file" >/dev/null; done   # warm-up
     for r in $(seq "$ROUNDS"); do
