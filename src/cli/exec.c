@@ -13,8 +13,8 @@
 #include <termios.h>
 
 #include "cli/cli.h"
+#include "sites/sites.h"
 
-#define EXEC_FLAG_TTY 1u
 
 static int exec_socket_path(const struct cli *cli, char *out, size_t n)
 {
@@ -48,10 +48,13 @@ int cli_site_exec(const struct cli *cli, int argc, char **argv)
         return cli_usage_error("site ", "'site exec' needs a command after the site name and '--'");
 
     struct buf msg = BUF_INIT(65536);
-    uint32_t flags = isatty(0) ? EXEC_FLAG_TTY : 0;
+    const char *term = getenv("TERM");
+    uint32_t flags = (isatty(0) ? SITES_EXEC_FLAG_TTY : 0) | (term && *term ? SITES_EXEC_FLAG_TERM : 0);
     int r = buf_append(&msg, &flags, sizeof(flags));
     if (r >= 0)
         r = buf_append(&msg, name, strlen(name) + 1);
+    if (r >= 0 && (flags & SITES_EXEC_FLAG_TERM))
+        r = buf_append(&msg, term, strlen(term) + 1);
     for (int i = first; r >= 0 && i < argc; i++)
         r = buf_append(&msg, argv[i], strlen(argv[i]) + 1);
     if (r < 0) {
@@ -91,7 +94,7 @@ int cli_site_exec(const struct cli *cli, int argc, char **argv)
     /* Raw mode before sending: keystrokes go to the command's pty untouched (^C
      * interrupts the command, not this client). */
     struct termios saved;
-    bool raw = (flags & EXEC_FLAG_TTY) && tcgetattr(0, &saved) == 0;
+    bool raw = (flags & SITES_EXEC_FLAG_TTY) && tcgetattr(0, &saved) == 0;
     if (raw) {
         struct termios t = saved;
         cfmakeraw(&t);

@@ -1,6 +1,7 @@
 /* berthd's side of `berth site exec`: a root-only SOCK_SEQPACKET socket where the
  * CLI hands over its stdio and an argv, and gets the exit status back. Wire format
  * and design in docs/internals/sites-runtime.md. */
+#include <ctype.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -19,7 +20,6 @@
 
 #define EXEC_MSG_MAX 65536
 #define EXEC_ARGS_MAX 256
-#define EXEC_FLAG_TTY 1u
 
 struct exec_conn {
     struct sites_exec *x;
@@ -187,7 +187,19 @@ static int open_pty(int *ret_master, int *ret_slave)
 }
 
 /* Runs the request: argv in the site's running sandbox, or in a fresh one. */
-static void conn_run(struct exec_conn *c, uint32_t flags, char **argv, size_t argc)
+/* A terminal type from the CLI, if it is a plain name ("xterm-256color"). */
+static bool term_name_valid(const char *t)
+{
+    size_t n = strlen(t);
+    if (n == 0 || n >= 40)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)t[i]) && !strchr("._+-", t[i]))
+            return false;
+    return true;
+}
+
+static void conn_run(struct exec_conn *c, uint32_t flags, const char *client_term, char **argv, size_t argc)
 {
     struct sites_exec *x = c->x;
     int pidfd_target;
@@ -223,10 +235,6 @@ static void conn_run(struct exec_conn *c, uint32_t flags, char **argv, size_t ar
     args[argc] = NULL;
 
     char term[64] = "TERM=dumb", site_env[100];
-    if (flags & EXEC_FLAG_TTY) {
-        const char *t = getenv("TERM");
-        snprintf(term, sizeof(term), "TERM=%s", t && *t && strlen(t) < 40 ? t : "xterm");
-    }
     snprintf(site_env, sizeof(site_env), "BERTH_SITE=%s", c->name);
     const char *const envp[] = { "PATH=/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin",
                                  "HOME=/site", "LANG=C.UTF-8", term, site_env, NULL };
@@ -239,9 +247,13 @@ static void conn_run(struct exec_conn *c, uint32_t flags, char **argv, size_t ar
      * pty of ours; pipes and files are passed as they are. */
     bool tty[3], any_tty = false;
     for (int i = 0; i < 3; i++) {
-        tty[i] = (flags & EXEC_FLAG_TTY) || isatty(c->stdio[i]);
+        tty[i] = (flags & SITES_EXEC_FLAG_TTY) || isatty(c->stdio[i]);
         any_tty |= tty[i];
     }
+    /* Output through our pty: the caller's terminal type, so that colours and
+     * full-screen programs work as in the caller's own shell. */
+    if (any_tty)
+        snprintf(term, sizeof(term), "TERM=%s", client_term && term_name_valid(client_term) ? client_term : "xterm");
     _cleanup_close_ int slave = -1;
     if (any_tty) {
         if ((r = open_pty(&c->master, &slave)) < 0) {
@@ -368,10 +380,14 @@ static void on_conn(struct evloop *loop, int fd, uint32_t events, void *data)
     memcpy(&flags, buf, sizeof(flags));
     char *argv[EXEC_ARGS_MAX + 1];
     size_t argc = 0;
-    const char *name = NULL;
+    const char *name = NULL, *client_term = NULL;
+    bool term_next = flags & SITES_EXEC_FLAG_TERM;
     for (char *p = buf + sizeof(flags); p < buf + n; p += strlen(p) + 1) {
         if (!name) {
             name = p;
+        } else if (term_next) {
+            client_term = p;
+            term_next = false;
         } else if (argc < EXEC_ARGS_MAX) {
             argv[argc++] = p;
         } else {
@@ -387,7 +403,7 @@ static void on_conn(struct evloop *loop, int fd, uint32_t events, void *data)
     }
     snprintf(c->name, sizeof(c->name), "%s", name);
     argv[argc] = NULL;
-    conn_run(c, flags, argv, argc);
+    conn_run(c, flags, client_term, argv, argc);
 }
 
 static void on_accept(struct evloop *loop, int fd, uint32_t events, void *data)

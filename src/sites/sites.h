@@ -201,6 +201,10 @@ void sites_runtime_exec_done(struct sites_runtime *rt, const char *name);
 
 /* ---- site exec (exec.c) ---- */
 
+/* Flags of the CLI's message (docs/internals/sites-runtime.md). */
+#define SITES_EXEC_FLAG_TTY 1u    /* the CLI's stdin is a terminal */
+#define SITES_EXEC_FLAG_TERM 2u   /* the string after NAME is the CLI's TERM */
+
 struct sites_exec;
 
 /* Serves `berth site exec` on <run_dir>/exec.sock (0600, root only): the CLI sends

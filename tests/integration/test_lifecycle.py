@@ -433,8 +433,9 @@ def test_exec_on_a_terminal_gets_a_pty(daemon):
     make_app(daemon, "term")
     master, slave = pty.openpty()
     p = subprocess.Popen([str(BERTH), "--socket", str(daemon.socket), "site", "exec", "term", "--",
-                          "sh", "-c", "test -t 0 && test -t 1 && echo on-a-tty; read x; echo got-$x; exit 5"],
-                         stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+                          "sh", "-c", "test -t 0 && test -t 1 && echo on-a-tty term-$TERM; read x; echo got-$x; exit 5"],
+                         stdin=slave, stdout=slave, stderr=slave, close_fds=True,
+                         env=dict(os.environ, TERM="xterm-256color"))
     os.close(slave)
     out = b""
     deadline = time.monotonic() + 10
@@ -451,6 +452,10 @@ def test_exec_on_a_terminal_gets_a_pty(daemon):
     assert p.wait(timeout=10) == 5
     os.close(master)
     assert b"on-a-tty" in out and b"got-abc" in out, out
+    assert b"term-xterm-256color" in out, out   # the caller's terminal type
+    # without a terminal, programs are told so
+    r = daemon.berth("site", "exec", "term", "--", "sh", "-c", "echo $TERM", env={"TERM": "xterm-256color"})
+    assert (r.returncode, r.stdout.strip()) == (0, "dumb"), r
 
 
 def test_exec_never_hands_the_callers_terminal_to_the_site(daemon):
