@@ -101,7 +101,7 @@ void front_etag_format(const struct stat *st, char *out, size_t n)
     out[k] = 0;
 }
 
-bool front_etag_match(const char *value, size_t len, const char *etag)
+bool front_etag_match(const char *value, size_t len, const char *etag, bool strong)
 {
     size_t elen = strlen(etag);
     const char *p = value, *end = value + len;
@@ -112,7 +112,8 @@ bool front_etag_match(const char *value, size_t len, const char *etag)
             break;
         if (*p == '*')
             return true;
-        if (end - p >= 2 && p[0] == 'W' && p[1] == '/')
+        bool weak = end - p >= 2 && p[0] == 'W' && p[1] == '/';
+        if (weak)
             p += 2;
         const char *s = p;
         if (p < end && *p == '"') {
@@ -124,7 +125,7 @@ bool front_etag_match(const char *value, size_t len, const char *etag)
             while (p < end && *p != ',')
                 p++;
         }
-        if ((size_t)(p - s) == elen && memcmp(s, etag, elen) == 0)
+        if ((size_t)(p - s) == elen && memcmp(s, etag, elen) == 0 && !(weak && strong))
             return true;
     }
     return false;

@@ -104,8 +104,10 @@ int front_range_parse(const char *value, size_t len, uint64_t size, uint64_t *re
                       uint64_t *ret_last);
 /* Formats the strong validator for a file: "\"<mtime hex>-<size hex>\"" into out[48]. */
 void front_etag_format(const struct stat *st, char *out, size_t n);
-/* True when an If-None-Match value matches etag (weak comparison, "*" matches). */
-bool front_etag_match(const char *value, size_t len, const char *etag);
+/* True when a list of entity tags (If-None-Match, If-Match) matches etag, a strong
+ * one: "*" matches; W/ tags match only with weak comparison (strong: false, as for
+ * If-None-Match), never with strong (If-Match). */
+bool front_etag_match(const char *value, size_t len, const char *etag, bool strong);
 /* Whether an Accept-Encoding value accepts coding (a token present, q not 0). */
 bool front_accepts_encoding(const char *value, size_t len, const char *coding);
 /* True when a normalised path has a segment starting with '.' (dotfiles). */

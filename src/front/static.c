@@ -117,12 +117,24 @@ static const struct http1_header *hdr(struct conn *c, const char *name)
     return http1_find_header(c->req.headers, c->req.n_headers, name);
 }
 
+/* If-Match, else If-Unmodified-Since: the client's change or download was meant
+ * for another version of the file, 412 (RFC 9110 §13.2.2, checked first). */
+static bool precondition_failed(struct conn *c, const struct stat *st, const char *etag)
+{
+    const struct http1_header *im = hdr(c, "if-match");
+    if (im)
+        return !front_etag_match(im->value, im->value_len, etag, true);
+    const struct http1_header *ius = hdr(c, "if-unmodified-since");
+    time_t t;
+    return ius && http_date_parse(ius->value, ius->value_len, &t) == 0 && st->st_mtim.tv_sec > t;
+}
+
 /* If-None-Match wins over If-Modified-Since (RFC 9110 §13.2.2). */
 static bool not_modified(struct conn *c, const struct stat *st, const char *etag)
 {
     const struct http1_header *inm = hdr(c, "if-none-match");
     if (inm)
-        return front_etag_match(inm->value, inm->value_len, etag);
+        return front_etag_match(inm->value, inm->value_len, etag, false);
     const struct http1_header *ims = hdr(c, "if-modified-since");
     time_t t;
     return ims && http_date_parse(ims->value, ims->value_len, &t) == 0 && st->st_mtim.tv_sec <= t;
@@ -165,6 +177,11 @@ static void serve_file(struct conn *c, int fd, const struct stat *st0, struct ca
     uint64_t size = (uint64_t)st.st_size, first = 0, last = size ? size - 1 : 0;
     int status = 200;
 
+    if (precondition_failed(c, &st, etag)) {
+        release_file(fd, cf);
+        front_conn_error(c, 412, NULL);
+        return;
+    }
     if (not_modified(c, &st, etag)) {
         release_file(fd, cf);
         front_conn_head_begin(c, 304);

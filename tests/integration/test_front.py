@@ -192,6 +192,24 @@ def test_etag_and_last_modified_304(front):
                                              "If-Modified-Since": h["last-modified"]})[0] == 200
 
 
+def test_if_match_and_if_unmodified_since_412(front):
+    # A client resuming or changing what it holds is told when the file is another.
+    st, h, _ = get(front, "/hello.txt")
+    etag, lastmod = h["etag"], h["last-modified"]
+    assert get(front, "/hello.txt", headers={"If-Match": etag})[0] == 200
+    assert get(front, "/hello.txt", headers={"If-Match": f'"x", {etag}'})[0] == 200
+    assert get(front, "/hello.txt", headers={"If-Match": "*"})[0] == 200
+    st, h, body = get(front, "/hello.txt", headers={"If-Match": '"other"'})
+    assert st == 412 and b"hello world" not in body
+    assert get(front, "/hello.txt", headers={"If-Match": f"W/{etag}"})[0] == 412   # strong comparison
+    assert get(front, "/hello.txt", headers={"If-Unmodified-Since": lastmod})[0] == 200
+    assert get(front, "/hello.txt", headers={"If-Unmodified-Since": "Mon, 13 Nov 2023 00:00:00 GMT"})[0] == 412
+    # If-Match takes precedence over If-Unmodified-Since, and both over If-None-Match.
+    assert get(front, "/hello.txt", headers={"If-Match": etag,
+                                             "If-Unmodified-Since": "Mon, 13 Nov 2023 00:00:00 GMT"})[0] == 200
+    assert get(front, "/hello.txt", headers={"If-Match": '"other"', "If-None-Match": etag})[0] == 412
+
+
 def test_ranges(front):
     full = bytes(range(256)) * 4
     st, h, body = get(front, "/data.bin", headers={"Range": "bytes=10-19"})

@@ -50,15 +50,21 @@ static void test_etag(void **state)
     char e[48];
     front_etag_format(&st, e, sizeof(e));
     assert_string_equal(e, "\"6554-ff\"");
-#define M(v) front_etag_match(v, strlen(v), e)
+#define M(v) front_etag_match(v, strlen(v), e, false)
+#define S(v) front_etag_match(v, strlen(v), e, true)
     assert_true(M("\"6554-ff\""));
     assert_true(M("W/\"6554-ff\""));
+    assert_true(S("\"6554-ff\""));
+    assert_true(S("W/\"x\", \"6554-ff\""));
+    assert_true(S("*"));
+    assert_false(S("W/\"6554-ff\""));   /* a weak tag never matches strongly */
     assert_true(M("\"a\", \"6554-ff\""));
     assert_true(M("*"));
     assert_false(M("\"6554-fe\""));
     assert_false(M(""));
     assert_false(M("\"6554-ff"));
 #undef M
+#undef S
 }
 
 static void test_accept_encoding(void **state)
