@@ -318,7 +318,7 @@ int berthd_config_finish(struct berthd_config *cfg)
     if (!cfg->run_dir)
         cfg->run_dir = xstrdup("/run/berth");
     if (!cfg->base_domain)
-        cfg->base_domain = xstrdup(cfg->dev ? "localhost" : "localhost");
+        cfg->base_domain = xstrdup("localhost");
     if (!cfg->api_socket) {
         char *p;
         if (asprintf(&p, "%s/api.sock", cfg->run_dir) < 0)
