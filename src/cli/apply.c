@@ -9,7 +9,8 @@
  *       php: {memory_limit: 256M}
  *     docs: {}
  *
- * The whole file is read and checked before anything changes. A field the file
+ * The whole file is read and checked before anything changes, by the daemon too
+ * (each create and change is sent once with ?dry_run=1 first). A field the file
  * names is managed: its value is made so (domains and php exactly, extra ones are
  * removed); a field it leaves out keeps whatever the site has. Each site's change
  * is one API call, atomic on its own; removals (--prune) go first and domain
@@ -477,6 +478,28 @@ static bool change(const struct cli *cli, const char *method, const char *path, 
     return ok;
 }
 
+/* Asks the daemon to check one create or change without making it (?dry_run=1).
+ * On a refusal prints "berth: site NAME: <message>; nothing was changed" and
+ * returns false. */
+static bool check(const struct cli *cli, const char *method, const char *path, const char *body, const char *site)
+{
+    char checked[600];
+    snprintf(checked, sizeof(checked), "%s?dry_run=1", path);
+    struct cli_response res;
+    if (cli_request(cli, method, checked, body, &res) < 0)
+        return false;
+    bool ok = res.status >= 200 && res.status < 300;
+    if (!ok) {
+        const char *msg = json_get_string(json_get(res.json, "error"), "message");
+        if (msg && strstr(msg, site))
+            cli_fail("%s; nothing was changed", msg);
+        else
+            cli_fail("site %s: %s; nothing was changed", site, msg ? msg : "the daemon refused the change");
+    }
+    cli_response_done(&res);
+    return ok;
+}
+
 int cli_apply(const struct cli *cli, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -552,6 +575,17 @@ int cli_apply(const struct cli *cli, int argc, char **argv)
             gone[n_gone++] = have->array.items[k];
     }
 
+    /* The daemon checks every value before anything changes: a refusal half-way
+     * would leave the sites before it changed and the pruned ones gone. */
+    char path[512];
+    for (size_t i = 0; i < n_wants; i++) {
+        struct plan_step *st = &steps[i];
+        snprintf(path, sizeof(path), "/api/v1/sites/%s", wants[i].name);
+        if (!st->current ? !check(cli, "POST", "/api/v1/sites", st->patch.data, wants[i].name)
+                         : st->patch.len > 2 && !check(cli, "PATCH", path, st->patch.data, wants[i].name))
+            goto out;
+    }
+
     /* The plan, in the order it is carried out. */
     struct buf report = BUF_INIT(16 << 20);
     struct json_writer jw;
@@ -599,7 +633,6 @@ int cli_apply(const struct cli *cli, int argc, char **argv)
                n_changes == 1 ? "" : "s", n_unchanged, n_unchanged == 1 ? "" : "s");
 
     bool ok = true;
-    char path[512];
     for (size_t k = 0; !dry_run && ok && k < n_gone; k++) {
         const char *name = json_get_string(gone[k], "name");
         snprintf(path, sizeof(path), "/api/v1/sites/%s", name);

@@ -100,12 +100,12 @@ def test_bad_files_change_nothing_and_say_where(daemon, tmp_path):
         r = apply(daemon, f, "--prune")
         assert r.returncode == 1, (text, r)
         assert message in r.stderr, (text, r.stderr)
-    # the daemon's own checks: refused, named, and nothing after it is made
+    # the daemon's own checks: refused, named, and checked before anything is made
     f = tmp_path / "refused.yaml"
     f.write_text("sites:\n  keep: {memory: 300M, php: {memory_limit: 1G}}\n  zzz: {}\n")
     r = apply(daemon, f)
     assert r.returncode == 1 and "berth: site keep is not a PHP site" in r.stderr, r
-    assert "stopped after 0 of 2 changes" in r.stderr
+    assert "nothing was changed" in r.stderr
     assert [s["name"] for s in daemon.ok("site", "ls")["sites"]] == ["keep"]
     assert daemon.ok("site", "show", "keep")["limits"]["memory"] == "300M"
 
@@ -115,3 +115,34 @@ def test_bad_files_change_nothing_and_say_where(daemon, tmp_path):
     assert r.returncode == 2
     r = daemon.berth("apply", str(f), "--force")
     assert r.returncode == 2 and "unknown option --force" in r.stderr
+
+
+def test_a_value_the_daemon_refuses_changes_nothing_even_with_prune(daemon, tmp_path):
+    """The daemon's own checks (a size, a CPU amount, an idle time, a domain) run for
+    every site before the first change: a refusal late in the file must not leave the
+    sites before it made, nor the pruned sites removed with their content."""
+    daemon.ok("site", "create", "old", "--memory", "300M")
+    content = tmp_path / "content"
+    content.mkdir()
+    (content / "index.html").write_text("old content\n")
+    daemon.ok("site", "upload", "old", str(content))
+    cases = [
+        ("sites:\n  aaa: {}\n  new: {memory: lots}\n", "invalid memory limit"),
+        ("sites:\n  aaa: {}\n  new: {cpu: many}\n", "invalid CPU limit"),
+        ("sites:\n  aaa: {}\n  new: {idle: 5}\n", "idle time"),
+        ("sites:\n  aaa: {}\n  new: {domains: ['bad domain']}\n", "invalid domain"),
+        ("sites:\n  aaa: {}\n  old: {memory: lots}\n", "invalid memory limit"),
+    ]
+    for i, (text, message) in enumerate(cases):
+        f = tmp_path / f"refused{i}.yaml"
+        f.write_text(text)
+        for args in (["--dry-run", "--prune"], ["--prune"]):
+            r = apply(daemon, f, *args)
+            assert r.returncode == 1, (text, args, r)
+            assert message in r.stderr and "nothing was changed" in r.stderr, (text, args, r.stderr)
+            assert len(r.stderr.splitlines()) == 1, r.stderr
+        sites = daemon.ok("site", "ls")["sites"]
+        assert [s["name"] for s in sites] == ["old"], text
+        assert sites[0]["limits"]["memory"] == "300M"
+    index = daemon.state_dir / "sites" / "old" / "public" / "index.html"
+    assert index.read_text() == "old content\n"
