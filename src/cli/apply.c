@@ -478,6 +478,67 @@ static bool change(const struct cli *cli, const char *method, const char *path, 
     return ok;
 }
 
+/* Domains compare by their normalised form; a name that does not normalise is
+ * compared as written (the daemon refuses it with the reason). */
+static bool same_domain(const char *a, const char *b)
+{
+    _cleanup_free_ char *na = NULL, *nb = NULL;
+    const char *reason;
+    if (domain_normalize(a, &na, &reason) < 0 || domain_normalize(b, &nb, &reason) < 0)
+        return strcasecmp(a, b) == 0;
+    return streq(na, nb);
+}
+
+static bool holds(const char *domain, const char *const *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (same_domain(domain, list[i]))
+            return true;
+    return false;
+}
+
+/* A domain the file gives to a site while another site still holds it once the
+ * apply is done (two sites of the file list it, or a site keeps it that the file
+ * leaves out without --prune or names without "domains") can only fail at that
+ * site's turn, after the changes before it. Finds that first: prints "berth: ...;
+ * nothing was changed" and returns false. */
+static bool domains_unique(const struct want *wants, size_t n_wants, const struct json_value *have, bool prune)
+{
+    size_t n_have = have && have->type == JSON_ARRAY ? have->array.n : 0;
+    for (size_t i = 0; i < n_wants; i++) {
+        for (size_t d = 0; d < wants[i].n_domains; d++) {
+            const char *domain = wants[i].domains[d];
+            for (size_t j = i + 1; j < n_wants; j++)
+                if (holds(domain, wants[j].domains, wants[j].n_domains)) {
+                    cli_fail("domain %s is given to both site %s and site %s; nothing was changed", domain,
+                             wants[i].name, wants[j].name);
+                    return false;
+                }
+            for (size_t k = 0; k < n_have; k++) {
+                const struct json_value *site = have->array.items[k];
+                const char *name = json_get_string(site, "name");
+                if (!name || streq(name, wants[i].name))
+                    continue;
+                const struct want *named = NULL;
+                for (size_t j = 0; j < n_wants && !named; j++)
+                    if (streq(wants[j].name, name))
+                        named = &wants[j];
+                bool keeps_its_domains = named ? !named->has_domains : !prune;
+                const struct json_value *list = json_get(site, "domains");
+                for (size_t m = 0; keeps_its_domains && list && list->type == JSON_ARRAY && m < list->array.n; m++) {
+                    const struct json_value *held = list->array.items[m];
+                    if (held->type == JSON_STRING && same_domain(domain, held->string.data)) {
+                        cli_fail("domain %s is given to site %s but site %s keeps it; nothing was changed",
+                                 held->string.data, wants[i].name, name);
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+    return true;
+}
+
 /* Asks the daemon to check one create or change without making it (?dry_run=1).
  * On a refusal prints "berth: site NAME: <message>; nothing was changed" and
  * returns false. */
@@ -577,6 +638,8 @@ int cli_apply(const struct cli *cli, int argc, char **argv)
 
     /* The daemon checks every value before anything changes: a refusal half-way
      * would leave the sites before it changed and the pruned ones gone. */
+    if (!domains_unique(wants, n_wants, have, prune))
+        goto out;
     char path[512];
     for (size_t i = 0; i < n_wants; i++) {
         struct plan_step *st = &steps[i];

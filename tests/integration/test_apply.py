@@ -146,3 +146,33 @@ def test_a_value_the_daemon_refuses_changes_nothing_even_with_prune(daemon, tmp_
         assert sites[0]["limits"]["memory"] == "300M"
     index = daemon.state_dir / "sites" / "old" / "public" / "index.html"
     assert index.read_text() == "old content\n"
+
+
+def test_a_domain_another_site_keeps_changes_nothing_even_with_prune(daemon, tmp_path):
+    """A domain the file gives to one site while another site keeps it (a site the file
+    does not name, or names without its domains) can only fail: it is found before
+    anything is made or pruned. Moving it, or taking it from a pruned site, works."""
+    daemon.ok("site", "create", "old")
+    daemon.ok("site", "create", "other", "--domain", "shop.example.org")
+    cases = [
+        "sites:\n  other: {}\n  aaa: {}\n  new: {domains: [Shop.Example.org]}\n",
+        "sites:\n  other: {memory: 512M}\n  new: {domains: [shop.example.org]}\n",
+        "sites:\n  other: {}\n  new: {domains: [a.example.org]}\n  zzz: {domains: [a.example.org]}\n",
+    ]
+    for i, text in enumerate(cases):
+        f = tmp_path / f"taken{i}.yaml"
+        f.write_text(text)
+        r = apply(daemon, f, "--prune")
+        assert r.returncode == 1, (text, r)
+        assert "example.org" in r.stderr and "nothing was changed" in r.stderr, (text, r.stderr)
+        sites = {s["name"]: s for s in daemon.ok("site", "ls")["sites"]}
+        assert set(sites) == {"old", "other"}, text
+        assert sites["other"]["domains"] == ["shop.example.org"]
+        assert sites["other"]["limits"]["memory"] == "256M"
+    # the same domain taken from a site the file prunes: allowed
+    f = tmp_path / "moved.yaml"
+    f.write_text("sites:\n  old: {}\n  new: {domains: [shop.example.org]}\n")
+    r = apply(daemon, f, "--prune")
+    assert r.returncode == 0, r
+    sites = {s["name"]: s for s in daemon.ok("site", "ls")["sites"]}
+    assert set(sites) == {"old", "new"} and sites["new"]["domains"] == ["shop.example.org"]
