@@ -459,20 +459,23 @@ static void create_body(const struct want *want, struct buf *out)
 
 /* ---- applying ---- */
 
-/* Sends one request; on an API error prints "berth: site NAME: <message>" and
- * returns false. */
-static bool change(const struct cli *cli, const char *method, const char *path, const char *body, const char *site)
+/* Sends one request; on an API error puts "site NAME: <message>" into why (the
+ * caller reports it in its one line) and returns false. A transport failure has
+ * printed its own line and leaves why empty. */
+static bool change(const struct cli *cli, const char *method, const char *path, const char *body, const char *site,
+                   char *why, size_t why_size)
 {
     struct cli_response res;
+    why[0] = 0;
     if (cli_request(cli, method, path, body, &res) < 0)
         return false;
     bool ok = res.status >= 200 && res.status < 300;
     if (!ok) {
         const char *msg = json_get_string(json_get(res.json, "error"), "message");
         if (msg && strstr(msg, site))
-            cli_fail("%s", msg);   /* the daemon's sentence names the site already */
+            snprintf(why, why_size, "%s", msg);   /* the daemon's sentence names the site already */
         else
-            cli_fail("site %s: %s", site, msg ? msg : "the daemon refused the change");
+            snprintf(why, why_size, "site %s: %s", site, msg ? msg : "the daemon refused the change");
     }
     cli_response_done(&res);
     return ok;
@@ -696,33 +699,34 @@ int cli_apply(const struct cli *cli, int argc, char **argv)
                n_changes == 1 ? "" : "s", n_unchanged, n_unchanged == 1 ? "" : "s");
 
     bool ok = true;
+    char why[1024] = "";
     for (size_t k = 0; !dry_run && ok && k < n_gone; k++) {
         const char *name = json_get_string(gone[k], "name");
         snprintf(path, sizeof(path), "/api/v1/sites/%s", name);
-        ok = change(cli, "DELETE", path, NULL, name) && ++done;
+        ok = change(cli, "DELETE", path, NULL, name, why, sizeof(why)) && ++done;
     }
     /* Domains leave their old site before any site takes them. */
     for (size_t i = 0; !dry_run && ok && i < n_wants; i++) {
         if (!steps[i].current || steps[i].removals.len <= 2)
             continue;
         snprintf(path, sizeof(path), "/api/v1/sites/%s", wants[i].name);
-        ok = change(cli, "PATCH", path, steps[i].removals.data, wants[i].name);
+        ok = change(cli, "PATCH", path, steps[i].removals.data, wants[i].name, why, sizeof(why));
     }
     for (size_t i = 0; !dry_run && ok && i < n_wants; i++) {
         struct plan_step *st = &steps[i];
         snprintf(path, sizeof(path), "/api/v1/sites/%s", wants[i].name);
         bool changed = false;
         if (!st->current) {
-            ok = change(cli, "POST", "/api/v1/sites", st->patch.data, wants[i].name);
+            ok = change(cli, "POST", "/api/v1/sites", st->patch.data, wants[i].name, why, sizeof(why));
             changed = true;
         } else if (st->patch.len > 2) {
-            ok = change(cli, "PATCH", path, st->patch.data, wants[i].name);
+            ok = change(cli, "PATCH", path, st->patch.data, wants[i].name, why, sizeof(why));
             changed = true;
         }
         if (ok && st->action) {
             char action_path[600];
             snprintf(action_path, sizeof(action_path), "%s/%s", path, st->action);
-            ok = change(cli, "POST", action_path, NULL, wants[i].name);
+            ok = change(cli, "POST", action_path, NULL, wants[i].name, why, sizeof(why));
             changed = true;
         }
         if (ok && (changed || st->removals.len > 2))
@@ -734,7 +738,8 @@ int cli_apply(const struct cli *cli, int argc, char **argv)
         printf("%s\n", report.data);
     buf_done(&report);
     if (!ok)
-        cli_fail("stopped after %zu of %zu changes; the rest were not made", done, n_changes);
+        cli_fail("%s%sstopped after %zu of %zu changes, the rest were not made", why, why[0] ? "; " : "", done,
+                 n_changes);
     r = ok ? EXIT_OK : EXIT_FAILED;
 out:
     for (size_t i = 0; steps && i < n_wants; i++) {

@@ -176,3 +176,25 @@ def test_a_domain_another_site_keeps_changes_nothing_even_with_prune(daemon, tmp
     assert r.returncode == 0, r
     sites = {s["name"]: s for s in daemon.ok("site", "ls")["sites"]}
     assert set(sites) == {"old", "new"} and sites["new"]["domains"] == ["shop.example.org"]
+
+
+def test_a_change_refused_half_way_is_one_line_saying_how_far_it_got(daemon, tmp_path):
+    """What no check can foresee (here the site uid range runs out after one site) stops
+    the apply: one line on stderr names the refusal and how many changes were made,
+    and --json still prints the report with what was applied."""
+    first, last = daemon.uid_range
+    for i in range(last - first):
+        daemon.ok("site", "create", f"s{i}")
+    f = tmp_path / "sites.yaml"
+    f.write_text("sites:\n  aaa: {}\n  bbb: {}\n")
+    r = apply(daemon, f)
+    assert r.returncode == 1, r
+    assert r.stderr.splitlines() == [
+        "berth: site bbb: no free uid is left in the site uid range; stopped after 1 of 2 changes, "
+        "the rest were not made"], r.stderr
+    names = {s["name"] for s in daemon.ok("site", "ls")["sites"]}
+    assert "aaa" in names and "bbb" not in names
+    daemon.ok("site", "rm", "aaa")
+    r = apply(daemon, f, json_out=True)
+    assert r.returncode == 1 and len(r.stderr.splitlines()) == 1, r
+    assert r.json()["applied"] == 1
