@@ -93,6 +93,8 @@ def test_bad_files_change_nothing_and_say_where(daemon, tmp_path):
         ("sites:\n  keep: {domains: example.org}\n", "/sites/keep/domains: must be a list"),
         ("site:\n  keep: {}\n", "unknown key \"site\""),
         ("- keep\n", "the top level must be a mapping"),
+        ("sites:\n  keep: {memory: &m 1G}\n  new: {memory: *m}\n", "/sites/new/memory: YAML aliases"),
+        ("sites:\n  keep: &k {memory: 1G}\n  new: *k\n", "/sites/new: YAML aliases"),
     ]
     for i, (text, message) in enumerate(cases):
         f = tmp_path / f"bad{i}.yaml"
