@@ -343,6 +343,24 @@ static bool only_known_fields(const struct json_value *body, const char *const *
     return true;
 }
 
+/* ?dry_run=1 on a create or a change: every check runs, nothing is changed, and the
+ * answer is {"dry_run": true, "site": NAME}. berth apply checks a whole file this way
+ * before it makes the first change. */
+static bool dry_run_asked(const struct api_request *req)
+{
+    char v[8];
+    return api_query_get(req->query, "dry_run", v, sizeof(v)) && (streq(v, "1") || streq(v, "true"));
+}
+
+static void reply_checked(struct api_response *res, const char *name)
+{
+    api_reply(res, 200);
+    json_object_begin(&res->json);
+    json_kv_bool(&res->json, "dry_run", true);
+    json_kv_string(&res->json, "site", name);
+    json_object_end(&res->json);
+}
+
 static void create_site(const struct api_config *cfg, const struct api_request *req, struct api_response *res)
 {
     struct error err = { 0 };
@@ -391,10 +409,13 @@ static void create_site(const struct api_config *cfg, const struct api_request *
         r = read_settings(body, &site, &err);
     if (r >= 0)
         r = read_php_settings(body, &site, &err);
+    bool dry_run = dry_run_asked(req);
     if (r >= 0)
-        r = sites_create(cfg->sites, &site, req->actor, &err);
+        r = dry_run ? sites_check(cfg->sites, &site, true, &err) : sites_create(cfg->sites, &site, req->actor, &err);
     if (r < 0) {
         api_reply_failure(res, &err);
+    } else if (dry_run) {
+        reply_checked(res, site.name);
     } else {
         /* Answer with the record as stored (sorted, normalised domains). */
         struct store_site stored = { 0 };
@@ -460,6 +481,7 @@ static void change_site(const struct api_config *cfg, const struct api_request *
     struct error err = { 0 };
     char **add = NULL, **drop = NULL;
     size_t n_add = 0, n_drop = 0;
+    bool dry_run = dry_run_asked(req);
     int r = 0;
 
     if (!body) {
@@ -525,12 +547,16 @@ static void change_site(const struct api_config *cfg, const struct api_request *
                 site->domains[site->n_domains++] = TAKE_PTR(ascii);
         }
     }
-    r = sites_update(cfg->sites, site, req->actor, NULL, &err);
+    r = dry_run ? sites_check(cfg->sites, site, false, &err) : sites_update(cfg->sites, site, req->actor, NULL, &err);
 out:
     free_strings(add, n_add);
     free_strings(drop, n_drop);
     if (r < 0) {
         api_reply_failure(res, &err);
+        return;
+    }
+    if (dry_run) {
+        reply_checked(res, site->name);
         return;
     }
     struct store_site stored = { 0 };

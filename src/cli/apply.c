@@ -9,7 +9,8 @@
  *       php: {memory_limit: 256M}
  *     docs: {}
  *
- * The whole file is read and checked before anything changes. A field the file
+ * The whole file is read and checked before anything changes, by the daemon too
+ * (each create and change is sent once with ?dry_run=1 first). A field the file
  * names is managed: its value is made so (domains and php exactly, extra ones are
  * removed); a field it leaves out keeps whatever the site has. Each site's change
  * is one API call, atomic on its own; removals (--prune) go first and domain
@@ -172,6 +173,37 @@ static int read_site(const char *file, const char *name, struct fy_node *spec, s
     return 0;
 }
 
+/* An alias (*name) is a pointer to another node that the document keeps as it is:
+ * read as a plain value it would be its name, "memory: *m" a memory of "m". A fleet
+ * file gains little from them, so they are refused where they stand. */
+static int refuse_aliases(const char *file, struct fy_node *n)
+{
+    if (!n)
+        return 0;
+    if (fy_node_get_style(n) == FYNS_ALIAS)
+        return file_error(file, n, "YAML aliases (*%s) are not supported here; write the value out",
+                          fy_node_get_scalar0(n) ?: "?");
+    void *iter = NULL;
+    if (fy_node_is_mapping(n)) {
+        struct fy_node_pair *pair;
+        while ((pair = fy_node_mapping_iterate(n, &iter))) {
+            int r = refuse_aliases(file, fy_node_pair_key(pair));
+            if (r == 0)
+                r = refuse_aliases(file, fy_node_pair_value(pair));
+            if (r != 0)
+                return r;
+        }
+    } else if (fy_node_is_sequence(n)) {
+        struct fy_node *item;
+        while ((item = fy_node_sequence_iterate(n, &iter))) {
+            int r = refuse_aliases(file, item);
+            if (r != 0)
+                return r;
+        }
+    }
+    return 0;
+}
+
 static void fy_diag_destroyp(struct fy_diag **d)
 {
     if (*d)
@@ -213,10 +245,10 @@ static int read_file_sites(const char *file, struct fy_document **ret_doc, struc
     }
     struct fy_node *root = fy_document_root(doc);
     struct fy_node *sites = NULL;
-    int r = 0;
-    if (root && !fy_node_is_mapping(root)) {
+    int r = refuse_aliases(file, root);
+    if (r == 0 && root && !fy_node_is_mapping(root)) {
         r = file_error(file, root, "the top level must be a mapping with \"sites\"");
-    } else if (root) {
+    } else if (r == 0 && root) {
         void *iter = NULL;
         struct fy_node_pair *pair;
         while (r == 0 && (pair = fy_node_mapping_iterate(root, &iter))) {
@@ -458,20 +490,106 @@ static void create_body(const struct want *want, struct buf *out)
 
 /* ---- applying ---- */
 
-/* Sends one request; on an API error prints "berth: site NAME: <message>" and
- * returns false. */
-static bool change(const struct cli *cli, const char *method, const char *path, const char *body, const char *site)
+/* Sends one request; on an API error puts "site NAME: <message>" into why (the
+ * caller reports it in its one line) and returns false. A transport failure has
+ * printed its own line and leaves why empty. */
+static bool change(const struct cli *cli, const char *method, const char *path, const char *body, const char *site,
+                   char *why, size_t why_size)
 {
     struct cli_response res;
+    why[0] = 0;
     if (cli_request(cli, method, path, body, &res) < 0)
         return false;
     bool ok = res.status >= 200 && res.status < 300;
     if (!ok) {
         const char *msg = json_get_string(json_get(res.json, "error"), "message");
         if (msg && strstr(msg, site))
-            cli_fail("%s", msg);   /* the daemon's sentence names the site already */
+            snprintf(why, why_size, "%s", msg);   /* the daemon's sentence names the site already */
         else
-            cli_fail("site %s: %s", site, msg ? msg : "the daemon refused the change");
+            snprintf(why, why_size, "site %s: %s", site, msg ? msg : "the daemon refused the change");
+    }
+    cli_response_done(&res);
+    return ok;
+}
+
+/* Domains compare by their normalised form; a name that does not normalise is
+ * compared as written (the daemon refuses it with the reason). */
+static bool same_domain(const char *a, const char *b)
+{
+    _cleanup_free_ char *na = NULL, *nb = NULL;
+    const char *reason;
+    if (domain_normalize(a, &na, &reason) < 0 || domain_normalize(b, &nb, &reason) < 0)
+        return strcasecmp(a, b) == 0;
+    return streq(na, nb);
+}
+
+static bool holds(const char *domain, const char *const *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (same_domain(domain, list[i]))
+            return true;
+    return false;
+}
+
+/* A domain the file gives to a site while another site still holds it once the
+ * apply is done (two sites of the file list it, or a site keeps it that the file
+ * leaves out without --prune or names without "domains") can only fail at that
+ * site's turn, after the changes before it. Finds that first: prints "berth: ...;
+ * nothing was changed" and returns false. */
+static bool domains_unique(const struct want *wants, size_t n_wants, const struct json_value *have, bool prune)
+{
+    size_t n_have = have && have->type == JSON_ARRAY ? have->array.n : 0;
+    for (size_t i = 0; i < n_wants; i++) {
+        for (size_t d = 0; d < wants[i].n_domains; d++) {
+            const char *domain = wants[i].domains[d];
+            for (size_t j = i + 1; j < n_wants; j++)
+                if (holds(domain, wants[j].domains, wants[j].n_domains)) {
+                    cli_fail("domain %s is given to both site %s and site %s; nothing was changed", domain,
+                             wants[i].name, wants[j].name);
+                    return false;
+                }
+            for (size_t k = 0; k < n_have; k++) {
+                const struct json_value *site = have->array.items[k];
+                const char *name = json_get_string(site, "name");
+                if (!name || streq(name, wants[i].name))
+                    continue;
+                const struct want *named = NULL;
+                for (size_t j = 0; j < n_wants && !named; j++)
+                    if (streq(wants[j].name, name))
+                        named = &wants[j];
+                bool keeps_its_domains = named ? !named->has_domains : !prune;
+                const struct json_value *list = json_get(site, "domains");
+                for (size_t m = 0; keeps_its_domains && list && list->type == JSON_ARRAY && m < list->array.n; m++) {
+                    const struct json_value *held = list->array.items[m];
+                    if (held->type == JSON_STRING && same_domain(domain, held->string.data)) {
+                        cli_fail("domain %s is given to site %s but site %s keeps it; nothing was changed",
+                                 held->string.data, wants[i].name, name);
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+    return true;
+}
+
+/* Asks the daemon to check one create or change without making it (?dry_run=1).
+ * On a refusal prints "berth: site NAME: <message>; nothing was changed" and
+ * returns false. */
+static bool check(const struct cli *cli, const char *method, const char *path, const char *body, const char *site)
+{
+    char checked[600];
+    snprintf(checked, sizeof(checked), "%s?dry_run=1", path);
+    struct cli_response res;
+    if (cli_request(cli, method, checked, body, &res) < 0)
+        return false;
+    bool ok = res.status >= 200 && res.status < 300;
+    if (!ok) {
+        const char *msg = json_get_string(json_get(res.json, "error"), "message");
+        if (msg && strstr(msg, site))
+            cli_fail("%s; nothing was changed", msg);
+        else
+            cli_fail("site %s: %s; nothing was changed", site, msg ? msg : "the daemon refused the change");
     }
     cli_response_done(&res);
     return ok;
@@ -552,6 +670,19 @@ int cli_apply(const struct cli *cli, int argc, char **argv)
             gone[n_gone++] = have->array.items[k];
     }
 
+    /* The daemon checks every value before anything changes: a refusal half-way
+     * would leave the sites before it changed and the pruned ones gone. */
+    if (!domains_unique(wants, n_wants, have, prune))
+        goto out;
+    char path[512];
+    for (size_t i = 0; i < n_wants; i++) {
+        struct plan_step *st = &steps[i];
+        snprintf(path, sizeof(path), "/api/v1/sites/%s", wants[i].name);
+        if (!st->current ? !check(cli, "POST", "/api/v1/sites", st->patch.data, wants[i].name)
+                         : st->patch.len > 2 && !check(cli, "PATCH", path, st->patch.data, wants[i].name))
+            goto out;
+    }
+
     /* The plan, in the order it is carried out. */
     struct buf report = BUF_INIT(16 << 20);
     struct json_writer jw;
@@ -599,34 +730,34 @@ int cli_apply(const struct cli *cli, int argc, char **argv)
                n_changes == 1 ? "" : "s", n_unchanged, n_unchanged == 1 ? "" : "s");
 
     bool ok = true;
-    char path[512];
+    char why[1024] = "";
     for (size_t k = 0; !dry_run && ok && k < n_gone; k++) {
         const char *name = json_get_string(gone[k], "name");
         snprintf(path, sizeof(path), "/api/v1/sites/%s", name);
-        ok = change(cli, "DELETE", path, NULL, name) && ++done;
+        ok = change(cli, "DELETE", path, NULL, name, why, sizeof(why)) && ++done;
     }
     /* Domains leave their old site before any site takes them. */
     for (size_t i = 0; !dry_run && ok && i < n_wants; i++) {
         if (!steps[i].current || steps[i].removals.len <= 2)
             continue;
         snprintf(path, sizeof(path), "/api/v1/sites/%s", wants[i].name);
-        ok = change(cli, "PATCH", path, steps[i].removals.data, wants[i].name);
+        ok = change(cli, "PATCH", path, steps[i].removals.data, wants[i].name, why, sizeof(why));
     }
     for (size_t i = 0; !dry_run && ok && i < n_wants; i++) {
         struct plan_step *st = &steps[i];
         snprintf(path, sizeof(path), "/api/v1/sites/%s", wants[i].name);
         bool changed = false;
         if (!st->current) {
-            ok = change(cli, "POST", "/api/v1/sites", st->patch.data, wants[i].name);
+            ok = change(cli, "POST", "/api/v1/sites", st->patch.data, wants[i].name, why, sizeof(why));
             changed = true;
         } else if (st->patch.len > 2) {
-            ok = change(cli, "PATCH", path, st->patch.data, wants[i].name);
+            ok = change(cli, "PATCH", path, st->patch.data, wants[i].name, why, sizeof(why));
             changed = true;
         }
         if (ok && st->action) {
             char action_path[600];
             snprintf(action_path, sizeof(action_path), "%s/%s", path, st->action);
-            ok = change(cli, "POST", action_path, NULL, wants[i].name);
+            ok = change(cli, "POST", action_path, NULL, wants[i].name, why, sizeof(why));
             changed = true;
         }
         if (ok && (changed || st->removals.len > 2))
@@ -638,7 +769,8 @@ int cli_apply(const struct cli *cli, int argc, char **argv)
         printf("%s\n", report.data);
     buf_done(&report);
     if (!ok)
-        cli_fail("stopped after %zu of %zu changes; the rest were not made", done, n_changes);
+        cli_fail("%s%sstopped after %zu of %zu changes, the rest were not made", why, why[0] ? "; " : "", done,
+                 n_changes);
     r = ok ? EXIT_OK : EXIT_FAILED;
 out:
     for (size_t i = 0; steps && i < n_wants; i++) {

@@ -230,6 +230,21 @@ static int check_default_host_free(struct sites *s, const char *name, struct err
     return 0;
 }
 
+int sites_check(struct sites *s, struct store_site *spec, bool create, struct error *err)
+{
+    int r = check_spec(s, spec, err);
+    if (r < 0 || !create)
+        return r;
+    struct store_site existing = { 0 };
+    r = store_site_get(s->store, spec->name, &existing);
+    store_site_done(&existing);
+    if (r == 0)
+        return error_set(err, -EEXIST, "a site named \"%s\" already exists", spec->name);
+    if (r != -ENOENT)
+        return error_set(err, r, "cannot read the site: %s", store_errmsg(s->store));
+    return check_default_host_free(s, spec->name, err);
+}
+
 static char *site_detail_json(const struct store_site *site)
 {
     struct buf b = BUF_INIT(64 * 1024);

@@ -55,6 +55,12 @@ int sites_create(struct sites *s, struct store_site *spec, const char *actor, st
  * change fields, pass it back). Validated as create; the name and uid never change. */
 int sites_update(struct sites *s, struct store_site *update, const char *actor,
                  const char *what_json, struct error *err);
+/* Runs the checks sites_create (create true) or sites_update would run on spec, and
+ * changes nothing but the normalisation of spec->domains: the values, the owner, and
+ * for a create that the name and its default host are free. Whether another site
+ * holds one of the domains is not checked, since a caller planning several changes
+ * may free it first. */
+int sites_check(struct sites *s, struct store_site *spec, bool create, struct error *err);
 /* Records the desired state ("running" or "stopped"). */
 int sites_set_desired_state(struct sites *s, const char *name, const char *state,
                             const char *actor, struct error *err);

@@ -93,6 +93,8 @@ def test_bad_files_change_nothing_and_say_where(daemon, tmp_path):
         ("sites:\n  keep: {domains: example.org}\n", "/sites/keep/domains: must be a list"),
         ("site:\n  keep: {}\n", "unknown key \"site\""),
         ("- keep\n", "the top level must be a mapping"),
+        ("sites:\n  keep: {memory: &m 1G}\n  new: {memory: *m}\n", "/sites/new/memory: YAML aliases"),
+        ("sites:\n  keep: &k {memory: 1G}\n  new: *k\n", "/sites/new: YAML aliases"),
     ]
     for i, (text, message) in enumerate(cases):
         f = tmp_path / f"bad{i}.yaml"
@@ -100,12 +102,12 @@ def test_bad_files_change_nothing_and_say_where(daemon, tmp_path):
         r = apply(daemon, f, "--prune")
         assert r.returncode == 1, (text, r)
         assert message in r.stderr, (text, r.stderr)
-    # the daemon's own checks: refused, named, and nothing after it is made
+    # the daemon's own checks: refused, named, and checked before anything is made
     f = tmp_path / "refused.yaml"
     f.write_text("sites:\n  keep: {memory: 300M, php: {memory_limit: 1G}}\n  zzz: {}\n")
     r = apply(daemon, f)
     assert r.returncode == 1 and "berth: site keep is not a PHP site" in r.stderr, r
-    assert "stopped after 0 of 2 changes" in r.stderr
+    assert "nothing was changed" in r.stderr
     assert [s["name"] for s in daemon.ok("site", "ls")["sites"]] == ["keep"]
     assert daemon.ok("site", "show", "keep")["limits"]["memory"] == "300M"
 
@@ -115,3 +117,86 @@ def test_bad_files_change_nothing_and_say_where(daemon, tmp_path):
     assert r.returncode == 2
     r = daemon.berth("apply", str(f), "--force")
     assert r.returncode == 2 and "unknown option --force" in r.stderr
+
+
+def test_a_value_the_daemon_refuses_changes_nothing_even_with_prune(daemon, tmp_path):
+    """The daemon's own checks (a size, a CPU amount, an idle time, a domain) run for
+    every site before the first change: a refusal late in the file must not leave the
+    sites before it made, nor the pruned sites removed with their content."""
+    daemon.ok("site", "create", "old", "--memory", "300M")
+    content = tmp_path / "content"
+    content.mkdir()
+    (content / "index.html").write_text("old content\n")
+    daemon.ok("site", "upload", "old", str(content))
+    cases = [
+        ("sites:\n  aaa: {}\n  new: {memory: lots}\n", "invalid memory limit"),
+        ("sites:\n  aaa: {}\n  new: {cpu: many}\n", "invalid CPU limit"),
+        ("sites:\n  aaa: {}\n  new: {idle: 5}\n", "idle time"),
+        ("sites:\n  aaa: {}\n  new: {domains: ['bad domain']}\n", "invalid domain"),
+        ("sites:\n  aaa: {}\n  old: {memory: lots}\n", "invalid memory limit"),
+    ]
+    for i, (text, message) in enumerate(cases):
+        f = tmp_path / f"refused{i}.yaml"
+        f.write_text(text)
+        for args in (["--dry-run", "--prune"], ["--prune"]):
+            r = apply(daemon, f, *args)
+            assert r.returncode == 1, (text, args, r)
+            assert message in r.stderr and "nothing was changed" in r.stderr, (text, args, r.stderr)
+            assert len(r.stderr.splitlines()) == 1, r.stderr
+        sites = daemon.ok("site", "ls")["sites"]
+        assert [s["name"] for s in sites] == ["old"], text
+        assert sites[0]["limits"]["memory"] == "300M"
+    index = daemon.state_dir / "sites" / "old" / "public" / "index.html"
+    assert index.read_text() == "old content\n"
+
+
+def test_a_domain_another_site_keeps_changes_nothing_even_with_prune(daemon, tmp_path):
+    """A domain the file gives to one site while another site keeps it (a site the file
+    does not name, or names without its domains) can only fail: it is found before
+    anything is made or pruned. Moving it, or taking it from a pruned site, works."""
+    daemon.ok("site", "create", "old")
+    daemon.ok("site", "create", "other", "--domain", "shop.example.org")
+    cases = [
+        "sites:\n  other: {}\n  aaa: {}\n  new: {domains: [Shop.Example.org]}\n",
+        "sites:\n  other: {memory: 512M}\n  new: {domains: [shop.example.org]}\n",
+        "sites:\n  other: {}\n  new: {domains: [a.example.org]}\n  zzz: {domains: [a.example.org]}\n",
+    ]
+    for i, text in enumerate(cases):
+        f = tmp_path / f"taken{i}.yaml"
+        f.write_text(text)
+        r = apply(daemon, f, "--prune")
+        assert r.returncode == 1, (text, r)
+        assert "example.org" in r.stderr and "nothing was changed" in r.stderr, (text, r.stderr)
+        sites = {s["name"]: s for s in daemon.ok("site", "ls")["sites"]}
+        assert set(sites) == {"old", "other"}, text
+        assert sites["other"]["domains"] == ["shop.example.org"]
+        assert sites["other"]["limits"]["memory"] == "256M"
+    # the same domain taken from a site the file prunes: allowed
+    f = tmp_path / "moved.yaml"
+    f.write_text("sites:\n  old: {}\n  new: {domains: [shop.example.org]}\n")
+    r = apply(daemon, f, "--prune")
+    assert r.returncode == 0, r
+    sites = {s["name"]: s for s in daemon.ok("site", "ls")["sites"]}
+    assert set(sites) == {"old", "new"} and sites["new"]["domains"] == ["shop.example.org"]
+
+
+def test_a_change_refused_half_way_is_one_line_saying_how_far_it_got(daemon, tmp_path):
+    """What no check can foresee (here the site uid range runs out after one site) stops
+    the apply: one line on stderr names the refusal and how many changes were made,
+    and --json still prints the report with what was applied."""
+    first, last = daemon.uid_range
+    for i in range(last - first):
+        daemon.ok("site", "create", f"s{i}")
+    f = tmp_path / "sites.yaml"
+    f.write_text("sites:\n  aaa: {}\n  bbb: {}\n")
+    r = apply(daemon, f)
+    assert r.returncode == 1, r
+    assert r.stderr.splitlines() == [
+        "berth: site bbb: no free uid is left in the site uid range; stopped after 1 of 2 changes, "
+        "the rest were not made"], r.stderr
+    names = {s["name"] for s in daemon.ok("site", "ls")["sites"]}
+    assert "aaa" in names and "bbb" not in names
+    daemon.ok("site", "rm", "aaa")
+    r = apply(daemon, f, json_out=True)
+    assert r.returncode == 1 and len(r.stderr.splitlines()) == 1, r
+    assert r.json()["applied"] == 1
