@@ -173,30 +173,36 @@ static int read_site(const char *file, const char *name, struct fy_node *spec, s
     return 0;
 }
 
-/* An alias (*name) is a pointer to another node that the document keeps as it is:
- * read as a plain value it would be its name, "memory: *m" a memory of "m". A fleet
- * file gains little from them, so they are refused where they stand. */
-static int refuse_aliases(const char *file, struct fy_node *n)
+/* Refuses, where they stand, the nodes that would be read as something else:
+ * an alias (*name) is a pointer to another node that the document keeps as it is,
+ * so read as a plain value it would be its name ("memory: *m" a memory of "m"; a
+ * fleet file gains little from them); a value holding a NUL byte ("x\0y") would
+ * be read as what comes before it. */
+static int refuse_misread_nodes(const char *file, struct fy_node *n)
 {
     if (!n)
         return 0;
     if (fy_node_get_style(n) == FYNS_ALIAS)
         return file_error(file, n, "YAML aliases (*%s) are not supported here; write the value out",
                           fy_node_get_scalar0(n) ?: "?");
+    size_t len = 0;
+    const char *text = fy_node_is_scalar(n) ? fy_node_get_scalar(n, &len) : NULL;
+    if (text && memchr(text, 0, len))
+        return file_error(file, n, "a value may not hold a NUL byte (\\0)");
     void *iter = NULL;
     if (fy_node_is_mapping(n)) {
         struct fy_node_pair *pair;
         while ((pair = fy_node_mapping_iterate(n, &iter))) {
-            int r = refuse_aliases(file, fy_node_pair_key(pair));
+            int r = refuse_misread_nodes(file, fy_node_pair_key(pair));
             if (r == 0)
-                r = refuse_aliases(file, fy_node_pair_value(pair));
+                r = refuse_misread_nodes(file, fy_node_pair_value(pair));
             if (r != 0)
                 return r;
         }
     } else if (fy_node_is_sequence(n)) {
         struct fy_node *item;
         while ((item = fy_node_sequence_iterate(n, &iter))) {
-            int r = refuse_aliases(file, item);
+            int r = refuse_misread_nodes(file, item);
             if (r != 0)
                 return r;
         }
@@ -245,7 +251,7 @@ static int read_file_sites(const char *file, struct fy_document **ret_doc, struc
     }
     struct fy_node *root = fy_document_root(doc);
     struct fy_node *sites = NULL;
-    int r = refuse_aliases(file, root);
+    int r = refuse_misread_nodes(file, root);
     if (r == 0 && root && !fy_node_is_mapping(root)) {
         r = file_error(file, root, "the top level must be a mapping with \"sites\"");
     } else if (r == 0 && root) {

@@ -95,6 +95,7 @@ def test_bad_files_change_nothing_and_say_where(daemon, tmp_path):
         ("- keep\n", "the top level must be a mapping"),
         ("sites:\n  keep: {memory: &m 1G}\n  new: {memory: *m}\n", "/sites/new/memory: YAML aliases"),
         ("sites:\n  keep: &k {memory: 1G}\n  new: *k\n", "/sites/new: YAML aliases"),
+        ('sites:\n  new: {type: app, cmd: "x\\0y"}\n', "/sites/new/cmd: a value may not hold a NUL byte"),
     ]
     for i, (text, message) in enumerate(cases):
         f = tmp_path / f"bad{i}.yaml"
