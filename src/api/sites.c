@@ -371,7 +371,7 @@ static void create_site(const struct api_config *cfg, const struct api_request *
         .idle_seconds = DEFAULT_IDLE_SECONDS,
     };
     static const char *const known[] = { "name", "type", "domains", "cmd", "memory", "cpu", "pids",
-                                         "network", "owner", "always_on", "idle_seconds", "php" };
+                                         "network", "owner", "always_on", "idle_seconds", "php", "state" };
     const struct json_value *body = req->body;
     int r = 0;
 
@@ -396,6 +396,8 @@ static void create_site(const struct api_config *cfg, const struct api_request *
         r = read_string_member(body, "cmd", &site.cmd, &err);
     if (r >= 0)
         r = read_string_member(body, "network", &site.network, &err);
+    if (r >= 0)   /* "stopped": made stopped, never running for an instant */
+        r = read_string_member(body, "state", &site.desired_state, &err);
     if (r >= 0)
         r = read_string_member(body, "owner", &site.owner, &err);
     /* A user creates sites for themselves; root (no account) makes unowned ones. */

@@ -465,8 +465,9 @@ static void create_body(const struct want *want, struct buf *out)
     json_writer_init(&w, out, false);
     json_object_begin(&w);
     json_kv_string(&w, "name", want->name);
-    static const char *const keys[] = { "type", "cmd", "network", "owner", "memory", "cpu" };
-    const char *const vals[] = { want->type, want->cmd, want->network, want->owner, want->memory, want->cpu };
+    static const char *const keys[] = { "type", "cmd", "network", "owner", "memory", "cpu", "state" };
+    const char *const vals[] = { want->type,  want->cmd,    want->network, want->owner,
+                                 want->memory, want->cpu, want->state };
     for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
         if (vals[i])
             json_kv_string(&w, keys[i], vals[i]);
@@ -662,9 +663,7 @@ int cli_apply(const struct cli *cli, int argc, char **argv)
         if (st->current) {
             diff_site(st);
         } else {
-            create_body(st->want, &st->patch);
-            if (wants[i].state && streq(wants[i].state, "stopped"))
-                st->action = "stop";
+            create_body(st->want, &st->patch);   /* a stopped site is made stopped */
         }
     }
     for (size_t k = 0; prune && k < n_have; k++) {

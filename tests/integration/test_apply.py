@@ -201,3 +201,21 @@ def test_a_change_refused_half_way_is_one_line_saying_how_far_it_got(daemon, tmp
     r = apply(daemon, f, json_out=True)
     assert r.returncode == 1 and len(r.stderr.splitlines()) == 1, r
     assert r.json()["applied"] == 1
+
+
+def test_a_site_made_stopped_never_runs(daemon, tmp_path):
+    # An always-on app the file wants stopped is made stopped: its program never
+    # starts, not even between a create and a stop.
+    f = tmp_path / "stopped.yaml"
+    f.write_text('sites:\n  quiet:\n    type: app\n    always_on: true\n    state: stopped\n'
+                 '    cmd: "touch /site/private/ran; exec sleep 1000"\n')
+    r = apply(daemon, f)
+    assert r.returncode == 0 and r.stdout.splitlines()[0] == "+ quiet: create (app)", r
+    info = daemon.ok("site", "show", "quiet")
+    assert info["desired_state"] == "stopped", info
+    import os
+    import time
+    time.sleep(1)
+    assert not os.path.exists(os.path.join(info["dir"], "private", "ran"))
+    assert daemon.ok("site", "show", "quiet")["runtime"]["pid"] is None
+    assert "site quiet: started" not in daemon.log()
