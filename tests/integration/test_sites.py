@@ -144,11 +144,13 @@ def test_unknown_sites(daemon):
     ["status", "extra"],
     ["user", "add"],
     ["user", "add", "bob", "--admin", "--bogus"],
+    ["token", "create", "ci", "--user"],
 ])
 def test_wrong_usage_exits_2(daemon, argv):
     r = daemon.berth(*argv)
     assert r.returncode == 2, r
     assert r.stderr.startswith("berth: ") or r.stderr.startswith("Usage:")
+    assert "unknown option" not in r.stderr or "bogus" in r.stderr, r
 
 
 def test_bad_values_are_explained(daemon):
