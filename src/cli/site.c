@@ -108,8 +108,12 @@ static int parse_opts(const char *verb, int argc, char **argv, struct site_opts 
         case OPT_CPU: o->cpu = optarg; break;
         case OPT_NETWORK: o->network = optarg; break;
         case OPT_OWNER: o->owner = optarg; break;
-        case OPT_ALWAYS_ON: o->always_on = 1; break;
-        case OPT_ON_DEMAND: o->always_on = 0; break;
+        case OPT_ALWAYS_ON:
+        case OPT_ON_DEMAND:
+            if (o->always_on == (c == OPT_ON_DEMAND))
+                return -cli_usage_error("site ", "--always-on and --on-demand contradict each other: give one");
+            o->always_on = c == OPT_ALWAYS_ON;
+            break;
         case OPT_ERROR: o->error_log = true; break;
         case OPT_FOLLOW: o->follow = true; break;
         case OPT_LINES:

@@ -145,6 +145,7 @@ def test_unknown_sites(daemon):
     ["user", "add"],
     ["user", "add", "bob", "--admin", "--bogus"],
     ["token", "create", "ci", "--user"],
+    ["site", "set", "blog", "--always-on", "--on-demand"],
 ])
 def test_wrong_usage_exits_2(daemon, argv):
     r = daemon.berth(*argv)
