@@ -62,6 +62,22 @@ int cli_site_exec(const struct cli *cli, int argc, char **argv)
         first++;
     if (first >= argc)
         return cli_usage_error("site ", "'site exec' needs a command after the site name and '--'");
+    if (strlen(name) > 253 || strpbrk(name, "/?#% "))
+        return cli_fail("invalid site name \"%s\": use 1 to 63 lowercase letters, digits and '-'", name);
+
+    /* The exec socket knows only the sites that run code: a site that does not
+     * exist at all is named as such by the API. */
+    char site_path[512];
+    snprintf(site_path, sizeof(site_path), "/api/v1/sites/%s", name);
+    struct cli_response res;
+    if (cli_request(cli, "GET", site_path, NULL, &res) < 0)
+        return EXIT_FAILED;
+    if (res.status == 404) {
+        cli_fail("%s", json_get_string(json_get(res.json, "error"), "message") ?: "no such site");
+        cli_response_done(&res);
+        return EXIT_FAILED;
+    }
+    cli_response_done(&res);
 
     struct buf msg = BUF_INIT(65536);
     uint32_t flags = isatty(0) ? EXEC_FLAG_TTY : 0;
