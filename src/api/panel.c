@@ -71,9 +71,11 @@ void api_panel_serve(const struct http1_request *http, struct api_response *res)
     security_headers(res);
 }
 
-/* Reads the last LOG_TAIL_BYTES of a regular file at fd into b; *ret_cut says whether
- * the start was cut (the first, partial line is then dropped by the caller). */
-static int read_tail(int fd, struct buf *b, bool *ret_cut)
+/* Reads a regular file at fd into b: its last LOG_TAIL_BYTES when from is negative,
+ * else at most LOG_TAIL_BYTES from offset from (from 0 again if the file is now
+ * shorter: it was rotated). *ret_cut says whether the start was cut (the first,
+ * partial line is then dropped by the caller); *ret_start is the offset read from. */
+static int read_log(int fd, int64_t from, struct buf *b, bool *ret_cut, int64_t *ret_start)
 {
     struct stat st;
     if (fstat(fd, &st) < 0)
@@ -81,7 +83,9 @@ static int read_tail(int fd, struct buf *b, bool *ret_cut)
     if (!S_ISREG(st.st_mode))
         return -EINVAL;
     off_t start = st.st_size > LOG_TAIL_BYTES ? st.st_size - LOG_TAIL_BYTES : 0;
-    size_t want = (size_t)(st.st_size - start);
+    if (from >= 0)
+        start = from <= st.st_size ? (off_t)from : 0;
+    size_t want = MIN((size_t)(st.st_size - start), (size_t)LOG_TAIL_BYTES);
     int r = buf_reserve(b, want);
     if (r < 0)
         return r;
@@ -96,7 +100,8 @@ static int read_tail(int fd, struct buf *b, bool *ret_cut)
         b->len += (size_t)n;
     }
     b->data[b->len] = 0;
-    *ret_cut = start > 0;
+    *ret_cut = from < 0 && start > 0;
+    *ret_start = start;
     return 0;
 }
 
@@ -104,7 +109,8 @@ void api_handle_site_logs(const struct api_config *cfg, const struct api_request
                           struct api_response *res)
 {
     char kind[16] = "access", value[32], dir[4096], rel[32];
-    uint64_t lines = LOG_LINES_DEFAULT;
+    uint64_t lines = LOG_LINES_DEFAULT, after = 0;
+    bool follow = false;
     if (req->method != HTTP_GET) {
         api_reply_error(res, 405, "use GET on a site's logs");
         return;
@@ -119,6 +125,14 @@ void api_handle_site_logs(const struct api_config *cfg, const struct api_request
         api_reply_error(res, 400, "lines must be a number from 1 to %d", LOG_LINES_MAX);
         return;
     }
+    /* after=OFFSET (the "next" of an earlier answer): the whole lines written since. */
+    if (api_query_get(req->query, "after", value, sizeof(value))) {
+        if (parse_uint(value, 0, INT64_MAX, &after) < 0) {
+            api_reply_error(res, 400, "after must be an offset in the log, as \"next\" gave it");
+            return;
+        }
+        follow = true;
+    }
     sites_dir(cfg->sites, site, dir, sizeof(dir));
     _cleanup_close_ int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
     if (dfd < 0) {
@@ -132,7 +146,8 @@ void api_handle_site_logs(const struct api_config *cfg, const struct api_request
                                           RESOLVE_NO_SYMLINKS);
     struct buf text = BUF_INIT(LOG_TAIL_BYTES);
     bool cut = false;
-    int r = fd < 0 ? fd : read_tail(fd, &text, &cut);
+    int64_t start = 0;
+    int r = fd < 0 ? fd : read_log(fd, follow ? (int64_t)after : -1, &text, &cut, &start);
     if (r < 0 && r != -ENOENT) {
         buf_done(&text);
         api_reply_error(res, 500, "cannot read the site's %s log: %s", kind, strerror(-r));
@@ -144,10 +159,18 @@ void api_handle_site_logs(const struct api_config *cfg, const struct api_request
         const char *nl = memchr(begin, '\n', text.len);
         begin = nl ? nl + 1 : end;
     }
+    if (follow) {
+        /* Only whole lines: a line still being written comes in the next answer. */
+        while (end > begin && end[-1] != '\n')
+            end--;
+        if (end == begin && text.len == LOG_TAIL_BYTES)
+            end = begin + text.len;   /* one line longer than a read: give it as it is */
+    }
+    int64_t next = start + (end - (text.data ? text.data : ""));
     while (end > begin && end[-1] == '\n')
         end--;
-    const char *first = end;
-    for (uint64_t count = 0; count < lines && first > begin; count++) {
+    const char *first = follow ? begin : end;
+    for (uint64_t count = 0; !follow && count < lines && first > begin; count++) {
         const char *q = first;   /* just past the end of the line being counted */
         while (q > begin && q[-1] != '\n')
             q--;
@@ -159,6 +182,7 @@ void api_handle_site_logs(const struct api_config *cfg, const struct api_request
     json_object_begin(&res->json);
     json_kv_string(&res->json, "site", site);
     json_kv_string(&res->json, "kind", kind);
+    json_kv_int(&res->json, "next", next);
     json_key(&res->json, "lines");
     json_array_begin(&res->json);
     for (const char *s = first; s < end;) {

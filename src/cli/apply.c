@@ -109,6 +109,8 @@ static int read_site(const char *file, const char *name, struct fy_node *spec, s
     if (!site_name_valid(name))
         return file_error(file, spec, "\"%s\" is not a valid site name (1 to 63 lowercase letters, digits "
                           "and '-')", name);
+    if (site_name_reserved(name))
+        return file_error(file, spec, "the site name \"%s\" is reserved (panel, api and www are berth's)", name);
     if (!spec || (fy_node_is_scalar(spec) && !*fy_node_get_scalar0(spec)))
         return 0;   /* "blog:" alone: a static site with berth's defaults */
     if (!fy_node_is_mapping(spec))

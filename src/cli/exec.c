@@ -1,7 +1,7 @@
 /* berth site exec NAME -- CMD [ARG]...
  *
  * Not an API call: the command's stdio must be this process's own, so the CLI hands
- * its fds 0, 1, 2 to berthd over <dir of the API socket>/exec.sock (root only,
+ * its fds 0, 1, 2 to berthd over <run dir>/exec.sock (root only,
  * SOCK_SEQPACKET, SCM_RIGHTS) and waits for "exit N" or "error MESSAGE". When this
  * process goes away berthd kills the command. On a terminal berthd gives the command
  * a pty and relays it; the terminal is put in raw mode meanwhile. */
@@ -16,6 +16,9 @@
 #include "sites/sites.h"
 
 
+/* The exec socket is in berthd's run dir, which holds the API socket too unless
+ * --api-socket put that elsewhere: status names the run dir. Returns 0, or -errno
+ * after printing why. */
 static int exec_socket_path(const struct cli *cli, char *out, size_t n)
 {
     const char *env = getenv("BERTH_EXEC_SOCKET");
@@ -23,10 +26,23 @@ static int exec_socket_path(const struct cli *cli, char *out, size_t n)
         snprintf(out, n, "%s", env);
         return 0;
     }
-    _cleanup_free_ char *copy = strdup(cli->socket_path);
-    if (!copy)
-        return -ENOMEM;
-    snprintf(out, n, "%s/exec.sock", dirname(copy));
+    struct cli_response res;
+    int r = cli_request(cli, "GET", "/api/v1/status", NULL, &res);
+    if (r < 0)
+        return r;
+    const char *run_dir = json_get_string(res.json, "run_dir");
+    if (run_dir) {
+        snprintf(out, n, "%s/exec.sock", run_dir);
+    } else {
+        _cleanup_free_ char *copy = strdup(cli->socket_path);
+        if (!copy) {
+            cli_response_done(&res);
+            cli_fail("out of memory");
+            return -ENOMEM;
+        }
+        snprintf(out, n, "%s/exec.sock", dirname(copy));
+    }
+    cli_response_done(&res);
     return 0;
 }
 
@@ -46,6 +62,22 @@ int cli_site_exec(const struct cli *cli, int argc, char **argv)
         first++;
     if (first >= argc)
         return cli_usage_error("site ", "'site exec' needs a command after the site name and '--'");
+    if (strlen(name) > 253 || strpbrk(name, "/?#% "))
+        return cli_fail("invalid site name \"%s\": use 1 to 63 lowercase letters, digits and '-'", name);
+
+    /* The exec socket knows only the sites that run code: a site that does not
+     * exist at all is named as such by the API. */
+    char site_path[512];
+    snprintf(site_path, sizeof(site_path), "/api/v1/sites/%s", name);
+    struct cli_response res;
+    if (cli_request(cli, "GET", site_path, NULL, &res) < 0)
+        return EXIT_FAILED;
+    if (res.status == 404) {
+        cli_fail("%s", json_get_string(json_get(res.json, "error"), "message") ?: "no such site");
+        cli_response_done(&res);
+        return EXIT_FAILED;
+    }
+    cli_response_done(&res);
 
     struct buf msg = BUF_INIT(65536);
     const char *term = getenv("TERM");
@@ -64,9 +96,13 @@ int cli_site_exec(const struct cli *cli, int argc, char **argv)
 
     char path[4200];
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    if (exec_socket_path(cli, path, sizeof(path)) < 0 || strlen(path) >= sizeof(sa.sun_path)) {
+    if (exec_socket_path(cli, path, sizeof(path)) < 0) {
         buf_done(&msg);
-        return cli_fail("the exec socket path next to %s is too long", cli->socket_path);
+        return EXIT_FAILED;
+    }
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        buf_done(&msg);
+        return cli_fail("the exec socket path %s is too long", path);
     }
     memcpy(sa.sun_path, path, strlen(path) + 1);
     _cleanup_close_ int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);

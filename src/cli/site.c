@@ -1,7 +1,8 @@
-/* berth site create | ls | show | set | start | stop | restart | rm */
+/* berth site create | ls | show | set | start | stop | restart | rm | logs */
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "cli/cli.h"
 
@@ -18,13 +19,15 @@ static void usage(FILE *f)
           "                           [--php KEY=VALUE]... [--no-php KEY]...\n"
           "       berth site php-settings        (the PHP settings a site may change)\n"
           "       berth site start|stop|restart|rm NAME\n"
+          "       berth site logs NAME [--error] [--lines N] [--follow]\n"
           "       berth site exec NAME -- CMD [ARG]...\n"
           "       berth site upload NAME PATH   (a zip, a tar, .tar.gz/.zst/.xz, or a folder)\n", f);
 }
 
 enum {
     OPT_TYPE = 256, OPT_DOMAIN, OPT_NO_DOMAIN, OPT_CMD, OPT_MEMORY, OPT_CPU, OPT_PIDS, OPT_NETWORK,
-    OPT_OWNER, OPT_ALWAYS_ON, OPT_ON_DEMAND, OPT_IDLE, OPT_PHP, OPT_NO_PHP, OPT_HELP,
+    OPT_OWNER, OPT_ALWAYS_ON, OPT_ON_DEMAND, OPT_IDLE, OPT_PHP, OPT_NO_PHP, OPT_ERROR, OPT_LINES, OPT_FOLLOW,
+    OPT_HELP,
 };
 
 struct site_opts {
@@ -36,6 +39,8 @@ struct site_opts {
     size_t n_php, n_no_php;
     int64_t pids, idle;      /* -1 unset */
     int always_on;           /* -1 unset, 0 on demand, 1 always on */
+    int64_t lines;           /* site logs: -1 unset */
+    bool error_log, follow;  /* site logs */
 };
 
 /* Which options each verb takes. */
@@ -43,6 +48,10 @@ static bool allowed(const char *verb, int opt)
 {
     if (opt == OPT_HELP)
         return true;
+    if (streq(verb, "logs"))
+        return opt == OPT_ERROR || opt == OPT_LINES || opt == OPT_FOLLOW;
+    if (opt == OPT_ERROR || opt == OPT_LINES || opt == OPT_FOLLOW)
+        return false;
     if (streq(verb, "create"))
         return opt != OPT_NO_DOMAIN && opt != OPT_ON_DEMAND && opt != OPT_NO_PHP;
     if (streq(verb, "set"))
@@ -68,10 +77,13 @@ static int parse_opts(const char *verb, int argc, char **argv, struct site_opts 
         { "idle", required_argument, NULL, OPT_IDLE },
         { "php", required_argument, NULL, OPT_PHP },
         { "no-php", required_argument, NULL, OPT_NO_PHP },
+        { "error", no_argument, NULL, OPT_ERROR },
+        { "lines", required_argument, NULL, OPT_LINES },
+        { "follow", no_argument, NULL, OPT_FOLLOW },
         { "help", no_argument, NULL, OPT_HELP },
         { 0 },
     };
-    *o = (struct site_opts){ .pids = -1, .idle = -1, .always_on = -1 };
+    *o = (struct site_opts){ .pids = -1, .idle = -1, .always_on = -1, .lines = -1 };
     optind = 1;
     opterr = 0;
     int c;
@@ -96,8 +108,19 @@ static int parse_opts(const char *verb, int argc, char **argv, struct site_opts 
         case OPT_CPU: o->cpu = optarg; break;
         case OPT_NETWORK: o->network = optarg; break;
         case OPT_OWNER: o->owner = optarg; break;
-        case OPT_ALWAYS_ON: o->always_on = 1; break;
-        case OPT_ON_DEMAND: o->always_on = 0; break;
+        case OPT_ALWAYS_ON:
+        case OPT_ON_DEMAND:
+            if (o->always_on == (c == OPT_ON_DEMAND))
+                return -cli_usage_error("site ", "--always-on and --on-demand contradict each other: give one");
+            o->always_on = c == OPT_ALWAYS_ON;
+            break;
+        case OPT_ERROR: o->error_log = true; break;
+        case OPT_FOLLOW: o->follow = true; break;
+        case OPT_LINES:
+            if (parse_uint(optarg, 1, 1000, &v) < 0)
+                return -cli_usage_error("site ", "--lines takes a number of lines from 1 to 1000, not \"%s\"", optarg);
+            o->lines = (int64_t)v;
+            break;
         case OPT_DOMAIN:
             if (o->n_domains == ARRAY_SIZE(o->domains))
                 return -cli_usage_error("site ", "too many --domain options");
@@ -367,6 +390,50 @@ static int list_php_settings(const struct cli *cli)
     return r;
 }
 
+/* Prints the lines of a logs answer; *next gets where the log is read up to. */
+static void print_log_lines(const struct json_value *j, int64_t *next)
+{
+    const struct json_value *lines = json_get(j, "lines");
+    for (size_t i = 0; lines && lines->type == JSON_ARRAY && i < lines->array.n; i++)
+        if (lines->array.items[i]->type == JSON_STRING)
+            puts(lines->array.items[i]->string.data);
+    json_get_int(j, "next", next);
+    fflush(stdout);
+}
+
+/* site logs NAME: the last lines of the access (or error) log, then with --follow
+ * the lines written since, once a second, until interrupted or the site goes. */
+static int show_logs(const struct cli *cli, const char *name, const struct site_opts *o)
+{
+    const char *kind = o->error_log ? "error" : "access";
+    char path[600];
+    if (o->follow && cli->json)
+        return cli_usage_error("site ", "--follow prints lines as they come and cannot be combined with --json");
+    if (o->lines > 0)
+        snprintf(path, sizeof(path), "/api/v1/sites/%s/logs?kind=%s&lines=%" PRId64, name, kind, o->lines);
+    else
+        snprintf(path, sizeof(path), "/api/v1/sites/%s/logs?kind=%s", name, kind);
+    struct cli_response res;
+    if (cli_request(cli, "GET", path, NULL, &res) < 0)
+        return EXIT_FAILED;
+    int r = cli_finish(cli, &res);
+    int64_t next = 0;
+    if (r == EXIT_OK && !cli->json)
+        print_log_lines(res.json, &next);
+    cli_response_done(&res);
+    while (r == EXIT_OK && o->follow) {
+        nanosleep(&(struct timespec){ .tv_sec = 1 }, NULL);
+        snprintf(path, sizeof(path), "/api/v1/sites/%s/logs?kind=%s&after=%" PRId64, name, kind, next);
+        if (cli_request(cli, "GET", path, NULL, &res) < 0)
+            return EXIT_FAILED;
+        r = cli_finish(cli, &res);
+        if (r == EXIT_OK)
+            print_log_lines(res.json, &next);
+        cli_response_done(&res);
+    }
+    return r;
+}
+
 int cli_site(const struct cli *cli, int argc, char **argv)
 {
     if (argc < 2) {
@@ -381,7 +448,7 @@ int cli_site(const struct cli *cli, int argc, char **argv)
     if (streq(verb, "exec"))
         return cli_site_exec(cli, argc - 1, argv + 1);
     static const char *const verbs[] = { "create", "ls", "show", "set", "start", "stop", "restart", "rm", "upload",
-                                         "php-settings" };
+                                         "php-settings", "logs" };
     bool known = false;
     for (size_t i = 0; i < ARRAY_SIZE(verbs) && !known; i++)
         known = streq(verb, verbs[i]);
@@ -439,6 +506,8 @@ int cli_site(const struct cli *cli, int argc, char **argv)
     }
     if (streq(verb, "show"))
         return request_and_print(cli, "GET", path, NULL, NULL, name);
+    if (streq(verb, "logs"))
+        return show_logs(cli, name, &o);
     if (streq(verb, "rm"))
         return request_and_print(cli, "DELETE", path, NULL, "removed", name);
 

@@ -116,8 +116,10 @@ int cli_token(const struct cli *cli, int argc, char **argv)
     optind = 1;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc - 1, argv + 1, "", opts, NULL)) != -1) {
-        if (c == OPT_USER && !streq(verb, "rm")) {
+    while ((c = getopt_long(argc - 1, argv + 1, ":", opts, NULL)) != -1) {
+        if (c == ':') {
+            return cli_usage_error("token ", "option %s needs a value", argv[optind]);
+        } else if (c == OPT_USER && !streq(verb, "rm")) {
             user = optarg;
         } else if (c == OPT_HELP) {
             usage(stdout);

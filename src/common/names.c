@@ -18,6 +18,15 @@ bool site_name_valid(const char *name)
     return true;
 }
 
+bool site_name_reserved(const char *name)
+{
+    static const char *const reserved[] = { "panel", "api", "www" };
+    for (size_t i = 0; i < ARRAY_SIZE(reserved); i++)
+        if (streq(name, reserved[i]))
+            return true;
+    return false;
+}
+
 bool user_name_valid(const char *name)
 {
     if (!name)

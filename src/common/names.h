@@ -7,6 +7,8 @@
 /* A site name is a DNS label: [a-z0-9-]{1,63}, not starting or ending with '-'.
  * Uppercase is refused, not folded (the name is also a directory and a user). */
 bool site_name_valid(const char *name);
+/* Site names the front and the panel answer on (panel, api, www): no site may take them. */
+bool site_name_reserved(const char *name);
 /* A user name: [a-z_][a-z0-9_.-]{0,31}, not ending with '.'. */
 bool user_name_valid(const char *name);
 /* Normalises a host name a user typed: lowercases ASCII, strips one trailing dot,

@@ -90,7 +90,7 @@ int berthd_config_parse_args(struct berthd_config *cfg, int argc, char **argv)
     cfg->log_level = -1;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
         switch (c) {
         case OPT_DEV: cfg->dev = true; break;
         case OPT_CONFIG: set_string(&cfg->config_path, optarg); break;

@@ -211,7 +211,7 @@ static void conn_run(struct exec_conn *c, uint32_t flags, const char *client_ter
     int net_pidfd;
     int r = sites_runtime_exec_target(x->rt, c->name, &pidfd_target, &cg);
     if (r == -ENOENT) {
-        conn_answer(c, "error site %s does not run code (only app sites have a sandbox)", c->name);
+        conn_answer(c, "error site %s does not run code (only app and PHP sites have a sandbox)", c->name);
         conn_close(c);
         return;
     }

@@ -22,9 +22,6 @@ struct sites {
     void *observer_data;
 };
 
-/* Names the front and the panel answer on; a site may not take them. */
-static const char *const reserved_names[] = { "panel", "api", "www" };
-
 /* The tree every site has. Modes and owners are part of the isolation model: the
  * site's root is root-owned so the site cannot replace its own logs/ or backups/;
  * public/ is readable by the front through its group (setgid so new files inherit
@@ -131,14 +128,6 @@ static int build_tree(struct sites *s, const char *dirname, uid_t uid)
     return 0;
 }
 
-static bool name_reserved(const char *name)
-{
-    for (size_t i = 0; i < ARRAY_SIZE(reserved_names); i++)
-        if (streq(name, reserved_names[i]))
-            return true;
-    return false;
-}
-
 static bool one_of(const char *v, const char *const *set, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -188,7 +177,7 @@ static int check_spec(struct sites *s, struct store_site *spec, struct error *er
         return error_set(err, -EINVAL,
                          "invalid site name \"%s\": use 1 to 63 lowercase letters, digits and '-', "
                          "not starting or ending with '-'", spec->name ?: "");
-    if (name_reserved(spec->name))
+    if (site_name_reserved(spec->name))
         return error_set(err, -EINVAL, "the site name \"%s\" is reserved", spec->name);
     if (!one_of(spec->type, types, ARRAY_SIZE(types)))
         return error_set(err, -EINVAL, "invalid site type \"%s\": use static, php or app", spec->type ?: "");

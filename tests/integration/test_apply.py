@@ -87,6 +87,7 @@ def test_bad_files_change_nothing_and_say_where(daemon, tmp_path):
         ("sites:\n  keep: [\n", "not valid YAML"),
         ("sites:\n  a: {}\n  a: {}\n", "duplicate key"),
         ("sites:\n  Bad_Name: {}\n", "\"Bad_Name\" is not a valid site name"),
+        ("sites:\n  zzz: {}\n  www: {}\n", "/sites/www: the site name \"www\" is reserved"),
         ("sites:\n  keep: {pids: lots}\n", "/sites/keep/pids: must be a whole number"),
         ("sites:\n  keep: {always_on: maybe}\n", "/sites/keep/always_on: must be true or false"),
         ("sites:\n  keep: {state: paused}\n", "/sites/keep/state: must be running or stopped"),

@@ -52,6 +52,10 @@ def test_unknown_flag_is_a_usage_error(tmp_path):
     proc = subprocess.run([str(BERTHD), "--bogus"], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "unknown option --bogus" in proc.stderr
+    # A known option without its value is not "unknown".
+    proc = subprocess.run([str(BERTHD), "--http"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr == "berthd: option --http needs a value\n"
 
 
 def test_bad_listener_address_fails_clearly(daemon_factory):

@@ -403,6 +403,26 @@ def test_exec(daemon):
     assert show(daemon, "blog")["runtime"]["pid"]   # the app still runs
 
 
+def test_exec_with_api_socket_outside_run_dir(daemon_factory, tmp_path):
+    # --api-socket may put the API anywhere; `site exec` must still find berthd.
+    d = daemon_factory()
+    d.socket = tmp_path / "elsewhere" / "api.sock"
+    d.socket.parent.mkdir()
+    d.start("--api-socket", str(d.socket))
+    info = make_app(d, "blog")
+    r = d.berth("site", "exec", "blog", "--", "id", "-u")
+    assert (r.returncode, r.stdout.strip()) == (0, str(info["uid"])), r
+
+
+def test_exec_names_what_is_missing(daemon):
+    r = daemon.berth("site", "exec", "ghost", "--", "true")
+    assert (r.returncode, r.stderr) == (1, 'berth: no site named "ghost"\n'), r
+    daemon.ok("site", "create", "docs")
+    r = daemon.berth("site", "exec", "docs", "--", "true")
+    assert r.returncode == 1, r
+    assert r.stderr == "berth: site docs does not run code (only app and PHP sites have a sandbox)\n"
+
+
 def test_exec_client_gone_kills_command(daemon):
     import subprocess
     make_app(daemon, "blog")

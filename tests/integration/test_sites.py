@@ -144,11 +144,14 @@ def test_unknown_sites(daemon):
     ["status", "extra"],
     ["user", "add"],
     ["user", "add", "bob", "--admin", "--bogus"],
+    ["token", "create", "ci", "--user"],
+    ["site", "set", "blog", "--always-on", "--on-demand"],
 ])
 def test_wrong_usage_exits_2(daemon, argv):
     r = daemon.berth(*argv)
     assert r.returncode == 2, r
     assert r.stderr.startswith("berth: ") or r.stderr.startswith("Usage:")
+    assert "unknown option" not in r.stderr or "bogus" in r.stderr, r
 
 
 def test_bad_values_are_explained(daemon):
@@ -341,3 +344,61 @@ def test_api_refuses_unknown_fields_and_bad_json(daemon):
     status, body = api(daemon, "DELETE", "/api/v1/sites")
     assert status == 405
     assert daemon.ok("site", "show", "blog")["limits"]["memory"] == "256M"
+
+
+def test_site_logs_tail_and_follow(daemon):
+    """`site logs NAME [--error] [--follow]` is part of the interface contract."""
+    import select
+    import time
+
+    daemon.ok("site", "create", "blog")
+    log = daemon.state_dir / "sites" / "blog" / "logs" / "error.log"
+    log.write_text("".join(f"line {i}\n" for i in range(300)))
+
+    r = daemon.berth("site", "logs", "blog", "--error", "--lines", "3")
+    assert r.returncode == 0, r
+    assert r.stdout == "line 297\nline 298\nline 299\n"
+    r = daemon.berth("site", "logs", "blog", "--error")
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 100, r
+    j = daemon.ok("site", "logs", "blog", "--error", "--lines", "2")
+    assert j["kind"] == "error" and j["lines"] == ["line 298", "line 299"]
+    assert daemon.ok("site", "logs", "blog")["kind"] == "access"
+
+    r = daemon.berth("site", "logs", "ghost")
+    assert r.returncode == 1 and r.stderr == 'berth: no site named "ghost"\n', r
+    for argv in (["site", "logs", "blog", "--memory", "1G"], ["site", "logs", "blog", "--lines", "0"],
+                 ["site", "logs"], ["site", "create", "x", "--follow"]):
+        assert daemon.berth(*argv).returncode == 2, argv
+    r = daemon.berth("site", "logs", "blog", "--follow", json_out=True)
+    assert r.returncode == 2 and "--follow" in r.stderr and r.stdout == "", r
+
+    # --follow prints the tail, then each whole line as it is written, once.
+    proc = subprocess.Popen([str(BERTH), "--socket", str(daemon.socket), "site", "logs", "blog", "--error",
+                             "--follow", "--lines", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        got = []
+
+        def read_until(n, timeout=10):
+            deadline = time.monotonic() + timeout
+            while len(got) < n and time.monotonic() < deadline:
+                if select.select([proc.stdout], [], [], 0.2)[0]:
+                    line = proc.stdout.readline()
+                    if not line:
+                        break
+                    got.append(line)
+
+        read_until(1)
+        with open(log, "a") as f:
+            f.write("new 1\nnew 2\nhalf ")
+        read_until(3)
+        with open(log, "a") as f:
+            f.write("written\n")
+        read_until(4)
+        time.sleep(1.5)
+        read_until(5, timeout=0.5)
+        assert got == ["line 299\n", "new 1\n", "new 2\n", "half written\n"]
+        assert proc.poll() is None, "--follow keeps going"
+    finally:
+        proc.kill()
+        proc.wait()
+    assert "runtime error" not in proc.stderr.read()
