@@ -255,7 +255,9 @@ int cli_site_upload(const struct cli *cli, int argc, char **argv)
         json_get_int(res.json, "bytes", &bytes);
         char size[16];
         format_size((uint64_t)bytes, size, sizeof(size));
-        printf("uploaded %lld file%s (%s) to site %s\n", (long long)files, files == 1 ? "" : "s", size, name);
+        /* format_size writes bytes bare ("3"), as sizes are given: say what they are. */
+        printf("uploaded %lld file%s (%s%s) to site %s\n", (long long)files, files == 1 ? "" : "s", size,
+               bytes < 1024 ? " bytes" : "", name);
     }
     cli_response_done(&res);
     return r;

@@ -78,7 +78,7 @@ def site_v1(daemon, tmp_path):
     info = make_site(daemon)
     r = upload(daemon, "blog", write_zip(tmp_path / "v1.zip", [("index.html", V1)]))
     assert r.returncode == 0, r
-    assert r.stdout.strip() == "uploaded 1 file (36) to site blog"
+    assert r.stdout.strip() == "uploaded 1 file (36 bytes) to site blog"
     with open(os.path.join(public(info), "index.html"), "rb") as f:
         assert f.read() == V1
     return info
@@ -125,7 +125,7 @@ def test_tar_gz_keeps_exec_bit_links_and_times(daemon, tmp_path):
     ], mode="w:gz")
     r = upload(daemon, "blog", archive)
     assert r.returncode == 0, r
-    assert r.stdout.strip() == "uploaded 3 files (13) to site blog"
+    assert r.stdout.strip() == "uploaded 3 files (13 bytes) to site blog"
     pub = public(info)
     st = os.stat(os.path.join(pub, "cgi/run.sh"))
     assert stat.S_IMODE(st.st_mode) == 0o750   # executable kept, setuid dropped
@@ -145,7 +145,7 @@ def test_folder_upload(daemon, tmp_path):
     os.symlink("index.html", folder / "home.html")
     r = upload(daemon, "blog", str(folder) + "/")
     assert r.returncode == 0, r
-    assert r.stdout.strip() == "uploaded 3 files (29) to site blog"
+    assert r.stdout.strip() == "uploaded 3 files (29 bytes) to site blog"
     pub = public(info)
     assert sorted(os.listdir(pub)) == ["home.html", "img", "index.html", "run"]
     assert open(os.path.join(pub, "img/logo.svg"), "rb").read() == b"<svg/>"
