@@ -30,7 +30,7 @@ static void usage(FILE *f)
           "\n"
           "Options:\n"
           "  --socket PATH   berthd's API socket (default $BERTH_SOCKET or " DEFAULT_SOCKET ")\n"
-          "  --json          print the API's JSON answer on stdout\n"
+          "  --json          print the API's JSON answer on stdout (also after the command)\n"
           "  --help          this text; 'berth site --help' for one family\n"
           "  --version       the client's version\n"
           "\n"
@@ -69,6 +69,16 @@ int main(int argc, char **argv)
     if (i >= argc) {
         usage(stderr);
         return EXIT_USAGE;
+    }
+    /* --json may also come after the command ("berth site ls --json"), as long as
+     * it is not part of what `site exec` runs (after its "--"). */
+    for (int k = i + 1; k < argc && !streq(argv[k], "--"); k++) {
+        if (streq(argv[k], "--json")) {
+            cli.json = true;
+            memmove(&argv[k], &argv[k + 1], (size_t)(argc - k) * sizeof(*argv));   /* argv[argc] is NULL */
+            argc--;
+            k--;
+        }
     }
     const char *cmd = argv[i];
     int sub_argc = argc - i;

@@ -393,6 +393,8 @@ def test_exec(daemon):
     assert (r.returncode, r.stdout) == (0, "hi\n")
     r = daemon.berth("site", "exec", "blog", "--", "pwd")
     assert r.stdout.strip() == "/site"
+    r = daemon.berth("site", "exec", "blog", "--", "echo", "--json")   # the command's own
+    assert (r.returncode, r.stdout) == (0, "--json\n"), r
     # Same pid namespace as the running app: its pid 2 is the app.
     r = daemon.berth("site", "exec", "blog", "--", "cat", "/proc/2/cmdline")
     assert r.returncode == 0 and "/site/private/app.py" in r.stdout, r

@@ -1,5 +1,6 @@
 """Site records through the CLI and the API: validation, conflicts, the directory
 tree, atomic create and remove, crash recovery."""
+import json
 import os
 import shutil
 import sqlite3
@@ -301,6 +302,9 @@ def test_json_output_is_one_document(daemon):
     assert r.returncode == 1
     assert r.json()["error"]["status"] == 404
     assert r.stderr == 'berth: no site named "ghost"\n'
+    # --json after the command works too, but not inside what `site exec` runs
+    r = daemon.berth("site", "ls", "--json")
+    assert r.returncode == 0 and [s["name"] for s in json.loads(r.stdout)["sites"]] == ["blog"], r
 
 
 def test_cli_without_daemon_fails_clearly(tmp_path):
