@@ -288,6 +288,11 @@ bool php_setting_info(size_t index, struct php_setting_info *ret)
     const struct setting *s = &user_settings[index];
     ret->key = s->key;
     ret->default_value = s->def;
+    /* Their default is the site's body limit, PHP_DEFAULT_BODY_LIMIT unless
+     * post_max_size says otherwise. */
+    if (!s->def && (streq(s->key, "upload_max_filesize") || streq(s->key, "post_max_size")))
+        ret->default_value = "64M";
+    _Static_assert(PHP_DEFAULT_BODY_LIMIT == (uint64_t)64 << 20, "the default above");
     ret->help = s->help;
     kind_hint(s, ret->accepts, sizeof(ret->accepts));
     return true;

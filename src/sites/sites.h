@@ -267,8 +267,7 @@ int php_setting_check(const char *key, const char *value, char *ret_value, struc
 /* One key a site's owner may change, for people (the panel, `berth site show`). */
 struct php_setting_info {
     const char *key;             /* "memory_limit" */
-    const char *default_value;   /* berth's default ("128M"); NULL: PHP's own, or for
-                                    upload_max_filesize/post_max_size the site's body limit */
+    const char *default_value;   /* berth's default ("128M"); NULL: PHP's own */
     const char *help;            /* one sentence */
     char accepts[128];           /* "a size between 16M and 2G, like 256M" */
 };

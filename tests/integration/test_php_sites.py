@@ -179,6 +179,8 @@ def test_php_settings_are_checked_applied_and_reset(daemon):
     assert "open_basedir" not in keys
     text = daemon.berth("site", "php-settings")
     assert text.returncode == 0 and re.search(r"memory_limit\s+128M", text.stdout)
+    # the body limits' default is the one the site gets, not "-"
+    assert keys["post_max_size"]["default"] == "64M" and keys["upload_max_filesize"]["default"] == "64M"
 
 
 def test_a_site_cannot_include_another_sites_private_files(daemon):
