@@ -25,6 +25,8 @@ int cli_status(const struct cli *cli, int argc, char **argv)
         json_get_int(j, "schema_version", &schema);
         printf("berthd %s (pid %" PRId64 "), up %" PRId64 "s\n", json_get_string(j, "version") ?: "?", pid, uptime);
         printf("state dir    %s\n", json_get_string(j, "state_dir") ?: "?");
+        if (json_get_string(j, "run_dir"))
+            printf("run dir      %s\n", json_get_string(j, "run_dir"));
         printf("api socket   %s\n", json_get_string(j, "api_socket") ?: "?");
         printf("base domain  %s\n", json_get_string(j, "base_domain") ?: "?");
         const struct json_value *ls = json_get(j, "listeners");

@@ -20,6 +20,7 @@ def test_status_shows_version_real_ports_and_counts(daemon):
     human = daemon.berth("status")
     assert human.returncode == 0
     assert f"127.0.0.1:{port} (asked 127.0.0.1:0)" in human.stdout
+    assert f"run dir      {st['run_dir']}\n" in human.stdout
 
 
 def test_ipv4_and_ipv6_listeners_side_by_side(daemon_factory):
