@@ -16,7 +16,8 @@ static void usage(FILE *f)
           "       berth site show NAME\n"
           "       berth site set NAME [--memory M] [--cpu C] [--pids N] [--idle SECONDS]\n"
           "                           [--always-on|--on-demand] [--domain D]... [--no-domain D]...\n"
-          "                           [--php KEY=VALUE]... [--no-php KEY]...\n"
+          "                           [--php KEY=VALUE]... [--no-php KEY]... [--cmd \"CMD\"]\n"
+          "                           [--network none|nat|host] [--owner USER]\n"
           "       berth site php-settings        (the PHP settings a site may change)\n"
           "       berth site start|stop|restart|rm NAME\n"
           "       berth site logs NAME [--error] [--lines N] [--follow]\n"
@@ -55,7 +56,7 @@ static bool allowed(const char *verb, int opt)
     if (streq(verb, "create"))
         return opt != OPT_NO_DOMAIN && opt != OPT_ON_DEMAND && opt != OPT_NO_PHP;
     if (streq(verb, "set"))
-        return opt != OPT_TYPE && opt != OPT_CMD && opt != OPT_NETWORK && opt != OPT_OWNER;
+        return opt != OPT_TYPE;
     return false;
 }
 

@@ -192,6 +192,17 @@ def test_set_changes_limits_and_domains(daemon):
     assert daemon.ok("site", "show", "blog")["domains"] == ["b.example"]
 
 
+def test_set_changes_owner_command_and_network(daemon):
+    daemon.ok("user", "add", "alice", "--password-stdin", input="correct horse battery\n")
+    daemon.ok("site", "create", "blog")
+    assert daemon.ok("site", "set", "blog", "--owner", "alice")["owner"] == "alice"
+    daemon.ok("site", "create", "app", "--type", "app", "--cmd", "exec sleep 1000")
+    site = daemon.ok("site", "set", "app", "--cmd", "exec sleep 2000", "--network", "host")
+    assert site["cmd"] == "exec sleep 2000" and site["network"] == "host", site
+    r = daemon.berth("site", "set", "blog", "--owner", "nobody-here")
+    assert r.returncode == 1 and 'no user named "nobody-here"' in r.stderr
+
+
 def test_start_stop_restart_record_desired_state(daemon):
     daemon.ok("site", "create", "blog")
     r = daemon.berth("site", "stop", "blog")
