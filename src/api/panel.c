@@ -154,7 +154,8 @@ void api_handle_site_logs(const struct api_config *cfg, const struct api_request
         return;
     }
     /* Walk back from the end to find where the last `lines` lines start. */
-    const char *begin = text.data ? text.data : "", *end = begin + text.len;
+    const char *const base = text.data ? text.data : "";
+    const char *begin = base, *end = base + text.len;
     if (cut) {
         const char *nl = memchr(begin, '\n', text.len);
         begin = nl ? nl + 1 : end;
@@ -166,7 +167,7 @@ void api_handle_site_logs(const struct api_config *cfg, const struct api_request
         if (end == begin && text.len == LOG_TAIL_BYTES)
             end = begin + text.len;   /* one line longer than a read: give it as it is */
     }
-    int64_t next = start + (end - (text.data ? text.data : ""));
+    int64_t next = start + (end - base);
     while (end > begin && end[-1] == '\n')
         end--;
     const char *first = follow ? begin : end;
