@@ -468,3 +468,43 @@ test('PHP settings: change a value, a bad one explained beside it, reset to defa
   assert.equal(await page.getByRole('heading', { name: 'PHP settings' }).count(), 0);
   await context.close();
 });
+
+// GET on api.sock, as root: what the store holds, whatever the panel shows.
+function rootGet(urlPath) {
+  return new Promise((resolve, reject) => {
+    http.get({ socketPath: path.join(root, 'run/api.sock'), path: '/api/v1/' + urlPath }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => resolve(JSON.parse(body)));
+    }).on('error', reject);
+  });
+}
+
+test('a double click sends a form or an action once', async () => {
+  berthOk(['site', 'create', 'twice', '--owner', 'alice']);
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  const page = await signIn(context, 'alice');
+
+  // Restart a site: one restart.
+  const restarts = async () => (await rootGet('events?limit=1000')).events
+    .filter((e) => e.action === 'site.update' && e.target === 'twice').length;
+  const before = await restarts();
+  await page.goto(panelUrl() + '#/site/twice');
+  await page.getByRole('heading', { name: 'twice', exact: true }).waitFor();
+  await page.getByRole('button', { name: 'Restart twice' }).dblclick();
+  await page.locator('#status').getByText('twice: restarted.').waitFor();
+  await sleep(1000);
+  assert.equal(await restarts(), before + 1, 'a double click restarted the site twice');
+
+  // Create a token: one token, the one shown.
+  await page.goto(panelUrl() + '#/account');
+  await page.getByLabel('Token name').fill('double-click');
+  await page.getByRole('button', { name: 'Create a token' }).dblclick();
+  const token = await page.locator('.secret').textContent();
+  assert.match(token, /^berth_/);
+  await sleep(1000);
+  const made = berthOk(['token', 'ls', '--user', 'alice']).tokens.filter((t) => t.name === 'double-click');
+  assert.equal(made.length, 1, 'a double click made more than one token');
+  await context.close();
+});
