@@ -26,6 +26,7 @@ struct api_conn {
     struct http1_request req;     /* the parser keeps its progress here between reads */
     bool closing;                 /* close once out is flushed */
     struct api_upload *upload;    /* a request whose body streams to a file (declared in api-internal.h) */
+    uint64_t discard;             /* body bytes of a refused upload still to read and drop before closing */
     struct api_conn *next, **pprev;
 };
 
@@ -198,7 +199,10 @@ static void reset_parser(struct api_conn *c)
 /* ---- uploads: the one request whose body streams to a file (declared in api-internal.h) ---- */
 
 /* Hands a request head over to the upload endpoint. An answer before the body
- * (unknown site, too large) closes the connection: the body stays unread. */
+ * (unknown site, too large, no session) closes the connection once the body that
+ * the head declared has been read and dropped: closed on a peer that is still
+ * sending, the socket is reset under it and the answer lost (the front would
+ * tell the browser 502 instead of the reason). */
 static void upload_start(struct api_conn *c, const struct http1_request *req, size_t head)
 {
     struct api_response res = { .body = BUF_INIT(64 * 1024) };
@@ -214,8 +218,29 @@ static void upload_start(struct api_conn *c, const struct http1_request *req, si
     if (!c->upload) {
         write_response(c, &res, false);
         c->closing = true;
+        if (req->body == HTTP1_BODY_LENGTH)
+            c->discard = req->content_length - MIN(req->content_length, (uint64_t)c->in.len);
+        buf_clear(&c->in);
     }
     buf_done(&res.body);
+}
+
+/* Reads and drops what is left of a refused upload's body. */
+static void discard_body(struct api_conn *c)
+{
+    char scratch[16 * 1024];
+    while (c->discard > 0) {
+        ssize_t n = recv(c->fd, scratch, MIN(sizeof(scratch), c->discard), 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return;
+        if (n <= 0) {
+            c->discard = 0;   /* the peer stopped sending: nothing more to wait for */
+            return;
+        }
+        c->discard -= (uint64_t)n;
+    }
 }
 
 /* Passes buffered body bytes on; answers once the body is complete. Returns false
@@ -372,7 +397,7 @@ static void flush(struct api_conn *c)
         }
         buf_consume(&c->out, (size_t)n);
     }
-    if (c->closing) {
+    if (c->closing && c->discard == 0) {
         conn_close(c);
         return;
     }
@@ -382,7 +407,9 @@ static void flush(struct api_conn *c)
 static void on_conn(struct evloop *loop, int fd, uint32_t events, void *data)
 {
     struct api_conn *c = data;
-    if (events & EPOLLIN && !c->closing) {
+    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR) && c->discard > 0) {
+        discard_body(c);
+    } else if (events & EPOLLIN && !c->closing) {
         for (;;) {
             int r = buf_reserve(&c->in, 16 * 1024);
             if (r < 0) {

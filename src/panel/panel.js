@@ -127,6 +127,18 @@ function formError(form, message) {
   el.textContent = message || '';
 }
 
+// Runs a request with the button that sent it disabled until the answer is in, so
+// that a double click or a second Enter does not send it twice.
+async function busy(button, fn) {
+  if (!button || button.disabled) return;
+  button.disabled = true;
+  try {
+    await fn();
+  } finally {
+    button.disabled = false;
+  }
+}
+
 function stateBadge(site) {
   const s = site.state || 'unknown';
   return h('span.badge.' + s, {}, s);
@@ -257,11 +269,11 @@ async function siteAction(name, action, after) {
 function actionButtons(site, after) {
   const stopped = site.desired_state === 'stopped';
   return h('div.actions', {},
-    h('button', { type: 'button', disabled: !stopped, onclick: () => siteAction(site.name, 'start', after),
+    h('button', { type: 'button', disabled: !stopped, onclick: (ev) => busy(ev.currentTarget, () => siteAction(site.name, 'start', after)),
       'aria-label': `Start ${site.name}` }, 'Start'),
-    h('button.secondary', { type: 'button', disabled: stopped, onclick: () => siteAction(site.name, 'stop', after),
+    h('button.secondary', { type: 'button', disabled: stopped, onclick: (ev) => busy(ev.currentTarget, () => siteAction(site.name, 'stop', after)),
       'aria-label': `Stop ${site.name}` }, 'Stop'),
-    h('button.secondary', { type: 'button', onclick: () => siteAction(site.name, 'restart', after),
+    h('button.secondary', { type: 'button', onclick: (ev) => busy(ev.currentTarget, () => siteAction(site.name, 'restart', after)),
       'aria-label': `Restart ${site.name}` }, 'Restart'));
 }
 
@@ -476,16 +488,18 @@ function settingsForm(site, reload) {
     const body = { memory: f.memory.value.trim(), cpu: f.cpu.value.trim(), always_on: f.always_on.checked };
     if (f.pids.value !== '') body.pids = Number(f.pids.value);
     if (f.idle.value !== '') body.idle_seconds = Number(f.idle.value);
-    try {
-      await api('PATCH', `sites/${encodeURIComponent(site.name)}`, body);
-      announce('Settings saved.');
-      await reload();
-    } catch (e) {
-      const m = e.message.toLowerCase();
-      const id = m.includes('memory') ? 'set-memory' : m.includes('cpu') ? 'set-cpu' : m.includes('pids') ? 'set-pids'
-        : m.includes('idle') ? 'set-idle' : null;
-      if (id) setError(id, e.message); else formError(form, e.message);
-    }
+    await busy(form.querySelector('button[type=submit]'), async () => {
+      try {
+        await api('PATCH', `sites/${encodeURIComponent(site.name)}`, body);
+        announce('Settings saved.');
+        await reload();
+      } catch (e) {
+        const m = e.message.toLowerCase();
+        const id = m.includes('memory') ? 'set-memory' : m.includes('cpu') ? 'set-cpu' : m.includes('pids') ? 'set-pids'
+          : m.includes('idle') ? 'set-idle' : null;
+        if (id) setError(id, e.message); else formError(form, e.message);
+      }
+    });
   });
   return form;
 }
@@ -556,7 +570,7 @@ async function loadPhp(site, box, reload) {
       h('td.hide-narrow', {}, h('span.php-default', {}, s.default)),
       h('td', {}, input, h('p.error', { id: `${id}-error`, 'aria-live': 'polite' }),
         overridden ? h('button.secondary.php-reset', { type: 'button', 'aria-label': `Reset ${s.key} to its default, ${s.default}`,
-          onclick: () => savePhp(site, { [s.key]: null }, keys, form, reload) }, 'Reset to default') : null));
+          onclick: (ev) => busy(ev.currentTarget, () => savePhp(site, { [s.key]: null }, keys, form, reload)) }, 'Reset to default') : null));
   });
   form.append(
     h('p.hint', {}, 'Leave a field empty to use the default.'),
@@ -578,7 +592,7 @@ async function loadPhp(site, box, reload) {
       announce('Nothing to save: no PHP setting was changed.');
       return;
     }
-    savePhp(site, changes, keys, form, reload);
+    busy(form.querySelector('button[type=submit]'), () => savePhp(site, changes, keys, form, reload));
   });
   box.replaceChildren(form);
 }
@@ -593,13 +607,15 @@ function deleteForm(site) {
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     if (input.value !== site.name) return;
-    try {
-      await api('DELETE', `sites/${encodeURIComponent(site.name)}`);
-      announce(`Deleted ${site.name}.`);
-      location.hash = '#/sites';
-    } catch (e) {
-      setError('delete-confirm', e.message);
-    }
+    await busy(button, async () => {
+      try {
+        await api('DELETE', `sites/${encodeURIComponent(site.name)}`);
+        announce(`Deleted ${site.name}.`);
+        location.hash = '#/sites';
+      } catch (e) {
+        setError('delete-confirm', e.message);
+      }
+    });
   });
   return form;
 }
@@ -659,13 +675,15 @@ async function showAccount() {
     ev.preventDefault();
     setError('pw-current', '');
     setError('pw-new', '');
-    try {
-      await api('PUT', 'me/password', { current: pw.elements.current.value, new: pw.elements.new.value });
-      pw.reset();
-      announce('Password changed. Your other sessions were signed out.');
-    } catch (e) {
-      setError(e.message.includes('current') ? 'pw-current' : 'pw-new', e.message);
-    }
+    await busy(pw.querySelector('button[type=submit]'), async () => {
+      try {
+        await api('PUT', 'me/password', { current: pw.elements.current.value, new: pw.elements.new.value });
+        pw.reset();
+        announce('Password changed. Your other sessions were signed out.');
+      } catch (e) {
+        setError(e.message.includes('current') ? 'pw-current' : 'pw-new', e.message);
+      }
+    });
   });
 
   const tokens = (await api('GET', 'tokens')).tokens || [];
@@ -676,23 +694,25 @@ async function showAccount() {
   create.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     setError('token-name', '');
-    try {
-      const t = await api('POST', 'tokens', { name: create.elements.name.value.trim() });
-      await showAccount();
-      const box = document.getElementById('token-shown');
-      box.replaceChildren(h('p', {}, 'Copy this token now: it is shown only once.'), h('p.secret', { tabindex: '0' }, t.token));
-      box.querySelector('.secret').focus();
-    } catch (e) {
-      setError('token-name', e.message);
-    }
+    await busy(create.querySelector('button[type=submit]'), async () => {
+      try {
+        const t = await api('POST', 'tokens', { name: create.elements.name.value.trim() });
+        await showAccount();
+        const box = document.getElementById('token-shown');
+        box.replaceChildren(h('p', {}, 'Copy this token now: it is shown only once.'), h('p.secret', { tabindex: '0' }, t.token));
+        box.querySelector('.secret').focus();
+      } catch (e) {
+        setError('token-name', e.message);
+      }
+    });
   });
   shown.id = 'token-shown';
   const rows = tokens.map((t) => h('tr', {},
     h('td', {}, t.name), h('td.hide-narrow', {}, fmtTime(t.created_at)), h('td.hide-narrow', {}, fmtTime(t.last_used)),
     h('td', {}, t.revoked ? 'revoked' : h('button.secondary', { type: 'button', 'aria-label': `Revoke token ${t.name}`,
-      onclick: async () => {
+      onclick: (ev) => busy(ev.currentTarget, async () => {
         try { await api('DELETE', `tokens/${t.id}`); announce(`Revoked ${t.name}.`); await showAccount(); } catch (e) { announce(e.message); }
-      } }, 'Revoke'))));
+      }) }, 'Revoke'))));
   page('Account',
     h('section.card', { 'aria-labelledby': 'h-pw' }, h('h2', { id: 'h-pw' }, 'Password'), pw),
     h('section.card', { 'aria-labelledby': 'h-tokens' }, h('h2', { id: 'h-tokens' }, 'API tokens'),
@@ -729,9 +749,9 @@ async function showAdmin() {
     h('td', {}, u.name), h('td', {}, u.admin ? 'admin' : 'user'), h('td', {}, u.disabled ? 'disabled' : 'active'),
     h('td', {}, h('div.actions', {},
       u.name === state.user ? null : h('button.secondary', { type: 'button', 'aria-label': `${u.disabled ? 'Enable' : 'Disable'} ${u.name}`,
-        onclick: async () => {
+        onclick: (ev) => busy(ev.currentTarget, async () => {
           try { await api('PATCH', `users/${encodeURIComponent(u.name)}`, { disabled: !u.disabled }); announce(`${u.name} ${u.disabled ? 'enabled' : 'disabled'}.`); await showAdmin(); } catch (e) { announce(e.message); }
-        } }, u.disabled ? 'Enable' : 'Disable'),
+        }) }, u.disabled ? 'Enable' : 'Disable'),
       h('button.secondary', { type: 'button', 'aria-label': `Reset the password of ${u.name}`, onclick: () => resetPassword(u.name) }, 'Reset password')))));
   const add = h('form.stack', { novalidate: true },
     field('user-name', 'User name', h('input', { type: 'text', name: 'name', autocomplete: 'off' })),
@@ -743,13 +763,15 @@ async function showAdmin() {
     setError('user-name', '');
     setError('user-password', '');
     const f = add.elements;
-    try {
-      await api('POST', 'users', { name: f.name.value.trim(), password: f.password.value, admin: f.admin.checked });
-      announce(`Created user ${f.name.value.trim()}.`);
-      await showAdmin();
-    } catch (e) {
-      setError(e.message.includes('password') ? 'user-password' : 'user-name', e.message);
-    }
+    await busy(add.querySelector('button[type=submit]'), async () => {
+      try {
+        await api('POST', 'users', { name: f.name.value.trim(), password: f.password.value, admin: f.admin.checked });
+        announce(`Created user ${f.name.value.trim()}.`);
+        await showAdmin();
+      } catch (e) {
+        setError(e.message.includes('password') ? 'user-password' : 'user-name', e.message);
+      }
+    });
   });
   const eventRows = (events.events || []).map((e) => h('tr', {},
     h('td', {}, fmtTime(e.at)), h('td', {}, e.actor), h('td', {}, e.action), h('td', {}, e.target || ''),
@@ -772,13 +794,15 @@ function resetPassword(name) {
       h('button.secondary', { type: 'button', onclick: () => showAdmin() }, 'Cancel')));
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
-    try {
-      await api('PUT', `users/${encodeURIComponent(name)}/password`, { password: form.elements.password.value });
-      announce(`Changed the password of ${name}.`);
-      await showAdmin();
-    } catch (e) {
-      setError('reset-password', e.message);
-    }
+    await busy(form.querySelector('button[type=submit]'), async () => {
+      try {
+        await api('PUT', `users/${encodeURIComponent(name)}/password`, { password: form.elements.password.value });
+        announce(`Changed the password of ${name}.`);
+        await showAdmin();
+      } catch (e) {
+        setError('reset-password', e.message);
+      }
+    });
   });
   page(`Reset the password of ${name}`, h('div.card', {}, form));
   form.elements.password.focus();

@@ -468,3 +468,78 @@ test('PHP settings: change a value, a bad one explained beside it, reset to defa
   assert.equal(await page.getByRole('heading', { name: 'PHP settings' }).count(), 0);
   await context.close();
 });
+
+// GET on api.sock, as root: what the store holds, whatever the panel shows.
+function rootGet(urlPath) {
+  return new Promise((resolve, reject) => {
+    http.get({ socketPath: path.join(root, 'run/api.sock'), path: '/api/v1/' + urlPath }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => resolve(JSON.parse(body)));
+    }).on('error', reject);
+  });
+}
+
+test('a double click sends a form or an action once', async () => {
+  berthOk(['site', 'create', 'twice', '--owner', 'alice']);
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  const page = await signIn(context, 'alice');
+
+  // Restart a site: one restart.
+  const restarts = async () => (await rootGet('events?limit=1000')).events
+    .filter((e) => e.action === 'site.update' && e.target === 'twice').length;
+  const before = await restarts();
+  await page.goto(panelUrl() + '#/site/twice');
+  await page.getByRole('heading', { name: 'twice', exact: true }).waitFor();
+  await page.getByRole('button', { name: 'Restart twice' }).dblclick();
+  await page.locator('#status').getByText('twice: restarted.').waitFor();
+  await sleep(1000);
+  assert.equal(await restarts(), before + 1, 'a double click restarted the site twice');
+
+  // Create a token: one token, the one shown.
+  await page.goto(panelUrl() + '#/account');
+  await page.getByLabel('Token name').fill('double-click');
+  await page.getByRole('button', { name: 'Create a token' }).dblclick();
+  const token = await page.locator('.secret').textContent();
+  assert.match(token, /^berth_/);
+  await sleep(1000);
+  const made = berthOk(['token', 'ls', '--user', 'alice']).tokens.filter((t) => t.name === 'double-click');
+  assert.equal(made.length, 1, 'a double click made more than one token');
+  await context.close();
+});
+
+test('an upload refused before its body arrives gets its reason, not a 502', async () => {
+  berthOk(['site', 'create', 'refused', '--owner', 'alice']);
+  // Larger than the socket buffers between the front and berthd: still being sent
+  // when berthd answers.
+  const big = path.join(root, 'big.zip');
+  fs.writeFileSync(big, Buffer.alloc(4 << 20, 'x'));
+
+  // Bob's session: alice's site is as unknown to an upload as to everything else.
+  const bobContext = await browser.newContext();
+  const bob = await signIn(bobContext, 'bob');
+  const status = await bob.evaluate(async () => {
+    const me = await (await fetch('/api/v1/me')).json();
+    const res = await fetch('/api/v1/sites/refused/content', { method: 'PUT', headers: { 'X-CSRF-Token': me.csrf },
+      body: new Uint8Array(4 << 20) });
+    return res.status;
+  });
+  assert.equal(status, 404);
+  await bobContext.close();
+
+  // Alice's session ends (signed out in another tab) while her site's page is open.
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  const page = await signIn(context, 'alice');
+  await page.goto(panelUrl() + '#/site/refused');
+  await page.getByRole('heading', { name: 'refused', exact: true }).waitFor();
+  await context.clearCookies();
+  await page.getByLabel('Archive (zip or tar)').setInputFiles(big);
+  await page.getByRole('button', { name: 'Upload', exact: true }).click();
+  const err = page.locator('#upload-file-error');
+  await err.getByText('Not uploaded').waitFor({ timeout: 30000 });
+  const text = await err.textContent();
+  assert.match(text, /sign in/, text);
+  await shot(page, '24-upload-session-ended');
+  await context.close();
+});
