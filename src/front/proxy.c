@@ -35,6 +35,7 @@ struct proxy {
     bool reused;                 /* the connection came from the pool */
     bool retried;
     bool up_broken;              /* a send failed: the connection is never pooled */
+    int send_error;              /* that send's errno, for the 502 if no answer comes */
     enum http_method method;
     bool upgrade;
     bool up_readable;            /* epoll said readable and no short read since */
@@ -524,6 +525,7 @@ static bool px_retry(struct proxy *px)
     px->retried = true;
     px->reused = false;
     px->up_broken = false;
+    px->send_error = 0;
     front_upstream_close(px->c->w, &px->ufd);
     px->connected = false;
     px->up_readable = false;
@@ -778,12 +780,14 @@ static void px_run(struct proxy *px)
             } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
                 if (px_retry(px))
                     continue;
-                if (!px->head_sent && px->up_in.len == 0) {
-                    px_fail(px, 502, strerror(errno));
-                    return;
-                }
-                px->up_off = px->up_out.len;   /* the backend stopped reading; its answer may still come */
-                px->up_broken = true;          /* but the connection is not for another request */
+                /* The backend stopped reading. What it answered first, if anything,
+                 * is still to be read (a 413 or 401 refusing a body, then a close);
+                 * one that closed without a word gets its 502 from the read side. */
+                px->send_error = errno;
+                px->up_off = px->up_out.len;
+                px->up_broken = true;          /* never for another request */
+                px->up_readable = true;
+                progress = true;
             }
         }
         /* client -> us, only while upstream keeps up */
@@ -826,7 +830,9 @@ static void px_run(struct proxy *px)
         }
         st = pump_response(px);
         if (st < 0) {
-            px_fail(px, -st, st == -502 ? "bad or truncated answer" : NULL);
+            px_fail(px, -st, st != -502 ? NULL
+                             : px->send_error && px->up_in.len == 0 ? strerror(px->send_error)
+                                                                     : "bad or truncated answer");
             return;
         }
         /* us -> client */

@@ -431,6 +431,13 @@ class _Handler(socketserver.StreamRequestHandler):
             self.server.requests.append((method, target, headers))
             path, _, query = target.partition("?")
             q = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
+            if path == "/refuse":
+                # Refuses the body unread, as a backend with an upload limit does,
+                # once the front has filled the socket with it: the answer and the
+                # close then reach the front together.
+                time.sleep(0.2)
+                self.send(413, b"too big for me", [("Connection", "close")])
+                return
             if path == "/early":
                 # Starts answering, stops reading before the body, ends the answer
                 # a little later and keeps the connection open a while: the

@@ -874,6 +874,24 @@ def test_site_over_its_request_limit_gets_503_and_others_are_served(limited):
     assert wait_until(lambda: os.path.exists(log) and "over the site's limit" in open(log).read(), 3)
 
 
+def test_a_backend_refusing_a_body_unread_is_heard(limited):
+    # The backend answers 413 and closes before reading a large body: the front's
+    # next send fails, but the answer is there to be read and goes to the client
+    # (not a 502 of ours).
+    f, be = limited
+    s = open_conn(f.port, timeout=10)
+    try:
+        s.sendall(b"POST /refuse HTTP/1.1\r\nHost: busy.localhost\r\nContent-Length: 8388608\r\n\r\n")
+        try:
+            s.sendall(b"x" * (8 << 20))
+        except (BrokenPipeError, ConnectionResetError):
+            pass   # the front may close once it has answered
+        st, h, body = read_response(s)
+        assert (st, body) == (413, b"too big for me"), (st, body)
+    finally:
+        s.close()
+
+
 def test_websocket_tunnels_count_towards_the_limit(limited):
     f, be = limited
     ws = socket.create_connection(("127.0.0.1", f.port), timeout=5)
