@@ -170,8 +170,12 @@ test('a user signs in, creates a site, uploads, stops, starts and deletes it', a
   assert.equal(await page.locator('#upload-progress').getAttribute('value'), '100');
   await shot(page, '06-uploaded');
 
-  // The site's own address serves the uploaded page.
+  // The site's own address serves the uploaded page. The visitor asks the server
+  // every time: a page with a Last-Modified and no Cache-Control may be taken from
+  // the browser's cache for a moment (heuristic freshness), which would show a
+  // stopped or deleted site as still there. Routing turns Playwright's cache off.
   const visitor = await context.newPage();
+  await visitor.route('**/*', (route) => route.continue());
   let r = await visitor.goto(siteUrl('hello'));
   assert.equal(r.status(), 200);
   await visitor.getByRole('heading', { name: 'Hello from the e2e upload' }).waitFor();
