@@ -597,6 +597,53 @@ async function loadPhp(site, box, reload) {
   box.replaceChildren(form);
 }
 
+// The site's domains: its own address (which stays) and the extra ones, each with a
+// Remove button, and a field to add one. Each change is one PATCH; the page is then
+// drawn again from what the API answers.
+function domainsSection(site, reload) {
+  const url = `sites/${encodeURIComponent(site.name)}`;
+  const extra = site.domains || [];
+  const list = h('ul.domains', { id: 'domain-list', 'aria-label': `Domains of ${site.name}` },
+    h('li', {}, h('span.address', {}, site.host), h('span.meta', {}, 'its own address, which cannot be removed')),
+    extra.map((d) => h('li', {}, h('span.address', {}, d),
+      h('button.secondary', { type: 'button', 'aria-label': `Remove ${d}`,
+        onclick: (ev) => busy(ev.currentTarget, async () => {
+          try {
+            await api('PATCH', url, { remove_domains: [d] });
+            announce(`Removed ${d} from ${site.name}.`);
+            await reload();
+          } catch (e) {
+            announce(`Cannot remove ${d}: ${e.message}`);
+          }
+        }) }, 'Remove'))));
+  const input = h('input', { type: 'text', name: 'domain', autocomplete: 'off', spellcheck: 'false' });
+  const form = h('form.stack', { novalidate: true },
+    field('domain-new', 'Domain to add', input, 'e.g. www.example.org. Point its DNS at this server.'),
+    h('div.actions', {}, h('button', { type: 'submit' }, 'Add domain')));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    setError('domain-new', '');
+    const d = input.value.trim();
+    if (!d) {
+      setError('domain-new', 'Type a domain, e.g. www.example.org.');
+      input.focus();
+      return;
+    }
+    await busy(form.querySelector('button[type=submit]'), async () => {
+      try {
+        await api('PATCH', url, { add_domains: [d] });
+        announce(`Added ${d} to ${site.name}.`);
+        await reload();
+      } catch (e) {
+        // What was typed stays, to be corrected.
+        setError('domain-new', e.message);
+        input.focus();
+      }
+    });
+  });
+  return [list, form];
+}
+
 function deleteForm(site) {
   const input = h('input', { type: 'text', name: 'confirm', autocomplete: 'off', spellcheck: 'false' });
   const button = h('button.danger', { type: 'submit', disabled: true }, `Delete ${site.name}`);
@@ -638,11 +685,11 @@ async function showSite(name) {
     h('div.card', {},
       h('p', {}, stateBadge(site), ` ${site.type} site`, site.owner ? ` · owner: ${site.owner}` : ''),
       siteLinks(site),
-      site.domains && site.domains.length ? h('p.meta', {}, `Extra domains: ${site.domains.join(', ')}`) : null,
       h('div', { id: 'site-figures' }, figures(site)),
       site.runtime && site.runtime.error ? h('p.error', {}, site.runtime.error) : null,
       actionButtons(site, reload)),
     h('section.card', { 'aria-labelledby': 'h-chart' }, h('h2', { id: 'h-chart' }, 'Requests and memory, last hour'), chartBox),
+    h('section.card', { 'aria-labelledby': 'h-domains' }, h('h2', { id: 'h-domains' }, 'Domains'), domainsSection(site, reload)),
     h('section.card', { 'aria-labelledby': 'h-upload' }, h('h2', { id: 'h-upload' }, 'Upload content'), uploadForm(site)),
     h('section.card', { 'aria-labelledby': 'h-logs' }, h('h2', { id: 'h-logs' }, 'Logs'),
       h('h3', {}, 'Access log (last 50 lines)'), access,

@@ -547,3 +547,70 @@ test('an upload refused before its body arrives gets its reason, not a 502', asy
   await shot(page, '24-upload-session-ended');
   await context.close();
 });
+
+// GET / through the front with a given Host, as a visitor of that domain would.
+function front(host) {
+  return new Promise((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port, path: '/', headers: { Host: host } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => resolve({ status: res.statusCode, body }));
+    }).on('error', reject);
+  });
+}
+
+test("domains: add one, one another site holds is refused beside the field, remove one", async () => {
+  berthOk(['site', 'create', 'doms', '--owner', 'alice']);
+  berthOk(['site', 'create', 'holder', '--owner', 'alice', '--domain', 'taken.example']);
+  const content = fs.mkdtempSync(path.join(root, 'doms-'));
+  fs.writeFileSync(path.join(content, 'index.html'), '<!doctype html><title>doms</title><h1>Served for doms</h1>');
+  berthOk(['site', 'upload', 'doms', content]);
+  await waitFor(async () => (await front(`doms.${BASE}`)).body.includes('Served for doms'), 'the site to serve its page');
+  assert.equal((await front('shop.example')).status, 404);
+
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  const page = await signIn(context, 'alice');
+  await page.goto(panelUrl() + '#/site/doms');
+  await page.getByRole('heading', { name: 'Domains' }).waitFor();
+  const list = page.locator('#domain-list');
+  // The site's own address is listed, without a Remove button.
+  await list.getByText(`doms.${BASE}`, { exact: true }).waitFor();
+  assert.equal(await page.getByRole('button', { name: `Remove doms.${BASE}` }).count(), 0);
+
+  // Add: listed once the page is drawn again, and the front routes it to the site.
+  await page.getByLabel('Domain to add').fill('shop.example');
+  await page.getByRole('button', { name: 'Add domain' }).click();
+  await page.getByRole('button', { name: 'Remove shop.example' }).waitFor();
+  await list.getByText('shop.example', { exact: true }).waitFor();
+  await page.locator('#status').getByText('Added shop.example to doms.').waitFor();
+  assert.deepEqual(berthOk(['site', 'show', 'doms']).domains, ['shop.example']);
+  await waitFor(async () => {
+    const r = await front('shop.example');
+    return r.status === 200 && r.body.includes('Served for doms');
+  }, 'the front to route shop.example to doms');
+  await shot(page, '25-domain-added');
+
+  // A domain another site holds: the API's sentence beside the field, what was
+  // typed kept, nothing changed.
+  await page.getByLabel('Domain to add').fill('taken.example');
+  await page.getByRole('button', { name: 'Add domain' }).click();
+  await page.locator('#domain-new-error').getByText('domain taken.example already belongs to site holder').waitFor();
+  assert.equal(await page.getByLabel('Domain to add').inputValue(), 'taken.example');
+  assert.equal(await page.getByLabel('Domain to add').getAttribute('aria-invalid'), 'true');
+  assert.equal(await page.getByRole('button', { name: 'Remove taken.example' }).count(), 0);
+  assert.deepEqual(berthOk(['site', 'show', 'doms']).domains, ['shop.example']);
+  await shot(page, '26-domain-taken');
+
+  // Remove: gone from the list, and the front no longer knows the name.
+  await page.getByRole('button', { name: 'Remove shop.example' }).click();
+  await page.locator('#status').getByText('Removed shop.example from doms.').waitFor();
+  await waitFor(async () => (await page.getByRole('button', { name: 'Remove shop.example' }).count()) === 0, 'the Remove button to go');
+  assert.equal(await list.getByText('shop.example', { exact: true }).count(), 0);
+  assert.deepEqual(berthOk(['site', 'show', 'doms']).domains, []);
+  await waitFor(async () => (await front('shop.example')).status === 404, 'the front to answer 404 for shop.example');
+  // The site's own address still serves it.
+  assert.ok((await front(`doms.${BASE}`)).body.includes('Served for doms'));
+  await shot(page, '27-domain-removed');
+  await context.close();
+});
