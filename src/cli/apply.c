@@ -587,21 +587,13 @@ static bool domains_unique(const struct want *wants, size_t n_wants, const struc
  * returns false. */
 static bool check(const struct cli *cli, const char *method, const char *path, const char *body, const char *site)
 {
-    char checked[600];
+    char checked[600], why[600];
     snprintf(checked, sizeof(checked), "%s?dry_run=1", path);
-    struct cli_response res;
-    if (cli_request(cli, method, checked, body, &res) < 0)
-        return false;
-    bool ok = res.status >= 200 && res.status < 300;
-    if (!ok) {
-        const char *msg = json_get_string(json_get(res.json, "error"), "message");
-        if (msg && strstr(msg, site))
-            cli_fail("%s; nothing was changed", msg);
-        else
-            cli_fail("site %s: %s; nothing was changed", site, msg ? msg : "the daemon refused the change");
-    }
-    cli_response_done(&res);
-    return ok;
+    if (change(cli, method, checked, body, site, why, sizeof(why)))
+        return true;
+    if (why[0])
+        cli_fail("%s; nothing was changed", why);
+    return false;
 }
 
 int cli_apply(const struct cli *cli, int argc, char **argv)
