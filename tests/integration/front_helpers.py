@@ -511,6 +511,19 @@ class Backend(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         self.server_close()
 
 
+def ws_open(port, host, path="/ws"):
+    """A WebSocket through the front, its handshake asserted (101): (socket, reader)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+    fh = s.makefile("rb")
+    status = fh.readline()
+    assert b" 101 " in status, status
+    while fh.readline() not in (b"\r\n", b""):
+        pass
+    return s, fh
+
+
 def ws_frame(payload, opcode=1, mask=True):
     b0 = 0x80 | opcode
     n = len(payload)

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from front_helpers import (Backend, Front, Site, build_request, open_conn, raw, read_response, recv_until_close,
-                           request, status_of, wait_until, ws_frame, ws_read_frame, harness_path)
+                           request, status_of, wait_until, ws_frame, ws_open, ws_read_frame, harness_path)
 
 pytestmark = pytest.mark.skipif(
     not os.path.exists(harness_path()) and os.environ.get("BERTH_MUST_WORK") != "1",
@@ -736,14 +736,7 @@ def test_proxy_smuggling_never_reaches_backend(proxied):
 
 def test_websocket_echo_through_proxy(proxied):
     f, _ = proxied
-    s = socket.create_connection(("127.0.0.1", f.port), timeout=5)
-    s.sendall(b"GET /ws HTTP/1.1\r\nHost: app.localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-    fh = s.makefile("rb")
-    status = fh.readline()
-    assert b" 101 " in status
-    while fh.readline() not in (b"\r\n", b""):
-        pass
+    s, fh = ws_open(f.port, "app.localhost")
     for msg in [b"hello", b"x" * 70000, b"bye"]:
         s.sendall(ws_frame(msg, 2 if len(msg) > 100 else 1))
         op, data = ws_read_frame(fh)
@@ -894,13 +887,7 @@ def test_a_backend_refusing_a_body_unread_is_heard(limited):
 
 def test_websocket_tunnels_count_towards_the_limit(limited):
     f, be = limited
-    ws = socket.create_connection(("127.0.0.1", f.port), timeout=5)
-    ws.sendall(b"GET /ws HTTP/1.1\r\nHost: busy.localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-               b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-    fh = ws.makefile("rb")
-    assert b" 101 " in fh.readline()
-    while fh.readline() not in (b"\r\n", b""):
-        pass
+    ws, _ = ws_open(f.port, "busy.localhost")
     held = hold_requests(f, be, ["/sleep?s=1"])
     try:
         assert request(f.port, "busy.localhost", "/headers")[0] == 503
