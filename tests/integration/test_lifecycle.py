@@ -448,6 +448,18 @@ def test_exec_client_gone_kills_command(daemon):
     del argv
 
 
+def read_pty_until(master, marker, out, deadline):
+    """Adds what the terminal's master gives to out until marker shows up (or the
+    terminal's last user is gone: EIO); returns it."""
+    while marker not in out:
+        assert time.monotonic() < deadline, out
+        try:
+            out += os.read(master, 1024)
+        except OSError:
+            break
+    return out
+
+
 def test_exec_on_a_terminal_gets_a_pty(daemon):
     import pty
     import subprocess
@@ -459,18 +471,10 @@ def test_exec_on_a_terminal_gets_a_pty(daemon):
                          stdin=slave, stdout=slave, stderr=slave, close_fds=True,
                          env=dict(os.environ, TERM="xterm-256color"))
     os.close(slave)
-    out = b""
     deadline = time.monotonic() + 10
-    while b"on-a-tty" not in out:
-        assert time.monotonic() < deadline, out
-        out += os.read(master, 1024)
+    out = read_pty_until(master, b"on-a-tty", b"", deadline)
     os.write(master, b"abc\r")
-    while b"got-abc" not in out:
-        assert time.monotonic() < deadline, out
-        try:
-            out += os.read(master, 1024)
-        except OSError:
-            break
+    out = read_pty_until(master, b"got-abc", out, deadline)
     assert p.wait(timeout=10) == 5
     os.close(master)
     assert b"on-a-tty" in out and b"got-abc" in out, out
@@ -496,14 +500,7 @@ def test_exec_never_hands_the_callers_terminal_to_the_site(daemon):
                          stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, close_fds=True)
     os.close(slave)
     os.write(master, b"secret")
-    out = b""
-    deadline = time.monotonic() + 15
-    while b"." not in out:
-        assert time.monotonic() < deadline, out
-        try:
-            out += os.read(master, 1024)
-        except OSError:
-            break
+    out = read_pty_until(master, b".", b"", time.monotonic() + 15)
     assert p.wait(timeout=10) == 0
     os.close(master)
     assert b"read:" in out, out
