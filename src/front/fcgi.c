@@ -278,15 +278,11 @@ void front_fcgi_start(struct conn *c, const struct fastcgi_route *route)
     struct http1_request *req = &c->req;
     if (!s->backend) {
         front_conn_log_error(c, "PHP site has no backend socket");
-        c->keep_alive = false;
-        c->linger = true;
         front_conn_error(c, 502, NULL);
         return;
     }
     if (req->body == HTTP1_BODY_LENGTH && req->content_length > s->max_body) {
-        c->keep_alive = false;
-        c->linger = true;
-        front_conn_error(c, 413, NULL);
+        front_conn_error(c, 413, NULL);   /* dispatch made the connection close: the body is unread */
         return;
     }
     if (!front_backend_admit(c))

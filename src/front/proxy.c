@@ -443,9 +443,7 @@ void front_proxy_start(struct conn *c)
         return;
     }
     if (req->body == HTTP1_BODY_LENGTH && req->content_length > s->max_body) {
-        c->keep_alive = false;
-        c->linger = true;
-        front_conn_error(c, 413, NULL);
+        front_conn_error(c, 413, NULL);   /* dispatch made the connection close: the body is unread */
         return;
     }
     if (!front_backend_admit(c))
