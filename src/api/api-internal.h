@@ -126,6 +126,8 @@ void api_handle_sites(const struct api_config *cfg, const struct api_request *re
 /* GET /api/v1/php/settings: the PHP settings a site's owner may change, with
  * berth's defaults, what each accepts and a sentence about it (for the panel). */
 void api_handle_php(const struct api_config *cfg, const struct api_request *req, struct api_response *res);
+/* POST /api/v1/apply: several site changes made as one, all or nothing (sites.c). */
+void api_handle_apply(const struct api_config *cfg, const struct api_request *req, struct api_response *res);
 void api_handle_users(const struct api_config *cfg, const struct api_request *req, struct api_response *res);
 void api_handle_events(const struct api_config *cfg, const struct api_request *req, struct api_response *res);
 /* ---- figures (stats.c) ---- */

@@ -135,6 +135,8 @@ static void dispatch(struct api_server *s, struct api_request *req, struct api_r
         api_handle_tokens(&s->cfg, req, res);
     else if (streq(first, "php"))
         api_handle_php(&s->cfg, req, res);
+    else if (streq(first, "apply"))
+        api_handle_apply(&s->cfg, req, res);
     else
         api_reply_error(res, 404, "no such API endpoint");
 }

@@ -633,7 +633,7 @@ void api_handle_sites(const struct api_config *cfg, const struct api_request *re
             api_reply_error(res, 405, "use POST to %s a site", action);
         } else if (sites_set_desired_state(cfg->sites, site.name, state, req->actor, &err) < 0) {
             api_reply_failure(res, &err);
-        } else if (cfg->runtime && streq(action, "start") &&
+        } else if (cfg->runtime && streq(action, "start") && !sites_batch_active(cfg->sites) &&
                    sites_runtime_start(cfg->runtime, site.name, &err) < 0) {
             api_reply_failure(res, &err);
         } else if (cfg->runtime && streq(action, "restart") &&
@@ -666,4 +666,182 @@ void api_handle_sites(const struct api_config *cfg, const struct api_request *re
         api_reply_error(res, 405, "use GET, PATCH or DELETE on a site");
     }
     store_site_done(&site);
+}
+
+/* Whether msg speaks of site name: as `site NAME` or `"NAME"`, whole words. */
+static bool names_site(const char *msg, const char *name)
+{
+    char quoted[80], word[80];
+    snprintf(quoted, sizeof(quoted), "\"%s\"", name);
+    snprintf(word, sizeof(word), "site %s", name);
+    if (strstr(msg, quoted))
+        return true;
+    size_t n = strlen(word);
+    for (const char *p = strstr(msg, word); p; p = strstr(p + 1, word)) {
+        char next = p[n];
+        if (!(next >= 'a' && next <= 'z') && !(next >= '0' && next <= '9') && next != '-')
+            return true;
+    }
+    return false;
+}
+
+/* The message of an error answer a step wrote into scratch. */
+static void step_message(const struct api_response *scratch, char *out, size_t n)
+{
+    struct json_value *v = NULL;
+    const char *msg = NULL;
+    if (json_parse(scratch->body.data ? scratch->body.data : "", scratch->body.len, &v, NULL, NULL) == 0)
+        msg = json_get_string(json_get(v, "error"), "message");
+    snprintf(out, n, "%s", msg ? msg : "refused");
+    json_value_free(v);
+}
+
+/* Builds the request one step of a batch stands for, as if it came on its own. Returns
+ * false, answering 400 in res, when the step is not one of the four forms. */
+static bool step_request(const struct json_value *step, struct api_request *sub, const char **ret_site,
+                         bool *ret_start, struct api_response *res)
+{
+    static const char *const known[] = { "site", "create", "change", "state", "remove" };
+    if (step->type != JSON_OBJECT) {
+        api_reply_error(res, 400, "each change is a JSON object");
+        return false;
+    }
+    if (!only_known_fields(step, known, ARRAY_SIZE(known), res))
+        return false;
+    const struct json_value *create = json_get(step, "create"), *change = json_get(step, "change");
+    const char *state = json_get_string(step, "state"), *site = json_get_string(step, "site");
+    bool remove = false;
+    int forms = !!create + !!change + !!json_get(step, "state") + !!json_get(step, "remove");
+    if (forms != 1) {
+        api_reply_error(res, 400, "each change has exactly one of \"create\", \"change\", \"state\" and \"remove\"");
+        return false;
+    }
+    if (create) {
+        if (create->type != JSON_OBJECT || json_get(step, "site")) {
+            api_reply_error(res, 400, "\"create\" takes the new site's fields as an object, and no \"site\"");
+            return false;
+        }
+        sub->method = HTTP_POST;
+        sub->body = create;
+        sub->segments[0] = "sites";
+        sub->n_segments = 1;
+        *ret_site = json_get_string(create, "name");
+        return true;
+    }
+    if (!site) {
+        api_reply_error(res, 400, "a \"change\", \"state\" or \"remove\" needs the \"site\" it applies to");
+        return false;
+    }
+    sub->segments[0] = "sites";
+    sub->segments[1] = site;
+    sub->n_segments = 2;
+    sub->body = NULL;
+    *ret_site = site;
+    if (change) {
+        if (change->type != JSON_OBJECT) {
+            api_reply_error(res, 400, "\"change\" takes the fields to change as an object");
+            return false;
+        }
+        sub->method = HTTP_PATCH;
+        sub->body = change;
+    } else if (state) {
+        if (!streq(state, "running") && !streq(state, "stopped")) {
+            api_reply_error(res, 400, "\"state\" is \"running\" or \"stopped\"");
+            return false;
+        }
+        sub->method = HTTP_POST;
+        sub->segments[2] = streq(state, "running") ? "start" : "stop";
+        sub->n_segments = 3;
+        *ret_start = streq(state, "running");
+    } else if (json_get_bool(step, "remove", &remove) && remove) {
+        sub->method = HTTP_DELETE;
+    } else {
+        api_reply_error(res, 400, "\"remove\" is true or absent");
+        return false;
+    }
+    return true;
+}
+
+/* Most steps one batch takes: a fleet file of this many sites is already one a
+ * person cannot review. */
+#define MAX_BATCH_STEPS 10000
+
+void api_handle_apply(const struct api_config *cfg, const struct api_request *req, struct api_response *res)
+{
+    static const char *const known[] = { "changes" };
+    if (req->n_segments != 1) {
+        api_reply_error(res, 404, "no such API endpoint");
+        return;
+    }
+    if (req->method != HTTP_POST) {
+        api_reply_error(res, 405, "use POST on /api/v1/apply");
+        return;
+    }
+    const struct json_value *changes = req->body ? json_get(req->body, "changes") : NULL;
+    if (!changes || changes->type != JSON_ARRAY) {
+        api_reply_error(res, 400, "a JSON body {\"changes\": [...]} is required");
+        return;
+    }
+    if (!only_known_fields(req->body, known, ARRAY_SIZE(known), res))
+        return;
+    size_t n = changes->array.n;
+    if (n > MAX_BATCH_STEPS) {
+        api_reply_error(res, 413, "%zu changes in one batch; at most %d", n, MAX_BATCH_STEPS);
+        return;
+    }
+    bool dry_run = dry_run_asked(req);
+    struct error err = { 0 };
+    _cleanup_free_ const char **to_start = calloc(n ? n : 1, sizeof(*to_start));
+    size_t n_start = 0;
+    if (!to_start) {
+        api_reply_error(res, 500, "out of memory");
+        return;
+    }
+    if (sites_batch_begin(cfg->sites, dry_run, &err) < 0) {
+        api_reply_failure(res, &err);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct api_request sub = *req;
+        struct api_response scratch = { .body = BUF_INIT(1 << 20) };
+        const char *site = NULL;
+        bool start = false;
+        sub.query = "";   /* a dry run of the batch runs every step for real, then undoes them */
+        if (step_request(changes->array.items[i], &sub, &site, &start, &scratch)) {
+            if (sub.n_segments == 1)
+                create_site(cfg, &sub, &scratch);
+            else
+                api_handle_sites(cfg, &sub, &scratch);
+        }
+        if (scratch.status >= 400) {
+            char msg[600];
+            step_message(&scratch, msg, sizeof(msg));
+            sites_batch_end(cfg->sites, false, &err);
+            /* "site NAME: " unless the sentence names the site already. */
+            bool named = !site || names_site(msg, site);
+            api_reply_error(res, scratch.status, "%s%s%s%s; nothing was changed", named ? "" : "site ",
+                            named ? "" : site, named ? "" : ": ", msg);
+            buf_done(&scratch.body);
+            return;
+        }
+        buf_done(&scratch.body);
+        if (start)
+            to_start[n_start++] = site;
+    }
+    if (sites_batch_end(cfg->sites, true, &err) < 0) {
+        api_reply_failure(res, &err);
+        return;
+    }
+    for (size_t i = 0; !dry_run && cfg->runtime && i < n_start; i++) {
+        if (sites_runtime_start(cfg->runtime, to_start[i], &err) < 0) {
+            api_reply_error(res, api_status_for(err.code), "the changes were made, but site %s did not start: %s",
+                            to_start[i], err.message);
+            return;
+        }
+    }
+    api_reply(res, 200);
+    json_object_begin(&res->json);
+    json_kv_bool(&res->json, "dry_run", dry_run);
+    json_kv_uint(&res->json, "changes", n);
+    json_object_end(&res->json);
 }

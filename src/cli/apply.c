@@ -9,13 +9,12 @@
  *       php: {memory_limit: 256M}
  *     docs: {}
  *
- * The whole file is read and checked before anything changes, by the daemon too
- * (each create and change is sent once with ?dry_run=1 first). A field the file
- * names is managed: its value is made so (domains and php exactly, extra ones are
- * removed); a field it leaves out keeps whatever the site has. Each site's change
- * is one API call, atomic on its own; removals (--prune) go first and domain
- * removals before additions, so a domain can move from one site to another in one
- * apply. */
+ * The whole file is read and checked here first. A field the file names is managed:
+ * its value is made so (domains and php exactly, extra ones are removed); a field it
+ * leaves out keeps whatever the site has. The changes go to the daemon as one batch
+ * (POST /api/v1/apply), which makes all of them or none: removals (--prune) first,
+ * then domain removals, then creates and changes, so a domain can move from one site
+ * to another in one apply. --dry-run sends the same batch with ?dry_run=1. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -499,26 +498,21 @@ static void create_body(const struct want *want, struct buf *out)
 
 /* ---- applying ---- */
 
-/* Sends one request; on an API error puts "site NAME: <message>" into why (the
- * caller reports it in its one line) and returns false. A transport failure has
- * printed its own line and leaves why empty. */
-static bool change(const struct cli *cli, const char *method, const char *path, const char *body, const char *site,
-                   char *why, size_t why_size)
+/* Appends one step to the batch body being built in batch ("{"changes":[" so far):
+ * {"create": VALUE} when site is NULL, else {"site": SITE, KEY: VALUE}; VALUE is JSON. */
+static void add_step(struct buf *batch, size_t *n_steps, const char *site, const char *key, const char *value)
 {
-    struct cli_response res;
-    why[0] = 0;
-    if (cli_request(cli, method, path, body, &res) < 0)
-        return false;
-    bool ok = res.status >= 200 && res.status < 300;
-    if (!ok) {
-        const char *msg = json_get_string(json_get(res.json, "error"), "message");
-        if (msg && strstr(msg, site))
-            snprintf(why, why_size, "%s", msg);   /* the daemon's sentence names the site already */
-        else
-            snprintf(why, why_size, "site %s: %s", site, msg ? msg : "the daemon refused the change");
-    }
-    cli_response_done(&res);
-    return ok;
+    struct buf name = BUF_INIT(1024);
+    struct json_writer w;
+    json_writer_init(&w, &name, false);
+    json_string(&w, site);
+    (void)json_writer_finish(&w);
+    if (site)
+        buf_printf(batch, "%s{\"site\":%s,\"%s\":%s}", *n_steps ? "," : "", name.data, key, value);
+    else
+        buf_printf(batch, "%s{\"%s\":%s}", *n_steps ? "," : "", key, value);
+    (*n_steps)++;
+    buf_done(&name);
 }
 
 /* Domains compare by their normalised form; a name that does not normalise is
@@ -580,20 +574,6 @@ static bool domains_unique(const struct want *wants, size_t n_wants, const struc
         }
     }
     return true;
-}
-
-/* Asks the daemon to check one create or change without making it (?dry_run=1).
- * On a refusal prints "berth: site NAME: <message>; nothing was changed" and
- * returns false. */
-static bool check(const struct cli *cli, const char *method, const char *path, const char *body, const char *site)
-{
-    char checked[600], why[600];
-    snprintf(checked, sizeof(checked), "%s?dry_run=1", path);
-    if (change(cli, method, checked, body, site, why, sizeof(why)))
-        return true;
-    if (why[0])
-        cli_fail("%s; nothing was changed", why);
-    return false;
 }
 
 int cli_apply(const struct cli *cli, int argc, char **argv)
@@ -669,18 +649,45 @@ int cli_apply(const struct cli *cli, int argc, char **argv)
             gone[n_gone++] = have->array.items[k];
     }
 
-    /* The daemon checks every value before anything changes: a refusal half-way
-     * would leave the sites before it changed and the pruned ones gone. */
+    /* One batch, in the order below: the daemon makes all of it or none of it, so a
+     * refusal late in the file leaves the sites before it and the pruned ones as they
+     * were. A dry run is the same batch, checked and undone. */
     if (!domains_unique(wants, n_wants, have, prune))
         goto out;
-    char path[512];
+    struct buf batch = BUF_INIT(64 << 20);
+    size_t n_steps = 0;
+    buf_printf(&batch, "{\"changes\":[");
+    for (size_t k = 0; k < n_gone; k++)
+        add_step(&batch, &n_steps, json_get_string(gone[k], "name"), "remove", "true");
+    /* Domains leave their old site before any site takes them. */
+    for (size_t i = 0; i < n_wants; i++)
+        if (steps[i].current && steps[i].removals.len > 2)
+            add_step(&batch, &n_steps, wants[i].name, "change", steps[i].removals.data);
     for (size_t i = 0; i < n_wants; i++) {
         struct plan_step *st = &steps[i];
-        snprintf(path, sizeof(path), "/api/v1/sites/%s", wants[i].name);
-        if (!st->current ? !check(cli, "POST", "/api/v1/sites", st->patch.data, wants[i].name)
-                         : st->patch.len > 2 && !check(cli, "PATCH", path, st->patch.data, wants[i].name))
-            goto out;
+        if (!st->current)
+            add_step(&batch, &n_steps, NULL, "create", st->patch.data);
+        else if (st->patch.len > 2)
+            add_step(&batch, &n_steps, wants[i].name, "change", st->patch.data);
+        if (st->current && st->action)
+            add_step(&batch, &n_steps, wants[i].name, "state",
+                     streq(st->action, "start") ? "\"running\"" : "\"stopped\"");
     }
+    buf_printf(&batch, "]}");
+    bool ok = true;
+    if (n_steps > 0) {
+        struct cli_response res;
+        ok = cli_request(cli, "POST", dry_run ? "/api/v1/apply?dry_run=1" : "/api/v1/apply", batch.data, &res) >= 0;
+        if (ok && !(res.status >= 200 && res.status < 300)) {
+            const char *msg = json_get_string(json_get(res.json, "error"), "message");
+            cli_fail("%s", msg ? msg : "the daemon refused the changes; nothing was changed");
+            ok = false;
+        }
+        cli_response_done(&res);
+    }
+    buf_done(&batch);
+    if (!ok)
+        goto out;
 
     /* The plan, in the order it is carried out. */
     struct buf report = BUF_INIT(16 << 20);
@@ -728,49 +735,13 @@ int cli_apply(const struct cli *cli, int argc, char **argv)
         printf("%s%zu change%s, %zu site%s unchanged\n", dry_run ? "dry run: " : "", n_changes,
                n_changes == 1 ? "" : "s", n_unchanged, n_unchanged == 1 ? "" : "s");
 
-    bool ok = true;
-    char why[1024] = "";
-    for (size_t k = 0; !dry_run && ok && k < n_gone; k++) {
-        const char *name = json_get_string(gone[k], "name");
-        snprintf(path, sizeof(path), "/api/v1/sites/%s", name);
-        ok = change(cli, "DELETE", path, NULL, name, why, sizeof(why)) && ++done;
-    }
-    /* Domains leave their old site before any site takes them. */
-    for (size_t i = 0; !dry_run && ok && i < n_wants; i++) {
-        if (!steps[i].current || steps[i].removals.len <= 2)
-            continue;
-        snprintf(path, sizeof(path), "/api/v1/sites/%s", wants[i].name);
-        ok = change(cli, "PATCH", path, steps[i].removals.data, wants[i].name, why, sizeof(why));
-    }
-    for (size_t i = 0; !dry_run && ok && i < n_wants; i++) {
-        struct plan_step *st = &steps[i];
-        snprintf(path, sizeof(path), "/api/v1/sites/%s", wants[i].name);
-        bool changed = false;
-        if (!st->current) {
-            ok = change(cli, "POST", "/api/v1/sites", st->patch.data, wants[i].name, why, sizeof(why));
-            changed = true;
-        } else if (st->patch.len > 2) {
-            ok = change(cli, "PATCH", path, st->patch.data, wants[i].name, why, sizeof(why));
-            changed = true;
-        }
-        if (ok && st->action) {
-            char action_path[600];
-            snprintf(action_path, sizeof(action_path), "%s/%s", path, st->action);
-            ok = change(cli, "POST", action_path, NULL, wants[i].name, why, sizeof(why));
-            changed = true;
-        }
-        if (ok && (changed || st->removals.len > 2))
-            done++;
-    }
-    json_kv_uint(&jw, "applied", dry_run ? 0 : done);
+    done = dry_run ? 0 : n_changes;
+    json_kv_uint(&jw, "applied", done);
     json_object_end(&jw);
     if (json_writer_finish(&jw) == 0 && cli->json)
         printf("%s\n", report.data);
     buf_done(&report);
-    if (!ok)
-        cli_fail("%s%sstopped after %zu of %zu changes, the rest were not made", why, why[0] ? "; " : "", done,
-                 n_changes);
-    r = ok ? EXIT_OK : EXIT_FAILED;
+    r = EXIT_OK;
 out:
     for (size_t i = 0; steps && i < n_wants; i++) {
         buf_done(&steps[i].patch);

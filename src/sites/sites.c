@@ -1,5 +1,6 @@
 #include "sites/sites.h"
 
+#include <assert.h>
 #include <dirent.h>
 #include <inttypes.h>
 #include <fcntl.h>
@@ -9,7 +10,16 @@
 
 #include "common/fs.h"
 #include "common/json.h"
+#include "common/log.h"
 #include "common/names.h"
+
+/* What a batch does only once it commits, in the order its steps came. */
+enum deferred_kind { DEFERRED_CREATED, DEFERRED_UPDATED, DEFERRED_REMOVED };
+struct deferred {
+    enum deferred_kind kind;
+    char *name;
+    struct store_site removed;       /* DEFERRED_REMOVED: the record, for the observer */
+};
 
 struct sites {
     struct store *store;             /* borrowed */
@@ -20,6 +30,9 @@ struct sites {
     gid_t front_gid;
     sites_observer_fn observer;
     void *observer_data;
+    bool in_batch, batch_dry_run, batch_failed;
+    struct deferred *deferred;
+    size_t n_deferred;
 };
 
 /* The tree every site has. Modes and owners are part of the isolation model: the
@@ -260,6 +273,52 @@ static int store_failure(struct sites *s, int r, const char *what, struct error 
     return error_set(err, r, "%s: %s", what, store_errmsg(s->store));
 }
 
+/* A step of a batch failed: the whole batch will be undone. Returns r. */
+static int batch_refused(struct sites *s, int r)
+{
+    s->batch_failed = true;
+    return r;
+}
+
+/* Records what the batch does after its commit. removed (DEFERRED_REMOVED) is taken
+ * over, and freed on failure. */
+static int defer(struct sites *s, enum deferred_kind kind, const char *name, struct store_site *removed)
+{
+    for (size_t i = 0; kind == DEFERRED_UPDATED && i < s->n_deferred; i++)
+        if (s->deferred[i].kind != DEFERRED_REMOVED && streq(s->deferred[i].name, name))
+            return 0;   /* told once, with the record as it ends up */
+    struct deferred *grown = realloc(s->deferred, (s->n_deferred + 1) * sizeof(*grown));
+    char *copy = strdup(name);
+    if (grown)
+        s->deferred = grown;
+    if (!grown || !copy) {
+        free(copy);
+        if (removed)
+            store_site_done(removed);
+        return -ENOMEM;
+    }
+    struct deferred *d = &s->deferred[s->n_deferred++];
+    *d = (struct deferred){ .kind = kind, .name = copy };
+    if (removed) {
+        d->removed = *removed;
+        *removed = (struct store_site){ 0 };
+    }
+    return 0;
+}
+
+/* The tree of a removed site goes to a trash name first, so that a crash half-way
+ * through the removal leaves an orphan start-up removes, not a half site. */
+static void remove_tree(struct sites *s, const struct store_site *site)
+{
+    char trash[300];
+    snprintf(trash, sizeof(trash), ".trash-%s-%" PRId64, site->name, site->id);
+    _cleanup_close_ int root = open(s->sites_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0)
+        return;   /* start-up will clean up */
+    if (renameat(root, site->name, root, trash) == 0)
+        rm_rf_at(root, trash);
+}
+
 int sites_create(struct sites *s, struct store_site *spec, const char *actor, struct error *err)
 {
     char staging[300], final[300];
@@ -269,18 +328,24 @@ int sites_create(struct sites *s, struct store_site *spec, const char *actor, st
     _cleanup_close_ int root = -1;
 
     int r = check_spec(s, spec, err);
+    if (r >= 0)
+        r = check_default_host_free(s, spec->name, err);
     if (r < 0)
-        return r;
-    r = check_default_host_free(s, spec->name, err);
-    if (r < 0)
-        return r;
+        return s->in_batch ? batch_refused(s, r) : r;
 
     snprintf(staging, sizeof(staging), ".staging-%s", spec->name);
     sites_dir(s, spec->name, final, sizeof(final));
 
-    r = store_begin(s->store);
-    if (r < 0)
-        return store_failure(s, r, "cannot start a transaction", err);
+    if (s->in_batch) {
+        for (size_t i = 0; i < s->n_deferred; i++)
+            if (s->deferred[i].kind == DEFERRED_REMOVED && streq(s->deferred[i].name, spec->name))
+                return batch_refused(s, error_set(err, -EINVAL, "site %s is removed and created again in one "
+                                                  "batch: remove it, then create it in a second one", spec->name));
+    } else {
+        r = store_begin(s->store);
+        if (r < 0)
+            return store_failure(s, r, "cannot start a transaction", err);
+    }
     r = store_site_insert(s->store, spec, &conflict);
     if (r == -EEXIST) {
         error_set(err, r, "a site named \"%s\" already exists", spec->name);
@@ -303,7 +368,9 @@ int sites_create(struct sites *s, struct store_site *spec, const char *actor, st
     /* The tree is built under a staging name while the row is uncommitted: a crash
      * here leaves only the staging tree, which start-up removes. */
     root = open(s->sites_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (root < 0 || (r = rm_rf_at(root, staging)) < 0 || (r = build_tree(s, staging, spec->uid)) < 0) {
+    if (s->batch_dry_run) {
+        /* A dry run stages nothing. */
+    } else if (root < 0 || (r = rm_rf_at(root, staging)) < 0 || (r = build_tree(s, staging, spec->uid)) < 0) {
         if (root < 0)
             r = -errno;
         error_set(err, r, "cannot create the site's directories in %s: %s", s->sites_root, strerror(-r));
@@ -317,6 +384,15 @@ int sites_create(struct sites *s, struct store_site *spec, const char *actor, st
         store_failure(s, r, "cannot record the event", err);
         rm_rf_at(root, staging);
         goto fail;
+    }
+    if (s->in_batch) {
+        r = defer(s, DEFERRED_CREATED, spec->name, NULL);
+        if (r < 0) {
+            error_set(err, r, "out of memory");
+            rm_rf_at(root, staging);
+            goto fail;
+        }
+        return 0;
     }
     r = store_commit(s->store);
     if (r < 0) {
@@ -337,6 +413,8 @@ int sites_create(struct sites *s, struct store_site *spec, const char *actor, st
     return 0;
 
 fail:
+    if (s->in_batch)
+        return batch_refused(s, r);
     store_rollback(s->store);
     return r;
 }
@@ -347,10 +425,12 @@ int sites_update(struct sites *s, struct store_site *update, const char *actor,
     _cleanup_free_ char *conflict = NULL;
     int r = check_spec(s, update, err);
     if (r < 0)
-        return r;
-    r = store_begin(s->store);
-    if (r < 0)
-        return store_failure(s, r, "cannot start a transaction", err);
+        return s->in_batch ? batch_refused(s, r) : r;
+    if (!s->in_batch) {
+        r = store_begin(s->store);
+        if (r < 0)
+            return store_failure(s, r, "cannot start a transaction", err);
+    }
     r = store_site_update(s->store, update, &conflict);
     if (r == -ENOENT) {
         error_set(err, r, "no site named \"%s\"", update->name);
@@ -371,12 +451,22 @@ int sites_update(struct sites *s, struct store_site *update, const char *actor,
         store_failure(s, r, "cannot record the event", err);
         goto fail;
     }
+    if (s->in_batch) {
+        r = defer(s, DEFERRED_UPDATED, update->name, NULL);
+        if (r < 0) {
+            error_set(err, r, "out of memory");
+            goto fail;
+        }
+        return 0;
+    }
     r = store_commit(s->store);
     if (r < 0)
         return store_failure(s, r, "cannot commit the change", err);
     notify(s, SITES_CHANGE_UPSERT, update);
     return 0;
 fail:
+    if (s->in_batch)
+        return batch_refused(s, r);
     store_rollback(s->store);
     return r;
 }
@@ -387,9 +477,11 @@ int sites_set_desired_state(struct sites *s, const char *name, const char *state
     struct store_site site = { 0 };
     int r = store_site_get(s->store, name, &site);
     if (r == -ENOENT)
-        return error_set(err, r, "no site named \"%s\"", name);
+        r = error_set(err, r, "no site named \"%s\"", name);
+    else if (r < 0)
+        r = store_failure(s, r, "cannot read the site", err);
     if (r < 0)
-        return store_failure(s, r, "cannot read the site", err);
+        return s->in_batch ? batch_refused(s, r) : r;
     free(site.desired_state);
     site.desired_state = strdup(state);
     char detail[64];
@@ -407,21 +499,31 @@ int sites_remove(struct sites *s, const char *name, const char *actor, struct er
     struct store_site site = { 0 };
     int r = store_site_get(s->store, name, &site);
     if (r == -ENOENT)
-        return error_set(err, r, "no site named \"%s\"", name);
+        r = error_set(err, r, "no site named \"%s\"", name);
+    else if (r < 0)
+        r = store_failure(s, r, "cannot read the site", err);
     if (r < 0)
-        return store_failure(s, r, "cannot read the site", err);
+        return s->in_batch ? batch_refused(s, r) : r;
 
-    r = store_begin(s->store);
-    if (r < 0) {
-        store_site_done(&site);
-        return store_failure(s, r, "cannot start a transaction", err);
+    if (!s->in_batch) {
+        r = store_begin(s->store);
+        if (r < 0) {
+            store_site_done(&site);
+            return store_failure(s, r, "cannot start a transaction", err);
+        }
     }
     if ((r = store_site_delete(s->store, name)) < 0 ||
         (r = store_event_append(s->store, actor, "site.remove", name, NULL)) < 0) {
         store_failure(s, r, "cannot remove the site", err);
-        store_rollback(s->store);
         store_site_done(&site);
+        if (s->in_batch)
+            return batch_refused(s, r);
+        store_rollback(s->store);
         return r;
+    }
+    if (s->in_batch) {
+        r = defer(s, DEFERRED_REMOVED, name, &site);   /* takes site, even on failure */
+        return r < 0 ? batch_refused(s, error_set(err, r, "out of memory")) : 0;
     }
     r = store_commit(s->store);
     if (r < 0) {
@@ -432,15 +534,95 @@ int sites_remove(struct sites *s, const char *name, const char *actor, struct er
      * crash from here on cannot bring the site back half-way. */
     sites_crash_point("site-rm:stored");
     notify(s, SITES_CHANGE_REMOVE, &site);
-
-    char trash[300];
-    snprintf(trash, sizeof(trash), ".trash-%s-%" PRId64, name, site.id);
+    remove_tree(s, &site);
     store_site_done(&site);
+    return 0;
+}
+
+int sites_batch_begin(struct sites *s, bool dry_run, struct error *err)
+{
+    assert(!s->in_batch);
+    int r = store_begin(s->store);
+    if (r < 0)
+        return store_failure(s, r, "cannot start a transaction", err);
+    s->in_batch = true;
+    s->batch_dry_run = dry_run;
+    s->batch_failed = false;
+    return 0;
+}
+
+bool sites_batch_active(const struct sites *s)
+{
+    return s->in_batch;
+}
+
+static void batch_clear(struct sites *s)
+{
+    for (size_t i = 0; i < s->n_deferred; i++) {
+        free(s->deferred[i].name);
+        store_site_done(&s->deferred[i].removed);
+    }
+    free(s->deferred);
+    s->deferred = NULL;
+    s->n_deferred = 0;
+    s->in_batch = s->batch_dry_run = s->batch_failed = false;
+}
+
+static void remove_staged_trees(struct sites *s)
+{
     _cleanup_close_ int root = open(s->sites_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (root < 0)
-        return 0;   /* start-up will clean up */
-    if (renameat(root, name, root, trash) == 0)
-        rm_rf_at(root, trash);
+    char staging[300];
+    for (size_t i = 0; root >= 0 && i < s->n_deferred; i++) {
+        if (s->deferred[i].kind != DEFERRED_CREATED)
+            continue;
+        snprintf(staging, sizeof(staging), ".staging-%s", s->deferred[i].name);
+        rm_rf_at(root, staging);
+    }
+}
+
+int sites_batch_end(struct sites *s, bool commit, struct error *err)
+{
+    assert(s->in_batch);
+    if (!commit || s->batch_failed || s->batch_dry_run) {
+        store_rollback(s->store);
+        if (!s->batch_dry_run)
+            remove_staged_trees(s);
+        bool failed = commit && s->batch_failed;
+        batch_clear(s);
+        return failed ? error_set(err, -ECANCELED, "a change was refused: nothing was changed") : 0;
+    }
+    sites_crash_point("sites-batch:staged");
+    int r = store_commit(s->store);
+    if (r < 0) {
+        remove_staged_trees(s);
+        batch_clear(s);
+        return store_failure(s, r, "cannot commit the changes", err);
+    }
+    /* Committed: from here start-up would finish the renames and removals. */
+    sites_crash_point("sites-batch:stored");
+    _cleanup_close_ int root = open(s->sites_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    char staging[300];
+    for (size_t i = 0; i < s->n_deferred; i++) {
+        struct deferred *d = &s->deferred[i];
+        if (d->kind == DEFERRED_REMOVED) {
+            notify(s, SITES_CHANGE_REMOVE, &d->removed);
+            remove_tree(s, &d->removed);
+            continue;
+        }
+        if (d->kind == DEFERRED_CREATED) {
+            snprintf(staging, sizeof(staging), ".staging-%s", d->name);
+            if (root < 0 || renameat(root, staging, root, d->name) < 0)
+                log_warning_errno(root < 0 ? -EBADF : -errno,
+                                  "cannot move the directory of new site %s into place; start-up will", d->name);
+        }
+        struct store_site site = { 0 };
+        if (store_site_get(s->store, d->name, &site) == 0)
+            notify(s, SITES_CHANGE_UPSERT, &site);
+        store_site_done(&site);
+    }
+    if (root >= 0)
+        fsync(root);
+    batch_clear(s);
     return 0;
 }
 

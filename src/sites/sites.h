@@ -5,7 +5,8 @@
  * Crash safety: a site's tree is built under a staging name, the store row is
  * committed, and only then is the tree renamed into place. Removal deletes the row
  * first, then the tree. sites_reconcile() at start-up finishes or undoes whatever a
- * crash interrupted, from the store's truth: no trace, or a whole site. */
+ * crash interrupted, from the store's truth: no trace, or a whole site. A batch does
+ * the same for several changes in one transaction (sites_batch_begin). */
 #pragma once
 
 #include <sys/types.h>
@@ -67,8 +68,22 @@ int sites_set_desired_state(struct sites *s, const char *name, const char *state
 /* Removes the site from the store, then its tree. */
 int sites_remove(struct sites *s, const char *name, const char *actor, struct error *err);
 
+/* Batches: between sites_batch_begin and sites_batch_end, sites_create, sites_update,
+ * sites_set_desired_state and sites_remove join one store transaction and see each
+ * other's changes. Trees of created sites are staged; nothing is renamed, removed or
+ * told to the observer until sites_batch_end(commit true) commits the whole batch:
+ * a refusal at any step, or a crash at any point, leaves all of it undone or all of
+ * it made (start-up finishes the renames). dry_run: trees are not even staged, and
+ * the end always undoes. A site removed in a batch cannot be created again in it. */
+int sites_batch_begin(struct sites *s, bool dry_run, struct error *err);
+bool sites_batch_active(const struct sites *s);
+/* Commits (commit true, no step refused, not a dry run) or undoes the batch. A commit
+ * refused by the store undoes it and fails. */
+int sites_batch_end(struct sites *s, bool commit, struct error *err);
+
 /* Test hook: when the environment variable BERTH_TEST_CRASH names a point
- * ("site-create:staged", "site-create:stored", "site-rm:stored"), berthd kills itself
+ * ("site-create:staged", "site-create:stored", "site-rm:stored", "sites-batch:staged",
+ * "sites-batch:stored"), berthd kills itself
  * with SIGKILL there, so tests can check crash recovery at each step. */
 void sites_crash_point(const char *point);
 

@@ -1,6 +1,9 @@
 """berth apply: a YAML file of sites made true, with --dry-run and --prune; bad files
 refused before anything changes."""
 import json
+import os
+
+import pytest
 
 
 def apply(d, path, *args, json_out=False):
@@ -182,26 +185,132 @@ def test_a_domain_another_site_keeps_changes_nothing_even_with_prune(daemon, tmp
     assert set(sites) == {"old", "new"} and sites["new"]["domains"] == ["shop.example.org"]
 
 
-def test_a_change_refused_half_way_is_one_line_saying_how_far_it_got(daemon, tmp_path):
-    """What no check can foresee (here the site uid range runs out after one site) stops
-    the apply: one line on stderr names the refusal and how many changes were made,
-    and --json still prints the report with what was applied."""
+def site_dirs(d):
+    return sorted(p.name for p in (d.state_dir / "sites").iterdir())
+
+
+def test_a_refusal_no_check_foresees_changes_nothing(daemon, tmp_path):
+    """What only making the change can find (here the site uid range runs out at the
+    second new site) undoes the whole file: one line on stderr, the first new site not
+    made, no half-made tree left. A dry run finds it too, since it makes the changes
+    and undoes them."""
     first, last = daemon.uid_range
     for i in range(last - first):
         daemon.ok("site", "create", f"s{i}")
+    before = site_dirs(daemon)
     f = tmp_path / "sites.yaml"
-    f.write_text("sites:\n  aaa: {}\n  bbb: {}\n")
-    r = apply(daemon, f)
-    assert r.returncode == 1, r
-    assert r.stderr.splitlines() == [
-        "berth: site bbb: no free uid is left in the site uid range; stopped after 1 of 2 changes, "
-        "the rest were not made"], r.stderr
-    names = {s["name"] for s in daemon.ok("site", "ls")["sites"]}
-    assert "aaa" in names and "bbb" not in names
-    daemon.ok("site", "rm", "aaa")
+    f.write_text("sites:\n  aaa: {}\n  bbb: {}\n  s0: {memory: 512M}\n")
+    for args in ([], ["--dry-run"]):
+        r = apply(daemon, f, *args)
+        assert r.returncode == 1, r
+        assert r.stderr.splitlines() == [
+            "berth: site bbb: no free uid is left in the site uid range; nothing was changed"], r.stderr
+        names = {s["name"] for s in daemon.ok("site", "ls")["sites"]}
+        assert "aaa" not in names and "bbb" not in names
+        assert daemon.ok("site", "show", "s0")["limits"]["memory"] == "256M"
+        assert site_dirs(daemon) == before
+    daemon.ok("site", "rm", "s1")
+    daemon.ok("site", "rm", "s2")
     r = apply(daemon, f, json_out=True)
-    assert r.returncode == 1 and len(r.stderr.splitlines()) == 1, r
-    assert r.json()["applied"] == 1
+    assert r.returncode == 0, r
+    assert r.json()["applied"] == 3
+    assert daemon.ok("site", "show", "s0")["limits"]["memory"] == "512M"
+    assert {"aaa", "bbb"} <= set(site_dirs(daemon))
+
+
+@pytest.mark.parametrize("point,new_fleet", [
+    ("sites-batch:staged", False),
+    ("sites-batch:stored", True),
+])
+def test_kill9_during_apply_leaves_the_old_fleet_or_the_new(daemon_factory, tmp_path, point, new_fleet):
+    """berthd killed while it makes a file's changes: after a restart the store and the
+    disk hold every change or none, never the sites before the kill point made and
+    the rest not."""
+    d = daemon_factory().start()
+    d.ok("site", "create", "old")
+    (d.state_dir / "sites/old/public/index.html").write_text("old content")
+    d.ok("site", "create", "keep", "--memory", "300M")
+    d.stop()
+    d.start(env={"BERTH_TEST_CRASH": point})
+    f = tmp_path / "fleet.yaml"
+    f.write_text("sites:\n  keep: {memory: 512M, domains: [keep.example.org]}\n  new1: {}\n"
+                 "  new2: {type: php}\n")
+    r = apply(d, f, "--prune")
+    assert r.returncode == 1, "the daemon died mid-request"
+    assert d.proc.wait(timeout=20) == -9
+    d.proc = None
+    d.start()
+    sites = {s["name"]: s for s in d.ok("site", "ls")["sites"]}
+    if new_fleet:
+        assert set(sites) == {"keep", "new1", "new2"}
+        assert sites["keep"]["limits"]["memory"] == "512M"
+        assert sites["keep"]["domains"] == ["keep.example.org"]
+        assert sites["new2"]["type"] == "php"
+        for name in ("new1", "new2"):
+            uid = d.ok("site", "show", name)["uid"]
+            assert os.stat(d.state_dir / "sites" / name / "public").st_uid == uid
+    else:
+        assert set(sites) == {"keep", "old"}
+        assert sites["keep"]["limits"]["memory"] == "300M" and sites["keep"]["domains"] == []
+        assert (d.state_dir / "sites/old/public/index.html").read_text() == "old content"
+    assert site_dirs(d) == sorted(sites)
+
+
+def test_the_api_makes_a_batch_whole_or_not_at_all(daemon):
+    """POST /api/v1/apply: each step checked as its own request would be, with the same
+    rights; the first refusal names its site and undoes the steps before it."""
+    from test_sites import api
+    daemon.ok("site", "create", "old")
+    daemon.ok("site", "create", "busy", "--domain", "taken.example.org")
+    status, body = api(daemon, "POST", "/api/v1/apply", {"changes": [
+        {"site": "old", "remove": True},
+        {"create": {"name": "fresh", "domains": ["fresh.example.org"]}},
+        {"site": "busy", "change": {"memory": "512M"}},
+        {"create": {"name": "late", "domains": ["taken.example.org"]}},
+    ]})
+    assert status == 409, body
+    assert body["error"]["message"] == ("site late: domain taken.example.org already belongs to site busy; "
+                                        "nothing was changed"), body
+    names = sorted(s["name"] for s in daemon.ok("site", "ls")["sites"])
+    assert names == ["busy", "old"] and site_dirs(daemon) == names
+    assert daemon.ok("site", "show", "busy")["limits"]["memory"] == "256M"
+
+    # the domain moves within one batch: off busy first, then onto the new site
+    status, body = api(daemon, "POST", "/api/v1/apply", {"changes": [
+        {"site": "busy", "change": {"remove_domains": ["taken.example.org"]}},
+        {"create": {"name": "late", "domains": ["taken.example.org"], "state": "stopped"}},
+        {"site": "late", "state": "running"},
+        {"site": "old", "remove": True},
+    ]})
+    assert status == 200 and body == {"dry_run": False, "changes": 4}, body
+    late = daemon.ok("site", "show", "late")
+    assert late["domains"] == ["taken.example.org"] and late["desired_state"] == "running"
+    assert sorted(site_dirs(daemon)) == ["busy", "late"]
+
+    status, body = api(daemon, "POST", "/api/v1/apply?dry_run=1", {"changes": [
+        {"site": "late", "remove": True}, {"create": {"name": "late"}}]})
+    assert status == 400 and "removed and created again" in body["error"]["message"], body
+    status, body = api(daemon, "POST", "/api/v1/apply?dry_run=1", {"changes": [{"site": "late", "remove": True}]})
+    assert status == 200 and body["dry_run"] is True, body
+    assert daemon.ok("site", "show", "late")["name"] == "late"
+
+    bad = [
+        ({"changes": {}}, 400, "a JSON body {\"changes\": [...]} is required"),
+        ({"changes": [], "prune": True}, 400, 'unknown field "prune"'),
+        ({"changes": [7]}, 400, "each change is a JSON object"),
+        ({"changes": [{"site": "late"}]}, 400, "exactly one of"),
+        ({"changes": [{"site": "late", "remove": True, "state": "running"}]}, 400, "exactly one of"),
+        ({"changes": [{"remove": True}]}, 400, "needs the \"site\""),
+        ({"changes": [{"site": "late", "state": "paused"}]}, 400, "\"running\" or \"stopped\""),
+        ({"changes": [{"site": "ghost", "remove": True}]}, 404, 'no site named "ghost"'),
+        ({"changes": [{"create": {"name": "x", "colour": "red"}}]}, 400, 'site x: unknown field "colour"'),
+    ]
+    for batch, want_status, want_message in bad:
+        status, body = api(daemon, "POST", "/api/v1/apply", batch)
+        assert status == want_status and want_message in body["error"]["message"], (batch, body)
+    status, body = api(daemon, "GET", "/api/v1/apply")
+    assert status == 405
+    assert sorted(site_dirs(daemon)) == ["busy", "late"]
 
 
 def test_a_site_made_stopped_never_runs(daemon, tmp_path):
