@@ -678,9 +678,9 @@ int cli_apply(const struct cli *cli, int argc, char **argv)
     if (n_steps > 0) {
         struct cli_response res;
         ok = cli_request(cli, "POST", dry_run ? "/api/v1/apply?dry_run=1" : "/api/v1/apply", batch.data, &res) >= 0;
+        /* Refused: the daemon's error document (with --json) and its one line. */
         if (ok && !(res.status >= 200 && res.status < 300)) {
-            const char *msg = json_get_string(json_get(res.json, "error"), "message");
-            cli_fail("%s", msg ? msg : "the daemon refused the changes; nothing was changed");
+            cli_finish(cli, &res);
             ok = false;
         }
         cli_response_done(&res);

@@ -209,6 +209,9 @@ def test_a_refusal_no_check_foresees_changes_nothing(daemon, tmp_path):
         assert "aaa" not in names and "bbb" not in names
         assert daemon.ok("site", "show", "s0")["limits"]["memory"] == "256M"
         assert site_dirs(daemon) == before
+    r = apply(daemon, f, json_out=True)
+    assert r.returncode == 1 and len(r.stderr.splitlines()) == 1, r
+    assert r.json()["error"]["status"] == 507, r.stdout
     daemon.ok("site", "rm", "s1")
     daemon.ok("site", "rm", "s2")
     r = apply(daemon, f, json_out=True)
