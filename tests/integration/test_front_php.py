@@ -661,3 +661,124 @@ def test_php_site_under_berthd_over_http(daemon):
     assert get("/2024/hello/") == (200, b"router sees /2024/hello/ via /index.php")
     assert get("/logo.png") == (200, SCRIPTS["logo.png"])
     assert get("/missing.php")[0] == 404
+
+
+class FakeFpm:
+    """A FastCGI responder on a unix socket standing in for php-fpm where php-fpm cannot
+    be made to misbehave on cue: it answers every request 200 "ok", keeping the
+    connection when asked, except that a request for /vanish.php is read whole and
+    then met with the connection closing, as when php-fpm's child is killed or
+    recycled. It records (method, uri) of every request it read."""
+
+    def __init__(self, path):
+        import threading
+        self.requests = []
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        os.chmod(path, 0o666)
+        self.sock.listen(16)
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def record(kind, req_id, data):
+        return bytes([1, kind, req_id >> 8, req_id & 255, len(data) >> 8, len(data) & 255, 0, 0]) + data
+
+    @staticmethod
+    def params(data):
+        out, i = {}, 0
+        while i < len(data):
+            lens = []
+            for _ in range(2):
+                n = data[i]
+                if n >> 7:
+                    n = int.from_bytes(data[i:i + 4], "big") & 0x7fffffff
+                    i += 4
+                else:
+                    i += 1
+                lens.append(n)
+            out[data[i:i + lens[0]].decode()] = data[i + lens[0]:i + lens[0] + lens[1]].decode()
+            i += lens[0] + lens[1]
+        return out
+
+    def serve(self):
+        import threading
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.conversation, args=(conn,), daemon=True).start()
+
+    def conversation(self, conn):
+        buf = b""
+        with conn:
+            while True:
+                keep, params, stdin_done, req_id = False, b"", False, 1
+                while not stdin_done:
+                    while len(buf) < 8 or len(buf) < 8 + int.from_bytes(buf[4:6], "big") + buf[6]:
+                        got = conn.recv(65536)
+                        if not got:
+                            return
+                        buf += got
+                    kind, req_id = buf[1], int.from_bytes(buf[2:4], "big")
+                    n, pad = int.from_bytes(buf[4:6], "big"), buf[6]
+                    content, buf = buf[8:8 + n], buf[8 + n + pad:]
+                    if kind == 1:
+                        keep = bool(content[2] & 1)
+                    elif kind == 4:
+                        params += content
+                    elif kind == 5 and n == 0:
+                        stdin_done = True
+                p = self.params(params)
+                self.requests.append((p.get("REQUEST_METHOD"), p.get("REQUEST_URI")))
+                if p.get("SCRIPT_NAME") == "/vanish.php":
+                    return
+                body = b"Status: 200 OK\r\nContent-Type: text/plain\r\n\r\nok"
+                conn.sendall(self.record(6, req_id, body) + self.record(6, req_id, b"") +
+                             self.record(3, req_id, bytes(8)))
+                if not keep:
+                    return
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.fixture
+def fake_fpm(tmp_path):
+    front = Front(tmp_path / "front", workers=1)
+    path = str(tmp_path / "fake-fpm.sock")
+    fpm = FakeFpm(path)
+    site = front.add_site("site", UID, reload=False, type="php", backend=path, hosts=[HOST],
+                          max_body=MAX_BODY, timeout_ms=3000)
+    site.write("ok.php", "<?php\n")
+    site.write("vanish.php", "<?php\n")
+    front.start()
+    try:
+        yield front, fpm
+    finally:
+        try:
+            front.stop()
+        finally:
+            fpm.close()
+
+
+def test_a_get_meeting_a_closed_fastcgi_connection_is_sent_again_a_post_is_not(fake_fpm):
+    """A kept-alive connection to php-fpm that closes under a request without an
+    answer (its child recycled or killed): a GET, which may run twice, is sent again
+    once on a fresh connection; a POST, which the script may have run, is not."""
+    front, fpm = fake_fpm
+    s = open_conn(front.port)
+    try:
+        for method, sent in (("GET", 2), ("POST", 1)):
+            s.sendall(build_request(HOST, "/ok.php"))
+            st, _, body = read_response(s)
+            assert st == 200 and body == b"ok"
+            n = len(fpm.requests)
+            s.sendall(build_request(HOST, "/vanish.php", method))
+            assert read_response(s, method=method)[0] == 502
+            assert fpm.requests[n:] == [(method, "/vanish.php")] * sent, fpm.requests
+            s.close()
+            s = open_conn(front.port)
+    finally:
+        s.close()
