@@ -24,7 +24,14 @@ pytestmark = pytest.mark.skipif(
 
 
 def cpus_of(pid):
-    for line in open(f"/proc/{pid}/status"):
+    """The CPUs pid may run on; empty when it is gone (a worker just killed and
+    reaped between the listing of pids and this read)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            lines = f.readlines()
+    except (FileNotFoundError, ProcessLookupError):
+        return set()
+    for line in lines:
         if line.startswith("Cpus_allowed_list:"):
             spec = line.split(":", 1)[1].strip()
             out = set()
