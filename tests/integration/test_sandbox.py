@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -23,6 +24,7 @@ PROBE = os.path.join(BUILD, "tests/helpers/sandbox-probe")
 MUST_WORK = os.environ.get("BERTH_MUST_WORK") == "1"
 UID_A = 250101
 UID_B = 250102
+AF_VSOCK = 40
 
 
 def skip_or_fail(reason):
@@ -222,6 +224,15 @@ def test_dev_is_minimal(env):
     (["unshare_i386"], "errno=EPERM"),
     (["setuid0"], "errno=EPERM"),
     (["chroot"], "errno=EPERM"),
+    # vsock is not confined by network namespaces: from any sandbox it would reach
+    # the hypervisor host and every vsock service of this machine.
+    (["socket", str(AF_VSOCK)], "errno=EAFNOSUPPORT"),
+    (["socket_hi", str(AF_VSOCK)], "errno=EAFNOSUPPORT"),
+    (["socket_i386", str(AF_VSOCK)], "errno=EAFNOSUPPORT"),
+    (["socketcall_i386", str(AF_VSOCK)], "errno=EAFNOSUPPORT"),
+    (["socket", str(socket.AF_INET)], "ok"),
+    (["socket", str(socket.AF_UNIX)], "ok"),
+    (["socket_i386", str(socket.AF_INET)], "ok"),
 ])
 def test_forbidden_actions(env, action, expect):
     assert line(env["a"].probe(*action)) == f"{action[0]} {expect}"
