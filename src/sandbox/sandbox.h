@@ -154,8 +154,8 @@ struct sandbox_bind {
 /* What to run and how. Everything is borrowed for the duration of the call only. */
 struct sandbox_config {
     const char *name;            /* site name (DNS label): host name inside the sandbox */
-    uid_t uid;                   /* site uid; must not be 0; needs no passwd entry */
-    gid_t gid;                   /* site gid; must not be 0 */
+    uid_t uid;                   /* site uid; not 0 nor -1; needs no passwd entry */
+    gid_t gid;                   /* site gid; not 0 nor -1 */
     const char *site_dir;        /* absolute host path, bound read-write at /site */
     const char *const *argv;     /* argv[0] is looked up as given: an absolute path
                                     inside the sandbox (e.g. "/usr/bin/php-fpm8.2") */
