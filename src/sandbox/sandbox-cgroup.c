@@ -147,7 +147,8 @@ int sandbox_cgroup_format_cpu_max(uint32_t millis, char *out, size_t n)
 bool sandbox_cgroup_name_valid(const char *name)
 {
     /* A DNS label can never be "." or "..", nor contain '/', nor the '.' of the
-     * kernel's "cgroup.*" and "<controller>.*" file names, so it cannot clash. */
+     * kernel's "cgroup.*" and "<controller>.*" file names; v1's "tasks" is the one
+     * clash, which sandbox_cgroup_create avoids with another directory name. */
     return name && site_name_valid(name);
 }
 
@@ -437,6 +438,15 @@ static bool root_has(const struct sandbox_cgroup *cg, unsigned bit, size_t *ret_
     return false;
 }
 
+/* The directory name of a site's cgroup. Every v1 cgroup directory holds a file
+ * named "tasks", a valid DNS label: a site of that name would find the file
+ * where its directory should be. A dot never occurs in a site name, so the
+ * suffixed name is no other site's, and no kernel file is named so. */
+static const char *leaf_name(const char *name)
+{
+    return streq(name, "tasks") ? "tasks.site" : name;
+}
+
 int sandbox_cgroup_create(struct sandbox_cgroup_root *root, const char *name,
                           const struct sandbox_limits *limits, struct sandbox_cgroup **ret)
 {
@@ -449,7 +459,7 @@ int sandbox_cgroup_create(struct sandbox_cgroup_root *root, const char *name,
     cg->v2fd = -1;
     int r = 0;
     for (size_t i = 0; i < root->n; i++) {
-        if ((r = join_path(root->h[i].base, "", name, &cg->path[i])) < 0)
+        if ((r = join_path(root->h[i].base, "", leaf_name(name), &cg->path[i])) < 0)
             goto fail;
         if (mkdir(cg->path[i], 0755) < 0 && errno != EEXIST) {
             r = -errno;

@@ -62,8 +62,9 @@ void sandbox_cgroup_root_free(struct sandbox_cgroup_root *root);
 enum sandbox_cgroup_mode sandbox_cgroup_root_mode(const struct sandbox_cgroup_root *root);
 
 /* Creates (or opens, if it exists) the cgroup of site `name` (a DNS label) beneath
- * root and applies limits (NULL: leave the current ones). The returned handle
- * borrows root, which must outlive it. */
+ * root and applies limits (NULL: leave the current ones). The directory is named
+ * after the site, except "tasks.site" for a site "tasks" (v1's file of that name).
+ * The returned handle borrows root, which must outlive it. */
 int sandbox_cgroup_create(struct sandbox_cgroup_root *root, const char *name,
                           const struct sandbox_limits *limits, struct sandbox_cgroup **ret);
 /* Frees the handle; the cgroup stays on disk (see sandbox_cgroup_remove). NULL-safe. */

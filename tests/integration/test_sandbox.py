@@ -24,6 +24,7 @@ PROBE = os.path.join(BUILD, "tests/helpers/sandbox-probe")
 MUST_WORK = os.environ.get("BERTH_MUST_WORK") == "1"
 UID_A = 250101
 UID_B = 250102
+UID_C = 250103
 AF_VSOCK = 40
 
 
@@ -309,6 +310,17 @@ def test_pids_limit_stops_fork_bomb(env):
     assert m, res.stdout
     assert int(m.group(1)) <= 14      # 16 minus the reaper and the probe
     assert subprocess.run(["/bin/true"]).returncode == 0   # the host can still fork
+
+
+def test_site_named_tasks_gets_its_limits(env):
+    # Every v1 cgroup directory holds a file "tasks": a site of that name must
+    # still get a cgroup directory of its own, and its limits.
+    if "tasks" not in env:
+        env["tasks"] = Site("tasks", UID_C, os.path.dirname(env["a"].dir), env["a"].cgroup_parent)
+    res = env["tasks"].probe("forkbomb", "200", opts=["--pids", "16"])
+    m = re.fullmatch(r"forkbomb errno=EAGAIN after=(\d+)", line(res))
+    assert m, res.stdout
+    assert int(m.group(1)) <= 14
 
 
 def test_memory_limit_oom_kills_inside_only(env, tmp_path):
