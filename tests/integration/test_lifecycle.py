@@ -484,6 +484,36 @@ def test_exec_on_a_terminal_gets_a_pty(daemon):
     assert (r.returncode, r.stdout.strip()) == (0, "dumb"), r
 
 
+def test_exec_output_to_a_stalled_terminal_does_not_stall_berthd(daemon):
+    # A command on a terminal prints without end while the caller's terminal takes
+    # nothing (a stalled ssh link, a scroll lock): berthd, which copies the
+    # command's pty to that terminal, must keep serving everyone else.
+    import subprocess
+    from conftest import BERTH
+    make_app(daemon, "chatty")
+    master, slave = os.openpty()
+    p = subprocess.Popen([str(BERTH), "--socket", str(daemon.socket), "site", "exec", "chatty", "--",
+                          "sh", "-c", "exec yes flood"],
+                         stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+    os.close(slave)
+    try:
+        # nobody reads master: the terminal's buffer fills within moments
+        deadline = time.monotonic() + 10
+        while not any("yes" in (open(f"/proc/{x}/cmdline").read() if os.path.exists(f"/proc/{x}/cmdline") else "")
+                      for x in cgroup_pids(daemon, "chatty")):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(1)
+        t = time.monotonic()
+        r = daemon.berth("site", "show", "chatty", json_out=True, timeout=10)
+        assert r.returncode == 0, r
+        assert time.monotonic() - t < 5
+    finally:
+        p.kill()
+        p.wait()
+        os.close(master)
+
+
 def test_exec_never_hands_the_callers_terminal_to_the_site(daemon):
     # stdin redirected, stdout and stderr on the caller's terminal: the command
     # (and anything of the site it forks, which may outlive it) must not get that
