@@ -174,8 +174,10 @@ static void on_output_ready(struct evloop *loop, int fd, uint32_t events, void *
     evloop_del(loop, fd);
     c->out_watched = false;
     if (c->exited) {
-        /* The last output is out: the status may follow. */
-        conn_finish(c);
+        /* What the master still holds, then the status. */
+        (void)pump_master(c);
+        if (!c->out_watched)
+            conn_finish(c);
         return;
     }
     c->master_watched = evloop_add(loop, c->master, EPOLLIN, on_master, c) >= 0;

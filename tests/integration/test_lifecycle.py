@@ -514,6 +514,32 @@ def test_exec_output_to_a_stalled_terminal_does_not_stall_berthd(daemon):
         os.close(master)
 
 
+def test_exec_output_to_a_slow_terminal_arrives_whole_before_the_status(daemon):
+    # The command writes more than the terminals in between can hold and exits
+    # while the caller's terminal is not read yet: every byte still arrives, then
+    # the exit status.
+    import subprocess
+    from conftest import BERTH
+    make_app(daemon, "bulk")
+    master, slave = os.openpty()
+    p = subprocess.Popen([str(BERTH), "--socket", str(daemon.socket), "site", "exec", "bulk", "--",
+                          "sh", "-c", "head -c 300000 /dev/zero | tr '\\0' x; exit 3"],
+                         stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+    os.close(slave)
+    time.sleep(2)
+    out = b""
+    deadline = time.monotonic() + 30
+    while out.count(b"x") < 300000:
+        assert time.monotonic() < deadline, len(out)
+        try:
+            out += os.read(master, 65536)
+        except OSError:
+            break
+    assert p.wait(timeout=10) == 3
+    os.close(master)
+    assert out.count(b"x") == 300000
+
+
 def test_exec_never_hands_the_callers_terminal_to_the_site(daemon):
     # stdin redirected, stdout and stderr on the caller's terminal: the command
     # (and anything of the site it forks, which may outlive it) must not get that
