@@ -38,6 +38,7 @@ struct hier {
 
 struct sandbox_cgroup_root {
     enum sandbox_cgroup_mode mode;
+    bool own_parent;    /* h[].base are <own>/<parent>, made by us (not <own> itself) */
     struct hier h[MAX_HIER];
     size_t n;
 };
@@ -213,6 +214,20 @@ void sandbox_cgroup_root_free(struct sandbox_cgroup_root *root)
     free(root);
 }
 
+int sandbox_cgroup_root_remove(struct sandbox_cgroup_root *root)
+{
+    if (!root || !root->own_parent)
+        return 0;   /* sites live directly in <own>: never ours to remove */
+    int ret = 0;
+    for (size_t i = 0; i < root->n; i++) {
+        /* EBUSY: a site cgroup is still there (or a process): it stays. */
+        if (rmdir(root->h[i].base) < 0 && errno != ENOENT && errno != EBUSY && errno != ENOTEMPTY &&
+            ret == 0)
+            ret = -errno;
+    }
+    return ret;
+}
+
 enum sandbox_cgroup_mode sandbox_cgroup_root_mode(const struct sandbox_cgroup_root *root)
 {
     return root->mode;
@@ -360,6 +375,7 @@ int sandbox_cgroup_root_open(const char *parent, struct sandbox_cgroup_root **re
     struct sandbox_cgroup_root *root = calloc(1, sizeof(*root));
     if (!root)
         return -ENOMEM;
+    root->own_parent = parent && parent[0];
 
     if (is_fs(CGROUP_FS, CGROUP2_SUPER_MAGIC))
         root->mode = SANDBOX_CGROUP_V2;

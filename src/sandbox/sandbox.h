@@ -58,6 +58,10 @@ struct sandbox_cgroup;
 int sandbox_cgroup_root_open(const char *parent, struct sandbox_cgroup_root **ret);
 /* Frees the handle; cgroups on disk are left alone. NULL-safe. */
 void sandbox_cgroup_root_free(struct sandbox_cgroup_root *root);
+/* Removes the <own>/<parent> directories root_open made, in every hierarchy, once
+ * the site cgroups beneath are gone (one that remains keeps its parent: not an
+ * error). Nothing without a parent. NULL-safe. */
+int sandbox_cgroup_root_remove(struct sandbox_cgroup_root *root);
 /* The detected layout. */
 enum sandbox_cgroup_mode sandbox_cgroup_root_mode(const struct sandbox_cgroup_root *root);
 

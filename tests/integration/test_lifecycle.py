@@ -373,6 +373,20 @@ def test_kill9_berthd_then_restart_kills_old_sandbox(daemon_factory):
     assert "killing the sandbox a previous berthd left running" in d.log()
 
 
+def test_berthd_leaves_no_cgroup_behind(daemon_factory):
+    # Its parent cgroup (one per run dir, in every hierarchy) goes at shutdown with
+    # the sites' own: a host that starts many berthds (tests, a run dir per
+    # instance) would otherwise pile up cgroups, and v1 memory cgroups are a
+    # kernel-wide limited resource (65535 ids).
+    d = daemon_factory().start()
+    make_app(d, "blog")
+    assert http_get(d, "blog")[0] == 200
+    parents = {os.path.dirname(x) for x in cgroup_dirs(d, "blog")}
+    assert parents and all(os.path.isdir(p) for p in parents)
+    d.stop()
+    assert [p for p in parents if os.path.exists(p)] == []
+
+
 def test_exec(daemon):
     info = make_app(daemon, "blog")
     uid = info["uid"]
