@@ -29,11 +29,15 @@ struct exec_conn {
     int master;             /* pty master (tty mode), else -1 */
     int out;                /* which of stdio the master's output goes to */
     int out_fd;             /* our own non-blocking opening of it, or -1: use stdio[out] */
-    bool master_watched, stdin_watched, out_watched;
+    uint32_t master_events; /* what the master is watched for (0: not watched) */
+    bool master_eof;        /* no slave left open: nothing more to read */
+    bool stdin_watched, out_watched;
     bool exited;            /* the command is reaped; exit_status is its status */
     int exit_status;
     size_t pending_off, pending_len;   /* read from master, not yet written out */
     char pending[8192];
+    size_t in_off, in_len;  /* read from the CLI's stdin, not yet written to master */
+    char in[4096];
     pid_t pid;
     int pidfd;
     char name[64];
@@ -71,7 +75,7 @@ static void conn_close(struct exec_conn *c)
         safe_close(c->pidfd);
         sites_runtime_exec_done(x->rt, c->name);
     }
-    if (c->master_watched)
+    if (c->master_events)
         evloop_del(x->loop, c->master);
     if (c->out_watched)
         evloop_del(x->loop, output_fd(c));
@@ -131,10 +135,6 @@ static bool pump_master(struct exec_conn *c)
 {
     for (;;) {
         if (flush_pending(c) == 0) {
-            if (c->master_watched) {
-                evloop_del(c->x->loop, c->master);
-                c->master_watched = false;
-            }
             if (!c->out_watched)
                 c->out_watched = evloop_add(c->x->loop, output_fd(c), EPOLLOUT, on_output_ready, c) >= 0;
             if (c->out_watched)
@@ -151,13 +151,64 @@ static bool pump_master(struct exec_conn *c)
     }
 }
 
+/* Writes out what was read from the CLI's stdin; same returns as flush_pending. */
+static int flush_input(struct exec_conn *c)
+{
+    while (c->in_off < c->in_len) {
+        ssize_t w = write(c->master, c->in + c->in_off, c->in_len - c->in_off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && errno == EAGAIN)
+            return 0;
+        if (w <= 0) {
+            c->in_off = c->in_len = 0;
+            return -1;
+        }
+        c->in_off += (size_t)w;
+    }
+    c->in_off = c->in_len = 0;
+    return 1;
+}
+
+static void on_master(struct evloop *loop, int fd, uint32_t events, void *data);
+static void on_cli_stdin(struct evloop *loop, int fd, uint32_t events, void *data);
+
+/* Watches the master for what is wanted now: reading while the output takes it
+ * (and the command runs), writing while input waits. */
+static void master_update(struct exec_conn *c)
+{
+    uint32_t want = 0;
+    if (!c->master_eof && !c->out_watched && !c->exited)
+        want |= EPOLLIN;
+    if (c->in_off < c->in_len)
+        want |= EPOLLOUT;
+    if (want == c->master_events)
+        return;
+    int r;
+    if (!want)
+        r = evloop_del(c->x->loop, c->master);
+    else if (!c->master_events)
+        r = evloop_add(c->x->loop, c->master, want, on_master, c);
+    else
+        r = evloop_mod(c->x->loop, c->master, want);
+    if (r < 0 && want) {
+        /* Unwatchable: stop relaying rather than spin. */
+        if (c->master_events)
+            (void)evloop_del(c->x->loop, c->master);
+        want = 0;
+        c->in_off = c->in_len = 0;
+    }
+    c->master_events = want;
+}
+
 static void on_master(struct evloop *loop, int fd, uint32_t events, void *data)
 {
     struct exec_conn *c = data;
-    if (!pump_master(c) && c->master_watched) {
-        evloop_del(loop, c->master);
-        c->master_watched = false;
-    }
+    if ((events & EPOLLOUT) && flush_input(c) != 0 && !c->stdin_watched)
+        c->stdin_watched = evloop_add(loop, c->stdio[0], EPOLLIN, on_cli_stdin, c) >= 0;
+    if ((c->master_events & EPOLLIN) && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && !pump_master(c))
+        c->master_eof = true;
+    master_update(c);
 }
 
 static void conn_finish(struct exec_conn *c)
@@ -180,7 +231,7 @@ static void on_output_ready(struct evloop *loop, int fd, uint32_t events, void *
             conn_finish(c);
         return;
     }
-    c->master_watched = evloop_add(loop, c->master, EPOLLIN, on_master, c) >= 0;
+    master_update(c);
 }
 
 /* The fd the master's output goes to, opened anew so that O_NONBLOCK is ours
@@ -197,23 +248,26 @@ static int open_output(int fd)
     return open(path, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 }
 
+/* Copies the CLI's stdin to the master. When the command's terminal takes no
+ * more (it does not read yet), the CLI's stdin is left unread until it does:
+ * what was typed or pasted waits instead of being lost. */
 static void on_cli_stdin(struct evloop *loop, int fd, uint32_t events, void *data)
 {
     struct exec_conn *c = data;
-    char buf[4096];
-    ssize_t n = read(fd, buf, sizeof(buf));
+    ssize_t n = read(fd, c->in, sizeof(c->in));
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        return;
     if (n <= 0) {
         evloop_del(loop, fd);
         c->stdin_watched = false;
         return;
     }
-    for (ssize_t off = 0; off < n;) {
-        ssize_t w = write(c->master, buf + off, (size_t)(n - off));
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            break;
-        off += w;
+    c->in_off = 0;
+    c->in_len = (size_t)n;
+    if (flush_input(c) == 0) {
+        evloop_del(loop, fd);
+        c->stdin_watched = false;
+        master_update(c);
     }
 }
 
@@ -229,10 +283,8 @@ static void on_exit_cmd(struct evloop *loop, int fd, uint32_t events, void *data
     c->exited = true;
     c->exit_status = si.si_code == CLD_EXITED ? si.si_status : 128 + si.si_status;
     if (c->master >= 0) {
-        if (c->master_watched) {
-            evloop_del(loop, c->master);
-            c->master_watched = false;
-        }
+        c->in_off = c->in_len = 0;   /* nobody reads it any more */
+        master_update(c);
         (void)pump_master(c);   /* the last output before the status */
         if (c->out_watched)
             return;             /* on_output_ready answers once it is out */
@@ -398,7 +450,7 @@ static void conn_run(struct exec_conn *c, uint32_t flags, const char *client_ter
         return;
     }
     if (c->master >= 0) {
-        c->master_watched = evloop_add(x->loop, c->master, EPOLLIN, on_master, c) >= 0;
+        master_update(c);
         c->stdin_watched = tty[0] && evloop_add(x->loop, c->stdio[0], EPOLLIN, on_cli_stdin, c) >= 0;
     }
 }

@@ -554,6 +554,40 @@ def test_exec_output_to_a_slow_terminal_arrives_whole_before_the_status(daemon):
     assert out.count(b"x") == 300000
 
 
+def test_exec_input_pasted_before_the_command_reads_arrives_whole(daemon):
+    # 20000 bytes typed (pasted) while the command does not read yet: more than
+    # its terminal's input queue holds. berthd must hold back, not drop the rest.
+    import select
+    import subprocess
+    from conftest import BERTH
+    make_app(daemon, "paste")
+    master, slave = os.openpty()
+    p = subprocess.Popen([str(BERTH), "--socket", str(daemon.socket), "site", "exec", "paste", "--",
+                          "sh", "-c", "sleep 2; echo count=$(head -n 200 | wc -c)"],
+                         stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+    os.close(slave)
+    time.sleep(0.5)
+    os.write(master, b"".join(b"%099d\n" % i for i in range(200)))
+    out = b""
+    deadline = time.monotonic() + 20
+    while p.poll() is None and time.monotonic() < deadline:
+        if select.select([master], [], [], 0.2)[0]:
+            try:
+                out += os.read(master, 65536)
+            except OSError:
+                break
+    while select.select([master], [], [], 0.2)[0]:
+        try:
+            out += os.read(master, 65536)
+        except OSError:
+            break
+    if p.poll() is None:
+        p.kill()
+    assert p.wait(timeout=10) == 0, out[-300:]
+    os.close(master)
+    assert b"count=20000" in out, out[-300:]
+
+
 def test_exec_never_hands_the_callers_terminal_to_the_site(daemon):
     # stdin redirected, stdout and stderr on the caller's terminal: the command
     # (and anything of the site it forks, which may outlive it) must not get that
