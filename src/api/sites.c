@@ -269,6 +269,23 @@ static void free_strings(char **list, size_t n)
     free(list);
 }
 
+/* What only an admin may ask for a site: the host's network (its local services
+ * and abstract sockets, every port) or a limit lifted (0: unlimited), either of
+ * which would let one user's site touch the host or starve the other sites.
+ * Checked on what the request body sets, after it was read into site. */
+static int check_user_may(const struct api_request *req, const struct json_value *body,
+                          const struct store_site *site, struct error *err)
+{
+    if (req->admin)
+        return 0;
+    if (json_get(body, "network") && streq_ptr(site->network, "host"))
+        return error_set(err, -EPERM, "only an admin may give a site the host's network");
+    if ((json_get(body, "memory") && site->memory_max == 0) || (json_get(body, "cpu") && site->cpu_millis == 0) ||
+        (json_get(body, "pids") && site->pids_max == 0))
+        return error_set(err, -EPERM, "only an admin may lift a site's limits");
+    return 0;
+}
+
 /* Fields common to create and change. */
 static int read_settings(const struct json_value *body, struct store_site *site, struct error *err)
 {
@@ -410,6 +427,8 @@ static void create_site(const struct api_config *cfg, const struct api_request *
     if (r >= 0)
         r = read_settings(body, &site, &err);
     if (r >= 0)
+        r = check_user_may(req, body, &site, &err);
+    if (r >= 0)
         r = read_php_settings(body, &site, &err);
     bool dry_run = dry_run_asked(req);
     if (r >= 0)
@@ -503,6 +522,7 @@ static void change_site(const struct api_config *cfg, const struct api_request *
         (r = read_string_member(body, "owner", &site->owner, &err)) < 0 ||
         (r = read_string_array(body, "add_domains", &add, &n_add, &err)) < 0 ||
         (r = read_string_array(body, "remove_domains", &drop, &n_drop, &err)) < 0 ||
+        (r = check_user_may(req, body, site, &err)) < 0 ||
         (r = read_php_settings(body, site, &err)) < 0)
         goto out;
 

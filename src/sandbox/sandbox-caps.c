@@ -28,7 +28,7 @@ int sandbox_caps_drop_bounding(void)
 int sandbox_caps_drop_to_user(uid_t uid, gid_t gid, int *ret_step)
 {
     *ret_step = SANDBOX_STEP_UID;
-    if (uid == 0 || gid == 0)
+    if (uid == 0 || gid == 0 || uid == (uid_t)-1 || gid == (gid_t)-1)
         return -EINVAL;
     /* Supplementary groups first: root's (e.g. gid 0 itself) would otherwise stay
      * with the process after setresgid, which does not touch them. */

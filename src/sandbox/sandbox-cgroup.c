@@ -38,6 +38,7 @@ struct hier {
 
 struct sandbox_cgroup_root {
     enum sandbox_cgroup_mode mode;
+    bool own_parent;    /* h[].base are <own>/<parent>, made by us (not <own> itself) */
     struct hier h[MAX_HIER];
     size_t n;
 };
@@ -147,7 +148,8 @@ int sandbox_cgroup_format_cpu_max(uint32_t millis, char *out, size_t n)
 bool sandbox_cgroup_name_valid(const char *name)
 {
     /* A DNS label can never be "." or "..", nor contain '/', nor the '.' of the
-     * kernel's "cgroup.*" and "<controller>.*" file names, so it cannot clash. */
+     * kernel's "cgroup.*" and "<controller>.*" file names; v1's "tasks" is the one
+     * clash, which sandbox_cgroup_create avoids with another directory name. */
     return name && site_name_valid(name);
 }
 
@@ -210,6 +212,20 @@ void sandbox_cgroup_root_free(struct sandbox_cgroup_root *root)
     for (size_t i = 0; i < root->n; i++)
         free(root->h[i].base);
     free(root);
+}
+
+int sandbox_cgroup_root_remove(struct sandbox_cgroup_root *root)
+{
+    if (!root || !root->own_parent)
+        return 0;   /* sites live directly in <own>: never ours to remove */
+    int ret = 0;
+    for (size_t i = 0; i < root->n; i++) {
+        /* EBUSY: a site cgroup is still there (or a process): it stays. */
+        if (rmdir(root->h[i].base) < 0 && errno != ENOENT && errno != EBUSY && errno != ENOTEMPTY &&
+            ret == 0)
+            ret = -errno;
+    }
+    return ret;
 }
 
 enum sandbox_cgroup_mode sandbox_cgroup_root_mode(const struct sandbox_cgroup_root *root)
@@ -359,6 +375,7 @@ int sandbox_cgroup_root_open(const char *parent, struct sandbox_cgroup_root **re
     struct sandbox_cgroup_root *root = calloc(1, sizeof(*root));
     if (!root)
         return -ENOMEM;
+    root->own_parent = parent && parent[0];
 
     if (is_fs(CGROUP_FS, CGROUP2_SUPER_MAGIC))
         root->mode = SANDBOX_CGROUP_V2;
@@ -437,6 +454,15 @@ static bool root_has(const struct sandbox_cgroup *cg, unsigned bit, size_t *ret_
     return false;
 }
 
+/* The directory name of a site's cgroup. Every v1 cgroup directory holds a file
+ * named "tasks", a valid DNS label: a site of that name would find the file
+ * where its directory should be. A dot never occurs in a site name, so the
+ * suffixed name is no other site's, and no kernel file is named so. */
+static const char *leaf_name(const char *name)
+{
+    return streq(name, "tasks") ? "tasks.site" : name;
+}
+
 int sandbox_cgroup_create(struct sandbox_cgroup_root *root, const char *name,
                           const struct sandbox_limits *limits, struct sandbox_cgroup **ret)
 {
@@ -449,7 +475,7 @@ int sandbox_cgroup_create(struct sandbox_cgroup_root *root, const char *name,
     cg->v2fd = -1;
     int r = 0;
     for (size_t i = 0; i < root->n; i++) {
-        if ((r = join_path(root->h[i].base, "", name, &cg->path[i])) < 0)
+        if ((r = join_path(root->h[i].base, "", leaf_name(name), &cg->path[i])) < 0)
             goto fail;
         if (mkdir(cg->path[i], 0755) < 0 && errno != EEXIST) {
             r = -errno;

@@ -128,13 +128,18 @@ int sandbox_nat_ruleset(const char *bridge, const struct sandbox_subnet *v4, con
     }
     fprintf(f, "\t\tiifname \"%s\" reject with icmpx admin-prohibited\n\t}\n", bridge);
     /* Site to site through the gateway is refused (the bridge's port isolation
-     * already stops it at layer 2); nothing from outside starts a connection in. */
+     * already stops it at layer 2); nothing from outside starts a connection in.
+     * Link-local destinations are never forwarded (RFC 3927, RFC 4291): behind
+     * them sits a cloud's metadata service (169.254.169.254), which would hand
+     * a site, masqueraded as the host, the host's identity and credentials. */
     fprintf(f, "\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n"
                "\t\tiifname \"%s\" oifname \"%s\" reject with icmpx admin-prohibited\n"
                "\t\toifname \"%s\" ct state established,related accept\n"
                "\t\toifname \"%s\" drop\n"
+               "\t\tiifname \"%s\" ip daddr 169.254.0.0/16 reject with icmpx admin-prohibited\n"
+               "\t\tiifname \"%s\" ip6 daddr fe80::/10 reject with icmpx admin-prohibited\n"
                "\t\tiifname \"%s\" accept\n\t}\n",
-            bridge, bridge, bridge, bridge, bridge);
+            bridge, bridge, bridge, bridge, bridge, bridge, bridge);
     fprintf(f, "\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n");
     char net[INET6_ADDRSTRLEN];
     if (v4 && v4->family) {

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -73,6 +74,18 @@ static int add_rules(scmp_filter_ctx ctx)
     /* clone3 passes its flags in memory, out of BPF's reach: ENOSYS makes glibc
      * fall back to clone, which the rules above can inspect. */
     if ((r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0)) < 0)
+        return r;
+
+    /* AF_VSOCK is not confined by network namespaces: from any sandbox, even
+     * network none, it reaches the hypervisor host and every vsock service of the
+     * machine. EAFNOSUPPORT, as on a kernel without vsock, so programs that probe
+     * families fall back quietly. The family is an int: masked to its low 32 bits
+     * so junk in the upper half cannot dodge the rule. On i386 libseccomp also
+     * refuses socketcall(SYS_SOCKET) as a whole, since its arguments are in memory:
+     * an i386 program gets no sockets at all. */
+    r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), SCMP_SYS(socket), 1,
+                         SCMP_A0(SCMP_CMP_MASKED_EQ, 0xffffffffu, AF_VSOCK));
+    if (r < 0)
         return r;
 
     /* TIOCSTI pushes bytes into the input of the terminal the sandbox shares with

@@ -341,7 +341,9 @@ static int check_config(const struct sandbox_config *cfg)
 {
     if (!cfg->name || !site_name_valid(cfg->name))
         return -EINVAL;
-    if (cfg->uid == 0 || cfg->gid == 0)
+    /* Never root inside; and -1 would mean "unchanged" to setresuid/setresgid,
+     * which would leave the child with root's ids. */
+    if (cfg->uid == 0 || cfg->gid == 0 || cfg->uid == (uid_t)-1 || cfg->gid == (gid_t)-1)
         return -EINVAL;
     if (!cfg->argv || !cfg->argv[0] || cfg->argv[0][0] != '/')
         return -EINVAL;

@@ -58,12 +58,17 @@ struct sandbox_cgroup;
 int sandbox_cgroup_root_open(const char *parent, struct sandbox_cgroup_root **ret);
 /* Frees the handle; cgroups on disk are left alone. NULL-safe. */
 void sandbox_cgroup_root_free(struct sandbox_cgroup_root *root);
+/* Removes the <own>/<parent> directories root_open made, in every hierarchy, once
+ * the site cgroups beneath are gone (one that remains keeps its parent: not an
+ * error). Nothing without a parent. NULL-safe. */
+int sandbox_cgroup_root_remove(struct sandbox_cgroup_root *root);
 /* The detected layout. */
 enum sandbox_cgroup_mode sandbox_cgroup_root_mode(const struct sandbox_cgroup_root *root);
 
 /* Creates (or opens, if it exists) the cgroup of site `name` (a DNS label) beneath
- * root and applies limits (NULL: leave the current ones). The returned handle
- * borrows root, which must outlive it. */
+ * root and applies limits (NULL: leave the current ones). The directory is named
+ * after the site, except "tasks.site" for a site "tasks" (v1's file of that name).
+ * The returned handle borrows root, which must outlive it. */
 int sandbox_cgroup_create(struct sandbox_cgroup_root *root, const char *name,
                           const struct sandbox_limits *limits, struct sandbox_cgroup **ret);
 /* Frees the handle; the cgroup stays on disk (see sandbox_cgroup_remove). NULL-safe. */
@@ -154,8 +159,8 @@ struct sandbox_bind {
 /* What to run and how. Everything is borrowed for the duration of the call only. */
 struct sandbox_config {
     const char *name;            /* site name (DNS label): host name inside the sandbox */
-    uid_t uid;                   /* site uid; must not be 0; needs no passwd entry */
-    gid_t gid;                   /* site gid; must not be 0 */
+    uid_t uid;                   /* site uid; not 0 nor -1; needs no passwd entry */
+    gid_t gid;                   /* site gid; not 0 nor -1 */
     const char *site_dir;        /* absolute host path, bound read-write at /site */
     const char *const *argv;     /* argv[0] is looked up as given: an absolute path
                                     inside the sandbox (e.g. "/usr/bin/php-fpm8.2") */

@@ -28,7 +28,16 @@ struct exec_conn {
     int stdio[3];           /* the CLI's stdin, stdout, stderr */
     int master;             /* pty master (tty mode), else -1 */
     int out;                /* which of stdio the master's output goes to */
-    bool master_watched, stdin_watched;
+    int out_fd;             /* our own non-blocking opening of it, or -1: use stdio[out] */
+    uint32_t master_events; /* what the master is watched for (0: not watched) */
+    bool master_eof;        /* no slave left open: nothing more to read */
+    bool stdin_watched, out_watched;
+    bool exited;            /* the command is reaped; exit_status is its status */
+    int exit_status;
+    size_t pending_off, pending_len;   /* read from master, not yet written out */
+    char pending[8192];
+    size_t in_off, in_len;  /* read from the CLI's stdin, not yet written to master */
+    char in[4096];
     pid_t pid;
     int pidfd;
     char name[64];
@@ -41,6 +50,11 @@ struct sites_exec {
     char *path;
     struct exec_conn *conns;
 };
+
+static int output_fd(const struct exec_conn *c)
+{
+    return c->out_fd >= 0 ? c->out_fd : c->stdio[c->out];
+}
 
 static void conn_close(struct exec_conn *c)
 {
@@ -61,8 +75,11 @@ static void conn_close(struct exec_conn *c)
         safe_close(c->pidfd);
         sites_runtime_exec_done(x->rt, c->name);
     }
-    if (c->master_watched)
+    if (c->master_events)
         evloop_del(x->loop, c->master);
+    if (c->out_watched)
+        evloop_del(x->loop, output_fd(c));
+    safe_close(c->out_fd);
     if (c->stdin_watched)
         evloop_del(x->loop, c->stdio[0]);
     safe_close(c->master);
@@ -86,51 +103,171 @@ static void conn_answer(struct exec_conn *c, const char *fmt, ...)
     (void)send(c->fd, msg, MIN((size_t)n, sizeof(msg) - 1), MSG_NOSIGNAL);
 }
 
-/* Copies what is readable on the pty master to the CLI's stdout. */
+/* Writes out what is pending. 1: all written; 0: the output takes nothing now
+ * (EAGAIN); -1: the output is gone, and what was pending is dropped. */
+static int flush_pending(struct exec_conn *c)
+{
+    const int out = output_fd(c);
+    while (c->pending_off < c->pending_len) {
+        ssize_t w = write(out, c->pending + c->pending_off, c->pending_len - c->pending_off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && errno == EAGAIN)
+            return 0;
+        if (w <= 0) {
+            c->pending_off = c->pending_len = 0;
+            return -1;
+        }
+        c->pending_off += (size_t)w;
+    }
+    c->pending_off = c->pending_len = 0;
+    return 1;
+}
+
+static void on_output_ready(struct evloop *loop, int fd, uint32_t events, void *data);
+
+/* Copies what is readable on the pty master to the CLI's stdout. When that
+ * takes nothing more (a terminal that is not read: a stalled ssh link, a scroll
+ * lock), the master is left unread until it does: the command then waits on
+ * its own terminal, and berthd goes on serving everyone else. Returns false
+ * once the master has nothing more to give (EIO: no slave left open). */
 static bool pump_master(struct exec_conn *c)
 {
-    char buf[8192];
     for (;;) {
-        ssize_t n = read(c->master, buf, sizeof(buf));
-        if (n <= 0)
-            return n < 0 && errno == EAGAIN;   /* EIO: no slave left open */
-        for (ssize_t off = 0; off < n;) {
-            ssize_t w = write(c->stdio[c->out], buf + off, (size_t)(n - off));
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w <= 0)
-                return false;
-            off += w;
+        if (flush_pending(c) == 0) {
+            if (!c->out_watched)
+                c->out_watched = evloop_add(c->x->loop, output_fd(c), EPOLLOUT, on_output_ready, c) >= 0;
+            if (c->out_watched)
+                return true;
+            c->pending_off = c->pending_len = 0;   /* cannot wait for it: dropped */
+            continue;
         }
+        ssize_t n = read(c->master, c->pending, sizeof(c->pending));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 && errno == EAGAIN;
+        c->pending_len = (size_t)n;
     }
+}
+
+/* Writes out what was read from the CLI's stdin; same returns as flush_pending. */
+static int flush_input(struct exec_conn *c)
+{
+    while (c->in_off < c->in_len) {
+        ssize_t w = write(c->master, c->in + c->in_off, c->in_len - c->in_off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && errno == EAGAIN)
+            return 0;
+        if (w <= 0) {
+            c->in_off = c->in_len = 0;
+            return -1;
+        }
+        c->in_off += (size_t)w;
+    }
+    c->in_off = c->in_len = 0;
+    return 1;
+}
+
+static void on_master(struct evloop *loop, int fd, uint32_t events, void *data);
+static void on_cli_stdin(struct evloop *loop, int fd, uint32_t events, void *data);
+
+/* Watches the master for what is wanted now: reading while the output takes it
+ * (and the command runs), writing while input waits. */
+static void master_update(struct exec_conn *c)
+{
+    uint32_t want = 0;
+    if (!c->master_eof && !c->out_watched && !c->exited)
+        want |= EPOLLIN;
+    if (c->in_off < c->in_len)
+        want |= EPOLLOUT;
+    if (want == c->master_events)
+        return;
+    int r;
+    if (!want)
+        r = evloop_del(c->x->loop, c->master);
+    else if (!c->master_events)
+        r = evloop_add(c->x->loop, c->master, want, on_master, c);
+    else
+        r = evloop_mod(c->x->loop, c->master, want);
+    if (r < 0 && want) {
+        /* Unwatchable: stop relaying rather than spin. */
+        if (c->master_events)
+            (void)evloop_del(c->x->loop, c->master);
+        want = 0;
+        c->in_off = c->in_len = 0;
+    }
+    c->master_events = want;
 }
 
 static void on_master(struct evloop *loop, int fd, uint32_t events, void *data)
 {
     struct exec_conn *c = data;
-    if (!pump_master(c)) {
-        evloop_del(loop, c->master);
-        c->master_watched = false;
-    }
+    if ((events & EPOLLOUT) && flush_input(c) != 0 && !c->stdin_watched)
+        c->stdin_watched = evloop_add(loop, c->stdio[0], EPOLLIN, on_cli_stdin, c) >= 0;
+    if ((c->master_events & EPOLLIN) && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && !pump_master(c))
+        c->master_eof = true;
+    master_update(c);
 }
 
+static void conn_finish(struct exec_conn *c)
+{
+    conn_answer(c, "exit %d", c->exit_status);
+    conn_close(c);
+}
+
+static void on_output_ready(struct evloop *loop, int fd, uint32_t events, void *data)
+{
+    struct exec_conn *c = data;
+    if (flush_pending(c) == 0)
+        return;
+    evloop_del(loop, fd);
+    c->out_watched = false;
+    if (c->exited) {
+        /* What the master still holds, then the status. */
+        (void)pump_master(c);
+        if (!c->out_watched)
+            conn_finish(c);
+        return;
+    }
+    master_update(c);
+}
+
+/* The fd the master's output goes to, opened anew so that O_NONBLOCK is ours
+ * alone: set on the CLI's own description it would leave the caller's terminal
+ * non-blocking for its shell. Only for a terminal or a pipe, the outputs that can
+ * block; a file is written as given (a new opening would not share its offset). */
+static int open_output(int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !(S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode)))
+        return -1;
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+    return open(path, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+}
+
+/* Copies the CLI's stdin to the master. When the command's terminal takes no
+ * more (it does not read yet), the CLI's stdin is left unread until it does:
+ * what was typed or pasted waits instead of being lost. */
 static void on_cli_stdin(struct evloop *loop, int fd, uint32_t events, void *data)
 {
     struct exec_conn *c = data;
-    char buf[4096];
-    ssize_t n = read(fd, buf, sizeof(buf));
+    ssize_t n = read(fd, c->in, sizeof(c->in));
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        return;
     if (n <= 0) {
         evloop_del(loop, fd);
         c->stdin_watched = false;
         return;
     }
-    for (ssize_t off = 0; off < n;) {
-        ssize_t w = write(c->master, buf + off, (size_t)(n - off));
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            break;
-        off += w;
+    c->in_off = 0;
+    c->in_len = (size_t)n;
+    if (flush_input(c) == 0) {
+        evloop_del(loop, fd);
+        c->stdin_watched = false;
+        master_update(c);
     }
 }
 
@@ -143,11 +280,16 @@ static void on_exit_cmd(struct evloop *loop, int fd, uint32_t events, void *data
         ;
     c->pidfd = safe_close(c->pidfd);
     sites_runtime_exec_done(c->x->rt, c->name);
-    if (c->master >= 0)
+    c->exited = true;
+    c->exit_status = si.si_code == CLD_EXITED ? si.si_status : 128 + si.si_status;
+    if (c->master >= 0) {
+        c->in_off = c->in_len = 0;   /* nobody reads it any more */
+        master_update(c);
         (void)pump_master(c);   /* the last output before the status */
-    int status = si.si_code == CLD_EXITED ? si.si_status : 128 + si.si_status;
-    conn_answer(c, "exit %d", status);
-    conn_close(c);
+        if (c->out_watched)
+            return;             /* on_output_ready answers once it is out */
+    }
+    conn_finish(c);
 }
 
 /* A bare command name is looked up in the PATH the sandbox has; /usr and the
@@ -270,6 +412,7 @@ static void conn_run(struct exec_conn *c, uint32_t flags, const char *client_ter
             }
         }
         fcntl(c->master, F_SETFL, fcntl(c->master, F_GETFL) | O_NONBLOCK);
+        c->out_fd = open_output(c->stdio[c->out]);
     }
     struct sandbox_config cfg;
     sandbox_config_init(&cfg);
@@ -307,7 +450,7 @@ static void conn_run(struct exec_conn *c, uint32_t flags, const char *client_ter
         return;
     }
     if (c->master >= 0) {
-        c->master_watched = evloop_add(x->loop, c->master, EPOLLIN, on_master, c) >= 0;
+        master_update(c);
         c->stdin_watched = tty[0] && evloop_add(x->loop, c->stdio[0], EPOLLIN, on_cli_stdin, c) >= 0;
     }
 }
@@ -422,7 +565,7 @@ static void on_accept(struct evloop *loop, int fd, uint32_t events, void *data)
         struct exec_conn *c = calloc(1, sizeof(*c));
         if (!c)
             continue;
-        *c = (struct exec_conn){ .x = x, .fd = cfd, .stdio = { -1, -1, -1 }, .master = -1, .pidfd = -1 };
+        *c = (struct exec_conn){ .x = x, .fd = cfd, .stdio = { -1, -1, -1 }, .master = -1, .out_fd = -1, .pidfd = -1 };
         if (evloop_add(loop, cfd, EPOLLIN | EPOLLRDHUP, on_conn, c) < 0) {
             free(c);
             continue;

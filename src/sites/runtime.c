@@ -1143,6 +1143,11 @@ void sites_runtime_free(struct sites_runtime *rt)
             log_warning_errno(r, "cannot remove network nat's bridge and nft table");
     }
     sandbox_nat_free(rt->nat);
+    /* The sites' cgroups went with them: their parent goes too, or every berthd
+     * with a run dir of its own would leave one behind in each hierarchy. */
+    int r = sandbox_cgroup_root_remove(rt->cg_root);
+    if (r < 0)
+        log_warning_errno(r, "cannot remove the sites' parent cgroup");
     sandbox_cgroup_root_free(rt->cg_root);
     free(rt->sites_run_dir);
     free(rt->run_dir);

@@ -56,6 +56,20 @@ static long syscall_i386(long nr, long a, long b, long c)
     return ret;
 }
 
+/* socketcall(SYS_SOCKET, {family, type, 0}) through int 0x80: the i386 way to make a
+ * socket, with its arguments in memory the kernel reads through a 32-bit pointer. */
+static long socketcall_i386_socket(long family, long type)
+{
+    unsigned *args = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT, -1, 0);
+    if (args == MAP_FAILED)
+        return -1;
+    args[0] = (unsigned)family;
+    args[1] = (unsigned)type;
+    args[2] = 0;
+    return syscall_i386(102, 1, (long)(uintptr_t)args, 0);
+}
+
 static int list_pids(void)
 {
     DIR *d = opendir("/proc");
@@ -254,6 +268,20 @@ int main(int argc, char **argv)
         return report(syscall_i386(136, arg_long(argc, argv, 2), 0, 0));
     if (!strcmp(action, "unshare_i386"))
         return report(syscall_i386(310, CLONE_NEWUSER, 0, 0));
+    if (!strcmp(action, "socket"))
+        return report(socket((int)arg_long(argc, argv, 2), SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!strcmp(action, "socket_hi"))
+        /* the family with junk in the upper 32 bits, which the kernel drops (int) */
+        return report(syscall(SYS_socket, 0x100000000l | arg_long(argc, argv, 2), SOCK_STREAM, 0));
+    if (!strcmp(action, "socket_i386"))
+        return report(syscall_i386(359, arg_long(argc, argv, 2), SOCK_STREAM, 0));
+    if (!strcmp(action, "socketcall_i386"))
+        return report(socketcall_i386_socket(arg_long(argc, argv, 2), SOCK_STREAM));
+    if (!strcmp(action, "x32"))
+        /* the x32 ABI: x86_64's entry with __X32_SYSCALL_BIT in the number. A kernel
+         * without x32 answers ENOSYS to what the filter lets through. */
+        return report(syscall(0x40000000l | arg_long(argc, argv, 2), argc > 3 ? arg_long(argc, argv, 3) : 0,
+                              argc > 4 ? arg_long(argc, argv, 4) : 0, 0, 0, 0));
     if (!strcmp(action, "setuid0"))
         return report(setuid(0));
     if (!strcmp(action, "kill"))

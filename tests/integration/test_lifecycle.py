@@ -373,6 +373,20 @@ def test_kill9_berthd_then_restart_kills_old_sandbox(daemon_factory):
     assert "killing the sandbox a previous berthd left running" in d.log()
 
 
+def test_berthd_leaves_no_cgroup_behind(daemon_factory):
+    # Its parent cgroup (one per run dir, in every hierarchy) goes at shutdown with
+    # the sites' own: a host that starts many berthds (tests, a run dir per
+    # instance) would otherwise pile up cgroups, and v1 memory cgroups are a
+    # kernel-wide limited resource (65535 ids).
+    d = daemon_factory().start()
+    make_app(d, "blog")
+    assert http_get(d, "blog")[0] == 200
+    parents = {os.path.dirname(x) for x in cgroup_dirs(d, "blog")}
+    assert parents and all(os.path.isdir(p) for p in parents)
+    d.stop()
+    assert [p for p in parents if os.path.exists(p)] == []
+
+
 def test_exec(daemon):
     info = make_app(daemon, "blog")
     uid = info["uid"]
@@ -482,6 +496,96 @@ def test_exec_on_a_terminal_gets_a_pty(daemon):
     # without a terminal, programs are told so
     r = daemon.berth("site", "exec", "term", "--", "sh", "-c", "echo $TERM", env={"TERM": "xterm-256color"})
     assert (r.returncode, r.stdout.strip()) == (0, "dumb"), r
+
+
+def test_exec_output_to_a_stalled_terminal_does_not_stall_berthd(daemon):
+    # A command on a terminal prints without end while the caller's terminal takes
+    # nothing (a stalled ssh link, a scroll lock): berthd, which copies the
+    # command's pty to that terminal, must keep serving everyone else.
+    import subprocess
+    from conftest import BERTH
+    make_app(daemon, "chatty")
+    master, slave = os.openpty()
+    p = subprocess.Popen([str(BERTH), "--socket", str(daemon.socket), "site", "exec", "chatty", "--",
+                          "sh", "-c", "exec yes flood"],
+                         stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+    os.close(slave)
+    try:
+        # nobody reads master: the terminal's buffer fills within moments
+        deadline = time.monotonic() + 10
+        while not any("yes" in (open(f"/proc/{x}/cmdline").read() if os.path.exists(f"/proc/{x}/cmdline") else "")
+                      for x in cgroup_pids(daemon, "chatty")):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(1)
+        t = time.monotonic()
+        r = daemon.berth("site", "show", "chatty", json_out=True, timeout=10)
+        assert r.returncode == 0, r
+        assert time.monotonic() - t < 5
+    finally:
+        p.kill()
+        p.wait()
+        os.close(master)
+
+
+def test_exec_output_to_a_slow_terminal_arrives_whole_before_the_status(daemon):
+    # The command writes more than the terminals in between can hold and exits
+    # while the caller's terminal is not read yet: every byte still arrives, then
+    # the exit status.
+    import subprocess
+    from conftest import BERTH
+    make_app(daemon, "bulk")
+    master, slave = os.openpty()
+    p = subprocess.Popen([str(BERTH), "--socket", str(daemon.socket), "site", "exec", "bulk", "--",
+                          "sh", "-c", "head -c 300000 /dev/zero | tr '\\0' x; exit 3"],
+                         stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+    os.close(slave)
+    time.sleep(2)
+    out = b""
+    deadline = time.monotonic() + 30
+    while out.count(b"x") < 300000:
+        assert time.monotonic() < deadline, len(out)
+        try:
+            out += os.read(master, 65536)
+        except OSError:
+            break
+    assert p.wait(timeout=10) == 3
+    os.close(master)
+    assert out.count(b"x") == 300000
+
+
+def test_exec_input_pasted_before_the_command_reads_arrives_whole(daemon):
+    # 20000 bytes typed (pasted) while the command does not read yet: more than
+    # its terminal's input queue holds. berthd must hold back, not drop the rest.
+    import select
+    import subprocess
+    from conftest import BERTH
+    make_app(daemon, "paste")
+    master, slave = os.openpty()
+    p = subprocess.Popen([str(BERTH), "--socket", str(daemon.socket), "site", "exec", "paste", "--",
+                          "sh", "-c", "sleep 2; echo count=$(head -n 200 | wc -c)"],
+                         stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+    os.close(slave)
+    time.sleep(0.5)
+    os.write(master, b"".join(b"%099d\n" % i for i in range(200)))
+    out = b""
+    deadline = time.monotonic() + 20
+    while p.poll() is None and time.monotonic() < deadline:
+        if select.select([master], [], [], 0.2)[0]:
+            try:
+                out += os.read(master, 65536)
+            except OSError:
+                break
+    while select.select([master], [], [], 0.2)[0]:
+        try:
+            out += os.read(master, 65536)
+        except OSError:
+            break
+    if p.poll() is None:
+        p.kill()
+    assert p.wait(timeout=10) == 0, out[-300:]
+    os.close(master)
+    assert b"count=20000" in out, out[-300:]
 
 
 def test_exec_never_hands_the_callers_terminal_to_the_site(daemon):

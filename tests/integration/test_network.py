@@ -284,6 +284,25 @@ def test_site_cannot_reach_host_services_unless_allowed(lab):
     assert res[2].get("errno") == "EHOSTUNREACH", res
 
 
+def test_site_cannot_reach_link_local_services_through_the_host(lab):
+    # A cloud's metadata service (169.254.169.254) answers whoever asks from the
+    # host's address with the host's identity and credentials. Here it is played
+    # by the outside namespace, routed from the host as a cloud's uplink would be.
+    meta_port = ECHO_PORT + 10
+    lab.in_ns(lab.out, "ip", "addr", "add", "169.254.169.254/32", "dev", "o1")
+    lab.in_ns(lab.host, "ip", "route", "add", "169.254.169.254/32", "via", OUT4)
+    lab.spawn(lab.out, "python3", "-c", ECHO_SERVER, meta_port, "4=169.254.169.254", f"4={OUT4}")
+    lab.wait_listening(lab.out, meta_port)
+    r = lab.in_ns(lab.host, "python3", "-c",
+                  f"import socket; print(socket.create_connection(('169.254.169.254', {meta_port}), timeout=3).recv(99).decode())")
+    assert r.stdout.strip() == HOST4      # the host itself reaches it
+    d = lab.berthd()
+    make_site(d, "web")
+    res = connect(d, "web", ("169.254.169.254", meta_port), (OUT4, meta_port))
+    assert res[0].get("errno") == "EHOSTUNREACH" and res[0]["seconds"] < 3, res
+    assert res[1] == {"ok": HOST4}, res   # the rest of the outside stays reachable
+
+
 def test_none_has_only_loopback_and_host_sees_host_interfaces(lab):
     d = lab.berthd()
     make_site(d, "quiet", network="none")

@@ -283,6 +283,34 @@ def test_users_see_only_their_own_sites(panel):
     assert alice.request("DELETE", "/api/v1/sites/alices").status == 200
 
 
+def test_users_cannot_lift_their_sites_isolation(panel):
+    # The host's network or no limit at all would let a user's site reach the
+    # host's local services or starve every other site: an admin's decision.
+    alice, boss = Browser(panel), Browser(panel)
+    assert alice.login("alice").status == 200
+    assert boss.login("boss").status == 200
+    app = {"type": "app", "cmd": "exec sleep 1000"}
+    for extra in [{"network": "host"}, {"memory": 0}, {"memory": "unlimited"}, {"pids": 0},
+                  {"cpu": "unlimited"}]:
+        a = alice.request("POST", "/api/v1/sites", {"name": "mine", **app, **extra})
+        assert a.status == 403, (extra, a)
+        assert "only an admin" in a.error(), a
+    assert alice.request("GET", "/api/v1/sites/mine").status == 404
+    # what a user may choose: the other networks, finite limits
+    a = alice.request("POST", "/api/v1/sites", {"name": "mine", **app, "network": "nat", "memory": "512M",
+                                                "pids": 64, "cpu": "0.5"})
+    assert a.status == 201, a
+    for extra in [{"network": "host"}, {"memory": 0}, {"pids": 0}, {"cpu": "0"}]:
+        a = alice.request("PATCH", "/api/v1/sites/mine", extra)
+        assert a.status == 403, (extra, a)
+    assert alice.request("PATCH", "/api/v1/sites/mine", {"memory": "1G", "network": "none"}).status == 200
+    # an admin may, and the user can still change the rest of that site
+    assert boss.request("PATCH", "/api/v1/sites/mine", {"network": "host", "pids": 0}).status == 200
+    assert alice.request("PATCH", "/api/v1/sites/mine", {"idle_seconds": 60}).status == 200
+    site = alice.request("GET", "/api/v1/sites/mine").json
+    assert (site["network"], site["limits"]["pids"], site["idle_seconds"]) == ("host", 0, 60)
+
+
 def test_site_logs_tail(panel):
     alice = Browser(panel)
     assert alice.login("alice").status == 200

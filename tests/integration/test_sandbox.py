@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -23,6 +24,8 @@ PROBE = os.path.join(BUILD, "tests/helpers/sandbox-probe")
 MUST_WORK = os.environ.get("BERTH_MUST_WORK") == "1"
 UID_A = 250101
 UID_B = 250102
+UID_C = 250103
+AF_VSOCK = 40
 
 
 def skip_or_fail(reason):
@@ -189,6 +192,32 @@ def test_site_dir_writable_and_tmp_private(env):
     assert not os.path.exists("/tmp/" + marker)
 
 
+def test_host_kernel_settings_and_cgroups_out_of_reach(env):
+    a = env["a"]
+    assert line(a.probe("write", "/proc/sys/kernel/hostname")) == "write errno=EROFS"
+    assert line(a.probe("write", "/proc/sys/vm/drop_caches")) == "write errno=EROFS"
+    # no /sys: neither the site's own cgroup limits nor any other kernel knob
+    assert line(a.probe("stat", "/sys/fs/cgroup")) == "stat errno=ENOENT"
+    # pid 1 (the reaper) shares the site's uid but is not dumpable
+    assert line(a.probe("read", "/proc/1/mem")) == "read errno=EACCES"
+
+
+def test_setuid_root_file_in_site_dir_gives_nothing(env):
+    # A setuid-root program in /site (say, left by a compromised admin tool) runs
+    # with the site's ids: /site is nosuid and no_new_privs is set.
+    a = env["a"]
+    path = os.path.join(a.dir, "suid-probe")
+    shutil.copy(PROBE, path)
+    os.chown(path, 0, 0)
+    os.chmod(path, 0o4755)
+    try:
+        kv = parse_kv(line(a.run("/site/suid-probe", "status")))
+        assert kv["Uid"] == ",".join([str(UID_A)] * 4)
+        assert kv["CapEff"] == "0" * 16
+    finally:
+        os.unlink(path)
+
+
 def test_dev_is_minimal(env):
     res = env["a"].run("/bin/ls", "/dev")
     assert res.returncode == 0, res.stderr
@@ -222,9 +251,34 @@ def test_dev_is_minimal(env):
     (["unshare_i386"], "errno=EPERM"),
     (["setuid0"], "errno=EPERM"),
     (["chroot"], "errno=EPERM"),
+    # vsock is not confined by network namespaces: from any sandbox it would reach
+    # the hypervisor host and every vsock service of this machine.
+    (["socket", str(AF_VSOCK)], "errno=EAFNOSUPPORT"),
+    (["socket_hi", str(AF_VSOCK)], "errno=EAFNOSUPPORT"),
+    (["socket_i386", str(AF_VSOCK)], "errno=EAFNOSUPPORT"),
+    (["socketcall_i386", str(AF_VSOCK)], "errno=EAFNOSUPPORT"),
+    (["socket", str(socket.AF_INET)], "ok"),
+    (["socket", str(socket.AF_UNIX)], "ok"),
+    (["socket_i386", str(socket.AF_INET)], "ok"),
 ])
 def test_forbidden_actions(env, action, expect):
     assert line(env["a"].probe(*action)) == f"{action[0]} {expect}"
+
+
+@pytest.mark.parametrize("args", [
+    ["272", str(0x10000000)],     # unshare(CLONE_NEWUSER)
+    ["521"],                      # ptrace (x32's own number)
+    ["514", "0", "0x5412"],       # ioctl(TIOCSTI) (x32's own number)
+    ["250"],                      # keyctl
+    ["165"],                      # mount
+])
+def test_x32_abi_is_refused(env, args):
+    # The x32 numbers of denied calls are refused (EPERM) or the process is killed
+    # (SIGSYS); what must never happen is the kernel running them (this kernel,
+    # without x32, would then answer ENOSYS).
+    res = env["a"].probe("x32", *args)
+    assert res.stdout == "x32 errno=EPERM\n" or \
+        (res.stdout == "" and res.returncode == 128 + signal.SIGSYS), (res.returncode, res.stdout)
 
 
 def test_pid_namespace_hides_host(env):
@@ -298,6 +352,17 @@ def test_pids_limit_stops_fork_bomb(env):
     assert m, res.stdout
     assert int(m.group(1)) <= 14      # 16 minus the reaper and the probe
     assert subprocess.run(["/bin/true"]).returncode == 0   # the host can still fork
+
+
+def test_site_named_tasks_gets_its_limits(env):
+    # Every v1 cgroup directory holds a file "tasks": a site of that name must
+    # still get a cgroup directory of its own, and its limits.
+    if "tasks" not in env:
+        env["tasks"] = Site("tasks", UID_C, os.path.dirname(env["a"].dir), env["a"].cgroup_parent)
+    res = env["tasks"].probe("forkbomb", "200", opts=["--pids", "16"])
+    m = re.fullmatch(r"forkbomb errno=EAGAIN after=(\d+)", line(res))
+    assert m, res.stdout
+    assert int(m.group(1)) <= 14
 
 
 def test_memory_limit_oom_kills_inside_only(env, tmp_path):

@@ -144,6 +144,10 @@ static void test_ruleset(void **state)
     assert_non_null(strstr(rules, "iifname \"berth0\" udp dport 53 accept"));
     assert_non_null(strstr(rules, "iifname \"berth0\" tcp dport 53 accept"));
     assert_non_null(strstr(rules, "iifname \"berth0\" oifname \"berth0\" reject"));
+    /* link-local (a cloud's metadata service) refused before the forward accept */
+    assert_non_null(strstr(rules, "iifname \"berth0\" ip daddr 169.254.0.0/16 reject"));
+    assert_non_null(strstr(rules, "iifname \"berth0\" ip6 daddr fe80::/10 reject"));
+    assert_true(strstr(rules, "ip daddr 169.254.0.0/16 reject") < strstr(rules, "iifname \"berth0\" accept"));
     /* the allowed services come before the input's final reject */
     assert_true(strstr(rules, "tcp dport 53 accept") < strstr(rules, "iifname \"berth0\" reject"));
     free(rules);

@@ -53,6 +53,13 @@ static void test_config_checks(void **state)
     cfg.uid = 0;   /* never root inside */
     assert_int_equal(sandbox_spawn(&cfg, &err, &pid, &pidfd), -EINVAL);
     cfg.uid = 250001;
+    /* -1 means "unchanged" to setresuid/setresgid: the child would keep root's */
+    cfg.gid = (gid_t)-1;
+    assert_int_equal(sandbox_spawn(&cfg, &err, &pid, &pidfd), -EINVAL);
+    cfg.gid = 250001;
+    cfg.uid = (uid_t)-1;
+    assert_int_equal(sandbox_spawn(&cfg, &err, &pid, &pidfd), -EINVAL);
+    cfg.uid = 250001;
     cfg.name = "Bad_Name";
     assert_int_equal(sandbox_spawn(&cfg, &err, &pid, &pidfd), -EINVAL);
     cfg.name = "blog";
