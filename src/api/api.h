@@ -62,6 +62,9 @@ struct api_config {
     int64_t started_at;
     enum api_auth_mode auth;         /* zero (API_AUTH_PEER_ROOT) for api.sock */
     gid_t socket_gid;                /* API_AUTH_PANEL: the socket's group (the front's) */
+    /* The most a user who is not an admin may give one of their sites; 0: no ceiling. */
+    uint64_t user_max_memory;
+    uint32_t user_max_cpu_millis, user_max_pids;
 };
 
 struct api_server;

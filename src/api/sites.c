@@ -75,6 +75,17 @@ static void write_runtime(struct json_writer *w, const struct sites_runtime_stat
     json_object_end(w);
 }
 
+/* Thousandths of a CPU as people write them: 500 → "0.5", 2000 → "2". */
+static void format_cpu(uint32_t millis, char *out, size_t n)
+{
+    snprintf(out, n, "%u.%03u", millis / 1000, millis % 1000);
+    char *e = out + strlen(out) - 1;
+    while (*e == '0')
+        *e-- = 0;
+    if (*e == '.')
+        *e = 0;
+}
+
 void api_write_site(const struct api_config *cfg, struct json_writer *w, const struct store_site *site)
 {
     struct sites_runtime_status rst;
@@ -122,13 +133,7 @@ void api_write_site(const struct api_config *cfg, struct json_writer *w, const s
     json_kv_uint(w, "memory_bytes", site->memory_max);
     if (site->cpu_millis) {
         char cpu[32];
-        snprintf(cpu, sizeof(cpu), "%u.%03u", site->cpu_millis / 1000, site->cpu_millis % 1000);
-        /* "0.500" → "0.5", "2.000" → "2" */
-        char *e = cpu + strlen(cpu) - 1;
-        while (*e == '0')
-            *e-- = 0;
-        if (*e == '.')
-            *e = 0;
+        format_cpu(site->cpu_millis, cpu, sizeof(cpu));
         json_kv_string(w, "cpu", cpu);
     } else {
         json_kv_string(w, "cpu", "unlimited");
@@ -270,19 +275,41 @@ static void free_strings(char **list, size_t n)
 }
 
 /* What only an admin may ask for a site: the host's network (its local services
- * and abstract sockets, every port) or a limit lifted (0: unlimited), either of
- * which would let one user's site touch the host or starve the other sites.
- * Checked on what the request body sets, after it was read into site. */
-static int check_user_may(const struct api_request *req, const struct json_value *body,
-                          const struct store_site *site, struct error *err)
+ * and abstract sockets, every port), or a limit above what berth.yaml's
+ * user_site_limits lets a user give (0, unlimited, is above any), either of which
+ * would let one user's site touch the host or starve the other sites. Checked on
+ * what the request body sets, after it was read into site; on a create, a limit
+ * the body leaves out is brought down to the ceiling. */
+static int check_user_may(const struct api_config *cfg, const struct api_request *req,
+                          const struct json_value *body, struct store_site *site, bool create, struct error *err)
 {
     if (req->admin)
         return 0;
     if (json_get(body, "network") && streq_ptr(site->network, "host"))
         return error_set(err, -EPERM, "only an admin may give a site the host's network");
-    if ((json_get(body, "memory") && site->memory_max == 0) || (json_get(body, "cpu") && site->cpu_millis == 0) ||
-        (json_get(body, "pids") && site->pids_max == 0))
-        return error_set(err, -EPERM, "only an admin may lift a site's limits");
+    uint64_t max_memory = cfg->user_max_memory ? cfg->user_max_memory : UINT64_MAX;
+    uint32_t max_cpu = cfg->user_max_cpu_millis ? cfg->user_max_cpu_millis : UINT32_MAX;
+    uint32_t max_pids = cfg->user_max_pids ? cfg->user_max_pids : UINT32_MAX;
+    if (create && !json_get(body, "memory"))
+        site->memory_max = MIN(site->memory_max ? site->memory_max : UINT64_MAX, max_memory);
+    if (create && !json_get(body, "cpu"))
+        site->cpu_millis = MIN(site->cpu_millis ? site->cpu_millis : UINT32_MAX, max_cpu);
+    if (create && !json_get(body, "pids"))
+        site->pids_max = MIN(site->pids_max ? site->pids_max : UINT32_MAX, max_pids);
+    char most[32];
+    if (json_get(body, "memory") && (site->memory_max == 0 || site->memory_max > max_memory)) {
+        format_size(max_memory, most, sizeof(most));
+        return error_set(err, -EPERM, "only an admin may give a site more than %s of memory "
+                         "(user_site_limits in berth.yaml)", most);
+    }
+    if (json_get(body, "cpu") && (site->cpu_millis == 0 || site->cpu_millis > max_cpu)) {
+        format_cpu(max_cpu, most, sizeof(most));
+        return error_set(err, -EPERM, "only an admin may give a site more than %s CPU%s "
+                         "(user_site_limits in berth.yaml)", most, max_cpu == 1000 ? "" : "s");
+    }
+    if (json_get(body, "pids") && (site->pids_max == 0 || site->pids_max > max_pids))
+        return error_set(err, -EPERM, "only an admin may give a site more than %u processes "
+                         "(user_site_limits in berth.yaml)", max_pids);
     return 0;
 }
 
@@ -427,7 +454,7 @@ static void create_site(const struct api_config *cfg, const struct api_request *
     if (r >= 0)
         r = read_settings(body, &site, &err);
     if (r >= 0)
-        r = check_user_may(req, body, &site, &err);
+        r = check_user_may(cfg, req, body, &site, true, &err);
     if (r >= 0)
         r = read_php_settings(body, &site, &err);
     bool dry_run = dry_run_asked(req);
@@ -522,7 +549,7 @@ static void change_site(const struct api_config *cfg, const struct api_request *
         (r = read_string_member(body, "owner", &site->owner, &err)) < 0 ||
         (r = read_string_array(body, "add_domains", &add, &n_add, &err)) < 0 ||
         (r = read_string_array(body, "remove_domains", &drop, &n_drop, &err)) < 0 ||
-        (r = check_user_may(req, body, site, &err)) < 0 ||
+        (r = check_user_may(cfg, req, body, site, false, &err)) < 0 ||
         (r = read_php_settings(body, site, &err)) < 0)
         goto out;
 

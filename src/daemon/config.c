@@ -179,6 +179,39 @@ static int yaml_listeners(struct fy_node *v, char **list, size_t *count, const c
     return 0;
 }
 
+/* user_site_limits: {memory: 1G, cpu: 1, pids: 512}, each a finite, non-zero ceiling. */
+static int yaml_user_site_limits(struct berthd_config *cfg, struct fy_node *v, const char *path, char *err,
+                                 size_t n)
+{
+    if (!fy_node_is_mapping(v)) {
+        snprintf(err, n, "config file %s: user_site_limits must be a mapping such as {memory: 1G, cpu: 1, pids: 512}",
+                 path);
+        return -EINVAL;
+    }
+    void *iter = NULL;
+    struct fy_node_pair *pair;
+    while ((pair = fy_node_mapping_iterate(v, &iter))) {
+        const char *key = scalar(fy_node_pair_key(pair)), *s = scalar(fy_node_pair_value(pair));
+        uint64_t num = 0;
+        uint32_t millis = 0;
+        if (key && streq(key, "memory") && s && parse_size(s, &num) == 0 && num >= (16ULL << 20)) {
+            cfg->user_max_memory = num;
+        } else if (key && streq(key, "cpu") && s && parse_cpu(s, &millis) == 0 && millis > 0) {
+            cfg->user_max_cpu_millis = millis;
+        } else if (key && streq(key, "pids") && s && parse_uint(s, 8, 4194304, &num) == 0) {
+            cfg->user_max_pids = (uint32_t)num;
+        } else {
+            snprintf(err, n, "config file %s: user_site_limits.%s must be %s", path, key ? key : "?",
+                     key && streq(key, "memory") ? "a size of at least 16M, such as 1G"
+                     : key && streq(key, "cpu") ? "a number of CPUs above 0, such as 1 or 0.5"
+                     : key && streq(key, "pids") ? "a number of processes from 8 up"
+                     : "one of memory, cpu and pids");
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
 int berthd_config_load_file(struct berthd_config *cfg, bool *flags_set, char *err, size_t n)
 {
     const char *path = cfg->config_path ?: BERTHD_DEFAULT_CONFIG;
@@ -291,6 +324,8 @@ int berthd_config_load_file(struct berthd_config *cfg, bool *flags_set, char *er
                 cfg->site_max_requests = (uint32_t)num;
                 cfg->site_max_requests_set = true;
             }
+        } else if (streq(key, "user_site_limits")) {
+            r = yaml_user_site_limits(cfg, v, path, err, n);
         } else if (streq(key, "front_uid") || streq(key, "front_gid") || streq(key, "workers")) {
             if (!s || parse_uint(s, streq(key, "workers") ? 1 : 1, streq(key, "workers") ? 64 : 0xfffffffeULL, &num) < 0) {
                 snprintf(err, n, "config file %s: %s must be a positive number", path, key);
@@ -340,6 +375,12 @@ int berthd_config_finish(struct berthd_config *cfg)
         cfg->uid_first = 200000;
         cfg->uid_last = 299999;
     }
+    if (cfg->user_max_memory == 0)
+        cfg->user_max_memory = 1ULL << 30;
+    if (cfg->user_max_cpu_millis == 0)
+        cfg->user_max_cpu_millis = 1000;
+    if (cfg->user_max_pids == 0)
+        cfg->user_max_pids = 512;
     if (!cfg->nat_bridge)
         cfg->nat_bridge = xstrdup("berth0");
     if (!cfg->nat_ipv4)

@@ -27,6 +27,10 @@ struct berthd_config {
     bool no_cpu_affinity;           /* front_cpu_affinity: false (the workers may run anywhere) */
     bool site_max_requests_set;     /* site_max_requests was given (0 means no limit) */
     uint32_t site_max_requests;     /* requests one site may have at its backend at once */
+    /* The most a user who is not an admin may give one of their sites (user_site_limits);
+     * 0 until berthd_config_finish fills the defaults. */
+    uint64_t user_max_memory;
+    uint32_t user_max_cpu_millis, user_max_pids;
     /* network nat (see docs/internals/sandbox.md, "Networking") */
     char *nat_bridge;               /* bridge name, default "berth0" */
     char *nat_ipv4;                 /* subnet, default 10.88.0.0/16; "off": no IPv4 */

@@ -578,7 +578,8 @@ static int run(struct berthd *d)
         .socket_path = cfg->api_socket, .store = d->store, .sites = d->sites, .runtime = d->runtime, .version = BERTH_VERSION,
         .state_dir = cfg->state_dir, .run_dir = cfg->run_dir, .base_domain = cfg->base_domain,
         .listeners = d->api_listeners, .n_listeners = d->n_listeners, .started_at = now_s(),
-        .stats = d->stats,
+        .stats = d->stats, .user_max_memory = cfg->user_max_memory,
+        .user_max_cpu_millis = cfg->user_max_cpu_millis, .user_max_pids = cfg->user_max_pids,
     };
     r = api_server_new(d->loop, &acfg, &d->api);
     if (r == -EADDRINUSE)

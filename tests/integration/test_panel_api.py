@@ -5,6 +5,7 @@ carries the X-Forwarded-For the front would set, and a Host of the panel's name.
 """
 import http.client
 import json
+import subprocess
 import socket
 import sqlite3
 import time
@@ -309,6 +310,41 @@ def test_users_cannot_lift_their_sites_isolation(panel):
     assert alice.request("PATCH", "/api/v1/sites/mine", {"idle_seconds": 60}).status == 200
     site = alice.request("GET", "/api/v1/sites/mine").json
     assert (site["network"], site["limits"]["pids"], site["idle_seconds"]) == ("host", 0, 60)
+
+
+def test_users_stay_within_the_site_limits_berth_yaml_gives_them(panel):
+    # user_site_limits is the most a user may give one of their sites (1G, 1 CPU,
+    # 512 processes unless berth.yaml says otherwise): a finite but huge limit would
+    # starve the other sites as surely as none. A site a user makes without limits
+    # gets at most the ceilings; an admin may go past them.
+    alice = Browser(panel)
+    assert alice.login("alice").status == 200
+    for extra, words in [({"memory": "2G"}, "more than 1G of memory"), ({"cpu": 2}, "more than 1 CPU "),
+                         ({"pids": 1000}, "more than 512 processes")]:
+        a = alice.request("POST", "/api/v1/sites", {"name": "mine", **extra})
+        assert a.status == 403 and words in a.error(), (extra, a)
+    panel.stop()
+    config = panel.config_path()
+    config.write_text(config.read_text() + "user_site_limits: {memory: 128M, cpu: 0.5, pids: 64}\n")
+    panel.start()
+    alice, boss = Browser(panel), Browser(panel)
+    assert alice.login("alice").status == 200 and boss.login("boss").status == 200
+    assert alice.request("POST", "/api/v1/sites", {"name": "mine"}).status == 201
+    limits = alice.request("GET", "/api/v1/sites/mine").json["limits"]
+    assert (limits["memory"], limits["cpu"], limits["pids"]) == ("128M", "0.5", 64), limits
+    for extra, words in [({"memory": "256M"}, "more than 128M of memory"), ({"cpu": "0.75"}, "more than 0.5 CPUs"),
+                         ({"pids": 65}, "more than 64 processes")]:
+        a = alice.request("PATCH", "/api/v1/sites/mine", extra)
+        assert a.status == 403 and words in a.error(), (extra, a)
+    assert alice.request("PATCH", "/api/v1/sites/mine", {"memory": "64M", "pids": 32}).status == 200
+    assert boss.request("POST", "/api/v1/sites", {"name": "big", "memory": "2G", "cpu": 2}).status == 201
+    # the admin's own defaults are untouched by the users' ceilings
+    assert boss.request("GET", "/api/v1/sites/big").json["limits"]["pids"] == 128
+    # a bad ceiling stops berthd with the key named
+    panel.stop()
+    config.write_text(config.read_text().replace("memory: 128M", "memory: lots"))
+    r = subprocess.run(panel.argv(), capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0 and "user_site_limits.memory must be a size" in r.stderr + r.stdout, r
 
 
 def test_site_logs_tail(panel):
