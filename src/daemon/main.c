@@ -487,6 +487,15 @@ static int run(struct berthd *d)
     }
     berthd_config_finish(cfg);
     log_set_max_level(cfg->log_level);
+    /* A site given the front's uid or gid would read every site's public/ and write
+     * every site's logs: the two must never meet. */
+    if ((cfg->front_uid >= cfg->uid_first && cfg->front_uid <= cfg->uid_last) ||
+        (cfg->front_gid >= cfg->uid_first && cfg->front_gid <= cfg->uid_last)) {
+        log_error("front_uid %u / front_gid %u lie inside site_uid_range %u-%u: a site could be given the "
+                  "front's identity; choose them outside the range", cfg->front_uid, cfg->front_gid,
+                  cfg->uid_first, cfg->uid_last);
+        return -EINVAL;
+    }
     if (sodium_init() < 0)
         return log_errno(EIO, "cannot initialise libsodium");
 

@@ -96,6 +96,16 @@ def test_config_file_errors_are_clear(daemon_factory):
     d.proc = None
     assert "not valid YAML" in d.log()
 
+    # the front's uid inside the sites' range: a site could be handed its identity
+    first, last = d.uid_range
+    for i, key in enumerate(("front_uid", "front_gid")):
+        d.config_path().write_text(f"site_uid_range: {first}-{last}\n{key}: {first + 3}\n")
+        d.start(wait=False)
+        assert d.proc.wait(timeout=20) == 1
+        d.proc = None
+        assert d.log().count("lie inside site_uid_range") == i + 1
+        assert not (d.state_dir / "berth.db").exists()
+
 
 def test_missing_explicit_config_file_fails(daemon_factory, tmp_path):
     d = daemon_factory()
