@@ -2,6 +2,8 @@
  * lock), the store, the listening sockets and the API, and runs until SIGTERM or
  * SIGINT. */
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -474,6 +476,26 @@ static void berthd_done(struct berthd *d)
     berthd_config_done(&d->cfg);
 }
 
+/* A host user or group with an id in the sites' range would share its files and
+ * processes with whichever site gets that id. */
+static int check_uid_range_free(const struct berthd_config *cfg)
+{
+    int r = 0;
+    setpwent();
+    for (struct passwd *pw; r == 0 && (pw = getpwent());)
+        if (pw->pw_uid >= cfg->uid_first && pw->pw_uid <= cfg->uid_last)
+            r = log_errno(EINVAL, "host user %s has uid %u, inside site_uid_range %u-%u: choose a range no "
+                          "account uses", pw->pw_name, (unsigned)pw->pw_uid, cfg->uid_first, cfg->uid_last);
+    endpwent();
+    setgrent();
+    for (struct group *gr; r == 0 && (gr = getgrent());)
+        if (gr->gr_gid >= cfg->uid_first && gr->gr_gid <= cfg->uid_last)
+            r = log_errno(EINVAL, "host group %s has gid %u, inside site_uid_range %u-%u: choose a range no "
+                          "group uses", gr->gr_name, (unsigned)gr->gr_gid, cfg->uid_first, cfg->uid_last);
+    endgrent();
+    return r;
+}
+
 static int run(struct berthd *d)
 {
     struct berthd_config *cfg = &d->cfg;
@@ -496,6 +518,8 @@ static int run(struct berthd *d)
                   cfg->uid_first, cfg->uid_last);
         return -EINVAL;
     }
+    if ((r = check_uid_range_free(cfg)) < 0)
+        return r;
     if (sodium_init() < 0)
         return log_errno(EIO, "cannot initialise libsodium");
 

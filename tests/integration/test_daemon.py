@@ -2,6 +2,8 @@
 import hashlib
 import signal
 import sqlite3
+
+import pytest
 import subprocess
 
 from conftest import BERTHD, Daemon
@@ -105,6 +107,26 @@ def test_config_file_errors_are_clear(daemon_factory):
         d.proc = None
         assert d.log().count("lie inside site_uid_range") == i + 1
         assert not (d.state_dir / "berth.db").exists()
+
+
+@pytest.mark.parametrize("db", ["passwd", "group"])
+def test_a_host_account_inside_the_site_uid_range_is_refused(daemon_factory, tmp_path, db):
+    # A host user or group holding an id of the sites' range would share its files
+    # with the site that gets the id. The account is made in a mount namespace of
+    # the test's own, over a copy of the host's file.
+    d = daemon_factory()
+    d.root.mkdir(parents=True)
+    first, _ = d.uid_range
+    fake = tmp_path / db
+    line = f"intruder:x:{first + 5}:{first + 5}::/:/bin/false" if db == "passwd" else f"intruder:x:{first + 5}:"
+    fake.write_text(open(f"/etc/{db}").read() + line + "\n")
+    r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                        'mount --bind "$0" "$1" && shift && exec "$@"', str(fake), f"/etc/{db}", *d.argv()],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1, r
+    word = "user" if db == "passwd" else "group"
+    assert f"host {word} intruder has {'uid' if db == 'passwd' else 'gid'} {first + 5}, inside site_uid_range" \
+        in r.stderr + r.stdout, r
 
 
 def test_missing_explicit_config_file_fails(daemon_factory, tmp_path):
