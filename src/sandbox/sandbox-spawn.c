@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -159,6 +160,23 @@ static int setup_fds(const struct sandbox_config *cfg, int *sock)
     return 0;
 }
 
+/* Files one process of a site may hold open. berthd itself may be allowed far more
+ * (the shipped unit gives it 1048576) and would hand that on: each open file is
+ * kernel memory. A site's backend sees at most site_max_requests (1024) requests at
+ * once, so this leaves ample room. Lowering needs no privilege; the hard limit
+ * keeps the site from raising it again. */
+#define SANDBOX_MAX_OPEN_FILES 16384
+
+static void cap_open_files(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    rl.rlim_cur = MIN(rl.rlim_cur, (rlim_t)SANDBOX_MAX_OPEN_FILES);
+    rl.rlim_max = MIN(rl.rlim_max, (rlim_t)SANDBOX_MAX_OPEN_FILES);
+    (void)setrlimit(RLIMIT_NOFILE, &rl);
+}
+
 /* The tail every program goes through: fds, capabilities, uid, no_new_privs,
  * seccomp, execve. Never returns. */
 static _noreturn_ void child_exec(struct spawn_ctx *ctx)
@@ -174,6 +192,7 @@ static _noreturn_ void child_exec(struct spawn_ctx *ctx)
 
     if ((r = setup_fds(cfg, &sock)) < 0)
         child_fail(sock, SANDBOX_STEP_FDS, r);
+    cap_open_files();
 
     if ((r = sandbox_caps_drop_bounding()) < 0)
         child_fail(sock, SANDBOX_STEP_CAPS, r);

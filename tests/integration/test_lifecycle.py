@@ -387,6 +387,17 @@ def test_berthd_leaves_no_cgroup_behind(daemon_factory):
     assert [p for p in parents if os.path.exists(p)] == []
 
 
+def test_sites_do_not_inherit_berthds_open_file_limit(daemon):
+    # berthd may be allowed far more open files than a site needs (the shipped unit
+    # gives it 1048576); a site's processes get at most 16384 and cannot raise it.
+    limits = open(f"/proc/{daemon.proc.pid}/limits").read()
+    hard = next(line.split()[4] for line in limits.splitlines() if line.startswith("Max open files"))
+    require(hard == "unlimited" or int(hard) > 16384, f"berthd's own open-file limit is {hard}, not above 16384")
+    make_app(daemon, "blog")
+    r = daemon.berth("site", "exec", "blog", "--", "sh", "-c", "ulimit -Hn; ulimit -Hn 20000")
+    assert r.stdout.split() == ["16384"] and r.returncode != 0, r
+
+
 def test_exec(daemon):
     info = make_app(daemon, "blog")
     uid = info["uid"]
