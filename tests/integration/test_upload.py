@@ -155,6 +155,40 @@ def test_folder_upload(daemon, tmp_path):
     assert os.lstat(os.path.join(pub, "img")).st_uid == info["uid"]
 
 
+def test_folder_upload_keeps_sparse_files_byte_identical(daemon, tmp_path):
+    """A file with holes (a disk image, a database copied with cp --sparse) must
+    arrive with its data where it was, not shifted into the holes."""
+    info = make_site(daemon)
+    folder = tmp_path / "www"
+    folder.mkdir()
+    with open(folder / "disk.img", "wb") as f:
+        f.write(b"A" * 4096)
+        f.seek(1 << 20)
+        f.write(b"B" * 4096)
+    expected = (folder / "disk.img").read_bytes()
+    r = upload(daemon, "blog", str(folder))
+    assert r.returncode == 0, r
+    assert open(os.path.join(public(info), "disk.img"), "rb").read() == expected
+
+
+def test_folder_given_through_a_symlink(daemon, tmp_path):
+    """berth site upload blog ~/www, where ~/www is a symlink to the real folder,
+    uploads the folder's contents (as tar -H would), not an empty archive."""
+    info = make_site(daemon)
+    folder = tmp_path / "real-www"
+    folder.mkdir()
+    (folder / "index.html").write_bytes(b"through a link")
+    os.symlink("index.html", folder / "home.html")
+    os.symlink(folder, tmp_path / "www")
+    r = upload(daemon, "blog", str(tmp_path / "www"))
+    assert r.returncode == 0, r
+    assert r.stdout.strip() == "uploaded 1 file (14 bytes) to site blog"
+    pub = public(info)
+    assert open(os.path.join(pub, "index.html"), "rb").read() == b"through a link"
+    # Links inside the folder are still kept as links, never followed.
+    assert os.readlink(os.path.join(pub, "home.html")) == "index.html"
+
+
 def test_second_upload_replaces_the_first_completely(site_v1, daemon, tmp_path):
     archive = write_tar(tmp_path / "v2.tar", [(tinfo("new/page.html"), b"v2"), (tinfo("about.html"), b"a")])
     r = upload(daemon, "blog", archive)
