@@ -52,8 +52,8 @@ static int copy_data(struct archive *disk, struct archive *w, const char *path)
     }
 }
 
-/* Packs the folder at path (its contents at the archive's root; symlinks kept as
- * links, never followed) into a tar in an unlinked temp file. Returns the fd,
+/* Packs the folder at path (its contents at the archive's root; symlinks inside
+ * it kept as links, never followed) into a tar in an unlinked temp file. Returns the fd,
  * rewound, or -1 after printing why. */
 static int pack_folder(const char *path)
 {
@@ -72,7 +72,9 @@ static int pack_folder(const char *path)
     struct archive *w = archive_write_new();
     int failed = !disk || !w;
     if (!failed) {
-        archive_read_disk_set_symlink_physical(disk);
+        /* Hybrid: the folder itself may be given through a symlink (~/www ->
+         * /srv/www), as tar -H allows; links inside it stay links. */
+        archive_read_disk_set_symlink_hybrid(disk);
         archive_read_disk_set_standard_lookup(disk);
         archive_write_set_format_pax_restricted(w);
         failed = archive_write_open_fd(w, fd) != ARCHIVE_OK;
