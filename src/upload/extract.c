@@ -370,7 +370,17 @@ static int extract_file(struct extract *x, struct archive_entry *e, int dir, con
         if (size > 0 && (r = write_all_at(fd, block, size, (uint64_t)offset)) < 0)
             return error_set(err, r, "cannot write '%s': %s", upload_name_quote(path, q), strerror(-r));
     }
-    /* A sparse file's trailing hole: extend to the data's end only. */
+    /* A sparse file may end in a hole: its size is the header's, not where the
+     * data stops. The hole is checked against the limits like data before the
+     * file grows to it. */
+    if (archive_entry_size_is_set(e) && archive_entry_size(e) > 0 &&
+        (uint64_t)archive_entry_size(e) > file_end) {
+        uint64_t size = (uint64_t)archive_entry_size(e);
+        int r = check_growth(x, path, file_end, size, err);
+        if (r < 0)
+            return r;
+        file_end = size;
+    }
     struct stat st;
     if (fstat(fd, &st) == 0 && (uint64_t)st.st_size < file_end && ftruncate(fd, (off_t)file_end) < 0)
         return error_set(err, -errno, "cannot size '%s': %m", upload_name_quote(path, q));

@@ -165,6 +165,7 @@ def test_folder_upload_keeps_sparse_files_byte_identical(daemon, tmp_path):
         f.write(b"A" * 4096)
         f.seek(1 << 20)
         f.write(b"B" * 4096)
+        f.truncate(2 << 20)   # and a hole at the end
     expected = (folder / "disk.img").read_bytes()
     r = upload(daemon, "blog", str(folder))
     assert r.returncode == 0, r

@@ -20,7 +20,8 @@
 
 struct ent {
     const char *path;
-    char kind;              /* 'f' file, 'd' dir, 'l' symlink, 'h' hard link, 'c' char device, 'p' fifo */
+    char kind;              /* 'f' file, 'd' dir, 'l' symlink, 'h' hard link, 'c' char device, 'p' fifo,
+                             * 's' sparse file: data, then a hole up to zeros bytes in all */
     const char *data;       /* file contents, or link target */
     mode_t perm;            /* 0: 0644 / 0755 */
     size_t zeros;           /* file: this many zero bytes instead of data */
@@ -67,6 +68,13 @@ static int build(const char *format, const struct ent *ents, size_t n)
             archive_entry_set_perm(ae, 0777);
             archive_entry_set_symlink(ae, e->data);
             break;
+        case 's':
+            len = e->zeros;
+            archive_entry_set_filetype(ae, AE_IFREG);
+            archive_entry_set_perm(ae, 0644);
+            archive_entry_set_size(ae, (la_int64_t)len);
+            archive_entry_sparse_add_entry(ae, 0, (la_int64_t)strlen(e->data));
+            break;
         case 'h':
             archive_entry_set_filetype(ae, AE_IFREG);
             archive_entry_set_perm(ae, 0644);
@@ -85,7 +93,17 @@ static int build(const char *format, const struct ent *ents, size_t n)
             break;
         }
         assert_int_equal(archive_write_header(a, ae), ARCHIVE_OK);
-        if (e->kind == 'f' && e->zeros) {
+        if (e->kind == 's') {
+            /* The writer takes the whole stream and drops the hole's zeros. */
+            size_t data_len = strlen(e->data);
+            assert_int_equal(archive_write_data(a, e->data, data_len), (la_ssize_t)data_len);
+            static const char zero[65536];
+            for (size_t done = data_len; done < e->zeros;) {
+                size_t k = MIN(sizeof(zero), e->zeros - done);
+                assert_int_equal(archive_write_data(a, zero, k), (la_ssize_t)k);
+                done += k;
+            }
+        } else if (e->kind == 'f' && e->zeros) {
             static const char zero[65536];
             for (size_t done = 0; done < e->zeros;) {
                 size_t k = MIN(sizeof(zero), e->zeros - done);
@@ -346,6 +364,30 @@ static void test_limits(void **state)
     rm_rf(dir);
 }
 
+/* A sparse file ending in a hole keeps its full size: the hole reads as zeros,
+ * it is not cut off where the data ends. The hole still counts against limits. */
+static void test_sparse_trailing_hole(void **state)
+{
+    const struct ent ents[] = { { "disk.img", 's', "data", 0, 1 << 20 } };
+    char dir[64];
+    int fd;
+    struct error err;
+    int r = run("tar", ents, ARRAY_SIZE(ents), NULL, &err, dir, &fd);
+    if (r != 0)
+        fail_msg("%s", err.message);
+    struct stat st;
+    assert_int_equal(fstatat(fd, "disk.img", &st, AT_SYMLINK_NOFOLLOW), 0);
+    assert_int_equal(st.st_size, 1 << 20);
+    assert_string_equal(slurp(fd, "disk.img"), "data");
+    close(fd);
+    rm_rf(dir);
+
+    struct upload_limits lim;
+    upload_limits_default(&lim);
+    lim.max_entry_bytes = 1000;
+    expect_refused("tar", ents, ARRAY_SIZE(ents), &lim, -EFBIG, "entry 'disk.img' is larger than");
+}
+
 static void test_duplicates(void **state)
 {
     const struct ent ents[] = { { "a.txt", 'f', "first" }, { "d", 'd' }, { "a.txt", 'f', "second" }, { "d", 'd' } };
@@ -461,6 +503,7 @@ int main(void)
         cmocka_unit_test(test_links_refused),
         cmocka_unit_test(test_links_allowed),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_sparse_trailing_hole),
         cmocka_unit_test(test_duplicates),
         cmocka_unit_test(test_site_replace),
         cmocka_unit_test(test_site_replace_refused),
