@@ -615,6 +615,28 @@ int upload_extract_links(int tree_fd, int archive_fd, const struct upload_limits
     return r;
 }
 
+/* The lexical rule of symlink_target_check again, for a link now at path beneath
+ * root_fd (its parents are real directories: nothing is written through a link). */
+static int symlink_recheck(int root_fd, const char *path, struct error *err)
+{
+    char q[UPLOAD_QUOTE_MAX], target[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    _cleanup_close_ int dir = -1;
+    if (slash) {
+        char parent[PATH_MAX];
+        snprintf(parent, sizeof(parent), "%.*s", (int)(slash - path), path);
+        dir = open_beneath(root_fd, parent, O_PATH | O_DIRECTORY | O_NOFOLLOW, 0, RESOLVE_NO_SYMLINKS);
+    } else {
+        dir = fcntl(root_fd, F_DUPFD_CLOEXEC, 3);
+    }
+    /* open_beneath and fcntl both leave errno set when they fail. */
+    ssize_t n = dir < 0 ? -1 : readlinkat(dir, slash ? slash + 1 : path, target, sizeof(target) - 1);
+    if (n < 0)
+        return error_set(err, -errno, "cannot check the symlink '%s': %m", upload_name_quote(path, q));
+    target[n] = 0;
+    return symlink_target_check(path, target, err);
+}
+
 int upload_links_check(int root_fd, const struct upload_links *links, const char *strip, struct error *err)
 {
     char q[UPLOAD_QUOTE_MAX];
@@ -625,6 +647,12 @@ int upload_links_check(int root_fd, const struct upload_links *links, const char
             if (strncmp(path, strip, strip_len) != 0 || path[strip_len] != '/')
                 continue;   /* cannot happen when strip is the only top folder */
             path += strip_len + 1;
+            /* Unwrapped, each link sits one level higher than when it was judged:
+             * "w/a -> d/../../x" stayed in the tree but leaves the new root, and if
+             * d is missing the resolution below stops at ENOENT and never sees it. */
+            int r = symlink_recheck(root_fd, path, err);
+            if (r < 0)
+                return r;
         }
         /* Resolving the link for real (O_PATH follows it) under RESOLVE_BENEATH:
          * EXDEV is the kernel saying the walk left the tree, whatever chain of

@@ -250,6 +250,10 @@ def hostile_archives(tmp_path):
                                                      (tinfo("d/s", tarfile.SYMTYPE, ".."), None),
                                                      (tinfo("d/x", tarfile.SYMTYPE, "s/../.."), None)]),
          "symlink 'd/x' leads out of the site"),
+        ("symlink-dangling-unwrapped", write_tar(t / "ud.tar", [
+            (tinfo("top", tarfile.DIRTYPE, mode=0o755), None), (tinfo("top/index.html"), b"x"),
+            (tinfo("top/x", tarfile.SYMTYPE, "nothere/../../private/key"), None)]),
+         "symlink 'x' -> 'nothere/../../private/key' climbs out of the site"),
         ("write-through-absolute", write_tar(t / "wa.tar", [(tinfo("a", tarfile.SYMTYPE, "/tmp/x"), None),
                                                               (tinfo("a/file"), b"pwned")]),
          "symlink 'a' points to the absolute path '/tmp/x'"),
