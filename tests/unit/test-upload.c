@@ -415,8 +415,11 @@ static int make_site(char dir[static 64])
 
 static void assert_no_staging(int site)
 {
-    int fd = dup(site);
+    /* A fresh open, not a dup: a dup shares the offset an earlier readdir of
+     * site left at the end, and would list nothing. */
+    int fd = openat(site, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     DIR *d = fdopendir(fd);
+    assert_non_null(d);
     struct dirent *de;
     while ((de = readdir(d)))
         if (str_startswith(de->d_name, UPLOAD_STAGING_PREFIX))
