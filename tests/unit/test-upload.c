@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "common/fs.h"
@@ -491,6 +492,43 @@ static void test_site_replace_refused(void **state)
     rm_rf(dir);
 }
 
+/* A site's program can nest directories in public/ without limit. Replacing
+ * that public/ must still remove the old tree, however deep, without needing an
+ * fd (or a stack frame) per level: here 1500 levels under a 256-fd limit. */
+static void test_site_replace_deep_old_tree(void **state)
+{
+    char dir[64];
+    int site = make_site(dir);
+    int fd = openat(site, "public", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    for (int i = 0; i < 1500; i++) {
+        assert_int_equal(mkdirat(fd, "d", 0755), 0);
+        int sub = openat(fd, "d", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_true(sub >= 0);
+        close(fd);
+        fd = sub;
+    }
+    close(fd);
+
+    struct rlimit saved, low = { .rlim_cur = 256 };
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
+    low.rlim_max = saved.rlim_max;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    const struct ent ents[] = { { "new.html", 'f', "new" } };
+    int archive = build("tar", ents, ARRAY_SIZE(ents));
+    struct error err = { 0 };
+    int r = upload_site_replace(site, archive, NULL, &err, NULL);
+    close(archive);
+    int removed = upload_site_cleanup(site);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
+    if (r != 0)
+        fail_msg("%s", err.message);
+    assert_string_equal(slurp(site, "public/new.html"), "new");
+    assert_int_equal(removed, 0);
+    assert_no_staging(site);
+    close(site);
+    rm_rf(dir);
+}
+
 static void test_site_cleanup(void **state)
 {
     char dir[64];
@@ -522,6 +560,7 @@ int main(void)
         cmocka_unit_test(test_duplicates),
         cmocka_unit_test(test_site_replace),
         cmocka_unit_test(test_site_replace_refused),
+        cmocka_unit_test(test_site_replace_deep_old_tree),
         cmocka_unit_test(test_site_cleanup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
