@@ -541,6 +541,11 @@ static void test_site_cleanup(void **state)
     assert_no_staging(site);
     assert_string_equal(slurp(site, "public/index.html"), "old");
     assert_int_equal(upload_site_cleanup(site), 0);
+    /* The same fd again, after new debris: each call reads the directory from
+     * its start, whatever an earlier reader of the fd left. */
+    assert_int_equal(mkdirat(site, ".upload-later", 0700), 0);
+    assert_int_equal(upload_site_cleanup(site), 1);
+    assert_no_staging(site);
     close(site);
     rm_rf(dir);
 }
