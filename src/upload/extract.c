@@ -46,6 +46,7 @@ void upload_limits_default(struct upload_limits *ret)
         .max_total_bytes = 1ULL << 30,
         .max_entry_bytes = 512ULL << 20,
         .max_entries = 100000,
+        .max_depth = 128,
         .max_ratio = 100,
         .ratio_floor_bytes = 8ULL << 20,
     };
@@ -518,6 +519,15 @@ static int extract_entry(struct extract *x, struct archive_entry *e, struct erro
     }
     if ((r = count_entry(x, err)) < 0)
         return r;
+    /* Each entry's parent is walked from the tree's root: without a bound on the
+     * nesting, a small archive of deep paths costs thousands of lookups per entry
+     * while berthd waits. No honest site nests this deep. */
+    uint64_t depth = 1;
+    for (const char *p = path; *p; p++)
+        depth += *p == '/';
+    if (depth > x->lim->max_depth)
+        return error_set(err, -EINVAL, "entry '%s' is nested more than %" PRIu64 " levels deep",
+                         upload_name_quote(raw, q), x->lim->max_depth);
 
     const char *leaf = NULL;
     _cleanup_close_ int dir = open_parent(x, path, err, &leaf);

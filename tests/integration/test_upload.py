@@ -254,6 +254,8 @@ def hostile_archives(tmp_path):
             (tinfo("top", tarfile.DIRTYPE, mode=0o755), None), (tinfo("top/index.html"), b"x"),
             (tinfo("top/x", tarfile.SYMTYPE, "nothere/../../private/key"), None)]),
          "symlink 'x' -> 'nothere/../../private/key' climbs out of the site"),
+        ("too-deep", write_tar(t / "deep.tar", [(tinfo("d/" * 200 + "f"), b"x")]),
+         "is nested more than 128 levels deep"),
         ("write-through-absolute", write_tar(t / "wa.tar", [(tinfo("a", tarfile.SYMTYPE, "/tmp/x"), None),
                                                               (tinfo("a/file"), b"pwned")]),
          "symlink 'a' points to the absolute path '/tmp/x'"),

@@ -333,6 +333,30 @@ static void test_limits(void **state)
     assert_int_equal(lim.max_total_bytes, 1ULL << 30);
     assert_int_equal(lim.max_entries, 100000);
 
+    assert_int_equal(lim.max_depth, 128);
+
+    /* Every entry's parent is walked from the root, so nesting multiplies the
+     * cost of each entry: a deep path is refused, not walked. */
+    static char deep_path[2 * 200 + 8];
+    size_t o = 0;
+    for (int i = 0; i < 200; i++)
+        o += (size_t)snprintf(deep_path + o, sizeof(deep_path) - o, "d/");
+    snprintf(deep_path + o, sizeof(deep_path) - o, "f");
+    const struct ent too_deep[] = { { deep_path, 'f', "x" } };
+    expect_refused("tar", too_deep, 1, &lim, -EINVAL, "is nested more than 128 levels deep");
+    lim.max_depth = 2;
+    const struct ent three[] = { { "a/b/c.txt", 'f', "x" } };
+    expect_refused("zip", three, 1, &lim, -EINVAL, "entry 'a/b/c.txt' is nested more than 2 levels deep");
+    const struct ent two[] = { { "a/b.txt", 'f', "x" }, { "a/c/", 'd' } };
+    char dir[64];
+    int fd;
+    struct error err;
+    if (run("zip", two, ARRAY_SIZE(two), &lim, &err, dir, &fd) != 0)
+        fail_msg("%s", err.message);
+    close(fd);
+    rm_rf(dir);
+    upload_limits_default(&lim);
+
     lim.max_entries = 3;
     const struct ent many[] = { { "1", 'f', "1" }, { "2", 'f', "2" }, { "3", 'f', "3" }, { "4", 'f', "4" } };
     expect_refused("zip", many, 4, &lim, -E2BIG, "the archive has more than 3 entries");
@@ -357,9 +381,6 @@ static void test_limits(void **state)
     expect_refused("tar.gz", bomb, 2, NULL, -EFBIG, "expands more than 100 times");
     /* Under the floor, a high ratio is fine (small text compresses well). */
     const struct ent small[] = { { "zeros.bin", 'f', NULL, 0, 4ULL << 20 } };
-    char dir[64];
-    int fd;
-    struct error err;
     assert_int_equal(run("zip", small, 1, NULL, &err, dir, &fd), 0);
     close(fd);
     rm_rf(dir);
