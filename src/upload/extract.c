@@ -361,6 +361,12 @@ static int extract_file(struct extract *x, struct archive_entry *e, int dir, con
         if (r < ARCHIVE_WARN)
             return error_set(err, -EBADMSG, "cannot read entry '%s' from the archive: %s",
                              upload_name_quote(path, q), archive_error_string(x->a) ?: "damaged data");
+        /* A warning while reading data is libarchive finding it damaged (a zip's
+         * bad CRC or wrong size, with the last block): serving it would publish a
+         * corrupt file as if the upload had worked. */
+        if (r == ARCHIVE_WARN)
+            return error_set(err, -EBADMSG, "entry '%s' is damaged: %s", upload_name_quote(path, q),
+                             archive_error_string(x->a) ?: "its data does not match the archive's record of it");
         uint64_t end;
         if (offset < 0 || __builtin_add_overflow((uint64_t)offset, size, &end))
             return error_set(err, -EBADMSG, "entry '%s' has a bad data offset", upload_name_quote(path, q));

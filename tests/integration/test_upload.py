@@ -277,9 +277,21 @@ def hostile_archives(tmp_path):
          "entry 'x' appears twice, first as a directory, then as a file"),
         ("zip-bomb", write_zip(t / "bomb.zip", [("index.html", b"x"), ("zeros.bin", bytes(40 << 20))]),
          "refused as a likely zip bomb"),
+        ("damaged", damaged_zip(t / "damaged.zip"), "entry 'index.html' is damaged"),
         ("not-an-archive", write_bytes(t / "page.html", b"<h1>just html</h1>" * 10),
          "not a zip or tar archive"),
     ]
+
+
+def damaged_zip(path):
+    """A stored zip with one byte of its file data changed: the CRC no longer matches."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("index.html", b"<h1>the real page</h1>")
+    data = bytearray(path.read_bytes())
+    at = data.index(b"real")
+    data[at:at + 4] = b"fake"
+    path.write_bytes(bytes(data))
+    return path
 
 
 def write_bytes(path, data):
@@ -304,7 +316,8 @@ def test_status_codes(site_v1, daemon, tmp_path):
     """The API's statuses: 422 for a refused entry, 413 for a bomb, 400 for junk."""
     cases = [(write_tar(tmp_path / "a.tar", [(tinfo("/abs"), b"x")]), 422),
              (write_zip(tmp_path / "b.zip", [("z", bytes(20 << 20))]), 413),
-             (write_bytes(tmp_path / "c.bin", b"junk" * 100), 400)]
+             (write_bytes(tmp_path / "c.bin", b"junk" * 100), 400),
+             (damaged_zip(tmp_path / "d.zip"), 400)]
     for path, status in cases:
         r = upload(daemon, "blog", path, json_out=True)
         assert r.returncode == 1, r

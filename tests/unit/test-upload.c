@@ -28,15 +28,17 @@ struct ent {
     size_t zeros;           /* file: this many zero bytes instead of data */
 };
 
-/* Writes ents as an archive in format ("tar", "zip", "tar.gz", "tar.zst", "tar.xz")
+/* Writes ents as an archive in format ("tar", "zip", "zip-stored", "tar.gz", "tar.zst", "tar.xz")
  * to an unlinked temp file and returns its fd, rewound. */
 static int build(const char *format, const struct ent *ents, size_t n)
 {
     int fd = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     assert_true(fd >= 0);
     struct archive *a = archive_write_new();
-    if (streq(format, "zip")) {
+    if (streq(format, "zip") || streq(format, "zip-stored")) {
         assert_int_equal(archive_write_set_format_zip(a), ARCHIVE_OK);
+        if (streq(format, "zip-stored"))
+            assert_int_equal(archive_write_set_options(a, "zip:compression=store"), ARCHIVE_OK);
     } else {
         assert_int_equal(archive_write_set_format_pax_restricted(a), ARCHIVE_OK);
         if (streq(format, "tar.gz"))
@@ -252,6 +254,29 @@ static void test_not_archive(void **state)
 
     const struct ent only_root[] = { { "./", 'd' } };
     expect_refused("tar", only_root, 1, NULL, -EINVAL, "the archive is empty");
+}
+
+/* Damaged data is refused, not served: a zip whose stored bytes no longer match
+ * their CRC (libarchive says so with a warning on the last block). */
+static void test_damaged_refused(void **state)
+{
+    const struct ent ents[] = { { "index.html", 'f', "<h1>the real page</h1>" } };
+    int archive = build("zip-stored", ents, ARRAY_SIZE(ents));
+    char buf[4096];
+    ssize_t n = pread(archive, buf, sizeof(buf), 0);
+    assert_true(n > 0);
+    char *p = memmem(buf, (size_t)n, "real", 4);
+    assert_non_null(p);
+    assert_int_equal(pwrite(archive, "fake", 4, p - buf), 4);
+    char dir[64];
+    int fd = tmpdir(dir);
+    struct error err = { 0 };
+    int r = upload_extract(fd, archive, NULL, UID, GID, &err, NULL);
+    if (r != -EBADMSG || !strstr(err.message, "entry 'index.html' is damaged"))
+        fail_msg("expected -EBADMSG \"entry 'index.html' is damaged\", got %d \"%s\"", r, err.message);
+    close(archive);
+    close(fd);
+    rm_rf(dir);
 }
 
 static void test_paths_refused(void **state)
@@ -577,6 +602,7 @@ int main(void)
         cmocka_unit_test(test_tar_tree),
         cmocka_unit_test(test_formats),
         cmocka_unit_test(test_not_archive),
+        cmocka_unit_test(test_damaged_refused),
         cmocka_unit_test(test_paths_refused),
         cmocka_unit_test(test_types_refused),
         cmocka_unit_test(test_links_refused),
