@@ -34,6 +34,7 @@ struct extract {
     uint64_t archive_size;             /* 0: not a regular file, ask libarchive */
     uint64_t entries;
     uint64_t name_bytes;
+    uint64_t unpacked;                 /* data bytes read, written or skipped: what the limits count */
     struct upload_stats stats;
     struct dir_time *dirs;
     size_t n_dirs, cap_dirs;
@@ -300,7 +301,10 @@ static struct timespec entry_mtime(struct archive_entry *e)
     return (struct timespec){ .tv_sec = archive_entry_mtime(e), .tv_nsec = ns >= 0 && ns < 1000000000 ? ns : 0 };
 }
 
-static int check_growth(struct extract *x, const char *path, uint64_t file_end, uint64_t end, struct error *err)
+/* An entry's data grows from file_end to end; written says whether it lands on
+ * disk (and in the stats) or is only read past. */
+static int check_growth(struct extract *x, const char *path, uint64_t file_end, uint64_t end, bool written,
+                        struct error *err)
 {
     char q[UPLOAD_QUOTE_MAX], a[16], b[16];
     const struct upload_limits *lim = x->lim;
@@ -308,17 +312,20 @@ static int check_growth(struct extract *x, const char *path, uint64_t file_end, 
         format_size(lim->max_entry_bytes, a, sizeof(a));
         return error_set(err, -EFBIG, "entry '%s' is larger than %s", upload_name_quote(path, q), a);
     }
-    if (end > file_end)
-        x->stats.bytes += end - file_end;
-    if (x->stats.bytes > lim->max_total_bytes) {
+    if (end > file_end) {
+        x->unpacked += end - file_end;
+        if (written)
+            x->stats.bytes += end - file_end;
+    }
+    if (x->unpacked > lim->max_total_bytes) {
         format_size(lim->max_total_bytes, a, sizeof(a));
         return error_set(err, -EFBIG, "the archive unpacks to more than %s", a);
     }
     uint64_t packed = x->archive_size ? x->archive_size : (uint64_t)MAX(archive_filter_bytes(x->a, -1), 1);
     uint64_t allowed;
-    if (x->stats.bytes > lim->ratio_floor_bytes && lim->max_ratio > 0 &&
-        !__builtin_mul_overflow(packed, lim->max_ratio, &allowed) && x->stats.bytes > allowed) {
-        format_size(x->stats.bytes, a, sizeof(a));
+    if (x->unpacked > lim->ratio_floor_bytes && lim->max_ratio > 0 &&
+        !__builtin_mul_overflow(packed, lim->max_ratio, &allowed) && x->unpacked > allowed) {
+        format_size(x->unpacked, a, sizeof(a));
         format_size(packed, b, sizeof(b));
         return error_set(err, -EFBIG, "the archive expands more than %" PRIu64 " times (%s from %s): "
                          "refused as a likely zip bomb", lim->max_ratio, a, b);
@@ -371,7 +378,7 @@ static int extract_file(struct extract *x, struct archive_entry *e, int dir, con
         if (offset < 0 || __builtin_add_overflow((uint64_t)offset, size, &end))
             return error_set(err, -EBADMSG, "entry '%s' has a bad data offset", upload_name_quote(path, q));
         /* Counted before writing: a bomb stops at the block that crosses a limit. */
-        if ((r = check_growth(x, path, file_end, end, err)) < 0)
+        if ((r = check_growth(x, path, file_end, end, true, err)) < 0)
             return r;
         file_end = MAX(file_end, end);
         if (size > 0 && (r = write_all_at(fd, block, size, (uint64_t)offset)) < 0)
@@ -383,7 +390,7 @@ static int extract_file(struct extract *x, struct archive_entry *e, int dir, con
     if (archive_entry_size_is_set(e) && archive_entry_size(e) > 0 &&
         (uint64_t)archive_entry_size(e) > file_end) {
         uint64_t size = (uint64_t)archive_entry_size(e);
-        int r = check_growth(x, path, file_end, size, err);
+        int r = check_growth(x, path, file_end, size, true, err);
         if (r < 0)
             return r;
         file_end = size;
@@ -495,6 +502,39 @@ static int extract_hardlink(struct extract *x, const char *raw_target, int dir, 
     return 0;
 }
 
+/* macOS's Finder zips a folder with its extended attributes as "._" files under a
+ * top-level __MACOSX/ folder. They are never content, and beside the site's own
+ * folder they would stop it being unwrapped. */
+static bool is_macos_metadata(const char *path)
+{
+    return str_startswith(path, "__MACOSX") && (path[8] == 0 || path[8] == '/');
+}
+
+/* Reads an entry's data without writing it, counted against the limits all the
+ * same: skipping it inside libarchive would decompress it unmetered. */
+static int skip_data(struct extract *x, const char *path, struct error *err)
+{
+    char q[UPLOAD_QUOTE_MAX];
+    uint64_t file_end = 0;
+    for (;;) {
+        const void *block;
+        size_t size;
+        la_int64_t offset;
+        int r = archive_read_data_block(x->a, &block, &size, &offset);
+        if (r == ARCHIVE_EOF)
+            return 0;
+        if (r != ARCHIVE_OK)
+            return error_set(err, -EBADMSG, "cannot read entry '%s' from the archive: %s",
+                             upload_name_quote(path, q), archive_error_string(x->a) ?: "damaged data");
+        uint64_t end;
+        if (offset < 0 || __builtin_add_overflow((uint64_t)offset, size, &end))
+            return error_set(err, -EBADMSG, "entry '%s' has a bad data offset", upload_name_quote(path, q));
+        if ((r = check_growth(x, path, file_end, end, false, err)) < 0)
+            return r;
+        file_end = MAX(file_end, end);
+    }
+}
+
 static int extract_entry(struct extract *x, struct archive_entry *e, struct error *err)
 {
     char q[UPLOAD_QUOTE_MAX], path[PATH_MAX];
@@ -525,6 +565,8 @@ static int extract_entry(struct extract *x, struct archive_entry *e, struct erro
     }
     if ((r = count_entry(x, err)) < 0)
         return r;
+    if (is_macos_metadata(path))
+        return type == AE_IFREG && !hardlink ? skip_data(x, path, err) : 0;
     /* Each entry's parent is walked from the tree's root: without a bound on the
      * nesting, a small archive of deep paths costs thousands of lookups per entry
      * while berthd waits. No honest site nests this deep. */

@@ -49,9 +49,11 @@ void upload_limits_default(struct upload_limits *ret);
  * directories uid:gid 02750; no setuid, setgid (but the directories'), sticky bits;
  * modification times are kept. Refused: absolute paths, "..", names with control
  * characters, too long or nested too deep, devices, fifos, sockets, symlinks that
- * are absolute or lead out of tree_fd, hard links to anything but a regular file extracted before,
- * an entry written through a symlink the archive made, an entry that changes the
- * type of an earlier one, and an archive with no entries. On failure the tree holds
+ * are absolute or lead out of tree_fd, hard links to anything but a regular file
+ * extracted before, an entry written through a symlink the archive made, an entry
+ * that changes the type of an earlier one, data the archive shows damaged, and an
+ * archive with no entries. A top-level __MACOSX/ tree (Finder's metadata) is read
+ * past, counted against the limits, never written. On failure the tree holds
  * whatever was written so far: the caller removes it. err (may be NULL) says why. */
 int upload_extract(int tree_fd, int archive_fd, const struct upload_limits *limits,
                    uid_t uid, gid_t gid, struct error *err, struct upload_stats *ret_stats);

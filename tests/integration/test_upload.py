@@ -115,6 +115,21 @@ def test_zip_unwraps_single_top_folder_and_sets_owners(daemon, tmp_path):
     no_debris(info)
 
 
+def test_zip_from_macos_finder_unwraps_without_its_metadata(daemon, tmp_path):
+    """Finder's Compress puts extended attributes in a __MACOSX/ folder beside the
+    site's folder: it is not content, and must not stop the unwrapping."""
+    info = make_site(daemon)
+    archive = write_zip(tmp_path / "mysite.zip", [
+        ("mysite/", b""), ("mysite/index.html", b"<h1>mac</h1>"),
+        ("__MACOSX/", b""), ("__MACOSX/mysite/", b""), ("__MACOSX/mysite/._index.html", b"\0\5\26\7 xattrs"),
+    ])
+    r = upload(daemon, "blog", archive, json_out=True)
+    assert r.returncode == 0, r
+    assert r.json() == {"site": "blog", "files": 1, "bytes": 12}
+    assert sorted(os.listdir(public(info))) == ["index.html"]
+    no_debris(info)
+
+
 def test_tar_gz_keeps_exec_bit_links_and_times(daemon, tmp_path):
     info = make_site(daemon)
     archive = write_tar(tmp_path / "site.tgz", [

@@ -435,6 +435,29 @@ static void test_sparse_trailing_hole(void **state)
     expect_refused("tar", ents, ARRAY_SIZE(ents), &lim, -EFBIG, "entry 'disk.img' is larger than");
 }
 
+/* Finder's __MACOSX/ tree is read past, not written, but still metered: a bomb
+ * hidden there is a bomb all the same. A name that only starts alike is content. */
+static void test_macos_metadata(void **state)
+{
+    const struct ent ents[] = { { "__MACOSX/", 'd' }, { "__MACOSX/site/._index.html", 'f', "xattrs" },
+                                { "__MACOSX/._link", 'l', "../../../etc" }, { "site/index.html", 'f', "page" },
+                                { "__MACOSXfoo/a.txt", 'f', "kept" } };
+    char dir[64];
+    int fd;
+    struct error err;
+    if (run("zip", ents, ARRAY_SIZE(ents), NULL, &err, dir, &fd) != 0)
+        fail_msg("%s", err.message);
+    struct stat st;
+    assert_int_equal(fstatat(fd, "__MACOSX", &st, AT_SYMLINK_NOFOLLOW), -1);
+    assert_string_equal(slurp(fd, "site/index.html"), "page");
+    assert_string_equal(slurp(fd, "__MACOSXfoo/a.txt"), "kept");
+    close(fd);
+    rm_rf(dir);
+
+    const struct ent bomb[] = { { "index.html", 'f', "x" }, { "__MACOSX/._zeros", 'f', NULL, 0, 64ULL << 20 } };
+    expect_refused("tar.gz", bomb, 2, NULL, -EFBIG, "refused as a likely zip bomb");
+}
+
 static void test_duplicates(void **state)
 {
     const struct ent ents[] = { { "a.txt", 'f', "first" }, { "d", 'd' }, { "a.txt", 'f', "second" }, { "d", 'd' } };
@@ -609,6 +632,7 @@ int main(void)
         cmocka_unit_test(test_links_allowed),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_sparse_trailing_hole),
+        cmocka_unit_test(test_macos_metadata),
         cmocka_unit_test(test_duplicates),
         cmocka_unit_test(test_site_replace),
         cmocka_unit_test(test_site_replace_refused),
