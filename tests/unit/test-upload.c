@@ -10,6 +10,8 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/mount.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 
@@ -483,18 +485,29 @@ static int make_site(char dir[static 64])
     return fd;
 }
 
-static void assert_no_staging(int site)
+/* The name of a staging directory left in site, or NULL. */
+static const char *find_staging(int site)
 {
+    static char name[NAME_MAX + 1];
     /* A fresh open, not a dup: a dup shares the offset an earlier readdir of
      * site left at the end, and would list nothing. */
     int fd = openat(site, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     DIR *d = fdopendir(fd);
     assert_non_null(d);
+    const char *found = NULL;
     struct dirent *de;
-    while ((de = readdir(d)))
+    while (!found && (de = readdir(d)))
         if (str_startswith(de->d_name, UPLOAD_STAGING_PREFIX))
-            fail_msg("staging debris left: %s", de->d_name);
+            found = strcpy(name, de->d_name);
     closedir(d);
+    return found;
+}
+
+static void assert_no_staging(int site)
+{
+    const char *left = find_staging(site);
+    if (left)
+        fail_msg("staging debris left: %s", left);
 }
 
 static void test_site_replace(void **state)
@@ -598,6 +611,52 @@ static void test_site_replace_deep_old_tree(void **state)
     rm_rf(dir);
 }
 
+/* The disk fills while the new tree is written: the upload fails with ENOSPC
+ * (the API's 507), public/ is the old one and the partial tree is gone. The site
+ * lives on a 1 MiB tmpfs; the archive (2 MiB that do not compress) elsewhere. */
+static void test_site_replace_disk_full(void **state)
+{
+    char dir[64];
+    snprintf(dir, sizeof(dir), "/tmp/test-upload-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0700") < 0) {
+        int e = errno;
+        rmdir(dir);
+        if (getenv("BERTH_MUST_WORK") && streq(getenv("BERTH_MUST_WORK"), "1"))
+            fail_msg("cannot mount a tmpfs (BERTH_MUST_WORK=1): %s", strerror(e));
+        skip();
+    }
+    int site = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    assert_int_equal(ensure_dir(site, "public", UID, GID, 02750), 0);
+    int f = openat(site, "public/index.html", O_WRONLY | O_CREAT | O_CLOEXEC, 0640);
+    assert_int_equal(write(f, "old", 3), 3);
+    close(f);
+
+    static char noise[2 << 20];
+    assert_int_equal(getrandom(noise, sizeof(noise), 0), (ssize_t)sizeof(noise));
+    noise[sizeof(noise) - 1] = 0;
+    for (size_t i = 0; i < sizeof(noise) - 1; i++)
+        noise[i] = noise[i] ? noise[i] : 'z';   /* the builder takes a C string */
+    const struct ent ents[] = { { "small.html", 'f', "new" }, { "big.bin", 'f', noise } };
+    int archive = build("tar", ents, ARRAY_SIZE(ents));
+    struct error err = { 0 };
+    int r = upload_site_replace(site, archive, NULL, &err, NULL);
+    close(archive);
+    bool ok = r == -ENOSPC && strstr(err.message, "cannot write 'big.bin': No space left on device");
+    char *old = slurp(site, "public/index.html");
+    bool intact = old && streq(old, "old") && !slurp(site, "public/small.html");
+    const char *left = find_staging(site);
+    close(site);
+    assert_int_equal(umount(dir), 0);
+    rmdir(dir);
+    if (!ok)
+        fail_msg("expected -ENOSPC \"cannot write 'big.bin': No space left on device\", got %d \"%s\"", r,
+                 err.message);
+    assert_true(intact);
+    if (left)
+        fail_msg("staging debris left: %s", left);
+}
+
 static void test_site_cleanup(void **state)
 {
     char dir[64];
@@ -637,6 +696,7 @@ int main(void)
         cmocka_unit_test(test_site_replace),
         cmocka_unit_test(test_site_replace_refused),
         cmocka_unit_test(test_site_replace_deep_old_tree),
+        cmocka_unit_test(test_site_replace_disk_full),
         cmocka_unit_test(test_site_cleanup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
