@@ -28,6 +28,8 @@ struct upload_limits {
     uint64_t max_entry_bytes;   /* one file's size (holes included); default 512 MiB */
     uint64_t max_entries;       /* entries of every kind; default 100000 */
     uint64_t max_depth;         /* components in an entry's path ("a/b/c" is 3); default 128 */
+    uint64_t max_header_bytes;  /* what one entry's headers unpack to (pax records, sparse
+                                 * map); default 4 MiB */
     uint64_t max_ratio;         /* data bytes per archive byte; default 100 */
     uint64_t ratio_floor_bytes; /* the ratio counts only past this much data; default 8 MiB */
 };

@@ -293,6 +293,8 @@ def hostile_archives(tmp_path):
         ("zip-bomb", write_zip(t / "bomb.zip", [("index.html", b"x"), ("zeros.bin", bytes(40 << 20))]),
          "refused as a likely zip bomb"),
         ("damaged", damaged_zip(t / "damaged.zip"), "entry 'index.html' is damaged"),
+        ("sparse-map-bomb", sparse_map_bomb(t / "sparse.tgz"),
+         "an entry's headers unpack to more than 4M"),
         ("not-an-archive", write_bytes(t / "page.html", b"<h1>just html</h1>" * 10),
          "not a zip or tar archive"),
     ]
@@ -306,6 +308,22 @@ def damaged_zip(path):
     at = data.index(b"real")
     data[at:at + 4] = b"fake"
     path.write_bytes(bytes(data))
+    return path
+
+
+def sparse_map_bomb(path, extents=2_000_000):
+    """A tar.gz whose one entry is a GNU sparse file (pax format 1.0) with millions
+    of one-byte extents: its map is text at the start of the entry's data, which
+    libarchive turns into a node per extent while it reads the header."""
+    sparse_map = b"%d\n" % extents + b"0\n1\n" * extents
+    sparse_map += bytes(-len(sparse_map) % 512)
+    data = sparse_map + b"x" * extents
+    info = tarfile.TarInfo("GNUSparseFile.0/holes.bin")
+    info.size = len(data)
+    info.pax_headers = {"GNU.sparse.major": "1", "GNU.sparse.minor": "0",
+                        "GNU.sparse.name": "holes.bin", "GNU.sparse.realsize": str(extents)}
+    with tarfile.open(path, "w:gz", format=tarfile.PAX_FORMAT) as t:
+        t.addfile(info, io.BytesIO(data))
     return path
 
 
@@ -332,7 +350,8 @@ def test_status_codes(site_v1, daemon, tmp_path):
     cases = [(write_tar(tmp_path / "a.tar", [(tinfo("/abs"), b"x")]), 422),
              (write_zip(tmp_path / "b.zip", [("z", bytes(20 << 20))]), 413),
              (write_bytes(tmp_path / "c.bin", b"junk" * 100), 400),
-             (damaged_zip(tmp_path / "d.zip"), 400)]
+             (damaged_zip(tmp_path / "d.zip"), 400),
+             (sparse_map_bomb(tmp_path / "e.tgz"), 413)]
     for path, status in cases:
         r = upload(daemon, "blog", path, json_out=True)
         assert r.returncode == 1, r

@@ -460,6 +460,46 @@ static void test_macos_metadata(void **state)
     expect_refused("tar.gz", bomb, 2, NULL, -EFBIG, "refused as a likely zip bomb");
 }
 
+/* A GNU sparse map is parsed, every extent a node in memory, while libarchive
+ * reads the entry's header, before any data is counted: a few KiB of gzip can
+ * hold millions of extents. The header is refused once it unpacks past its
+ * limit; the extents here are honest (increasing), just far too many. */
+static void test_sparse_map_bomb(void **state)
+{
+    int fd = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    struct archive *a = archive_write_new();
+    assert_int_equal(archive_write_set_format_pax_restricted(a), ARCHIVE_OK);
+    assert_true(archive_write_add_filter_gzip(a) >= ARCHIVE_WARN);
+    assert_int_equal(archive_write_open_fd(a, fd), ARCHIVE_OK);
+    struct archive_entry *ae = archive_entry_new();
+    archive_entry_set_pathname(ae, "holes.bin");
+    archive_entry_set_filetype(ae, AE_IFREG);
+    archive_entry_set_perm(ae, 0644);
+    enum { EXTENTS = 600000 };
+    archive_entry_set_size(ae, 2 * EXTENTS);
+    for (int i = 0; i < EXTENTS; i++)
+        archive_entry_sparse_add_entry(ae, 2 * (la_int64_t)i, 1);
+    assert_int_equal(archive_write_header(a, ae), ARCHIVE_OK);
+    static const char pattern[2] = { 'x', 0 };   /* one data byte, one hole byte */
+    for (int i = 0; i < EXTENTS; i++)
+        assert_int_equal(archive_write_data(a, pattern, 2), 2);
+    archive_entry_free(ae);
+    assert_int_equal(archive_write_close(a), ARCHIVE_OK);
+    archive_write_free(a);
+    lseek(fd, 0, SEEK_SET);
+
+    char dir[64];
+    int tree = tmpdir(dir);
+    struct error err = { 0 };
+    int r = upload_extract(tree, fd, NULL, UID, GID, &err, NULL);
+    close(fd);
+    close(tree);
+    rm_rf(dir);
+    if (r != -EFBIG || !strstr(err.message, "headers unpack to more than 4M"))
+        fail_msg("expected -EFBIG \"headers unpack to more than 4M\", got %d \"%s\"", r, err.message);
+}
+
 static void test_duplicates(void **state)
 {
     const struct ent ents[] = { { "a.txt", 'f', "first" }, { "d", 'd' }, { "a.txt", 'f', "second" }, { "d", 'd' } };
@@ -692,6 +732,7 @@ int main(void)
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_sparse_trailing_hole),
         cmocka_unit_test(test_macos_metadata),
+        cmocka_unit_test(test_sparse_map_bomb),
         cmocka_unit_test(test_duplicates),
         cmocka_unit_test(test_site_replace),
         cmocka_unit_test(test_site_replace_refused),
