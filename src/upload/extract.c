@@ -60,6 +60,17 @@ const char *upload_name_quote(const char *s, char out[static UPLOAD_QUOTE_MAX])
     size_t o = 0;
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         if (o + 4 >= UPLOAD_QUOTE_MAX - 4) {
+            /* Cut before a character the limit split: drop its continuation
+             * bytes and the byte that led them. */
+            size_t keep = o;
+            while (keep > 0 && ((unsigned char)out[keep - 1] & 0xc0) == 0x80)
+                keep--;
+            if (keep > 0 && (unsigned char)out[keep - 1] >= 0xc0) {
+                unsigned char lead = (unsigned char)out[keep - 1];
+                size_t want = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
+                if (o - (keep - 1) < want)
+                    o = keep - 1;
+            }
             memcpy(out + o, "...", 3);
             o += 3;
             break;

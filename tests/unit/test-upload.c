@@ -281,6 +281,35 @@ static void test_damaged_refused(void **state)
     rm_rf(dir);
 }
 
+/* Names quoted into messages: control characters masked, long names cut with
+ * "...", and never inside a UTF-8 character (a cut one shows as U+FFFD in the
+ * API's JSON and as garbage in a terminal). */
+static void test_name_quote(void **state)
+{
+    char out[UPLOAD_QUOTE_MAX];
+    assert_string_equal(upload_name_quote("a\033[2Jb", out), "a?[2Jb");
+    for (size_t prefix = 0; prefix < 4; prefix++) {
+        char name[400];
+        size_t o = 0;
+        for (; o < prefix; o++)
+            name[o] = 'a';
+        while (o + 2 < sizeof(name)) {
+            memcpy(name + o, "\xc3\xa9", 2);   /* é */
+            o += 2;
+        }
+        name[o] = 0;
+        const char *q = upload_name_quote(name, out);
+        size_t len = strlen(q);
+        assert_true(len < UPLOAD_QUOTE_MAX);
+        assert_string_equal(q + len - 3, "...");
+        /* What precedes "..." is whole characters: the prefix, then pairs. */
+        size_t body = len - 3;
+        assert_true(body > prefix);
+        assert_int_equal((body - prefix) % 2, 0);
+        assert_memory_equal(q, name, body);
+    }
+}
+
 static void test_paths_refused(void **state)
 {
     const struct ent abs[] = { { "/etc/evil", 'f', "x" } };
@@ -725,6 +754,7 @@ int main(void)
         cmocka_unit_test(test_formats),
         cmocka_unit_test(test_not_archive),
         cmocka_unit_test(test_damaged_refused),
+        cmocka_unit_test(test_name_quote),
         cmocka_unit_test(test_paths_refused),
         cmocka_unit_test(test_types_refused),
         cmocka_unit_test(test_links_refused),
