@@ -27,7 +27,6 @@ struct upload_source {
     uint64_t fed;               /* bytes handed to the format reader */
     uint64_t header_start;      /* fed when the current header began */
     bool in_header;
-    bool seeked;                /* zip jumped to its central directory: offsets are not a count */
     bool header_too_large;
     char buf[SOURCE_BLOCK];
 };
@@ -35,7 +34,13 @@ struct upload_source {
 static la_ssize_t source_read(struct archive *a, void *data, const void **ret_block)
 {
     struct upload_source *s = data;
-    if (s->in_header && !s->seeked && s->fed - s->header_start > s->max_header_bytes) {
+    /* Not for zip: its first header is the whole central directory, read by
+     * seeking; each of its entries costs memory in proportion to its bytes, and
+     * the upload size bounds those. (Before a format is chosen this is 0: the
+     * bidders' reads are counted, and the zip bidder's seek does not stop the
+     * count for a tar.) */
+    bool zip = (archive_format(a) & ARCHIVE_FORMAT_BASE_MASK) == ARCHIVE_FORMAT_ZIP;
+    if (s->in_header && !zip && s->fed - s->header_start > s->max_header_bytes) {
         s->header_too_large = true;
         archive_set_error(a, EFBIG, "an entry's headers unpack to more than the limit");
         return -1;
@@ -74,7 +79,6 @@ static la_ssize_t source_read(struct archive *a, void *data, const void **ret_bl
 static la_int64_t source_seek(struct archive *a, void *data, la_int64_t offset, int whence)
 {
     struct upload_source *s = data;
-    s->seeked = true;
     off_t pos = lseek(s->fd, (off_t)offset, whence);
     if (pos < 0) {
         archive_set_error(a, errno, "cannot seek in the archive: %s", strerror(errno));

@@ -493,13 +493,14 @@ static void test_macos_metadata(void **state)
  * reads the entry's header, before any data is counted: a few KiB of gzip can
  * hold millions of extents. The header is refused once it unpacks past its
  * limit; the extents here are honest (increasing), just far too many. */
-static void test_sparse_map_bomb(void **state)
+static void sparse_map_bomb(bool gzip)
 {
     int fd = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     assert_true(fd >= 0);
     struct archive *a = archive_write_new();
     assert_int_equal(archive_write_set_format_pax_restricted(a), ARCHIVE_OK);
-    assert_true(archive_write_add_filter_gzip(a) >= ARCHIVE_WARN);
+    if (gzip)
+        assert_true(archive_write_add_filter_gzip(a) >= ARCHIVE_WARN);
     assert_int_equal(archive_write_open_fd(a, fd), ARCHIVE_OK);
     struct archive_entry *ae = archive_entry_new();
     archive_entry_set_pathname(ae, "holes.bin");
@@ -526,7 +527,15 @@ static void test_sparse_map_bomb(void **state)
     close(tree);
     rm_rf(dir);
     if (r != -EFBIG || !strstr(err.message, "headers unpack to more than 4M"))
-        fail_msg("expected -EFBIG \"headers unpack to more than 4M\", got %d \"%s\"", r, err.message);
+        fail_msg("%s: expected -EFBIG \"headers unpack to more than 4M\", got %d \"%s\"", gzip ? "tar.gz" : "tar",
+                 r, err.message);
+}
+
+static void test_sparse_map_bomb(void **state)
+{
+    sparse_map_bomb(true);
+    /* Plain too: the map costs more in memory than it takes in the archive. */
+    sparse_map_bomb(false);
 }
 
 static void test_duplicates(void **state)
