@@ -289,8 +289,11 @@ static const char *type_name(mode_t m)
 
 /* An entry may repeat an earlier one (tar appends) but not change its type: a
  * directory turned file would drop whatever was checked beneath it. The earlier
- * non-directory is removed so the new one is made afresh (never written through). */
-static int replace_existing(int dir, const char *leaf, const char *path, mode_t type, struct error *err)
+ * non-directory is removed so the new one is made afresh (never written through),
+ * and leaves the stats, which describe what is on disk. Returns 1 if a directory
+ * is already there. */
+static int replace_existing(struct extract *x, int dir, const char *leaf, const char *path, mode_t type,
+                            struct error *err)
 {
     char q[UPLOAD_QUOTE_MAX];
     struct stat st;
@@ -303,6 +306,13 @@ static int replace_existing(int dir, const char *leaf, const char *path, mode_t 
         return 1;
     if (unlinkat(dir, leaf, 0) < 0)
         return error_set(err, -errno, "cannot replace '%s': %m", upload_name_quote(path, q));
+    if (S_ISLNK(st.st_mode)) {
+        x->stats.symlinks--;
+    } else {
+        x->stats.files--;
+        if (st.st_nlink == 1)   /* its last name: the data is gone too */
+            x->stats.bytes -= MIN((uint64_t)st.st_size, x->stats.bytes);
+    }
     return 0;
 }
 
@@ -506,7 +516,7 @@ static int extract_hardlink(struct extract *x, const char *raw_target, int dir, 
         streq(target, path))
         return error_set(err, -EINVAL, "hard link '%s' points to '%s', which is not a file the archive holds before it",
                          upload_name_quote(path, q), upload_name_quote(target, qt));
-    int r = replace_existing(dir, leaf, path, S_IFREG, err);
+    int r = replace_existing(x, dir, leaf, path, S_IFREG, err);
     if (r < 0)
         return r;
     if (linkat(tdir, tleaf, dir, leaf, 0) < 0)
@@ -596,7 +606,7 @@ static int extract_entry(struct extract *x, struct archive_entry *e, struct erro
         return dir;
     if (hardlink)
         return extract_hardlink(x, hardlink, dir, leaf, path, err);
-    r = replace_existing(dir, leaf, path, type, err);
+    r = replace_existing(x, dir, leaf, path, type, err);
     if (r < 0)
         return r;
     if (type == AE_IFDIR)

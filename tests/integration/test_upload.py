@@ -215,6 +215,17 @@ def test_second_upload_replaces_the_first_completely(site_v1, daemon, tmp_path):
     no_debris(site_v1)
 
 
+def test_appended_tar_counts_what_is_on_disk(site_v1, daemon, tmp_path):
+    """tar -r appends a newer copy of a file: the newer one wins, and the summary
+    counts the one file there is, with its bytes."""
+    archive = write_tar(tmp_path / "appended.tar", [(tinfo("index.html"), b"old version"),
+                                                    (tinfo("index.html"), b"new")])
+    r = upload(daemon, "blog", archive)
+    assert r.returncode == 0, r
+    assert r.stdout.strip() == "uploaded 1 file (3 bytes) to site blog"
+    assert open(os.path.join(public(site_v1), "index.html"), "rb").read() == b"new"
+
+
 def test_upload_is_recorded_and_chunked_body_works(site_v1, daemon, tmp_path):
     """A raw chunked PUT, as a script or the panel might send it."""
     data = open(write_zip(tmp_path / "c.zip", [("a.html", b"chunked!")]), "rb").read()

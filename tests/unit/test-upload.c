@@ -548,6 +548,26 @@ static void test_duplicates(void **state)
     assert_string_equal(slurp(fd, "a.txt"), "second");
     close(fd);
     rm_rf(dir);
+
+    /* The stats say what is on disk, not how many entries were written: a file
+     * replaced is no longer counted, its bytes neither unless a hard link keeps
+     * them ("tar -r" appends a newer copy of a file). */
+    const struct ent again[] = { { "a.txt", 'f', "first" }, { "a.txt", 'f', "second!" }, { "l", 'l', "a.txt" },
+                                 { "l", 'l', "a.txt" }, { "h", 'h', "a.txt" }, { "a.txt", 'f', "third" } };
+    int archive = build("tar", again, ARRAY_SIZE(again));
+    fd = tmpdir(dir);
+    struct upload_stats st;
+    err = (struct error){ 0 };
+    if (upload_extract(fd, archive, NULL, UID, GID, &err, &st) != 0)
+        fail_msg("%s", err.message);
+    close(archive);
+    assert_string_equal(slurp(fd, "a.txt"), "third");
+    assert_string_equal(slurp(fd, "h"), "second!");
+    assert_int_equal(st.files, 2);
+    assert_int_equal(st.symlinks, 1);
+    assert_int_equal(st.bytes, 5 + 7);
+    close(fd);
+    rm_rf(dir);
 }
 
 /* A site directory with public/ holding index.html, owned as sites makes it. */
