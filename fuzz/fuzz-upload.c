@@ -53,6 +53,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     upload_limits_default(&lim);
     lim.max_total_bytes = 4 << 20;
     lim.max_entries = 1000;
+    lim.max_header_bytes = 256 << 10;
     struct error err;
     upload_extract(tree, archive, &lim, getuid(), getgid(), &err, NULL);
 

@@ -23,9 +23,14 @@ static const char *tmp_dir(void)
     return t && *t ? t : "/tmp";
 }
 
-/* Copies one file's data from the disk reader into the tar writer. */
+/* Copies one file's data from the disk reader into the tar writer. The reader
+ * skips a sparse file's holes (its blocks jump ahead by offset) while the writer
+ * takes the whole stream and drops the holes itself: a hole must be sent as the
+ * zeros it reads as, or the data after it is lost. */
 static int copy_data(struct archive *disk, struct archive *w, const char *path)
 {
+    static const char zeros[64 * 1024];
+    int64_t written = 0;
     for (;;) {
         const void *block;
         size_t size;
@@ -35,13 +40,20 @@ static int copy_data(struct archive *disk, struct archive *w, const char *path)
             return 0;
         if (r < ARCHIVE_WARN)
             return cli_fail("cannot read %s: %s", path, archive_error_string(disk));
+        while (written < offset) {
+            size_t n = (size_t)MIN((int64_t)sizeof(zeros), offset - written);
+            if (archive_write_data(w, zeros, n) < 0)
+                return cli_fail("cannot pack %s: %s", path, archive_error_string(w));
+            written += (int64_t)n;
+        }
         if (size > 0 && archive_write_data(w, block, size) < 0)
             return cli_fail("cannot pack %s: %s", path, archive_error_string(w));
+        written += (int64_t)size;
     }
 }
 
-/* Packs the folder at path (its contents at the archive's root; symlinks kept as
- * links, never followed) into a tar in an unlinked temp file. Returns the fd,
+/* Packs the folder at path (its contents at the archive's root; symlinks inside
+ * it kept as links, never followed) into a tar in an unlinked temp file. Returns the fd,
  * rewound, or -1 after printing why. */
 static int pack_folder(const char *path)
 {
@@ -60,7 +72,9 @@ static int pack_folder(const char *path)
     struct archive *w = archive_write_new();
     int failed = !disk || !w;
     if (!failed) {
-        archive_read_disk_set_symlink_physical(disk);
+        /* Hybrid: the folder itself may be given through a symlink (~/www ->
+         * /srv/www), as tar -H allows; links inside it stay links. */
+        archive_read_disk_set_symlink_hybrid(disk);
         archive_read_disk_set_standard_lookup(disk);
         archive_write_set_format_pax_restricted(w);
         failed = archive_write_open_fd(w, fd) != ARCHIVE_OK;

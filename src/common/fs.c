@@ -45,7 +45,35 @@ int ensure_dir(int dirfd, const char *name, uid_t uid, gid_t gid, mode_t mode)
     return 0;
 }
 
-static int rm_rf_children(int fd, dev_t dev)
+/* Levels rm_rf holds open at once. A tree can be nested far deeper (a site's
+ * program can nest directories without limit); below this a directory is moved
+ * up to the top of the tree being removed and emptied by a later pass, so the
+ * fds and stack in use stay bounded. */
+#define RM_RF_MAX_DEPTH 64
+/* Passes over the top: each empties RM_RF_MAX_DEPTH more levels of every deep
+ * branch, so this allows trees millions of levels deep, while a tree that
+ * keeps growing under us (someone holds an fd inside it) cannot keep the
+ * caller busy for ever. */
+#define RM_RF_MAX_PASSES 65536
+
+/* Moves dir's entry name to a fresh name in top, never replacing anything. */
+static int rm_rf_hoist(int dir, const char *name, int top)
+{
+    static unsigned counter;
+    for (int tries = 0; tries < 1000; tries++) {
+        char fresh[32];
+        snprintf(fresh, sizeof(fresh), ".rm-rf-%u", counter++);
+        if (renameat2(dir, name, top, fresh, RENAME_NOREPLACE) == 0)
+            return 0;
+        if (errno != EEXIST)
+            return -errno;
+    }
+    return -EEXIST;
+}
+
+/* Removes what is inside fd (taken over and closed), depth levels below top;
+ * sets *hoisted when it moved a directory up to top instead of entering it. */
+static int rm_rf_children(int fd, dev_t dev, int top, unsigned depth, bool *hoisted)
 {
     DIR *d = fdopendir(fd);
     if (!d) {
@@ -67,9 +95,17 @@ static int rm_rf_children(int fd, dev_t dev)
         if (S_ISDIR(st.st_mode)) {
             if (st.st_dev != dev)   /* a mount point: never descend into it */
                 continue;
+            if (depth + 1 >= RM_RF_MAX_DEPTH) {
+                int r = rm_rf_hoist(dirfd(d), de->d_name, top);
+                if (r == 0)
+                    *hoisted = true;
+                else if (ret == 0)
+                    ret = r;
+                continue;
+            }
             int sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
             if (sub >= 0) {
-                int r = rm_rf_children(sub, dev);
+                int r = rm_rf_children(sub, dev, top, depth + 1, hoisted);
                 if (r < 0 && ret == 0)
                     ret = r;
             }
@@ -90,10 +126,21 @@ int rm_rf_at(int dirfd, const char *name)
         return errno == ENOENT ? 0 : -errno;
     if (!S_ISDIR(st.st_mode))
         return unlinkat(dirfd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
-    int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
+    _cleanup_close_ int top = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (top < 0)
         return -errno;
-    int r = rm_rf_children(fd, st.st_dev);
+    int r = 0;
+    bool hoisted = true;
+    for (int pass = 0; r == 0 && hoisted; pass++) {
+        if (pass == RM_RF_MAX_PASSES) {
+            r = -ELOOP;
+            break;
+        }
+        hoisted = false;
+        /* Each pass reads top afresh: its own open, so its own offset. */
+        int fd = openat(top, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        r = fd < 0 ? -errno : rm_rf_children(fd, st.st_dev, top, 0, &hoisted);
+    }
     if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT && r == 0)
         r = -errno;
     return r;

@@ -29,11 +29,13 @@ struct extract {
     int tree_fd;                       /* borrowed */
     const struct upload_limits *lim;   /* borrowed */
     struct archive *a;
+    struct upload_source *src;
     uid_t uid;
     gid_t gid;
     uint64_t archive_size;             /* 0: not a regular file, ask libarchive */
     uint64_t entries;
     uint64_t name_bytes;
+    uint64_t unpacked;                 /* data bytes read, written or skipped: what the limits count */
     struct upload_stats stats;
     struct dir_time *dirs;
     size_t n_dirs, cap_dirs;
@@ -46,6 +48,8 @@ void upload_limits_default(struct upload_limits *ret)
         .max_total_bytes = 1ULL << 30,
         .max_entry_bytes = 512ULL << 20,
         .max_entries = 100000,
+        .max_depth = 128,
+        .max_header_bytes = 4ULL << 20,
         .max_ratio = 100,
         .ratio_floor_bytes = 8ULL << 20,
     };
@@ -56,6 +60,17 @@ const char *upload_name_quote(const char *s, char out[static UPLOAD_QUOTE_MAX])
     size_t o = 0;
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         if (o + 4 >= UPLOAD_QUOTE_MAX - 4) {
+            /* Cut before a character the limit split: drop its continuation
+             * bytes and the byte that led them. */
+            size_t keep = o;
+            while (keep > 0 && ((unsigned char)out[keep - 1] & 0xc0) == 0x80)
+                keep--;
+            if (keep > 0 && (unsigned char)out[keep - 1] >= 0xc0) {
+                unsigned char lead = (unsigned char)out[keep - 1];
+                size_t want = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
+                if (o - (keep - 1) < want)
+                    o = keep - 1;
+            }
             memcpy(out + o, "...", 3);
             o += 3;
             break;
@@ -274,8 +289,11 @@ static const char *type_name(mode_t m)
 
 /* An entry may repeat an earlier one (tar appends) but not change its type: a
  * directory turned file would drop whatever was checked beneath it. The earlier
- * non-directory is removed so the new one is made afresh (never written through). */
-static int replace_existing(int dir, const char *leaf, const char *path, mode_t type, struct error *err)
+ * non-directory is removed so the new one is made afresh (never written through),
+ * and leaves the stats, which describe what is on disk. Returns 1 if a directory
+ * is already there. */
+static int replace_existing(struct extract *x, int dir, const char *leaf, const char *path, mode_t type,
+                            struct error *err)
 {
     char q[UPLOAD_QUOTE_MAX];
     struct stat st;
@@ -288,6 +306,13 @@ static int replace_existing(int dir, const char *leaf, const char *path, mode_t 
         return 1;
     if (unlinkat(dir, leaf, 0) < 0)
         return error_set(err, -errno, "cannot replace '%s': %m", upload_name_quote(path, q));
+    if (S_ISLNK(st.st_mode)) {
+        x->stats.symlinks--;
+    } else {
+        x->stats.files--;
+        if (st.st_nlink == 1)   /* its last name: the data is gone too */
+            x->stats.bytes -= MIN((uint64_t)st.st_size, x->stats.bytes);
+    }
     return 0;
 }
 
@@ -299,7 +324,10 @@ static struct timespec entry_mtime(struct archive_entry *e)
     return (struct timespec){ .tv_sec = archive_entry_mtime(e), .tv_nsec = ns >= 0 && ns < 1000000000 ? ns : 0 };
 }
 
-static int check_growth(struct extract *x, const char *path, uint64_t file_end, uint64_t end, struct error *err)
+/* An entry's data grows from file_end to end; written says whether it lands on
+ * disk (and in the stats) or is only read past. */
+static int check_growth(struct extract *x, const char *path, uint64_t file_end, uint64_t end, bool written,
+                        struct error *err)
 {
     char q[UPLOAD_QUOTE_MAX], a[16], b[16];
     const struct upload_limits *lim = x->lim;
@@ -307,17 +335,20 @@ static int check_growth(struct extract *x, const char *path, uint64_t file_end, 
         format_size(lim->max_entry_bytes, a, sizeof(a));
         return error_set(err, -EFBIG, "entry '%s' is larger than %s", upload_name_quote(path, q), a);
     }
-    if (end > file_end)
-        x->stats.bytes += end - file_end;
-    if (x->stats.bytes > lim->max_total_bytes) {
+    if (end > file_end) {
+        x->unpacked += end - file_end;
+        if (written)
+            x->stats.bytes += end - file_end;
+    }
+    if (x->unpacked > lim->max_total_bytes) {
         format_size(lim->max_total_bytes, a, sizeof(a));
         return error_set(err, -EFBIG, "the archive unpacks to more than %s", a);
     }
-    uint64_t packed = x->archive_size ? x->archive_size : (uint64_t)MAX(archive_filter_bytes(x->a, -1), 1);
+    uint64_t packed = x->archive_size ? x->archive_size : upload_source_packed_bytes(x->src, x->a);
     uint64_t allowed;
-    if (x->stats.bytes > lim->ratio_floor_bytes && lim->max_ratio > 0 &&
-        !__builtin_mul_overflow(packed, lim->max_ratio, &allowed) && x->stats.bytes > allowed) {
-        format_size(x->stats.bytes, a, sizeof(a));
+    if (x->unpacked > lim->ratio_floor_bytes && lim->max_ratio > 0 &&
+        !__builtin_mul_overflow(packed, lim->max_ratio, &allowed) && x->unpacked > allowed) {
+        format_size(x->unpacked, a, sizeof(a));
         format_size(packed, b, sizeof(b));
         return error_set(err, -EFBIG, "the archive expands more than %" PRIu64 " times (%s from %s): "
                          "refused as a likely zip bomb", lim->max_ratio, a, b);
@@ -360,17 +391,33 @@ static int extract_file(struct extract *x, struct archive_entry *e, int dir, con
         if (r < ARCHIVE_WARN)
             return error_set(err, -EBADMSG, "cannot read entry '%s' from the archive: %s",
                              upload_name_quote(path, q), archive_error_string(x->a) ?: "damaged data");
+        /* A warning while reading data is libarchive finding it damaged (a zip's
+         * bad CRC or wrong size, with the last block): serving it would publish a
+         * corrupt file as if the upload had worked. */
+        if (r == ARCHIVE_WARN)
+            return error_set(err, -EBADMSG, "entry '%s' is damaged: %s", upload_name_quote(path, q),
+                             archive_error_string(x->a) ?: "its data does not match the archive's record of it");
         uint64_t end;
         if (offset < 0 || __builtin_add_overflow((uint64_t)offset, size, &end))
             return error_set(err, -EBADMSG, "entry '%s' has a bad data offset", upload_name_quote(path, q));
         /* Counted before writing: a bomb stops at the block that crosses a limit. */
-        if ((r = check_growth(x, path, file_end, end, err)) < 0)
+        if ((r = check_growth(x, path, file_end, end, true, err)) < 0)
             return r;
         file_end = MAX(file_end, end);
         if (size > 0 && (r = write_all_at(fd, block, size, (uint64_t)offset)) < 0)
             return error_set(err, r, "cannot write '%s': %s", upload_name_quote(path, q), strerror(-r));
     }
-    /* A sparse file's trailing hole: extend to the data's end only. */
+    /* A sparse file may end in a hole: its size is the header's, not where the
+     * data stops. The hole is checked against the limits like data before the
+     * file grows to it. */
+    if (archive_entry_size_is_set(e) && archive_entry_size(e) > 0 &&
+        (uint64_t)archive_entry_size(e) > file_end) {
+        uint64_t size = (uint64_t)archive_entry_size(e);
+        int r = check_growth(x, path, file_end, size, true, err);
+        if (r < 0)
+            return r;
+        file_end = size;
+    }
     struct stat st;
     if (fstat(fd, &st) == 0 && (uint64_t)st.st_size < file_end && ftruncate(fd, (off_t)file_end) < 0)
         return error_set(err, -errno, "cannot size '%s': %m", upload_name_quote(path, q));
@@ -469,13 +516,46 @@ static int extract_hardlink(struct extract *x, const char *raw_target, int dir, 
         streq(target, path))
         return error_set(err, -EINVAL, "hard link '%s' points to '%s', which is not a file the archive holds before it",
                          upload_name_quote(path, q), upload_name_quote(target, qt));
-    int r = replace_existing(dir, leaf, path, S_IFREG, err);
+    int r = replace_existing(x, dir, leaf, path, S_IFREG, err);
     if (r < 0)
         return r;
     if (linkat(tdir, tleaf, dir, leaf, 0) < 0)
         return error_set(err, -errno, "cannot create the hard link '%s': %m", upload_name_quote(path, q));
     x->stats.files++;
     return 0;
+}
+
+/* macOS's Finder zips a folder with its extended attributes as "._" files under a
+ * top-level __MACOSX/ folder. They are never content, and beside the site's own
+ * folder they would stop it being unwrapped. */
+static bool is_macos_metadata(const char *path)
+{
+    return str_startswith(path, "__MACOSX") && (path[8] == 0 || path[8] == '/');
+}
+
+/* Reads an entry's data without writing it, counted against the limits all the
+ * same: skipping it inside libarchive would decompress it unmetered. */
+static int skip_data(struct extract *x, const char *path, struct error *err)
+{
+    char q[UPLOAD_QUOTE_MAX];
+    uint64_t file_end = 0;
+    for (;;) {
+        const void *block;
+        size_t size;
+        la_int64_t offset;
+        int r = archive_read_data_block(x->a, &block, &size, &offset);
+        if (r == ARCHIVE_EOF)
+            return 0;
+        if (r != ARCHIVE_OK)
+            return error_set(err, -EBADMSG, "cannot read entry '%s' from the archive: %s",
+                             upload_name_quote(path, q), archive_error_string(x->a) ?: "damaged data");
+        uint64_t end;
+        if (offset < 0 || __builtin_add_overflow((uint64_t)offset, size, &end))
+            return error_set(err, -EBADMSG, "entry '%s' has a bad data offset", upload_name_quote(path, q));
+        if ((r = check_growth(x, path, file_end, end, false, err)) < 0)
+            return r;
+        file_end = MAX(file_end, end);
+    }
 }
 
 static int extract_entry(struct extract *x, struct archive_entry *e, struct error *err)
@@ -508,6 +588,17 @@ static int extract_entry(struct extract *x, struct archive_entry *e, struct erro
     }
     if ((r = count_entry(x, err)) < 0)
         return r;
+    if (is_macos_metadata(path))
+        return type == AE_IFREG && !hardlink ? skip_data(x, path, err) : 0;
+    /* Each entry's parent is walked from the tree's root: without a bound on the
+     * nesting, a small archive of deep paths costs thousands of lookups per entry
+     * while berthd waits. No honest site nests this deep. */
+    uint64_t depth = 1;
+    for (const char *p = path; *p; p++)
+        depth += *p == '/';
+    if (depth > x->lim->max_depth)
+        return error_set(err, -EINVAL, "entry '%s' is nested more than %" PRIu64 " levels deep",
+                         upload_name_quote(raw, q), x->lim->max_depth);
 
     const char *leaf = NULL;
     _cleanup_close_ int dir = open_parent(x, path, err, &leaf);
@@ -515,7 +606,7 @@ static int extract_entry(struct extract *x, struct archive_entry *e, struct erro
         return dir;
     if (hardlink)
         return extract_hardlink(x, hardlink, dir, leaf, path, err);
-    r = replace_existing(dir, leaf, path, type, err);
+    r = replace_existing(x, dir, leaf, path, type, err);
     if (r < 0)
         return r;
     if (type == AE_IFDIR)
@@ -531,8 +622,10 @@ static void extract_done(struct extract *x)
         free(x->dirs[i].path);
     free(x->dirs);
     upload_links_done(&x->links);
+    /* The reader first: it holds the source until it is freed. */
     if (x->a)
         archive_read_free(x->a);
+    upload_source_free(x->src);
 }
 
 static int open_archive(struct extract *x, int archive_fd, struct error *err)
@@ -540,23 +633,18 @@ static int open_archive(struct extract *x, int archive_fd, struct error *err)
     x->a = archive_read_new();
     if (!x->a)
         return error_set(err, -ENOMEM, "out of memory");
-    /* Only the formats and filters we promise: every other reader is attack
-     * surface no user asked for. */
+    /* Only the formats we promise: every other reader is attack surface no user
+     * asked for. The filters are the source's. */
     if (archive_read_support_format_zip(x->a) < ARCHIVE_WARN ||
         archive_read_support_format_tar(x->a) < ARCHIVE_WARN ||
-        archive_read_support_format_gnutar(x->a) < ARCHIVE_WARN ||
-        archive_read_support_filter_gzip(x->a) < ARCHIVE_WARN ||
-        archive_read_support_filter_zstd(x->a) < ARCHIVE_WARN ||
-        archive_read_support_filter_xz(x->a) < ARCHIVE_WARN)
+        archive_read_support_format_gnutar(x->a) < ARCHIVE_WARN)
         return error_set(err, -ENOTSUP, "libarchive lacks a needed format: %s", archive_error_string(x->a));
     struct stat st;
     if (fstat(archive_fd, &st) == 0 && S_ISREG(st.st_mode)) {
         off_t pos = lseek(archive_fd, 0, SEEK_CUR);
         x->archive_size = (uint64_t)MAX(st.st_size - MAX(pos, 0), 1);
     }
-    if (archive_read_open_fd(x->a, archive_fd, 64 * 1024) < ARCHIVE_WARN)
-        return error_set(err, -EBADMSG, "not a zip or tar archive: %s", archive_error_string(x->a) ?: "unreadable");
-    return 0;
+    return upload_source_open(x->a, archive_fd, x->lim->max_header_bytes, err, &x->src);
 }
 
 int upload_extract_links(int tree_fd, int archive_fd, const struct upload_limits *limits, uid_t uid, gid_t gid,
@@ -571,7 +659,16 @@ int upload_extract_links(int tree_fd, int archive_fd, const struct upload_limits
     int r = open_archive(&x, archive_fd, err);
     for (bool first = true; r >= 0; first = false) {
         struct archive_entry *e;
+        upload_source_header_begin(x.src);
         int h = archive_read_next_header(x.a, &e);
+        upload_source_header_end(x.src);
+        if (h < ARCHIVE_WARN && upload_source_header_too_large(x.src)) {
+            char max[16];
+            format_size(limits->max_header_bytes, max, sizeof(max));
+            r = error_set(err, -EFBIG, "an entry's headers unpack to more than %s (a sparse map or "
+                          "metadata that large): refused as a likely zip bomb", max);
+            break;
+        }
         if (h == ARCHIVE_EOF) {
             if (x.entries == 0)
                 r = error_set(err, -EINVAL, "the archive is empty");
@@ -605,6 +702,28 @@ int upload_extract_links(int tree_fd, int archive_fd, const struct upload_limits
     return r;
 }
 
+/* The lexical rule of symlink_target_check again, for a link now at path beneath
+ * root_fd (its parents are real directories: nothing is written through a link). */
+static int symlink_recheck(int root_fd, const char *path, struct error *err)
+{
+    char q[UPLOAD_QUOTE_MAX], target[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    _cleanup_close_ int dir = -1;
+    if (slash) {
+        char parent[PATH_MAX];
+        snprintf(parent, sizeof(parent), "%.*s", (int)(slash - path), path);
+        dir = open_beneath(root_fd, parent, O_PATH | O_DIRECTORY | O_NOFOLLOW, 0, RESOLVE_NO_SYMLINKS);
+    } else {
+        dir = fcntl(root_fd, F_DUPFD_CLOEXEC, 3);
+    }
+    /* open_beneath and fcntl both leave errno set when they fail. */
+    ssize_t n = dir < 0 ? -1 : readlinkat(dir, slash ? slash + 1 : path, target, sizeof(target) - 1);
+    if (n < 0)
+        return error_set(err, -errno, "cannot check the symlink '%s': %m", upload_name_quote(path, q));
+    target[n] = 0;
+    return symlink_target_check(path, target, err);
+}
+
 int upload_links_check(int root_fd, const struct upload_links *links, const char *strip, struct error *err)
 {
     char q[UPLOAD_QUOTE_MAX];
@@ -615,6 +734,12 @@ int upload_links_check(int root_fd, const struct upload_links *links, const char
             if (strncmp(path, strip, strip_len) != 0 || path[strip_len] != '/')
                 continue;   /* cannot happen when strip is the only top folder */
             path += strip_len + 1;
+            /* Unwrapped, each link sits one level higher than when it was judged:
+             * "w/a -> d/../../x" stayed in the tree but leaves the new root, and if
+             * d is missing the resolution below stops at ENOENT and never sees it. */
+            int r = symlink_recheck(root_fd, path, err);
+            if (r < 0)
+                return r;
         }
         /* Resolving the link for real (O_PATH follows it) under RESOLVE_BENEATH:
          * EXDEV is the kernel saying the walk left the tree, whatever chain of

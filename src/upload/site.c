@@ -48,7 +48,7 @@ static int staging_make(int site_fd, char name[static 32])
  * a zip of "mysite/" serves mysite's contents at the root. */
 static int find_single_folder(int tree_fd, char out[static NAME_MAX + 1])
 {
-    int fd = fcntl(tree_fd, F_DUPFD_CLOEXEC, 3);
+    int fd = openat(tree_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
     DIR *d = fdopendir(fd);
@@ -159,7 +159,9 @@ int upload_site_replace(int site_dir_fd, int archive_fd, const struct upload_lim
 
 int upload_site_cleanup(int site_dir_fd)
 {
-    int fd = fcntl(site_dir_fd, F_DUPFD_CLOEXEC, 3);
+    /* Its own open, not a dup: a dup shares the offset a previous reader of
+     * site_dir_fd left, perhaps at the end. */
+    int fd = openat(site_dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
     DIR *d = fdopendir(fd);

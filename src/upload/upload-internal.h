@@ -32,3 +32,26 @@ int upload_extract_links(int tree_fd, int archive_fd, const struct upload_limits
 /* Resolves every symlink beneath root_fd (after removing the leading folder strip,
  * if not NULL, from each path) and refuses one whose resolution leaves root_fd. */
 int upload_links_check(int root_fd, const struct upload_links *links, const char *strip, struct error *err);
+
+struct archive;
+
+/* Feeds a format reader from an archive fd, decompressing (gzip, zstd, xz) itself
+ * so that the bytes each header unpacks to can be counted: libarchive builds
+ * large structures (sparse maps) from a header before the caller sees it. */
+struct upload_source;
+/* Sets a's callbacks to read fd (from its current offset) and opens a, whose
+ * formats are registered but no filters. *ret is set (the caller frees it with
+ * upload_source_free, after archive_read_free(a)) once a holds it, even if
+ * opening a then fails. */
+int upload_source_open(struct archive *a, int fd, uint64_t max_header_bytes, struct error *err,
+                       struct upload_source **ret);
+/* Bracket archive_read_next_header: what is fed in between counts against
+ * max_header_bytes, past which reading fails. */
+void upload_source_header_begin(struct upload_source *s);
+void upload_source_header_end(struct upload_source *s);
+/* Whether the last failure was that limit. */
+bool upload_source_header_too_large(const struct upload_source *s);
+/* Bytes read from fd so far (compressed), at least 1. */
+uint64_t upload_source_packed_bytes(const struct upload_source *s, struct archive *a);
+/* Accepts NULL. */
+void upload_source_free(struct upload_source *s);

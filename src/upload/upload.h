@@ -8,7 +8,8 @@
  *
  * Failure classes (struct error's code, which the API maps to a status):
  *   -EBADMSG  not a zip or tar archive, or damaged          (400)
- *   -EINVAL   an entry is refused (path, type, link target) (422)
+ *   -EINVAL   an entry is refused (path, depth, type, link  (422)
+ *             target)
  *   -EFBIG    a size or compression-ratio limit was passed  (413)
  *   -E2BIG    more entries than the limit                   (413)
  *   other     an internal failure (disk full, I/O)          (500, 507) */
@@ -26,6 +27,9 @@ struct upload_limits {
     uint64_t max_total_bytes;   /* file data of the whole tree; default 1 GiB */
     uint64_t max_entry_bytes;   /* one file's size (holes included); default 512 MiB */
     uint64_t max_entries;       /* entries of every kind; default 100000 */
+    uint64_t max_depth;         /* components in an entry's path ("a/b/c" is 3); default 128 */
+    uint64_t max_header_bytes;  /* what one entry's headers unpack to (pax records, sparse
+                                 * map); default 4 MiB */
     uint64_t max_ratio;         /* data bytes per archive byte; default 100 */
     uint64_t ratio_floor_bytes; /* the ratio counts only past this much data; default 8 MiB */
 };
@@ -46,10 +50,12 @@ void upload_limits_default(struct upload_limits *ret);
  * tree_fd. Files get uid:gid and mode 0640 (0750 when executable in the archive),
  * directories uid:gid 02750; no setuid, setgid (but the directories'), sticky bits;
  * modification times are kept. Refused: absolute paths, "..", names with control
- * characters or too long, devices, fifos, sockets, symlinks that are absolute or
- * lead out of tree_fd, hard links to anything but a regular file extracted before,
- * an entry written through a symlink the archive made, an entry that changes the
- * type of an earlier one, and an archive with no entries. On failure the tree holds
+ * characters, too long or nested too deep, devices, fifos, sockets, symlinks that
+ * are absolute or lead out of tree_fd, hard links to anything but a regular file
+ * extracted before, an entry written through a symlink the archive made, an entry
+ * that changes the type of an earlier one, data the archive shows damaged, and an
+ * archive with no entries. A top-level __MACOSX/ tree (Finder's metadata) is read
+ * past, counted against the limits, never written. On failure the tree holds
  * whatever was written so far: the caller removes it. err (may be NULL) says why. */
 int upload_extract(int tree_fd, int archive_fd, const struct upload_limits *limits,
                    uid_t uid, gid_t gid, struct error *err, struct upload_stats *ret_stats);

@@ -115,6 +115,21 @@ def test_zip_unwraps_single_top_folder_and_sets_owners(daemon, tmp_path):
     no_debris(info)
 
 
+def test_zip_from_macos_finder_unwraps_without_its_metadata(daemon, tmp_path):
+    """Finder's Compress puts extended attributes in a __MACOSX/ folder beside the
+    site's folder: it is not content, and must not stop the unwrapping."""
+    info = make_site(daemon)
+    archive = write_zip(tmp_path / "mysite.zip", [
+        ("mysite/", b""), ("mysite/index.html", b"<h1>mac</h1>"),
+        ("__MACOSX/", b""), ("__MACOSX/mysite/", b""), ("__MACOSX/mysite/._index.html", b"\0\5\26\7 xattrs"),
+    ])
+    r = upload(daemon, "blog", archive, json_out=True)
+    assert r.returncode == 0, r
+    assert r.json() == {"site": "blog", "files": 1, "bytes": 12}
+    assert sorted(os.listdir(public(info))) == ["index.html"]
+    no_debris(info)
+
+
 def test_tar_gz_keeps_exec_bit_links_and_times(daemon, tmp_path):
     info = make_site(daemon)
     archive = write_tar(tmp_path / "site.tgz", [
@@ -155,6 +170,41 @@ def test_folder_upload(daemon, tmp_path):
     assert os.lstat(os.path.join(pub, "img")).st_uid == info["uid"]
 
 
+def test_folder_upload_keeps_sparse_files_byte_identical(daemon, tmp_path):
+    """A file with holes (a disk image, a database copied with cp --sparse) must
+    arrive with its data where it was, not shifted into the holes."""
+    info = make_site(daemon)
+    folder = tmp_path / "www"
+    folder.mkdir()
+    with open(folder / "disk.img", "wb") as f:
+        f.write(b"A" * 4096)
+        f.seek(1 << 20)
+        f.write(b"B" * 4096)
+        f.truncate(2 << 20)   # and a hole at the end
+    expected = (folder / "disk.img").read_bytes()
+    r = upload(daemon, "blog", str(folder))
+    assert r.returncode == 0, r
+    assert open(os.path.join(public(info), "disk.img"), "rb").read() == expected
+
+
+def test_folder_given_through_a_symlink(daemon, tmp_path):
+    """berth site upload blog ~/www, where ~/www is a symlink to the real folder,
+    uploads the folder's contents (as tar -H would), not an empty archive."""
+    info = make_site(daemon)
+    folder = tmp_path / "real-www"
+    folder.mkdir()
+    (folder / "index.html").write_bytes(b"through a link")
+    os.symlink("index.html", folder / "home.html")
+    os.symlink(folder, tmp_path / "www")
+    r = upload(daemon, "blog", str(tmp_path / "www"))
+    assert r.returncode == 0, r
+    assert r.stdout.strip() == "uploaded 1 file (14 bytes) to site blog"
+    pub = public(info)
+    assert open(os.path.join(pub, "index.html"), "rb").read() == b"through a link"
+    # Links inside the folder are still kept as links, never followed.
+    assert os.readlink(os.path.join(pub, "home.html")) == "index.html"
+
+
 def test_second_upload_replaces_the_first_completely(site_v1, daemon, tmp_path):
     archive = write_tar(tmp_path / "v2.tar", [(tinfo("new/page.html"), b"v2"), (tinfo("about.html"), b"a")])
     r = upload(daemon, "blog", archive)
@@ -163,6 +213,17 @@ def test_second_upload_replaces_the_first_completely(site_v1, daemon, tmp_path):
     assert sorted(os.listdir(pub)) == ["about.html", "new"]
     assert not os.path.exists(os.path.join(pub, "index.html"))
     no_debris(site_v1)
+
+
+def test_appended_tar_counts_what_is_on_disk(site_v1, daemon, tmp_path):
+    """tar -r appends a newer copy of a file: the newer one wins, and the summary
+    counts the one file there is, with its bytes."""
+    archive = write_tar(tmp_path / "appended.tar", [(tinfo("index.html"), b"old version"),
+                                                    (tinfo("index.html"), b"new")])
+    r = upload(daemon, "blog", archive)
+    assert r.returncode == 0, r
+    assert r.stdout.strip() == "uploaded 1 file (3 bytes) to site blog"
+    assert open(os.path.join(public(site_v1), "index.html"), "rb").read() == b"new"
 
 
 def test_upload_is_recorded_and_chunked_body_works(site_v1, daemon, tmp_path):
@@ -215,6 +276,12 @@ def hostile_archives(tmp_path):
                                                      (tinfo("d/s", tarfile.SYMTYPE, ".."), None),
                                                      (tinfo("d/x", tarfile.SYMTYPE, "s/../.."), None)]),
          "symlink 'd/x' leads out of the site"),
+        ("symlink-dangling-unwrapped", write_tar(t / "ud.tar", [
+            (tinfo("top", tarfile.DIRTYPE, mode=0o755), None), (tinfo("top/index.html"), b"x"),
+            (tinfo("top/x", tarfile.SYMTYPE, "nothere/../../private/key"), None)]),
+         "symlink 'x' -> 'nothere/../../private/key' climbs out of the site"),
+        ("too-deep", write_tar(t / "deep.tar", [(tinfo("d/" * 200 + "f"), b"x")]),
+         "is nested more than 128 levels deep"),
         ("write-through-absolute", write_tar(t / "wa.tar", [(tinfo("a", tarfile.SYMTYPE, "/tmp/x"), None),
                                                               (tinfo("a/file"), b"pwned")]),
          "symlink 'a' points to the absolute path '/tmp/x'"),
@@ -236,9 +303,39 @@ def hostile_archives(tmp_path):
          "entry 'x' appears twice, first as a directory, then as a file"),
         ("zip-bomb", write_zip(t / "bomb.zip", [("index.html", b"x"), ("zeros.bin", bytes(40 << 20))]),
          "refused as a likely zip bomb"),
+        ("damaged", damaged_zip(t / "damaged.zip"), "entry 'index.html' is damaged"),
+        ("sparse-map-bomb", sparse_map_bomb(t / "sparse.tgz"),
+         "an entry's headers unpack to more than 4M"),
         ("not-an-archive", write_bytes(t / "page.html", b"<h1>just html</h1>" * 10),
          "not a zip or tar archive"),
     ]
+
+
+def damaged_zip(path):
+    """A stored zip with one byte of its file data changed: the CRC no longer matches."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("index.html", b"<h1>the real page</h1>")
+    data = bytearray(path.read_bytes())
+    at = data.index(b"real")
+    data[at:at + 4] = b"fake"
+    path.write_bytes(bytes(data))
+    return path
+
+
+def sparse_map_bomb(path, extents=2_000_000):
+    """A tar.gz whose one entry is a GNU sparse file (pax format 1.0) with millions
+    of one-byte extents: its map is text at the start of the entry's data, which
+    libarchive turns into a node per extent while it reads the header."""
+    sparse_map = b"%d\n" % extents + b"0\n1\n" * extents
+    sparse_map += bytes(-len(sparse_map) % 512)
+    data = sparse_map + b"x" * extents
+    info = tarfile.TarInfo("GNUSparseFile.0/holes.bin")
+    info.size = len(data)
+    info.pax_headers = {"GNU.sparse.major": "1", "GNU.sparse.minor": "0",
+                        "GNU.sparse.name": "holes.bin", "GNU.sparse.realsize": str(extents)}
+    with tarfile.open(path, "w:gz", format=tarfile.PAX_FORMAT) as t:
+        t.addfile(info, io.BytesIO(data))
+    return path
 
 
 def write_bytes(path, data):
@@ -263,7 +360,9 @@ def test_status_codes(site_v1, daemon, tmp_path):
     """The API's statuses: 422 for a refused entry, 413 for a bomb, 400 for junk."""
     cases = [(write_tar(tmp_path / "a.tar", [(tinfo("/abs"), b"x")]), 422),
              (write_zip(tmp_path / "b.zip", [("z", bytes(20 << 20))]), 413),
-             (write_bytes(tmp_path / "c.bin", b"junk" * 100), 400)]
+             (write_bytes(tmp_path / "c.bin", b"junk" * 100), 400),
+             (damaged_zip(tmp_path / "d.zip"), 400),
+             (sparse_map_bomb(tmp_path / "e.tgz"), 413)]
     for path, status in cases:
         r = upload(daemon, "blog", path, json_out=True)
         assert r.returncode == 1, r

@@ -10,6 +10,9 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/mount.h>
+#include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "common/fs.h"
@@ -20,21 +23,24 @@
 
 struct ent {
     const char *path;
-    char kind;              /* 'f' file, 'd' dir, 'l' symlink, 'h' hard link, 'c' char device, 'p' fifo */
+    char kind;              /* 'f' file, 'd' dir, 'l' symlink, 'h' hard link, 'c' char device, 'p' fifo,
+                             * 's' sparse file: data, then a hole up to zeros bytes in all */
     const char *data;       /* file contents, or link target */
     mode_t perm;            /* 0: 0644 / 0755 */
     size_t zeros;           /* file: this many zero bytes instead of data */
 };
 
-/* Writes ents as an archive in format ("tar", "zip", "tar.gz", "tar.zst", "tar.xz")
+/* Writes ents as an archive in format ("tar", "zip", "zip-stored", "tar.gz", "tar.zst", "tar.xz")
  * to an unlinked temp file and returns its fd, rewound. */
 static int build(const char *format, const struct ent *ents, size_t n)
 {
     int fd = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     assert_true(fd >= 0);
     struct archive *a = archive_write_new();
-    if (streq(format, "zip")) {
+    if (streq(format, "zip") || streq(format, "zip-stored")) {
         assert_int_equal(archive_write_set_format_zip(a), ARCHIVE_OK);
+        if (streq(format, "zip-stored"))
+            assert_int_equal(archive_write_set_options(a, "zip:compression=store"), ARCHIVE_OK);
     } else {
         assert_int_equal(archive_write_set_format_pax_restricted(a), ARCHIVE_OK);
         if (streq(format, "tar.gz"))
@@ -67,6 +73,13 @@ static int build(const char *format, const struct ent *ents, size_t n)
             archive_entry_set_perm(ae, 0777);
             archive_entry_set_symlink(ae, e->data);
             break;
+        case 's':
+            len = e->zeros;
+            archive_entry_set_filetype(ae, AE_IFREG);
+            archive_entry_set_perm(ae, 0644);
+            archive_entry_set_size(ae, (la_int64_t)len);
+            archive_entry_sparse_add_entry(ae, 0, (la_int64_t)strlen(e->data));
+            break;
         case 'h':
             archive_entry_set_filetype(ae, AE_IFREG);
             archive_entry_set_perm(ae, 0644);
@@ -85,7 +98,17 @@ static int build(const char *format, const struct ent *ents, size_t n)
             break;
         }
         assert_int_equal(archive_write_header(a, ae), ARCHIVE_OK);
-        if (e->kind == 'f' && e->zeros) {
+        if (e->kind == 's') {
+            /* The writer takes the whole stream and drops the hole's zeros. */
+            size_t data_len = strlen(e->data);
+            assert_int_equal(archive_write_data(a, e->data, data_len), (la_ssize_t)data_len);
+            static const char zero[65536];
+            for (size_t done = data_len; done < e->zeros;) {
+                size_t k = MIN(sizeof(zero), e->zeros - done);
+                assert_int_equal(archive_write_data(a, zero, k), (la_ssize_t)k);
+                done += k;
+            }
+        } else if (e->kind == 'f' && e->zeros) {
             static const char zero[65536];
             for (size_t done = 0; done < e->zeros;) {
                 size_t k = MIN(sizeof(zero), e->zeros - done);
@@ -235,6 +258,58 @@ static void test_not_archive(void **state)
     expect_refused("tar", only_root, 1, NULL, -EINVAL, "the archive is empty");
 }
 
+/* Damaged data is refused, not served: a zip whose stored bytes no longer match
+ * their CRC (libarchive says so with a warning on the last block). */
+static void test_damaged_refused(void **state)
+{
+    const struct ent ents[] = { { "index.html", 'f', "<h1>the real page</h1>" } };
+    int archive = build("zip-stored", ents, ARRAY_SIZE(ents));
+    char buf[4096];
+    ssize_t n = pread(archive, buf, sizeof(buf), 0);
+    assert_true(n > 0);
+    char *p = memmem(buf, (size_t)n, "real", 4);
+    assert_non_null(p);
+    assert_int_equal(pwrite(archive, "fake", 4, p - buf), 4);
+    char dir[64];
+    int fd = tmpdir(dir);
+    struct error err = { 0 };
+    int r = upload_extract(fd, archive, NULL, UID, GID, &err, NULL);
+    if (r != -EBADMSG || !strstr(err.message, "entry 'index.html' is damaged"))
+        fail_msg("expected -EBADMSG \"entry 'index.html' is damaged\", got %d \"%s\"", r, err.message);
+    close(archive);
+    close(fd);
+    rm_rf(dir);
+}
+
+/* Names quoted into messages: control characters masked, long names cut with
+ * "...", and never inside a UTF-8 character (a cut one shows as U+FFFD in the
+ * API's JSON and as garbage in a terminal). */
+static void test_name_quote(void **state)
+{
+    char out[UPLOAD_QUOTE_MAX];
+    assert_string_equal(upload_name_quote("a\033[2Jb", out), "a?[2Jb");
+    for (size_t prefix = 0; prefix < 4; prefix++) {
+        char name[400];
+        size_t o = 0;
+        for (; o < prefix; o++)
+            name[o] = 'a';
+        while (o + 2 < sizeof(name)) {
+            memcpy(name + o, "\xc3\xa9", 2);   /* é */
+            o += 2;
+        }
+        name[o] = 0;
+        const char *q = upload_name_quote(name, out);
+        size_t len = strlen(q);
+        assert_true(len < UPLOAD_QUOTE_MAX);
+        assert_string_equal(q + len - 3, "...");
+        /* What precedes "..." is whole characters: the prefix, then pairs. */
+        size_t body = len - 3;
+        assert_true(body > prefix);
+        assert_int_equal((body - prefix) % 2, 0);
+        assert_memory_equal(q, name, body);
+    }
+}
+
 static void test_paths_refused(void **state)
 {
     const struct ent abs[] = { { "/etc/evil", 'f', "x" } };
@@ -314,6 +389,30 @@ static void test_limits(void **state)
     assert_int_equal(lim.max_total_bytes, 1ULL << 30);
     assert_int_equal(lim.max_entries, 100000);
 
+    assert_int_equal(lim.max_depth, 128);
+
+    /* Every entry's parent is walked from the root, so nesting multiplies the
+     * cost of each entry: a deep path is refused, not walked. */
+    static char deep_path[2 * 200 + 8];
+    size_t o = 0;
+    for (int i = 0; i < 200; i++)
+        o += (size_t)snprintf(deep_path + o, sizeof(deep_path) - o, "d/");
+    snprintf(deep_path + o, sizeof(deep_path) - o, "f");
+    const struct ent too_deep[] = { { deep_path, 'f', "x" } };
+    expect_refused("tar", too_deep, 1, &lim, -EINVAL, "is nested more than 128 levels deep");
+    lim.max_depth = 2;
+    const struct ent three[] = { { "a/b/c.txt", 'f', "x" } };
+    expect_refused("zip", three, 1, &lim, -EINVAL, "entry 'a/b/c.txt' is nested more than 2 levels deep");
+    const struct ent two[] = { { "a/b.txt", 'f', "x" }, { "a/c/", 'd' } };
+    char dir[64];
+    int fd;
+    struct error err;
+    if (run("zip", two, ARRAY_SIZE(two), &lim, &err, dir, &fd) != 0)
+        fail_msg("%s", err.message);
+    close(fd);
+    rm_rf(dir);
+    upload_limits_default(&lim);
+
     lim.max_entries = 3;
     const struct ent many[] = { { "1", 'f', "1" }, { "2", 'f', "2" }, { "3", 'f', "3" }, { "4", 'f', "4" } };
     expect_refused("zip", many, 4, &lim, -E2BIG, "the archive has more than 3 entries");
@@ -338,12 +437,105 @@ static void test_limits(void **state)
     expect_refused("tar.gz", bomb, 2, NULL, -EFBIG, "expands more than 100 times");
     /* Under the floor, a high ratio is fine (small text compresses well). */
     const struct ent small[] = { { "zeros.bin", 'f', NULL, 0, 4ULL << 20 } };
-    char dir[64];
-    int fd;
-    struct error err;
     assert_int_equal(run("zip", small, 1, NULL, &err, dir, &fd), 0);
     close(fd);
     rm_rf(dir);
+}
+
+/* A sparse file ending in a hole keeps its full size: the hole reads as zeros,
+ * it is not cut off where the data ends. The hole still counts against limits. */
+static void test_sparse_trailing_hole(void **state)
+{
+    const struct ent ents[] = { { "disk.img", 's', "data", 0, 1 << 20 } };
+    char dir[64];
+    int fd;
+    struct error err;
+    int r = run("tar", ents, ARRAY_SIZE(ents), NULL, &err, dir, &fd);
+    if (r != 0)
+        fail_msg("%s", err.message);
+    struct stat st;
+    assert_int_equal(fstatat(fd, "disk.img", &st, AT_SYMLINK_NOFOLLOW), 0);
+    assert_int_equal(st.st_size, 1 << 20);
+    assert_string_equal(slurp(fd, "disk.img"), "data");
+    close(fd);
+    rm_rf(dir);
+
+    struct upload_limits lim;
+    upload_limits_default(&lim);
+    lim.max_entry_bytes = 1000;
+    expect_refused("tar", ents, ARRAY_SIZE(ents), &lim, -EFBIG, "entry 'disk.img' is larger than");
+}
+
+/* Finder's __MACOSX/ tree is read past, not written, but still metered: a bomb
+ * hidden there is a bomb all the same. A name that only starts alike is content. */
+static void test_macos_metadata(void **state)
+{
+    const struct ent ents[] = { { "__MACOSX/", 'd' }, { "__MACOSX/site/._index.html", 'f', "xattrs" },
+                                { "__MACOSX/._link", 'l', "../../../etc" }, { "site/index.html", 'f', "page" },
+                                { "__MACOSXfoo/a.txt", 'f', "kept" } };
+    char dir[64];
+    int fd;
+    struct error err;
+    if (run("zip", ents, ARRAY_SIZE(ents), NULL, &err, dir, &fd) != 0)
+        fail_msg("%s", err.message);
+    struct stat st;
+    assert_int_equal(fstatat(fd, "__MACOSX", &st, AT_SYMLINK_NOFOLLOW), -1);
+    assert_string_equal(slurp(fd, "site/index.html"), "page");
+    assert_string_equal(slurp(fd, "__MACOSXfoo/a.txt"), "kept");
+    close(fd);
+    rm_rf(dir);
+
+    const struct ent bomb[] = { { "index.html", 'f', "x" }, { "__MACOSX/._zeros", 'f', NULL, 0, 64ULL << 20 } };
+    expect_refused("tar.gz", bomb, 2, NULL, -EFBIG, "refused as a likely zip bomb");
+}
+
+/* A GNU sparse map is parsed, every extent a node in memory, while libarchive
+ * reads the entry's header, before any data is counted: a few KiB of gzip can
+ * hold millions of extents. The header is refused once it unpacks past its
+ * limit; the extents here are honest (increasing), just far too many. */
+static void sparse_map_bomb(bool gzip)
+{
+    int fd = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    struct archive *a = archive_write_new();
+    assert_int_equal(archive_write_set_format_pax_restricted(a), ARCHIVE_OK);
+    if (gzip)
+        assert_true(archive_write_add_filter_gzip(a) >= ARCHIVE_WARN);
+    assert_int_equal(archive_write_open_fd(a, fd), ARCHIVE_OK);
+    struct archive_entry *ae = archive_entry_new();
+    archive_entry_set_pathname(ae, "holes.bin");
+    archive_entry_set_filetype(ae, AE_IFREG);
+    archive_entry_set_perm(ae, 0644);
+    enum { EXTENTS = 600000 };
+    archive_entry_set_size(ae, 2 * EXTENTS);
+    for (int i = 0; i < EXTENTS; i++)
+        archive_entry_sparse_add_entry(ae, 2 * (la_int64_t)i, 1);
+    assert_int_equal(archive_write_header(a, ae), ARCHIVE_OK);
+    static const char pattern[2] = { 'x', 0 };   /* one data byte, one hole byte */
+    for (int i = 0; i < EXTENTS; i++)
+        assert_int_equal(archive_write_data(a, pattern, 2), 2);
+    archive_entry_free(ae);
+    assert_int_equal(archive_write_close(a), ARCHIVE_OK);
+    archive_write_free(a);
+    lseek(fd, 0, SEEK_SET);
+
+    char dir[64];
+    int tree = tmpdir(dir);
+    struct error err = { 0 };
+    int r = upload_extract(tree, fd, NULL, UID, GID, &err, NULL);
+    close(fd);
+    close(tree);
+    rm_rf(dir);
+    if (r != -EFBIG || !strstr(err.message, "headers unpack to more than 4M"))
+        fail_msg("%s: expected -EFBIG \"headers unpack to more than 4M\", got %d \"%s\"", gzip ? "tar.gz" : "tar",
+                 r, err.message);
+}
+
+static void test_sparse_map_bomb(void **state)
+{
+    sparse_map_bomb(true);
+    /* Plain too: the map costs more in memory than it takes in the archive. */
+    sparse_map_bomb(false);
 }
 
 static void test_duplicates(void **state)
@@ -354,6 +546,26 @@ static void test_duplicates(void **state)
     struct error err;
     assert_int_equal(run("tar", ents, ARRAY_SIZE(ents), NULL, &err, dir, &fd), 0);
     assert_string_equal(slurp(fd, "a.txt"), "second");
+    close(fd);
+    rm_rf(dir);
+
+    /* The stats say what is on disk, not how many entries were written: a file
+     * replaced is no longer counted, its bytes neither unless a hard link keeps
+     * them ("tar -r" appends a newer copy of a file). */
+    const struct ent again[] = { { "a.txt", 'f', "first" }, { "a.txt", 'f', "second!" }, { "l", 'l', "a.txt" },
+                                 { "l", 'l', "a.txt" }, { "h", 'h', "a.txt" }, { "a.txt", 'f', "third" } };
+    int archive = build("tar", again, ARRAY_SIZE(again));
+    fd = tmpdir(dir);
+    struct upload_stats st;
+    err = (struct error){ 0 };
+    if (upload_extract(fd, archive, NULL, UID, GID, &err, &st) != 0)
+        fail_msg("%s", err.message);
+    close(archive);
+    assert_string_equal(slurp(fd, "a.txt"), "third");
+    assert_string_equal(slurp(fd, "h"), "second!");
+    assert_int_equal(st.files, 2);
+    assert_int_equal(st.symlinks, 1);
+    assert_int_equal(st.bytes, 5 + 7);
     close(fd);
     rm_rf(dir);
 }
@@ -371,15 +583,29 @@ static int make_site(char dir[static 64])
     return fd;
 }
 
+/* The name of a staging directory left in site, or NULL. */
+static const char *find_staging(int site)
+{
+    static char name[NAME_MAX + 1];
+    /* A fresh open, not a dup: a dup shares the offset an earlier readdir of
+     * site left at the end, and would list nothing. */
+    int fd = openat(site, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = fdopendir(fd);
+    assert_non_null(d);
+    const char *found = NULL;
+    struct dirent *de;
+    while (!found && (de = readdir(d)))
+        if (str_startswith(de->d_name, UPLOAD_STAGING_PREFIX))
+            found = strcpy(name, de->d_name);
+    closedir(d);
+    return found;
+}
+
 static void assert_no_staging(int site)
 {
-    int fd = dup(site);
-    DIR *d = fdopendir(fd);
-    struct dirent *de;
-    while ((de = readdir(d)))
-        if (str_startswith(de->d_name, UPLOAD_STAGING_PREFIX))
-            fail_msg("staging debris left: %s", de->d_name);
-    closedir(d);
+    const char *left = find_staging(site);
+    if (left)
+        fail_msg("staging debris left: %s", left);
 }
 
 static void test_site_replace(void **state)
@@ -418,7 +644,19 @@ static void test_site_replace_refused(void **state)
     int archive = build("tar", ents, ARRAY_SIZE(ents));
     struct error err = { 0 };
     assert_int_equal(upload_site_replace(site, archive, NULL, &err, NULL), -EINVAL);
-    assert_non_null(strstr(err.message, "symlink 'a' leads out of the site"));
+    assert_non_null(strstr(err.message, "symlink 'a' -> '../w/x' climbs out of the site"));
+    close(archive);
+    assert_string_equal(slurp(site, "public/index.html"), "old");
+    assert_no_staging(site);
+
+    /* The same, dangling: resolving it finds nothing (ENOENT before the ".."),
+     * so only the lexical rule, applied to the unwrapped path, can see it leave. */
+    const struct ent dangling[] = { { "w/x", 'f', "x" }, { "w/a", 'l', "nothere/../../secret" } };
+    archive = build("tar", dangling, ARRAY_SIZE(dangling));
+    err = (struct error){ 0 };
+    assert_int_equal(upload_site_replace(site, archive, NULL, &err, NULL), -EINVAL);
+    if (!strstr(err.message, "symlink 'a' -> 'nothere/../../secret' climbs out of the site"))
+        fail_msg("got \"%s\"", err.message);
     close(archive);
     assert_string_equal(slurp(site, "public/index.html"), "old");
     assert_no_staging(site);
@@ -434,6 +672,89 @@ static void test_site_replace_refused(void **state)
     rm_rf(dir);
 }
 
+/* A site's program can nest directories in public/ without limit. Replacing
+ * that public/ must still remove the old tree, however deep, without needing an
+ * fd (or a stack frame) per level: here 1500 levels under a 256-fd limit. */
+static void test_site_replace_deep_old_tree(void **state)
+{
+    char dir[64];
+    int site = make_site(dir);
+    int fd = openat(site, "public", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    for (int i = 0; i < 1500; i++) {
+        assert_int_equal(mkdirat(fd, "d", 0755), 0);
+        int sub = openat(fd, "d", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_true(sub >= 0);
+        close(fd);
+        fd = sub;
+    }
+    close(fd);
+
+    struct rlimit saved, low = { .rlim_cur = 256 };
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
+    low.rlim_max = saved.rlim_max;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    const struct ent ents[] = { { "new.html", 'f', "new" } };
+    int archive = build("tar", ents, ARRAY_SIZE(ents));
+    struct error err = { 0 };
+    int r = upload_site_replace(site, archive, NULL, &err, NULL);
+    close(archive);
+    int removed = upload_site_cleanup(site);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
+    if (r != 0)
+        fail_msg("%s", err.message);
+    assert_string_equal(slurp(site, "public/new.html"), "new");
+    assert_int_equal(removed, 0);
+    assert_no_staging(site);
+    close(site);
+    rm_rf(dir);
+}
+
+/* The disk fills while the new tree is written: the upload fails with ENOSPC
+ * (the API's 507), public/ is the old one and the partial tree is gone. The site
+ * lives on a 1 MiB tmpfs; the archive (2 MiB that do not compress) elsewhere. */
+static void test_site_replace_disk_full(void **state)
+{
+    char dir[64];
+    snprintf(dir, sizeof(dir), "/tmp/test-upload-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0700") < 0) {
+        int e = errno;
+        rmdir(dir);
+        if (getenv("BERTH_MUST_WORK") && streq(getenv("BERTH_MUST_WORK"), "1"))
+            fail_msg("cannot mount a tmpfs (BERTH_MUST_WORK=1): %s", strerror(e));
+        skip();
+    }
+    int site = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    assert_int_equal(ensure_dir(site, "public", UID, GID, 02750), 0);
+    int f = openat(site, "public/index.html", O_WRONLY | O_CREAT | O_CLOEXEC, 0640);
+    assert_int_equal(write(f, "old", 3), 3);
+    close(f);
+
+    static char noise[2 << 20];
+    assert_int_equal(getrandom(noise, sizeof(noise), 0), (ssize_t)sizeof(noise));
+    noise[sizeof(noise) - 1] = 0;
+    for (size_t i = 0; i < sizeof(noise) - 1; i++)
+        noise[i] = noise[i] ? noise[i] : 'z';   /* the builder takes a C string */
+    const struct ent ents[] = { { "small.html", 'f', "new" }, { "big.bin", 'f', noise } };
+    int archive = build("tar", ents, ARRAY_SIZE(ents));
+    struct error err = { 0 };
+    int r = upload_site_replace(site, archive, NULL, &err, NULL);
+    close(archive);
+    bool ok = r == -ENOSPC && strstr(err.message, "cannot write 'big.bin': No space left on device");
+    char *old = slurp(site, "public/index.html");
+    bool intact = old && streq(old, "old") && !slurp(site, "public/small.html");
+    const char *left = find_staging(site);
+    close(site);
+    assert_int_equal(umount(dir), 0);
+    rmdir(dir);
+    if (!ok)
+        fail_msg("expected -ENOSPC \"cannot write 'big.bin': No space left on device\", got %d \"%s\"", r,
+                 err.message);
+    assert_true(intact);
+    if (left)
+        fail_msg("staging debris left: %s", left);
+}
+
 static void test_site_cleanup(void **state)
 {
     char dir[64];
@@ -446,6 +767,11 @@ static void test_site_cleanup(void **state)
     assert_no_staging(site);
     assert_string_equal(slurp(site, "public/index.html"), "old");
     assert_int_equal(upload_site_cleanup(site), 0);
+    /* The same fd again, after new debris: each call reads the directory from
+     * its start, whatever an earlier reader of the fd left. */
+    assert_int_equal(mkdirat(site, ".upload-later", 0700), 0);
+    assert_int_equal(upload_site_cleanup(site), 1);
+    assert_no_staging(site);
     close(site);
     rm_rf(dir);
 }
@@ -456,14 +782,21 @@ int main(void)
         cmocka_unit_test(test_tar_tree),
         cmocka_unit_test(test_formats),
         cmocka_unit_test(test_not_archive),
+        cmocka_unit_test(test_damaged_refused),
+        cmocka_unit_test(test_name_quote),
         cmocka_unit_test(test_paths_refused),
         cmocka_unit_test(test_types_refused),
         cmocka_unit_test(test_links_refused),
         cmocka_unit_test(test_links_allowed),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_sparse_trailing_hole),
+        cmocka_unit_test(test_macos_metadata),
+        cmocka_unit_test(test_sparse_map_bomb),
         cmocka_unit_test(test_duplicates),
         cmocka_unit_test(test_site_replace),
         cmocka_unit_test(test_site_replace_refused),
+        cmocka_unit_test(test_site_replace_deep_old_tree),
+        cmocka_unit_test(test_site_replace_disk_full),
         cmocka_unit_test(test_site_cleanup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
