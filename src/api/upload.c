@@ -29,7 +29,20 @@ struct api_upload {
     uint64_t received;
     struct upload_limits limits;
     bool keep_alive;
+    struct api_upload *next_in_flight, **pprev_in_flight;
 };
+
+/* Every upload whose body is arriving, over both sockets (api.sock and panel.sock
+ * are two servers in one loop): a site takes one at a time. */
+static struct api_upload *in_flight;
+
+static bool upload_in_flight(const char *site)
+{
+    for (const struct api_upload *u = in_flight; u; u = u->next_in_flight)
+        if (streq(u->site, site))
+            return true;
+    return false;
+}
 
 bool api_upload_wanted(const struct http1_request *http)
 {
@@ -65,6 +78,11 @@ void api_upload_free(struct api_upload *u)
 {
     if (!u)
         return;
+    if (u->pprev_in_flight) {
+        *u->pprev_in_flight = u->next_in_flight;
+        if (u->next_in_flight)
+            u->next_in_flight->pprev_in_flight = u->pprev_in_flight;
+    }
     safe_close(u->site_fd);
     safe_close(u->body_fd);
     free(u);
@@ -99,6 +117,13 @@ int api_upload_begin(const struct api_config *cfg, const struct api_request *req
     if (http->body == HTTP1_BODY_NONE) {
         api_reply_error(res, 411, "send the archive as the request body, with Content-Length or chunked");
         return -EINVAL;
+    }
+    /* Two at once would each hold up to the size limit on disk, and the last to
+     * finish would silently win. */
+    if (upload_in_flight(name)) {
+        api_reply_error(res, 409, "another upload to site %s is in progress: wait for it to end, then try again",
+                        name);
+        return -EBUSY;
     }
 
     _cleanup_free_ struct api_upload *u = calloc(1, sizeof(*u));
@@ -136,6 +161,11 @@ int api_upload_begin(const struct api_config *cfg, const struct api_request *req
         api_reply_error(res, 500, "cannot store the upload: %s", strerror(-r));
         return r;
     }
+    u->next_in_flight = in_flight;
+    if (in_flight)
+        in_flight->pprev_in_flight = &u->next_in_flight;
+    u->pprev_in_flight = &in_flight;
+    in_flight = u;
     *ret = TAKE_PTR(u);
     return 0;
 }

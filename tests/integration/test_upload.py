@@ -6,6 +6,7 @@ import io
 import json
 import os
 import socket
+import time
 import stat
 import tarfile
 import zipfile
@@ -242,6 +243,44 @@ def test_upload_is_recorded_and_chunked_body_works(site_v1, daemon, tmp_path):
     assert len(uploads) == 2
     detail = uploads[0]["detail"]
     assert (json.loads(detail) if isinstance(detail, str) else detail) == {"files": 1, "bytes": 8}
+
+
+def test_a_site_takes_one_upload_at_a_time(site_v1, daemon, tmp_path):
+    """Two uploads to one site at once would each hold up to the size limit on disk
+    and the last to end would win unseen: the second is refused while the first's
+    body is arriving, whichever socket each came on; another site is not held up,
+    and the site takes uploads again once the first is over."""
+    make_site(daemon, "other")
+    data = open(write_zip(tmp_path / "v2.zip", [("index.html", b"v2\n")]), "rb").read()
+    first = socket.socket(socket.AF_UNIX)
+    first.connect(str(daemon.socket))
+    first.sendall(b"PUT /api/v1/sites/blog/content HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n"
+                  b"Connection: close\r\n\r\n" % len(data) + data[:10])
+    try:
+        time.sleep(0.3)   # the head is read and the upload begun before the next one comes
+        r = upload(daemon, "blog", tmp_path / "v2.zip")
+        assert r.returncode == 1 and r.stderr.strip() == (
+            "berth: another upload to site blog is in progress: wait for it to end, then try again"), r
+        assert upload(daemon, "other", tmp_path / "v2.zip").returncode == 0
+        first.sendall(data[10:])
+        answer = b""
+        while (b := first.recv(65536)):
+            answer += b
+        assert answer.startswith(b"HTTP/1.1 200 "), answer
+    finally:
+        first.close()
+    assert open(os.path.join(public(site_v1), "index.html"), "rb").read() == b"v2\n"
+    # a client that goes away half-way frees the site too
+    gone = socket.socket(socket.AF_UNIX)
+    gone.connect(str(daemon.socket))
+    gone.sendall(b"PUT /api/v1/sites/blog/content HTTP/1.1\r\nHost: x\r\nContent-Length: 99999\r\n\r\nPK")
+    time.sleep(0.3)
+    gone.close()
+    deadline = time.time() + 10
+    while (r := upload(daemon, "blog", tmp_path / "v1.zip")).returncode != 0 and time.time() < deadline:
+        time.sleep(0.1)
+    assert r.returncode == 0, r
+    assert_v1_intact(site_v1)
 
 
 def raw_request(daemon, request):
