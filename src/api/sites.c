@@ -879,13 +879,27 @@ void api_handle_apply(const struct api_config *cfg, const struct api_request *re
         api_reply_failure(res, &err);
         return;
     }
+    /* Committed: every site is tried even after one fails, so that the answer names
+     * all that did not start rather than leaving the rest untried and unmentioned. */
+    struct buf failures = BUF_INIT(64 * 1024);
+    int first_failure = 0;
     for (size_t i = 0; !dry_run && cfg->runtime && i < n_start; i++) {
-        if (sites_runtime_start(cfg->runtime, to_start[i], &err) < 0) {
-            api_reply_error(res, api_status_for(err.code), "the changes were made, but site %s did not start: %s",
-                            to_start[i], err.message);
-            return;
-        }
+        err = (struct error){ 0 };
+        if (sites_runtime_start(cfg->runtime, to_start[i], &err) >= 0)
+            continue;
+        if (!first_failure)
+            first_failure = err.code;
+        bool named = names_site(err.message, to_start[i]);
+        buf_printf(&failures, "%s%s%s%s%s", failures.len ? "; " : "", named ? "" : "site ",
+                   named ? "" : to_start[i], named ? "" : ": ", err.message);
     }
+    if (first_failure) {
+        api_reply_error(res, api_status_for(first_failure), "the changes were made, but not every site started: %.*s",
+                        (int)failures.len, failures.data);
+        buf_done(&failures);
+        return;
+    }
+    buf_done(&failures);
     api_reply(res, 200);
     json_object_begin(&res->json);
     json_kv_bool(&res->json, "dry_run", dry_run);

@@ -332,3 +332,28 @@ def test_a_site_made_stopped_never_runs(daemon, tmp_path):
     assert not os.path.exists(os.path.join(info["dir"], "private", "ran"))
     assert daemon.ok("site", "show", "quiet")["runtime"]["pid"] is None
     assert "site quiet: started" not in daemon.log()
+
+
+def test_every_site_that_does_not_start_after_a_batch_is_named(daemon_factory):
+    """Sites a batch starts are started once it is committed; when some cannot start
+    (here network nat is off in berth.yaml), the answer says the changes were made
+    and names every site that did not start, not only the first: the others are
+    tried too, so their failure is as fresh as the first one's."""
+    from test_sites import api
+    d = daemon_factory()
+    d.root.mkdir(parents=True)
+    d.config_path().write_text(f"site_uid_range: {d.uid_range[0]}-{d.uid_range[1]}\n"
+                               "nat_ipv4: off\nnat_ipv6: off\n")
+    d.start()
+    for name in ("first", "second"):
+        status, body = api(d, "POST", "/api/v1/sites", {"name": name, "type": "app", "cmd": "exec sleep 1000",
+                                                        "network": "nat", "always_on": True, "state": "stopped"})
+        assert status == 201, body
+    status, body = api(d, "POST", "/api/v1/apply", {"changes": [
+        {"site": "first", "state": "running"}, {"site": "second", "state": "running"}]})
+    message = body["error"]["message"]
+    assert status >= 400 and message.startswith("the changes were made, but "), body
+    assert "site first" in message and "site second" in message, body
+    for name in ("first", "second"):
+        site = d.ok("site", "show", name)
+        assert site["desired_state"] == "running" and site["runtime"]["state"] == "failed", site
