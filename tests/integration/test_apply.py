@@ -357,3 +357,46 @@ def test_every_site_that_does_not_start_after_a_batch_is_named(daemon_factory):
     for name in ("first", "second"):
         site = d.ok("site", "show", name)
         assert site["desired_state"] == "running" and site["runtime"]["state"] == "failed", site
+
+
+def post_raw(d, path, data):
+    """POST data as it is to api.sock; (status, answer) or the error sending it."""
+    import http.client
+    import socket
+
+    class UnixConnection(http.client.HTTPConnection):
+        def connect(self):
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.connect(str(d.socket))
+
+    conn = UnixConnection("berthd", timeout=120)
+    try:
+        conn.request("POST", path, body=data, headers={"Content-Type": "application/json"})
+        r = conn.getresponse()
+        return r.status, json.loads(r.read())
+    except OSError as e:
+        return None, repr(e)
+    finally:
+        conn.close()
+
+
+def test_a_large_fleet_fits_in_one_batch(daemon_factory):
+    """A fleet of a few thousand sites with their domains is one batch of a few
+    megabytes: berthd takes it from root on api.sock (berth apply sent the same file
+    one site at a time before batches). A body past what it takes is answered 413,
+    which the client gets to read."""
+    d = daemon_factory()
+    d.root.mkdir(parents=True)
+    first = 400000 + (os.getpid() % 50) * 10000
+    d.config_path().write_text(f"site_uid_range: {first}-{first + 5999}\n")
+    d.start()
+    changes = [{"create": {"name": f"site-{i:04d}", "domains": [
+        f"w{k}.customer-{i:04d}.hosting-provider-example.org" for k in range(8)]}} for i in range(3000)]
+    data = json.dumps({"changes": changes}).encode()
+    assert len(data) > 1024 * 1024
+    status, body = post_raw(d, "/api/v1/apply?dry_run=1", data)
+    assert status == 200 and body == {"dry_run": True, "changes": 3000}, (status, body)
+    assert d.ok("site", "ls")["sites"] == []
+    # past the limit: refused, and the answer arrives instead of a broken pipe
+    status, body = post_raw(d, "/api/v1/sites", json.dumps({"name": "x" * (2 << 20)}).encode())
+    assert status == 413 and "larger than" in body["error"]["message"], (status, body)
