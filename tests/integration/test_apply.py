@@ -436,3 +436,21 @@ def test_berth_apply_checks_a_large_fleet_file_quickly(daemon_factory, tmp_path)
     r = d.berth("apply", str(f), "--dry-run", timeout=300)
     assert r.returncode == 1 and r.stderr == ("berth: domain kept.example.org is given to site late but site keeper "
                                               "keeps it; nothing was changed\n"), r
+
+
+def test_a_directory_in_the_way_of_a_new_site_refuses_the_batch(daemon):
+    """A directory under sites/ that no site owns (a removal that could not finish,
+    a hand-made one) is in the way of a site of that name. The batch is refused
+    before it commits: once committed it could not put the new tree in place, and
+    the new site would have been made with whatever the old directory held."""
+    from test_sites import api
+    stray = daemon.state_dir / "sites" / "fresh"
+    (stray / "public").mkdir(parents=True)
+    (stray / "public" / "index.html").write_text("someone else's page")
+    status, body = api(daemon, "POST", "/api/v1/apply", {"changes": [
+        {"create": {"name": "other"}}, {"create": {"name": "fresh"}}]})
+    assert status == 409 and "fresh" in body["error"]["message"] and \
+        "nothing was changed" in body["error"]["message"], body
+    assert daemon.ok("site", "ls")["sites"] == []
+    assert sorted(p.name for p in (daemon.state_dir / "sites").iterdir()) == ["fresh"]
+    assert (stray / "public" / "index.html").read_text() == "someone else's page"
