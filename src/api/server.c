@@ -14,6 +14,10 @@
 
 #define API_MAX_HEAD (64 * 1024)
 #define API_MAX_BODY (1024 * 1024)
+/* A batch (POST /api/v1/apply) is a whole fleet file: thousands of sites with their
+ * domains are megabytes. Root on api.sock may send that much; the panel's users,
+ * whose bodies berthd reads before it knows who sends them, may not. */
+#define API_MAX_BATCH_BODY (64 * 1024 * 1024)
 #define API_MAX_CONNECTIONS 256
 
 struct api_conn {
@@ -268,6 +272,17 @@ static bool upload_step(struct api_conn *c)
     return true;
 }
 
+/* The most body req may carry on c. */
+static size_t max_body(const struct api_conn *c, const struct http1_request *req)
+{
+    static const char apply[] = "/api/v1/apply";
+    size_t n = strlen(apply);
+    bool batch = c->server->cfg.auth == API_AUTH_PEER_ROOT && c->peer_uid == 0 && req->method == HTTP_POST &&
+                 req->path_len >= n && memcmp(req->path, apply, n) == 0 &&
+                 (req->path_len == n || req->path[n] == '?');
+    return batch ? API_MAX_BATCH_BODY : API_MAX_BODY;
+}
+
 /* Handles every complete request in c->in. Returns false if c was closed. */
 static bool process(struct api_conn *c)
 {
@@ -296,14 +311,19 @@ static bool process(struct api_conn *c)
             c->closing = true;
             return true;
         }
-        size_t body_len = 0, consumed = (size_t)head;
+        size_t body_len = 0, consumed = (size_t)head, limit = max_body(c, &req);
         char *body = c->in.data + head;
+        c->in.max = MAX(c->in.max, API_MAX_HEAD + limit + 64 * 1024);
         if (req.body == HTTP1_BODY_LENGTH) {
-            if (req.content_length > API_MAX_BODY) {
-                api_reply_error(&res, 413, "request body larger than %d bytes", API_MAX_BODY);
+            if (req.content_length > limit) {
+                api_reply_error(&res, 413, "request body larger than %zu bytes", limit);
                 write_response(c, &res, false);
                 buf_done(&res.body);
                 c->closing = true;
+                /* Read and drop the rest: closed on a peer still sending, the socket
+                 * would be reset under it and the answer lost. */
+                c->discard = req.content_length - MIN(req.content_length, (uint64_t)(c->in.len - (size_t)head));
+                buf_clear(&c->in);
                 return true;
             }
             if (c->in.len - (size_t)head < req.content_length) {
@@ -323,12 +343,12 @@ static bool process(struct api_conn *c)
                 return true;
             memcpy(copy, body, raw);
             int r = http1_chunked_decode(&ch, copy, &len, &extra);
-            if (r == HTTP1_INCOMPLETE && raw < API_MAX_BODY + 64 * 1024) {
+            if (r == HTTP1_INCOMPLETE && raw < limit + 64 * 1024) {
                 free(copy);
                 reset_parser(c);
                 return true;
             }
-            if (r != 1 || len > API_MAX_BODY) {
+            if (r != 1 || len > limit) {
                 free(copy);
                 api_reply_error(&res, r < 0 ? 400 : 413, "bad chunked request body");
                 write_response(c, &res, false);

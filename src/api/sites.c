@@ -274,6 +274,22 @@ static void free_strings(char **list, size_t n)
     free(list);
 }
 
+/* A size in the largest unit that holds it exactly ("1500M", "1G", "12345"): what
+ * a message names as a limit must be the limit itself, in a form the API takes. */
+static void format_size_exact(uint64_t bytes, char *out, size_t n)
+{
+    static const char units[] = "KMGT";
+    int u = -1;
+    while (u < 3 && bytes >= 1024 && bytes % 1024 == 0) {
+        bytes /= 1024;
+        u++;
+    }
+    if (u < 0)
+        snprintf(out, n, "%" PRIu64, bytes);
+    else
+        snprintf(out, n, "%" PRIu64 "%c", bytes, units[u]);
+}
+
 /* What only an admin may ask for a site: the host's network (its local services
  * and abstract sockets, every port), or a limit above what berth.yaml's
  * user_site_limits lets a user give (0, unlimited, is above any), either of which
@@ -298,7 +314,7 @@ static int check_user_may(const struct api_config *cfg, const struct api_request
         site->pids_max = MIN(site->pids_max ? site->pids_max : UINT32_MAX, max_pids);
     char most[32];
     if (json_get(body, "memory") && (site->memory_max == 0 || site->memory_max > max_memory)) {
-        format_size(max_memory, most, sizeof(most));
+        format_size_exact(max_memory, most, sizeof(most));
         return error_set(err, -EPERM, "only an admin may give a site more than %s of memory "
                          "(user_site_limits in berth.yaml)", most);
     }
@@ -879,13 +895,27 @@ void api_handle_apply(const struct api_config *cfg, const struct api_request *re
         api_reply_failure(res, &err);
         return;
     }
+    /* Committed: every site is tried even after one fails, so that the answer names
+     * all that did not start rather than leaving the rest untried and unmentioned. */
+    struct buf failures = BUF_INIT(64 * 1024);
+    int first_failure = 0;
     for (size_t i = 0; !dry_run && cfg->runtime && i < n_start; i++) {
-        if (sites_runtime_start(cfg->runtime, to_start[i], &err) < 0) {
-            api_reply_error(res, api_status_for(err.code), "the changes were made, but site %s did not start: %s",
-                            to_start[i], err.message);
-            return;
-        }
+        err = (struct error){ 0 };
+        if (sites_runtime_start(cfg->runtime, to_start[i], &err) >= 0)
+            continue;
+        if (!first_failure)
+            first_failure = err.code;
+        bool named = names_site(err.message, to_start[i]);
+        buf_printf(&failures, "%s%s%s%s%s", failures.len ? "; " : "", named ? "" : "site ",
+                   named ? "" : to_start[i], named ? "" : ": ", err.message);
     }
+    if (first_failure) {
+        api_reply_error(res, api_status_for(first_failure), "the changes were made, but not every site started: %.*s",
+                        (int)failures.len, failures.data);
+        buf_done(&failures);
+        return;
+    }
+    buf_done(&failures);
     api_reply(res, 200);
     json_object_begin(&res->json);
     json_kv_bool(&res->json, "dry_run", dry_run);

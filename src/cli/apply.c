@@ -15,6 +15,7 @@
  * (POST /api/v1/apply), which makes all of them or none: removals (--prune) first,
  * then domain removals, then creates and changes, so a domain can move from one site
  * to another in one apply. --dry-run sends the same batch with ?dry_run=1. */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -515,65 +516,129 @@ static void add_step(struct buf *batch, size_t *n_steps, const char *site, const
     buf_done(&name);
 }
 
-/* Domains compare by their normalised form; a name that does not normalise is
- * compared as written (the daemon refuses it with the reason). */
-static bool same_domain(const char *a, const char *b)
+/* One domain of the file or of a site berthd holds, by its normalised form (a
+ * name that does not normalise goes as written, in lowercase: the daemon refuses
+ * it with the reason). */
+struct domain_entry {
+    char *key;
+    size_t want;                        /* index in wants; SIZE_MAX: a site that keeps it */
+    const char *keeper, *held;          /* that site and the domain as it holds it */
+    size_t order;                       /* wants' domains come first, in the file's order */
+};
+
+static int compare_domain_entries(const void *a, const void *b)
 {
-    _cleanup_free_ char *na = NULL, *nb = NULL;
-    const char *reason;
-    if (domain_normalize(a, &na, &reason) < 0 || domain_normalize(b, &nb, &reason) < 0)
-        return strcasecmp(a, b) == 0;
-    return streq(na, nb);
+    const struct domain_entry *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    return c ? c : x->order < y->order ? -1 : x->order > y->order;
 }
 
-static bool holds(const char *domain, const char *const *list, size_t n)
+static bool add_domain_entry(struct domain_entry **list, size_t *n, size_t *cap, const char *domain,
+                             struct domain_entry e)
 {
-    for (size_t i = 0; i < n; i++)
-        if (same_domain(domain, list[i]))
-            return true;
-    return false;
+    const char *reason;
+    if (*n == *cap) {
+        size_t grown_cap = *cap ? *cap * 2 : 256;
+        struct domain_entry *grown = realloc(*list, grown_cap * sizeof(*grown));
+        if (!grown)
+            return false;
+        *list = grown;
+        *cap = grown_cap;
+    }
+    if (domain_normalize(domain, &e.key, &reason) < 0) {
+        if (!(e.key = strdup(domain)))
+            return false;
+        for (char *p = e.key; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+    }
+    e.order = *n;
+    (*list)[(*n)++] = e;
+    return true;
 }
 
 /* A domain the file gives to a site while another site still holds it once the
  * apply is done (two sites of the file list it, or a site keeps it that the file
  * leaves out without --prune or names without "domains") can only fail at that
  * site's turn, after the changes before it. Finds that first: prints "berth: ...;
- * nothing was changed" and returns false. */
+ * nothing was changed" and returns false. The domains are sorted once, so that a
+ * fleet of thousands of sites is checked in a moment, not pair by pair; the clash
+ * named is the one at the file's first such domain. */
 static bool domains_unique(const struct want *wants, size_t n_wants, const struct json_value *have, bool prune)
 {
     size_t n_have = have && have->type == JSON_ARRAY ? have->array.n : 0;
-    for (size_t i = 0; i < n_wants; i++) {
-        for (size_t d = 0; d < wants[i].n_domains; d++) {
-            const char *domain = wants[i].domains[d];
-            for (size_t j = i + 1; j < n_wants; j++)
-                if (holds(domain, wants[j].domains, wants[j].n_domains)) {
-                    cli_fail("domain %s is given to both site %s and site %s; nothing was changed", domain,
-                             wants[i].name, wants[j].name);
-                    return false;
+    struct domain_entry *list = NULL;
+    size_t n = 0, cap = 0, n_wanted = 0;
+    bool ok = true;
+    for (size_t i = 0; ok && i < n_wants; i++)
+        for (size_t d = 0; ok && d < wants[i].n_domains; d++)
+            ok = add_domain_entry(&list, &n, &cap, wants[i].domains[d], (struct domain_entry){ .want = i });
+    n_wanted = n;
+    for (size_t k = 0; ok && k < n_have; k++) {
+        const struct json_value *site = have->array.items[k];
+        const char *name = json_get_string(site, "name");
+        if (!name)
+            continue;
+        const struct want *named = NULL;
+        for (size_t j = 0; j < n_wants && !named; j++)
+            if (streq(wants[j].name, name))
+                named = &wants[j];
+        if (named ? named->has_domains : prune)
+            continue;   /* its domains go as the file says */
+        const struct json_value *held = json_get(site, "domains");
+        for (size_t m = 0; ok && held && held->type == JSON_ARRAY && m < held->array.n; m++)
+            if (held->array.items[m]->type == JSON_STRING)
+                ok = add_domain_entry(&list, &n, &cap, held->array.items[m]->string.data,
+                                      (struct domain_entry){ .want = SIZE_MAX, .keeper = name,
+                                                             .held = held->array.items[m]->string.data });
+    }
+    if (!ok) {
+        cli_fail("out of memory");
+    } else if (n > 0) {
+        /* For each of the file's domains (by its order), the clash it meets: the
+         * next site of the file that lists it, else the first site that keeps it. */
+        size_t *dup_with = malloc(n_wanted * sizeof(*dup_with) + 1);
+        const struct domain_entry **kept_by = calloc(n_wanted + 1, sizeof(*kept_by));
+        ok = dup_with && kept_by;
+        qsort(list, n, sizeof(*list), compare_domain_entries);
+        for (size_t a = 0, b; ok && a < n; a = b) {
+            for (b = a + 1; b < n && streq(list[b].key, list[a].key); b++)
+                ;
+            for (size_t e = a; e < b && list[e].want != SIZE_MAX; e++) {
+                size_t next = SIZE_MAX;
+                const struct domain_entry *keeper = NULL;
+                for (size_t f = a; f < b; f++) {
+                    if (list[f].want != SIZE_MAX && list[f].want > list[e].want && list[f].want < next)
+                        next = list[f].want;
+                    if (list[f].want == SIZE_MAX && !streq(list[f].keeper, wants[list[e].want].name) &&
+                        (!keeper || list[f].order < keeper->order))
+                        keeper = &list[f];
                 }
-            for (size_t k = 0; k < n_have; k++) {
-                const struct json_value *site = have->array.items[k];
-                const char *name = json_get_string(site, "name");
-                if (!name || streq(name, wants[i].name))
-                    continue;
-                const struct want *named = NULL;
-                for (size_t j = 0; j < n_wants && !named; j++)
-                    if (streq(wants[j].name, name))
-                        named = &wants[j];
-                bool keeps_its_domains = named ? !named->has_domains : !prune;
-                const struct json_value *list = json_get(site, "domains");
-                for (size_t m = 0; keeps_its_domains && list && list->type == JSON_ARRAY && m < list->array.n; m++) {
-                    const struct json_value *held = list->array.items[m];
-                    if (held->type == JSON_STRING && same_domain(domain, held->string.data)) {
-                        cli_fail("domain %s is given to site %s but site %s keeps it; nothing was changed",
-                                 held->string.data, wants[i].name, name);
-                        return false;
-                    }
-                }
+                dup_with[list[e].order] = next;
+                kept_by[list[e].order] = keeper;
             }
         }
+        for (size_t o = 0, i = 0, d = 0; ok && o < n_wanted; o++, d++) {
+            while (d >= wants[i].n_domains)
+                i++, d = 0;
+            if (dup_with[o] != SIZE_MAX) {
+                cli_fail("domain %s is given to both site %s and site %s; nothing was changed", wants[i].domains[d],
+                         wants[i].name, wants[dup_with[o]].name);
+                ok = false;
+            } else if (kept_by[o]) {
+                cli_fail("domain %s is given to site %s but site %s keeps it; nothing was changed", kept_by[o]->held,
+                         wants[i].name, kept_by[o]->keeper);
+                ok = false;
+            }
+        }
+        if (!dup_with || !kept_by)
+            cli_fail("out of memory");
+        free(dup_with);
+        free(kept_by);
     }
-    return true;
+    for (size_t e = 0; e < n; e++)
+        free(list[e].key);
+    free(list);
+    return ok;
 }
 
 int cli_apply(const struct cli *cli, int argc, char **argv)

@@ -511,11 +511,19 @@ static int run(struct berthd *d)
     log_set_max_level(cfg->log_level);
     /* A site given the front's uid or gid would read every site's public/ and write
      * every site's logs: the two must never meet. */
-    if ((cfg->front_uid >= cfg->uid_first && cfg->front_uid <= cfg->uid_last) ||
-        (cfg->front_gid >= cfg->uid_first && cfg->front_gid <= cfg->uid_last)) {
-        log_error("front_uid %u / front_gid %u lie inside site_uid_range %u-%u: a site could be given the "
-                  "front's identity; choose them outside the range", cfg->front_uid, cfg->front_gid,
-                  cfg->uid_first, cfg->uid_last);
+    bool uid_inside = cfg->front_uid >= cfg->uid_first && cfg->front_uid <= cfg->uid_last;
+    bool gid_inside = cfg->front_gid >= cfg->uid_first && cfg->front_gid <= cfg->uid_last;
+    if (uid_inside || gid_inside) {
+        /* Name only what is inside: the other may be a default the operator never set. */
+        char what[96];
+        if (uid_inside && gid_inside)
+            snprintf(what, sizeof(what), "front_uid %u and front_gid %u lie", cfg->front_uid, cfg->front_gid);
+        else if (uid_inside)
+            snprintf(what, sizeof(what), "front_uid %u lies", cfg->front_uid);
+        else
+            snprintf(what, sizeof(what), "front_gid %u lies", cfg->front_gid);
+        log_error("%s inside site_uid_range %u-%u: a site could be given the front's identity; choose %s outside "
+                  "the range", what, cfg->uid_first, cfg->uid_last, uid_inside && gid_inside ? "them" : "it");
         return -EINVAL;
     }
     if ((r = check_uid_range_free(cfg)) < 0)

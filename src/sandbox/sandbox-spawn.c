@@ -241,6 +241,9 @@ static _noreturn_ void reaper_run(struct spawn_ctx *ctx)
     /* Blocked before fork, so a SIGCHLD from a program that dies at once waits
      * for sigwaitinfo instead of being lost. */
     (void)sigprocmask(SIG_BLOCK, &set, NULL);
+    /* The reaper runs as the site's user too: it gets the program's cap, not
+     * berthd's limit. */
+    cap_open_files();
 
     pid_t child = fork();
     if (child < 0)

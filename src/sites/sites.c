@@ -232,6 +232,21 @@ static int check_default_host_free(struct sites *s, const char *name, struct err
     return 0;
 }
 
+/* The new site's tree goes in place only after the commit, when nothing can be
+ * refused any more: a directory already there (a removal that could not finish, a
+ * hand-made one) would make the rename fail, and a batch would keep a site served
+ * from whatever that directory holds. So it is refused before anything is made. */
+static int check_tree_free(const char *final, struct error *err)
+{
+    struct stat st;
+    if (lstat(final, &st) == 0)
+        return error_set(err, -EEXIST, "%s is in the way of the new site: no site owns it; move it away, or "
+                         "restart berthd, which removes what no site owns", final);
+    if (errno != ENOENT)
+        return error_set(err, -errno, "cannot check %s: %s", final, strerror(errno));
+    return 0;
+}
+
 int sites_check(struct sites *s, struct store_site *spec, bool create, struct error *err)
 {
     int r = check_spec(s, spec, err);
@@ -244,7 +259,12 @@ int sites_check(struct sites *s, struct store_site *spec, bool create, struct er
         return error_set(err, -EEXIST, "a site named \"%s\" already exists", spec->name);
     if (r != -ENOENT)
         return error_set(err, r, "cannot read the site: %s", store_errmsg(s->store));
-    return check_default_host_free(s, spec->name, err);
+    r = check_default_host_free(s, spec->name, err);
+    if (r < 0)
+        return r;
+    char final[4096];
+    sites_dir(s, spec->name, final, sizeof(final));
+    return check_tree_free(final, err);
 }
 
 static char *site_detail_json(const struct store_site *site)
@@ -321,7 +341,7 @@ static void remove_tree(struct sites *s, const struct store_site *site)
 
 int sites_create(struct sites *s, struct store_site *spec, const char *actor, struct error *err)
 {
-    char staging[300], final[300];
+    char staging[300], final[4096];
     _cleanup_free_ char *conflict = NULL, *detail = NULL;
     /* Declared before any goto: a jump past a cleanup variable's initialisation
      * would leave it holding garbage that the cleanup then closes. */
@@ -330,11 +350,10 @@ int sites_create(struct sites *s, struct store_site *spec, const char *actor, st
     int r = check_spec(s, spec, err);
     if (r >= 0)
         r = check_default_host_free(s, spec->name, err);
-    if (r < 0)
-        return s->in_batch ? batch_refused(s, r) : r;
-
     snprintf(staging, sizeof(staging), ".staging-%s", spec->name);
     sites_dir(s, spec->name, final, sizeof(final));
+    if (r < 0)
+        return s->in_batch ? batch_refused(s, r) : r;
 
     if (s->in_batch) {
         for (size_t i = 0; i < s->n_deferred; i++)
@@ -365,6 +384,10 @@ int sites_create(struct sites *s, struct store_site *spec, const char *actor, st
         store_failure(s, r, "cannot record the site", err);
         goto fail;
     }
+    /* The name is no site's (the insert says so): a directory of that name is a stray. */
+    r = check_tree_free(final, err);
+    if (r < 0)
+        goto fail;
     /* The tree is built under a staging name while the row is uncommitted: a crash
      * here leaves only the staging tree, which start-up removes. */
     root = open(s->sites_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -105,8 +105,13 @@ def test_config_file_errors_are_clear(daemon_factory):
         d.start(wait=False)
         assert d.proc.wait(timeout=20) == 1
         d.proc = None
-        assert d.log().count("lie inside site_uid_range") == i + 1
+        assert d.log().count("lie inside site_uid_range") + d.log().count("lies inside site_uid_range") == i + 1
         assert not (d.state_dir / "berth.db").exists()
+    # only what is inside is named: front_gid follows front_uid unless set, while
+    # front_uid keeps its default (outside) when only front_gid is set
+    assert f"front_uid {first + 3} and front_gid {first + 3} lie inside site_uid_range {first}-{last}" in d.log()
+    assert f"error: front_gid {first + 3} lies inside site_uid_range {first}-{last}" in d.log(), d.log()
+    assert "front_uid 199999" not in d.log()
 
 
 @pytest.mark.parametrize("db", ["passwd", "group"])

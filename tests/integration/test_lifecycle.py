@@ -396,6 +396,12 @@ def test_sites_do_not_inherit_berthds_open_file_limit(daemon):
     make_app(daemon, "blog")
     r = daemon.berth("site", "exec", "blog", "--", "sh", "-c", "ulimit -Hn; ulimit -Hn 20000")
     assert r.stdout.split() == ["16384"] and r.returncode != 0, r
+    # the sandbox's pid 1 too, the pid berth shows: it runs as the site's user
+    assert http_get(daemon, "blog")[0] == 200
+    pid = daemon.ok("site", "show", "blog")["runtime"]["pid"]
+    limits = open(f"/proc/{pid}/limits").read()
+    assert [line.split()[3:5] for line in limits.splitlines() if line.startswith("Max open files")] == \
+        [["16384", "16384"]], limits
 
 
 def test_exec(daemon):

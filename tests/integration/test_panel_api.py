@@ -500,3 +500,18 @@ def test_no_account_may_be_called_root(panel):
     r = panel.berth("user", "add", "root", "--password-stdin", input="root-password-1\n")
     assert r.returncode == 1, r
     assert db_exec(panel, "SELECT count(*) FROM users WHERE name = 'root'") == [(0,)]
+
+
+def test_a_ceiling_is_named_exactly_as_it_may_be_written(panel):
+    # A ceiling that is no round number of a unit is named as berth.yaml gives it,
+    # in a form the API takes: "1.5G" (rounded up from 1500M) would be both wrong
+    # and refused as a memory size.
+    panel.stop()
+    config = panel.config_path()
+    config.write_text(config.read_text() + "user_site_limits: {memory: 1500M}\n")
+    panel.start()
+    alice = Browser(panel)
+    assert alice.login("alice").status == 200
+    a = alice.request("POST", "/api/v1/sites", {"name": "mine", "memory": "1536M"})
+    assert a.status == 403 and "more than 1500M of memory" in a.error(), a
+    assert alice.request("POST", "/api/v1/sites", {"name": "mine", "memory": "1500M"}).status == 201
