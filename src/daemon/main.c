@@ -476,24 +476,32 @@ static void berthd_done(struct berthd *d)
     berthd_config_done(&d->cfg);
 }
 
-/* A host user or group with an id in the sites' range would share its files and
- * processes with whichever site gets that id. */
-static int check_uid_range_free(const struct berthd_config *cfg)
+/* A uid or gid a host account holds (local, LDAP, sssd: asked by number, which works
+ * where listing does not) is never handed to a new site: the site would share that
+ * account's files and processes. */
+static bool uid_free_on_host(uint32_t uid, void *data)
 {
-    int r = 0;
-    setpwent();
-    for (struct passwd *pw; r == 0 && (pw = getpwent());)
-        if (pw->pw_uid >= cfg->uid_first && pw->pw_uid <= cfg->uid_last)
-            r = log_errno(EINVAL, "host user %s has uid %u, inside site_uid_range %u-%u: choose a range no "
-                          "account uses", pw->pw_name, (unsigned)pw->pw_uid, cfg->uid_first, cfg->uid_last);
-    endpwent();
-    setgrent();
-    for (struct group *gr; r == 0 && (gr = getgrent());)
-        if (gr->gr_gid >= cfg->uid_first && gr->gr_gid <= cfg->uid_last)
-            r = log_errno(EINVAL, "host group %s has gid %u, inside site_uid_range %u-%u: choose a range no "
-                          "group uses", gr->gr_name, (unsigned)gr->gr_gid, cfg->uid_first, cfg->uid_last);
-    endgrent();
-    return r;
+    (void)data;
+    return !getpwuid((uid_t)uid) && !getgrgid((gid_t)uid);
+}
+
+/* A site whose uid a host account took since: said loudly at every start, not a
+ * refusal, which would take every site down for one account. */
+static void warn_sites_sharing_host_ids(struct berthd *d)
+{
+    struct store_site *list = NULL;
+    size_t n = 0;
+    if (store_site_list(d->store, NULL, &list, &n) < 0)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        struct passwd *pw = getpwuid((uid_t)list[i].uid);
+        struct group *gr = pw ? NULL : getgrgid((gid_t)list[i].uid);
+        if (pw || gr)
+            log_warning("site %s has uid %u, which host %s %s also has: the site shares that account's files "
+                        "and processes; give the account another id", list[i].name, list[i].uid,
+                        pw ? "user" : "group", pw ? pw->pw_name : gr->gr_name);
+    }
+    store_site_list_free(list, n);
 }
 
 static int run(struct berthd *d)
@@ -526,8 +534,6 @@ static int run(struct berthd *d)
                   "the range", what, cfg->uid_first, cfg->uid_last, uid_inside && gid_inside ? "them" : "it");
         return -EINVAL;
     }
-    if ((r = check_uid_range_free(cfg)) < 0)
-        return r;
     if (sodium_init() < 0)
         return log_errno(EIO, "cannot initialise libsodium");
 
@@ -549,6 +555,8 @@ static int run(struct berthd *d)
     if (r < 0)
         return log_errno(r, "cannot open the store %s", path);
     store_set_uid_range(d->store, cfg->uid_first, cfg->uid_last);
+    store_set_uid_usable(d->store, uid_free_on_host, NULL);
+    warn_sites_sharing_host_ids(d);
 
     struct sites_config scfg = {
         .state_dir = cfg->state_dir, .base_domain = cfg->base_domain,

@@ -61,6 +61,8 @@ struct store {
     unsigned n_prepares;       /* how many statements were compiled: the test checks the cache */
     int schema_version;
     uint32_t uid_first, uid_last;
+    store_uid_usable_fn uid_usable;
+    void *uid_usable_data;
     unsigned txn_depth;        /* store_begin() nesting; 0 = no transaction */
     bool txn_poisoned;         /* an inner level rolled back: the outer commit must fail */
     char errmsg[256];          /* copied at failure time: later calls overwrite sqlite's own */

@@ -180,7 +180,7 @@ static int uid_held(struct store *s, uint32_t uid, bool *ret)
 }
 
 /* The lowest uid in [from, last] that no site holds, or -ENOSPC. */
-static int uid_lowest_free(struct store *s, uint32_t from, uint32_t last, uint32_t *ret)
+static int uid_lowest_unheld(struct store *s, uint32_t from, uint32_t last, uint32_t *ret)
 {
     bool held;
     if (from > last)
@@ -213,6 +213,20 @@ static int uid_lowest_free(struct store *s, uint32_t from, uint32_t last, uint32
         return -ENOSPC;
     *ret = (uint32_t)uid;
     return 0;
+}
+
+/* Uids the owner says no (a host account's) are passed over, one probe each: they
+ * are few, and the range of a site is never wider than 2^32. */
+static int uid_lowest_free(struct store *s, uint32_t from, uint32_t last, uint32_t *ret)
+{
+    for (;;) {
+        int r = uid_lowest_unheld(s, from, last, ret);
+        if (r < 0 || !s->uid_usable || s->uid_usable(*ret, s->uid_usable_data))
+            return r;
+        if (*ret == last)
+            return -ENOSPC;
+        from = *ret + 1;
+    }
 }
 
 static int meta_next_uid_get(struct store *s, int64_t *ret)

@@ -96,6 +96,12 @@ void store_set_uid_range(struct store *s, uint32_t first, uint32_t last)
     s->uid_last = last;
 }
 
+void store_set_uid_usable(struct store *s, store_uid_usable_fn fn, void *data)
+{
+    s->uid_usable = fn;
+    s->uid_usable_data = data;
+}
+
 /* ---- statement cache ---- */
 
 int store_stmt_get(struct store *s, enum store_stmt_id id, const char *sql, sqlite3_stmt **ret)

@@ -33,6 +33,10 @@ int store_schema_version(struct store *s);
 /* Sets the range site uids/gids are allocated from (inclusive). Default 200000..299999.
  * Not stored: berthd sets it after every open. */
 void store_set_uid_range(struct store *s, uint32_t first, uint32_t last);
+/* Asks fn before a uid is handed to a new site; a uid it answers false for (an id a
+ * host account holds) is passed over as if a site held it. NULL: every free uid. */
+typedef bool (*store_uid_usable_fn)(uint32_t uid, void *data);
+void store_set_uid_usable(struct store *s, store_uid_usable_fn fn, void *data);
 
 /* Transactions nest by counting: only the outermost commit/rollback reaches the
  * database. Rollback of an inner one poisons the outer one (its commit fails).

@@ -114,24 +114,42 @@ def test_config_file_errors_are_clear(daemon_factory):
     assert "front_uid 199999" not in d.log()
 
 
-@pytest.mark.parametrize("db", ["passwd", "group"])
-def test_a_host_account_inside_the_site_uid_range_is_refused(daemon_factory, tmp_path, db):
+def start_with_host_accounts(d, tmp_path, passwd_lines=(), group_lines=()):
+    """Starts d's berthd in a mount namespace of the test's own where /etc/passwd and
+    /etc/group are the host's plus the given lines."""
+    d.root.mkdir(parents=True, exist_ok=True)
+    d.open_path_to_root()
+    script, args = "", []
+    for db, lines in (("passwd", passwd_lines), ("group", group_lines)):
+        fake = tmp_path / f"{db}.{len(d.logs)}"
+        fake.write_text(open(f"/etc/{db}").read() + "".join(line + "\n" for line in lines))
+        script += f'mount --bind "${len(args) + 1}" /etc/{db} && '
+        args.append(str(fake))
+    script += f'shift {len(args)} && exec "$@"'
+    log = open(d.log_path, "ab")
+    d.proc = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", *args,
+                               *d.argv()], stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    d.wait_ready()
+
+
+def test_host_accounts_inside_the_site_uid_range_are_passed_over(daemon_factory, tmp_path):
     # A host user or group holding an id of the sites' range would share its files
-    # with the site that gets the id. The account is made in a mount namespace of
-    # the test's own, over a copy of the host's file.
+    # with the site given that id: new sites never get such an id. A site that has
+    # one already (the account came later) is named at start, loudly, and runs.
     d = daemon_factory()
-    d.root.mkdir(parents=True)
     first, _ = d.uid_range
-    fake = tmp_path / db
-    line = f"intruder:x:{first + 5}:{first + 5}::/:/bin/false" if db == "passwd" else f"intruder:x:{first + 5}:"
-    fake.write_text(open(f"/etc/{db}").read() + line + "\n")
-    r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
-                        'mount --bind "$0" "$1" && shift && exec "$@"', str(fake), f"/etc/{db}", *d.argv()],
-                       capture_output=True, text=True, timeout=30)
-    assert r.returncode == 1, r
-    word = "user" if db == "passwd" else "group"
-    assert f"host {word} intruder has {'uid' if db == 'passwd' else 'gid'} {first + 5}, inside site_uid_range" \
-        in r.stderr + r.stdout, r
+    start_with_host_accounts(d, tmp_path, [f"intruder:x:{first}:{first}::/:/bin/false"],
+                             [f"crew:x:{first + 1}:"])
+    assert d.ok("site", "create", "blog")["uid"] == first + 2
+    assert "shares that account" not in d.log()
+    d.stop()
+    start_with_host_accounts(d, tmp_path, [f"latecomer:x:{first + 2}:{first + 2}::/:/bin/false"])
+    assert (f"site blog has uid {first + 2}, which host user latecomer also has: the site shares that "
+            "account's files and processes") in d.log()
+    assert d.ok("site", "show", "blog")["uid"] == first + 2
+    assert d.ok("site", "create", "shop")["uid"] == first + 3
+    d.stop()
 
 
 def test_missing_explicit_config_file_fails(daemon_factory, tmp_path):

@@ -663,6 +663,31 @@ static void test_uid_allocation(void **state)
     assert_int_equal(store_site_insert(f->s, &l, NULL), -ENOSPC);
 }
 
+/* Host accounts at 2001 and 2003..2004. */
+static bool uid_not_on_host(uint32_t uid, void *data)
+{
+    (void)data;
+    return uid != 2001 && uid != 2003 && uid != 2004;
+}
+
+static void test_uid_allocation_passes_over_host_accounts(void **state)
+{
+    struct fixture *f = *state;
+    store_set_uid_range(f->s, 2000, 2005);
+    store_set_uid_usable(f->s, uid_not_on_host, NULL);
+    assert_int_equal(insert_uid(f->s, "a"), 2000);
+    assert_int_equal(insert_uid(f->s, "b"), 2002);
+    assert_int_equal(insert_uid(f->s, "c"), 2005);
+    /* Counter past the end, the lowest free uids are host accounts': full. */
+    struct store_site d = site_make("d", NULL, NULL, 0);
+    assert_int_equal(store_site_insert(f->s, &d, NULL), -ENOSPC);
+    assert_int_equal(store_site_delete(f->s, "b"), 0);
+    assert_int_equal(insert_uid(f->s, "d"), 2002);
+    store_set_uid_usable(f->s, NULL, NULL);
+    assert_int_equal(store_site_delete(f->s, "d"), 0);
+    assert_int_equal(insert_uid(f->s, "e"), 2001);
+}
+
 /* ---- events ---- */
 
 static void test_events(void **state)
@@ -831,6 +856,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_site_insert_all_or_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_site_update, setup, teardown),
         cmocka_unit_test_setup_teardown(test_uid_allocation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_uid_allocation_passes_over_host_accounts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_statement_cache, setup, teardown),
