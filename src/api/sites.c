@@ -184,7 +184,8 @@ static int read_cpu(const struct json_value *body, uint32_t *ret, struct error *
         snprintf(text, sizeof(text), "%s", v->string.data);
     else if (v->type == JSON_NUMBER)
         snprintf(text, sizeof(text), "%.3f", v->number.value);
-    if (streq(text, "unlimited") || streq(text, "0")) {
+    /* 0 as a number means unlimited, as it does for memory and pids. */
+    if (streq(text, "unlimited") || streq(text, "0") || (v->type == JSON_NUMBER && v->number.value == 0)) {
         *ret = 0;
         return 1;
     }

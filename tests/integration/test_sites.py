@@ -348,6 +348,16 @@ def api(daemon, method, path, body=None):
     return answer
 
 
+def test_api_takes_zero_as_unlimited_for_every_limit(daemon):
+    daemon.ok("site", "create", "blog")
+    for key in ("memory", "cpu", "pids"):
+        for zero in (0, "0") if key != "pids" else (0,):
+            status, body = api(daemon, "PATCH", "/api/v1/sites/blog", {key: zero})
+            assert status == 200 and body["limits"][key] in ("unlimited", 0), (key, zero, body)
+            status, body = api(daemon, "PATCH", "/api/v1/sites/blog", {key: "64M" if key == "memory" else 8})
+            assert status == 200, body
+
+
 def test_api_refuses_unknown_fields_and_bad_json(daemon):
     status, body = api(daemon, "POST", "/api/v1/sites", {"name": "blog", "colour": "blue"})
     assert status == 400 and body["error"]["message"] == 'unknown field "colour"'
