@@ -172,7 +172,8 @@ static int check_size(const char *v, uint64_t min, uint64_t max, char *out)
         return -EINVAL;
     char unit = n > digits ? (char)(v[digits] & ~0x20) : 0;
     uint64_t mult = unit == 0 ? 1 : unit == 'K' ? KIB : unit == 'M' ? MIB : unit == 'G' ? GIB : 0;
-    if (mult == 0 || x * mult < min || x * mult > max)
+    /* x > max / mult first: twelve digits times a gigabyte wrap around 64 bits. */
+    if (mult == 0 || x > max / mult || x * mult < min)
         return -EINVAL;
     snprintf(out, PHP_SETTING_VALUE_MAX + 1, "%" PRIu64 "%.1s", x, unit ? &unit : "");
     return 0;
