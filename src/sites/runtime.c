@@ -598,6 +598,13 @@ static int site_reap(struct rt_site *s)
     return status;
 }
 
+/* Whether a connection waits in the site's backlog, accepted by nobody. */
+static bool site_has_waiting_connection(struct rt_site *s)
+{
+    struct pollfd pfd = { .fd = s->listen_fd, .events = POLLIN };
+    return s->listen_fd >= 0 && poll(&pfd, 1, 0) > 0 && (pfd.revents & POLLIN);
+}
+
 static void on_sandbox_exit(struct evloop *loop, int fd, uint32_t events, void *data)
 {
     struct rt_site *s = data;
@@ -627,8 +634,11 @@ static void on_sandbox_exit(struct evloop *loop, int fd, uint32_t events, void *
         site_close_socket(s);
         return;
     }
-    /* An on-demand program may end by itself when it has nothing to do. */
-    if (status == 0 && !s->always_on) {
+    /* An on-demand program may end by itself when it has nothing to do; one that
+     * leaves a connection waiting (it daemonized, or is no server) did not, and
+     * going back to idle would start it again at once, in a loop, for as long as
+     * that connection waits. */
+    if (status == 0 && !s->always_on && !site_has_waiting_connection(s)) {
         log_info("site %s: program exited, waiting for the next request", s->name);
         s->state = SITES_RUNTIME_IDLE;
         site_watch(s);
@@ -636,8 +646,9 @@ static void on_sandbox_exit(struct evloop *loop, int fd, uint32_t events, void *
     }
     if (site_count_crash(s)) {
         char why[256];
-        snprintf(why, sizeof(why), "crashed %d times within %d s (last exit status %d)", CRASH_MAX,
-                 CRASH_WINDOW_MS / 1000, status);
+        snprintf(why, sizeof(why), "crashed %d times within %d s (last exit status %d)%s", CRASH_MAX,
+                 CRASH_WINDOW_MS / 1000, status,
+                 status == 0 ? ": the program must stay in the foreground and accept on fd 3" : "");
         site_fail(s, why);
         return;
     }

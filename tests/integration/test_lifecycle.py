@@ -255,6 +255,22 @@ def test_crash_loop_fails_and_restart_clears_it(daemon):
     assert http_get(daemon, "flaky")[0] == 200
 
 
+def test_program_exiting_while_a_request_waits_backs_off_then_fails(daemon):
+    # A program that exits with status 0 without taking the waiting request (it
+    # daemonized, or is no server at all) left its work undone: restarting it at
+    # once, request after request, would start sandboxes in a tight loop for as
+    # long as the request waits. It is a crash, with backoff and an end.
+    make_app(daemon, "quits", cmd="sleep 30 & exit 0")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as waiting:
+        waiting.connect(str(sock_path(daemon, "quits")))
+        waiting.sendall(b"GET / HTTP/1.0\r\nHost: quits.test.berth\r\n\r\n")
+        info = wait_state(daemon, "quits", "failed", timeout=30)
+    assert daemon.log().count("site quits: started (pid") == 5, daemon.log()
+    assert "last exit status 0" in info["runtime"]["error"]
+    assert "foreground" in info["runtime"]["error"]
+    assert not cgroup_pids(daemon, "quits")
+
+
 def test_site_over_its_request_limit_gets_503(daemon_factory):
     d = daemon_factory()
     d.open_path_to_root()
