@@ -690,10 +690,14 @@ static void site_apply(struct rt_site *s)
         }
         if (s->cg)
             (void)sandbox_cgroup_set_limits(s->cg, &s->limits);
-        if (s->always_on)
+        if (s->always_on) {
             site_cancel_timer(s);
-        else if (!s->timer)
-            arm_idle_check(s, (uint64_t)s->idle_seconds * 1000);
+        } else {
+            /* Counted from the last activity: a shorter idle time applies now,
+             * not once the deadline of the old one has passed. */
+            uint64_t idle_ms = (uint64_t)s->idle_seconds * 1000, quiet_ms = now_ms() - s->last_activity_ms;
+            arm_idle_check(s, quiet_ms < idle_ms ? idle_ms - quiet_ms : 0);
+        }
         break;
     case SITES_RUNTIME_STOPPED:
     case SITES_RUNTIME_IDLE: {

@@ -271,6 +271,15 @@ def test_program_exiting_while_a_request_waits_backs_off_then_fails(daemon):
     assert not cgroup_pids(daemon, "quits")
 
 
+def test_lowering_the_idle_time_applies_to_a_running_site(daemon):
+    make_app(daemon, "lazy")   # idle time 300 s
+    assert http_get(daemon, "lazy")[0] == 200
+    pid = show(daemon, "lazy")["runtime"]["pid"]
+    daemon.ok("site", "set", "lazy", "--idle", "10")
+    info = wait_state(daemon, "lazy", "idle", timeout=40)
+    assert info["runtime"]["pid"] is None and not pid_alive(pid)
+
+
 def test_site_over_its_request_limit_gets_503(daemon_factory):
     d = daemon_factory()
     d.open_path_to_root()
