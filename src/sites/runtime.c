@@ -605,6 +605,8 @@ static bool site_has_waiting_connection(struct rt_site *s)
     return s->listen_fd >= 0 && poll(&pfd, 1, 0) > 0 && (pfd.revents & POLLIN);
 }
 
+static void site_remove(struct rt_site *s);
+
 static void on_sandbox_exit(struct evloop *loop, int fd, uint32_t events, void *data)
 {
     struct rt_site *s = data;
@@ -618,7 +620,9 @@ static void on_sandbox_exit(struct evloop *loop, int fd, uint32_t events, void *
         bool restart = s->restart_after_stop, idle = s->idle_after_stop;
         s->stop_requested = s->restart_after_stop = s->idle_after_stop = false;
         s->state = SITES_RUNTIME_STOPPED;
-        if (!s->want_running) {
+        if (!s->runs_code) {
+            site_remove(s);   /* turned static: the front serves it alone now */
+        } else if (!s->want_running) {
             site_close_socket(s);
         } else if (restart || s->always_on) {
             site_start_sandbox(s);
@@ -627,6 +631,10 @@ static void on_sandbox_exit(struct evloop *loop, int fd, uint32_t events, void *
             s->state = SITES_RUNTIME_IDLE;
             site_watch(s);
         }
+        return;
+    }
+    if (!s->runs_code) {
+        site_remove(s);
         return;
     }
     if (!s->want_running) {
@@ -800,6 +808,26 @@ static void site_kill_now(struct rt_site *s)
     s->state = SITES_RUNTIME_STOPPED;
 }
 
+/* Kills what runs, removes what the site left (socket, cgroup, PHP configuration)
+ * and forgets it: the site was removed, or no longer runs code. */
+static void site_remove(struct rt_site *s)
+{
+    struct sites_runtime *rt = s->rt;
+    site_kill_now(s);
+    char path[4300];
+    snprintf(path, sizeof(path), "%s/php/%s/php-fpm.conf", rt->run_dir, s->name);
+    (void)unlink(path);
+    *strrchr(path, '/') = 0;
+    (void)rmdir(path);
+    for (struct rt_site **p = &rt->list; *p; p = &(*p)->next) {
+        if (*p == s) {
+            *p = s->next;
+            break;
+        }
+    }
+    site_free(s);
+}
+
 int sites_runtime_new(const struct sites_runtime_config *cfg, struct sites_runtime **ret)
 {
     struct sites_runtime *rt = calloc(1, sizeof(*rt));
@@ -902,23 +930,8 @@ void sites_runtime_site_changed(struct sites_runtime *rt, enum sites_change chan
 {
     struct rt_site *s = site_find(rt, rec->name);
     if (change == SITES_CHANGE_REMOVE) {
-        if (!s)
-            return;
-        site_kill_now(s);
-        if (s->php) {
-            char path[4300];
-            snprintf(path, sizeof(path), "%s/php/%s/php-fpm.conf", rt->run_dir, s->name);
-            (void)unlink(path);
-            *strrchr(path, '/') = 0;
-            (void)rmdir(path);
-        }
-        for (struct rt_site **p = &rt->list; *p; p = &(*p)->next) {
-            if (*p == s) {
-                *p = s->next;
-                break;
-            }
-        }
-        site_free(s);
+        if (s)
+            site_remove(s);
         return;
     }
     if (!s) {
@@ -933,6 +946,10 @@ void sites_runtime_site_changed(struct sites_runtime *rt, enum sites_change chan
         return;
     }
     site_apply(s);
+    /* Turned static with nothing running: the runtime forgets it (with a sandbox,
+     * on_sandbox_exit does once it is gone). */
+    if (!s->runs_code && s->pidfd < 0)
+        site_remove(s);
 }
 
 int sites_runtime_start(struct sites_runtime *rt, const char *name, struct error *err)

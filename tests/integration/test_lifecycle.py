@@ -280,6 +280,31 @@ def test_lowering_the_idle_time_applies_to_a_running_site(daemon):
     assert info["runtime"]["pid"] is None and not pid_alive(pid)
 
 
+def test_app_site_turned_static_leaves_the_runtime(daemon):
+    from test_sites import api
+    make_app(daemon, "always", always_on=True)
+    make_app(daemon, "ondemand")
+    wait_state(daemon, "always", "running")
+    assert http_get(daemon, "ondemand")[0] == 200
+    pids = [show(daemon, name)["runtime"]["pid"] for name in ("always", "ondemand")]
+    for name in ("always", "ondemand"):
+        status, body = api(daemon, "PATCH", f"/api/v1/sites/{name}", {"type": "static", "cmd": None})
+        assert status == 200, body
+    for name, pid in zip(("always", "ondemand"), pids):
+        # A static site is served by the front: nothing of the runtime is left.
+        deadline = time.monotonic() + 15
+        while "runtime" in show(daemon, name):
+            assert time.monotonic() < deadline, show(daemon, name)
+            time.sleep(0.1)
+        info = show(daemon, name)
+        assert info["type"] == "static" and info["state"] == "running", info
+        assert not pid_alive(pid)
+        assert not sock_path(daemon, name).exists()
+        assert not cgroup_pids(daemon, name)
+    r = daemon.berth("site", "exec", "always", "--", "true")
+    assert r.returncode == 1 and "does not run code" in r.stderr, r
+
+
 def test_site_over_its_request_limit_gets_503(daemon_factory):
     d = daemon_factory()
     d.open_path_to_root()
