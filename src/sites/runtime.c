@@ -61,6 +61,7 @@ struct rt_site {
     bool stop_requested;         /* an exit now is not a crash */
     bool restart_after_stop;     /* start again once the stop completes */
     bool idle_after_stop;        /* idle stop: go back to watching */
+    bool limits_refused;         /* last_error says the running sandbox kept old limits */
     char last_error[256];
     char last_output[2048];
 };
@@ -434,6 +435,7 @@ static int site_spawn(struct rt_site *s, struct error *err)
     s->backend_failures = 0;
     s->stop_requested = s->restart_after_stop = s->idle_after_stop = false;
     s->program_changed = false;
+    s->limits_refused = false;
     s->last_error[0] = 0;
     return 0;
 }
@@ -667,6 +669,25 @@ static void on_sandbox_exit(struct evloop *loop, int fd, uint32_t events, void *
     s->timer = evloop_timer_add(s->rt->loop, delay, on_backoff, s);
 }
 
+/* New limits on the running sandbox. One the kernel refuses (v1: a memory limit
+ * below what is in use) is said in `site show` until the next start, which
+ * makes the cgroup afresh with the record's limits. */
+static void site_set_live_limits(struct rt_site *s)
+{
+    int r = sandbox_cgroup_set_limits(s->cg, &s->limits);
+    if (r >= 0) {
+        if (s->limits_refused)
+            s->last_error[0] = 0;
+        s->limits_refused = false;
+        return;
+    }
+    snprintf(s->last_error, sizeof(s->last_error),
+             "cannot apply its new limits to the running sandbox (%s%s); they apply from its next start",
+             strerror(-r), r == -EBUSY ? ": more memory in use than the new memory limit" : "");
+    s->limits_refused = true;
+    log_warning("site %s: %s", s->name, s->last_error);
+}
+
 /* Brings the site in line with its record. */
 static void site_apply(struct rt_site *s)
 {
@@ -697,7 +718,7 @@ static void site_apply(struct rt_site *s)
             break;
         }
         if (s->cg)
-            (void)sandbox_cgroup_set_limits(s->cg, &s->limits);
+            site_set_live_limits(s);
         if (s->always_on) {
             site_cancel_timer(s);
         } else {

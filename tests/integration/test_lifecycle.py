@@ -405,6 +405,45 @@ def test_limits_change_live(daemon):
     assert "memory used" in text and "processes    " in text and "oom kills    0" in text
 
 
+def test_limit_the_running_sandbox_cannot_take_is_reported_and_the_others_apply(daemon):
+    import subprocess
+    from conftest import BERTH
+    make_app(daemon, "full", always_on=True)
+    wait_state(daemon, "full", "running")
+    dirs = cgroup_dirs(daemon, "full")
+
+    def read(name):
+        for dr in dirs:
+            p = os.path.join(dr, name)
+            if os.path.exists(p):
+                return open(p).read().strip()
+        return None
+
+    # 60M in use, in the site's cgroup, then a memory limit below that.
+    hog = subprocess.Popen([str(BERTH), "--socket", str(daemon.socket), "site", "exec", "full", "--", "python3", "-c",
+                            "x = bytearray(60 << 20)\nfor i in range(0, len(x), 4096): x[i] = 1\n"
+                            "import time; print('ready', flush=True); time.sleep(60)"],
+                           stdout=subprocess.PIPE, text=True)
+    try:
+        assert hog.stdout.readline().strip() == "ready"
+        daemon.ok("site", "set", "full", "--memory", "16M", "--pids", "50")
+        # The limits the kernel takes apply even when another is refused.
+        assert read("pids.max") == "50"
+        v1 = read("memory.limit_in_bytes")
+        if v1 is not None and int(v1) != 16 << 20:
+            # v1 refuses a limit below what is in use (EBUSY; v2 reclaims or
+            # OOM-kills instead): said in `site show`, and swap is not left open.
+            info = show(daemon, "full")
+            assert "memory" in (info["runtime"]["error"] or ""), info["runtime"]
+            assert "next start" in info["runtime"]["error"]
+            memsw = read("memory.memsw.limit_in_bytes")
+            assert memsw is None or memsw == v1, (memsw, v1)
+            assert "cannot apply" in daemon.log()
+    finally:
+        hog.kill()
+        hog.wait()
+
+
 def test_kill9_berthd_then_restart_kills_old_sandbox(daemon_factory):
     d = daemon_factory().start()
     make_app(d, "phoenix", always_on=True)
