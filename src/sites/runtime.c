@@ -693,6 +693,8 @@ static void site_apply(struct rt_site *s)
 {
     if (!s->want_running || !s->runs_code) {
         site_cancel_timer(s);
+        /* A stop ends a crash loop: the next start gets its five tries again. */
+        s->n_crashes = 0;
         if (s->pidfd >= 0) {
             site_stop_sandbox(s);
         } else {

@@ -305,6 +305,27 @@ def test_app_site_turned_static_leaves_the_runtime(daemon):
     assert r.returncode == 1 and "does not run code" in r.stderr, r
 
 
+def test_stop_then_start_gives_a_crashing_site_a_fresh_count(daemon):
+    # Crashes before a `site stop` do not count after the next `site start`: the
+    # operator stopped the loop (and maybe fixed something); the site gets its
+    # five tries again, with the backoff from the start.
+    cmd = "if [ -e /site/private/crash ]; then exit 3; fi; " + APP_CMD
+    info = make_app(daemon, "flaky", cmd=cmd)
+    (Path(info["dir"]) / "private" / "crash").write_text("")
+    daemon.ok("site", "set", "flaky", "--always-on")
+    deadline = time.monotonic() + 20
+    while show(daemon, "flaky")["runtime"]["restarts"] < 3:
+        assert time.monotonic() < deadline, daemon.log()
+        time.sleep(0.05)
+    daemon.ok("site", "stop", "flaky")
+    wait_state(daemon, "flaky", "stopped")
+    before = daemon.log().count("site flaky: started (pid")
+    daemon.ok("site", "start", "flaky")
+    info = wait_state(daemon, "flaky", "failed", timeout=30)
+    assert daemon.log().count("site flaky: started (pid") - before == 5, daemon.log()
+    assert "crashed 5 times" in info["runtime"]["error"]
+
+
 def test_site_over_its_request_limit_gets_503(daemon_factory):
     d = daemon_factory()
     d.open_path_to_root()
