@@ -609,11 +609,30 @@ static bool site_has_waiting_connection(struct rt_site *s)
 
 static void site_remove(struct rt_site *s);
 
+/* Fills why with ", out of memory: ..." when the kernel killed a process of the
+ * sandbox at its memory limit, else "". The cgroup is the sandbox's own (made at
+ * its start, dropped at its exit), so its count is this sandbox's. */
+static void site_oom_note(struct rt_site *s, char *why, size_t n)
+{
+    struct sandbox_usage u;
+    why[0] = 0;
+    if (!s->cg || sandbox_cgroup_get_usage(s->cg, &u) < 0 || u.oom_kills == SANDBOX_USAGE_UNKNOWN ||
+        u.oom_kills == 0)
+        return;
+    char limit[32] = "";
+    if (s->limits.memory_max)
+        format_size(s->limits.memory_max, limit, sizeof(limit));
+    snprintf(why, n, ", out of memory: killed at %s%s", s->limits.memory_max ? "its memory limit of " : "",
+             s->limits.memory_max ? limit : "the host's memory limit");
+}
+
 static void on_sandbox_exit(struct evloop *loop, int fd, uint32_t events, void *data)
 {
     struct rt_site *s = data;
     int status = site_reap(s);
     site_cancel_timer(s);
+    char oom[96];
+    site_oom_note(s, oom, sizeof(oom));
     /* Anything the program left (exec'd commands, stray children) goes with it. */
     site_drop_cgroup(s);
 
@@ -656,8 +675,8 @@ static void on_sandbox_exit(struct evloop *loop, int fd, uint32_t events, void *
     }
     if (site_count_crash(s)) {
         char why[256];
-        snprintf(why, sizeof(why), "crashed %d times within %d s (last exit status %d)%s", CRASH_MAX,
-                 CRASH_WINDOW_MS / 1000, status,
+        snprintf(why, sizeof(why), "crashed %d times within %d s (last exit status %d%s)%s", CRASH_MAX,
+                 CRASH_WINDOW_MS / 1000, status, oom,
                  status == 0 ? ": the program must stay in the foreground and accept on fd 3" : "");
         site_fail(s, why);
         return;
@@ -665,7 +684,8 @@ static void on_sandbox_exit(struct evloop *loop, int fd, uint32_t events, void *
     uint64_t delay = 500ULL << (s->n_crashes - 1);   /* 0.5, 1, 2, 4 s */
     s->restarts++;
     s->state = SITES_RUNTIME_STARTING;
-    log_warning("site %s: sandbox exited with status %d; restarting in %" PRIu64 " ms", s->name, status, delay);
+    log_warning("site %s: sandbox exited with status %d%s; restarting in %" PRIu64 " ms", s->name, status, oom,
+                delay);
     s->timer = evloop_timer_add(s->rt->loop, delay, on_backoff, s);
 }
 

@@ -326,6 +326,20 @@ def test_stop_then_start_gives_a_crashing_site_a_fresh_count(daemon):
     assert "crashed 5 times" in info["runtime"]["error"]
 
 
+def test_a_site_killed_at_its_memory_limit_is_told_so(daemon):
+    # Exit status 137 alone does not tell an operator that the site needs more
+    # memory (or has a leak): the crash log lines and the failure reason say it.
+    make_app(daemon, "fat", cmd="exec python3 -c 'x = bytearray(200 << 20)\n"
+                                "for i in range(0, len(x), 4096): x[i] = 1\n"
+                                "import time; time.sleep(60)'")
+    daemon.ok("site", "set", "fat", "--memory", "64M", "--always-on")
+    info = wait_state(daemon, "fat", "failed", timeout=40)
+    why = info["runtime"]["error"]
+    assert "crashed 5 times" in why and "out of memory" in why and "64M" in why, why
+    assert "out of memory" in daemon.berth("site", "show", "fat").stdout
+    assert "restarting in" in daemon.log() and "out of memory" in daemon.log()
+
+
 def test_site_over_its_request_limit_gets_503(daemon_factory):
     d = daemon_factory()
     d.open_path_to_root()
