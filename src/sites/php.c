@@ -477,6 +477,22 @@ uint32_t php_site_time_limit(const char *settings_json)
     return (uint32_t)seconds;
 }
 
+uint32_t php_site_max_children(const char *settings_json)
+{
+    const struct setting *s = setting_find("pm.max_children");
+    uint64_t children = 5;
+    (void)parse_uint(s->def, s->min, s->max, &children);
+    struct json_value *v = NULL;
+    if (settings_json && json_parse(settings_json, strlen(settings_json), &v, NULL, NULL) == 0) {
+        const char *stored = json_get_string(v, "pm.max_children");
+        uint64_t x;
+        if (stored && parse_uint(stored, s->min, s->max, &x) == 0)
+            children = x;
+    }
+    json_value_free(v);
+    return (uint32_t)children;
+}
+
 /* ---- php-fpm configuration ---- */
 
 static void size_format(uint64_t bytes, char *out, size_t n)

@@ -318,6 +318,10 @@ uint64_t php_site_body_limit(const char *settings_json);
  * second), and php-fpm's request_terminate_timeout ends the script 10 s later. */
 uint32_t php_site_time_limit(const char *settings_json);
 
+/* A PHP site's pm.max_children (its setting, else berth's default of 5): with the
+ * sandbox's reaper and php-fpm's master, the processes its pool may need. */
+uint32_t php_site_max_children(const char *settings_json);
+
 /* What the generated configuration depends on. Strings are borrowed. */
 struct php_fpm_site {
     const char *name;            /* site name (DNS label): the pool's name */
