@@ -31,7 +31,7 @@ struct rt_site {
     bool runs_code;              /* type app or php: a program runs in a sandbox */
     bool php;                    /* type php: the program is the site's php-fpm */
     char *php_settings;          /* php: the stored settings (JSON), or NULL */
-    bool program_changed;        /* cmd or PHP settings changed while it ran: restart */
+    bool program_changed;        /* cmd, PHP settings or network changed while it ran: restart */
     bool want_running;           /* desired state "running" */
     bool always_on;
     uint32_t idle_seconds;
@@ -732,9 +732,9 @@ static void site_apply(struct rt_site *s)
         break;   /* on_sandbox_exit decides from the record */
     case SITES_RUNTIME_RUNNING:
         if (s->program_changed) {
-            /* New command or PHP settings: the requests that arrive meanwhile wait
-             * in the socket's backlog, as during any start. */
-            log_info("site %s: its program changed, restarting its sandbox", s->name);
+            /* New command, PHP settings or network: the requests that arrive
+             * meanwhile wait in the socket's backlog, as during any start. */
+            log_info("site %s: its program or network changed, restarting its sandbox", s->name);
             site_stop_sandbox(s);
             s->restart_after_stop = true;
             break;
@@ -795,7 +795,11 @@ static int site_update_record(struct rt_site *s, const struct store_site *rec)
         return -ENOMEM;
     }
     bool php = streq_ptr(rec->type, "php");
-    if (s->pidfd >= 0 && (php != s->php || !streq_ptr(cmd, s->cmd) || !streq_ptr(php_settings, s->php_settings)))
+    const char *network = rec->network ? rec->network : "none";
+    /* A sandbox's network is fixed at its start: a new one (say none, to cut a
+     * site off) needs a new sandbox, like a new program does. */
+    if (s->pidfd >= 0 && (php != s->php || !streq_ptr(cmd, s->cmd) || !streq_ptr(php_settings, s->php_settings) ||
+                          strncmp(network, s->network, sizeof(s->network)) != 0))
         s->program_changed = true;
     free(s->cmd);
     s->cmd = cmd;
@@ -807,7 +811,7 @@ static int site_update_record(struct rt_site *s, const struct store_site *rec)
     s->want_running = streq_ptr(rec->desired_state, "running");
     s->always_on = rec->always_on;
     s->idle_seconds = rec->idle_seconds ? rec->idle_seconds : 300;
-    snprintf(s->network, sizeof(s->network), "%s", rec->network ? rec->network : "none");
+    snprintf(s->network, sizeof(s->network), "%s", network);
     s->limits = (struct sandbox_limits){ rec->memory_max, rec->cpu_millis, rec->pids_max };
     return 0;
 }

@@ -479,6 +479,35 @@ def test_limit_the_running_sandbox_cannot_take_is_reported_and_the_others_apply(
         hog.wait()
 
 
+def test_network_change_applies_to_a_running_site(daemon):
+    # Cutting a running site off the network (--network none) must not wait for
+    # its next start: the sandbox is started again in the new network.
+    make_app(daemon, "net", always_on=True)
+    wait_state(daemon, "net", "running")
+    host_net = os.readlink("/proc/self/ns/net")
+
+    def sandbox_net_after(old_pid):
+        deadline = time.monotonic() + 15
+        while True:
+            info = show(daemon, "net")
+            pid = info["runtime"]["pid"]
+            if info["state"] == "running" and pid not in (None, old_pid):
+                return os.readlink(f"/proc/{pid}/ns/net"), pid
+            assert time.monotonic() < deadline, (info, daemon.log())
+            time.sleep(0.1)
+
+    pid = show(daemon, "net")["runtime"]["pid"]
+    assert os.readlink(f"/proc/{pid}/ns/net") != host_net
+    daemon.ok("site", "set", "net", "--network", "host")
+    net, pid = sandbox_net_after(pid)
+    assert net == host_net
+    daemon.ok("site", "set", "net", "--network", "none")
+    net, pid = sandbox_net_after(pid)
+    assert net != host_net
+    assert http_get(daemon, "net")[0] == 200
+    assert show(daemon, "net")["runtime"]["restarts"] == 0
+
+
 def test_kill9_berthd_then_restart_kills_old_sandbox(daemon_factory):
     d = daemon_factory().start()
     make_app(d, "phoenix", always_on=True)
