@@ -1209,12 +1209,12 @@ void sites_runtime_free(struct sites_runtime *rt)
         }
     }
     free(pfds);
-    while (rt->list) {
-        struct rt_site *s = rt->list;
-        rt->list = s->next;
-        site_kill_now(s);
-        site_free(s);
-    }
+    /* What is left is killed; sockets and PHP configurations go with the sites. */
+    while (rt->list)
+        site_remove(rt->list);
+    char php_dir[4200];
+    snprintf(php_dir, sizeof(php_dir), "%s/php", rt->run_dir);
+    (void)rmdir(php_dir);   /* fails, harmlessly, unless empty */
     /* Every sandbox is gone, and with their namespaces their veths. */
     if (rt->nat_up) {
         int r = sandbox_nat_teardown(rt->nat);

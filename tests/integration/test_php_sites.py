@@ -457,3 +457,18 @@ def test_php_workers_must_fit_the_sites_process_limit(daemon):
     assert r.returncode == 1 and "pm.max_children" in r.stderr, r
     daemon.ok("site", "set", "many", "--pids", "0")   # no limit: anything fits
     daemon.ok("site", "set", "many", "--php", "pm.max_children=100")
+
+
+def test_php_configuration_is_not_left_in_the_run_dir(daemon):
+    # <run>/php/NAME/php-fpm.conf is written at each start; berthd's shutdown
+    # takes it away with the sites' sockets.
+    info = make_php(daemon, "tidy")
+    put(info, "public/i.php", "<?php echo 'hi';")
+    assert fcgi(daemon, "tidy", "/i.php")[0] == 200
+    conf_dir = daemon.run_dir / "php" / "tidy"
+    assert (conf_dir / "php-fpm.conf").exists()
+    daemon.stop()
+    assert not conf_dir.exists() and not (daemon.run_dir / "php").exists()
+    assert not (daemon.run_dir / "sites" / "tidy.sock").exists()
+    daemon.start()
+    assert fcgi(daemon, "tidy", "/i.php")[0] == 200
