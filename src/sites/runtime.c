@@ -712,7 +712,10 @@ static void site_set_live_limits(struct rt_site *s)
 static void site_apply(struct rt_site *s)
 {
     if (!s->want_running || !s->runs_code) {
-        site_cancel_timer(s);
+        /* While stopping, the timer is the SIGKILL after the grace period: kept,
+         * or a program that ignores SIGTERM would never be ended. */
+        if (s->state != SITES_RUNTIME_STOPPING)
+            site_cancel_timer(s);
         /* A stop ends a crash loop: the next start gets its five tries again. */
         s->n_crashes = 0;
         if (s->pidfd >= 0) {

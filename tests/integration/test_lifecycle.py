@@ -340,6 +340,20 @@ def test_a_site_killed_at_its_memory_limit_is_told_so(daemon):
     assert "restarting in" in daemon.log() and "out of memory" in daemon.log()
 
 
+def test_stop_while_stopping_still_kills_a_program_that_ignores_sigterm(daemon):
+    # A restart sends SIGTERM and arms the SIGKILL for 5 s later; a `site stop`
+    # meanwhile must not lose that SIGKILL, or the site stays "stopping" for good.
+    make_app(daemon, "stubborn", cmd="trap '' TERM; " + APP_CMD, always_on=True)
+    pid = wait_state(daemon, "stubborn", "running")["runtime"]["pid"]
+    daemon.ok("site", "restart", "stubborn")
+    assert show(daemon, "stubborn")["state"] == "stopping"
+    daemon.ok("site", "stop", "stubborn")
+    info = wait_state(daemon, "stubborn", "stopped", timeout=20)
+    assert info["runtime"]["pid"] is None and not pid_alive(pid)
+    assert "did not stop within 5 s of SIGTERM; killing it" in daemon.log()
+    assert not cgroup_pids(daemon, "stubborn")
+
+
 def test_site_over_its_request_limit_gets_503(daemon_factory):
     d = daemon_factory()
     d.open_path_to_root()
