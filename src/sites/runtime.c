@@ -48,6 +48,7 @@ struct rt_site {
     int *exec_pidfds;            /* fresh nat sandboxes of `site exec` (copies) */
     size_t n_exec_pidfds;
     struct sandbox_cgroup *cg;
+    uint64_t cgroup_serial;      /* of cg: new for each cgroup made (its counters restart) */
     struct ev_timer *timer;      /* idle check, backoff or kill grace: one at a time */
     int64_t started_at;
     unsigned restarts;
@@ -78,6 +79,7 @@ struct sites_runtime {
     struct sandbox_nat *nat;     /* NULL: nat sites are refused */
     bool nat_up;                 /* the bridge and table are ours to remove */
     struct rt_site *list;
+    uint64_t cgroup_serials;     /* the last cgroup_serial handed out */
 };
 
 static void site_start_sandbox(struct rt_site *s);
@@ -259,7 +261,10 @@ static int site_ensure_cgroup(struct rt_site *s)
 {
     if (s->cg)
         return sandbox_cgroup_set_limits(s->cg, &s->limits);
-    return sandbox_cgroup_create(s->rt->cg_root, s->name, &s->limits, &s->cg);
+    int r = sandbox_cgroup_create(s->rt->cg_root, s->name, &s->limits, &s->cg);
+    if (r >= 0)
+        s->cgroup_serial = ++s->rt->cgroup_serials;
+    return r;
 }
 
 /* Kills what is left in the cgroup and removes it. Failure is logged and left for
@@ -1089,6 +1094,7 @@ int sites_runtime_get_status(struct sites_runtime *rt, const char *name, struct 
     };
     if (s->cg && sandbox_cgroup_get_usage(s->cg, &st.usage) >= 0)
         st.has_usage = true;
+    st.cgroup_serial = s->cgroup_serial;
     snprintf(st.socket_path, sizeof(st.socket_path), "%s", s->sock_path);
     snprintf(st.last_error, sizeof(st.last_error), "%s", s->last_error);
     if (s->state == SITES_RUNTIME_FAILED)
