@@ -210,7 +210,8 @@ static void on_sample_usage(struct evloop *loop, struct ev_timer *t, void *data)
         struct sites_runtime_status st;
         if (sites_runtime_get_status(d->runtime, list[i].name, &st) < 0)
             continue;
-        (void)sites_stats_add_usage(d->stats, list[i].name, now, st.has_usage ? &st.usage : NULL);
+        (void)sites_stats_add_usage(d->stats, list[i].name, now, st.has_usage ? &st.usage : NULL,
+                                    st.cgroup_serial);
     }
     store_site_list_free(list, n);
 }

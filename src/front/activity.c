@@ -110,7 +110,7 @@ void front_activity_count(struct worker *w, const struct conn *c)
 {
     const struct vsite *s = c->site;
     int status = c->status;
-    if (!s || status <= 0)
+    if (!s || s->removed || status <= 0)
         return;
     size_t n = strlen(s->name);
     struct site_activity *a = front_map_get(&w->activity, s->name, n);
@@ -133,6 +133,21 @@ void front_activity_count(struct worker *w, const struct conn *c)
         a->upstream_failed++;
     else if (c->upstream_ms >= 0)
         a->upstream_ok++;
+}
+
+void front_activity_forget(struct worker *w, const char *name, size_t len)
+{
+    struct site_activity *a = front_map_get(&w->activity, name, len);
+    if (!a)
+        return;
+    front_map_del(&w->activity, name, len, a);
+    for (struct site_activity **p = &w->activity_list; *p; p = &(*p)->next) {
+        if (*p == a) {
+            *p = a->next;
+            break;
+        }
+    }
+    free(a);
 }
 
 /* Sends one report; true if it went out. */

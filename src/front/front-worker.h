@@ -49,6 +49,7 @@ struct vsite {
     struct front_log *access_log;
     struct front_log *error_log;
     struct backend *backend;     /* NULL when the site has none */
+    bool removed;                /* removed from berthd: its requests count for nobody */
 };
 
 struct client {
@@ -251,6 +252,9 @@ void front_activity_count(struct worker *w, const struct conn *c);
 /* Sends what was counted since the last report, if a second has passed; called
  * from the tick. Never blocks: what does not fit in the socket stays counted. */
 void front_activity_report(struct worker *w);
+/* Drops what was counted for site name and not yet reported: the site was
+ * removed, and a new site may take its name. */
+void front_activity_forget(struct worker *w, const char *name, size_t len);
 
 /* worker.c */
 struct vsite *front_vsite_ref(struct vsite *s);

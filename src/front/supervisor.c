@@ -539,6 +539,13 @@ int front_supervisor_site_remove(struct front_supervisor *sup, const char *name)
     if (!b)
         return -ENOENT;
     front_map_del(&sup->sites, name, n, b);
+    /* Figures summed but not yet passed on belong to the site gone, not to one
+     * created under its name before the next flush. */
+    struct pending_activity *p = front_map_get(&sup->activity, name, n);
+    if (p) {
+        front_map_del(&sup->activity, name, n, p);
+        free(p);
+    }
     char msg[4 + 64];
     uint32_t type = FRONT_MSG_REMOVE;
     memcpy(msg, &type, 4);

@@ -157,8 +157,13 @@ static int site_upsert(struct worker *w, const struct front_site *fs)
 static void site_remove(struct worker *w, const char *name, size_t len)
 {
     struct vsite *s = front_map_get(&w->sites, name, len);
-    if (s)
+    if (s) {
+        /* Requests still in progress end uncounted: a site created again under
+         * this name must not inherit them. */
+        s->removed = true;
         site_unlink(w, s);
+    }
+    front_activity_forget(w, name, len);
 }
 
 /* Applies one control message; returns its type. */

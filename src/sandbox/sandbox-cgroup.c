@@ -507,58 +507,64 @@ int sandbox_cgroup_set_limits(struct sandbox_cgroup *cg, const struct sandbox_li
 {
     char v[64];
     size_t i;
-    int r;
+    int r, ret = 0;
+#define KEEP_FIRST(x) do { if ((r = (x)) < 0 && ret == 0) ret = r; } while (0)
 
     if (root_has(cg, CG_MEMORY, &i)) {
         const char *dir = cg->path[i];
         if (cg->root->h[i].v2) {
             sandbox_cgroup_format_limit(limits->memory_max, false, v, sizeof(v));
-            if ((r = write_str(dir, "memory.max", v)) < 0)
-                return r;
+            KEEP_FIRST(write_str(dir, "memory.max", v));
             /* Swap would let a site exceed memory.max by paging out; forbid it. */
             r = write_str(dir, "memory.swap.max", limits->memory_max ? "0" : "max");
-            if (r < 0 && r != -ENOENT)
-                return r;
+            if (r != -ENOENT)
+                KEEP_FIRST(r);
         } else {
             /* v1 requires limit_in_bytes <= memsw.limit_in_bytes at every moment
              * (mem_cgroup_resize_max returns EINVAL), so open memsw first, then set
-             * the limit, then close memsw down to it (no swap beyond the limit). */
+             * the limit, then close memsw down to the limit in force: the new one,
+             * or the old one when the kernel kept it. */
             bool memsw = write_str(dir, "memory.memsw.limit_in_bytes", "-1") == 0;
             sandbox_cgroup_format_limit(limits->memory_max, true, v, sizeof(v));
-            if ((r = write_str(dir, "memory.limit_in_bytes", v)) < 0)
-                return r;
-            if (memsw && (r = write_str(dir, "memory.memsw.limit_in_bytes", v)) < 0)
-                return r;
+            int set = write_str(dir, "memory.limit_in_bytes", v);
+            KEEP_FIRST(set);
+            if (memsw && set < 0) {
+                _cleanup_free_ char *kept = NULL;
+                KEEP_FIRST(read_str(dir, "memory.limit_in_bytes", &kept));
+                if (kept) {
+                    kept[strcspn(kept, "\n")] = 0;
+                    KEEP_FIRST(write_str(dir, "memory.memsw.limit_in_bytes", kept));
+                }
+            } else if (memsw) {
+                KEEP_FIRST(write_str(dir, "memory.memsw.limit_in_bytes", v));
+            }
         }
     } else if (limits->memory_max) {
-        return -EOPNOTSUPP;
+        KEEP_FIRST(-EOPNOTSUPP);
     }
 
     if (root_has(cg, CG_CPU, &i)) {
         if (cg->root->h[i].v2) {
             sandbox_cgroup_format_cpu_max(limits->cpu_millis, v, sizeof(v));
-            if ((r = write_str(cg->path[i], "cpu.max", v)) < 0)
-                return r;
+            KEEP_FIRST(write_str(cg->path[i], "cpu.max", v));
         } else {
             snprintf(v, sizeof(v), "%u", CPU_PERIOD_US);
-            if ((r = write_str(cg->path[i], "cpu.cfs_period_us", v)) < 0)
-                return r;
+            KEEP_FIRST(write_str(cg->path[i], "cpu.cfs_period_us", v));
             snprintf(v, sizeof(v), "%" PRId64, sandbox_cgroup_cfs_quota(limits->cpu_millis));
-            if ((r = write_str(cg->path[i], "cpu.cfs_quota_us", v)) < 0)
-                return r;
+            KEEP_FIRST(write_str(cg->path[i], "cpu.cfs_quota_us", v));
         }
     } else if (limits->cpu_millis) {
-        return -EOPNOTSUPP;
+        KEEP_FIRST(-EOPNOTSUPP);
     }
 
     if (root_has(cg, CG_PIDS, &i)) {
         sandbox_cgroup_format_limit(limits->pids_max, false, v, sizeof(v));
-        if ((r = write_str(cg->path[i], "pids.max", v)) < 0)
-            return r;
+        KEEP_FIRST(write_str(cg->path[i], "pids.max", v));
     } else if (limits->pids_max) {
-        return -EOPNOTSUPP;
+        KEEP_FIRST(-EOPNOTSUPP);
     }
-    return 0;
+#undef KEEP_FIRST
+    return ret;
 }
 
 int sandbox_cgroup_get_usage(struct sandbox_cgroup *cg, struct sandbox_usage *ret)

@@ -74,7 +74,9 @@ int sandbox_cgroup_create(struct sandbox_cgroup_root *root, const char *name,
 /* Frees the handle; the cgroup stays on disk (see sandbox_cgroup_remove). NULL-safe. */
 void sandbox_cgroup_free(struct sandbox_cgroup *cg);
 /* Sets every limit of the site live; running processes are affected at once
- * (lowering memory below the current use makes the kernel reclaim, then OOM-kill). */
+ * (lowering memory below the current use makes the kernel reclaim, then OOM-kill
+ * on v2; v1 refuses it with -EBUSY and keeps the old limit). Every limit is
+ * attempted even when one is refused; returns the first error. */
 int sandbox_cgroup_set_limits(struct sandbox_cgroup *cg, const struct sandbox_limits *limits);
 /* Reads the current usage. Fields the kernel does not offer are
  * SANDBOX_USAGE_UNKNOWN. */

@@ -172,7 +172,8 @@ static int check_size(const char *v, uint64_t min, uint64_t max, char *out)
         return -EINVAL;
     char unit = n > digits ? (char)(v[digits] & ~0x20) : 0;
     uint64_t mult = unit == 0 ? 1 : unit == 'K' ? KIB : unit == 'M' ? MIB : unit == 'G' ? GIB : 0;
-    if (mult == 0 || x * mult < min || x * mult > max)
+    /* x > max / mult first: twelve digits times a gigabyte wrap around 64 bits. */
+    if (mult == 0 || x > max / mult || x * mult < min)
         return -EINVAL;
     snprintf(out, PHP_SETTING_VALUE_MAX + 1, "%" PRIu64 "%.1s", x, unit ? &unit : "");
     return 0;
@@ -474,6 +475,22 @@ uint32_t php_site_time_limit(const char *settings_json)
     }
     json_value_free(v);
     return (uint32_t)seconds;
+}
+
+uint32_t php_site_max_children(const char *settings_json)
+{
+    const struct setting *s = setting_find("pm.max_children");
+    uint64_t children = 5;
+    (void)parse_uint(s->def, s->min, s->max, &children);
+    struct json_value *v = NULL;
+    if (settings_json && json_parse(settings_json, strlen(settings_json), &v, NULL, NULL) == 0) {
+        const char *stored = json_get_string(v, "pm.max_children");
+        uint64_t x;
+        if (stored && parse_uint(stored, s->min, s->max, &x) == 0)
+            children = x;
+    }
+    json_value_free(v);
+    return (uint32_t)children;
 }
 
 /* ---- php-fpm configuration ---- */

@@ -31,7 +31,7 @@ struct rt_site {
     bool runs_code;              /* type app or php: a program runs in a sandbox */
     bool php;                    /* type php: the program is the site's php-fpm */
     char *php_settings;          /* php: the stored settings (JSON), or NULL */
-    bool program_changed;        /* cmd or PHP settings changed while it ran: restart */
+    bool program_changed;        /* cmd, PHP settings or network changed while it ran: restart */
     bool want_running;           /* desired state "running" */
     bool always_on;
     uint32_t idle_seconds;
@@ -48,6 +48,7 @@ struct rt_site {
     int *exec_pidfds;            /* fresh nat sandboxes of `site exec` (copies) */
     size_t n_exec_pidfds;
     struct sandbox_cgroup *cg;
+    uint64_t cgroup_serial;      /* of cg: new for each cgroup made (its counters restart) */
     struct ev_timer *timer;      /* idle check, backoff or kill grace: one at a time */
     int64_t started_at;
     unsigned restarts;
@@ -61,6 +62,7 @@ struct rt_site {
     bool stop_requested;         /* an exit now is not a crash */
     bool restart_after_stop;     /* start again once the stop completes */
     bool idle_after_stop;        /* idle stop: go back to watching */
+    bool limits_refused;         /* last_error says the running sandbox kept old limits */
     char last_error[256];
     char last_output[2048];
 };
@@ -77,6 +79,7 @@ struct sites_runtime {
     struct sandbox_nat *nat;     /* NULL: nat sites are refused */
     bool nat_up;                 /* the bridge and table are ours to remove */
     struct rt_site *list;
+    uint64_t cgroup_serials;     /* the last cgroup_serial handed out */
 };
 
 static void site_start_sandbox(struct rt_site *s);
@@ -258,7 +261,10 @@ static int site_ensure_cgroup(struct rt_site *s)
 {
     if (s->cg)
         return sandbox_cgroup_set_limits(s->cg, &s->limits);
-    return sandbox_cgroup_create(s->rt->cg_root, s->name, &s->limits, &s->cg);
+    int r = sandbox_cgroup_create(s->rt->cg_root, s->name, &s->limits, &s->cg);
+    if (r >= 0)
+        s->cgroup_serial = ++s->rt->cgroup_serials;
+    return r;
 }
 
 /* Kills what is left in the cgroup and removes it. Failure is logged and left for
@@ -434,6 +440,7 @@ static int site_spawn(struct rt_site *s, struct error *err)
     s->backend_failures = 0;
     s->stop_requested = s->restart_after_stop = s->idle_after_stop = false;
     s->program_changed = false;
+    s->limits_refused = false;
     s->last_error[0] = 0;
     return 0;
 }
@@ -598,11 +605,39 @@ static int site_reap(struct rt_site *s)
     return status;
 }
 
+/* Whether a connection waits in the site's backlog, accepted by nobody. */
+static bool site_has_waiting_connection(struct rt_site *s)
+{
+    struct pollfd pfd = { .fd = s->listen_fd, .events = POLLIN };
+    return s->listen_fd >= 0 && poll(&pfd, 1, 0) > 0 && (pfd.revents & POLLIN);
+}
+
+static void site_remove(struct rt_site *s);
+
+/* Fills why with ", out of memory: ..." when the kernel killed a process of the
+ * sandbox at its memory limit, else "". The cgroup is the sandbox's own (made at
+ * its start, dropped at its exit), so its count is this sandbox's. */
+static void site_oom_note(struct rt_site *s, char *why, size_t n)
+{
+    struct sandbox_usage u;
+    why[0] = 0;
+    if (!s->cg || sandbox_cgroup_get_usage(s->cg, &u) < 0 || u.oom_kills == SANDBOX_USAGE_UNKNOWN ||
+        u.oom_kills == 0)
+        return;
+    char limit[32] = "";
+    if (s->limits.memory_max)
+        format_size(s->limits.memory_max, limit, sizeof(limit));
+    snprintf(why, n, ", out of memory: killed at %s%s", s->limits.memory_max ? "its memory limit of " : "",
+             s->limits.memory_max ? limit : "the host's memory limit");
+}
+
 static void on_sandbox_exit(struct evloop *loop, int fd, uint32_t events, void *data)
 {
     struct rt_site *s = data;
     int status = site_reap(s);
     site_cancel_timer(s);
+    char oom[96];
+    site_oom_note(s, oom, sizeof(oom));
     /* Anything the program left (exec'd commands, stray children) goes with it. */
     site_drop_cgroup(s);
 
@@ -611,7 +646,9 @@ static void on_sandbox_exit(struct evloop *loop, int fd, uint32_t events, void *
         bool restart = s->restart_after_stop, idle = s->idle_after_stop;
         s->stop_requested = s->restart_after_stop = s->idle_after_stop = false;
         s->state = SITES_RUNTIME_STOPPED;
-        if (!s->want_running) {
+        if (!s->runs_code) {
+            site_remove(s);   /* turned static: the front serves it alone now */
+        } else if (!s->want_running) {
             site_close_socket(s);
         } else if (restart || s->always_on) {
             site_start_sandbox(s);
@@ -622,13 +659,20 @@ static void on_sandbox_exit(struct evloop *loop, int fd, uint32_t events, void *
         }
         return;
     }
+    if (!s->runs_code) {
+        site_remove(s);
+        return;
+    }
     if (!s->want_running) {
         s->state = SITES_RUNTIME_STOPPED;
         site_close_socket(s);
         return;
     }
-    /* An on-demand program may end by itself when it has nothing to do. */
-    if (status == 0 && !s->always_on) {
+    /* An on-demand program may end by itself when it has nothing to do; one that
+     * leaves a connection waiting (it daemonized, or is no server) did not, and
+     * going back to idle would start it again at once, in a loop, for as long as
+     * that connection waits. */
+    if (status == 0 && !s->always_on && !site_has_waiting_connection(s)) {
         log_info("site %s: program exited, waiting for the next request", s->name);
         s->state = SITES_RUNTIME_IDLE;
         site_watch(s);
@@ -636,23 +680,49 @@ static void on_sandbox_exit(struct evloop *loop, int fd, uint32_t events, void *
     }
     if (site_count_crash(s)) {
         char why[256];
-        snprintf(why, sizeof(why), "crashed %d times within %d s (last exit status %d)", CRASH_MAX,
-                 CRASH_WINDOW_MS / 1000, status);
+        snprintf(why, sizeof(why), "crashed %d times within %d s (last exit status %d%s)%s", CRASH_MAX,
+                 CRASH_WINDOW_MS / 1000, status, oom,
+                 status == 0 ? ": the program must stay in the foreground and accept on fd 3" : "");
         site_fail(s, why);
         return;
     }
     uint64_t delay = 500ULL << (s->n_crashes - 1);   /* 0.5, 1, 2, 4 s */
     s->restarts++;
     s->state = SITES_RUNTIME_STARTING;
-    log_warning("site %s: sandbox exited with status %d; restarting in %" PRIu64 " ms", s->name, status, delay);
+    log_warning("site %s: sandbox exited with status %d%s; restarting in %" PRIu64 " ms", s->name, status, oom,
+                delay);
     s->timer = evloop_timer_add(s->rt->loop, delay, on_backoff, s);
+}
+
+/* New limits on the running sandbox. One the kernel refuses (v1: a memory limit
+ * below what is in use) is said in `site show` until the next start, which
+ * makes the cgroup afresh with the record's limits. */
+static void site_set_live_limits(struct rt_site *s)
+{
+    int r = sandbox_cgroup_set_limits(s->cg, &s->limits);
+    if (r >= 0) {
+        if (s->limits_refused)
+            s->last_error[0] = 0;
+        s->limits_refused = false;
+        return;
+    }
+    snprintf(s->last_error, sizeof(s->last_error),
+             "cannot apply its new limits to the running sandbox (%s%s); they apply from its next start",
+             strerror(-r), r == -EBUSY ? ": more memory in use than the new memory limit" : "");
+    s->limits_refused = true;
+    log_warning("site %s: %s", s->name, s->last_error);
 }
 
 /* Brings the site in line with its record. */
 static void site_apply(struct rt_site *s)
 {
     if (!s->want_running || !s->runs_code) {
-        site_cancel_timer(s);
+        /* While stopping, the timer is the SIGKILL after the grace period: kept,
+         * or a program that ignores SIGTERM would never be ended. */
+        if (s->state != SITES_RUNTIME_STOPPING)
+            site_cancel_timer(s);
+        /* A stop ends a crash loop: the next start gets its five tries again. */
+        s->n_crashes = 0;
         if (s->pidfd >= 0) {
             site_stop_sandbox(s);
         } else {
@@ -670,19 +740,23 @@ static void site_apply(struct rt_site *s)
         break;   /* on_sandbox_exit decides from the record */
     case SITES_RUNTIME_RUNNING:
         if (s->program_changed) {
-            /* New command or PHP settings: the requests that arrive meanwhile wait
-             * in the socket's backlog, as during any start. */
-            log_info("site %s: its program changed, restarting its sandbox", s->name);
+            /* New command, PHP settings or network: the requests that arrive
+             * meanwhile wait in the socket's backlog, as during any start. */
+            log_info("site %s: its program or network changed, restarting its sandbox", s->name);
             site_stop_sandbox(s);
             s->restart_after_stop = true;
             break;
         }
         if (s->cg)
-            (void)sandbox_cgroup_set_limits(s->cg, &s->limits);
-        if (s->always_on)
+            site_set_live_limits(s);
+        if (s->always_on) {
             site_cancel_timer(s);
-        else if (!s->timer)
-            arm_idle_check(s, (uint64_t)s->idle_seconds * 1000);
+        } else {
+            /* Counted from the last activity: a shorter idle time applies now,
+             * not once the deadline of the old one has passed. */
+            uint64_t idle_ms = (uint64_t)s->idle_seconds * 1000, quiet_ms = now_ms() - s->last_activity_ms;
+            arm_idle_check(s, quiet_ms < idle_ms ? idle_ms - quiet_ms : 0);
+        }
         break;
     case SITES_RUNTIME_STOPPED:
     case SITES_RUNTIME_IDLE: {
@@ -729,7 +803,11 @@ static int site_update_record(struct rt_site *s, const struct store_site *rec)
         return -ENOMEM;
     }
     bool php = streq_ptr(rec->type, "php");
-    if (s->pidfd >= 0 && (php != s->php || !streq_ptr(cmd, s->cmd) || !streq_ptr(php_settings, s->php_settings)))
+    const char *network = rec->network ? rec->network : "none";
+    /* A sandbox's network is fixed at its start: a new one (say none, to cut a
+     * site off) needs a new sandbox, like a new program does. */
+    if (s->pidfd >= 0 && (php != s->php || !streq_ptr(cmd, s->cmd) || !streq_ptr(php_settings, s->php_settings) ||
+                          strncmp(network, s->network, sizeof(s->network)) != 0))
         s->program_changed = true;
     free(s->cmd);
     s->cmd = cmd;
@@ -741,7 +819,7 @@ static int site_update_record(struct rt_site *s, const struct store_site *rec)
     s->want_running = streq_ptr(rec->desired_state, "running");
     s->always_on = rec->always_on;
     s->idle_seconds = rec->idle_seconds ? rec->idle_seconds : 300;
-    snprintf(s->network, sizeof(s->network), "%s", rec->network ? rec->network : "none");
+    snprintf(s->network, sizeof(s->network), "%s", network);
     s->limits = (struct sandbox_limits){ rec->memory_max, rec->cpu_millis, rec->pids_max };
     return 0;
 }
@@ -783,6 +861,26 @@ static void site_kill_now(struct rt_site *s)
     site_drop_cgroup(s);
     site_close_socket(s);
     s->state = SITES_RUNTIME_STOPPED;
+}
+
+/* Kills what runs, removes what the site left (socket, cgroup, PHP configuration)
+ * and forgets it: the site was removed, or no longer runs code. */
+static void site_remove(struct rt_site *s)
+{
+    struct sites_runtime *rt = s->rt;
+    site_kill_now(s);
+    char path[4300];
+    snprintf(path, sizeof(path), "%s/php/%s/php-fpm.conf", rt->run_dir, s->name);
+    (void)unlink(path);
+    *strrchr(path, '/') = 0;
+    (void)rmdir(path);
+    for (struct rt_site **p = &rt->list; *p; p = &(*p)->next) {
+        if (*p == s) {
+            *p = s->next;
+            break;
+        }
+    }
+    site_free(s);
 }
 
 int sites_runtime_new(const struct sites_runtime_config *cfg, struct sites_runtime **ret)
@@ -887,23 +985,8 @@ void sites_runtime_site_changed(struct sites_runtime *rt, enum sites_change chan
 {
     struct rt_site *s = site_find(rt, rec->name);
     if (change == SITES_CHANGE_REMOVE) {
-        if (!s)
-            return;
-        site_kill_now(s);
-        if (s->php) {
-            char path[4300];
-            snprintf(path, sizeof(path), "%s/php/%s/php-fpm.conf", rt->run_dir, s->name);
-            (void)unlink(path);
-            *strrchr(path, '/') = 0;
-            (void)rmdir(path);
-        }
-        for (struct rt_site **p = &rt->list; *p; p = &(*p)->next) {
-            if (*p == s) {
-                *p = s->next;
-                break;
-            }
-        }
-        site_free(s);
+        if (s)
+            site_remove(s);
         return;
     }
     if (!s) {
@@ -918,6 +1001,10 @@ void sites_runtime_site_changed(struct sites_runtime *rt, enum sites_change chan
         return;
     }
     site_apply(s);
+    /* Turned static with nothing running: the runtime forgets it (with a sandbox,
+     * on_sandbox_exit does once it is gone). */
+    if (!s->runs_code && s->pidfd < 0)
+        site_remove(s);
 }
 
 int sites_runtime_start(struct sites_runtime *rt, const char *name, struct error *err)
@@ -1007,6 +1094,7 @@ int sites_runtime_get_status(struct sites_runtime *rt, const char *name, struct 
     };
     if (s->cg && sandbox_cgroup_get_usage(s->cg, &st.usage) >= 0)
         st.has_usage = true;
+    st.cgroup_serial = s->cgroup_serial;
     snprintf(st.socket_path, sizeof(st.socket_path), "%s", s->sock_path);
     snprintf(st.last_error, sizeof(st.last_error), "%s", s->last_error);
     if (s->state == SITES_RUNTIME_FAILED)
@@ -1130,12 +1218,12 @@ void sites_runtime_free(struct sites_runtime *rt)
         }
     }
     free(pfds);
-    while (rt->list) {
-        struct rt_site *s = rt->list;
-        rt->list = s->next;
-        site_kill_now(s);
-        site_free(s);
-    }
+    /* What is left is killed; sockets and PHP configurations go with the sites. */
+    while (rt->list)
+        site_remove(rt->list);
+    char php_dir[4200];
+    snprintf(php_dir, sizeof(php_dir), "%s/php", rt->run_dir);
+    (void)rmdir(php_dir);   /* fails, harmlessly, unless empty */
     /* Every sandbox is gone, and with their namespaces their veths. */
     if (rt->nat_up) {
         int r = sandbox_nat_teardown(rt->nat);

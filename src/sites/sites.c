@@ -206,6 +206,15 @@ static int check_spec(struct sites *s, struct store_site *spec, struct error *er
         return error_set(err, -EINVAL, "memory limit must be at least 16M");
     if (spec->pids_max != 0 && spec->pids_max < 8)
         return error_set(err, -EINVAL, "process limit must be at least 8");
+    /* php-fpm forks its workers in the site's cgroup; past pids.max a static
+     * pool's master exits at the first failed fork. Reaper + master + workers. */
+    if (streq(spec->type, "php") && spec->pids_max != 0 &&
+        php_site_max_children(spec->php_settings) + 2 > spec->pids_max)
+        return error_set(err, -EINVAL,
+                         "PHP's pm.max_children (%u) with php-fpm's master and the sandbox's init need %u "
+                         "processes, more than the site's process limit of %u: lower pm.max_children or raise --pids",
+                         php_site_max_children(spec->php_settings), php_site_max_children(spec->php_settings) + 2,
+                         (unsigned)spec->pids_max);
     if (spec->idle_seconds < 10 || spec->idle_seconds > 7 * 86400)
         return error_set(err, -EINVAL, "idle time must be between 10 seconds and 7 days");
     if (spec->owner) {

@@ -147,6 +147,7 @@ struct sites_runtime_status {
     int last_exit;             /* exit status of the last sandbox (128+N for signal N);
                                   -1 if none exited yet */
     bool has_usage;            /* usage is valid (a cgroup exists) */
+    uint64_t cgroup_serial;    /* changes whenever the site's cgroup is made anew */
     struct sandbox_usage usage;
     char socket_path[108];     /* the site's listening socket */
     char last_error[256];      /* why the last start failed, or "" */
@@ -318,6 +319,10 @@ uint64_t php_site_body_limit(const char *settings_json);
  * second), and php-fpm's request_terminate_timeout ends the script 10 s later. */
 uint32_t php_site_time_limit(const char *settings_json);
 
+/* A PHP site's pm.max_children (its setting, else berth's default of 5): with the
+ * sandbox's reaper and php-fpm's master, the processes its pool may need. */
+uint32_t php_site_max_children(const char *settings_json);
+
 /* What the generated configuration depends on. Strings are borrowed. */
 struct php_fpm_site {
     const char *name;            /* site name (DNS label): the pool's name */
@@ -402,12 +407,14 @@ void sites_stats_free(struct sites_stats *st);
  * that is not a site name, -ENOMEM. */
 int sites_stats_add_requests(struct sites_stats *st, const char *name, int64_t now,
                              const struct sites_stats_requests *delta);
-/* Records a sample of the site's cgroup at time now. usage NULL means no cgroup
- * (the site is not running): the next sample then counts its CPU from zero, as a
- * new cgroup's counter starts there. Fields equal to SANDBOX_USAGE_UNKNOWN are
- * ignored. -EINVAL for a bad name, -ENOMEM. */
+/* Records a sample of the site's cgroup at time now. cgroup_id names the cgroup
+ * it was read from (sites_runtime_status.cgroup_serial): a sample of another
+ * cgroup counts its CPU from zero, as a new cgroup's counter starts there, even
+ * when that counter is already past the old one's. usage NULL means no cgroup
+ * (the site is not running): the next sample then counts from zero too. Fields
+ * equal to SANDBOX_USAGE_UNKNOWN are ignored. -EINVAL for a bad name, -ENOMEM. */
 int sites_stats_add_usage(struct sites_stats *st, const char *name, int64_t now,
-                          const struct sandbox_usage *usage);
+                          const struct sandbox_usage *usage, uint64_t cgroup_id);
 /* Forgets a site (removed, or renamed away). Unknown names are ignored. */
 void sites_stats_remove(struct sites_stats *st, const char *name);
 /* Fills *ret with the site's history as seen at time now; an unknown site reads as

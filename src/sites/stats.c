@@ -29,6 +29,7 @@ struct site_stats {
     struct sites_stats_requests totals;
     uint64_t total_cpu_usec;
     uint64_t last_cpu_usec;    /* the cgroup's counter at the last sample */
+    uint64_t last_cgroup_id;   /* the cgroup of that sample */
     bool has_last_cpu;
 };
 
@@ -172,7 +173,7 @@ int sites_stats_add_requests(struct sites_stats *st, const char *name, int64_t n
 }
 
 int sites_stats_add_usage(struct sites_stats *st, const char *name, int64_t now,
-                          const struct sandbox_usage *u)
+                          const struct sandbox_usage *u, uint64_t cgroup_id)
 {
     if (!u) {
         /* Do not create an entry for every site that never ran. */
@@ -191,13 +192,14 @@ int sites_stats_add_usage(struct sites_stats *st, const char *name, int64_t now,
         sl->has_memory = true;
     }
     if (u->cpu_usec != SANDBOX_USAGE_UNKNOWN) {
-        /* A counter that went backwards belongs to a new cgroup (the site was
-         * stopped and started between two samples): it counts from zero. */
-        uint64_t used = s->has_last_cpu && u->cpu_usec >= s->last_cpu_usec ? u->cpu_usec - s->last_cpu_usec
-                                                                           : u->cpu_usec;
+        /* Another cgroup (the site was stopped and started between two samples),
+         * or a counter that went backwards: a new counter, counted from zero. */
+        bool same = s->has_last_cpu && s->last_cgroup_id == cgroup_id && u->cpu_usec >= s->last_cpu_usec;
+        uint64_t used = same ? u->cpu_usec - s->last_cpu_usec : u->cpu_usec;
         sl->cpu_usec += used;
         s->total_cpu_usec += used;
         s->last_cpu_usec = u->cpu_usec;
+        s->last_cgroup_id = cgroup_id;
         s->has_last_cpu = true;
     }
     return 0;

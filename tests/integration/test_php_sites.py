@@ -441,3 +441,34 @@ def test_a_pool_that_stops_answering_gets_504s_then_a_restart(daemon):
     assert "requests in a row and answered none; restarting it" in daemon.log()
     assert shown["runtime"]["restarts"] >= 1
     assert http(daemon, "hang", "/ok.php")[2] == b"fine"
+
+
+def test_php_workers_must_fit_the_sites_process_limit(daemon):
+    # php-fpm's master forks pm.max_children workers in the site's cgroup: past
+    # pids.max a fork fails, and a static pool's master then exits ("fork()
+    # failed ... bye-bye"), at every request. Refused up front, with the way out.
+    make_php(daemon, "many", "--pids", "10")
+    r = daemon.berth("site", "set", "many", "--php", "pm.max_children=20")
+    assert r.returncode == 1, r
+    assert "pm.max_children" in r.stderr and "--pids" in r.stderr and "10" in r.stderr, r.stderr
+    assert daemon.ok("site", "show", "many")["php"] == {}
+    daemon.ok("site", "set", "many", "--php", "pm.max_children=8")   # 8 workers + master + reaper
+    r = daemon.berth("site", "set", "many", "--pids", "9")
+    assert r.returncode == 1 and "pm.max_children" in r.stderr, r
+    daemon.ok("site", "set", "many", "--pids", "0")   # no limit: anything fits
+    daemon.ok("site", "set", "many", "--php", "pm.max_children=100")
+
+
+def test_php_configuration_is_not_left_in_the_run_dir(daemon):
+    # <run>/php/NAME/php-fpm.conf is written at each start; berthd's shutdown
+    # takes it away with the sites' sockets.
+    info = make_php(daemon, "tidy")
+    put(info, "public/i.php", "<?php echo 'hi';")
+    assert fcgi(daemon, "tidy", "/i.php")[0] == 200
+    conf_dir = daemon.run_dir / "php" / "tidy"
+    assert (conf_dir / "php-fpm.conf").exists()
+    daemon.stop()
+    assert not conf_dir.exists() and not (daemon.run_dir / "php").exists()
+    assert not (daemon.run_dir / "sites" / "tidy.sock").exists()
+    daemon.start()
+    assert fcgi(daemon, "tidy", "/i.php")[0] == 200

@@ -130,6 +130,24 @@ def test_5xx_counted_and_other_sites_apart(daemon):
     assert _stats(daemon, "shop")["totals"]["requests"] == 0
 
 
+def test_site_removed_and_created_again_at_once_starts_with_no_history(daemon):
+    # The front reports a site's requests up to a couple of seconds after they
+    # end: those of the removed site must not land in the history of a new site
+    # that took its name in the meantime.
+    port = daemon.http_port()
+    daemon.ok("site", "create", "shop")
+    write_page(daemon, "shop", "index.html", "shop")
+    assert wait_for(lambda: get(port, "shop.test.berth")[0] == 200)
+    for _ in range(20):
+        assert get(port, "shop.test.berth")[0] == 200
+    daemon.ok("site", "rm", "shop")
+    daemon.ok("site", "create", "shop")
+    time.sleep(4)   # past the workers' and the supervisor's report intervals
+    s = _stats(daemon, "shop")
+    assert s["totals"]["requests"] == 0 and s["last_hour"] == 0, s["totals"]
+    assert daemon.ok("site", "show", "shop")["requests"]["total"] == 0
+
+
 def test_stats_follow_site_access_rules(daemon):
     add_user(daemon, "alice")
     add_user(daemon, "bob")

@@ -31,6 +31,9 @@ static const struct check_case check_cases[] = {
     { "memory_limit", "", -EINVAL, "must be a size" },
     { "memory_limit", "128M\nphp_admin_value[open_basedir]=/", -EINVAL, "must be a size" },
     { "memory_limit", "128M ", -EINVAL, "must be a size" },
+    /* 2^34 + 1 gigabytes wrap to 1G in 64 bits: far past the bound, not 1G. */
+    { "memory_limit", "17179869185G", -EINVAL, "must be a size" },
+    { "post_max_size", "17179869184G", -EINVAL, "must be a size" },
     { "max_execution_time", "60", 0, "60" },
     { "max_execution_time", "0", -EINVAL, "between 1 and 3600" },
     { "max_execution_time", "3601", -EINVAL, "between 1 and 3600" },

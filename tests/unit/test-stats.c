@@ -100,18 +100,18 @@ static void test_usage_cpu_and_memory(void **state)
     struct sites_stats *st;
     assert_int_equal(sites_stats_new(T0, &st), 0);
     struct sandbox_usage u = { .memory_current = 10 << 20, .cpu_usec = 1000000 };
-    assert_int_equal(sites_stats_add_usage(st, "app", T0 + 1, &u), 0);
+    assert_int_equal(sites_stats_add_usage(st, "app", T0 + 1, &u, 1), 0);
     u = (struct sandbox_usage){ .memory_current = 30 << 20, .cpu_usec = 1500000 };
-    assert_int_equal(sites_stats_add_usage(st, "app", T0 + 10, &u), 0);
+    assert_int_equal(sites_stats_add_usage(st, "app", T0 + 10, &u, 1), 0);
     u = (struct sandbox_usage){ .memory_current = 20 << 20, .cpu_usec = 1700000 };
-    assert_int_equal(sites_stats_add_usage(st, "app", T0 + 61, &u), 0);
+    assert_int_equal(sites_stats_add_usage(st, "app", T0 + 61, &u, 1), 0);
     /* Stopped, then a new cgroup whose counter starts at zero again. */
-    assert_int_equal(sites_stats_add_usage(st, "app", T0 + 70, NULL), 0);
+    assert_int_equal(sites_stats_add_usage(st, "app", T0 + 70, NULL, 1), 0);
     u = (struct sandbox_usage){ .memory_current = 5 << 20, .cpu_usec = 300000 };
-    assert_int_equal(sites_stats_add_usage(st, "app", T0 + 80, &u), 0);
+    assert_int_equal(sites_stats_add_usage(st, "app", T0 + 80, &u, 1), 0);
     /* Unknown figures are ignored. */
     u = (struct sandbox_usage){ .memory_current = SANDBOX_USAGE_UNKNOWN, .cpu_usec = SANDBOX_USAGE_UNKNOWN };
-    assert_int_equal(sites_stats_add_usage(st, "app", T0 + 90, &u), 0);
+    assert_int_equal(sites_stats_add_usage(st, "app", T0 + 90, &u, 1), 0);
 
     struct sites_stats_report r;
     sites_stats_get(st, "app", T0 + 90, &r);
@@ -125,9 +125,15 @@ static void test_usage_cpu_and_memory(void **state)
     assert_int_equal(r.total_cpu_usec, 2000000);
     /* A backwards counter without a "stopped" sample in between is a new cgroup too. */
     u = (struct sandbox_usage){ .memory_current = 1, .cpu_usec = 100 };
-    assert_int_equal(sites_stats_add_usage(st, "app", T0 + 95, &u), 0);
+    assert_int_equal(sites_stats_add_usage(st, "app", T0 + 95, &u, 1), 0);
     sites_stats_get(st, "app", T0 + 95, &r);
     assert_int_equal(r.total_cpu_usec, 2000100);
+    /* Started again between two samples, the new cgroup already past the old
+     * counter: all of it is new CPU time, not the difference. */
+    u = (struct sandbox_usage){ .memory_current = 1, .cpu_usec = 400100 };
+    assert_int_equal(sites_stats_add_usage(st, "app", T0 + 100, &u, 2), 0);
+    sites_stats_get(st, "app", T0 + 100, &r);
+    assert_int_equal(r.total_cpu_usec, 2000100 + 400100);
     sites_stats_free(st);
 }
 
@@ -199,7 +205,7 @@ static struct sites_stats *sample_history(void)
         if (m % 2 == 0)
             add(st, "shop", T0 + m * 60 + 59, 2, 0, 7);
         struct sandbox_usage u = { .memory_current = (uint64_t)m << 20, .cpu_usec = 1000 * (uint64_t)m };
-        assert_int_equal(sites_stats_add_usage(st, "app", T0 + m * 60 + 30, &u), 0);
+        assert_int_equal(sites_stats_add_usage(st, "app", T0 + m * 60 + 30, &u, 1), 0);
     }
     add(st, "app", T0 + 5, 1, 1, 1);
     return st;
