@@ -417,10 +417,16 @@ def test_a_pool_that_stops_answering_gets_504s_then_a_restart(daemon):
     assert http(daemon, "hang", "/ok.php")[2] == b"fine"
     pid = daemon.ok("site", "show", "hang")["runtime"]["pid"]
     time.sleep(5)   # a fresh pool gets a few seconds before failures count
-    frozen = [p for p in cgroup_pids(daemon, "hang") if p != pid]
+    frozen = []
+    for p in cgroup_pids(daemon, "hang"):
+        if p == pid:
+            continue
+        try:   # a process listed a moment ago may have exited since
+            os.kill(p, signal.SIGSTOP)
+            frozen.append(p)
+        except ProcessLookupError:
+            pass
     assert frozen, "no php-fpm processes found in the site's cgroup"
-    for p in frozen:
-        os.kill(p, signal.SIGSTOP)
     try:
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
             statuses = list(pool.map(lambda _: http(daemon, "hang", "/ok.php")[0], range(4)))
