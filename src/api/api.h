@@ -65,6 +65,7 @@ struct api_config {
     /* The most a user who is not an admin may give one of their sites; 0: no ceiling. */
     uint64_t user_max_memory;
     uint32_t user_max_cpu_millis, user_max_pids;
+    uint32_t user_max_sites;         /* sites a user who is not an admin may own; 0: no limit */
 };
 
 struct api_server;

@@ -330,6 +330,24 @@ static int check_user_may(const struct api_config *cfg, const struct api_request
     return 0;
 }
 
+/* A user who is not an admin owns at most user_site_limits.sites sites. Counted in
+ * the store as it is now, so the sites a batch made before this one count too. */
+static int check_user_site_count(const struct api_config *cfg, const struct api_request *req, struct error *err)
+{
+    if (req->admin || !cfg->user_max_sites)
+        return 0;
+    struct store_site *list = NULL;
+    size_t n = 0;
+    int r = store_site_list(cfg->store, req->actor, &list, &n);
+    store_site_list_free(list, n);
+    if (r < 0)
+        return error_set(err, r, "cannot count your sites: %s", store_errmsg(cfg->store));
+    if (n >= cfg->user_max_sites)
+        return error_set(err, -EPERM, "you have %zu site%s, the most a user may own (user_site_limits in "
+                         "berth.yaml): remove one, or ask an admin", n, n == 1 ? "" : "s");
+    return 0;
+}
+
 /* Fields common to create and change. */
 static int read_settings(const struct json_value *body, struct store_site *site, struct error *err)
 {
@@ -472,6 +490,8 @@ static void create_site(const struct api_config *cfg, const struct api_request *
         r = read_settings(body, &site, &err);
     if (r >= 0)
         r = check_user_may(cfg, req, body, &site, true, &err);
+    if (r >= 0)
+        r = check_user_site_count(cfg, req, &err);
     if (r >= 0)
         r = read_php_settings(body, &site, &err);
     bool dry_run = dry_run_asked(req);

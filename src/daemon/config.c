@@ -179,7 +179,8 @@ static int yaml_listeners(struct fy_node *v, char **list, size_t *count, const c
     return 0;
 }
 
-/* user_site_limits: {memory: 1G, cpu: 1, pids: 512}, each a finite, non-zero ceiling. */
+/* user_site_limits: {memory: 1G, cpu: 1, pids: 512, sites: 10}, each a finite, non-zero
+ * ceiling (sites has none unless given). */
 static int yaml_user_site_limits(struct berthd_config *cfg, struct fy_node *v, const char *path, char *err,
                                  size_t n)
 {
@@ -200,12 +201,15 @@ static int yaml_user_site_limits(struct berthd_config *cfg, struct fy_node *v, c
             cfg->user_max_cpu_millis = millis;
         } else if (key && streq(key, "pids") && s && parse_uint(s, 8, 4194304, &num) == 0) {
             cfg->user_max_pids = (uint32_t)num;
+        } else if (key && streq(key, "sites") && s && parse_uint(s, 1, 1000000, &num) == 0) {
+            cfg->user_max_sites = (uint32_t)num;
         } else {
             snprintf(err, n, "config file %s: user_site_limits.%s must be %s", path, key ? key : "?",
                      key && streq(key, "memory") ? "a size of at least 16M, such as 1G"
                      : key && streq(key, "cpu") ? "a number of CPUs above 0, such as 1 or 0.5"
                      : key && streq(key, "pids") ? "a number of processes from 8 up"
-                     : "one of memory, cpu and pids");
+                     : key && streq(key, "sites") ? "a number of sites from 1 up"
+                     : "one of memory, cpu, pids and sites");
             return -EINVAL;
         }
     }

@@ -31,6 +31,7 @@ struct berthd_config {
      * 0 until berthd_config_finish fills the defaults. */
     uint64_t user_max_memory;
     uint32_t user_max_cpu_millis, user_max_pids;
+    uint32_t user_max_sites;        /* sites a user may own (user_site_limits.sites); 0: no limit */
     /* network nat (see docs/internals/sandbox.md, "Networking") */
     char *nat_bridge;               /* bridge name, default "berth0" */
     char *nat_ipv4;                 /* subnet, default 10.88.0.0/16; "off": no IPv4 */

@@ -630,6 +630,7 @@ static int run(struct berthd *d)
         .listeners = d->api_listeners, .n_listeners = d->n_listeners, .started_at = now_s(),
         .stats = d->stats, .user_max_memory = cfg->user_max_memory,
         .user_max_cpu_millis = cfg->user_max_cpu_millis, .user_max_pids = cfg->user_max_pids,
+        .user_max_sites = cfg->user_max_sites,
     };
     r = api_server_new(d->loop, &acfg, &d->api);
     if (r == -EADDRINUSE)

@@ -347,6 +347,36 @@ def test_users_stay_within_the_site_limits_berth_yaml_gives_them(panel):
     assert r.returncode != 0 and "user_site_limits.memory must be a size" in r.stderr + r.stdout, r
 
 
+def test_users_own_at_most_the_sites_berth_yaml_gives_them(panel):
+    # Per-site ceilings do not bound a user who makes many sites: user_site_limits'
+    # sites does. The sites an apply batch makes count as they are made; an admin
+    # may give a user more.
+    panel.stop()
+    config = panel.config_path()
+    config.write_text(config.read_text() + "user_site_limits: {sites: 2}\n")
+    panel.start()
+    alice, boss = Browser(panel), Browser(panel)
+    assert alice.login("alice").status == 200 and boss.login("boss").status == 200
+    assert alice.request("POST", "/api/v1/sites", {"name": "one"}).status == 201
+    a = alice.request("POST", "/api/v1/apply", {"changes": [{"create": {"name": "two"}},
+                                                            {"create": {"name": "three"}}]})
+    assert a.status == 403 and a.error() == (
+        "site three: you have 2 sites, the most a user may own (user_site_limits in berth.yaml): "
+        "remove one, or ask an admin; nothing was changed"), a
+    assert alice.request("POST", "/api/v1/sites", {"name": "two"}).status == 201
+    assert alice.request("POST", "/api/v1/sites", {"name": "three"}).status == 403
+    assert boss.request("POST", "/api/v1/sites", {"name": "three", "owner": "alice"}).status == 201
+    assert bob_can_still_create(panel)
+    assert sorted(s["name"] for s in alice.request("GET", "/api/v1/sites").json["sites"]) == ["one", "three", "two"]
+    assert alice.request("DELETE", "/api/v1/sites/one").status == 200
+    assert alice.request("POST", "/api/v1/sites", {"name": "four"}).status == 403
+
+
+def bob_can_still_create(panel):
+    bob = Browser(panel)
+    return bob.login("bob").status == 200 and bob.request("POST", "/api/v1/sites", {"name": "bobs"}).status == 201
+
+
 def test_site_logs_tail(panel):
     alice = Browser(panel)
     assert alice.login("alice").status == 200
