@@ -174,7 +174,10 @@ static int split_path(char *path_copy, struct api_request *req)
     return 0;
 }
 
-static void write_response(struct api_conn *c, const struct api_response *res, bool keep_alive)
+/* head_only: the answer to HEAD, whose head says what GET would send but whose body
+ * is never sent (RFC 9112, 6.3): a peer that reuses the connection would read those
+ * bytes as the start of its next answer. */
+static void write_response(struct api_conn *c, const struct api_response *res, bool keep_alive, bool head_only)
 {
     char date[30];
     http_date_format(time(NULL), date);
@@ -187,7 +190,7 @@ static void write_response(struct api_conn *c, const struct api_response *res, b
         buf_printf(&c->out, "Content-Length: %zu\r\n", res->body.len + json);
     buf_printf(&c->out, "Date: %s\r\n%sX-Content-Type-Options: nosniff\r\n%s%s\r\n", date,
                json ? "Cache-Control: no-store\r\n" : "", res->headers, keep_alive ? "" : "Connection: close\r\n");
-    if (res->status != 304) {
+    if (res->status != 304 && !head_only) {
         buf_append(&c->out, res->body.data ? res->body.data : "", res->body.len);
         if (json)
             buf_append_char(&c->out, '\n');
@@ -222,7 +225,7 @@ static void upload_start(struct api_conn *c, const struct http1_request *req, si
     buf_consume(&c->in, head);
     reset_parser(c);
     if (!c->upload) {
-        write_response(c, &res, false);
+        write_response(c, &res, false, false);
         c->closing = true;
         if (req->body == HTTP1_BODY_LENGTH)
             c->discard = req->content_length - MIN(req->content_length, (uint64_t)c->in.len);
@@ -266,7 +269,7 @@ static bool upload_step(struct api_conn *c)
     c->upload = NULL;
     if (json_writer_finish(&res.json) < 0)
         api_reply_error(&res, 500, "answer too large");
-    write_response(c, &res, keep);
+    write_response(c, &res, keep, false);
     buf_done(&res.body);
     c->closing = !keep;
     return true;
@@ -306,7 +309,7 @@ static bool process(struct api_conn *c)
         struct api_response res = { .body = BUF_INIT(16 * 1024 * 1024) };
         if (head < 0) {
             api_reply_error(&res, -head, "malformed HTTP request");
-            write_response(c, &res, false);
+            write_response(c, &res, false, false);
             buf_done(&res.body);
             c->closing = true;
             return true;
@@ -317,7 +320,7 @@ static bool process(struct api_conn *c)
         if (req.body == HTTP1_BODY_LENGTH) {
             if (req.content_length > limit) {
                 api_reply_error(&res, 413, "request body larger than %zu bytes", limit);
-                write_response(c, &res, false);
+                write_response(c, &res, false, false);
                 buf_done(&res.body);
                 c->closing = true;
                 /* Read and drop the rest: closed on a peer still sending, the socket
@@ -351,7 +354,7 @@ static bool process(struct api_conn *c)
             if (r != 1 || len > limit) {
                 free(copy);
                 api_reply_error(&res, r < 0 ? 400 : 413, "bad chunked request body");
-                write_response(c, &res, false);
+                write_response(c, &res, false, false);
                 buf_done(&res.body);
                 c->closing = true;
                 return true;
@@ -392,7 +395,7 @@ static bool process(struct api_conn *c)
         if (!res.content_type && json_writer_finish(&res.json) < 0)
             api_reply_error(&res, 500, "answer too large");
         json_value_free(json);
-        write_response(c, &res, req.keep_alive);
+        write_response(c, &res, req.keep_alive, req.method == HTTP_HEAD);
         buf_done(&res.body);
         if (!req.keep_alive) {
             c->closing = true;
@@ -438,7 +441,7 @@ static void on_conn(struct evloop *loop, int fd, uint32_t events, void *data)
                 /* The peer sent more than a head and a body may hold. */
                 struct api_response res = { .body = BUF_INIT(4096) };
                 api_reply_error(&res, 413, "request too large");
-                write_response(c, &res, false);
+                write_response(c, &res, false, false);
                 buf_done(&res.body);
                 c->closing = true;
                 break;

@@ -515,3 +515,39 @@ def test_a_ceiling_is_named_exactly_as_it_may_be_written(panel):
     a = alice.request("POST", "/api/v1/sites", {"name": "mine", "memory": "1536M"})
     assert a.status == 403 and "more than 1500M of memory" in a.error(), a
     assert alice.request("POST", "/api/v1/sites", {"name": "mine", "memory": "1500M"}).status == 201
+
+
+def raw_exchange(daemon, data):
+    """Sends data on one panel.sock connection and returns every byte the server
+    sends until it closes (the last request says Connection: close)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(30)
+    try:
+        s.connect(str(daemon.run_dir / "panel.sock"))
+        s.sendall(data)
+        got = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return got
+            got += chunk
+    finally:
+        s.close()
+
+
+def test_answer_to_head_has_no_body(panel):
+    # The front reuses its connection to panel.sock: a body after the head of a HEAD
+    # answer would be read as the start of the next answer (RFC 9112, 6.3).
+    head = f"Host: {HOST}\r\nX-Forwarded-For: 192.0.2.10\r\n"
+    got = raw_exchange(panel, (f"HEAD / HTTP/1.1\r\n{head}\r\n"
+                               f"HEAD /api/v1/me HTTP/1.1\r\n{head}\r\n"
+                               f"GET /api/v1/me HTTP/1.1\r\n{head}Connection: close\r\n\r\n").encode())
+    first, rest = got.split(b"\r\n\r\n", 1)
+    # The page answers HEAD as GET would, without the page.
+    assert first.startswith(b"HTTP/1.1 200 "), got[:300]
+    assert rest.startswith(b"HTTP/1.1 "), rest[:300]
+    second, rest = rest.split(b"\r\n\r\n", 1)
+    assert second.startswith(b"HTTP/1.1 "), second
+    assert rest.startswith(b"HTTP/1.1 401 "), rest[:300]
+    assert b"sign in first" in rest
+
