@@ -107,9 +107,15 @@ static const struct http1_header *header(const struct api_request *req, const ch
     return http1_find_header(req->http->headers, req->http->n_headers, name);
 }
 
-/* The session cookie's value into out; false if absent or implausible. */
-static bool cookie_value(const struct api_request *req, char *out, size_t n)
+/* The session cookie's value into out: 1, or 0 if absent or implausible, or -EEXIST
+ * when the request carries it twice. A site on the same parent domain can set
+ * berth_session for the whole domain with a longer Path, which browsers send first:
+ * taking the first would let it sign the panel in as an account of its choosing. Which
+ * of two is the panel's own cannot be told, so neither is used. */
+static int cookie_value(const struct api_request *req, char *out, size_t n)
 {
+    const size_t klen = strlen(COOKIE_NAME);
+    int found = 0;
     for (size_t i = 0; req->http && i < req->http->n_headers; i++) {
         const struct http1_header *h = &req->http->headers[i];
         if (!mem_case_eq(h->name, h->name_len, "cookie"))
@@ -120,19 +126,21 @@ static bool cookie_value(const struct api_request *req, char *out, size_t n)
                 p++;
             const char *semi = memchr(p, ';', (size_t)(end - p));
             const char *stop = semi ? semi : end;
-            size_t klen = strlen(COOKIE_NAME);
-            if ((size_t)(stop - p) > klen && memcmp(p, COOKIE_NAME "=", klen + 1) == 0) {
+            if ((size_t)(stop - p) >= klen + 1 && memcmp(p, COOKIE_NAME "=", klen + 1) == 0) {
+                if (found)
+                    return -EEXIST;
                 size_t vlen = (size_t)(stop - p) - klen - 1;
-                if (vlen == 0 || vlen >= n)
-                    return false;
-                memcpy(out, p + klen + 1, vlen);
-                out[vlen] = 0;
-                return true;
+                found = -1;   /* seen, implausible until copied */
+                if (vlen > 0 && vlen < n) {
+                    memcpy(out, p + klen + 1, vlen);
+                    out[vlen] = 0;
+                    found = 1;
+                }
             }
             p = stop;
         }
     }
-    return false;
+    return found > 0 ? 1 : 0;
 }
 
 /* The client's address as the front forwarded it: the last X-Forwarded-For element
@@ -261,7 +269,13 @@ static bool auth_bearer(struct api_auth *a, const char *token, struct api_reques
 static bool auth_session(struct api_auth *a, struct api_request *req, struct api_response *res)
 {
     char cookie[128], id[65];
-    if (!cookie_value(req, cookie, sizeof(cookie))) {
+    int found = cookie_value(req, cookie, sizeof(cookie));
+    if (found == -EEXIST) {
+        refuse(res, 401, "the browser sent two session cookies, one of them set by another site under the "
+                         "same domain: clear this site's cookies and sign in again");
+        return false;
+    }
+    if (found == 0) {
         refuse(res, 401, "sign in first");
         return false;
     }

@@ -551,3 +551,18 @@ def test_answer_to_head_has_no_body(panel):
     assert rest.startswith(b"HTTP/1.1 401 "), rest[:300]
     assert b"sign in first" in rest
 
+
+def test_a_second_session_cookie_is_not_a_way_in(panel):
+    # A site on the same parent domain can set berth_session for .<base-domain> with
+    # a longer Path, so that the browser sends it before the panel's own: the panel
+    # must not then act as whoever's session that site planted.
+    victim, attacker = Browser(panel), Browser(panel)
+    assert victim.login("alice").status == 200
+    assert attacker.login("bob").status == 200
+    both = f"berth_session={attacker.cookie}; berth_session={victim.cookie}"
+    me = victim.request("GET", "/api/v1/me", headers={"Cookie": both})
+    assert me.status == 401, me
+    assert "bob" not in me.raw.decode() and "csrf" not in (me.json or {})
+    assert "two session cookies" in me.error()
+    # The victim's own cookie alone still works.
+    assert victim.request("GET", "/api/v1/me").json["user"] == "alice"
