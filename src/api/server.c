@@ -31,6 +31,7 @@ struct api_conn {
     bool closing;                 /* close once out is flushed */
     struct api_upload *upload;    /* a request whose body streams to a file (declared in api-internal.h) */
     uint64_t discard;             /* body bytes of a refused upload still to read and drop before closing */
+    uint64_t last_active_ms;      /* when the peer last sent or was sent anything */
     struct api_conn *next, **pprev;
 };
 
@@ -432,6 +433,7 @@ static void flush(struct api_conn *c)
 static void on_conn(struct evloop *loop, int fd, uint32_t events, void *data)
 {
     struct api_conn *c = data;
+    c->last_active_ms = now_ms();
     if (events & (EPOLLIN | EPOLLHUP | EPOLLERR) && c->discard > 0) {
         discard_body(c);
     } else if (events & EPOLLIN && !c->closing) {
@@ -477,6 +479,28 @@ static void on_conn(struct evloop *loop, int fd, uint32_t events, void *data)
     flush(c);
 }
 
+/* Makes room for one more connection when the table is full, so that whoever opens
+ * API_MAX_CONNECTIONS and sends nothing does not shut everyone else out: closes the
+ * connection that has been quiet longest, one between requests if there is any (a
+ * request in flight, a half-read upload, an answer still being sent, goes last). */
+static void evict_idlest(struct api_server *s)
+{
+    struct api_conn *victim = NULL;
+    bool victim_busy = true;
+    for (struct api_conn *c = s->conns; c; c = c->next) {
+        bool busy = c->in.len > 0 || c->out.len > 0 || c->upload || c->discard > 0;
+        if (!victim || (victim_busy && !busy) ||
+            (busy == victim_busy && c->last_active_ms < victim->last_active_ms)) {
+            victim = c;
+            victim_busy = busy;
+        }
+    }
+    if (victim) {
+        log_warning("api: %zu connections open: closing the one quiet longest", s->n_conns);
+        conn_close(victim);
+    }
+}
+
 static void on_accept(struct evloop *loop, int fd, uint32_t events, void *data)
 {
     struct api_server *s = data;
@@ -489,10 +513,12 @@ static void on_accept(struct evloop *loop, int fd, uint32_t events, void *data)
         }
         struct ucred cred;
         socklen_t len = sizeof(cred);
-        if (s->n_conns >= API_MAX_CONNECTIONS || getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+        if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
             close(cfd);
             continue;
         }
+        if (s->n_conns >= API_MAX_CONNECTIONS)
+            evict_idlest(s);
         struct api_conn *c = calloc(1, sizeof(*c));
         if (!c) {
             close(cfd);
@@ -501,6 +527,7 @@ static void on_accept(struct evloop *loop, int fd, uint32_t events, void *data)
         c->server = s;
         c->fd = cfd;
         c->peer_uid = cred.uid;
+        c->last_active_ms = now_ms();
         buf_init(&c->in, API_MAX_HEAD + API_MAX_BODY + 64 * 1024);
         buf_init(&c->out, 32 * 1024 * 1024);
         reset_parser(c);

@@ -566,3 +566,24 @@ def test_a_second_session_cookie_is_not_a_way_in(panel):
     assert "two session cookies" in me.error()
     # The victim's own cookie alone still works.
     assert victim.request("GET", "/api/v1/me").json["user"] == "alice"
+
+
+def test_idle_connections_do_not_shut_the_panel(panel):
+    # panel.sock holds at most 256 connections (API_MAX_CONNECTIONS). Whoever opens
+    # that many and sends nothing must not leave the next visitor with no answer.
+    idle = []
+    try:
+        for _ in range(256):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(str(panel.run_dir / "panel.sock"))   # blocking: waits while the backlog is full
+            s.settimeout(30)
+            idle.append(s)
+        # One that has half a request in flight is not what gives way first.
+        idle[0].sendall(b"GET /api/v1/me HTTP/1.1\r\nHost: " + HOST.encode() + b"\r\n")
+        page = Browser(panel).request("GET", "/")
+        assert page.status == 200
+        idle[0].sendall(b"Connection: close\r\n\r\n")
+        assert idle[0].recv(100).startswith(b"HTTP/1.1 401 ")
+    finally:
+        for s in idle:
+            s.close()
