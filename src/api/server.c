@@ -363,10 +363,9 @@ static bool process(struct api_conn *c)
             memcpy(body, copy, len);
             free(copy);
             body_len = len;
+            /* The pipelined bytes after the body are the last extra bytes of c->in,
+             * where the raw body left them: consuming up to them keeps them. */
             consumed = c->in.len - extra;
-            /* The pipelined bytes after the body follow the decoded data; move them
-             * to where consumed will leave them. */
-            memmove(c->in.data + consumed, body + len, extra);
         }
 
         /* Copy what the handlers keep: the path is split in place. */

@@ -587,3 +587,16 @@ def test_idle_connections_do_not_shut_the_panel(panel):
     finally:
         for s in idle:
             s.close()
+
+
+def test_request_after_a_chunked_body_is_read_as_sent(panel):
+    head = f"Host: {HOST}\r\nX-Forwarded-For: 192.0.2.10\r\n"
+    body = json.dumps({"name": "alice", "password": "wrong"}).encode()
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:7], body[7:])) + b"0\r\n\r\n"
+    got = raw_exchange(panel, (f"POST /api/v1/login HTTP/1.1\r\n{head}Origin: http://{HOST}\r\n"
+                               "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n").encode()
+                       + chunked + f"GET /api/v1/me HTTP/1.1\r\n{head}Connection: close\r\n\r\n".encode())
+    answers = got.split(b"HTTP/1.1 ")[1:]
+    assert len(answers) == 2, got
+    assert answers[0].startswith(b"401 ") and b"wrong user name or password" in answers[0]
+    assert answers[1].startswith(b"401 ") and b"sign in first" in answers[1], got
