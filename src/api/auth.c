@@ -12,7 +12,8 @@
  * Failures are counted per client address and per account name (known or not, so
  * that the lockout itself does not reveal which names exist); from the fifth on, each
  * failure locks that key for 30 s, doubling up to an hour; a key forgets after 15
- * minutes without failures, and a success clears both of its keys. */
+ * minutes without failures, and a success clears the account's key (not the
+ * address's: see api_auth_login). */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -445,7 +446,8 @@ void api_auth_login(struct api_auth *a, const struct api_request *req, struct ap
         api_reply_error(res, 401, "wrong user name or password");
         return;
     }
-    api_throttle_clear(a->throttle, key_addr, now_ms());
+    /* Only the account's count: the address's stays, or anyone with an account of
+     * their own could sign in to it between rounds of guesses at everyone else's. */
     api_throttle_clear(a->throttle, key_user, now_ms());
 
     char secret[48], csrf[48], id[65];

@@ -600,3 +600,18 @@ def test_request_after_a_chunked_body_is_read_as_sent(panel):
     assert len(answers) == 2, got
     assert answers[0].startswith(b"401 ") and b"wrong user name or password" in answers[0]
     assert answers[1].startswith(b"401 ") and b"sign in first" in answers[1], got
+
+
+def test_own_sign_in_does_not_buy_an_address_more_guesses(panel):
+    # A customer guessing other accounts' passwords (one or two guesses each, under
+    # each account's own limit) must not reset their address's count by signing in to
+    # their own account between rounds.
+    attacker = Browser(panel, client="198.51.100.8")
+    for victim in ("ghost1", "ghost2", "ghost3", "ghost4"):
+        assert attacker.login(victim, "guess-guess").status == 401
+    assert attacker.login("alice").status == 200
+    assert attacker.login("ghost5", "guess-guess").status == 401
+    locked = attacker.login("ghost6", "guess-guess")
+    assert locked.status == 429, locked
+    # The account that signed in keeps no count of its own.
+    assert Browser(panel, client="203.0.113.10").login("alice").status == 200
