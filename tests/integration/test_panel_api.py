@@ -615,3 +615,25 @@ def test_own_sign_in_does_not_buy_an_address_more_guesses(panel):
     assert locked.status == 429, locked
     # The account that signed in keeps no count of its own.
     assert Browser(panel, client="203.0.113.10").login("alice").status == 200
+
+
+def test_behind_https_the_session_cookie_cannot_be_planted_by_a_site(panel):
+    # Behind HTTPS the cookie is __Host-berth_session: browsers take that name only
+    # from the panel's own host (Secure, no Domain, Path=/), so a site under the same
+    # parent domain cannot plant its own session in the panel.
+    https = {"X-Forwarded-Proto": "https"}
+    victim, attacker = Browser(panel), Browser(panel)
+    a = victim.login("alice", headers=https)
+    assert a.status == 200
+    assert a.headers["Set-Cookie"].startswith("__Host-berth_session=")
+    assert "Secure" in [p.strip() for p in a.headers["Set-Cookie"].split(";")]
+    mine = f"__Host-berth_session={victim.cookie}"
+    assert victim.request("GET", "/api/v1/me", headers={**https, "Cookie": mine}).json["user"] == "alice"
+    assert attacker.login("bob").status == 200
+    planted = f"berth_session={attacker.cookie}"
+    me = victim.request("GET", "/api/v1/me", headers={**https, "Cookie": planted})
+    assert me.status == 401, me
+    both = f"{planted}; {mine}"
+    assert victim.request("GET", "/api/v1/me", headers={**https, "Cookie": both}).json["user"] == "alice"
+    out = victim.request("POST", "/api/v1/logout", headers={**https, "Cookie": mine})
+    assert out.status == 200 and out.headers["Set-Cookie"].startswith("__Host-berth_session=;")
