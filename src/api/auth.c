@@ -12,7 +12,8 @@
  * Failures are counted per client address and per account name (known or not, so
  * that the lockout itself does not reveal which names exist); from the fifth on, each
  * failure locks that key for 30 s, doubling up to an hour; a key forgets after 15
- * minutes without failures, and a success clears both of its keys. */
+ * minutes without failures, and a success clears the account's key (not the
+ * address's: see api_auth_login). */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,6 +23,10 @@
 #include "common/names.h"
 
 #define COOKIE_NAME "berth_session"
+/* Behind HTTPS: browsers accept a __Host- cookie only from the host itself (Secure,
+ * no Domain, Path=/), so no site under the same parent domain can plant one. Over
+ * plain HTTP the prefix cannot be set at all. */
+#define COOKIE_NAME_HTTPS "__Host-berth_session"
 #define SESSION_IDLE_SECONDS (12 * 3600)
 #define SESSION_MAX_SECONDS (7 * 24 * 3600)
 /* last_seen is written at most this often: a page load makes several requests. */
@@ -107,9 +112,27 @@ static const struct http1_header *header(const struct api_request *req, const ch
     return http1_find_header(req->http->headers, req->http->n_headers, name);
 }
 
-/* The session cookie's value into out; false if absent or implausible. */
-static bool cookie_value(const struct api_request *req, char *out, size_t n)
+/* Whether the front says the browser came over HTTPS. */
+static bool behind_https(const struct api_request *req)
 {
+    const struct http1_header *proto = header(req, "x-forwarded-proto");
+    return proto && mem_case_eq(proto->value, proto->value_len, "https");
+}
+
+static const char *cookie_name(const struct api_request *req)
+{
+    return behind_https(req) ? COOKIE_NAME_HTTPS : COOKIE_NAME;
+}
+
+/* The value of the session cookie called name into out: 1, or 0 if absent or implausible, or -EEXIST
+ * when the request carries it twice. A site on the same parent domain can set
+ * berth_session for the whole domain with a longer Path, which browsers send first:
+ * taking the first would let it sign the panel in as an account of its choosing. Which
+ * of two is the panel's own cannot be told, so neither is used. */
+static int cookie_value(const struct api_request *req, const char *name, char *out, size_t n)
+{
+    const size_t klen = strlen(name);
+    int found = 0;
     for (size_t i = 0; req->http && i < req->http->n_headers; i++) {
         const struct http1_header *h = &req->http->headers[i];
         if (!mem_case_eq(h->name, h->name_len, "cookie"))
@@ -120,19 +143,21 @@ static bool cookie_value(const struct api_request *req, char *out, size_t n)
                 p++;
             const char *semi = memchr(p, ';', (size_t)(end - p));
             const char *stop = semi ? semi : end;
-            size_t klen = strlen(COOKIE_NAME);
-            if ((size_t)(stop - p) > klen && memcmp(p, COOKIE_NAME "=", klen + 1) == 0) {
+            if ((size_t)(stop - p) >= klen + 1 && memcmp(p, name, klen) == 0 && p[klen] == '=') {
+                if (found)
+                    return -EEXIST;
                 size_t vlen = (size_t)(stop - p) - klen - 1;
-                if (vlen == 0 || vlen >= n)
-                    return false;
-                memcpy(out, p + klen + 1, vlen);
-                out[vlen] = 0;
-                return true;
+                found = -1;   /* seen, implausible until copied */
+                if (vlen > 0 && vlen < n) {
+                    memcpy(out, p + klen + 1, vlen);
+                    out[vlen] = 0;
+                    found = 1;
+                }
             }
             p = stop;
         }
     }
-    return false;
+    return found > 0 ? 1 : 0;
 }
 
 /* The client's address as the front forwarded it: the last X-Forwarded-For element
@@ -261,7 +286,13 @@ static bool auth_bearer(struct api_auth *a, const char *token, struct api_reques
 static bool auth_session(struct api_auth *a, struct api_request *req, struct api_response *res)
 {
     char cookie[128], id[65];
-    if (!cookie_value(req, cookie, sizeof(cookie))) {
+    int found = cookie_value(req, cookie_name(req), cookie, sizeof(cookie));
+    if (found == -EEXIST) {
+        refuse(res, 401, "the browser sent two session cookies, one of them set by another site under the "
+                         "same domain: clear this site's cookies and sign in again");
+        return false;
+    }
+    if (found == 0) {
         refuse(res, 401, "sign in first");
         return false;
     }
@@ -354,9 +385,8 @@ int api_auth_end_sessions(const struct api_config *cfg, const char *user, const 
 
 static void set_cookie(const struct api_request *req, struct api_response *res, const char *value, int max_age)
 {
-    const struct http1_header *proto = header(req, "x-forwarded-proto");
-    bool secure = proto && mem_case_eq(proto->value, proto->value_len, "https");
-    api_reply_header(res, "Set-Cookie: " COOKIE_NAME "=%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Strict%s",
+    bool secure = behind_https(req);
+    api_reply_header(res, "Set-Cookie: %s=%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Strict%s", cookie_name(req),
                      value, max_age, secure ? "; Secure" : "");
 }
 
@@ -431,7 +461,8 @@ void api_auth_login(struct api_auth *a, const struct api_request *req, struct ap
         api_reply_error(res, 401, "wrong user name or password");
         return;
     }
-    api_throttle_clear(a->throttle, key_addr, now_ms());
+    /* Only the account's count: the address's stays, or anyone with an account of
+     * their own could sign in to it between rounds of guesses at everyone else's. */
     api_throttle_clear(a->throttle, key_user, now_ms());
 
     char secret[48], csrf[48], id[65];

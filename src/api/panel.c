@@ -51,9 +51,10 @@ void api_panel_serve(const struct http1_request *http, struct api_response *res)
         html_page(res, 404, "Not found", "There is no such page in the panel.");
         return;
     }
-    if (http->method != HTTP_GET) {
+    /* HEAD is answered as GET: the server leaves the body out. */
+    if (http->method != HTTP_GET && http->method != HTTP_HEAD) {
         html_page(res, 405, "Method not allowed", "The panel's pages are read with GET.");
-        api_reply_header(res, "Allow: GET");
+        api_reply_header(res, "Allow: GET, HEAD");
         return;
     }
     const struct http1_header *inm = http1_find_header(http->headers, http->n_headers, "if-none-match");

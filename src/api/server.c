@@ -31,6 +31,7 @@ struct api_conn {
     bool closing;                 /* close once out is flushed */
     struct api_upload *upload;    /* a request whose body streams to a file (declared in api-internal.h) */
     uint64_t discard;             /* body bytes of a refused upload still to read and drop before closing */
+    uint64_t last_active_ms;      /* when the peer last sent or was sent anything */
     struct api_conn *next, **pprev;
 };
 
@@ -174,7 +175,10 @@ static int split_path(char *path_copy, struct api_request *req)
     return 0;
 }
 
-static void write_response(struct api_conn *c, const struct api_response *res, bool keep_alive)
+/* head_only: the answer to HEAD, whose head says what GET would send but whose body
+ * is never sent (RFC 9112, 6.3): a peer that reuses the connection would read those
+ * bytes as the start of its next answer. */
+static void write_response(struct api_conn *c, const struct api_response *res, bool keep_alive, bool head_only)
 {
     char date[30];
     http_date_format(time(NULL), date);
@@ -187,7 +191,7 @@ static void write_response(struct api_conn *c, const struct api_response *res, b
         buf_printf(&c->out, "Content-Length: %zu\r\n", res->body.len + json);
     buf_printf(&c->out, "Date: %s\r\n%sX-Content-Type-Options: nosniff\r\n%s%s\r\n", date,
                json ? "Cache-Control: no-store\r\n" : "", res->headers, keep_alive ? "" : "Connection: close\r\n");
-    if (res->status != 304) {
+    if (res->status != 304 && !head_only) {
         buf_append(&c->out, res->body.data ? res->body.data : "", res->body.len);
         if (json)
             buf_append_char(&c->out, '\n');
@@ -222,7 +226,7 @@ static void upload_start(struct api_conn *c, const struct http1_request *req, si
     buf_consume(&c->in, head);
     reset_parser(c);
     if (!c->upload) {
-        write_response(c, &res, false);
+        write_response(c, &res, false, false);
         c->closing = true;
         if (req->body == HTTP1_BODY_LENGTH)
             c->discard = req->content_length - MIN(req->content_length, (uint64_t)c->in.len);
@@ -266,7 +270,7 @@ static bool upload_step(struct api_conn *c)
     c->upload = NULL;
     if (json_writer_finish(&res.json) < 0)
         api_reply_error(&res, 500, "answer too large");
-    write_response(c, &res, keep);
+    write_response(c, &res, keep, false);
     buf_done(&res.body);
     c->closing = !keep;
     return true;
@@ -306,7 +310,7 @@ static bool process(struct api_conn *c)
         struct api_response res = { .body = BUF_INIT(16 * 1024 * 1024) };
         if (head < 0) {
             api_reply_error(&res, -head, "malformed HTTP request");
-            write_response(c, &res, false);
+            write_response(c, &res, false, false);
             buf_done(&res.body);
             c->closing = true;
             return true;
@@ -317,7 +321,7 @@ static bool process(struct api_conn *c)
         if (req.body == HTTP1_BODY_LENGTH) {
             if (req.content_length > limit) {
                 api_reply_error(&res, 413, "request body larger than %zu bytes", limit);
-                write_response(c, &res, false);
+                write_response(c, &res, false, false);
                 buf_done(&res.body);
                 c->closing = true;
                 /* Read and drop the rest: closed on a peer still sending, the socket
@@ -351,7 +355,7 @@ static bool process(struct api_conn *c)
             if (r != 1 || len > limit) {
                 free(copy);
                 api_reply_error(&res, r < 0 ? 400 : 413, "bad chunked request body");
-                write_response(c, &res, false);
+                write_response(c, &res, false, false);
                 buf_done(&res.body);
                 c->closing = true;
                 return true;
@@ -359,10 +363,9 @@ static bool process(struct api_conn *c)
             memcpy(body, copy, len);
             free(copy);
             body_len = len;
+            /* The pipelined bytes after the body are the last extra bytes of c->in,
+             * where the raw body left them: consuming up to them keeps them. */
             consumed = c->in.len - extra;
-            /* The pipelined bytes after the body follow the decoded data; move them
-             * to where consumed will leave them. */
-            memmove(c->in.data + consumed, body + len, extra);
         }
 
         /* Copy what the handlers keep: the path is split in place. */
@@ -392,7 +395,7 @@ static bool process(struct api_conn *c)
         if (!res.content_type && json_writer_finish(&res.json) < 0)
             api_reply_error(&res, 500, "answer too large");
         json_value_free(json);
-        write_response(c, &res, req.keep_alive);
+        write_response(c, &res, req.keep_alive, req.method == HTTP_HEAD);
         buf_done(&res.body);
         if (!req.keep_alive) {
             c->closing = true;
@@ -429,6 +432,7 @@ static void flush(struct api_conn *c)
 static void on_conn(struct evloop *loop, int fd, uint32_t events, void *data)
 {
     struct api_conn *c = data;
+    c->last_active_ms = now_ms();
     if (events & (EPOLLIN | EPOLLHUP | EPOLLERR) && c->discard > 0) {
         discard_body(c);
     } else if (events & EPOLLIN && !c->closing) {
@@ -438,7 +442,7 @@ static void on_conn(struct evloop *loop, int fd, uint32_t events, void *data)
                 /* The peer sent more than a head and a body may hold. */
                 struct api_response res = { .body = BUF_INIT(4096) };
                 api_reply_error(&res, 413, "request too large");
-                write_response(c, &res, false);
+                write_response(c, &res, false, false);
                 buf_done(&res.body);
                 c->closing = true;
                 break;
@@ -474,6 +478,28 @@ static void on_conn(struct evloop *loop, int fd, uint32_t events, void *data)
     flush(c);
 }
 
+/* Makes room for one more connection when the table is full, so that whoever opens
+ * API_MAX_CONNECTIONS and sends nothing does not shut everyone else out: closes the
+ * connection that has been quiet longest, one between requests if there is any (a
+ * request in flight, a half-read upload, an answer still being sent, goes last). */
+static void evict_idlest(struct api_server *s)
+{
+    struct api_conn *victim = NULL;
+    bool victim_busy = true;
+    for (struct api_conn *c = s->conns; c; c = c->next) {
+        bool busy = c->in.len > 0 || c->out.len > 0 || c->upload || c->discard > 0;
+        if (!victim || (victim_busy && !busy) ||
+            (busy == victim_busy && c->last_active_ms < victim->last_active_ms)) {
+            victim = c;
+            victim_busy = busy;
+        }
+    }
+    if (victim) {
+        log_warning("api: %zu connections open: closing the one quiet longest", s->n_conns);
+        conn_close(victim);
+    }
+}
+
 static void on_accept(struct evloop *loop, int fd, uint32_t events, void *data)
 {
     struct api_server *s = data;
@@ -486,10 +512,12 @@ static void on_accept(struct evloop *loop, int fd, uint32_t events, void *data)
         }
         struct ucred cred;
         socklen_t len = sizeof(cred);
-        if (s->n_conns >= API_MAX_CONNECTIONS || getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+        if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
             close(cfd);
             continue;
         }
+        if (s->n_conns >= API_MAX_CONNECTIONS)
+            evict_idlest(s);
         struct api_conn *c = calloc(1, sizeof(*c));
         if (!c) {
             close(cfd);
@@ -498,6 +526,7 @@ static void on_accept(struct evloop *loop, int fd, uint32_t events, void *data)
         c->server = s;
         c->fd = cfd;
         c->peer_uid = cred.uid;
+        c->last_active_ms = now_ms();
         buf_init(&c->in, API_MAX_HEAD + API_MAX_BODY + 64 * 1024);
         buf_init(&c->out, 32 * 1024 * 1024);
         reset_parser(c);

@@ -545,3 +545,125 @@ def test_a_ceiling_is_named_exactly_as_it_may_be_written(panel):
     a = alice.request("POST", "/api/v1/sites", {"name": "mine", "memory": "1536M"})
     assert a.status == 403 and "more than 1500M of memory" in a.error(), a
     assert alice.request("POST", "/api/v1/sites", {"name": "mine", "memory": "1500M"}).status == 201
+
+
+def raw_exchange(daemon, data):
+    """Sends data on one panel.sock connection and returns every byte the server
+    sends until it closes (the last request says Connection: close)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(30)
+    try:
+        s.connect(str(daemon.run_dir / "panel.sock"))
+        s.sendall(data)
+        got = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return got
+            got += chunk
+    finally:
+        s.close()
+
+
+def test_answer_to_head_has_no_body(panel):
+    # The front reuses its connection to panel.sock: a body after the head of a HEAD
+    # answer would be read as the start of the next answer (RFC 9112, 6.3).
+    head = f"Host: {HOST}\r\nX-Forwarded-For: 192.0.2.10\r\n"
+    got = raw_exchange(panel, (f"HEAD / HTTP/1.1\r\n{head}\r\n"
+                               f"HEAD /api/v1/me HTTP/1.1\r\n{head}\r\n"
+                               f"GET /api/v1/me HTTP/1.1\r\n{head}Connection: close\r\n\r\n").encode())
+    first, rest = got.split(b"\r\n\r\n", 1)
+    # The page answers HEAD as GET would, without the page.
+    assert first.startswith(b"HTTP/1.1 200 "), got[:300]
+    assert rest.startswith(b"HTTP/1.1 "), rest[:300]
+    second, rest = rest.split(b"\r\n\r\n", 1)
+    assert second.startswith(b"HTTP/1.1 "), second
+    assert rest.startswith(b"HTTP/1.1 401 "), rest[:300]
+    assert b"sign in first" in rest
+
+
+def test_a_second_session_cookie_is_not_a_way_in(panel):
+    # A site on the same parent domain can set berth_session for .<base-domain> with
+    # a longer Path, so that the browser sends it before the panel's own: the panel
+    # must not then act as whoever's session that site planted.
+    victim, attacker = Browser(panel), Browser(panel)
+    assert victim.login("alice").status == 200
+    assert attacker.login("bob").status == 200
+    both = f"berth_session={attacker.cookie}; berth_session={victim.cookie}"
+    me = victim.request("GET", "/api/v1/me", headers={"Cookie": both})
+    assert me.status == 401, me
+    assert "bob" not in me.raw.decode() and "csrf" not in (me.json or {})
+    assert "two session cookies" in me.error()
+    # The victim's own cookie alone still works.
+    assert victim.request("GET", "/api/v1/me").json["user"] == "alice"
+
+
+def test_idle_connections_do_not_shut_the_panel(panel):
+    # panel.sock holds at most 256 connections (API_MAX_CONNECTIONS). Whoever opens
+    # that many and sends nothing must not leave the next visitor with no answer.
+    idle = []
+    try:
+        for _ in range(256):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(str(panel.run_dir / "panel.sock"))   # blocking: waits while the backlog is full
+            s.settimeout(30)
+            idle.append(s)
+        # One that has half a request in flight is not what gives way first.
+        idle[0].sendall(b"GET /api/v1/me HTTP/1.1\r\nHost: " + HOST.encode() + b"\r\n")
+        page = Browser(panel).request("GET", "/")
+        assert page.status == 200
+        idle[0].sendall(b"Connection: close\r\n\r\n")
+        assert idle[0].recv(100).startswith(b"HTTP/1.1 401 ")
+    finally:
+        for s in idle:
+            s.close()
+
+
+def test_request_after_a_chunked_body_is_read_as_sent(panel):
+    head = f"Host: {HOST}\r\nX-Forwarded-For: 192.0.2.10\r\n"
+    body = json.dumps({"name": "alice", "password": "wrong"}).encode()
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:7], body[7:])) + b"0\r\n\r\n"
+    got = raw_exchange(panel, (f"POST /api/v1/login HTTP/1.1\r\n{head}Origin: http://{HOST}\r\n"
+                               "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n").encode()
+                       + chunked + f"GET /api/v1/me HTTP/1.1\r\n{head}Connection: close\r\n\r\n".encode())
+    answers = got.split(b"HTTP/1.1 ")[1:]
+    assert len(answers) == 2, got
+    assert answers[0].startswith(b"401 ") and b"wrong user name or password" in answers[0]
+    assert answers[1].startswith(b"401 ") and b"sign in first" in answers[1], got
+
+
+def test_own_sign_in_does_not_buy_an_address_more_guesses(panel):
+    # A customer guessing other accounts' passwords (one or two guesses each, under
+    # each account's own limit) must not reset their address's count by signing in to
+    # their own account between rounds.
+    attacker = Browser(panel, client="198.51.100.8")
+    for victim in ("ghost1", "ghost2", "ghost3", "ghost4"):
+        assert attacker.login(victim, "guess-guess").status == 401
+    assert attacker.login("alice").status == 200
+    assert attacker.login("ghost5", "guess-guess").status == 401
+    locked = attacker.login("ghost6", "guess-guess")
+    assert locked.status == 429, locked
+    # The account that signed in keeps no count of its own.
+    assert Browser(panel, client="203.0.113.10").login("alice").status == 200
+
+
+def test_behind_https_the_session_cookie_cannot_be_planted_by_a_site(panel):
+    # Behind HTTPS the cookie is __Host-berth_session: browsers take that name only
+    # from the panel's own host (Secure, no Domain, Path=/), so a site under the same
+    # parent domain cannot plant its own session in the panel.
+    https = {"X-Forwarded-Proto": "https"}
+    victim, attacker = Browser(panel), Browser(panel)
+    a = victim.login("alice", headers=https)
+    assert a.status == 200
+    assert a.headers["Set-Cookie"].startswith("__Host-berth_session=")
+    assert "Secure" in [p.strip() for p in a.headers["Set-Cookie"].split(";")]
+    mine = f"__Host-berth_session={victim.cookie}"
+    assert victim.request("GET", "/api/v1/me", headers={**https, "Cookie": mine}).json["user"] == "alice"
+    assert attacker.login("bob").status == 200
+    planted = f"berth_session={attacker.cookie}"
+    me = victim.request("GET", "/api/v1/me", headers={**https, "Cookie": planted})
+    assert me.status == 401, me
+    both = f"{planted}; {mine}"
+    assert victim.request("GET", "/api/v1/me", headers={**https, "Cookie": both}).json["user"] == "alice"
+    out = victim.request("POST", "/api/v1/logout", headers={**https, "Cookie": mine})
+    assert out.status == 200 and out.headers["Set-Cookie"].startswith("__Host-berth_session=;")
