@@ -152,6 +152,23 @@ static void remove_user(const struct api_config *cfg, const struct api_request *
     json_object_end(&res->json);
 }
 
+/* Revokes every live API token of user; *ret_n says how many. */
+static int revoke_tokens(const struct api_config *cfg, const char *user, size_t *ret_n)
+{
+    struct store_token *list = NULL;
+    size_t n = 0;
+    int r = store_token_list(cfg->store, user, &list, &n);
+    for (size_t i = 0; r >= 0 && i < n; i++) {
+        if (list[i].revoked)
+            continue;
+        r = store_token_revoke(cfg->store, list[i].id);
+        if (r >= 0)
+            (*ret_n)++;
+    }
+    store_token_list_free(list, n);
+    return r;
+}
+
 static void set_password(const struct api_config *cfg, const struct api_request *req, const char *name,
                          struct api_response *res)
 {
@@ -167,12 +184,17 @@ static void set_password(const struct api_config *cfg, const struct api_request 
         return;
     }
     int r = store_begin(cfg->store);
+    size_t revoked = 0;
     if (r >= 0)
         r = store_user_set_password(cfg->store, name, hash);
     /* A reset is how an admin locks out whoever learnt the old password: their
-     * sessions end with it (as on PUT /me/password, the asker's own goes on). */
+     * sessions end with it (as on PUT /me/password, the asker's own goes on), and
+     * so do the API tokens they could have made with it. The user's own change
+     * keeps their tokens (their scripts). */
     if (r >= 0)
         r = api_auth_end_sessions(cfg, name, req->via_session ? req->session_id : NULL);
+    if (r >= 0 && !streq(name, req->actor))
+        r = revoke_tokens(cfg, name, &revoked);
     if (r >= 0)
         r = store_event_append(cfg->store, req->actor, "user.passwd", name, NULL);
     if (r >= 0)
@@ -187,6 +209,7 @@ static void set_password(const struct api_config *cfg, const struct api_request 
         api_reply(res, 200);
         json_object_begin(&res->json);
         json_kv_string(&res->json, "updated", name);
+        json_kv_uint(&res->json, "tokens_revoked", revoked);
         json_object_end(&res->json);
     }
 }

@@ -1,5 +1,6 @@
 /* berth user add | ls | rm | passwd */
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdio.h>
 
 #include "cli/cli.h"
@@ -42,8 +43,14 @@ static int send_password(const struct cli *cli, const char *method, const char *
     if (r < 0)
         return EXIT_FAILED;
     r = cli_finish(cli, &res);
-    if (r == EXIT_OK && !cli->json)
-        printf("%s %s\n", streq(method, "POST") ? "created user" : "changed the password of", name);
+    int64_t revoked = 0;
+    if (r == EXIT_OK && !cli->json && streq(method, "POST"))
+        printf("created user %s\n", name);
+    else if (r == EXIT_OK && !cli->json && json_get_int(res.json, "tokens_revoked", &revoked) && revoked > 0)
+        printf("changed the password of %s; revoked %" PRId64 " API token%s\n", name, revoked,
+               revoked == 1 ? "" : "s");
+    else if (r == EXIT_OK && !cli->json)
+        printf("changed the password of %s\n", name);
     cli_response_done(&res);
     return r;
 }

@@ -420,6 +420,26 @@ def test_api_tokens_create_use_revoke(panel):
     assert script.request("GET", "/api/v1/me", headers={"Authorization": "Bearer berth_forged"}).status == 401
 
 
+def test_an_admins_password_reset_revokes_the_users_api_tokens(panel):
+    # Whoever learnt a password could have made tokens with it: the admin's reset,
+    # meant to lock them out, revokes those too. The user's own change keeps them.
+    alice = Browser(panel)
+    assert alice.login("alice").status == 200
+    kept = alice.request("POST", "/api/v1/tokens", {"name": "mine"}).json["token"]
+    new = "a fresh long password 1"
+    assert alice.request("PUT", "/api/v1/me/password", {"current": PASSWORDS["alice"], "new": new}).status == 200
+    script = Browser(panel, client="192.0.2.99")
+    assert script.request("GET", "/api/v1/me", headers={"Authorization": f"Bearer {kept}"}).status == 200
+    assert alice.login("alice", new).status == 200
+    stolen = alice.request("POST", "/api/v1/tokens", {"name": "thief"}).json["token"]
+    r = panel.berth("user", "passwd", "alice", "--password-stdin", input="another long password 2\n")
+    assert r.returncode == 0 and r.stdout == "changed the password of alice; revoked 2 API tokens\n", r
+    for token in (kept, stolen):
+        assert script.request("GET", "/api/v1/me", headers={"Authorization": f"Bearer {token}"}).status == 401
+    r = panel.berth("user", "passwd", "alice", "--password-stdin", input="a third long password 3\n")
+    assert r.returncode == 0 and r.stdout == "changed the password of alice\n", r
+
+
 def test_token_cli(panel):
     r = panel.berth("token", "create", "ci")
     assert r.returncode == 1 and "name the user" in r.stderr
