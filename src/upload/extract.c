@@ -372,14 +372,12 @@ static int write_all_at(int fd, const char *p, size_t n, uint64_t off)
     return 0;
 }
 
-static int extract_file(struct extract *x, struct archive_entry *e, int dir, const char *leaf,
-                        const char *path, struct error *err)
+/* Reads the current entry's data, each block counted against the limits before it
+ * is written at its offset into fd (or dropped when fd is -1: metadata read only to
+ * be counted); *ret_end gets where the data stops. */
+static int read_data(struct extract *x, const char *path, int fd, uint64_t *ret_end, struct error *err)
 {
     char q[UPLOAD_QUOTE_MAX];
-    _cleanup_close_ int fd = open_beneath(dir, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600,
-                                          RESOLVE_NO_SYMLINKS);
-    if (fd < 0)
-        return error_set(err, fd, "cannot create '%s': %s", upload_name_quote(path, q), strerror(-fd));
     uint64_t file_end = 0;
     for (;;) {
         const void *block;
@@ -401,20 +399,35 @@ static int extract_file(struct extract *x, struct archive_entry *e, int dir, con
         if (offset < 0 || __builtin_add_overflow((uint64_t)offset, size, &end))
             return error_set(err, -EBADMSG, "entry '%s' has a bad data offset", upload_name_quote(path, q));
         /* Counted before writing: a bomb stops at the block that crosses a limit. */
-        if ((r = check_growth(x, path, file_end, end, true, err)) < 0)
+        if ((r = check_growth(x, path, file_end, end, fd >= 0, err)) < 0)
             return r;
         file_end = MAX(file_end, end);
-        if (size > 0 && (r = write_all_at(fd, block, size, (uint64_t)offset)) < 0)
+        if (fd >= 0 && size > 0 && (r = write_all_at(fd, block, size, (uint64_t)offset)) < 0)
             return error_set(err, r, "cannot write '%s': %s", upload_name_quote(path, q), strerror(-r));
     }
+    *ret_end = file_end;
+    return 0;
+}
+
+static int extract_file(struct extract *x, struct archive_entry *e, int dir, const char *leaf,
+                        const char *path, struct error *err)
+{
+    char q[UPLOAD_QUOTE_MAX];
+    _cleanup_close_ int fd = open_beneath(dir, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600,
+                                          RESOLVE_NO_SYMLINKS);
+    if (fd < 0)
+        return error_set(err, fd, "cannot create '%s': %s", upload_name_quote(path, q), strerror(-fd));
+    uint64_t file_end = 0;
+    int r = read_data(x, path, fd, &file_end, err);
+    if (r < 0)
+        return r;
     /* A sparse file may end in a hole: its size is the header's, not where the
      * data stops. The hole is checked against the limits like data before the
      * file grows to it. */
     if (archive_entry_size_is_set(e) && archive_entry_size(e) > 0 &&
         (uint64_t)archive_entry_size(e) > file_end) {
         uint64_t size = (uint64_t)archive_entry_size(e);
-        int r = check_growth(x, path, file_end, size, true, err);
-        if (r < 0)
+        if ((r = check_growth(x, path, file_end, size, true, err)) < 0)
             return r;
         file_end = size;
     }
@@ -422,7 +435,7 @@ static int extract_file(struct extract *x, struct archive_entry *e, int dir, con
     if (fstat(fd, &st) == 0 && (uint64_t)st.st_size < file_end && ftruncate(fd, (off_t)file_end) < 0)
         return error_set(err, -errno, "cannot size '%s': %m", upload_name_quote(path, q));
     mode_t mode = archive_entry_perm(e) & 0111 ? UPLOAD_EXEC_MODE : UPLOAD_FILE_MODE;
-    int r = set_owner_mode(fd, x, mode);
+    r = set_owner_mode(fd, x, mode);
     if (r < 0)
         return error_set(err, r, "cannot set the owner of '%s': %s", upload_name_quote(path, q), strerror(-r));
     struct timespec ts[2] = { entry_mtime(e), entry_mtime(e) };
@@ -533,31 +546,6 @@ static bool is_macos_metadata(const char *path)
     return str_startswith(path, "__MACOSX") && (path[8] == 0 || path[8] == '/');
 }
 
-/* Reads an entry's data without writing it, counted against the limits all the
- * same: skipping it inside libarchive would decompress it unmetered. */
-static int skip_data(struct extract *x, const char *path, struct error *err)
-{
-    char q[UPLOAD_QUOTE_MAX];
-    uint64_t file_end = 0;
-    for (;;) {
-        const void *block;
-        size_t size;
-        la_int64_t offset;
-        int r = archive_read_data_block(x->a, &block, &size, &offset);
-        if (r == ARCHIVE_EOF)
-            return 0;
-        if (r != ARCHIVE_OK)
-            return error_set(err, -EBADMSG, "cannot read entry '%s' from the archive: %s",
-                             upload_name_quote(path, q), archive_error_string(x->a) ?: "damaged data");
-        uint64_t end;
-        if (offset < 0 || __builtin_add_overflow((uint64_t)offset, size, &end))
-            return error_set(err, -EBADMSG, "entry '%s' has a bad data offset", upload_name_quote(path, q));
-        if ((r = check_growth(x, path, file_end, end, false, err)) < 0)
-            return r;
-        file_end = MAX(file_end, end);
-    }
-}
-
 static int extract_entry(struct extract *x, struct archive_entry *e, struct error *err)
 {
     char q[UPLOAD_QUOTE_MAX], path[PATH_MAX];
@@ -588,8 +576,11 @@ static int extract_entry(struct extract *x, struct archive_entry *e, struct erro
     }
     if ((r = count_entry(x, err)) < 0)
         return r;
-    if (is_macos_metadata(path))
-        return type == AE_IFREG && !hardlink ? skip_data(x, path, err) : 0;
+    if (is_macos_metadata(path)) {
+        /* Read, not skipped inside libarchive, which would decompress it unmetered. */
+        uint64_t end = 0;
+        return type == AE_IFREG && !hardlink ? read_data(x, path, -1, &end, err) : 0;
+    }
     /* Each entry's parent is walked from the tree's root: without a bound on the
      * nesting, a small archive of deep paths costs thousands of lookups per entry
      * while berthd waits. No honest site nests this deep. */
