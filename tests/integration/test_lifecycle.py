@@ -658,17 +658,28 @@ def read_pty_until(master, marker, out, deadline):
     return out
 
 
-def test_exec_on_a_terminal_gets_a_pty(daemon):
-    import pty
+def exec_on_a_terminal(daemon, site, script, stdin=None, raw=False, env=None):
+    """`berth site exec SITE -- sh -c SCRIPT` with its stdout and stderr (and stdin,
+    unless given) on a fresh terminal; returns the process and the terminal's
+    master."""
     import subprocess
     from conftest import BERTH
-    make_app(daemon, "term")
-    master, slave = pty.openpty()
-    p = subprocess.Popen([str(BERTH), "--socket", str(daemon.socket), "site", "exec", "term", "--",
-                          "sh", "-c", "test -t 0 && test -t 1 && echo on-a-tty term-$TERM; read x; echo got-$x; exit 5"],
-                         stdin=slave, stdout=slave, stderr=slave, close_fds=True,
-                         env=dict(os.environ, TERM="xterm-256color"))
+    master, slave = os.openpty()
+    if raw:
+        import tty
+        tty.setraw(slave)   # no echo: only what the command prints comes back
+    p = subprocess.Popen([str(BERTH), "--socket", str(daemon.socket), "site", "exec", site, "--", "sh", "-c", script],
+                         stdin=slave if stdin is None else stdin, stdout=slave, stderr=slave, close_fds=True,
+                         env=env)
     os.close(slave)
+    return p, master
+
+
+def test_exec_on_a_terminal_gets_a_pty(daemon):
+    make_app(daemon, "term")
+    p, master = exec_on_a_terminal(daemon, "term",
+                                   "test -t 0 && test -t 1 && echo on-a-tty term-$TERM; read x; echo got-$x; exit 5",
+                                   env=dict(os.environ, TERM="xterm-256color"))
     deadline = time.monotonic() + 10
     out = read_pty_until(master, b"on-a-tty", b"", deadline)
     os.write(master, b"abc\r")
@@ -686,14 +697,8 @@ def test_exec_output_to_a_stalled_terminal_does_not_stall_berthd(daemon):
     # A command on a terminal prints without end while the caller's terminal takes
     # nothing (a stalled ssh link, a scroll lock): berthd, which copies the
     # command's pty to that terminal, must keep serving everyone else.
-    import subprocess
-    from conftest import BERTH
     make_app(daemon, "chatty")
-    master, slave = os.openpty()
-    p = subprocess.Popen([str(BERTH), "--socket", str(daemon.socket), "site", "exec", "chatty", "--",
-                          "sh", "-c", "exec yes flood"],
-                         stdin=slave, stdout=slave, stderr=slave, close_fds=True)
-    os.close(slave)
+    p, master = exec_on_a_terminal(daemon, "chatty", "exec yes flood")
     try:
         # nobody reads master: the terminal's buffer fills within moments
         deadline = time.monotonic() + 10
@@ -716,14 +721,8 @@ def test_exec_output_to_a_slow_terminal_arrives_whole_before_the_status(daemon):
     # The command writes more than the terminals in between can hold and exits
     # while the caller's terminal is not read yet: every byte still arrives, then
     # the exit status.
-    import subprocess
-    from conftest import BERTH
     make_app(daemon, "bulk")
-    master, slave = os.openpty()
-    p = subprocess.Popen([str(BERTH), "--socket", str(daemon.socket), "site", "exec", "bulk", "--",
-                          "sh", "-c", "head -c 300000 /dev/zero | tr '\\0' x; exit 3"],
-                         stdin=slave, stdout=slave, stderr=slave, close_fds=True)
-    os.close(slave)
+    p, master = exec_on_a_terminal(daemon, "bulk", "head -c 300000 /dev/zero | tr '\\0' x; exit 3")
     time.sleep(2)
     out = b""
     deadline = time.monotonic() + 30
@@ -742,14 +741,8 @@ def test_exec_input_pasted_before_the_command_reads_arrives_whole(daemon):
     # 20000 bytes typed (pasted) while the command does not read yet: more than
     # its terminal's input queue holds. berthd must hold back, not drop the rest.
     import select
-    import subprocess
-    from conftest import BERTH
     make_app(daemon, "paste")
-    master, slave = os.openpty()
-    p = subprocess.Popen([str(BERTH), "--socket", str(daemon.socket), "site", "exec", "paste", "--",
-                          "sh", "-c", "sleep 2; echo count=$(head -n 200 | wc -c)"],
-                         stdin=slave, stdout=slave, stderr=slave, close_fds=True)
-    os.close(slave)
+    p, master = exec_on_a_terminal(daemon, "paste", "sleep 2; echo count=$(head -n 200 | wc -c)")
     time.sleep(0.5)
     os.write(master, b"".join(b"%099d\n" % i for i in range(200)))
     out = b""
@@ -778,15 +771,9 @@ def test_exec_never_hands_the_callers_terminal_to_the_site(daemon):
     # terminal itself, or it could read what is typed there afterwards. Here it
     # reads from its fd 2 while the "admin" types a secret.
     import subprocess
-    import tty
-    from conftest import BERTH
     make_app(daemon, "snoop")
-    master, slave = os.openpty()
-    tty.setraw(slave)       # no echo: only what the command prints comes back
-    p = subprocess.Popen([str(BERTH), "--socket", str(daemon.socket), "site", "exec", "snoop", "--",
-                          "sh", "-c", "x=$(timeout 3 head -c 6 <&2); echo read:$x."],
-                         stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, close_fds=True)
-    os.close(slave)
+    p, master = exec_on_a_terminal(daemon, "snoop", "x=$(timeout 3 head -c 6 <&2); echo read:$x.",
+                                   stdin=subprocess.DEVNULL, raw=True)
     os.write(master, b"secret")
     out = read_pty_until(master, b".", b"", time.monotonic() + 15)
     assert p.wait(timeout=10) == 0
