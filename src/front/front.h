@@ -44,6 +44,9 @@ struct front_site {
     uint32_t upstream_timeout_ms;  /* backend silent this long: 504; 0: the config's
                                       upstream_read_timeout_ms. For PHP, berthd sets it to
                                       max_execution_time plus a margin */
+    const char *tls_cert;          /* PEM: the certificate for the site's hosts, then its chain;
+                                      NULL: HTTPS requests for its hosts get the default one */
+    const char *tls_key;           /* PEM: the certificate's private key (with tls_cert) */
 };
 
 /* Front-wide settings. Fill with front_config_init(), then override. Strings are
@@ -81,6 +84,11 @@ struct front_config {
     uint64_t log_rotate_size;          /* rotate a log past this size; 64 MiB; 0: never */
     unsigned log_keep;                 /* rotated files kept (access.log.1 .. .N); 5 */
     uint32_t log_flush_ms;             /* buffered log lines hit the file at least this often; 1000 */
+    uint64_t tls_listeners;            /* bit i set: listen_fds[i] speaks TLS (HTTPS); 0: none */
+    const char *tls_default_cert;      /* PEM certificate (and chain) shown when the client names
+                                          no host with a certificate of its own (SNI); required
+                                          when tls_listeners is not 0 */
+    const char *tls_default_key;       /* PEM private key of tls_default_cert */
 };
 
 /* Fills cfg with the defaults given above. */
