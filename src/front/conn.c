@@ -86,9 +86,11 @@ static struct conn *conn_alloc(struct worker *w)
     return c;
 }
 
-static void refuse(int fd)
+static void refuse(int fd, bool tls)
 {
-    (void)!send(fd, busy_page, sizeof(busy_page) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+    /* An HTTPS client would take the page for a broken handshake: just close. */
+    if (!tls)
+        (void)!send(fd, busy_page, sizeof(busy_page) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
     close(fd);
 }
 
@@ -98,18 +100,18 @@ static void refuse(int fd)
  * accepted it). A connection another worker admitted already is not refused:
  * the client may be between two requests on it. */
 static void conn_adopt(struct worker *w, int fd, const struct sockaddr_storage *ss, uint16_t local_port,
-                       const struct front_handoff *h)
+                       bool tls, const struct front_handoff *h)
 {
     char addr[INET6_ADDRSTRLEN];
     format_addr(ss, addr, sizeof(addr));
     bool admitted = h && h->admitted;
     if (!admitted && w->n_conns >= w->cfg->max_conns_per_worker) {
-        refuse(fd);
+        refuse(fd, tls);
         return;
     }
     struct client *cl = front_map_get(&w->clients, addr, strlen(addr));
     if (!admitted && cl && cl->conns >= w->cfg->max_conns_per_client) {
-        refuse(fd);
+        refuse(fd, tls);
         return;
     }
     if (!cl) {
@@ -153,6 +155,8 @@ static void conn_adopt(struct worker *w, int fd, const struct sockaddr_storage *
     c->px = NULL;
     c->fc = NULL;
     c->log = NULL;
+    c->tls = NULL;
+    c->tls_ready = false;
     c->out_off = 0;
     c->consumed = 0;
     buf_clear(&c->in);
@@ -171,7 +175,7 @@ static void conn_adopt(struct worker *w, int fd, const struct sockaddr_storage *
         w->conns->prev = c;
     w->conns = c;
     w->n_conns++;
-    if (evloop_add(w->loop, fd, EPOLLIN, conn_io, c) < 0) {
+    if ((tls && front_tls_start(c) < 0) || evloop_add(w->loop, fd, EPOLLIN, conn_io, c) < 0) {
         front_conn_close(c);
         return;
     }
@@ -185,10 +189,23 @@ static uint16_t local_port_of(int fd)
     return getsockname(fd, (struct sockaddr *)&ls, &lsl) == 0 ? addr_port(&ls) : 0;
 }
 
+/* Whether lfd, one of the listening sockets of some worker, speaks TLS. */
+static bool listener_tls(const struct worker *w, int lfd)
+{
+    const struct front_spread *s = w->spread;
+    for (size_t l = 0; l < s->n_listen && l < 64; l++)
+        for (unsigned j = 0; j < s->n_workers; j++)
+            if (front_spread_socket(s, l, j) == lfd)
+                return (w->cfg->tls_listeners >> l) & 1;
+    return false;
+}
+
 void front_conn_accept(struct worker *w, int lfd)
 {
-    /* The listener's port, for SERVER_PORT: asked once per batch, not per request. */
+    /* The listener's port, for SERVER_PORT, and whether it is HTTPS: asked once
+     * per batch, not per request. */
     uint16_t local_port = local_port_of(lfd);
+    bool tls = w->cfg->tls_listeners && listener_tls(w, lfd);
     /* A bounded batch per wakeup keeps one busy listener from starving the rest. */
     for (int i = 0; i < ACCEPT_BATCH; i++) {
         struct sockaddr_storage ss;
@@ -205,7 +222,7 @@ void front_conn_accept(struct worker *w, int lfd)
          * one takes new connections until they are even (spread.c). */
         if (w->evening_out) {
             int to = front_spread_pick(w->spread, w->index, NULL);
-            struct front_handoff h = { .admitted = false,
+            struct front_handoff h = { .admitted = false, .tls = tls,
                                        .deadline_ms = w->now_ms + w->cfg->header_timeout_ms };
             if (to >= 0 && front_spread_handoff(w->spread, (unsigned)to, fd, &h) == 0) {
                 close(fd);
@@ -213,15 +230,16 @@ void front_conn_accept(struct worker *w, int lfd)
             }
             w->evening_out = to >= 0;
         }
-        conn_adopt(w, fd, &ss, local_port, NULL);
+        conn_adopt(w, fd, &ss, local_port, tls, NULL);
     }
 }
 
 /* Between requests, with nothing read ahead and nothing left to write: another
- * worker can take the socket as if it had just accepted it. */
+ * worker can take the socket as if it had just accepted it. Not a TLS session:
+ * its state lives in this process. */
 static bool conn_idle(const struct conn *c)
 {
-    return c->state == CS_HEAD && c->in.len == 0 && !c->head_started && c->out.len == c->out_off &&
+    return !c->tls && c->state == CS_HEAD && c->in.len == 0 && !c->head_started && c->out.len == c->out_off &&
            c->file_fd < 0 && !c->px && !c->fc && !c->site && !c->linger;
 }
 
@@ -309,7 +327,7 @@ void front_conn_adopt(struct worker *w, int fd, const struct front_handoff *h)
         close(fd);   /* gone already */
         return;
     }
-    conn_adopt(w, fd, &ss, local_port_of(fd), h);
+    conn_adopt(w, fd, &ss, local_port_of(fd), h->tls, h);
 }
 
 bool front_conn_upstream_failed(struct conn *c, int status, bool answer_started)
@@ -337,6 +355,10 @@ void front_conn_close(struct conn *c)
         front_proxy_free(c);
     if (c->fc)
         front_fcgi_free(c);
+    if (c->tls) {
+        front_tls_close_notify(c);
+        front_tls_free(c);
+    }
     evloop_del(w->loop, c->fd);
     safe_close(c->fd);
     c->fd = -1;
@@ -569,6 +591,7 @@ static void log_write(struct conn *c)
 
 static void start_linger(struct conn *c)
 {
+    front_tls_close_notify(c);
     shutdown(c->fd, SHUT_WR);
     c->state = CS_LINGER;
     c->deadline = c->w->now_ms + LINGER_MS;
@@ -704,38 +727,114 @@ static ssize_t read_more(struct conn *c)
     if (!c->readable)
         return -EAGAIN;
     size_t space = c->in.cap - c->in.len;
-    ssize_t n = read(c->fd, c->in.data + c->in.len, space);
-    if (n < 0) {
-        if (errno == EAGAIN)
+    ssize_t n;
+    if (c->tls) {
+        /* A short read says nothing here (one record at a time): read until the
+         * session wants more from the socket. */
+        n = front_tls_read(c, c->in.data + c->in.len, space);
+        if (n == -EAGAIN)
             c->readable = false;
-        return errno == EINTR || errno == EAGAIN ? -EAGAIN : -errno;
+        if (n < 0)
+            return n;
+    } else {
+        n = read(c->fd, c->in.data + c->in.len, space);
+        if (n < 0) {
+            if (errno == EAGAIN)
+                c->readable = false;
+            return errno == EINTR || errno == EAGAIN ? -EAGAIN : -errno;
+        }
+        if ((size_t)n < space && n > 0)
+            c->readable = false;
     }
-    if ((size_t)n < space && n > 0)
-        c->readable = false;
     c->in.len += (size_t)n;
     c->in.data[c->in.len] = 0;
     return n;
 }
 
-int front_conn_flush(struct conn *c)
+ssize_t front_conn_read_into(struct conn *c, struct buf *b)
+{
+    if (!c->tls)
+        return front_read_into(c->fd, b);
+    if (buf_reserve(b, FRONT_READ_CHUNK) < 0)
+        return -ENOBUFS;
+    ssize_t n = front_tls_read(c, b->data + b->len, FRONT_READ_CHUNK);
+    if (n > 0) {
+        b->len += (size_t)n;
+        b->data[b->len] = 0;
+    }
+    return n;
+}
+
+/* Writes what out holds from out_off: 1 all of it, 0 the socket is full (EPOLLOUT
+ * armed), negative errno. */
+static int flush_out(struct conn *c)
 {
     while (c->out_off < c->out.len) {
-        ssize_t n = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off,
-                         MSG_NOSIGNAL | (c->file_left > 0 ? MSG_MORE : 0));
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN) {
-                front_conn_want(c, EPOLLOUT);
-                c->deadline = c->w->now_ms + c->w->cfg->idle_timeout_ms;
-                return 0;
-            }
-            return -errno;
+        ssize_t n;
+        if (c->tls) {
+            n = front_tls_write(c, c->out.data + c->out_off, c->out.len - c->out_off);
+        } else {
+            n = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off,
+                     MSG_NOSIGNAL | (c->file_left > 0 ? MSG_MORE : 0));
+            if (n < 0)
+                n = errno == EINTR ? 0 : -errno;
         }
+        if (n == -EAGAIN) {
+            front_conn_want(c, EPOLLOUT);
+            c->deadline = c->w->now_ms + c->w->cfg->idle_timeout_ms;
+            return 0;
+        }
+        if (n < 0)
+            return (int)n;
         c->out_off += (size_t)n;
     }
     buf_clear(&c->out);
     c->out_off = 0;
+    return 1;
+}
+
+/* Through TLS a file's bytes go from memory: a piece at a time is read into out
+ * behind the head (so they leave in the same records), which the session may have
+ * to write again, unchanged, after EAGAIN. */
+#define TLS_FILE_CHUNK (64 * 1024)
+
+static int flush_tls(struct conn *c)
+{
+    for (;;) {
+        size_t pending = c->out.len - c->out_off;
+        if (c->file_left > 0 && pending < TLS_FILE_CHUNK) {
+            size_t want = (size_t)MIN(c->file_left, (uint64_t)(TLS_FILE_CHUNK - pending));
+            int r = buf_reserve(&c->out, want);
+            if (r < 0)
+                return r;
+            ssize_t n = pread(c->file_fd, c->out.data + c->out.len, want, (off_t)c->file_off);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0)
+                return -errno;
+            if (n == 0)
+                return -EIO;   /* the file shrank under us: the length we sent is a lie now */
+            c->out.len += (size_t)n;
+            c->file_off += (uint64_t)n;
+            c->file_left -= (uint64_t)n;
+        }
+        int r = flush_out(c);
+        if (r <= 0)
+            return r;
+        if (c->file_left == 0)
+            break;
+    }
+    file_done(c);
+    return 1;
+}
+
+int front_conn_flush(struct conn *c)
+{
+    if (c->tls)
+        return flush_tls(c);
+    int r = flush_out(c);
+    if (r <= 0)
+        return r;
     while (c->file_left > 0) {
         off_t off = (off_t)c->file_off;
         ssize_t n = sendfile(c->fd, c->file_fd, &off, (size_t)MIN(c->file_left, (uint64_t)1 << 20));
@@ -764,6 +863,18 @@ void front_conn_run(struct conn *c)
     for (;;) {
         switch (c->state) {
         case CS_HEAD: {
+            if (c->tls && !c->tls_ready) {
+                int h = front_tls_handshake(c);
+                if (h < 0) {
+                    front_conn_close(c);
+                    return;
+                }
+                if (h == 0)
+                    return;
+                front_conn_want(c, EPOLLIN);
+                c->readable = true;   /* the request may have come with the handshake's end */
+                continue;
+            }
             int r = http1_parse_request(&c->parser, c->in.data, c->in.len, &c->req);
             if (r > 0) {
                 c->head_len = (size_t)r;

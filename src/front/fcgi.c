@@ -247,7 +247,7 @@ static int build_params(struct fcgi *fc, const struct fastcgi_route *route)
         .script_name = route->script_name,
         .path_info = route->path_info, .path_info_len = route->path_info_len,
         .server_protocol = req->minor_version ? "HTTP/1.1" : "HTTP/1.0",
-        .https = false,   /* no TLS listener yet */
+        .https = c->tls != NULL,
         .remote_addr = c->client->addr,
         .remote_port = c->remote_port,
         .server_name = host,
@@ -733,7 +733,7 @@ static void fc_run(struct fcgi *fc)
                               (fc->spooling || fc->up_out.len - fc->up_off < HIGH_WATER) &&
                               in_room(c);
         if (want_client_in) {
-            ssize_t n = front_read_into(c->fd, &c->in);
+            ssize_t n = front_conn_read_into(c, &c->in);
             if (n > 0) {
                 progress = true;
                 if (fc->spooling)
@@ -747,7 +747,7 @@ static void fc_run(struct fcgi *fc)
             /* Only when epoll said so: pipelined requests (kept in `in`), or the
              * client's close while the script runs, which closing the upstream
              * connection passes on to php-fpm (it ends the script). */
-            ssize_t n = front_read_into(c->fd, &c->in);
+            ssize_t n = front_conn_read_into(c, &c->in);
             if (n == -EAGAIN || (n > 0 && n < FRONT_READ_CHUNK))
                 c->readable = false;
             else if (n <= 0) {

@@ -162,6 +162,8 @@ struct front_worker_slot {
 /* What a worker says of a connection it hands over (the inbox message). */
 struct front_handoff {
     bool admitted;               /* passed a worker's connection limits already */
+    bool tls;                    /* came in on an HTTPS listener (such a connection
+                                    moves only before its handshake began) */
     uint64_t deadline_ms;        /* CLOCK_MONOTONIC ms at which it times out as it
                                     stands: the head timeout while no request came,
                                     else the keep-alive idle timeout */
@@ -225,6 +227,14 @@ int front_spread_inbox_fd(const struct front_spread *s, unsigned self);
 /* One connection from self's inbox (O_CLOEXEC, non-blocking as accepted) and
  * what its sender said of it, or negative errno (-EAGAIN: none waiting). */
 int front_spread_receive(struct front_spread *s, unsigned self, struct front_handoff *ret);
+
+/* ---- HTTPS (tls.c) ---- */
+
+/* In berthd, before the workers fork: makes the default TLS context from cfg's PEM
+ * (when it has TLS listeners), which every worker inherits, with the same session
+ * ticket keys. -EINVAL with the reason in err. */
+int front_tls_prepare(const struct front_config *cfg, char *err, size_t n);
+void front_tls_release(void);
 
 /* ---- worker ---- */
 

@@ -50,6 +50,9 @@ struct vsite {
     struct front_log *error_log;
     struct backend *backend;     /* NULL when the site has none */
     bool removed;                /* removed from berthd: its requests count for nobody */
+    char *tls_cert, *tls_key;    /* PEM from the route; NULL: the default certificate */
+    struct ssl_ctx_st *tls_ctx;  /* made from them on the first handshake naming the site */
+    bool tls_ctx_failed;         /* they could not be used (logged once) */
 };
 
 struct client {
@@ -72,6 +75,8 @@ struct conn {
     enum conn_state state;
     struct client *client;
     bool tcp;
+    struct ssl_st *tls;          /* HTTPS: the TLS session; NULL on plain HTTP */
+    bool tls_ready;              /* its handshake is done */
     uint16_t remote_port;        /* for REMOTE_PORT / SERVER_PORT (0 on unix sockets) */
     uint16_t local_port;
     struct buf in;               /* raw bytes from the client; the head being parsed starts at 0 */
@@ -169,6 +174,27 @@ int front_conn_flush(struct conn *c);
 void front_conn_log_error(struct conn *c, const char *fmt, ...) _printf_(2, 3);
 /* Watches the client socket for these events (only when they change). */
 void front_conn_want(struct conn *c, uint32_t events);
+
+/* Reads what the client sent (through TLS on HTTPS) into b, up to
+ * FRONT_READ_CHUNK: as front_read_into(). */
+ssize_t front_conn_read_into(struct conn *c, struct buf *b);
+
+/* tls.c: HTTPS. */
+/* The site's own context, made on first use from its PEM; NULL when it has none
+ * or they cannot be used (then the default certificate serves its hosts). */
+struct ssl_ctx_st *front_tls_site_ctx(struct vsite *s);
+/* Begins a server-side TLS session on c's socket. Negative errno. */
+int front_tls_start(struct conn *c);
+/* Goes on with the handshake: 1 done, 0 waiting (the right event is armed),
+ * negative when it failed (close the connection). */
+int front_tls_handshake(struct conn *c);
+/* Plaintext in and out: bytes, 0 at the end of input (read), -EAGAIN, or
+ * another negative errno when the session broke. */
+ssize_t front_tls_read(struct conn *c, void *p, size_t n);
+ssize_t front_tls_write(struct conn *c, const void *p, size_t n);
+/* Sends close_notify if it can without waiting. */
+void front_tls_close_notify(struct conn *c);
+void front_tls_free(struct conn *c);
 
 /* static.c: answers a GET/HEAD (or refuses other methods) from the site's public dir. */
 void front_static_handle(struct conn *c, const char *path, size_t path_len, const char *query,

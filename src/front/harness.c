@@ -11,14 +11,17 @@
  *                 [--max-request-line N] [--max-head N] [--max-headers N]
  *                 [--log-rotate-size BYTES] [--log-keep N] [--no-cpu-affinity]
  *                 [--site-max-requests N]
+ *                 [--tls-listen ADDR:PORT]... --tls-cert PEM --tls-key PEM
  *
  * Route file: one site per line, "key=value" words separated by spaces:
  *   name=blog type=static|php|app state=serving|stopped public=/abs/public
  *   logs=/abs/logs uid=1001 backend=/abs/app.sock max_body=1048576 timeout_ms=30000
- *   hosts=blog.localhost,www.example.com
+ *   hosts=blog.localhost,www.example.com cert=/abs/cert.pem key=/abs/key.pem
  * Lines starting with '#' are ignored. SIGHUP re-reads the file: new and changed
  * sites are upserted, missing ones removed. SIGUSR1 reopens logs; SIGTERM stops.
- * --port-file receives the bound ports, one per line, once the workers run. */
+ * --port-file receives the bound ports, one per line, once the workers run
+ * (--listen ones first, then --tls-listen ones). --tls-cert/--tls-key: the default
+ * certificate of the HTTPS listeners; cert=/key= in a route: the site's own. */
 #include <arpa/inet.h>
 #include <getopt.h>
 #include <signal.h>
@@ -118,6 +121,18 @@ static int bind_listener(const char *spec, int *ret_fd, unsigned *ret_port)
     return 0;
 }
 
+/* Reads a PEM file named in a route into *ret (freed by the caller). */
+static int read_pem(const char *path, const char **ret)
+{
+    char *data;
+    size_t len;
+    int r = read_file(path, 1 << 20, &data, &len);
+    if (r < 0)
+        return r;
+    *ret = data;
+    return 0;
+}
+
 static int parse_line(char *line, struct front_site *s, const char **hosts, size_t max_hosts)
 {
     *s = (struct front_site){ .hosts = hosts };
@@ -147,7 +162,13 @@ static int parse_line(char *line, struct front_site *s, const char **hosts, size
             s->max_body = n;
         else if (streq(k, "timeout_ms") && parse_uint(v, 0, UINT32_MAX, &n) == 0)
             s->upstream_timeout_ms = (uint32_t)n;
-        else if (streq(k, "hosts")) {
+        else if (streq(k, "cert") && !s->tls_cert) {
+            if (read_pem(v, &s->tls_cert) < 0)
+                return -EINVAL;
+        } else if (streq(k, "key") && !s->tls_key) {
+            if (read_pem(v, &s->tls_key) < 0)
+                return -EINVAL;
+        } else if (streq(k, "hosts")) {
             char *save2 = NULL;
             for (char *h = strtok_r(eq + 1, ",", &save2); h; h = strtok_r(NULL, ",", &save2)) {
                 if (s->n_hosts == max_hosts)
@@ -178,16 +199,14 @@ static void load_routes(struct harness *h)
             continue;
         struct front_site s;
         r = parse_line(line, &s, hosts, ARRAY_SIZE(hosts));
-        if (r <= 0) {
-            if (r < 0)
-                log_error("%s: bad line", h->routes);
-            continue;
-        }
-        r = front_supervisor_site_upsert(h->sup, &s);
-        if (r < 0) {
+        if (r < 0)
+            log_error("%s: bad line", h->routes);
+        else if (r > 0 && (r = front_supervisor_site_upsert(h->sup, &s)) < 0)
             log_errno(r, "site %s", s.name);
+        free((char *)s.tls_cert);
+        free((char *)s.tls_key);
+        if (r < 0 || !s.name)
             continue;
-        }
         if (n == cap) {
             char **p = realloc(names, (cap *= 2) * sizeof(char *));
             if (!p)
@@ -249,19 +268,23 @@ int main(int argc, char **argv)
         { "log-rotate-size", required_argument, NULL, 11 },
         { "log-keep", required_argument, NULL, 12 },
         { "site-max-requests", required_argument, NULL, 13 },
+        { "tls-listen", required_argument, NULL, 'L' },
+        { "tls-cert", required_argument, NULL, 'C' },
+        { "tls-key", required_argument, NULL, 'K' },
         {},
     };
     struct front_config cfg;
     front_config_init(&cfg);
-    const char *listen_specs[MAX_LISTEN];
-    size_t n_listen = 0;
+    const char *listen_specs[MAX_LISTEN], *tls_specs[MAX_LISTEN];
+    size_t n_listen = 0, n_tls = 0;
+    _cleanup_free_ char *tls_cert = NULL, *tls_key = NULL;
     const char *port_file = NULL;
     struct harness h = { 0 };
     log_set_ident("front-harness");
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) >= 0) {
         uint64_t v = 0;
-        if (optarg && c != 'l' && c != 'r' && c != 'p' && c != 'G' &&
+        if (optarg && c != 'l' && c != 'r' && c != 'p' && c != 'G' && c != 'L' && c != 'C' && c != 'K' &&
             (c == 7 || c == 11 ? parse_size(optarg, &v) : parse_uint(optarg, 0, UINT32_MAX, &v)) < 0) {
             fprintf(stderr, "front-harness: bad value %s\n", optarg);
             return 2;
@@ -272,6 +295,23 @@ int main(int argc, char **argv)
                 return 2;
             listen_specs[n_listen++] = optarg;
             break;
+        case 'L':
+            if (n_tls == MAX_LISTEN)
+                return 2;
+            tls_specs[n_tls++] = optarg;
+            break;
+        case 'C':
+        case 'K': {
+            char **dst = c == 'C' ? &tls_cert : &tls_key;
+            size_t len;
+            free(*dst);
+            *dst = NULL;
+            if (read_file(optarg, 1 << 20, dst, &len) < 0) {
+                fprintf(stderr, "front-harness: cannot read %s\n", optarg);
+                return 2;
+            }
+            break;
+        }
         case 'r': h.routes = optarg; break;
         case 'p': port_file = optarg; break;
         case 'w': cfg.workers = (unsigned)v; break;
@@ -302,6 +342,12 @@ int main(int argc, char **argv)
     }
     if (getuid() != 0)
         cfg.drop_privileges = false;
+    for (size_t i = 0; i < n_tls && n_listen < MAX_LISTEN; i++) {
+        cfg.tls_listeners |= 1ULL << n_listen;
+        listen_specs[n_listen++] = tls_specs[i];
+    }
+    cfg.tls_default_cert = tls_cert;
+    cfg.tls_default_key = tls_key;
 
     int fds[MAX_LISTEN];
     unsigned ports[MAX_LISTEN];

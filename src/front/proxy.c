@@ -394,7 +394,9 @@ static int build_request(struct proxy *px)
     if (r >= 0)
         r = buf_append(o, ip, iplen);
     if (r >= 0)
-        r = buf_append_str(o, v6 ? "]\";proto=http" : "\";proto=http");
+        r = buf_append_str(o, v6 ? "]\";proto=" : "\";proto=");
+    if (r >= 0)
+        r = buf_append_str(o, c->tls ? "https" : "http");
     if (r >= 0 && req->host) {
         r = buf_append_str(o, ";host=\"");
         if (r >= 0)
@@ -407,7 +409,7 @@ static int build_request(struct proxy *px)
     if (r >= 0)
         r = buf_append(o, ip, iplen);
     if (r >= 0)
-        r = buf_append_str(o, "\r\nX-Forwarded-Proto: http\r\n");
+        r = buf_append_str(o, c->tls ? "\r\nX-Forwarded-Proto: https\r\n" : "\r\nX-Forwarded-Proto: http\r\n");
     if (r >= 0 && req->host) {
         r = buf_append_str(o, "X-Forwarded-Host: ");
         if (r >= 0)
@@ -791,7 +793,7 @@ static void px_run(struct proxy *px)
         /* client -> us, only while upstream keeps up */
         bool want_client_in = client_in_wanted(px);
         if (want_client_in && c->in.len < HIGH_WATER && c->readable) {
-            ssize_t n = front_read_into(c->fd, &c->in);
+            ssize_t n = front_conn_read_into(c, &c->in);
             if (n == -EAGAIN || (n > 0 && n < FRONT_READ_CHUNK))
                 c->readable = false;   /* drained: wait for epoll to say there is more */
             if (n > 0) {

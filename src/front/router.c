@@ -192,6 +192,19 @@ static int put_str(struct buf *b, const char *s)
     return r < 0 ? r : buf_append(b, s, n);
 }
 
+/* A PEM certificate chain or key: longer than a path may be. */
+#define PEM_MAX (64 * 1024)
+
+static int put_pem(struct buf *b, const char *s)
+{
+    if (s && strlen(s) > PEM_MAX)
+        return -E2BIG;
+    if (!s)
+        return put_u32(b, UINT32_MAX);
+    int r = put_u32(b, (uint32_t)strlen(s));
+    return r < 0 ? r : buf_append(b, s, strlen(s));
+}
+
 static bool path_ok(const char *p, bool required)
 {
     if (!p)
@@ -208,6 +221,8 @@ int front_msg_site_encode(const struct front_site *site, struct buf *out)
         return -EINVAL;
     if (site->n_hosts > 100000)
         return -E2BIG;
+    if (!site->tls_cert != !site->tls_key)
+        return -EINVAL;   /* a certificate is no use without its key, nor a key alone */
     for (size_t i = 0; i < site->n_hosts; i++) {
         char norm[FRONT_HOST_MAX + 3];
         size_t n;
@@ -229,6 +244,10 @@ int front_msg_site_encode(const struct front_site *site, struct buf *out)
         r = put_str(&b, site->hosts[i]);
     if (r >= 0)
         r = put_u32(&b, site->upstream_timeout_ms);
+    if (r >= 0)
+        r = put_pem(&b, site->tls_cert);
+    if (r >= 0)
+        r = put_pem(&b, site->tls_key);
     if (r >= 0)
         r = buf_append(out, b.data, b.len);
 out:
@@ -290,7 +309,7 @@ int front_msg_site_decode(const char *msg, size_t len, struct front_site_msg *re
         return -EBADMSG;
     /* One allocation: the host pointer array followed by the string arena (every
      * string is shorter than the message, plus its NUL). */
-    size_t arena_size = len + 4 + n_hosts;
+    size_t arena_size = len + 6 + n_hosts;
     const char **hosts = malloc(n_hosts * sizeof(char *) + arena_size + 1);
     if (!hosts)
         return -ENOMEM;
@@ -303,8 +322,13 @@ int front_msg_site_decode(const char *msg, size_t len, struct front_site_msg *re
     for (size_t i = 0; i < n_hosts; i++)
         if ((r = get_str(&rd, &arena, &hosts[i])) < 0 || !hosts[i])
             goto fail;
-    if (rd.left >= 4 && (r = get(&rd, &s.upstream_timeout_ms, 4)) < 0)
+    if ((r = get(&rd, &s.upstream_timeout_ms, 4)) < 0 || (r = get_str(&rd, &arena, &s.tls_cert)) < 0 ||
+        (r = get_str(&rd, &arena, &s.tls_key)) < 0)
         goto fail;
+    if (!s.tls_cert != !s.tls_key) {
+        r = -EBADMSG;
+        goto fail;
+    }
     if (!s.name || !s.public_dir || rd.left != 0) {
         r = -EBADMSG;
         goto fail;

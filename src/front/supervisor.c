@@ -403,6 +403,17 @@ int front_supervisor_new(struct evloop *loop, const struct front_config *cfg,
     sup->global_log = cfg->global_log ? strdup(cfg->global_log) : NULL;
     sup->cfg.base_domain = sup->base_domain;
     sup->cfg.global_log = sup->global_log;
+    /* Only the context made from them goes to the workers, not the borrowed PEM. */
+    sup->cfg.tls_default_cert = sup->cfg.tls_default_key = NULL;
+    char tls_err[320];
+    if (front_tls_prepare(cfg, tls_err, sizeof(tls_err)) < 0) {
+        log_error("front: the default HTTPS certificate: %s", tls_err);
+        free(sup->base_domain);
+        free(sup->global_log);
+        free(sup->activity_buf);
+        free(sup);
+        return -EINVAL;
+    }
     sup->activity_buf = malloc(FRONT_ACTIVITY_MSG_MAX + 1);
     unsigned n = cfg->workers;
     if (n == 0) {
@@ -505,6 +516,7 @@ void front_supervisor_free(struct front_supervisor *sup)
     front_spread_free(sup->spread);
     free(sup->base_domain);
     free(sup->global_log);
+    front_tls_release();
     free(sup);
 }
 

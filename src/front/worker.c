@@ -12,6 +12,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <openssl/ssl.h>
+
 #include "common/log.h"
 #include "front/front-worker.h"
 
@@ -30,6 +32,9 @@ void front_vsite_unref(struct vsite *s)
     front_log_unref(s->access_log);
     front_log_unref(s->error_log);
     front_backend_unref(s->backend);
+    SSL_CTX_free(s->tls_ctx);
+    free(s->tls_cert);
+    free(s->tls_key);
     free(s->hosts);   /* one allocation holds the array and every string */
     free(s);
 }
@@ -140,6 +145,14 @@ static int site_upsert(struct worker *w, const struct front_site *fs)
     }
     if (fs->backend)
         s->backend = backend_get(w, fs->backend);
+    if (fs->tls_cert && fs->tls_key) {
+        s->tls_cert = strdup(fs->tls_cert);
+        s->tls_key = strdup(fs->tls_key);
+        if (!s->tls_cert || !s->tls_key) {
+            front_vsite_unref(s);
+            return -ENOMEM;
+        }
+    }
 
     struct vsite *old = front_map_get(&w->sites, s->name, strlen(s->name));
     if (old)

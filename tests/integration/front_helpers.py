@@ -94,6 +94,8 @@ class Site:
             words.append(f"max_body={o['max_body']}")
         if o.get("timeout_ms"):
             words.append(f"timeout_ms={o['timeout_ms']}")
+        if o.get("cert"):
+            words.append(f"cert={o['cert']} key={o['key']}")
         return " ".join(words)
 
     def access_log(self):
@@ -107,10 +109,14 @@ class Site:
 class Front:
     """Runs the front (front-harness) on a random loopback port with a state dir."""
 
-    def __init__(self, state_dir, workers=2, extra_args=()):
+    def __init__(self, state_dir, workers=2, extra_args=(), tls=None):
+        """tls: (cert, key) PEM paths of the default certificate: the front then
+        also listens for HTTPS, on tls_port."""
         self.state = str(state_dir)
         self.workers = workers
         self.extra = list(extra_args)
+        self.tls = tls
+        self.tls_port = None
         self.sites = {}
         self.proc = None
         self.port = None
@@ -161,12 +167,17 @@ class Front:
         args = [harness_path(), "--listen", "127.0.0.1:0", "--routes", self.routes,
                 "--port-file", self.port_file, "--workers", str(self.workers),
                 "--global-log", self.global_log] + self.extra
+        if self.tls:
+            args += ["--tls-listen", "127.0.0.1:0", "--tls-cert", self.tls[0], "--tls-key", self.tls[1]]
         self.stderr = open(os.path.join(self.state, "front.stderr"), "w")
         self.proc = subprocess.Popen(args, stdout=self.stderr, stderr=self.stderr)
         deadline = time.time() + 10
         while time.time() < deadline:
             if os.path.exists(self.port_file):
-                self.port = int(open(self.port_file).read().split()[0])
+                ports = open(self.port_file).read().split()
+                self.port = int(ports[0])
+                if self.tls:
+                    self.tls_port = int(ports[1])
                 return self
             if self.proc.poll() is not None:
                 raise RuntimeError("front-harness exited: " + open(self.stderr.name).read())

@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <cmocka.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "front/front-internal.h"
 
@@ -133,17 +135,37 @@ static void test_msg_roundtrip(void **state)
     assert_int_equal(m.site.uid, 1234);
     assert_int_equal(m.site.max_body, 777);
     assert_int_equal(m.site.upstream_timeout_ms, 31000);
+    assert_null(m.site.tls_cert);
+    assert_null(m.site.tls_key);
     free(m.hosts);
-    /* A message from before upstream_timeout_ms existed (without its last 4 bytes)
-     * still decodes, with the default. */
-    assert_int_equal(front_msg_site_decode(b.data, b.len - 4, &m), 0);
-    assert_int_equal(m.site.upstream_timeout_ms, 0);
-    free(m.hosts);
-    /* Every other truncation of a valid message is refused, never read past. */
+    /* Every truncation of a valid message is refused, never read past. */
     for (size_t n = 0; n < b.len; n++)
-        if (n != b.len - 4)
-            assert_int_not_equal(front_msg_site_decode(b.data, n, &m), 0);
+        assert_int_not_equal(front_msg_site_decode(b.data, n, &m), 0);
     buf_done(&b);
+
+    /* A certificate travels with its key, longer than any path may be. */
+    char *pem = malloc(10001);
+    memset(pem, 'C', 10000);
+    pem[10000] = 0;
+    s.tls_cert = pem;
+    s.tls_key = "-----BEGIN PRIVATE KEY-----\nk\n-----END PRIVATE KEY-----\n";
+    struct buf b3 = BUF_INIT(FRONT_MSG_MAX);
+    assert_int_equal(front_msg_site_encode(&s, &b3), 0);
+    assert_int_equal(front_msg_site_decode(b3.data, b3.len, &m), 0);
+    assert_string_equal(m.site.tls_cert, pem);
+    assert_string_equal(m.site.tls_key, s.tls_key);
+    assert_string_equal(m.site.hosts[0], "blog.localhost");
+    free(m.hosts);
+    for (size_t n = 0; n < b3.len; n++)
+        assert_int_not_equal(front_msg_site_decode(b3.data, n, &m), 0);
+    buf_done(&b3);
+    /* One without the other is refused. */
+    s.tls_key = NULL;
+    struct buf b4 = BUF_INIT(FRONT_MSG_MAX);
+    assert_int_equal(front_msg_site_encode(&s, &b4), -EINVAL);
+    buf_done(&b4);
+    s.tls_cert = NULL;
+    free(pem);
 
     /* Hosts must arrive normalised; relative paths are refused. */
     const char *bad_hosts[] = { "Blog.localhost" };
