@@ -668,11 +668,12 @@ class FakeFpm:
     be made to misbehave on cue: it answers every request 200 "ok", keeping the
     connection when asked, except that a request for /vanish.php is read whole and
     then met with the connection closing, as when php-fpm's child is killed or
-    recycled. It records (method, uri) of every request it read."""
+    recycled. It records (method, uri) and the params of every request it read."""
 
     def __init__(self, path):
         import threading
         self.requests = []
+        self.params_seen = []   # every request's FastCGI params, as a dict
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.bind(path)
         os.chmod(path, 0o666)
@@ -732,6 +733,7 @@ class FakeFpm:
                         stdin_done = True
                 p = self.params(params)
                 self.requests.append((p.get("REQUEST_METHOD"), p.get("REQUEST_URI")))
+                self.params_seen.append(p)
                 if p.get("SCRIPT_NAME") == "/vanish.php":
                     return
                 body = b"Status: 200 OK\r\nContent-Type: text/plain\r\n\r\nok"

@@ -18,7 +18,8 @@ import time
 import pytest
 
 from front_helpers import (Backend, Front, build_request, harness_path, read_response, recv_until_close,
-                           wait_until, ws_frame, ws_read_frame)
+                           request, wait_until, ws_frame, ws_read_frame)
+from test_front_php import FakeFpm
 
 pytestmark = pytest.mark.skipif(
     not os.path.exists(harness_path()) and os.environ.get("BERTH_MUST_WORK") != "1",
@@ -89,8 +90,12 @@ def front(pki):
     app_cert = pki.leaf("app", ["app.localhost"])
     f.add_site("app", 1004, reload=False, type="app", backend=backend_path,
                cert=app_cert[0], key=app_cert[1])
+    f.fpm = FakeFpm(os.path.join(state, "fpm.sock"))
+    php = f.add_site("php", 1007, reload=False, type="php", backend=os.path.join(state, "fpm.sock"))
+    php.write("info.php", "<?php\n")
     f.start()
     yield f
+    f.fpm.close()
     f.backend.stop()
     f.stop()
     shutil.rmtree(state, ignore_errors=True)
@@ -251,6 +256,18 @@ def test_proxied_requests_say_https_and_websocket_works(front, pki):
             assert ws_read_frame(fh) == (2, msg)
     finally:
         c.close()
+
+
+def test_php_is_told_the_request_came_over_https(front, pki):
+    code, body = curl(front, pki, "php.localhost", "/info.php", "-k")
+    assert (code, body) == (200, b"ok")
+    p = front.fpm.params_seen[-1]
+    assert p["HTTPS"] == "on" and p["REQUEST_SCHEME"] == "https"
+    assert p["SERVER_PORT"] == str(front.tls_port)
+    # The same site over plain HTTP says so too.
+    assert request(front.port, "php.localhost", "/info.php")[0] == 200
+    p = front.fpm.params_seen[-1]
+    assert "HTTPS" not in p and p["REQUEST_SCHEME"] == "http"
 
 
 def test_bad_clients_on_the_https_port(front, pki):
