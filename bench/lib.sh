@@ -34,12 +34,25 @@ bench_cleanup() {
 
 # start_harness: berth's front ($HARNESS, 2 workers, access log on) on $T/routes;
 # sets BERTH_PORT.
+# With TLS_CERT and TLS_KEY set, BERTH_PORT is an HTTPS listener with them as its
+# default certificate.
 start_harness() {
-    "$HARNESS" --listen 127.0.0.1:0 --routes "$T/routes" --port-file "$T/berth.port" --workers 2 \
+    local listen=(--listen 127.0.0.1:0)
+    [ -n "${TLS_CERT:-}" ] && listen=(--tls-listen 127.0.0.1:0 --tls-cert "$TLS_CERT" --tls-key "$TLS_KEY")
+    "$HARNESS" "${listen[@]}" --routes "$T/routes" --port-file "$T/berth.port" --workers 2 \
         >"$T/berth.log" 2>&1 &
     PIDS+=($!)
     for _ in $(seq 100); do [ -s "$T/berth.port" ] && break; sleep 0.05; done
     BERTH_PORT=$(head -1 "$T/berth.port")
+}
+
+# make_tls_cert DIR: a self-signed ECDSA P-256 certificate for bench.localhost in
+# DIR (readable by the front's user); sets TLS_CERT and TLS_KEY.
+make_tls_cert() {
+    TLS_CERT=$1/bench.pem TLS_KEY=$1/bench.key
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$TLS_KEY" \
+        -out "$TLS_CERT" -days 2 -subj /CN=bench.localhost -addext subjectAltName=DNS:bench.localhost 2>/dev/null
+    chmod 644 "$TLS_CERT" "$TLS_KEY"
 }
 
 # nginx_conf_head DIR: how every benchmark nginx.conf starts (2 workers, pid and

@@ -9,6 +9,8 @@
 #                               meson setup build-front-rel --buildtype=release -Dtests=false)
 #   ROUNDS=5 DURATION=10s bench/static.sh
 #   FILES=100k.bin bench/static.sh   (one case only)
+#   TLS=1 bench/static.sh      (HTTPS: one self-signed ECDSA P-256 certificate for
+#                               all three servers, each with its defaults for the rest)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -38,6 +40,13 @@ fi
 cat > "$T/routes" <<R
 name=bench type=static public=$T/sites/bench/public logs=$T/sites/bench/logs uid=1001 hosts=bench.localhost
 R
+SCHEME=http NGINX_SSL="" NGINX_TLS="" H2O_TLS=""
+if [ -n "${TLS:-}" ]; then
+    make_tls_cert "$T"
+    SCHEME=https NGINX_SSL=" ssl"
+    NGINX_TLS="ssl_certificate $TLS_CERT; ssl_certificate_key $TLS_KEY;"
+    H2O_TLS="  ssl: {certificate-file: $TLS_CERT, key-file: $TLS_KEY}"
+fi
 
 start_harness
 
@@ -53,8 +62,9 @@ if [ -n "$NGINX" ]; then
     keepalive_requests 100000;
     types { application/octet-stream bin; }
     server {
-        listen 127.0.0.1:$NGINX_PORT;
+        listen 127.0.0.1:$NGINX_PORT$NGINX_SSL;
         server_name bench.localhost;
+        $NGINX_TLS
         root $T/sites/bench/public;
     }
 }
@@ -71,6 +81,7 @@ num-threads: 2
 listen:
   host: 127.0.0.1
   port: $H2O_PORT
+$H2O_TLS
 access-log: $T/h2o/access.log
 hosts:
   "bench.localhost":
@@ -85,10 +96,10 @@ H
 fi
 sleep 1
 
-run() { wrk_run "$CONNS" bench.localhost "http://127.0.0.1:$1/$2"; }   # $1 port, $2 file
+run() { wrk_run "$CONNS" bench.localhost "$SCHEME://127.0.0.1:$1/$2"; }   # $1 port, $2 file
 
 
-echo "machine: $(nproc) CPUs, $(uname -r); wrk -t2 -c$CONNS -d$DURATION, $ROUNDS rounds interleaved"
+echo "machine: $(nproc) CPUs, $(uname -r); $SCHEME, wrk -t2 -c$CONNS -d$DURATION, $ROUNDS rounds interleaved"
 for file in ${FILES:-1k.bin 100k.bin}; do
     declare -A RPS=() P99=()
     for s in "${SERVERS[@]}"; do run "${PORT[$s]}" "$file" >/dev/null; done   # warm-up

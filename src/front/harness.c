@@ -336,7 +336,7 @@ int main(int argc, char **argv)
         default: return 2;
         }
     }
-    if (n_listen == 0 || !h.routes) {
+    if (n_listen + n_tls == 0 || !h.routes) {
         fprintf(stderr, "usage: front-harness --listen ADDR:PORT... --routes FILE [options]\n");
         return 2;
     }

@@ -81,6 +81,9 @@ static SSL_CTX *new_ctx(const char *cert_pem, const char *key_pem, char *err, si
         return NULL;
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    /* AES-128 first: as strong as anyone needs here, and a third cheaper per byte
+     * than AES-256 (what OpenSSL would pick first). */
+    SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384");
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
                                  SSL_OP_NO_COMPRESSION | SSL_OP_IGNORE_UNEXPECTED_EOF);
     /* A partial write may be retried from a buffer that grew or moved (answers
