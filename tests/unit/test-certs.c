@@ -118,7 +118,7 @@ static void test_ca_created_then_loaded(void **state)
 }
 
 /* Expects a refusal that names path, with both files as they were. */
-static void assert_refused(struct fixture *f, int expected, const char *path)
+static void assert_refused(struct fixture *f, int expected, const char *path, const char *says)
 {
     char *key_before = access(f->key, F_OK) == 0 ? slurp(f->key) : NULL;
     char *cert_before = access(f->cert, F_OK) == 0 ? slurp(f->cert) : NULL;
@@ -128,6 +128,8 @@ static void assert_refused(struct fixture *f, int expected, const char *path)
     assert_null(ca);
     if (!strstr(err, path))
         fail_msg("the error does not name %s: %s", path, err);
+    if (says && !strstr(err, says))
+        fail_msg("the error does not say \"%s\": %s", says, err);
     if (key_before) {
         char *key_after = slurp(f->key);
         assert_string_equal(key_after, key_before);
@@ -153,15 +155,15 @@ static void test_ca_damaged_refused(void **state)
     char *key = slurp(f->key), *cert = slurp(f->cert);
 
     put(f->key, "-----BEGIN PRIVATE KEY-----\nnot base64 at all\n-----END PRIVATE KEY-----\n", 0600);
-    assert_refused(f, -EBADMSG, f->key);
+    assert_refused(f, -EBADMSG, f->key, "is damaged");
     put(f->key, "", 0600);
-    assert_refused(f, -EBADMSG, f->key);
+    assert_refused(f, -EBADMSG, f->key, "is damaged");
     put(f->key, key, 0600);
 
     /* A certificate cut in half. */
     char *half = strndup(cert, strlen(cert) / 2);
     put(f->cert, half, 0644);
-    assert_refused(f, -EBADMSG, f->cert);
+    assert_refused(f, -EBADMSG, f->cert, "is damaged");
     free(half);
     put(f->cert, cert, 0644);
 
@@ -177,10 +179,10 @@ static void test_ca_half_present_refused(void **state)
     char *key = slurp(f->key), *cert = slurp(f->cert);
 
     assert_int_equal(unlink(f->cert), 0);
-    assert_refused(f, -ENOENT, f->cert);
+    assert_refused(f, -ENOENT, f->cert, "without its certificate");
     put(f->cert, cert, 0644);
     assert_int_equal(unlink(f->key), 0);
-    assert_refused(f, -ENOENT, f->key);
+    assert_refused(f, -ENOENT, f->key, "without its key");
     put(f->key, key, 0600);
 
     certs_ca_free(ca_new(f->dir, false));
@@ -199,7 +201,7 @@ static void test_ca_mismatched_key_refused(void **state)
     snprintf(other_key, sizeof(other_key), "%s/ca.key", other);
     char *foreign = slurp(other_key);
     put(f->key, foreign, 0600);
-    assert_refused(f, -EKEYREJECTED, f->key);
+    assert_refused(f, -EKEYREJECTED, f->key, "does not match");
     free(foreign);
 }
 
