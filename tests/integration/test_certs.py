@@ -138,6 +138,7 @@ def test_site_certificate_issued_stored_and_reused(daemon_factory, tmp_path):
     # New hosts, new certificate.
     d.ok("site", "set", "blog", "--domain", "www.blog.example.org")
     row = wait_for(lambda: (c := certificate(d, "blog")) and c[1] != cert_pem and c)
+    assert row, "no new certificate for the new hosts"
     assert row[0] == "blog.example.org\nblog.test.berth\nwww.blog.example.org"
     assert openssl_verify(ca, row[1], "www.blog.example.org", tmp_path).returncode == 0
 
@@ -160,9 +161,32 @@ def test_certificate_near_its_end_is_renewed(daemon_factory, tmp_path):
     db.commit()
     db.close()
     row = wait_for(lambda: (c := certificate(d, "blog")) and c[1] != cert_pem and c, timeout=10)
+    assert row, "the certificate was not renewed"
     assert row[3] > time.time() + 80 * 86400
     r = openssl_verify(d.state_dir / "tls/ca.pem", row[1], "blog.test.berth", tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     # ... and only then: a fresh certificate stays as it is.
     time.sleep(1)
     assert certificate(d, "blog")[1] == row[1]
+
+
+def test_https_from_the_config_file_and_inherited(daemon_factory):
+    """https: in berth.yaml is bound like --https, and a socket handed over by a
+    service manager for an https address is adopted, not bound again."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    port = listener.getsockname()[1]
+    d = daemon_factory()
+    d.root.mkdir(parents=True, exist_ok=True)
+    path = d.config_path()
+    path.write_text(path.read_text() + f'https: ["127.0.0.1:{port}", "127.0.0.1:0"]\n')
+    try:
+        d.start(listen_fds=[listener])
+        assert f"adopted the inherited socket for 127.0.0.1:{port}" in d.log()
+        https = [l["address"] for l in https_listeners(d)]
+        assert https[0] == f"127.0.0.1:{port}"
+        assert len(https) == 2 and int(https[1].rsplit(":", 1)[1]) not in (0, port)
+    finally:
+        listener.close()
