@@ -57,6 +57,7 @@ struct api_config {
     const char *state_dir;
     const char *run_dir;
     const char *base_domain;
+    const char *tls_ca;              /* the local CA's certificate (PEM file), shown by status */
     const struct api_listener *listeners;
     size_t n_listeners;
     int64_t started_at;

@@ -354,6 +354,8 @@ void api_handle_status(const struct api_config *cfg, const struct api_request *r
     json_kv_string(w, "run_dir", cfg->run_dir);
     json_kv_string(w, "api_socket", cfg->socket_path);
     json_kv_string(w, "base_domain", cfg->base_domain);
+    if (cfg->tls_ca)
+        json_kv_string(w, "tls_ca", cfg->tls_ca);
     json_kv_int(w, "schema_version", store_schema_version(cfg->store));
     json_key(w, "listeners");
     json_array_begin(w);

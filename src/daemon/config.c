@@ -28,7 +28,8 @@ static void usage(FILE *f)
           "  --run-dir DIR         sockets and pid file (default /run/berth)\n"
           "  --base-domain DOMAIN  site NAME answers at NAME.DOMAIN\n"
           "  --http ADDR:PORT      HTTP listener, repeatable (default [::]:80 and 0.0.0.0:80)\n"
-          "  --https ADDR:PORT     HTTPS listener, repeatable\n"
+          "  --https ADDR:PORT     HTTPS listener, repeatable (certificates from berth's local CA\n"
+          "                        in STATE-DIR/tls; --dev: 127.0.0.1:8443 and [::1]:8443)\n"
           "  --ssh ADDR:PORT       SFTP listener\n"
           "  --api-socket PATH     API socket (default RUN-DIR/api.sock)\n"
           "  --log-level LEVEL     error, warning, notice, info or debug (default info)\n"
@@ -372,6 +373,12 @@ int berthd_config_finish(struct berthd_config *cfg)
             add_listener(cfg->http, &cfg->n_http, "[::]:80");
             add_listener(cfg->http, &cfg->n_http, "0.0.0.0:80");
         }
+    }
+    /* HTTPS is on by default in --dev only: a production berthd binds 443 when told
+     * to (--https, or https: in berth.yaml). */
+    if (cfg->n_https == 0 && cfg->dev) {
+        add_listener(cfg->https, &cfg->n_https, "127.0.0.1:8443");
+        add_listener(cfg->https, &cfg->n_https, "[::1]:8443");
     }
     if (cfg->log_level < 0)
         cfg->log_level = LOG_INFO;

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "api/api.h"
+#include "certs/certs.h"
 #include "common/fs.h"
 #include "common/log.h"
 #include "daemon/daemon.h"
@@ -34,6 +35,12 @@ struct berthd {
     struct ev_timer *sample_timer;
     struct ev_timer *stats_save_timer;
     uint64_t stats_save_ms;
+    struct certs_ca *ca;          /* berth's local CA, in <state>/tls */
+    char ca_path[4200];           /* its certificate, which clients trust */
+    struct certs_leaf default_cert; /* shown for names with no certificate of their own */
+    struct certs_leaf panel_cert; /* panel.<base>: issued at each start, not stored */
+    struct ev_timer *cert_timer;
+    uint64_t cert_renew_ms;
     struct berthd_listener listeners[2 * BERTHD_MAX_LISTENERS];
     struct api_listener api_listeners[2 * BERTHD_MAX_LISTENERS];
     size_t n_listeners;
@@ -105,48 +112,142 @@ static int setup_signals(struct berthd *d)
     return evloop_add(d->loop, d->signal_fd, EPOLLIN, on_signal, d);
 }
 
-static int bind_listeners(struct berthd *d)
+/* Binds (or adopts) the listeners of one kind; false when one of them failed. */
+static bool bind_kind(struct berthd *d, const char *kind, char *const *specs, size_t n, int *inherited,
+                      size_t n_inherited)
 {
     char err[256];
-    int inherited[2 * BERTHD_MAX_LISTENERS];
-    size_t n_inherited = berthd_listen_fds_take(inherited, ARRAY_SIZE(inherited));
-
-    for (size_t i = 0; i < d->cfg.n_http; i++) {
+    for (size_t i = 0; i < n; i++) {
         struct berthd_listener *l = &d->listeners[d->n_listeners];
-        int r = berthd_listener_open("http", d->cfg.http[i], inherited, n_inherited, l, err, sizeof(err));
+        int r = berthd_listener_open(kind, specs[i], inherited, n_inherited, l, err, sizeof(err));
         if (r < 0) {
             log_error("%s", err);
-            break;
+            return false;
         }
         if (r > 0)
             log_info("adopted the inherited socket for %s", l->address);
         d->api_listeners[d->n_listeners] = (struct api_listener){ l->kind, l->requested, l->address };
         d->n_listeners++;
     }
+    return true;
+}
+
+/* HTTP listeners first, then HTTPS: start_front tells the front which are TLS by
+ * their kind. */
+static int bind_listeners(struct berthd *d)
+{
+    int inherited[2 * BERTHD_MAX_LISTENERS];
+    size_t n_inherited = berthd_listen_fds_take(inherited, ARRAY_SIZE(inherited));
+
+    bool ok = bind_kind(d, "http", d->cfg.http, d->cfg.n_http, inherited, n_inherited) &&
+              bind_kind(d, "https", d->cfg.https, d->cfg.n_https, inherited, n_inherited);
     for (size_t i = 0; i < n_inherited; i++) {
         if (inherited[i] >= 0) {
             log_warning("closing an inherited socket (fd %d) that matches no configured listener", inherited[i]);
             close(inherited[i]);
         }
     }
-    if (d->n_listeners < d->cfg.n_http)
+    if (!ok)
         return -EINVAL;
-    if (d->cfg.n_https > 0 || d->cfg.ssh)
-        log_warning("HTTPS and SSH listeners are not served by this version yet; ignoring --https/--ssh");
+    if (d->cfg.ssh)
+        log_warning("SSH listeners are not served by this version yet; ignoring --ssh");
     return 0;
 }
 
-/* Describes a site to the front: its hosts, what it serves and where. */
+/* ---- HTTPS certificates ----
+ * Every site's hosts get a certificate from berth's local CA, kept in the store and
+ * reissued when its hosts change or it nears its end; see docs/internals/certs.md. */
+
+#define CERT_DAYS 90
+#define CERT_RENEW_DAYS 30                 /* reissued with less than this left */
+#define CERT_RENEW_CHECK_MS (12 * 3600 * 1000ULL)
+
+static bool cert_fresh(int64_t not_after)
+{
+    return not_after - now_s() > CERT_RENEW_DAYS * 86400;
+}
+
+/* The host names a site answers to: NAME.<base>, then its domains. */
+static size_t site_hosts(struct berthd *d, const struct store_site *site, char *default_host, size_t size,
+                         const char **hosts, size_t max)
+{
+    size_t n = 0;
+    sites_default_host(d->sites, site->name, default_host, size);
+    hosts[n++] = default_host;
+    for (size_t i = 0; i < site->n_domains && n < max; i++)
+        hosts[n++] = site->domains[i];
+    return n;
+}
+
+/* Whether the stored certificate of site covers exactly these hosts, with time to
+ * spare. A store that cannot answer is taken as "no": the caller reissues. */
+static bool site_cert_current(struct berthd *d, const char *site, const char *const *hosts, size_t n_hosts,
+                              struct store_certificate *ret)
+{
+    _cleanup_free_ char *joined = NULL;
+    struct store_certificate c = { 0 };
+    if (certs_hosts_join(hosts, n_hosts, &joined) < 0 || store_certificate_get(d->store, site, &c) < 0)
+        return false;
+    bool current = streq(c.hosts, joined) && cert_fresh(c.not_after);
+    if (current && ret)
+        *ret = c;
+    else
+        store_certificate_done(&c);
+    return current;
+}
+
+/* The certificate for a site's hosts into *ret: the stored one when current, else a
+ * new one, stored. On a failure to issue or store, *ret stays empty (the front then
+ * shows the default certificate for these hosts) and the failure is logged: a
+ * certificate never stops a site or berthd. */
+static void site_certificate(struct berthd *d, const char *site, const char *const *hosts, size_t n_hosts,
+                             struct store_certificate *ret)
+{
+    if (n_hosts > CERTS_MAX_HOSTS) {
+        log_warning("site %s has %zu host names; its certificate covers the first %d, the others get the "
+                    "default certificate", site, n_hosts, CERTS_MAX_HOSTS);
+        n_hosts = CERTS_MAX_HOSTS;
+    }
+    if (site_cert_current(d, site, hosts, n_hosts, ret))
+        return;
+    struct certs_leaf leaf;
+    int r = certs_leaf_issue(d->ca, hosts, n_hosts, CERT_DAYS, &leaf);
+    if (r < 0) {
+        log_warning_errno(r, "cannot issue an HTTPS certificate for site %s; it gets the default certificate",
+                          site);
+        return;
+    }
+    _cleanup_free_ char *joined = NULL;
+    struct store_certificate c = {
+        .cert_pem = leaf.cert_pem, .key_pem = leaf.key_pem, .not_after = leaf.not_after, .issuer = "local",
+    };
+    r = certs_hosts_join(hosts, n_hosts, &joined);
+    c.hosts = joined;
+    if (r >= 0)
+        r = store_certificate_put(d->store, site, &c);
+    if (r < 0) {
+        log_warning_errno(r, "cannot store the HTTPS certificate of site %s (%s); it gets the default certificate",
+                          site, store_errmsg(d->store));
+        certs_leaf_done(&leaf);
+        return;
+    }
+    log_info("issued an HTTPS certificate for site %s (%zu host name%s, valid %d days)", site, n_hosts,
+             n_hosts == 1 ? "" : "s", CERT_DAYS);
+    /* Ownership of the strings moves from the leaf to *ret. */
+    *ret = (struct store_certificate){
+        .hosts = TAKE_PTR(joined), .cert_pem = TAKE_PTR(leaf.cert_pem), .key_pem = TAKE_PTR(leaf.key_pem),
+        .not_after = leaf.not_after, .issuer = xstrdup("local"),
+    };
+}
+
+/* Describes a site to the front: its hosts, its certificate, what it serves and where. */
 static int push_site_to_front(struct berthd *d, const struct store_site *site)
 {
     char default_host[300], dir[4096], public_dir[4200], logs_dir[4200], backend[4200];
     const char *hosts[1 + 1024];
-    size_t n_hosts = 0;
-
-    sites_default_host(d->sites, site->name, default_host, sizeof(default_host));
-    hosts[n_hosts++] = default_host;
-    for (size_t i = 0; i < site->n_domains && n_hosts < ARRAY_SIZE(hosts); i++)
-        hosts[n_hosts++] = site->domains[i];
+    size_t n_hosts = site_hosts(d, site, default_host, sizeof(default_host), hosts, ARRAY_SIZE(hosts));
+    struct store_certificate cert = { 0 };
+    site_certificate(d, site->name, hosts, n_hosts, &cert);
     sites_dir(d->sites, site->name, dir, sizeof(dir));
     snprintf(public_dir, sizeof(public_dir), "%s/public", dir);
     snprintf(logs_dir, sizeof(logs_dir), "%s/logs", dir);
@@ -167,8 +268,11 @@ static int push_site_to_front(struct berthd *d, const struct store_site *site)
         /* PHP: a script silent past its max_execution_time gets a 504 (one second
          * more, so PHP's own limit, which counts CPU time, is reported first). */
         .upstream_timeout_ms = streq(site->type, "php") ? (php_site_time_limit(site->php_settings) + 1) * 1000 : 0,
+        .tls_cert = cert.cert_pem,
+        .tls_key = cert.key_pem,
     };
     int r = front_supervisor_site_upsert(d->front, &fs);
+    store_certificate_done(&cert);
     if (r < 0)
         log_warning_errno(r, "cannot give site %s to the front", site->name);
     return r;
@@ -296,16 +400,59 @@ static int push_panel_to_front(struct berthd *d)
     snprintf(host, sizeof(host), "panel.%s", d->cfg.base_domain);
     snprintf(backend, sizeof(backend), "%s/panel.sock", d->cfg.run_dir);
     const char *hosts[] = { host };
+    /* Not a site, so not in the store: issued at each start and by the renewal timer. */
+    if (!d->panel_cert.cert_pem || !cert_fresh(d->panel_cert.not_after)) {
+        certs_leaf_done(&d->panel_cert);
+        int r = certs_leaf_issue(d->ca, hosts, 1, CERT_DAYS, &d->panel_cert);
+        if (r < 0)
+            log_warning_errno(r, "cannot issue an HTTPS certificate for %s; it gets the default certificate", host);
+    }
     struct front_site fs = {
         .name = "panel", .hosts = hosts, .n_hosts = 1, .type = FRONT_SITE_APP, .state = FRONT_SITE_SERVING,
         .public_dir = d->cfg.run_dir,   /* required by the route format; an app route serves no files */
         .backend = backend,
         .max_body = 1ULL << 30,         /* content uploads go through the panel */
+        .tls_cert = d->panel_cert.cert_pem,
+        .tls_key = d->panel_cert.key_pem,
     };
     int r = front_supervisor_site_upsert(d->front, &fs);
     if (r < 0)
         log_warning_errno(r, "cannot route %s to the panel", host);
     return r;
+}
+
+_Static_assert(2 * BERTHD_MAX_LISTENERS <= 64, "front_config.tls_listeners has a bit per listener");
+
+/* Re-gives the front every site whose certificate has come near its end (or no
+ * longer covers its hosts), which reissues it; the panel's too. */
+static void on_cert_renew(struct evloop *loop, struct ev_timer *t, void *data)
+{
+    struct berthd *d = data;
+    d->cert_timer = evloop_timer_add(loop, d->cert_renew_ms, on_cert_renew, d);
+    struct store_site *list;
+    size_t n;
+    int r = store_site_list(d->store, NULL, &list, &n);
+    if (r < 0) {
+        log_warning_errno(r, "cannot list sites to renew their certificates: %s", store_errmsg(d->store));
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char default_host[300];
+        const char *hosts[1 + 1024];
+        size_t n_hosts = site_hosts(d, &list[i], default_host, sizeof(default_host), hosts, ARRAY_SIZE(hosts));
+        if (!site_cert_current(d, list[i].name, hosts, MIN(n_hosts, (size_t)CERTS_MAX_HOSTS), NULL))
+            push_site_to_front(d, &list[i]);
+    }
+    store_site_list_free(list, n);
+    if (!cert_fresh(d->panel_cert.not_after))
+        push_panel_to_front(d);
+    /* The front takes its default certificate at start only. */
+    static bool told;
+    if (!told && !cert_fresh(d->default_cert.not_after)) {
+        told = true;
+        log_warning("the default HTTPS certificate (for names without one of their own) ends in less than %d "
+                    "days; restart berthd to renew it", CERT_RENEW_DAYS);
+    }
 }
 
 /* Starts the front's workers on the bound listeners and gives them every site. */
@@ -331,8 +478,13 @@ static int start_front(struct berthd *d)
     fcfg.gid = d->cfg.front_gid;
     fcfg.base_domain = d->cfg.base_domain;
     fcfg.global_log = global_log;
-    for (size_t i = 0; i < d->n_listeners; i++)
+    for (size_t i = 0; i < d->n_listeners; i++) {
         fds[i] = d->listeners[i].fd;
+        if (streq(d->listeners[i].kind, "https"))
+            fcfg.tls_listeners |= UINT64_C(1) << i;
+    }
+    fcfg.tls_default_cert = d->default_cert.cert_pem;
+    fcfg.tls_default_key = d->default_cert.key_pem;
     r = front_supervisor_new(d->loop, &fcfg, fds, d->n_listeners, &d->front);
     if (r < 0)
         return log_errno(r, "cannot start the front");
@@ -352,6 +504,42 @@ static int start_front(struct berthd *d)
     r = front_supervisor_start(d->front);
     if (r < 0)
         return log_errno(r, "cannot start the front's workers");
+    /* Test hook: BERTH_TEST_CERT_RENEW_MS checks for certificates to renew that often. */
+    const char *renew_ms = getenv("BERTH_TEST_CERT_RENEW_MS");
+    uint64_t ms;
+    d->cert_renew_ms = renew_ms && parse_uint(renew_ms, 1, CERT_RENEW_CHECK_MS, &ms) == 0 ? ms : CERT_RENEW_CHECK_MS;
+    d->cert_timer = evloop_timer_add(d->loop, d->cert_renew_ms, on_cert_renew, d);
+    return 0;
+}
+
+/* berth's local CA, loaded from <state>/tls or created there on the first start,
+ * and the default certificate (the base domain), issued anew at each start. A CA
+ * that is there but unusable stops berthd: replacing it would break every client
+ * that trusts it. */
+static int setup_tls(struct berthd *d)
+{
+    char dir[4096], err[1024], hostname[256] = "";
+    bool created;
+
+    snprintf(dir, sizeof(dir), "%s/tls", d->cfg.state_dir);
+    int r = ensure_dir(AT_FDCWD, dir, geteuid(), getegid(), 0700);
+    if (r < 0)
+        return log_errno(r, "cannot create %s", dir);
+    (void)gethostname(hostname, sizeof(hostname) - 1);
+    r = certs_ca_load_or_create(dir, hostname, &d->ca, &created, err, sizeof(err));
+    if (r < 0) {
+        log_error("%s; berthd does not start without its CA, and never replaces one", err);
+        return r;
+    }
+    snprintf(d->ca_path, sizeof(d->ca_path), "%s/" CERTS_CA_CERT_FILE, dir);
+    if (created)
+        log_notice("created berth's local CA in %s", dir);
+    log_info("HTTPS certificates are issued by berth's local CA; clients trust it with %s", d->ca_path);
+
+    const char *hosts[] = { d->cfg.base_domain };
+    r = certs_leaf_issue(d->ca, hosts, 1, CERT_DAYS, &d->default_cert);
+    if (r < 0)
+        return log_errno(r, "cannot issue the default HTTPS certificate for %s", d->cfg.base_domain);
     return 0;
 }
 
@@ -455,6 +643,7 @@ static void berthd_done(struct berthd *d)
     if (d->loop) {
         evloop_timer_cancel(d->loop, d->sample_timer);
         evloop_timer_cancel(d->loop, d->stats_save_timer);
+        evloop_timer_cancel(d->loop, d->cert_timer);
     }
     sites_exec_free(d->exec);
     sites_runtime_free(d->runtime);
@@ -462,6 +651,9 @@ static void berthd_done(struct berthd *d)
     sites_free(d->sites);
     sites_stats_free(d->stats);
     store_close(d->store);
+    certs_leaf_done(&d->panel_cert);
+    certs_leaf_done(&d->default_cert);
+    certs_ca_free(d->ca);
     for (size_t i = 0; i < d->n_listeners; i++)
         safe_close(d->listeners[i].fd);
     if (d->signal_fd >= 0) {
@@ -572,6 +764,8 @@ static int run(struct berthd *d)
     if (r > 0)
         log_notice("repaired %d site director%s left by an interrupted change", r, r == 1 ? "y" : "ies");
     remove_upload_debris(d);
+    if ((r = setup_tls(d)) < 0)
+        return r;
 
     if ((r = evloop_new(&d->loop)) < 0)
         return log_errno(r, "cannot create the event loop");
@@ -630,7 +824,7 @@ static int run(struct berthd *d)
         .listeners = d->api_listeners, .n_listeners = d->n_listeners, .started_at = now_s(),
         .stats = d->stats, .user_max_memory = cfg->user_max_memory,
         .user_max_cpu_millis = cfg->user_max_cpu_millis, .user_max_pids = cfg->user_max_pids,
-        .user_max_sites = cfg->user_max_sites,
+        .user_max_sites = cfg->user_max_sites, .tls_ca = d->ca_path,
     };
     r = api_server_new(d->loop, &acfg, &d->api);
     if (r == -EADDRINUSE)

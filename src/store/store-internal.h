@@ -52,6 +52,9 @@ enum store_stmt_id {
     STMT_TOKEN_LIST_USER,
     STMT_TOKEN_REVOKE,
     STMT_TOKEN_TOUCH,
+    STMT_CERT_GET,
+    STMT_CERT_PUT,
+    STMT_CERT_DELETE,
     _STMT_MAX,
 };
 

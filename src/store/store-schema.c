@@ -87,9 +87,25 @@ static const char migration_2[] =
     ") STRICT;\n"
     "CREATE INDEX api_tokens_user ON api_tokens(user, id);\n";
 
+/* One certificate per site, covering the site's host names at the time it was
+ * issued (hosts: sorted, newline-joined, compared by berthd with the site's current
+ * ones). It goes with its site. The table holds private keys: the file is 0600.
+ * issuer says who signed it ('local': berth's own CA), leaving room for ACME. */
+static const char migration_3[] =
+    "CREATE TABLE certificates (\n"
+    "  site_id INTEGER PRIMARY KEY REFERENCES sites(id) ON DELETE CASCADE,\n"
+    "  hosts TEXT NOT NULL CHECK (hosts <> ''),\n"
+    "  cert_pem TEXT NOT NULL CHECK (cert_pem <> ''),\n"
+    "  key_pem TEXT NOT NULL CHECK (key_pem <> ''),\n"
+    "  not_after INTEGER NOT NULL,\n"
+    "  issuer TEXT NOT NULL DEFAULT 'local' CHECK (issuer <> ''),\n"
+    "  updated_at INTEGER NOT NULL\n"
+    ") STRICT;\n";
+
 const char *const store_migrations[] = {
     migration_1,
     migration_2,
+    migration_3,
 };
 const size_t store_n_migrations = ARRAY_SIZE(store_migrations);
 

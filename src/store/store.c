@@ -1,7 +1,9 @@
 /* Opening the store, the migration runner, transactions, the statement cache and the
  * mapping of sqlite's result codes to errnos. */
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <sys/stat.h>
 
 #include "store/store-internal.h"
 
@@ -388,6 +390,35 @@ static void store_closep(struct store **s)
     store_close(*s);
 }
 
+/* The database holds password hashes, session ids and the private keys of sites'
+ * certificates: owner only. It is created 0600 before sqlite opens it, since sqlite
+ * creates it with its default 0644; the -wal and -shm files sqlite creates take the
+ * database's mode. A file made looser by an older berthd is tightened, with its
+ * -wal and -shm. */
+static int restrict_mode(struct store *s, const char *path)
+{
+    if (!*path || streq(path, ":memory:"))
+        return 0;
+    _cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return store_error_set(s, errno, "cannot open %s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return store_error_set(s, errno, "cannot look at %s: %s", path, strerror(errno));
+    if ((st.st_mode & 07777) != 0600 && fchmod(fd, 0600) < 0)
+        return store_error_set(s, errno, "cannot make %s private (mode 0600): %s", path, strerror(errno));
+    static const char *const suffixes[] = { "-wal", "-shm" };
+    for (size_t i = 0; i < ARRAY_SIZE(suffixes); i++) {
+        char side[4200];
+        snprintf(side, sizeof(side), "%s%s", path, suffixes[i]);
+        if (stat(side, &st) < 0 || (st.st_mode & 07777) == 0600)
+            continue;
+        if (chmod(side, 0600) < 0)
+            return store_error_set(s, errno, "cannot make %s private (mode 0600): %s", side, strerror(errno));
+    }
+    return 0;
+}
+
 int store_open_with_migrations(const char *path, const char *const *migrations,
                                size_t n_migrations, struct store **ret, int *ret_found_version)
 {
@@ -400,6 +431,8 @@ int store_open_with_migrations(const char *path, const char *const *migrations,
     s->uid_first = STORE_UID_FIRST_DEFAULT;
     s->uid_last = STORE_UID_LAST_DEFAULT;
     snprintf(s->errmsg, sizeof(s->errmsg), "no error");
+    if ((r = restrict_mode(s, path)) < 0)
+        return r;
 
     /* berthd forks sandboxes, which must not inherit the database fds. sqlite has no
      * open flag for that: its unix VFS opens the database, -wal, -shm and journals

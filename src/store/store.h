@@ -1,4 +1,4 @@
-/* berth's store: users, sites, domains, events (the audit log). SQLite in WAL mode
+/* berth's store: users, sites, domains, certificates, events (the audit log). SQLite in WAL mode
  * with numbered migrations applied at open. Every caller goes through this header so
  * that another back end (PostgreSQL, for several nodes sharing state) can replace
  * the SQLite one without touching them.
@@ -13,7 +13,7 @@
 struct store;
 
 /* The schema version this build knows. */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 /* Opens (creating if missing) the store at path, sets WAL mode, foreign keys and a
  * busy timeout, and applies pending migrations in one transaction each. Returns
@@ -127,7 +127,7 @@ int store_site_list(struct store *s, const char *owner, struct store_site **ret,
  * updated_at are set from the store. -ENOENT, -EADDRINUSE, -ENXIO, -EINVAL as insert;
  * all or nothing. */
 int store_site_update(struct store *s, struct store_site *site, char **ret_conflict);
-/* Deletes the site and its domains. -ENOENT if missing. */
+/* Deletes the site, its domains and its certificate. -ENOENT if missing. */
 int store_site_delete(struct store *s, const char *name);
 /* Which site a domain belongs to: 0 and a malloc'd site name, or -ENOENT. */
 int store_domain_lookup(struct store *s, const char *domain, char **ret_site);
@@ -221,3 +221,27 @@ int store_token_touch(struct store *s, int64_t id, int64_t at);
 void store_token_done(struct store_token *token);
 /* Frees a list from store_token_list. NULL-safe. */
 void store_token_list_free(struct store_token *list, size_t n);
+
+/* ---- certificates ----
+ * One HTTPS certificate per site, with its private key: the database file is 0600. */
+
+struct store_certificate {
+    char *hosts;           /* the names it covers: sorted, joined by '\n' */
+    char *cert_pem;        /* the certificate, then its chain */
+    char *key_pem;         /* its private key */
+    int64_t not_after;     /* unix seconds */
+    char *issuer;          /* who signed it: "local" (berth's CA); NULL on put means "local" */
+    int64_t updated_at;    /* set by the store on put */
+};
+
+/* Fills *ret with site's certificate (free with store_certificate_done). -ENOENT if
+ * the site has none (or there is no such site). */
+int store_certificate_get(struct store *s, const char *site, struct store_certificate *ret);
+/* Sets or replaces site's certificate. -ENOENT if there is no such site, -EINVAL if
+ * hosts, cert_pem or key_pem is NULL or empty. A certificate goes with its site
+ * (store_site_delete). */
+int store_certificate_put(struct store *s, const char *site, const struct store_certificate *cert);
+/* Removes site's certificate. -ENOENT if it has none. */
+int store_certificate_delete(struct store *s, const char *site);
+/* Frees the strings of cert (wiping the key) and zeroes it. NULL-safe. */
+void store_certificate_done(struct store_certificate *cert);

@@ -61,6 +61,7 @@ class Daemon:
         self.log_path = root / "berthd.log"
         self.logs = []  # every log of every start, for the sanitizer check
         self.http = ["127.0.0.1:0"]
+        self.https = []
         # Sites' uids come from a range of this test's own, so that tests running
         # side by side never hand out the same uid.
         base = 300000 + (os.getpid() % 500) * 1000 + (abs(hash(str(root))) % 100) * 10
@@ -73,6 +74,10 @@ class Daemon:
             args += ["--base-domain", self.base_domain]
         for h in self.http:
             args += ["--http", h]
+        # --dev alone binds HTTPS on 8443, which tests side by side would share.
+        https = self.https or (["127.0.0.1:0"] if "--dev" in extra else [])
+        for h in https:
+            args += ["--https", h]
         return args + list(extra)
 
     def config_path(self):

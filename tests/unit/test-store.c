@@ -826,6 +826,99 @@ static void test_transactions(void **state)
 }
 
 /* The API runs these on every request: statements are compiled once per store. */
+/* ---- certificates ---- */
+
+static void test_certificates(void **state)
+{
+    struct fixture *f = *state;
+    struct store_site site = site_make("blog", NULL, NULL, 0), other = site_make("shop", NULL, NULL, 0);
+    struct store_certificate c = { 0 };
+    struct store_certificate put = {
+        .hosts = (char *)"blog.example\nblog.localhost", .cert_pem = (char *)"CERT 1",
+        .key_pem = (char *)"KEY 1", .not_after = 1900000000,
+    };
+
+    assert_int_equal(store_certificate_put(f->s, "blog", &put), -ENOENT);   /* no such site */
+    assert_int_equal(store_site_insert(f->s, &site, NULL), 0);
+    assert_int_equal(store_site_insert(f->s, &other, NULL), 0);
+    assert_int_equal(store_certificate_get(f->s, "blog", &c), -ENOENT);
+    assert_int_equal(store_certificate_delete(f->s, "blog"), -ENOENT);
+
+    assert_int_equal(store_certificate_put(f->s, "blog", &put), 0);
+    assert_int_equal(store_certificate_get(f->s, "blog", &c), 0);
+    assert_string_equal(c.hosts, "blog.example\nblog.localhost");
+    assert_string_equal(c.cert_pem, "CERT 1");
+    assert_string_equal(c.key_pem, "KEY 1");
+    assert_int_equal(c.not_after, 1900000000);
+    assert_string_equal(c.issuer, "local");
+    assert_true(c.updated_at > 0);
+    store_certificate_done(&c);
+    assert_null(c.hosts);
+    store_certificate_done(&c);   /* twice is fine */
+    assert_int_equal(store_certificate_get(f->s, "shop", &c), -ENOENT);   /* one site's, not another's */
+
+    /* Replaced, not added. */
+    put.hosts = (char *)"blog.localhost";
+    put.cert_pem = (char *)"CERT 2";
+    put.key_pem = (char *)"KEY 2";
+    put.not_after = 1950000000;
+    assert_int_equal(store_certificate_put(f->s, "blog", &put), 0);
+    assert_int_equal(store_certificate_get(f->s, "blog", &c), 0);
+    assert_string_equal(c.hosts, "blog.localhost");
+    assert_string_equal(c.cert_pem, "CERT 2");
+    assert_string_equal(c.key_pem, "KEY 2");
+    assert_int_equal(c.not_after, 1950000000);
+    store_certificate_done(&c);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM certificates"), 1);
+
+    put.key_pem = (char *)"";
+    assert_int_equal(store_certificate_put(f->s, "blog", &put), -EINVAL);
+    put.key_pem = (char *)"KEY 2";
+    put.hosts = NULL;
+    assert_int_equal(store_certificate_put(f->s, "blog", &put), -EINVAL);
+    put.hosts = (char *)"blog.localhost";
+
+    /* Deleted on its own, and gone with its site. */
+    assert_int_equal(store_certificate_put(f->s, "shop", &put), 0);
+    assert_int_equal(store_certificate_delete(f->s, "shop"), 0);
+    assert_int_equal(store_certificate_get(f->s, "shop", &c), -ENOENT);
+    assert_int_equal(store_site_delete(f->s, "blog"), 0);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM certificates"), 0);
+    /* A new site of the same name starts without one. */
+    site = site_make("blog", NULL, NULL, 0);
+    assert_int_equal(store_site_insert(f->s, &site, NULL), 0);
+    assert_int_equal(store_certificate_get(f->s, "blog", &c), -ENOENT);
+}
+
+/* The database holds private keys and password hashes: owner only, with its -wal
+ * and -shm, and an older looser file is tightened at open. */
+static void test_file_mode(void **state)
+{
+    struct fixture *f = *state;
+    char side[200];
+    struct stat st;
+    struct store_site site = site_make("blog", NULL, NULL, 0);
+    assert_int_equal(store_site_insert(f->s, &site, NULL), 0);   /* a write makes the -wal */
+    assert_int_equal(stat(f->path, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0600);
+    snprintf(side, sizeof(side), "%s-wal", f->path);
+    assert_int_equal(stat(side, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0600);
+    snprintf(side, sizeof(side), "%s-shm", f->path);
+    assert_int_equal(stat(side, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0600);
+
+    assert_int_equal(chmod(f->path, 0644), 0);
+    assert_int_equal(chmod(side, 0644), 0);
+    store_close(f->s);
+    f->s = NULL;
+    assert_int_equal(store_open(f->path, &f->s, NULL), 0);
+    assert_int_equal(stat(f->path, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0600);
+    assert_int_equal(stat(side, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0600);
+}
+
 static void test_statement_cache(void **state)
 {
     struct fixture *f = *state;
@@ -859,6 +952,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_uid_allocation_passes_over_host_accounts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_certificates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_file_mode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_statement_cache, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,192 @@
+"""berthd's local CA and the sites' HTTPS certificates: the https listeners, the CA in
+<state>/tls (created once, never replaced), one stored certificate per site.
+The TLS handshake itself is the front's, tested with it."""
+import socket
+import sqlite3
+import stat
+import subprocess
+import time
+
+
+
+def wait_for(predicate, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.05)
+
+
+def mode(path):
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def https_listeners(d):
+    return [l for l in d.status()["listeners"] if l["kind"] == "https"]
+
+
+def certificate(d, site):
+    """The certificate row of site, straight from the file."""
+    db = sqlite3.connect(f"file:{d.state_dir / 'berth.db'}?mode=ro", uri=True)
+    try:
+        return db.execute("SELECT c.hosts, c.cert_pem, c.key_pem, c.not_after, c.issuer FROM certificates c "
+                          "JOIN sites s ON s.id = c.site_id WHERE s.name = ?", (site,)).fetchone()
+    finally:
+        db.close()
+
+
+def openssl_verify(ca, cert_pem, host, tmp_path):
+    leaf = tmp_path / "leaf.pem"
+    leaf.write_text(cert_pem)
+    return subprocess.run(["openssl", "verify", "-CAfile", str(ca), "-purpose", "sslserver",
+                           "-verify_hostname", host, str(leaf)], capture_output=True, text=True)
+
+
+def test_https_listener_ca_and_status(daemon_factory):
+    d = daemon_factory()
+    d.https = ["127.0.0.1:0"]
+    d.start()
+    st = d.status()
+    [https] = https_listeners(d)
+    assert https["requested"] == "127.0.0.1:0"
+    host, port = https["address"].rsplit(":", 1)
+    assert host == "127.0.0.1" and int(port) > 0
+    socket.create_connection(("127.0.0.1", int(port)), timeout=5).close()   # really listening
+
+    tls = d.state_dir / "tls"
+    ca, key = tls / "ca.pem", tls / "ca.key"
+    assert st["tls_ca"] == str(ca)
+    assert mode(tls) == 0o700 and mode(ca) == 0o644 and mode(key) == 0o600
+    assert mode(d.state_dir / "berth.db") == 0o600
+    for side in ("berth.db-wal", "berth.db-shm"):
+        if (d.state_dir / side).exists():
+            assert mode(d.state_dir / side) == 0o600, side
+    assert f"HTTPS certificates are issued by berth's local CA; clients trust it with {ca}" in d.log()
+    assert "HTTPS and SSH listeners are not served" not in d.log()
+
+    human = d.berth("status")
+    assert human.returncode == 0
+    assert f"https {https['address']} (asked 127.0.0.1:0)" in human.stdout
+    assert f"tls ca       {ca}\n" in human.stdout
+
+    text = subprocess.run(["openssl", "x509", "-in", str(ca), "-noout", "-subject", "-ext",
+                           "basicConstraints,keyUsage"], capture_output=True, text=True, check=True).stdout
+    assert "CN = berth local CA (" in text and "CA:TRUE, pathlen:0" in text
+    assert "Certificate Sign, CRL Sign" in text
+
+    # A restart keeps the CA: clients that trust it go on trusting berth.
+    ca_before, key_before = ca.read_bytes(), key.read_bytes()
+    d.stop()
+    d.start()
+    assert ca.read_bytes() == ca_before and key.read_bytes() == key_before
+    assert d.log().count("created berth's local CA") == 1
+    [https] = https_listeners(d)
+    assert int(https["address"].rsplit(":", 1)[1]) > 0
+
+
+def test_damaged_ca_key_refuses_to_start(daemon_factory):
+    d = daemon_factory()
+    d.start()
+    d.stop()
+    key, ca = d.state_dir / "tls/ca.key", d.state_dir / "tls/ca.pem"
+    ca_before = ca.read_bytes()
+    key.write_text("-----BEGIN PRIVATE KEY-----\ndamaged\n-----END PRIVATE KEY-----\n")
+    d.log_path.write_text("")
+    d.start(wait=False)
+    assert d.proc.wait(timeout=20) == 1
+    d.proc = None
+    d.check_sanitizers()
+    assert f"the CA key {key} is damaged" in d.log(), d.log()
+    # Left as it was: never silently replaced.
+    assert key.read_text().startswith("-----BEGIN PRIVATE KEY-----\ndamaged")
+    assert ca.read_bytes() == ca_before
+
+    key.unlink()
+    d.log_path.write_text("")
+    d.start(wait=False)
+    assert d.proc.wait(timeout=20) == 1
+    d.proc = None
+    assert f"the CA certificate {ca} is there without its key {key}" in d.log(), d.log()
+    assert ca.read_bytes() == ca_before and not key.exists()
+
+
+def test_site_certificate_issued_stored_and_reused(daemon_factory, tmp_path):
+    d = daemon_factory()
+    d.https = ["127.0.0.1:0"]
+    d.start()
+    ca = d.state_dir / "tls/ca.pem"
+    d.ok("site", "create", "blog", "--domain", "blog.example.org")
+    row = wait_for(lambda: certificate(d, "blog"))
+    hosts, cert_pem, key_pem, not_after, issuer = row
+    assert hosts == "blog.example.org\nblog.test.berth" and issuer == "local"
+    assert key_pem.startswith("-----BEGIN PRIVATE KEY-----")
+    assert abs(not_after - (time.time() + 90 * 86400)) < 600
+    for name in ("blog.test.berth", "blog.example.org"):
+        r = openssl_verify(ca, cert_pem, name, tmp_path)
+        assert r.returncode == 0, r.stdout + r.stderr
+    assert openssl_verify(ca, cert_pem, "shop.test.berth", tmp_path).returncode != 0
+    assert "issued an HTTPS certificate for site blog (2 host names" in d.log()
+
+    # A start with a current certificate issues nothing.
+    d.stop()
+    d.log_path.write_text("")
+    d.start()
+    assert certificate(d, "blog")[1] == cert_pem
+    assert "issued an HTTPS certificate" not in d.log()
+
+    # New hosts, new certificate.
+    d.ok("site", "set", "blog", "--domain", "www.blog.example.org")
+    row = wait_for(lambda: (c := certificate(d, "blog")) and c[1] != cert_pem and c)
+    assert row, "no new certificate for the new hosts"
+    assert row[0] == "blog.example.org\nblog.test.berth\nwww.blog.example.org"
+    assert openssl_verify(ca, row[1], "www.blog.example.org", tmp_path).returncode == 0
+
+    # Gone with the site.
+    d.ok("site", "rm", "blog")
+    assert certificate(d, "blog") is None
+    db = sqlite3.connect(f"file:{d.state_dir / 'berth.db'}?mode=ro", uri=True)
+    assert db.execute("SELECT count(*) FROM certificates").fetchone()[0] == 0
+    db.close()
+
+
+def test_certificate_near_its_end_is_renewed(daemon_factory, tmp_path):
+    d = daemon_factory()
+    d.start(env={"BERTH_TEST_CERT_RENEW_MS": "200"})
+    d.ok("site", "create", "blog")
+    _, cert_pem, _, _, _ = wait_for(lambda: certificate(d, "blog"))
+    # Ten days left: the next check reissues it.
+    db = sqlite3.connect(str(d.state_dir / "berth.db"), timeout=10)
+    db.execute("UPDATE certificates SET not_after = ?", (int(time.time()) + 10 * 86400,))
+    db.commit()
+    db.close()
+    row = wait_for(lambda: (c := certificate(d, "blog")) and c[1] != cert_pem and c, timeout=10)
+    assert row, "the certificate was not renewed"
+    assert row[3] > time.time() + 80 * 86400
+    r = openssl_verify(d.state_dir / "tls/ca.pem", row[1], "blog.test.berth", tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    # ... and only then: a fresh certificate stays as it is.
+    time.sleep(1)
+    assert certificate(d, "blog")[1] == row[1]
+
+
+def test_https_from_the_config_file_and_inherited(daemon_factory):
+    """https: in berth.yaml is bound like --https, and a socket handed over by a
+    service manager for an https address is adopted, not bound again."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    port = listener.getsockname()[1]
+    d = daemon_factory()
+    d.root.mkdir(parents=True, exist_ok=True)
+    path = d.config_path()
+    path.write_text(path.read_text() + f'https: ["127.0.0.1:{port}", "127.0.0.1:0"]\n')
+    try:
+        d.start(listen_fds=[listener])
+        assert f"adopted the inherited socket for 127.0.0.1:{port}" in d.log()
+        https = [l["address"] for l in https_listeners(d)]
+        assert https[0] == f"127.0.0.1:{port}"
+        assert len(https) == 2 and int(https[1].rsplit(":", 1)[1]) not in (0, port)
+    finally:
+        listener.close()
