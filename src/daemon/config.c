@@ -29,7 +29,8 @@ static void usage(FILE *f)
           "  --base-domain DOMAIN  site NAME answers at NAME.DOMAIN\n"
           "  --http ADDR:PORT      HTTP listener, repeatable (default [::]:80 and 0.0.0.0:80)\n"
           "  --https ADDR:PORT     HTTPS listener, repeatable (certificates from berth's local CA\n"
-          "                        in STATE-DIR/tls; --dev: 127.0.0.1:8443 and [::1]:8443)\n"
+          "                        in STATE-DIR/tls; default [::]:443 and 0.0.0.0:443 when no\n"
+          "                        --http/--https is given; --dev: 127.0.0.1:8443 and [::1]:8443)\n"
           "  --ssh ADDR:PORT       SFTP listener\n"
           "  --api-socket PATH     API socket (default RUN-DIR/api.sock)\n"
           "  --log-level LEVEL     error, warning, notice, info or debug (default info)\n"
@@ -365,6 +366,7 @@ int berthd_config_finish(struct berthd_config *cfg)
             return -ENOMEM;
         cfg->api_socket = p;
     }
+    bool no_listeners = cfg->n_http == 0 && cfg->n_https == 0;
     if (cfg->n_http == 0) {
         if (cfg->dev) {
             add_listener(cfg->http, &cfg->n_http, "127.0.0.1:8080");
@@ -374,11 +376,14 @@ int berthd_config_finish(struct berthd_config *cfg)
             add_listener(cfg->http, &cfg->n_http, "0.0.0.0:80");
         }
     }
-    /* HTTPS is on by default in --dev only: a production berthd binds 443 when told
-     * to (--https, or https: in berth.yaml). */
+    /* HTTPS on 443 (--dev: 8443) unless listeners were given: a berthd told where
+     * to serve HTTP serves HTTPS only where it is told to as well. */
     if (cfg->n_https == 0 && cfg->dev) {
         add_listener(cfg->https, &cfg->n_https, "127.0.0.1:8443");
         add_listener(cfg->https, &cfg->n_https, "[::1]:8443");
+    } else if (no_listeners) {
+        add_listener(cfg->https, &cfg->n_https, "[::]:443");
+        add_listener(cfg->https, &cfg->n_https, "0.0.0.0:443");
     }
     if (cfg->log_level < 0)
         cfg->log_level = LOG_INFO;

@@ -190,3 +190,59 @@ def test_https_from_the_config_file_and_inherited(daemon_factory):
         assert len(https) == 2 and int(https[1].rsplit(":", 1)[1]) not in (0, port)
     finally:
         listener.close()
+
+
+def https_port(d):
+    return int(https_listeners(d)[0]["address"].rsplit(":", 1)[1])
+
+
+def curl_https(d, host, path="/", *extra):
+    """curl trusting only berth's CA: (exit code, status, body)."""
+    port = https_port(d)
+    r = subprocess.run(["curl", "-sS", "--cacert", str(d.state_dir / "tls/ca.pem"), "--resolve",
+                        f"{host}:{port}:127.0.0.1", "-o", "-", "-w", "\n%{http_code}", *extra,
+                        f"https://{host}:{port}{path}"], capture_output=True, timeout=30)
+    body, _, code = r.stdout.rpartition(b"\n")
+    return r.returncode, int(code or 0), body
+
+
+def served_subject(d, servername):
+    r = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{https_port(d)}", "-servername",
+                        servername], input=b"", capture_output=True, timeout=30)
+    for line in r.stdout.decode().splitlines():
+        if line.startswith("subject="):
+            return line.split("CN = ", 1)[1].strip()
+    return None
+
+
+def test_sites_are_served_over_https_with_their_own_certificate(daemon_factory):
+    from test_berthd_front import write_page
+    d = daemon_factory()
+    d.https = ["127.0.0.1:0"]
+    d.start()
+    d.ok("site", "create", "blog", "--domain", "blog.example.org")
+    write_page(d, "blog", "index.html", "<h1>blog over https</h1>")
+    # A client that trusts berth's CA checks each of the site's names.
+    for host in ("blog.test.berth", "blog.example.org", "BLOG.test.berth"):
+        assert wait_for(lambda: curl_https(d, host)[1] == 200), curl_https(d, host)
+        assert curl_https(d, host) == (0, 200, b"<h1>blog over https</h1>")
+    assert served_subject(d, "blog.example.org") == "blog.test.berth"   # one certificate, both names
+    # Unknown names get the default certificate (the base domain's) and berth's 404.
+    assert served_subject(d, "nobody.test.berth") == "test.berth"
+    rc, code, body = curl_https(d, "nobody.test.berth", "/", "-k")
+    assert (rc, code) == (0, 404) and b"berth" in body
+    # The panel is reached over HTTPS too, under its own certificate.
+    rc, code, _ = curl_https(d, "panel.test.berth", "/")
+    assert (rc, code) == (0, 200)
+
+    # A domain added later is served under a new certificate at once, and an old
+    # name removed is no longer in it.
+    d.ok("site", "set", "blog", "--domain", "www.example.org", "--no-domain", "blog.example.org")
+    assert wait_for(lambda: curl_https(d, "www.example.org")[:2] == (0, 200), timeout=5)
+    assert curl_https(d, "blog.example.org", "/", "-k")[1] == 404
+    # Stopped and removed sites answer as over HTTP.
+    d.ok("site", "stop", "blog")
+    assert wait_for(lambda: curl_https(d, "blog.test.berth")[1] == 503)
+    d.ok("site", "rm", "blog")
+    assert wait_for(lambda: served_subject(d, "blog.test.berth") == "test.berth")
+    assert curl_https(d, "blog.test.berth", "/", "-k")[1] == 404

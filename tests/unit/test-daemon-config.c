@@ -1,0 +1,75 @@
+/* berthd's configuration: which listeners it binds when told nothing, or only part. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon/daemon.h"
+
+static void finish_with(struct berthd_config *cfg, const char *const *argv_tail)
+{
+    char *argv[16] = { "berthd" };
+    int argc = 1;
+    while (argv_tail && *argv_tail)
+        argv[argc++] = (char *)*argv_tail++;
+    memset(berthd_flags_set, 0, sizeof(bool) * SET_MAX);
+    optind = 0;   /* getopt starts over for each argv */
+    assert_int_equal(berthd_config_parse_args(cfg, argc, argv), 0);
+    assert_int_equal(berthd_config_finish(cfg), 0);
+}
+
+static void test_defaults_serve_http_and_https_everywhere(void **state)
+{
+    struct berthd_config cfg = { 0 };
+    finish_with(&cfg, NULL);
+    assert_int_equal(cfg.n_http, 2);
+    assert_string_equal(cfg.http[0], "[::]:80");
+    assert_string_equal(cfg.http[1], "0.0.0.0:80");
+    assert_int_equal(cfg.n_https, 2);
+    assert_string_equal(cfg.https[0], "[::]:443");
+    assert_string_equal(cfg.https[1], "0.0.0.0:443");
+    berthd_config_done(&cfg);
+}
+
+static void test_http_given_means_https_only_where_given(void **state)
+{
+    struct berthd_config cfg = { 0 };
+    const char *args[] = { "--http", "127.0.0.1:8000", NULL };
+    finish_with(&cfg, args);
+    assert_int_equal(cfg.n_http, 1);
+    assert_int_equal(cfg.n_https, 0);
+    berthd_config_done(&cfg);
+
+    struct berthd_config cfg2 = { 0 };
+    const char *args2[] = { "--https", "127.0.0.1:8443", NULL };
+    finish_with(&cfg2, args2);
+    assert_int_equal(cfg2.n_https, 1);
+    assert_int_equal(cfg2.n_http, 2);   /* HTTP keeps its default */
+    berthd_config_done(&cfg2);
+}
+
+static void test_dev_serves_loopback_only(void **state)
+{
+    struct berthd_config cfg = { 0 };
+    const char *args[] = { "--dev", NULL };
+    finish_with(&cfg, args);
+    assert_int_equal(cfg.n_http, 2);
+    assert_string_equal(cfg.http[0], "127.0.0.1:8080");
+    assert_int_equal(cfg.n_https, 2);
+    assert_string_equal(cfg.https[0], "127.0.0.1:8443");
+    assert_string_equal(cfg.https[1], "[::1]:8443");
+    berthd_config_done(&cfg);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults_serve_http_and_https_everywhere),
+        cmocka_unit_test(test_http_given_means_https_only_where_given),
+        cmocka_unit_test(test_dev_serves_loopback_only),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
