@@ -624,6 +624,41 @@ void front_conn_request_done(struct conn *c)
     c->deadline = c->w->now_ms + (c->head_started ? c->w->cfg->header_timeout_ms : c->w->cfg->idle_timeout_ms);
 }
 
+/* An ACME server checking a challenge berthd published: answered for any host,
+ * before the site's own files or backend. false when the request is not for one. */
+static bool answer_challenge(struct conn *c)
+{
+    const struct http1_request *req = &c->req;
+    size_t plen = sizeof(FRONT_CHALLENGE_PREFIX) - 1;
+    if ((req->method != HTTP_GET && req->method != HTTP_HEAD) || req->path_len <= plen ||
+        memcmp(req->path, FRONT_CHALLENGE_PREFIX, plen) != 0)
+        return false;
+    const char *token = req->path + plen;
+    const char *end = memchr(token, '?', req->path_len - plen);
+    size_t tlen = end ? (size_t)(end - token) : req->path_len - plen;
+    const char *entry = front_map_get(&c->w->challenges, token, tlen);
+    if (!entry)
+        return false;
+    const char *key_auth = entry + tlen + 1;
+    size_t klen = strlen(key_auth);
+    char len[24];
+    int r = front_conn_head_begin(c, 200);
+    if (r >= 0)
+        r = OUT_LIT(c, "Content-Type: text/plain\r\nCache-Control: no-store\r\n");
+    if (r >= 0)
+        r = front_conn_header(c, "Content-Length", len, put_u64(len, klen));
+    if (r >= 0)
+        r = OUT_LIT(c, "\r\n");
+    if (r >= 0 && req->method != HTTP_HEAD) {
+        r = out_lit(c, key_auth, klen);
+        c->bytes_sent = klen;
+    }
+    c->state = CS_RESPOND;
+    if (r < 0)
+        front_conn_close(c);
+    return true;
+}
+
 static void dispatch(struct conn *c)
 {
     struct worker *w = c->w;
@@ -664,6 +699,8 @@ static void dispatch(struct conn *c)
         front_conn_error(c, 400, NULL);
         return;
     }
+    if (w->challenges.len > 0 && answer_challenge(c))
+        return;
     if (!site) {
         front_conn_error(c, 404, NULL);
         return;

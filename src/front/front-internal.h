@@ -55,7 +55,16 @@ enum {
     FRONT_MSG_REOPEN_LOGS = 3,
     FRONT_MSG_SYNC = 4,          /* the whole table was sent: a new worker may accept */
     FRONT_MSG_ACTIVITY = 5,      /* worker -> supervisor: requests per site since the last report */
+    FRONT_MSG_CHALLENGE_SET = 6, /* u32 type, token, NUL, key authorization (no NUL) */
+    FRONT_MSG_CHALLENGE_REMOVE = 7, /* u32 type, token */
 };
+#define FRONT_CHALLENGE_MAX 256
+#define FRONT_CHALLENGE_PREFIX "/.well-known/acme-challenge/"
+
+/* Whether s (len bytes) is a token or key authorization the front answers
+ * challenges with: base64url, and for a key authorization two such parts joined
+ * by one '.'; 1..FRONT_CHALLENGE_MAX bytes. */
+bool front_challenge_valid(const char *s, size_t len, bool key_authorization);
 #define FRONT_MSG_MAX (256 * 1024)
 
 /* Serialises a site as an UPSERT message into out. -EINVAL, -E2BIG. */

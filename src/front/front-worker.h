@@ -116,6 +116,8 @@ struct worker {
     struct front_map hosts;      /* host -> vsite */
     struct front_map backends;   /* socket path -> backend */
     struct front_map clients;    /* address -> client */
+    struct front_map challenges; /* ACME token -> key authorization (one allocation: the
+                                    token, NUL, the key authorization, NUL) */
     int ctl_fd;
     int sig_fd;
     struct front_spread *spread; /* this worker's sockets, the others' inboxes, the shared slots */

@@ -129,6 +129,18 @@ int front_supervisor_site_remove(struct front_supervisor *sup, const char *name)
  * what SIGUSR1 does for nginx). */
 int front_supervisor_reopen_logs(struct front_supervisor *sup);
 
+/* ACME http-01 (RFC 8555 §8.3): until removed, GET or HEAD
+ * /.well-known/acme-challenge/<token> on any host, over HTTP or HTTPS, answers
+ * key_authorization as text/plain, before the site's own files or backend. Live in
+ * every worker as soon as this returns (a connection accepted after it sees it);
+ * workers started later get it too. -EINVAL for a token or key authorization that
+ * is not base64url (the key authorization: two base64url parts joined by '.'),
+ * longer than 256 bytes. */
+int front_supervisor_challenge_set(struct front_supervisor *sup, const char *token,
+                                   const char *key_authorization);
+/* Withdraws a challenge answer. -ENOENT if unknown. */
+int front_supervisor_challenge_remove(struct front_supervisor *sup, const char *token);
+
 /* Number of sites in the table. */
 size_t front_supervisor_site_count(const struct front_supervisor *sup);
 

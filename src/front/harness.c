@@ -17,6 +17,7 @@
  *   name=blog type=static|php|app state=serving|stopped public=/abs/public
  *   logs=/abs/logs uid=1001 backend=/abs/app.sock max_body=1048576 timeout_ms=30000
  *   hosts=blog.localhost,www.example.com cert=/abs/cert.pem key=/abs/key.pem
+ * "challenge TOKEN KEY_AUTHORIZATION" publishes an ACME http-01 answer.
  * Lines starting with '#' are ignored. SIGHUP re-reads the file: new and changed
  * sites are upserted, missing ones removed. SIGUSR1 reopens logs; SIGTERM stops.
  * --port-file receives the bound ports, one per line, once the workers run
@@ -45,6 +46,8 @@ struct harness {
     const char *routes;
     char **names;          /* sites pushed by the last load */
     size_t n_names;
+    char **tokens;         /* ACME challenges published by the last load */
+    size_t n_tokens;
 };
 
 /* A unix stream socket at an absolute path (as a socket unit may hand berthd),
@@ -193,10 +196,21 @@ static void load_routes(struct harness *h)
     size_t cap = 16, n = 0;
     char **names = malloc(cap * sizeof(char *));
     static const char *hosts[4096];
+    char **tokens = calloc(256, sizeof(char *));
+    size_t n_tokens = 0;
     char *save = NULL;
-    for (char *line = strtok_r(data, "\n", &save); line && names; line = strtok_r(NULL, "\n", &save)) {
+    for (char *line = strtok_r(data, "\n", &save); line && names && tokens; line = strtok_r(NULL, "\n", &save)) {
         if (line[0] == '#')
             continue;
+        if (strncmp(line, "challenge ", 10) == 0) {
+            char *save2 = NULL, *token = strtok_r(line + 10, " ", &save2), *key_auth = strtok_r(NULL, " ", &save2);
+            if (!token || !key_auth || n_tokens == 256 ||
+                (r = front_supervisor_challenge_set(h->sup, token, key_auth)) < 0)
+                log_error("%s: bad challenge line", h->routes);
+            else
+                tokens[n_tokens++] = xstrdup(token);
+            continue;
+        }
         struct front_site s;
         r = parse_line(line, &s, hosts, ARRAY_SIZE(hosts));
         if (r < 0)
@@ -227,6 +241,17 @@ static void load_routes(struct harness *h)
     free(h->names);
     h->names = names;
     h->n_names = n;
+    for (size_t i = 0; i < h->n_tokens; i++) {
+        bool kept = false;
+        for (size_t k = 0; k < n_tokens && !kept; k++)
+            kept = streq(h->tokens[i], tokens[k]);
+        if (!kept)
+            front_supervisor_challenge_remove(h->sup, h->tokens[i]);
+        free(h->tokens[i]);
+    }
+    free(h->tokens);
+    h->tokens = tokens;
+    h->n_tokens = n_tokens;
 }
 
 static void on_signal(struct evloop *loop, int fd, uint32_t events, void *data)
@@ -399,6 +424,9 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < h.n_names; i++)
         free(h.names[i]);
     free(h.names);
+    for (size_t i = 0; i < h.n_tokens; i++)
+        free(h.tokens[i]);
+    free(h.tokens);
     for (size_t i = 0; i < n_listen; i++)
         close(fds[i]);
     return r < 0 ? 1 : 0;

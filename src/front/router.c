@@ -339,3 +339,22 @@ fail:
     free(hosts);
     return r < 0 ? r : -EBADMSG;
 }
+
+bool front_challenge_valid(const char *s, size_t len, bool key_authorization)
+{
+    if (len == 0 || len > FRONT_CHALLENGE_MAX)
+        return false;
+    size_t dots = 0, part = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (c == '.' && key_authorization && part > 0) {
+            dots++;
+            part = 0;
+            continue;
+        }
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_'))
+            return false;
+        part++;
+    }
+    return key_authorization ? dots == 1 && part > 0 : true;
+}

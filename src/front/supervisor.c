@@ -49,6 +49,7 @@ struct front_supervisor {
     char *base_domain, *global_log;
     struct front_spread *spread; /* each worker's sockets, the inboxes, the shared slots */
     struct front_map sites;     /* name -> blob */
+    struct front_map challenges; /* token -> blob (the SET message) */
     struct sworker *workers;
     unsigned n_workers;
     bool stopping;
@@ -382,6 +383,11 @@ static int spawn(struct sworker *sw)
         if (b)
             r = enqueue(sw, b->data, b->len);
     }
+    for (size_t i = 0; i < sup->challenges.cap && r >= 0; i++) {
+        struct blob *b = sup->challenges.slots[i].hash ? sup->challenges.slots[i].value : NULL;
+        if (b)
+            r = enqueue(sw, b->data, b->len);
+    }
     uint32_t sync = FRONT_MSG_SYNC;
     if (r >= 0)
         r = enqueue(sw, &sync, sizeof(sync));
@@ -438,6 +444,7 @@ int front_supervisor_new(struct evloop *loop, const struct front_config *cfg,
     }
     sup->n_workers = n;
     front_map_init(&sup->sites);
+    front_map_init(&sup->challenges);
     front_map_init(&sup->activity);
     for (unsigned i = 0; i < n; i++) {
         struct sworker *sw = &sup->workers[i];
@@ -506,6 +513,10 @@ void front_supervisor_free(struct front_supervisor *sup)
         if (sup->sites.slots[i].hash)
             blob_free(sup->sites.slots[i].value);
     front_map_done(&sup->sites);
+    for (size_t i = 0; i < sup->challenges.cap; i++)
+        if (sup->challenges.slots[i].hash)
+            blob_free(sup->challenges.slots[i].value);
+    front_map_done(&sup->challenges);
     evloop_timer_cancel(sup->loop, sup->activity_timer);
     for (size_t i = 0; i < sup->activity.cap; i++)
         if (sup->activity.slots[i].hash)
@@ -565,6 +576,50 @@ int front_supervisor_site_remove(struct front_supervisor *sup, const char *name)
     memcpy(msg + 4, name, len);
     blob_free(b);
     return broadcast(sup, msg, 4 + len);
+}
+
+int front_supervisor_challenge_set(struct front_supervisor *sup, const char *token,
+                                   const char *key_authorization)
+{
+    size_t tn = strlen(token), kn = strlen(key_authorization);
+    if (!front_challenge_valid(token, tn, false) || !front_challenge_valid(key_authorization, kn, true))
+        return -EINVAL;
+    struct blob *b = calloc(1, sizeof(*b));
+    if (!b)
+        return -ENOMEM;
+    b->name = strdup(token);
+    b->len = 4 + tn + 1 + kn;
+    b->data = malloc(b->len);
+    void *old = NULL;
+    if (!b->name || !b->data) {
+        blob_free(b);
+        return -ENOMEM;
+    }
+    uint32_t type = FRONT_MSG_CHALLENGE_SET;
+    memcpy(b->data, &type, 4);
+    memcpy(b->data + 4, token, tn + 1);
+    memcpy(b->data + 4 + tn + 1, key_authorization, kn);
+    if (front_map_put(&sup->challenges, b->name, tn, b, &old) < 0) {
+        blob_free(b);
+        return -ENOMEM;
+    }
+    blob_free(old);
+    return broadcast(sup, b->data, b->len);
+}
+
+int front_supervisor_challenge_remove(struct front_supervisor *sup, const char *token)
+{
+    size_t tn = strlen(token);
+    struct blob *b = front_map_get(&sup->challenges, token, tn);
+    if (!b)
+        return -ENOENT;
+    front_map_del(&sup->challenges, token, tn, b);
+    char msg[4 + FRONT_CHALLENGE_MAX];
+    uint32_t type = FRONT_MSG_CHALLENGE_REMOVE;
+    memcpy(msg, &type, 4);
+    memcpy(msg + 4, token, tn);   /* tn <= FRONT_CHALLENGE_MAX: only valid tokens were stored */
+    blob_free(b);
+    return broadcast(sup, msg, 4 + tn);
 }
 
 int front_supervisor_reopen_logs(struct front_supervisor *sup)

@@ -179,6 +179,28 @@ static void site_remove(struct worker *w, const char *name, size_t len)
     front_activity_forget(w, name, len);
 }
 
+/* An ACME challenge answer: token, NUL, key authorization (len bytes in all). */
+static void challenge_set(struct worker *w, const char *p, size_t len)
+{
+    const char *nul = memchr(p, 0, len);
+    if (!nul || !front_challenge_valid(p, (size_t)(nul - p), false) ||
+        !front_challenge_valid(nul + 1, len - (size_t)(nul - p) - 1, true)) {
+        log_error("front worker: bad challenge message");
+        return;
+    }
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return;
+    memcpy(copy, p, len);
+    copy[len] = 0;
+    void *old = NULL;
+    if (front_map_put(&w->challenges, copy, (size_t)(nul - p), copy, &old) < 0) {
+        free(copy);
+        return;
+    }
+    free(old);
+}
+
 /* Applies one control message; returns its type. */
 static uint32_t handle_msg(struct worker *w, size_t n)
 {
@@ -199,6 +221,14 @@ static uint32_t handle_msg(struct worker *w, size_t n)
             log_errno(r, "front worker: cannot apply a route");
     } else if (type == FRONT_MSG_REMOVE) {
         site_remove(w, w->ctl_buf + 4, n - 4);
+    } else if (type == FRONT_MSG_CHALLENGE_SET) {
+        challenge_set(w, w->ctl_buf + 4, n - 4);
+    } else if (type == FRONT_MSG_CHALLENGE_REMOVE) {
+        void *old = front_map_get(&w->challenges, w->ctl_buf + 4, n - 4);
+        if (old) {
+            front_map_del(&w->challenges, w->ctl_buf + 4, n - 4, old);
+            free(old);
+        }
     } else if (type == FRONT_MSG_REOPEN_LOGS) {
         front_log_reopen_all();
     }

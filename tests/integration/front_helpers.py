@@ -117,6 +117,7 @@ class Front:
         self.extra = list(extra_args)
         self.tls = tls
         self.tls_port = None
+        self.challenges = {}   # ACME token -> key authorization the front answers
         self.sites = {}
         self.proc = None
         self.port = None
@@ -155,6 +156,8 @@ class Front:
         with open(tmp, "w") as f:
             for s in self.sites.values():
                 f.write(s.route_line() + "\n")
+            for token, key_auth in self.challenges.items():
+                f.write(f"challenge {token} {key_auth}\n")
         os.rename(tmp, self.routes)
 
     def reload(self):

@@ -384,3 +384,54 @@ def test_tls_connections_stay_with_their_worker(front, pki):
     t.start()
     t.join(60)
     assert not errors, errors
+
+
+TOKEN = "LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0"
+KEY_AUTH = TOKEN + ".9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI"
+
+
+def test_acme_challenges_are_answered_for_any_host(front, pki):
+    blog = front.sites["blog"]
+    blog.write(".well-known/acme-challenge/own-file", "the site's own\n")
+    front.challenges[TOKEN] = KEY_AUTH
+    front.reload()
+    path = "/.well-known/acme-challenge/" + TOKEN
+    assert wait_until(lambda: request(front.port, "blog.localhost", path)[0] == 200)
+    for host in ("blog.localhost", "nobody.localhost", "app.localhost", "php.localhost"):
+        status, headers, body = request(front.port, host, path)
+        assert (status, body) == (200, KEY_AUTH.encode()), host
+        assert headers["content-type"] == "text/plain"
+    status, headers, body = request(front.port, "blog.localhost", path, method="HEAD")
+    assert status == 200 and body == b"" and int(headers["content-length"]) == len(KEY_AUTH)
+    assert curl(front, pki, "blog.localhost", path) == (200, KEY_AUTH.encode())
+    # Other tokens are the site's business: served from its files like any path.
+    assert request(front.port, "blog.localhost", "/.well-known/acme-challenge/other")[0] == 404
+    # A worker started later learns it too.
+    victim = front.worker_pids()[0]
+    os.kill(victim, 9)
+    assert wait_until(lambda: len(front.worker_pids()) == 2 and victim not in front.worker_pids(), timeout=10)
+    time.sleep(1)   # until it serves its own sockets (the other covers them meanwhile)
+    allowed = os.sched_getaffinity(0)
+    try:
+        for cpu in sorted(allowed):   # connections go to the worker of their CPU: ask both
+            os.sched_setaffinity(0, {cpu})
+            for _ in range(4):
+                assert request(front.port, "nobody.localhost", path)[2] == KEY_AUTH.encode()
+    finally:
+        os.sched_setaffinity(0, allowed)
+    # Withdrawn: the path is the site's again.
+    del front.challenges[TOKEN]
+    front.reload()
+    assert wait_until(lambda: request(front.port, "blog.localhost", path)[0] == 404)
+    assert request(front.port, "nobody.localhost", path)[0] == 404
+
+
+def test_a_malformed_challenge_is_refused(front):
+    front.challenges["../../etc/passwd"] = "x.y"
+    front.reload()
+    try:
+        assert wait_until(lambda: "bad challenge line" in front.stderr_text(), timeout=5)
+        assert request(front.port, "nobody.localhost", "/.well-known/acme-challenge/../../etc/passwd")[0] in (400, 404)
+    finally:
+        del front.challenges["../../etc/passwd"]
+        front.reload()

@@ -179,6 +179,26 @@ static void test_msg_roundtrip(void **state)
     buf_done(&b2);
 }
 
+static void test_challenge_valid(void **state)
+{
+    assert_true(front_challenge_valid("evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA", 43, false));
+    assert_true(front_challenge_valid("tok_en-1.thumb_print-2", 22, true));
+    assert_false(front_challenge_valid("", 0, false));
+    assert_false(front_challenge_valid("a.b", 3, false));      /* a token has no dot */
+    assert_false(front_challenge_valid("ab", 2, true));        /* a key authorization has one */
+    assert_false(front_challenge_valid("a.b.c", 5, true));
+    assert_false(front_challenge_valid(".b", 2, true));
+    assert_false(front_challenge_valid("a.", 2, true));
+    assert_false(front_challenge_valid("../etc", 6, false));
+    assert_false(front_challenge_valid("a b", 3, false));
+    assert_false(front_challenge_valid("a/b", 3, false));
+    assert_false(front_challenge_valid("a=", 2, false));       /* no padding in base64url */
+    char long_token[FRONT_CHALLENGE_MAX + 2];
+    memset(long_token, 'a', sizeof(long_token));
+    assert_true(front_challenge_valid(long_token, FRONT_CHALLENGE_MAX, false));
+    assert_false(front_challenge_valid(long_token, FRONT_CHALLENGE_MAX + 1, false));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -186,6 +206,7 @@ int main(void)
         cmocka_unit_test(test_map_100k_domains),
         cmocka_unit_test(test_host_normalize),
         cmocka_unit_test(test_msg_roundtrip),
+        cmocka_unit_test(test_challenge_valid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
