@@ -80,10 +80,14 @@ static char *sanitized(const struct json_value *v)
     char *s = malloc(n + 1);
     if (!s)
         return NULL;
+    /* Whitespace (a detail often ends in a newline) becomes a space and is trimmed
+     * at the end; anything else unprintable, or beyond ASCII, becomes '?'. */
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)v->string.data[i];
-        s[i] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+        s[i] = c >= 0x20 && c < 0x7f ? (char)c : c == '\n' || c == '\r' || c == '\t' ? ' ' : '?';
     }
+    while (n > 0 && s[n - 1] == ' ')
+        n--;
     s[n] = 0;
     return s;
 }

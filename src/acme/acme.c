@@ -287,16 +287,17 @@ static int answer_authz(struct issuance *is, const char *url)
 {
     struct acme_authz a;
     struct acme_response resp;
-    char what[512];
+    char what[512], failed[520];
     int r = get_authz(is, url, &a, &resp);
     if (r < 0)
         return r;
     acme_response_done(&resp);
     snprintf(what, sizeof(what), "authorization for %s", a.identifier);
+    snprintf(failed, sizeof(failed), "%s failed", what);
     if (a.status == ACME_STATUS_VALID)
         goto out;
     if (a.status != ACME_STATUS_PENDING) {
-        r = a.has_error ? fail_problem(is, what, &a.error)
+        r = a.has_error ? fail_problem(is, failed, &a.error)
                         : fail(is, -EACCES, "%s: it is %s", what, acme_status_name(a.status));
         goto out;
     }
@@ -335,7 +336,7 @@ out:
 static int poll_authz(struct issuance *is, const char *url)
 {
     unsigned backoff = POLL_FIRST_MS;
-    char what[512];
+    char what[512], failed[520];
     for (;;) {
         struct acme_authz a;
         struct acme_response resp;
@@ -343,10 +344,11 @@ static int poll_authz(struct issuance *is, const char *url)
         if (r < 0)
             return r;
         snprintf(what, sizeof(what), "authorization for %s", a.identifier);
+        snprintf(failed, sizeof(failed), "%s failed", what);
         if (a.status == ACME_STATUS_VALID)
             r = 1;
         else if (a.status != ACME_STATUS_PENDING)
-            r = a.has_error ? fail_problem(is, what, &a.error)
+            r = a.has_error ? fail_problem(is, failed, &a.error)
                             : fail(is, -EACCES, "%s: it is %s", what, acme_status_name(a.status));
         else
             r = wait_poll(is, &resp, &backoff, what, a.status);
