@@ -302,6 +302,289 @@ static void test_chain_check(void **state)
     EVP_PKEY_free(other);
 }
 
+
+#define DIR_OK "{\"newNonce\":\"https://ca/nonce\",\"newAccount\":\"https://ca/acct\",\"newOrder\":\"https://ca/order\"," \
+               "\"meta\":{\"termsOfService\":\"https://ca/tos\"},\"x-unknown\":[1,2,{}]}"
+
+static void test_directory(void **state)
+{
+    struct acme_directory d;
+    char err[256];
+    assert_int_equal(acme_directory_parse(DIR_OK, strlen(DIR_OK), &d, err, sizeof(err)), 0);
+    assert_string_equal(d.new_nonce, "https://ca/nonce");
+    assert_string_equal(d.new_account, "https://ca/acct");
+    assert_string_equal(d.new_order, "https://ca/order");
+    acme_directory_done(&d);
+
+    static const struct { const char *body, *why; } bad[] = {
+        { "", "not JSON" },
+        { "[]", "not a JSON object" },
+        { "\"x\"", "not a JSON object" },
+        { "{\"newNonce\":\"https://ca/nonce\",\"newAccount\":\"https://ca/acct\"}", "no \"newOrder\"" },
+        { "{\"newNonce\":\"http://ca/nonce\",\"newAccount\":\"https://ca/acct\",\"newOrder\":\"https://ca/o\"}",
+          "\"newNonce\" is not an https URL" },
+        { "{\"newNonce\":5,\"newAccount\":\"https://ca/acct\",\"newOrder\":\"https://ca/o\"}", "not an https URL" },
+        { "{\"newNonce\":\"https://ca/n\\u0000x\",\"newAccount\":\"https://ca/acct\",\"newOrder\":\"https://ca/o\"}",
+          "not an https URL" },
+        { "{\"newNonce\":\"https://ca/n x\",\"newAccount\":\"https://ca/acct\",\"newOrder\":\"https://ca/o\"}",
+          "not an https URL" },
+        { "{\"newNonce\":\"https://ca/nonce\",\"newNonce\":\"https://ca/nonce\"}", "not JSON" },
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        err[0] = 0;
+        assert_int_equal(acme_directory_parse(bad[i].body, strlen(bad[i].body), &d, err, sizeof(err)), -EPROTO);
+        if (!strstr(err, bad[i].why))
+            fail_msg("%s: %s", bad[i].body, err);
+        assert_null(d.new_nonce);
+    }
+    /* Every truncation of a good directory is refused, cleanly. */
+    for (size_t n = 0; n < strlen(DIR_OK); n++)
+        assert_int_equal(acme_directory_parse(DIR_OK, n, &d, err, sizeof(err)), -EPROTO);
+
+    /* Huge: more than 1 MiB, refused before parsing; deep nesting refused by the parser. */
+    size_t huge = ACME_BODY_MAX + 10;
+    char *h = malloc(huge);
+    memset(h, ' ', huge);
+    memcpy(h, DIR_OK, strlen(DIR_OK));
+    assert_int_equal(acme_directory_parse(h, huge, &d, err, sizeof(err)), -EPROTO);
+    assert_non_null(strstr(err, "too large"));
+    memset(h, '[', 100000);
+    assert_int_equal(acme_directory_parse(h, 100000, &d, err, sizeof(err)), -EPROTO);
+    /* A URL longer than ACME_URL_MAX. */
+    int n = snprintf(h, huge, "{\"newNonce\":\"https://");
+    memset(h + n, 'a', ACME_URL_MAX);
+    snprintf(h + n + ACME_URL_MAX, 200, "\",\"newAccount\":\"https://ca/a\",\"newOrder\":\"https://ca/o\"}");
+    assert_int_equal(acme_directory_parse(h, strlen(h), &d, err, sizeof(err)), -EPROTO);
+    free(h);
+}
+
+static void test_problem(void **state)
+{
+    struct acme_problem p;
+    char line[1024];
+    const char *body = "{\"type\":\"urn:ietf:params:acme:error:unauthorized\",\"status\":403,"
+                       "\"detail\":\"no\\u001b[31m match\\n\\r\\n\"}";
+    assert_int_equal(acme_problem_parse(body, strlen(body), &p), 0);
+    assert_string_equal(p.type, "urn:ietf:params:acme:error:unauthorized");
+    assert_string_equal(p.detail, "no?[31m match");   /* one line, no escape sequence */
+    acme_problem_format(&p, line, sizeof(line));
+    assert_string_equal(line, "urn:ietf:params:acme:error:unauthorized: no?[31m match");
+    assert_int_equal(acme_problem_errno(&p), -EACCES);
+    acme_problem_done(&p);
+
+    body = "{\"type\":\"urn:ietf:params:acme:error:rejectedIdentifier\",\"detail\":\"Order refused\","
+           "\"subproblems\":[{\"type\":\"urn:ietf:params:acme:error:rejectedIdentifier\","
+           "\"identifier\":{\"type\":\"dns\",\"value\":\"blog.example.org\"}}]}";
+    assert_int_equal(acme_problem_parse(body, strlen(body), &p), 0);
+    acme_problem_format(&p, line, sizeof(line));
+    assert_string_equal(line, "urn:ietf:params:acme:error:rejectedIdentifier: Order refused for blog.example.org");
+    assert_int_equal(acme_problem_errno(&p), -EINVAL);
+    acme_problem_done(&p);
+
+    body = "{\"type\":\"urn:ietf:params:acme:error:rateLimited\"}";
+    assert_int_equal(acme_problem_parse(body, strlen(body), &p), 0);
+    assert_null(p.detail);
+    assert_int_equal(acme_problem_errno(&p), -EAGAIN);
+    acme_problem_format(&p, line, 8);   /* truncated, still terminated */
+    assert_string_equal(line, "urn:iet");
+    acme_problem_done(&p);
+
+    /* A long detail is cut to 512 bytes. */
+    char big[4096];
+    int n = snprintf(big, sizeof(big), "{\"detail\":\"");
+    memset(big + n, 'x', 3000);
+    strcpy(big + n + 3000, "\"}");
+    assert_int_equal(acme_problem_parse(big, strlen(big), &p), 0);
+    assert_int_equal(strlen(p.detail), 512);
+    assert_int_equal(acme_problem_errno(&p), -EPROTO);
+    acme_problem_done(&p);
+
+    static const char *const bad[] = { "", "<html>", "{}", "{\"type\":1}", "{\"detail\":[]}", "[{\"type\":\"x\"}]",
+                                       "{\"type\":\"x\"" };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+        assert_true(acme_problem_parse(bad[i], strlen(bad[i]), &p) < 0);
+}
+
+#define ORDER_OK "{\"status\":\"pending\",\"identifiers\":[{\"type\":\"dns\",\"value\":\"a.example\"}]," \
+                 "\"authorizations\":[\"https://ca/authz/1\",\"https://ca/authz/2\"],\"finalize\":\"https://ca/fin/1\"}"
+
+static void test_order(void **state)
+{
+    struct acme_order o;
+    char err[256];
+    assert_int_equal(acme_order_parse(ORDER_OK, strlen(ORDER_OK), &o, err, sizeof(err)), 0);
+    assert_int_equal(o.status, ACME_STATUS_PENDING);
+    assert_int_equal(o.n_authorizations, 2);
+    assert_string_equal(o.authorizations[1], "https://ca/authz/2");
+    assert_string_equal(o.finalize, "https://ca/fin/1");
+    assert_null(o.certificate);
+    assert_false(o.has_error);
+    acme_order_done(&o);
+
+    const char *body = "{\"status\":\"invalid\",\"authorizations\":[\"https://ca/a\"],\"finalize\":\"https://ca/f\","
+                       "\"error\":{\"type\":\"urn:ietf:params:acme:error:badCSR\",\"detail\":\"bad\"}}";
+    assert_int_equal(acme_order_parse(body, strlen(body), &o, err, sizeof(err)), 0);
+    assert_int_equal(o.status, ACME_STATUS_INVALID);
+    assert_true(o.has_error);
+    assert_string_equal(o.error.detail, "bad");
+    acme_order_done(&o);
+
+    body = "{\"status\":\"valid\",\"authorizations\":[\"https://ca/a\"],\"finalize\":\"https://ca/f\","
+           "\"certificate\":\"https://ca/cert/1\"}";
+    assert_int_equal(acme_order_parse(body, strlen(body), &o, err, sizeof(err)), 0);
+    assert_string_equal(o.certificate, "https://ca/cert/1");
+    acme_order_done(&o);
+
+    static const struct { const char *body, *why; } bad[] = {
+        { "{\"status\":\"weird\",\"authorizations\":[\"https://ca/a\"],\"finalize\":\"https://ca/f\"}", "status" },
+        { "{\"authorizations\":[\"https://ca/a\"],\"finalize\":\"https://ca/f\"}", "status" },
+        { "{\"status\":\"ready\",\"authorizations\":[],\"finalize\":\"https://ca/f\"}", "authorizations" },
+        { "{\"status\":\"ready\",\"authorizations\":\"https://ca/a\",\"finalize\":\"https://ca/f\"}", "authorizations" },
+        { "{\"status\":\"ready\",\"authorizations\":[\"https://ca/a\",7],\"finalize\":\"https://ca/f\"}", "not an https URL" },
+        { "{\"status\":\"ready\",\"authorizations\":[\"https://ca/a\"]}", "no \"finalize\"" },
+        { "{\"status\":\"ready\",\"authorizations\":[\"https://ca/a\"],\"finalize\":\"file:///etc/passwd\"}", "https" },
+        { "{\"status\":\"ready\",\"authorizations\":[\"https://ca/a\"],\"finalize\":\"https://ca/f\",\"certificate\":{}}",
+          "\"certificate\"" },
+        { "{\"status\":\"invalid\",\"authorizations\":[\"https://ca/a\"],\"finalize\":\"https://ca/f\",\"error\":\"x\"}",
+          "problem document" },
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        err[0] = 0;
+        assert_int_equal(acme_order_parse(bad[i].body, strlen(bad[i].body), &o, err, sizeof(err)), -EPROTO);
+        if (!strstr(err, bad[i].why))
+            fail_msg("%s: %s", bad[i].body, err);
+        assert_null(o.authorizations);
+    }
+    for (size_t n = 0; n < strlen(ORDER_OK); n++)
+        assert_int_equal(acme_order_parse(ORDER_OK, n, &o, err, sizeof(err)), -EPROTO);
+
+    /* More authorizations than an order may hold. */
+    struct buf b = BUF_INIT(1 << 20);
+    buf_append_str(&b, "{\"status\":\"pending\",\"finalize\":\"https://ca/f\",\"authorizations\":[");
+    for (int i = 0; i <= ACME_HOSTS_MAX; i++)
+        buf_printf(&b, "%s\"https://ca/a/%d\"", i ? "," : "", i);
+    buf_append_str(&b, "]}");
+    assert_int_equal(acme_order_parse(b.data, b.len, &o, err, sizeof(err)), -EPROTO);
+    buf_done(&b);
+}
+
+static void test_authz(void **state)
+{
+    struct acme_authz a;
+    char err[256];
+    const char *body = "{\"status\":\"pending\",\"identifier\":{\"type\":\"dns\",\"value\":\"a.example\"},"
+                       "\"challenges\":[{\"type\":\"dns-01\",\"url\":\"https://ca/c/1\",\"token\":\"t/1\"},"
+                       "{\"type\":\"http-01\",\"url\":\"https://ca/c/2\",\"token\":\"tok_2-X\",\"status\":\"pending\"}]}";
+    assert_int_equal(acme_authz_parse(body, strlen(body), &a, err, sizeof(err)), 0);
+    assert_int_equal(a.status, ACME_STATUS_PENDING);
+    assert_string_equal(a.identifier, "a.example");
+    assert_string_equal(a.http01_url, "https://ca/c/2");
+    assert_string_equal(a.http01_token, "tok_2-X");
+    assert_int_equal(a.http01_status, ACME_STATUS_PENDING);
+    assert_false(a.wildcard);
+    acme_authz_done(&a);
+
+    body = "{\"status\":\"invalid\",\"identifier\":{\"type\":\"dns\",\"value\":\"a.example\"},"
+           "\"challenges\":[{\"type\":\"http-01\",\"url\":\"https://ca/c/2\",\"token\":\"tok\",\"status\":\"invalid\","
+           "\"error\":{\"type\":\"urn:ietf:params:acme:error:connection\",\"detail\":\"refused\"}}]}";
+    assert_int_equal(acme_authz_parse(body, strlen(body), &a, err, sizeof(err)), 0);
+    assert_true(a.has_error);
+    assert_string_equal(a.error.type, "urn:ietf:params:acme:error:connection");
+    acme_authz_done(&a);
+
+    /* Only dns-01 on a wildcard: parsed, no http-01. */
+    body = "{\"status\":\"pending\",\"wildcard\":true,\"identifier\":{\"type\":\"dns\",\"value\":\"example.org\"},"
+           "\"challenges\":[{\"type\":\"dns-01\",\"url\":\"https://ca/c/1\",\"token\":\"t\"}]}";
+    assert_int_equal(acme_authz_parse(body, strlen(body), &a, err, sizeof(err)), 0);
+    assert_true(a.wildcard);
+    assert_null(a.http01_url);
+    acme_authz_done(&a);
+
+    static const struct { const char *body, *why; } bad[] = {
+        /* A token that would walk out of /.well-known/acme-challenge/. */
+        { "{\"status\":\"pending\",\"identifier\":{\"type\":\"dns\",\"value\":\"a\"},"
+          "\"challenges\":[{\"type\":\"http-01\",\"url\":\"https://ca/c\",\"token\":\"../../etc/passwd\",\"status\":\"pending\"}]}",
+          "token" },
+        { "{\"status\":\"pending\",\"identifier\":{\"type\":\"dns\",\"value\":\"a\"},"
+          "\"challenges\":[{\"type\":\"http-01\",\"url\":\"https://ca/c\",\"token\":\"\",\"status\":\"pending\"}]}",
+          "token" },
+        { "{\"status\":\"pending\",\"identifier\":{\"type\":\"dns\",\"value\":\"a\"},"
+          "\"challenges\":[{\"type\":\"http-01\",\"token\":\"t\",\"status\":\"pending\"}]}", "\"url\"" },
+        { "{\"status\":\"pending\",\"identifier\":{\"type\":\"ip\",\"value\":\"1.2.3.4\"},\"challenges\":[]}",
+          "dns identifier" },
+        { "{\"status\":\"pending\",\"identifier\":{\"type\":\"dns\",\"value\":\"a\\u0000b\"},\"challenges\":[]}",
+          "dns identifier" },
+        { "{\"status\":\"pending\",\"identifier\":{\"type\":\"dns\",\"value\":\"a\"},\"challenges\":{}}", "challenges" },
+        { "{\"status\":\"pending\",\"identifier\":{\"type\":\"dns\",\"value\":\"a\"},\"challenges\":[1]}", "not an object" },
+        { "{\"status\":\"pending\",\"identifier\":{\"type\":\"dns\",\"value\":\"a\"},\"wildcard\":1,\"challenges\":[]}",
+          "wildcard" },
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        err[0] = 0;
+        assert_int_equal(acme_authz_parse(bad[i].body, strlen(bad[i].body), &a, err, sizeof(err)), -EPROTO);
+        if (!strstr(err, bad[i].why))
+            fail_msg("%s: %s", bad[i].body, err);
+        assert_null(a.identifier);
+    }
+}
+
+static void test_account_status(void **state)
+{
+    enum acme_status s;
+    char err[256];
+    assert_int_equal(acme_account_parse("{\"status\":\"valid\"}", 18, &s, err, sizeof(err)), 0);
+    assert_int_equal(s, ACME_STATUS_VALID);
+    assert_int_equal(acme_account_parse("{\"status\":\"deactivated\"}", 24, &s, err, sizeof(err)), 0);
+    assert_int_equal(s, ACME_STATUS_DEACTIVATED);
+    assert_int_equal(acme_account_parse("{\"status\":3}", 12, &s, err, sizeof(err)), -EPROTO);
+    assert_int_equal(acme_account_parse("nope", 4, &s, err, sizeof(err)), -EPROTO);
+}
+
+static void test_retry_after(void **state)
+{
+    unsigned s = 99;
+    time_t now = 1700000000;   /* Tue, 14 Nov 2023 22:13:20 GMT */
+    assert_int_equal(acme_retry_after_parse("5", 1, now, &s), 0);
+    assert_int_equal(s, 5);
+    assert_int_equal(acme_retry_after_parse(" 0 ", 3, now, &s), 0);
+    assert_int_equal(s, 0);
+    assert_int_equal(acme_retry_after_parse("86400", 5, now, &s), 0);
+    assert_int_equal(s, ACME_RETRY_AFTER_MAX);
+    assert_int_equal(acme_retry_after_parse("99999999999999999999999", 23, now, &s), 0);
+    assert_int_equal(s, ACME_RETRY_AFTER_MAX);
+    assert_int_equal(acme_retry_after_parse("Tue, 14 Nov 2023 22:13:27 GMT", 29, now, &s), 0);
+    assert_int_equal(s, 7);
+    assert_int_equal(acme_retry_after_parse("Tue, 14 Nov 2023 22:13:00 GMT", 29, now, &s), 0);
+    assert_int_equal(s, 0);
+    static const char *const bad[] = { "", " ", "-1", "5s", "1.5", "tomorrow", "Tue, 14 Nov 2023 22:13:27" };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+        assert_int_equal(acme_retry_after_parse(bad[i], strlen(bad[i]), now, &s), -EINVAL);
+}
+
+static void test_host_and_url(void **state)
+{
+    static const char *const good[] = { "a", "blog.example.org", "*.example.org", "xn--bcher-kva.example",
+                                        "127.0.0.1", "localhost", "A-1.b" };
+    static const char *const bad[] = { "", ".", "a..b", "-a.b", "a-.b", "a.b.", "a b", "a/b", "*.", "a.*.b",
+                                       "a_b.c", "é.example", "a:80" };
+    for (size_t i = 0; i < ARRAY_SIZE(good); i++)
+        assert_true(acme_host_valid(good[i]));
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+        if (acme_host_valid(bad[i]))
+            fail_msg("accepted %s", bad[i]);
+    char label[80];
+    memset(label, 'a', 64);
+    label[64] = 0;
+    assert_false(acme_host_valid(label));
+    label[63] = 0;
+    assert_true(acme_host_valid(label));
+
+    assert_true(acme_url_valid("https://ca/x", 12));
+    assert_false(acme_url_valid("https://", 8));
+    assert_false(acme_url_valid("http://ca/x", 11));
+    assert_false(acme_url_valid("https://ca/\x7f", 12));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -312,6 +595,13 @@ int main(void)
         cmocka_unit_test(test_ecdsa_der_to_raw),
         cmocka_unit_test(test_csr),
         cmocka_unit_test(test_chain_check),
+        cmocka_unit_test(test_directory),
+        cmocka_unit_test(test_problem),
+        cmocka_unit_test(test_order),
+        cmocka_unit_test(test_authz),
+        cmocka_unit_test(test_account_status),
+        cmocka_unit_test(test_retry_after),
+        cmocka_unit_test(test_host_and_url),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
