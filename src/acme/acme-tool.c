@@ -2,11 +2,12 @@
  * http-01 challenges itself on 127.0.0.1:PORT, one blocking responder thread.
  *
  *   acme-tool --directory URL [--ca-file F] --account-key F [--email E] [--timeout S]
- *             --http-port P --out-cert F --out-key F [--bad-key-authorization] HOST...
+ *             --http-port P --out-cert F --out-key F [--bad-key-authorization] [--parallel N] HOST...
  *   acme-tool --new-account-key F
  *
- * Prints "account: URL" on success. Exit status: 0 issued, 1 failed (one line on
- * stderr: "acme-tool: <reason>"), 2 usage. */
+ * --parallel N runs N issuances at once, each on its own thread (the first one's
+ * certificate is written). Prints "account: URL" (one line per issuance) on success.
+ * Exit status: 0 issued, 1 failed (one line on stderr: "acme-tool: <reason>"), 2 usage. */
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -124,6 +125,27 @@ out:
     return r;
 }
 
+/* One issuance; --parallel N runs N of them at once, each on a thread of its own,
+ * as berthd will. */
+struct job {
+    const struct acme_config *cfg;
+    const char *const *hosts;
+    size_t n_hosts;
+    struct responder *rs;
+    pthread_t thread;
+    char *cert, *key, *account;
+    char err[1024];
+    int r;
+};
+
+static void *job_main(void *arg)
+{
+    struct job *j = arg;
+    j->r = acme_issue(j->cfg, j->hosts, j->n_hosts, publish, j->rs, &j->cert, &j->key, &j->account, j->err,
+                      sizeof(j->err));
+    return NULL;
+}
+
 static char *read_file(const char *path)
 {
     FILE *f = fopen(path, "re");
@@ -160,7 +182,8 @@ static int write_file(const char *path, const char *text, mode_t mode)
 static _noreturn_ void usage(void)
 {
     fprintf(stderr, "usage: acme-tool --directory URL [--ca-file F] --account-key F [--email E] [--timeout S]\n"
-                    "                 --http-port P --out-cert F --out-key F [--bad-key-authorization] HOST...\n"
+                    "                 --http-port P --out-cert F --out-key F [--bad-key-authorization] [--parallel N]\n"
+                    "                 HOST...\n"
                     "       acme-tool --new-account-key F\n");
     exit(2);
 }
@@ -178,11 +201,12 @@ int main(int argc, char **argv)
         { "out-key", required_argument, NULL, 'K' },
         { "bad-key-authorization", no_argument, NULL, 'b' },
         { "new-account-key", required_argument, NULL, 'n' },
+        { "parallel", required_argument, NULL, 'P' },
         {},
     };
     struct acme_config cfg = { .timeout_s = 120 };
     const char *key_path = NULL, *out_cert = NULL, *out_key = NULL, *new_key = NULL;
-    uint64_t port = 0, timeout;
+    uint64_t port = 0, timeout, parallel = 1;
     static struct responder rs = { .fd = -1, .lock = PTHREAD_MUTEX_INITIALIZER };
     int o;
 
@@ -205,6 +229,10 @@ int main(int argc, char **argv)
         case 'K': out_key = optarg; break;
         case 'b': rs.bad = true; break;
         case 'n': new_key = optarg; break;
+        case 'P':
+            if (parse_uint(optarg, 1, 8, &parallel) < 0)
+                usage();
+            break;
         default: usage();
         }
     }
@@ -242,9 +270,29 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    char err[1024], *cert = NULL, *key = NULL, *account = NULL;
-    int r = acme_issue(&cfg, (const char *const *)argv + optind, (size_t)(argc - optind), publish, &rs, &cert,
-                       &key, &account, err, sizeof(err));
+    struct job jobs[8] = {};
+    for (size_t i = 0; i < parallel; i++) {
+        jobs[i] = (struct job){ .cfg = &cfg, .hosts = (const char *const *)argv + optind,
+                                .n_hosts = (size_t)(argc - optind), .rs = &rs, .r = -EIO };
+        if (parallel == 1)
+            job_main(&jobs[i]);
+        else if (pthread_create(&jobs[i].thread, NULL, job_main, &jobs[i]) != 0) {
+            snprintf(jobs[i].err, sizeof(jobs[i].err), "starting a thread failed");
+            parallel = i + 1;
+            break;
+        }
+    }
+    for (size_t i = 0; parallel > 1 && i < parallel; i++)
+        if (jobs[i].thread)
+            pthread_join(jobs[i].thread, NULL);
+    int r = 0;
+    char err[1024] = "";
+    for (size_t i = 0; i < parallel && r >= 0; i++)
+        if (jobs[i].r < 0) {
+            r = jobs[i].r;
+            snprintf(err, sizeof(err), "%s", jobs[i].err);
+        }
+    char *cert = jobs[0].cert, *key = jobs[0].key;
 
     atomic_store(&rs.stop, true);
     shutdown(rs.fd, SHUT_RDWR);   /* wakes accept() */
@@ -258,12 +306,14 @@ int main(int argc, char **argv)
 
     if (r >= 0 && ((r = write_file(out_cert, cert, 0644)) < 0 || (r = write_file(out_key, key, 0600)) < 0))
         snprintf(err, sizeof(err), "writing the certificate or its key: %s", strerror(-r));
-    if (r >= 0)
-        printf("account: %s\n", account);
-    else
+    for (size_t i = 0; r >= 0 && i < parallel; i++)
+        printf("account: %s\n", jobs[i].account);
+    if (r < 0)
         fprintf(stderr, "acme-tool: %s\n", err);
-    free(cert);
-    free(key);
-    free(account);
+    for (size_t i = 0; i < parallel; i++) {
+        free(jobs[i].cert);
+        free(jobs[i].key);
+        free(jobs[i].account);
+    }
     return r >= 0 ? 0 : 1;
 }

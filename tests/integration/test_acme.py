@@ -245,3 +245,31 @@ def test_bad_nonces_are_retried(tmp_path, account_key):
         # probability of 0.7^30 (about 2e-5).
     finally:
         p.stop()
+
+
+def test_parallel_issuances_on_threads(pebble, account_key, tmp_path):
+    # berthd runs issuances on threads of their own: three at once in one process.
+    hosts = ["t1.example.org", "t2.example.org"]
+    r, cert, key = run_tool(pebble, account_key, hosts, tmp_path, "--parallel", "3")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 3 and len(set(lines)) == 1, lines
+    check_certificate(pebble, cert, key, hosts, tmp_path)
+
+
+def test_silent_server_ends_at_the_time_limit(tmp_path, account_key):
+    require(ACME_TOOL.exists(), f"{ACME_TOOL} is not built")
+    with socket.socket() as s:   # accepts connections (the kernel does) but never answers
+        s.bind(("127.0.0.1", 0))
+        s.listen(8)
+        port = s.getsockname()[1]
+        argv = [str(ACME_TOOL), "--directory", f"https://127.0.0.1:{port}/dir", "--account-key",
+                str(account_key), "--timeout", "2", "--http-port", str(free_port()),
+                "--out-cert", str(tmp_path / "c"), "--out-key", str(tmp_path / "k"), "x.example.org"]
+        start = time.monotonic()
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        took = time.monotonic() - start
+    assert r.returncode == 1, r
+    assert 1.5 < took < 5, took
+    assert r.stderr.startswith("acme-tool: fetching the ACME directory: GET "), r.stderr
+    assert "Timeout was reached" in r.stderr, r.stderr
