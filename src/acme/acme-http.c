@@ -20,12 +20,12 @@ static void curl_global(void)
     curl_global_result = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-int acme_http_init(struct acme_http *h, const char *ca_file, uint64_t deadline_ms)
+int acme_http_init(struct acme_http *h, const char *ca_file, uint64_t deadline_ms, const atomic_bool *cancel)
 {
     pthread_once(&curl_once, curl_global);
     if (curl_global_result != CURLE_OK)
         return -EIO;
-    *h = (struct acme_http){ .ca_file = ca_file, .deadline_ms = deadline_ms };
+    *h = (struct acme_http){ .ca_file = ca_file, .deadline_ms = deadline_ms, .cancel = cancel };
     h->curl = curl_easy_init();
     return h->curl ? 0 : -ENOMEM;
 }
@@ -45,6 +45,18 @@ void acme_response_done(struct acme_response *r)
     free(r->content_type);
     free(r->retry_after);
     *r = (struct acme_response){};
+}
+
+bool acme_http_cancelled(const struct acme_http *h)
+{
+    return h->cancel && atomic_load(h->cancel);
+}
+
+/* libcurl calls this about once a second even while nothing moves (connecting, a
+ * silent server), so a cancellation lands inside a request too. */
+static int on_progress(void *data, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+    return acme_http_cancelled(data) ? 1 : 0;
 }
 
 static size_t on_body(char *p, size_t size, size_t n, void *data)
@@ -138,6 +150,10 @@ int acme_http_request(struct acme_http *h, const char *method, const char *url, 
         return -ETIMEDOUT;
     }
     uint64_t left = h->deadline_ms - now;
+    if (acme_http_cancelled(h)) {
+        snprintf(err, err_size, "%s %s: cancelled", method, url);
+        return -ECANCELED;
+    }
 
     curl_easy_reset(c);
     snprintf(accept_line, sizeof(accept_line), "Accept: %s", accept ? accept : "application/json");
@@ -174,6 +190,9 @@ int acme_http_request(struct acme_http *h, const char *method, const char *url, 
     SET(CURLOPT_WRITEDATA, resp);
     SET(CURLOPT_HEADERFUNCTION, on_header);
     SET(CURLOPT_HEADERDATA, resp);
+    SET(CURLOPT_NOPROGRESS, 0L);
+    SET(CURLOPT_XFERINFOFUNCTION, on_progress);
+    SET(CURLOPT_XFERINFODATA, h);
     SET(CURLOPT_SSL_VERIFYPEER, 1L);
     SET(CURLOPT_SSL_VERIFYHOST, 2L);
     if (h->ca_file)
@@ -190,7 +209,10 @@ int acme_http_request(struct acme_http *h, const char *method, const char *url, 
         cc = curl_easy_perform(c);
     curl_slist_free_all(headers);
     if (cc != CURLE_OK) {
-        if (resp->too_large) {
+        if (cc == CURLE_ABORTED_BY_CALLBACK) {
+            snprintf(err, err_size, "%s %s: cancelled", method, url);
+            r = -ECANCELED;
+        } else if (resp->too_large) {
             snprintf(err, err_size, "%s %s: the server's answer is too large", method, url);
             r = -EPROTO;
         } else {

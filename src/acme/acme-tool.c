@@ -2,9 +2,11 @@
  * http-01 challenges itself on 127.0.0.1:PORT, one blocking responder thread.
  *
  *   acme-tool --directory URL [--ca-file F] --account-key F [--email E] [--timeout S]
- *             --http-port P --out-cert F --out-key F [--bad-key-authorization] [--parallel N] HOST...
+ *             --http-port P --out-cert F --out-key F [--bad-key-authorization] [--parallel N]
+ *             [--cancel-after MS] HOST...
  *   acme-tool --new-account-key F
  *
+ * --cancel-after MS sets the issuance's cancel flag from another thread after MS.
  * --parallel N runs N issuances at once, each on its own thread (the first one's
  * certificate is written). Prints "account: URL" (one line per issuance) on success.
  * Exit status: 0 issued, 1 failed (one line on stderr: "acme-tool: <reason>"), 2 usage. */
@@ -12,6 +14,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -146,6 +149,24 @@ static void *job_main(void *arg)
     return NULL;
 }
 
+/* --cancel-after MS: sets the issuance's cancel flag after MS, unless woken first
+ * through the pipe (the issuance ended). */
+struct canceller {
+    int pipe[2];
+    unsigned ms;
+    atomic_bool cancel;
+    pthread_t thread;
+};
+
+static void *canceller_main(void *arg)
+{
+    struct canceller *c = arg;
+    struct pollfd p = { .fd = c->pipe[0], .events = POLLIN };
+    if (poll(&p, 1, (int)c->ms) == 0)
+        atomic_store(&c->cancel, true);
+    return NULL;
+}
+
 static char *read_file(const char *path)
 {
     FILE *f = fopen(path, "re");
@@ -183,7 +204,7 @@ static _noreturn_ void usage(void)
 {
     fprintf(stderr, "usage: acme-tool --directory URL [--ca-file F] --account-key F [--email E] [--timeout S]\n"
                     "                 --http-port P --out-cert F --out-key F [--bad-key-authorization] [--parallel N]\n"
-                    "                 HOST...\n"
+                    "                 [--cancel-after MS] HOST...\n"
                     "       acme-tool --new-account-key F\n");
     exit(2);
 }
@@ -202,11 +223,13 @@ int main(int argc, char **argv)
         { "bad-key-authorization", no_argument, NULL, 'b' },
         { "new-account-key", required_argument, NULL, 'n' },
         { "parallel", required_argument, NULL, 'P' },
+        { "cancel-after", required_argument, NULL, 'x' },
         {},
     };
     struct acme_config cfg = { .timeout_s = 120 };
     const char *key_path = NULL, *out_cert = NULL, *out_key = NULL, *new_key = NULL;
-    uint64_t port = 0, timeout, parallel = 1;
+    uint64_t port = 0, timeout, parallel = 1, cancel_ms = 0;
+    static struct canceller canceller = { .pipe = { -1, -1 } };
     static struct responder rs = { .fd = -1, .lock = PTHREAD_MUTEX_INITIALIZER };
     int o;
 
@@ -229,6 +252,10 @@ int main(int argc, char **argv)
         case 'K': out_key = optarg; break;
         case 'b': rs.bad = true; break;
         case 'n': new_key = optarg; break;
+        case 'x':
+            if (parse_uint(optarg, 1, 3600000, &cancel_ms) < 0)
+                usage();
+            break;
         case 'P':
             if (parse_uint(optarg, 1, 8, &parallel) < 0)
                 usage();
@@ -270,6 +297,16 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    if (cancel_ms) {
+        canceller.ms = (unsigned)cancel_ms;
+        cfg.cancel = &canceller.cancel;
+        if (pipe2(canceller.pipe, O_CLOEXEC) < 0 ||
+            pthread_create(&canceller.thread, NULL, canceller_main, &canceller) != 0) {
+            fprintf(stderr, "acme-tool: starting the cancel timer: %m\n");
+            return 1;
+        }
+    }
+
     struct job jobs[8] = {};
     for (size_t i = 0; i < parallel; i++) {
         jobs[i] = (struct job){ .cfg = &cfg, .hosts = (const char *const *)argv + optind,
@@ -294,6 +331,11 @@ int main(int argc, char **argv)
         }
     char *cert = jobs[0].cert, *key = jobs[0].key;
 
+    if (cancel_ms) {
+        close(canceller.pipe[1]);   /* wakes the timer */
+        pthread_join(canceller.thread, NULL);
+        close(canceller.pipe[0]);
+    }
     atomic_store(&rs.stop, true);
     shutdown(rs.fd, SHUT_RDWR);   /* wakes accept() */
     pthread_join(rs.thread, NULL);

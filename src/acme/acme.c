@@ -151,15 +151,22 @@ static int wait_poll(struct issuance *is, const struct acme_response *resp, unsi
     unsigned s;
     if (resp->retry_after &&
         acme_retry_after_parse(resp->retry_after, strlen(resp->retry_after), time(NULL), &s) >= 0)
-        ms = MAX((uint64_t)s * 1000, (uint64_t)100);
+        ms = MAX((uint64_t)s * 1000, (uint64_t)POLL_FIRST_MS);
     else
         *backoff_ms = MIN(*backoff_ms * 2, (unsigned)POLL_MAX_MS);
-    if (now_ms() + ms >= is->http.deadline_ms)
+    uint64_t until = now_ms() + ms;
+    if (until >= is->http.deadline_ms)
         return fail(is, -ETIMEDOUT, "%s: still %s when the time limit of %u s ran out", what,
                     acme_status_name(status), is->cfg->timeout_s ? is->cfg->timeout_s : DEFAULT_TIMEOUT_S);
-    struct timespec ts = { .tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000 };
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
+    /* In slices, so that a cancellation is seen within a tenth of a second. */
+    for (uint64_t now = now_ms(); now < until; now = now_ms()) {
+        if (acme_http_cancelled(&is->http))
+            return fail(is, -ECANCELED, "%s: cancelled while %s", what, acme_status_name(status));
+        uint64_t slice = MIN(until - now, (uint64_t)100);
+        struct timespec ts = { .tv_sec = 0, .tv_nsec = (long)slice * 1000000 };
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+            ;
+    }
     return 0;
 }
 
@@ -318,7 +325,8 @@ static int answer_authz(struct issuance *is, const char *url)
     r = is->fn(is->data, a.http01_token, ka.data, true);
     buf_done(&ka);
     if (r < 0) {
-        r = fail(is, r, "%s: publishing the http-01 answer failed: %s", what, strerror(-r));
+        char buf[128];
+        r = fail(is, r, "%s: publishing the http-01 answer failed: %s", what, strerror_r(-r, buf, sizeof(buf)));
         goto out;
     }
     is->published[is->n_published++] = TAKE_PTR(a.http01_token);
@@ -477,7 +485,7 @@ int acme_issue(const struct acme_config *cfg, const char *const *hosts, size_t n
         goto out;
     }
     unsigned timeout = cfg->timeout_s ? cfg->timeout_s : DEFAULT_TIMEOUT_S;
-    r = acme_http_init(&is.http, cfg->ca_file, now_ms() + (uint64_t)timeout * 1000);
+    r = acme_http_init(&is.http, cfg->ca_file, now_ms() + (uint64_t)timeout * 1000, cfg->cancel);
     if (r < 0) {
         r = fail(&is, r, "starting libcurl failed");
         goto out;

@@ -13,6 +13,7 @@
  * asks for (Retry-After) are capped, and the whole issuance ends at a deadline. */
 #pragma once
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -22,13 +23,16 @@ struct acme_config {
     const char *account_key_pem; /* the account's private key (EC P-256), PEM */
     const char *contact_email;   /* NULL: none */
     unsigned timeout_s;          /* whole-issuance limit (0: 300); each request gets at most 30 s of it */
+    /* NULL: none. Another thread sets it to true to stop the issuance: it ends within
+     * about a second (between requests, in a wait, or inside a request) with -ECANCELED. */
+    const atomic_bool *cancel;
 };
 
 /* Publishes (publish=true) the key authorization of an http-01 challenge so that
  * GET http://<host>/.well-known/acme-challenge/<token> answers it (the body is exactly
- * key_authorization), and withdraws it (publish=false) once the order is done, failed
- * or not; key_authorization is NULL then. Returns 0 once the answer is live, or a negative errno (which ends the
- * issuance; the return value of a withdrawal is ignored). token holds only base64url
+ * key_authorization), and withdraws it (publish=false, key_authorization NULL) once
+ * the order is done, failed or not. Returns 0 once the answer is live, or a negative
+ * errno (which ends the issuance; the return value of a withdrawal is ignored). token holds only base64url
  * characters, so it is safe in a path. Called on the thread that runs acme_issue. */
 typedef int (*acme_challenge_fn)(void *data, const char *token, const char *key_authorization, bool publish);
 
@@ -61,6 +65,7 @@ int acme_account_key_generate(char **ret_pem);
  *               problem about the account or the order's authorizations
  *   -EAGAIN     the CA is rate-limiting or asked to come back later
  *   -ETIMEDOUT  the deadline passed (the server did not answer, or polls never ended)
+ *   -ECANCELED  cfg->cancel became true
  *   -ECONNREFUSED / -EHOSTUNREACH  the server could not be reached
  *   -EPROTO     the server answered something RFC 8555 does not allow, or TLS failed
  *   -ENOMEM, -EIO  local failures

@@ -45,10 +45,10 @@ def wait_port(port, proc, log, timeout=15):
 class Pebble:
     """pebble + pebble-challtestsrv on free loopback ports, in directory d."""
 
-    def __init__(self, d, env=None):
+    def __init__(self, d, env=None, http_port=None):
         self.dir = d
         self.procs = []
-        self.http_port = free_port()    # where pebble's VA looks for http-01 answers
+        self.http_port = http_port or free_port()    # where pebble's VA looks for http-01 answers
         self.port = free_port()
         self.mgmt_port = free_port()
         self.dns_port = free_port()
@@ -111,12 +111,12 @@ class Pebble:
                 p.wait()
 
 
-def make_pebble(tmp_path, env=None):
+def make_pebble(tmp_path, env=None, http_port=None):
     require(shutil.which("pebble") and shutil.which("pebble-challtestsrv"), "pebble is not installed")
     require(ACME_TOOL.exists(), f"{ACME_TOOL} is not built")
     d = tmp_path / "pebble"
     d.mkdir()
-    return Pebble(d, env)
+    return Pebble(d, env, http_port)
 
 
 @pytest.fixture
@@ -233,13 +233,16 @@ def test_refused_identifier_fails_with_the_problem(pebble, account_key, tmp_path
 
 
 def test_bad_nonces_are_retried(tmp_path, account_key):
-    p = make_pebble(tmp_path, {"PEBBLE_WFE_NONCEREJECT": "30"})
+    # A longer chain too (PEBBLE_CHAIN_LENGTH=4: leaf + 4 intermediates): every
+    # certificate is passed on, in order (openssl verify builds the path).
+    p = make_pebble(tmp_path, {"PEBBLE_WFE_NONCEREJECT": "30", "PEBBLE_CHAIN_LENGTH": "4"})
     try:
         hosts = ["n1.example.net", "n2.example.net"]
         for _ in range(2):
             r, cert, key = run_tool(p, account_key, hosts, tmp_path)
             assert r.returncode == 0, r.stderr
             check_certificate(p, cert, key, hosts, tmp_path)
+            assert cert.read_text().count("-----BEGIN CERTIFICATE-----") == 5
         # Pebble does not log its rejections; but each issuance signs about 15
         # requests, so without the retry two in a row would succeed with a
         # probability of 0.7^30 (about 2e-5).
@@ -273,3 +276,40 @@ def test_silent_server_ends_at_the_time_limit(tmp_path, account_key):
     assert 1.5 < took < 5, took
     assert r.stderr.startswith("acme-tool: fetching the ACME directory: GET "), r.stderr
     assert "Timeout was reached" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("where", ["request", "poll"])
+def test_cancel_from_another_thread(tmp_path, account_key, where):
+    """berthd stops an issuance by setting cfg->cancel: inside a request to a silent
+    server, or while polling an authorization that stays pending because pebble's
+    validator is stuck on a challenge port that never answers."""
+    require(ACME_TOOL.exists(), f"{ACME_TOOL} is not built")
+    silent = socket.socket()   # the kernel accepts connections; nobody ever answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    p = None
+    try:
+        if where == "request":
+            argv = ["--directory", f"https://127.0.0.1:{silent.getsockname()[1]}/dir", "--http-port", str(free_port())]
+        else:
+            p = make_pebble(tmp_path, http_port=silent.getsockname()[1])
+            argv = ["--directory", p.directory, "--ca-file", p.ca_file, "--http-port", str(free_port())]
+        argv = [str(ACME_TOOL), *argv, "--account-key", str(account_key), "--timeout", "60",
+                "--cancel-after", "1500", "--out-cert", str(tmp_path / "c"), "--out-key", str(tmp_path / "k"),
+                "x.example.org"]
+        start = time.monotonic()
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        took = time.monotonic() - start
+    finally:
+        silent.close()
+        if p:
+            p.stop()
+    assert r.returncode == 1, r
+    for mark in SANITIZER_MARKS:
+        assert mark not in r.stderr, r.stderr
+    assert 1.4 < took < 4, (took, r.stderr)
+    if where == "request":
+        assert r.stderr.startswith("acme-tool: fetching the ACME directory: GET "), r.stderr
+        assert r.stderr.endswith("/dir: cancelled\n"), r.stderr
+    else:
+        assert r.stderr == "acme-tool: authorization for x.example.org: cancelled while pending\n", r.stderr
