@@ -212,7 +212,7 @@ static int problem_from(const struct json_value *v, struct acme_problem *ret)
 int acme_problem_parse(const char *body, size_t len, struct acme_problem *ret)
 {
     struct json_value *v = NULL;
-    char err[8];
+    char err[256];   /* unused: a body that is not a problem is just that */
     *ret = (struct acme_problem){};
     int r = parse_object(body, len, &v, "problem", err, sizeof(err));
     if (r < 0)

@@ -32,8 +32,9 @@ struct acme_config {
  * GET http://<host>/.well-known/acme-challenge/<token> answers it (the body is exactly
  * key_authorization), and withdraws it (publish=false, key_authorization NULL) once
  * the order is done, failed or not. Returns 0 once the answer is live, or a negative
- * errno (which ends the issuance; the return value of a withdrawal is ignored). token holds only base64url
- * characters, so it is safe in a path. Called on the thread that runs acme_issue. */
+ * errno (which ends the issuance; the return value of a withdrawal is ignored).
+ * token holds only base64url characters, so it is safe in a path. Called on the
+ * thread that runs acme_issue. */
 typedef int (*acme_challenge_fn)(void *data, const char *token, const char *key_authorization, bool publish);
 
 /* Makes a new EC P-256 private key for an account. Returns 0 and the key as PKCS#8
@@ -49,7 +50,8 @@ int acme_account_key_generate(char **ret_pem);
  *
  * hosts are DNS names (letters, digits, '-', '.', a leading "*." allowed; at most 253
  * bytes; 1..100 of them); which names the CA accepts is the CA's policy, and its
- * refusal comes back as its problem document.
+ * refusal comes back as its problem document. A wildcard needs dns-01, which this
+ * client does not answer: such an order fails with -EPROTO, saying so.
  *
  * Returns 0 with *ret_cert_pem (the chain as PEM, leaf first, re-encoded from what
  * the server sent: certificates only), *ret_key_pem (the certificate's PKCS#8 key)
