@@ -6,8 +6,10 @@ Pebble's own HTTPS certificate comes from a throwaway CA made with the openssl
 command; the issued certificates are checked against pebble's issuing root, fetched
 from its management interface. Runs acme-tool from $BERTH_BUILD_DIR."""
 
+import http.server
 import json
 import os
+import threading
 import shutil
 import signal
 import socket
@@ -42,6 +44,21 @@ def wait_port(port, proc, log, timeout=15):
     raise AssertionError(f"port {port} never opened: {log.read_text()}")
 
 
+def make_tls(d):
+    """A throwaway CA and a leaf for localhost/127.0.0.1 in d: (ca, cert, key)."""
+    ca_key, ca = str(d / "ca.key"), str(d / "ca.pem")
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", ca_key, "-out", ca, "-days", "2", "-subj", "/CN=berth test CA",
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign")
+    key, csr, cert, ext = (str(d / n) for n in ("server.key", "server.csr", "server.pem", "server.ext"))
+    (d / "server.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+    openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", key, "-out", csr, "-subj", "/CN=localhost")
+    openssl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-days", "2",
+            "-extfile", ext, "-out", cert)
+    return ca, cert, key
+
+
 class Pebble:
     """pebble + pebble-challtestsrv on free loopback ports, in directory d."""
 
@@ -52,17 +69,7 @@ class Pebble:
         self.port = free_port()
         self.mgmt_port = free_port()
         self.dns_port = free_port()
-        ca_key, ca = str(d / "ca.key"), str(d / "ca.pem")
-        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                "-keyout", ca_key, "-out", ca, "-days", "2", "-subj", "/CN=pebble test CA",
-                "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign")
-        key, csr, cert, ext = (str(d / n) for n in ("pebble.key", "pebble.csr", "pebble.pem", "pebble.ext"))
-        (d / "pebble.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
-        openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                "-keyout", key, "-out", csr, "-subj", "/CN=localhost")
-        openssl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-days", "2",
-                "-extfile", ext, "-out", cert)
-        self.ca_file = ca
+        self.ca_file, cert, key = make_tls(d)
         config = {"pebble": {
             "listenAddress": f"127.0.0.1:{self.port}",
             "managementListenAddress": f"127.0.0.1:{self.mgmt_port}",
@@ -313,3 +320,187 @@ def test_cancel_from_another_thread(tmp_path, account_key, where):
         assert r.stderr.endswith("/dir: cancelled\n"), r.stderr
     else:
         assert r.stderr == "acme-tool: authorization for x.example.org: cancelled while pending\n", r.stderr
+
+
+class FakeAcme:
+    """A hostile ACME server: a correct flow by default (without checking signatures),
+    with one route replaced per test by a bad answer."""
+
+    def __init__(self, d):
+        ca, cert, key = make_tls(d)
+        self.ca_file = ca
+        self.hits = {}
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def answer(self, method):
+                if method == "POST":
+                    self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                key = (method, self.path)
+                server.hits[key] = server.hits.get(key, 0) + 1
+                status, headers, body = server.routes.get(key, (404, [], b"not here"))(self) \
+                    if callable(server.routes.get(key)) else server.routes.get(key, (404, [], b"not here"))
+                if isinstance(body, str):
+                    body = body.encode()
+                self.send_response_only(status)
+                headers = list(headers)
+                for k, v in [("Replay-Nonce", f"n{sum(server.hits.values())}")] + headers:
+                    if v is not None:
+                        self.send_header(k, v)
+                if ("Connection", "close") in headers:
+                    self.close_connection = True   # the body ends with the connection: no length
+                else:
+                    self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if method != "HEAD":
+                    self.wfile.write(body)
+
+            def do_GET(self):
+                self.answer("GET")
+
+            def do_HEAD(self):
+                self.answer("HEAD")
+
+            def do_POST(self):
+                self.answer("POST")
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.base = f"https://127.0.0.1:{self.httpd.server_address[1]}"
+        b = self.base
+        j = {"Content-Type": "application/json"}
+        self.routes = {
+            ("GET", "/dir"): (200, j.items(), json.dumps({"newNonce": b + "/nonce", "newAccount": b + "/acct",
+                                                          "newOrder": b + "/order"})),
+            ("HEAD", "/nonce"): (200, [], b""),
+            ("POST", "/acct"): (201, [("Location", b + "/acct/1")], '{"status":"valid"}'),
+            ("POST", "/order"): (201, [("Location", b + "/order/1")], json.dumps(
+                {"status": "pending", "authorizations": [b + "/authz/1"], "finalize": b + "/fin/1"})),
+            ("POST", "/authz/1"): (200, [], json.dumps(
+                {"status": "pending", "identifier": {"type": "dns", "value": "x.example.org"},
+                 "challenges": [{"type": "http-01", "url": b + "/chal/1", "token": "tok", "status": "pending"}]})),
+            ("POST", "/chal/1"): (200, [], "{}"),
+        }
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join()
+
+
+@pytest.fixture
+def fake(tmp_path):
+    require(ACME_TOOL.exists(), f"{ACME_TOOL} is not built")
+    d = tmp_path / "fake"
+    d.mkdir()
+    f = FakeAcme(d)
+    yield f
+    f.stop()
+
+
+def run_fake(fake, account_key, tmp_path, *extra):
+    argv = [str(ACME_TOOL), "--directory", fake.base + "/dir", "--ca-file", fake.ca_file, "--account-key",
+            str(account_key), "--http-port", str(free_port()), "--out-cert", str(tmp_path / "c"),
+            "--out-key", str(tmp_path / "k"), *extra, "x.example.org"]
+    start = time.monotonic()
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    for mark in SANITIZER_MARKS:
+        assert mark not in r.stderr, r.stderr
+    assert r.returncode == 1, r
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("acme-tool: "), r.stderr
+    assert time.monotonic() - start < 10
+    return r.stderr[len("acme-tool: "):].rstrip("\n")
+
+
+def test_hostile_huge_directory(fake, account_key, tmp_path):
+    fake.routes[("GET", "/dir")] = (200, [], b"{" + b" " * (2 << 20) + b"}")
+    err = run_fake(fake, account_key, tmp_path)
+    assert err == f"fetching the ACME directory: GET {fake.base}/dir: the server's answer is too large", err
+
+
+def test_hostile_huge_body_without_length(fake, account_key, tmp_path):
+    fake.routes[("GET", "/dir")] = (200, [("Connection", "close")], b"{" + b" " * (2 << 20) + b"}")
+    err = run_fake(fake, account_key, tmp_path)
+    assert err == f"fetching the ACME directory: GET {fake.base}/dir: the server's answer is too large", err
+
+
+def test_hostile_header_flood(fake, account_key, tmp_path):
+    fake.routes[("GET", "/dir")] = (200, [(f"X-Junk-{i}", "y" * 1000) for i in range(100)], b"{}")
+    err = run_fake(fake, account_key, tmp_path)
+    assert err.endswith("the server's answer is too large"), err
+
+
+def test_hostile_directory_types(fake, account_key, tmp_path):
+    fake.routes[("GET", "/dir")] = (200, [], '{"newNonce":["x"],"newAccount":1,"newOrder":null}')
+    err = run_fake(fake, account_key, tmp_path)
+    assert err == "fetching the ACME directory: the server's \"newNonce\" is not an https URL", err
+
+
+def test_hostile_no_nonce(fake, account_key, tmp_path):
+    fake.routes[("HEAD", "/nonce")] = (200, [("Replay-Nonce", "bad nonce!")], b"")
+    err = run_fake(fake, account_key, tmp_path)
+    assert err == "registering the account: getting a nonce: the server sent no valid Replay-Nonce", err
+
+
+def test_hostile_endless_bad_nonces(fake, account_key, tmp_path):
+    fake.routes[("POST", "/acct")] = (400, [("Content-Type", "application/problem+json")],
+                                      '{"type":"urn:ietf:params:acme:error:badNonce","detail":"JWS has an invalid anti-replay nonce"}')
+    err = run_fake(fake, account_key, tmp_path)
+    assert err == ("registering the account: urn:ietf:params:acme:error:badNonce: "
+                   "JWS has an invalid anti-replay nonce"), err
+    assert fake.hits[("POST", "/acct")] == 9   # the first try and 8 retries, each with the fresh nonce
+    assert fake.hits.get(("HEAD", "/nonce")) == 1
+
+
+def test_hostile_problem_text_is_one_clean_line(fake, account_key, tmp_path):
+    fake.routes[("POST", "/order")] = (403, [], json.dumps(
+        {"type": "urn:ietf:params:acme:error:unauthorized\nforged: line",
+         "detail": "\u001b[2J\u001b[31mred\r\nforged line " + "z" * 5000}))
+    err = run_fake(fake, account_key, tmp_path)
+    assert err.startswith("ordering the certificate: urn:ietf:params:acme:error:unauthorized forged: line: "
+                          "?[2J?[31mred  forged line zzz"), err
+    assert len(err) < 1100
+
+
+def test_hostile_error_without_problem(fake, account_key, tmp_path):
+    fake.routes[("POST", "/acct")] = (500, [], "<html>oops</html>")
+    err = run_fake(fake, account_key, tmp_path)
+    assert err == "registering the account: the server answered HTTP 500", err
+
+
+def test_hostile_token_and_account(fake, account_key, tmp_path):
+    fake.routes[("POST", "/authz/1")] = (200, [], json.dumps(
+        {"status": "pending", "identifier": {"type": "dns", "value": "x.example.org"},
+         "challenges": [{"type": "http-01", "url": fake.base + "/chal/1", "token": "../../etc/passwd",
+                         "status": "pending"}]}))
+    err = run_fake(fake, account_key, tmp_path)
+    assert err == "fetching an authorization: the server's http-01 challenge has no valid token", err
+
+    fake.routes[("POST", "/acct")] = (201, [], '{"status":"valid"}')   # no Location
+    err = run_fake(fake, account_key, tmp_path)
+    assert err == "registering the account: the server sent no account URL", err
+
+
+def test_hostile_endless_pending_ends_at_the_time_limit(fake, account_key, tmp_path):
+    # Retry-After asks for an hour: capped, and the poll gives up at the deadline.
+    authz = fake.routes[("POST", "/authz/1")]
+    fake.routes[("POST", "/authz/1")] = (200, [("Retry-After", "3600")], authz[2])
+    start = time.monotonic()
+    err = run_fake(fake, account_key, tmp_path, "--timeout", "3")
+    assert err == "authorization for x.example.org: still pending when the time limit of 3 s ran out", err
+    assert time.monotonic() - start < 2   # a 30 s wait cannot fit in 3 s: no point in sleeping
+
+
+def test_hostile_redirect_is_not_followed(fake, account_key, tmp_path):
+    fake.routes[("GET", "/dir")] = (301, [("Location", "http://127.0.0.1:1/dir")], b"")
+    err = run_fake(fake, account_key, tmp_path)
+    assert err == "fetching the ACME directory: the server answered HTTP 301", err
