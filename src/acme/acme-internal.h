@@ -121,7 +121,7 @@ int acme_problem_parse(const char *body, size_t len, struct acme_problem *ret);
 int acme_order_parse(const char *body, size_t len, struct acme_order *ret, char *err, size_t err_size);
 int acme_authz_parse(const char *body, size_t len, struct acme_authz *ret, char *err, size_t err_size);
 /* The account object's status (newAccount's answer): -EPROTO unless it is an object
- * whose status, when present, is a known status. */
+ * whose status, when present, is a known status; an empty body counts as valid. */
 int acme_account_parse(const char *body, size_t len, enum acme_status *ret, char *err, size_t err_size);
 /* Writes "<type>: <detail>" (or what of it exists) into out; "for <identifier>" is
  * added when a subproblem named one. */

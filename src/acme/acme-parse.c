@@ -253,6 +253,11 @@ int acme_problem_errno(const struct acme_problem *p)
 int acme_account_parse(const char *body, size_t len, enum acme_status *ret, char *err, size_t err_size)
 {
     struct json_value *v = NULL;
+    if (len == 0) {
+        /* An existing account may come back as a bare 200 with its Location. */
+        *ret = ACME_STATUS_VALID;
+        return 0;
+    }
     int r = parse_object(body, len, &v, "account", err, err_size);
     if (r < 0)
         return r;

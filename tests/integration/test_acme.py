@@ -504,3 +504,24 @@ def test_hostile_redirect_is_not_followed(fake, account_key, tmp_path):
     fake.routes[("GET", "/dir")] = (301, [("Location", "http://127.0.0.1:1/dir")], b"")
     err = run_fake(fake, account_key, tmp_path)
     assert err == "fetching the ACME directory: the server answered HTTP 301", err
+
+
+def test_retry_after_is_honoured(fake, account_key, tmp_path):
+    # The authorization stays pending twice, asking for 1 s each time, then fails.
+    pending = fake.routes[("POST", "/authz/1")][2]
+    invalid = json.loads(pending)
+    invalid["status"] = "invalid"
+    invalid["challenges"][0]["error"] = {"type": "urn:ietf:params:acme:error:connection", "detail": "refused"}
+    times = []
+
+    def authz(handler):
+        times.append(time.monotonic())
+        if len(times) <= 3:   # the fetch before answering, then two polls
+            return 200, [("Retry-After", "1")], pending
+        return 200, [], json.dumps(invalid)
+
+    fake.routes[("POST", "/authz/1")] = authz
+    err = run_fake(fake, account_key, tmp_path)
+    assert err == "authorization for x.example.org failed: urn:ietf:params:acme:error:connection: refused", err
+    assert len(times) == 4, times
+    assert 0.9 < times[2] - times[1] < 1.5 and 0.9 < times[3] - times[2] < 1.5, times

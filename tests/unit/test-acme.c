@@ -536,6 +536,8 @@ static void test_account_status(void **state)
     assert_int_equal(s, ACME_STATUS_VALID);
     assert_int_equal(acme_account_parse("{\"status\":\"deactivated\"}", 24, &s, err, sizeof(err)), 0);
     assert_int_equal(s, ACME_STATUS_DEACTIVATED);
+    assert_int_equal(acme_account_parse("", 0, &s, err, sizeof(err)), 0);
+    assert_int_equal(s, ACME_STATUS_VALID);
     assert_int_equal(acme_account_parse("{\"status\":3}", 12, &s, err, sizeof(err)), -EPROTO);
     assert_int_equal(acme_account_parse("nope", 4, &s, err, sizeof(err)), -EPROTO);
 }
