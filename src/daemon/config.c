@@ -218,6 +218,41 @@ static int yaml_user_site_limits(struct berthd_config *cfg, struct fy_node *v, c
     return 0;
 }
 
+/* acme: {directory: https://..., email: ops@example.org, ca_file: /path/ca.pem} */
+static int yaml_acme(struct berthd_config *cfg, struct fy_node *v, const char *path, char *err, size_t n)
+{
+    if (!fy_node_is_mapping(v)) {
+        snprintf(err, n, "config file %s: acme must be a mapping such as "
+                         "{directory: https://acme-v02.api.letsencrypt.org/directory, email: you@example.org}", path);
+        return -EINVAL;
+    }
+    void *iter = NULL;
+    struct fy_node_pair *pair;
+    while ((pair = fy_node_mapping_iterate(v, &iter))) {
+        const char *key = scalar(fy_node_pair_key(pair)), *s = scalar(fy_node_pair_value(pair));
+        if (key && s && streq(key, "directory") && strncmp(s, "https://", 8) == 0 && strlen(s) < 2048 &&
+            !strpbrk(s, " \t\r\n")) {
+            set_string(&cfg->acme_directory, s);
+        } else if (key && s && streq(key, "email") && strchr(s, '@') && strlen(s) < 256 && !strpbrk(s, " \t\r\n,")) {
+            set_string(&cfg->acme_email, s);
+        } else if (key && s && streq(key, "ca_file") && s[0] == '/') {
+            set_string(&cfg->acme_ca_file, s);
+        } else {
+            snprintf(err, n, "config file %s: acme.%s must be %s", path, key ? key : "?",
+                     key && streq(key, "directory") ? "the https:// URL of the CA's ACME directory"
+                     : key && streq(key, "email") ? "an email address"
+                     : key && streq(key, "ca_file") ? "an absolute path to a PEM file"
+                     : "one of directory, email and ca_file");
+            return -EINVAL;
+        }
+    }
+    if (!cfg->acme_directory) {
+        snprintf(err, n, "config file %s: acme needs a directory (the CA's ACME directory URL)", path);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 int berthd_config_load_file(struct berthd_config *cfg, bool *flags_set, char *err, size_t n)
 {
     const char *path = cfg->config_path ?: BERTHD_DEFAULT_CONFIG;
@@ -332,6 +367,8 @@ int berthd_config_load_file(struct berthd_config *cfg, bool *flags_set, char *er
             }
         } else if (streq(key, "user_site_limits")) {
             r = yaml_user_site_limits(cfg, v, path, err, n);
+        } else if (streq(key, "acme")) {
+            r = yaml_acme(cfg, v, path, err, n);
         } else if (streq(key, "front_uid") || streq(key, "front_gid") || streq(key, "workers")) {
             if (!s || parse_uint(s, streq(key, "workers") ? 1 : 1, streq(key, "workers") ? 64 : 0xfffffffeULL, &num) < 0) {
                 snprintf(err, n, "config file %s: %s must be a positive number", path, key);
@@ -421,6 +458,9 @@ void berthd_config_done(struct berthd_config *cfg)
     free(cfg->nat_bridge);
     free(cfg->nat_ipv4);
     free(cfg->nat_ipv6);
+    free(cfg->acme_directory);
+    free(cfg->acme_email);
+    free(cfg->acme_ca_file);
     for (size_t i = 0; i < cfg->n_nat_allow; i++)
         free(cfg->nat_allow[i]);
     for (size_t i = 0; i < cfg->n_http; i++)

@@ -4,6 +4,8 @@
 
 #include "common/util.h"
 
+struct evloop;
+
 #define BERTHD_DEFAULT_CONFIG "/etc/berth/berth.yaml"
 #define BERTHD_MAX_LISTENERS 16
 #define BERTHD_MAX_NAT_ALLOW 32
@@ -39,6 +41,12 @@ struct berthd_config {
     char *nat_allow[BERTHD_MAX_NAT_ALLOW + 1];  /* "udp/53": host services sites may
                                                    reach; NULL-terminated, empty by default */
     size_t n_nat_allow;
+    /* acme: certificates from an ACME CA (Let's Encrypt) for the sites' public names;
+     * NULL directory: berth's local CA only */
+    char *acme_directory;           /* the CA's directory URL (https://) */
+    char *acme_email;               /* account contact; NULL: none */
+    char *acme_ca_file;             /* PEM the ACME server's own certificate is checked
+                                       against; NULL: the system's trusted CAs */
 };
 
 /* Parses argv into cfg (which must be zeroed). Returns 0, 1 if --help or --version
@@ -82,3 +90,29 @@ int berthd_listener_bind(const char *kind, const char *spec, struct berthd_liste
  * activation, connections made while berthd restarts wait in their backlog. */
 int berthd_listener_open(const char *kind, const char *spec, int *inherited, size_t n_inherited,
                          struct berthd_listener *ret, char *err, size_t n);
+
+/* ---- ACME orders (acme-orders.c) ----
+ * Certificates for the sites' public names from the ACME CA of the config's acme:
+ * section. Each order runs the ACME client in a child process dropped to an
+ * unprivileged uid; a failed order is tried again after a doubling backoff (5 min
+ * to a day; BERTH_TEST_ACME_RETRY_MS sets the first wait for tests). */
+struct berthd_acme;
+struct berthd_acme_callbacks {
+    void *data;
+    /* Publishes (key_authorization set) or withdraws (NULL) an http-01 answer in
+     * the front. Negative errno: the order fails. */
+    int (*challenge)(void *data, const char *token, const char *key_authorization, bool publish);
+    /* An order ended: the chain and key on success, else error (one line). hosts
+     * is what was asked, '\n'-joined; the site may have other names by now. */
+    void (*done)(void *data, const char *site, const char *hosts, const char *cert_pem, const char *key_pem,
+                 const char *error);
+};
+int berthd_acme_new(struct evloop *loop, const struct berthd_config *cfg, const char *account_key_pem,
+                    const struct berthd_acme_callbacks *cb, struct berthd_acme **ret);
+/* Wants a certificate for site's hosts ('\n'-joined, sorted): starts an order at
+ * once when a slot is free and the site's backoff allows, else as soon as they do.
+ * Asking again for the same names changes nothing. */
+void berthd_acme_request(struct berthd_acme *a, const char *site, const char *hosts);
+/* The site is gone: its order, if one runs, is killed and its answers withdrawn. */
+void berthd_acme_forget(struct berthd_acme *a, const char *site);
+void berthd_acme_free(struct berthd_acme *a);

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "api/api.h"
+#include "acme/acme.h"
 #include "certs/certs.h"
 #include "common/fs.h"
 #include "common/log.h"
@@ -41,6 +42,7 @@ struct berthd {
     struct certs_leaf panel_cert; /* panel.<base>: issued at each start, not stored */
     struct ev_timer *cert_timer;
     uint64_t cert_renew_ms;
+    struct berthd_acme *acme;     /* orders from the ACME CA of acme: in berth.yaml; NULL: none */
     struct berthd_listener listeners[2 * BERTHD_MAX_LISTENERS];
     struct api_listener api_listeners[2 * BERTHD_MAX_LISTENERS];
     size_t n_listeners;
@@ -196,8 +198,52 @@ static bool site_cert_current(struct berthd *d, const char *site, const char *co
     return current;
 }
 
-/* The certificate for a site's hosts into *ret: the stored one when current, else a
- * new one, stored. On a failure to issue or store, *ret stays empty (the front then
+/* Whether a public CA could issue for host: not an address, and not under a name
+ * reserved for local or test use (RFC 6761, RFC 8375), which ACME CAs refuse. */
+static bool publicly_issuable(const char *host)
+{
+    static const char *const reserved[] = { "localhost", "local", "internal", "test", "invalid", "example",
+                                            "home.arpa", "lan" };
+    if (strchr(host, ':') || strspn(host, "0123456789.") == strlen(host))
+        return false;
+    size_t n = strlen(host);
+    for (size_t i = 0; i < ARRAY_SIZE(reserved); i++) {
+        size_t m = strlen(reserved[i]);
+        if (streq(host, reserved[i]) || (n > m && host[n - m - 1] == '.' && streq(host + n - m, reserved[i])))
+            return false;
+    }
+    return true;
+}
+
+/* With ACME: the site's certificate from the ACME CA into *ret when one is stored
+ * and still valid (even for an older set of names: better than none while a new
+ * order runs), and an order for its public names when that one is missing, stale
+ * or for other names. false: serve a local one meanwhile. */
+static bool site_acme_certificate(struct berthd *d, const char *site, const char *const *hosts, size_t n_hosts,
+                                  struct store_certificate *ret)
+{
+    const char *public[CERTS_MAX_HOSTS];
+    size_t n_public = 0;
+    for (size_t i = 0; i < n_hosts; i++)
+        if (publicly_issuable(hosts[i]))
+            public[n_public++] = hosts[i];
+    _cleanup_free_ char *joined = NULL;
+    if (n_public == 0 || certs_hosts_join(public, n_public, &joined) < 0)
+        return false;
+    struct store_certificate c = { 0 };
+    bool have = store_certificate_get(d->store, site, &c) == 0 && streq(c.issuer, "acme") && c.not_after > now_s();
+    if (!have || !streq(c.hosts, joined) || !cert_fresh(c.not_after))
+        berthd_acme_request(d->acme, site, joined);
+    if (have)
+        *ret = c;
+    else
+        store_certificate_done(&c);
+    return have;
+}
+
+/* The certificate for a site's hosts into *ret: with ACME, the CA's (see above);
+ * else, or until the CA's comes, the stored local one when current, else a new
+ * one, stored. On a failure to issue or store, *ret stays empty (the front then
  * shows the default certificate for these hosts) and the failure is logged: a
  * certificate never stops a site or berthd. */
 static void site_certificate(struct berthd *d, const char *site, const char *const *hosts, size_t n_hosts,
@@ -208,6 +254,8 @@ static void site_certificate(struct berthd *d, const char *site, const char *con
                     "default certificate", site, n_hosts, CERTS_MAX_HOSTS);
         n_hosts = CERTS_MAX_HOSTS;
     }
+    if (d->acme && site_acme_certificate(d, site, hosts, n_hosts, ret))
+        return;
     if (site_cert_current(d, site, hosts, n_hosts, ret))
         return;
     struct certs_leaf leaf;
@@ -383,6 +431,8 @@ static void on_site_change(void *data, enum sites_change change, const struct st
         sites_stats_remove(d->stats, site->name);
     if (d->runtime)
         sites_runtime_site_changed(d->runtime, change, site);
+    if (d->acme && change == SITES_CHANGE_REMOVE)
+        berthd_acme_forget(d->acme, site->name);
     if (!d->front)
         return;
     if (change == SITES_CHANGE_REMOVE)
@@ -543,6 +593,89 @@ static int setup_tls(struct berthd *d)
     return 0;
 }
 
+/* ---- ACME ---- */
+
+static int on_acme_challenge(void *data, const char *token, const char *key_authorization, bool publish)
+{
+    struct berthd *d = data;
+    if (!d->front)
+        return -ENOTCONN;
+    if (!publish) {
+        (void)front_supervisor_challenge_remove(d->front, token);
+        return 0;
+    }
+    return front_supervisor_challenge_set(d->front, token, key_authorization);
+}
+
+/* An order ended. A certificate is stored only while the site still wants these
+ * names (a change meanwhile has ordered another), then the site goes to the front
+ * with it. Failures were logged by the orders. */
+static void on_acme_done(void *data, const char *site, const char *hosts, const char *cert_pem,
+                         const char *key_pem, const char *error)
+{
+    struct berthd *d = data;
+    if (error)
+        return;
+    int64_t not_after;
+    if (certs_pem_not_after(cert_pem, &not_after) < 0 || not_after <= now_s()) {
+        log_warning("ACME: the certificate for site %s is not one berth can use; kept the one it had", site);
+        return;
+    }
+    struct store_site s;
+    if (store_site_get(d->store, site, &s) < 0)
+        return;   /* removed meanwhile */
+    struct store_certificate c = {
+        .hosts = (char *)hosts, .cert_pem = (char *)cert_pem, .key_pem = (char *)key_pem, .not_after = not_after,
+        .issuer = "acme",
+    };
+    int r = store_certificate_put(d->store, site, &c);
+    if (r < 0) {
+        log_warning_errno(r, "ACME: cannot store the certificate of site %s (%s)", site, store_errmsg(d->store));
+    } else {
+        size_t names = 1;
+        for (const char *p = hosts; *p; p++)
+            names += *p == '\n';
+        log_info("ACME: site %s has a certificate from its CA for %zu name%s, valid %lld days", site, names,
+                 names == 1 ? "" : "s", (long long)((not_after - now_s()) / 86400));
+        if (d->front)
+            push_site_to_front(d, &s);
+    }
+    store_site_done(&s);
+}
+
+/* The ACME account key in <state>/acme/account.key, made on the first start with
+ * acme: configured, then the orders' runner. */
+static int setup_acme(struct berthd *d)
+{
+    if (!d->cfg.acme_directory)
+        return 0;
+    char dir[4096], path[4200];
+    snprintf(dir, sizeof(dir), "%s/acme", d->cfg.state_dir);
+    snprintf(path, sizeof(path), "%s/account.key", dir);
+    int r = ensure_dir(AT_FDCWD, dir, geteuid(), getegid(), 0700);
+    if (r < 0)
+        return log_errno(r, "cannot create %s", dir);
+    _cleanup_free_ char *key = NULL;
+    size_t len;
+    r = read_file(path, 64 * 1024, &key, &len);
+    if (r == -ENOENT) {
+        r = acme_account_key_generate(&key);
+        if (r >= 0)
+            r = write_file_atomic(path, key, strlen(key), 0600);
+        if (r < 0)
+            return log_errno(r, "cannot make the ACME account key %s", path);
+        log_notice("made an ACME account key in %s", path);
+    } else if (r < 0) {
+        return log_errno(r, "cannot read the ACME account key %s", path);
+    }
+    struct berthd_acme_callbacks cb = { .data = d, .challenge = on_acme_challenge, .done = on_acme_done };
+    r = berthd_acme_new(d->loop, &d->cfg, key, &cb, &d->acme);
+    if (r < 0)
+        return log_errno(r, "cannot set up ACME");
+    log_info("ACME: sites' public names get certificates from %s", d->cfg.acme_directory);
+    return 0;
+}
+
 /* Creates one demo site with one file in its public/. */
 static int dev_demo_site(struct berthd *d, const char *name, const char *type, const char *file,
                          const char *text)
@@ -647,6 +780,7 @@ static void berthd_done(struct berthd *d)
     }
     sites_exec_free(d->exec);
     sites_runtime_free(d->runtime);
+    berthd_acme_free(d->acme);   /* withdraws its challenges from the front: before it */
     front_supervisor_free(d->front);
     sites_free(d->sites);
     sites_stats_free(d->stats);
@@ -769,6 +903,8 @@ static int run(struct berthd *d)
 
     if ((r = evloop_new(&d->loop)) < 0)
         return log_errno(r, "cannot create the event loop");
+    if ((r = setup_acme(d)) < 0)
+        return r;
     if ((r = sites_stats_new(now_s(), &d->stats)) < 0)
         return log_errno(r, "cannot set up site statistics");
     load_stats(d);

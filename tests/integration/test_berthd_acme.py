@@ -1,0 +1,122 @@
+"""berthd getting its sites' certificates from an ACME CA (acme: in berth.yaml):
+Debian's pebble with pebble-challtestsrv as its DNS (every name is 127.0.0.1), its
+http-01 checks going to berthd's own HTTP listener, so the challenge answers are the
+front's. The client is src/acme, run by berthd in an unprivileged child per order."""
+
+import sqlite3
+import subprocess
+import time
+
+import pytest
+
+from test_acme import make_pebble
+
+
+def wait_for(predicate, timeout=60.0, step=0.2):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(step)
+
+
+def certificate(d, site):
+    db = sqlite3.connect(f"file:{d.state_dir / 'berth.db'}?mode=ro", uri=True)
+    try:
+        return db.execute("SELECT c.hosts, c.cert_pem, c.issuer FROM certificates c JOIN sites s ON "
+                          "s.id = c.site_id WHERE s.name = ?", (site,)).fetchone()
+    finally:
+        db.close()
+
+
+def acme_daemon(daemon_factory, pebble, http_port, env=None):
+    d = daemon_factory()
+    d.http = [f"127.0.0.1:{http_port}"]
+    d.https = ["127.0.0.1:0"]
+    d.root.mkdir(parents=True, exist_ok=True)
+    path = d.config_path()
+    path.write_text(path.read_text() + f"acme:\n  directory: {pebble.directory}\n  ca_file: {pebble.ca_file}\n"
+                    "  email: ops@example.org\n")
+    d.start(env=env)
+    return d
+
+
+def https_port(d):
+    return int([l for l in d.status()["listeners"] if l["kind"] == "https"][0]["address"].rsplit(":", 1)[1])
+
+
+def curl(d, host, cafile, path="/"):
+    port = https_port(d)
+    return subprocess.run(["curl", "-sS", "--cacert", str(cafile), "--resolve", f"{host}:{port}:127.0.0.1",
+                           f"https://{host}:{port}{path}"], capture_output=True, timeout=30)
+
+
+@pytest.fixture
+def pebble(tmp_path):
+    p = make_pebble(tmp_path)
+    yield p
+    p.stop()
+
+
+def test_sites_get_certificates_from_the_acme_ca(daemon_factory, pebble, tmp_path):
+    from test_berthd_front import write_page
+    d = acme_daemon(daemon_factory, pebble, pebble.http_port)
+    assert (d.state_dir / "acme/account.key").stat().st_mode & 0o777 == 0o600
+    d.ok("site", "create", "blog", "--domain", "blog.example.org")
+    write_page(d, "blog", "index.html", "<h1>blog</h1>")
+    row = wait_for(lambda: (c := certificate(d, "blog")) and c[2] == "acme" and c)
+    assert row, d.log()[-3000:]
+    assert row[0] == "blog.example.org\nblog.test.berth"
+    root = tmp_path / "pebble-root.pem"
+    root.write_text(pebble.root())
+    # Served under it: a client trusting only the ACME CA's root checks both names.
+    for host in ("blog.example.org", "blog.test.berth"):
+        r = wait_for(lambda: (c := curl(d, host, root)).returncode == 0 and c, timeout=10)
+        assert r and r.stdout == b"<h1>blog</h1>", curl(d, host, root).stderr
+    assert "ACME: site blog has a certificate from its CA for 2 names" in d.log()
+
+    # A restart keeps it: no new order.
+    d.stop()
+    d.log_path.write_text("")
+    d.start()
+    assert curl(d, "blog.example.org", root).returncode == 0
+    assert "ACME: ordering" not in d.log()
+
+    # A new domain: a new order; meanwhile the old certificate still serves the old names.
+    d.ok("site", "set", "blog", "--domain", "www.example.org")
+    row = wait_for(lambda: (c := certificate(d, "blog")) and "www.example.org" in c[0] and c[2] == "acme" and c)
+    assert row, d.log()[-3000:]
+    assert wait_for(lambda: curl(d, "www.example.org", root).returncode == 0, timeout=10)
+
+
+def test_a_failed_order_is_retried_and_the_site_keeps_a_local_certificate(daemon_factory, pebble):
+    """pebble checks the challenges on a port where nothing answers: every order
+    fails; the site is served under berth's local CA meanwhile, and the order is
+    tried again after the backoff."""
+    from conftest import free_port
+    d = acme_daemon(daemon_factory, pebble, free_port(), env={"BERTH_TEST_ACME_RETRY_MS": "500"})
+    d.ok("site", "create", "shop")
+    assert wait_for(lambda: d.log().count("ACME: no certificate for site shop") >= 2), d.log()[-3000:]
+    assert "urn:ietf:params:acme:error" in d.log()
+    row = certificate(d, "shop")
+    assert row and row[2] == "local"
+    r = curl(d, "shop.test.berth", d.state_dir / "tls/ca.pem")
+    assert r.returncode == 0, r.stderr
+    # Removing the site ends its orders for good.
+    d.ok("site", "rm", "shop")
+    time.sleep(1.5)
+    n = d.log().count("ACME: ordering a certificate for site shop")
+    time.sleep(1.5)
+    assert d.log().count("ACME: ordering a certificate for site shop") == n
+
+
+def test_a_bad_acme_section_stops_the_start(daemon_factory):
+    d = daemon_factory()
+    d.root.mkdir(parents=True, exist_ok=True)
+    path = d.config_path()
+    path.write_text(path.read_text() + "acme:\n  directory: http://insecure.example/dir\n")
+    d.start(wait=False)
+    assert d.proc.wait(timeout=20) == 2 or d.proc.returncode != 0
+    d.proc = None
+    assert "acme.directory must be the https:// URL" in d.log()
