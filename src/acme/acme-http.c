@@ -212,7 +212,7 @@ int acme_http_request(struct acme_http *h, const char *method, const char *url, 
         if (cc == CURLE_ABORTED_BY_CALLBACK) {
             snprintf(err, err_size, "%s %s: cancelled", method, url);
             r = -ECANCELED;
-        } else if (resp->too_large) {
+        } else if (resp->too_large || cc == CURLE_FILESIZE_EXCEEDED) {
             snprintf(err, err_size, "%s %s: the server's answer is too large", method, url);
             r = -EPROTO;
         } else {

@@ -17,10 +17,6 @@
 #define POLL_MAX_MS 4000
 #define PEM_CHAIN "application/pem-certificate-chain"
 
-struct published {
-    char *token;
-};
-
 struct issuance {
     const struct acme_config *cfg;
     struct acme_http http;
