@@ -296,6 +296,13 @@ static int push_site_to_front(struct berthd *d, const struct store_site *site)
     size_t n_hosts = site_hosts(d, site, default_host, sizeof(default_host), hosts, ARRAY_SIZE(hosts));
     struct store_certificate cert = { 0 };
     site_certificate(d, site->name, hosts, n_hosts, &cert);
+    /* Plain HTTP goes to HTTPS once browsers trust the certificate for every name
+     * of the site (an ACME CA's for all of them): with berth's local CA visitors
+     * would be sent into a warning. */
+    _cleanup_free_ char *all_hosts = NULL;
+    bool redirect = cert.issuer && streq(cert.issuer, "acme") &&
+                    certs_hosts_join(hosts, MIN(n_hosts, (size_t)CERTS_MAX_HOSTS), &all_hosts) >= 0 &&
+                    streq(all_hosts, cert.hosts);
     sites_dir(d->sites, site->name, dir, sizeof(dir));
     snprintf(public_dir, sizeof(public_dir), "%s/public", dir);
     snprintf(logs_dir, sizeof(logs_dir), "%s/logs", dir);
@@ -318,6 +325,7 @@ static int push_site_to_front(struct berthd *d, const struct store_site *site)
         .upstream_timeout_ms = streq(site->type, "php") ? (php_site_time_limit(site->php_settings) + 1) * 1000 : 0,
         .tls_cert = cert.cert_pem,
         .tls_key = cert.key_pem,
+        .https_redirect = redirect,
     };
     int r = front_supervisor_site_upsert(d->front, &fs);
     store_certificate_done(&cert);

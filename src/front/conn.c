@@ -659,6 +659,30 @@ static bool answer_challenge(struct conn *c)
     return true;
 }
 
+/* 308 (the method and body are kept) to the same target over HTTPS, on the
+ * front's first HTTPS port. false when the answer cannot be built (then the
+ * request is served over HTTP as it came). */
+static bool redirect_to_https(struct conn *c, const char *host, size_t host_len)
+{
+    const struct http1_request *req = &c->req;
+    if (req->path_len == 0 || req->path[0] != '/')
+        return false;   /* OPTIONS *: nothing to redirect to */
+    size_t size = sizeof("Location: https://:65535\r\n") + host_len + req->path_len;
+    char *loc = malloc(size);
+    if (!loc)
+        return false;
+    int n = c->w->https_port == 443
+                ? snprintf(loc, size, "Location: https://%.*s%.*s\r\n", (int)host_len, host, (int)req->path_len,
+                           req->path)
+                : snprintf(loc, size, "Location: https://%.*s:%u%.*s\r\n", (int)host_len, host,
+                           (unsigned)c->w->https_port, (int)req->path_len, req->path);
+    bool ok = n > 0 && (size_t)n < size;
+    if (ok && front_conn_error(c, 308, loc) < 0)
+        front_conn_close(c);
+    free(loc);
+    return ok;
+}
+
 static void dispatch(struct conn *c)
 {
     struct worker *w = c->w;
@@ -709,6 +733,8 @@ static void dispatch(struct conn *c)
         front_conn_error(c, 503, NULL);
         return;
     }
+    if (site->https_redirect && !c->tls && w->https_port && redirect_to_https(c, host, host_len))
+        return;
     if (req->method == HTTP_CONNECT) {
         /* berth is not a forward proxy, and no backend is asked to be one. What
          * follows would be tunnel bytes: the connection closes. */

@@ -53,6 +53,7 @@ struct vsite {
     char *tls_cert, *tls_key;    /* PEM from the route; NULL: the default certificate */
     struct ssl_ctx_st *tls_ctx;  /* made from them on the first handshake naming the site */
     bool tls_ctx_failed;         /* they could not be used (logged once) */
+    bool https_redirect;         /* plain HTTP gets a 308 to HTTPS */
 };
 
 struct client {
@@ -137,6 +138,7 @@ struct worker {
     struct site_activity *activity_list; /* the same entries, for walking while removing */
     uint64_t activity_sent_ms;   /* when the last report went out */
     uint32_t site_max_requests;  /* this worker's share of cfg->site_max_requests; 0: no limit */
+    uint16_t https_port;         /* of the first HTTPS listener, for redirects; 0: none */
 };
 
 /* The worker's tick: timeouts, cached clock, log flushes, spreading. */

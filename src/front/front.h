@@ -47,6 +47,9 @@ struct front_site {
     const char *tls_cert;          /* PEM: the certificate for the site's hosts, then its chain;
                                       NULL: HTTPS requests for its hosts get the default one */
     const char *tls_key;           /* PEM: the certificate's private key (with tls_cert) */
+    bool https_redirect;           /* plain HTTP requests get a 308 to the same URL over HTTPS
+                                      (ACME challenges excepted); set it only when tls_cert is
+                                      one browsers trust for every host of the site */
 };
 
 /* Front-wide settings. Fill with front_config_init(), then override. Strings are

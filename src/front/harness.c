@@ -16,7 +16,7 @@
  * Route file: one site per line, "key=value" words separated by spaces:
  *   name=blog type=static|php|app state=serving|stopped public=/abs/public
  *   logs=/abs/logs uid=1001 backend=/abs/app.sock max_body=1048576 timeout_ms=30000
- *   hosts=blog.localhost,www.example.com cert=/abs/cert.pem key=/abs/key.pem
+ *   hosts=blog.localhost,www.example.com cert=/abs/cert.pem key=/abs/key.pem redirect=https
  * "challenge TOKEN KEY_AUTHORIZATION" publishes an ACME http-01 answer.
  * Lines starting with '#' are ignored. SIGHUP re-reads the file: new and changed
  * sites are upserted, missing ones removed. SIGUSR1 reopens logs; SIGTERM stops.
@@ -163,6 +163,8 @@ static int parse_line(char *line, struct front_site *s, const char **hosts, size
             s->uid = (uid_t)n;
         else if (streq(k, "max_body") && parse_size(v, &n) == 0)
             s->max_body = n;
+        else if (streq(k, "redirect") && streq(v, "https"))
+            s->https_redirect = true;
         else if (streq(k, "timeout_ms") && parse_uint(v, 0, UINT32_MAX, &n) == 0)
             s->upstream_timeout_ms = (uint32_t)n;
         else if (streq(k, "cert") && !s->tls_cert) {

@@ -175,8 +175,8 @@ int front_host_normalize(const char *in, size_t len, char *out, size_t *ret_len)
 /* ---- control messages ----
  * UPSERT: u32 type, u32 site type, u32 state, u32 uid, u64 max_body, u32 n_hosts,
  * then strings each as u32 length + bytes: name, public_dir, logs_dir, backend, hosts;
- * then u32 upstream_timeout_ms (added later: a message without it decodes as 0).
- * A NULL string is length 0xffffffff. Both ends are the same binary, so host byte
+ * then u32 upstream_timeout_ms, the certificate and its key (PEM strings), u32
+ * https_redirect. A NULL string is length 0xffffffff. Both ends are the same binary, so host byte
  * order is fine. */
 
 static int put_u32(struct buf *b, uint32_t v) { return buf_append(b, &v, sizeof(v)); }
@@ -248,6 +248,8 @@ int front_msg_site_encode(const struct front_site *site, struct buf *out)
         r = put_pem(&b, site->tls_cert);
     if (r >= 0)
         r = put_pem(&b, site->tls_key);
+    if (r >= 0)
+        r = put_u32(&b, site->https_redirect ? 1 : 0);
     if (r >= 0)
         r = buf_append(out, b.data, b.len);
 out:
@@ -325,6 +327,12 @@ int front_msg_site_decode(const char *msg, size_t len, struct front_site_msg *re
     if ((r = get(&rd, &s.upstream_timeout_ms, 4)) < 0 || (r = get_str(&rd, &arena, &s.tls_cert)) < 0 ||
         (r = get_str(&rd, &arena, &s.tls_key)) < 0)
         goto fail;
+    uint32_t redirect;
+    if ((r = get(&rd, &redirect, 4)) < 0 || redirect > 1) {
+        r = -EBADMSG;
+        goto fail;
+    }
+    s.https_redirect = redirect;
     if (!s.tls_cert != !s.tls_key) {
         r = -EBADMSG;
         goto fail;

@@ -135,6 +135,7 @@ static int site_upsert(struct worker *w, const struct front_site *fs)
     s->upstream_timeout_ms = fs->upstream_timeout_ms ? fs->upstream_timeout_ms
                                                      : w->cfg->upstream_read_timeout_ms;
     s->root_fd = -1;
+    s->https_redirect = fs->https_redirect;
     if (fs->logs_dir) {
         int r = open_site_log(w, fs->logs_dir, "access.log", &s->access_log);
         if (r < 0)
@@ -464,6 +465,14 @@ _noreturn_ void front_worker_main(const struct front_config *cfg, struct front_s
      * evenly, and never more than the limit in all. */
     unsigned n_workers = spread ? MAX(spread->n_workers, 1u) : 1;
     w.site_max_requests = cfg->site_max_requests ? (cfg->site_max_requests + n_workers - 1) / n_workers : 0;
+    for (size_t l = 0; l < spread->n_listen && l < 64 && !w.https_port; l++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        if (((cfg->tls_listeners >> l) & 1) &&
+            getsockname(front_spread_socket(spread, l, index), (struct sockaddr *)&ss, &sl) == 0)
+            w.https_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                          : ((struct sockaddr_in *)&ss)->sin_port);
+    }
     w.ctl_fd = ctl_fd;
     w.ctl_buf = malloc(FRONT_MSG_MAX + 1);
     update_clock(&w);

@@ -96,6 +96,8 @@ class Site:
             words.append(f"timeout_ms={o['timeout_ms']}")
         if o.get("cert"):
             words.append(f"cert={o['cert']} key={o['key']}")
+        if o.get("redirect"):
+            words.append("redirect=https")
         return " ".join(words)
 
     def access_log(self):

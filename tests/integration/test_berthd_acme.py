@@ -75,6 +75,14 @@ def test_sites_get_certificates_from_the_acme_ca(daemon_factory, pebble, tmp_pat
         r = wait_for(lambda: (c := curl(d, host, root)).returncode == 0 and c, timeout=10)
         assert r and r.stdout == b"<h1>blog</h1>", curl(d, host, root).stderr
     assert "ACME: site blog has a certificate from its CA for 2 names" in d.log()
+    # Trusted for every name now: plain HTTP is sent to HTTPS.
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", pebble.http_port, timeout=10)
+    conn.request("GET", "/index.html?x=1", headers={"Host": "blog.example.org"})
+    r = conn.getresponse()
+    assert r.status == 308
+    assert r.getheader("Location") == f"https://blog.example.org:{https_port(d)}/index.html?x=1"
+    conn.close()
 
     # A restart keeps it: no new order.
     d.stop()
@@ -101,6 +109,9 @@ def test_a_failed_order_is_retried_and_the_site_keeps_a_local_certificate(daemon
     assert "urn:ietf:params:acme:error" in d.log()
     row = certificate(d, "shop")
     assert row and row[2] == "local"
+    # Under the local CA only: no redirect, visitors would be sent into a warning.
+    from test_berthd_front import get
+    assert get(d.http_port(), "shop.test.berth")[0] == 403   # served over HTTP: an empty site, no listing
     r = curl(d, "shop.test.berth", d.state_dir / "tls/ca.pem")
     assert r.returncode == 0, r.stderr
     # Removing the site ends its orders for good.

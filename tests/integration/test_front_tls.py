@@ -435,3 +435,33 @@ def test_a_malformed_challenge_is_refused(front):
     finally:
         del front.challenges["../../etc/passwd"]
         front.reload()
+
+
+def test_a_site_may_send_plain_http_to_https(front, pki):
+    cert, key = pki.leaf("secure", ["secure.localhost"])
+    secure = front.add_site("secure", 1008, cert=cert, key=key, redirect=True)
+    secure.write("page.html", "secure page\n")
+    try:
+        assert wait_until(lambda: request(front.port, "secure.localhost", "/page.html")[0] == 308)
+        status, headers, _ = request(front.port, "Secure.localhost:80", "/page.html?a=1&b=%20")
+        assert status == 308
+        assert headers["location"] == f"https://secure.localhost:{front.tls_port}/page.html?a=1&b=%20"
+        # A POST keeps its method and body through a 308: the client sends them again.
+        status, headers, _ = request(front.port, "secure.localhost", "/form", method="POST", body=b"x=1")
+        assert status == 308 and headers["connection"] == "close"
+        # Over HTTPS the page itself; and curl follows the redirect there.
+        assert curl(front, pki, "secure.localhost", "/page.html") == (200, b"secure page\n")
+        r = subprocess.run(["curl", "-sSL", "--cacert", pki.cert, "--resolve", f"secure.localhost:{front.port}:127.0.0.1",
+                            "--resolve", f"secure.localhost:{front.tls_port}:127.0.0.1",
+                            f"http://secure.localhost:{front.port}/page.html"], capture_output=True, timeout=30)
+        assert r.stdout == b"secure page\n", r.stderr
+        # ACME challenges stay answered over plain HTTP, as CAs ask them.
+        front.challenges[TOKEN] = KEY_AUTH
+        front.reload()
+        path = "/.well-known/acme-challenge/" + TOKEN
+        assert wait_until(lambda: request(front.port, "secure.localhost", path)[0] == 200)
+        # Sites without it are served over HTTP as before.
+        assert request(front.port, "blog.localhost", "/hello.txt")[0] == 200
+    finally:
+        front.challenges.pop(TOKEN, None)
+        front.remove_site("secure")

@@ -149,11 +149,13 @@ static void test_msg_roundtrip(void **state)
     pem[10000] = 0;
     s.tls_cert = pem;
     s.tls_key = "-----BEGIN PRIVATE KEY-----\nk\n-----END PRIVATE KEY-----\n";
+    s.https_redirect = true;
     struct buf b3 = BUF_INIT(FRONT_MSG_MAX);
     assert_int_equal(front_msg_site_encode(&s, &b3), 0);
     assert_int_equal(front_msg_site_decode(b3.data, b3.len, &m), 0);
     assert_string_equal(m.site.tls_cert, pem);
     assert_string_equal(m.site.tls_key, s.tls_key);
+    assert_true(m.site.https_redirect);
     assert_string_equal(m.site.hosts[0], "blog.localhost");
     free(m.hosts);
     for (size_t n = 0; n < b3.len; n++)
