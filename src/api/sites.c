@@ -126,6 +126,24 @@ void api_write_site(const struct api_config *cfg, struct json_writer *w, const s
         break;   /* one URL per scheme is enough for people; the first listener wins */
     }
     json_array_end(w);
+    /* The HTTPS certificate berthd keeps for the site: whose, until when, for which names. */
+    json_key(w, "certificate");
+    struct store_certificate cert;
+    if (cfg->store && store_certificate_get(cfg->store, site->name, &cert) == 0) {
+        json_object_begin(w);
+        json_kv_string(w, "issuer", cert.issuer);
+        json_kv_int(w, "not_after", cert.not_after);
+        json_key(w, "hosts");
+        json_array_begin(w);
+        char *save = NULL;
+        for (char *h = strtok_r(cert.hosts, "\n", &save); h; h = strtok_r(NULL, "\n", &save))
+            json_string(w, h);
+        json_array_end(w);
+        json_object_end(w);
+        store_certificate_done(&cert);
+    } else {
+        json_null(w);
+    }
     json_key(w, "limits");
     json_object_begin(w);
     format_size(site->memory_max, size, sizeof(size));

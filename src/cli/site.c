@@ -298,6 +298,23 @@ static void print_site(const struct json_value *s)
     for (size_t i = 0; domains && domains->type == JSON_ARRAY && i < domains->array.n; i++)
         printf("%s%s", i ? ", " : "", domains->array.items[i]->string.data);
     printf("%s\n", domains && domains->type == JSON_ARRAY && domains->array.n ? "" : "-");
+    const struct json_value *cert = json_get(s, "certificate");
+    int64_t not_after = 0;
+    if (cert && cert->type == JSON_OBJECT && json_get_int(cert, "not_after", &not_after)) {
+        const struct json_value *names = json_get(cert, "hosts");
+        char day[32] = "?";
+        time_t t = (time_t)not_after;
+        struct tm tm;
+        if (gmtime_r(&t, &tm))
+            strftime(day, sizeof(day), "%Y-%m-%d", &tm);
+        const char *issuer = json_get_string(cert, "issuer");
+        printf("certificate  %s, until %s, for ", issuer && streq(issuer, "acme") ? "from the ACME CA" :
+                                                  "from berth's local CA", day);
+        for (size_t i = 0; names && names->type == JSON_ARRAY && i < names->array.n; i++)
+            if (names->array.items[i]->type == JSON_STRING)
+                printf("%s%s", i ? ", " : "", names->array.items[i]->string.data);
+        printf("\n");
+    }
     printf("owner        %s\n", json_get_string(s, "owner") ?: "-");
     printf("uid          %" PRId64 "\n", uid);
     printf("memory       %s\n", json_get_string(limits, "memory") ?: "?");

@@ -68,6 +68,8 @@ def test_sites_get_certificates_from_the_acme_ca(daemon_factory, pebble, tmp_pat
     row = wait_for(lambda: (c := certificate(d, "blog")) and c[2] == "acme" and c)
     assert row, d.log()[-3000:]
     assert row[0] == "blog.example.org\nblog.test.berth"
+    assert d.ok("site", "show", "blog")["certificate"]["issuer"] == "acme"
+    assert "certificate  from the ACME CA, until " in d.berth("site", "show", "blog").stdout
     root = tmp_path / "pebble-root.pem"
     root.write_text(pebble.root())
     # Served under it: a client trusting only the ACME CA's root checks both names.

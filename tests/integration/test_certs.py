@@ -127,6 +127,12 @@ def test_site_certificate_issued_stored_and_reused(daemon_factory, tmp_path):
         assert r.returncode == 0, r.stdout + r.stderr
     assert openssl_verify(ca, cert_pem, "shop.test.berth", tmp_path).returncode != 0
     assert "issued an HTTPS certificate for site blog (2 host names" in d.log()
+    # `site show` tells whose certificate the site has, until when, for which names.
+    shown = d.ok("site", "show", "blog")["certificate"]
+    assert shown == {"issuer": "local", "not_after": not_after, "hosts": ["blog.example.org", "blog.test.berth"]}
+    day = time.strftime("%Y-%m-%d", time.gmtime(not_after))
+    human = d.berth("site", "show", "blog").stdout
+    assert f"certificate  from berth's local CA, until {day}, for blog.example.org, blog.test.berth\n" in human
 
     # A start with a current certificate issues nothing.
     d.stop()
