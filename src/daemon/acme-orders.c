@@ -58,6 +58,7 @@ struct berthd_acme {
     unsigned running;
     uint64_t retry_first_ms;
     struct ev_timer *kick;
+    bool closing;                 /* being freed: start nothing new */
 };
 
 static void order_end(struct berthd_acme *a, struct acme_site *s, const char *error);
@@ -362,6 +363,8 @@ static void on_kick(struct evloop *loop, struct ev_timer *t, void *data)
  * next one waiting out its backoff. */
 static void start_wanted(struct berthd_acme *a)
 {
+    if (a->closing)
+        return;
     uint64_t now = now_ms(), next = 0;
     for (struct acme_site *s = a->sites; s && a->running < ORDERS_AT_ONCE; s = s->next) {
         if (!s->wanted || s->pid > 0)
@@ -457,6 +460,7 @@ void berthd_acme_free(struct berthd_acme *a)
 {
     if (!a)
         return;
+    a->closing = true;
     while (a->sites)
         berthd_acme_forget(a, a->sites->site);
     evloop_timer_cancel(a->loop, a->kick);
