@@ -268,7 +268,7 @@ int certs_ca_load_or_create(const char *dir, const char *hostname, struct certs_
                             bool *ret_created, char *err, size_t n)
 {
     char key_path[4096], cert_path[4096];
-    bool has_key, has_cert;
+    bool has_key = false, has_cert = false;
     int r;
 
     snprintf(key_path, sizeof(key_path), "%s/" CERTS_CA_KEY_FILE, dir);
