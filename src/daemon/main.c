@@ -215,6 +215,22 @@ static bool publicly_issuable(const char *host)
     return true;
 }
 
+/* The names of hosts an ACME CA is asked for, '\n'-joined into *ret (NULL when
+ * none); their number, or negative errno. */
+static int public_hosts_join(const char *const *hosts, size_t n_hosts, char **ret)
+{
+    const char *public[CERTS_MAX_HOSTS];
+    size_t n_public = 0;
+    *ret = NULL;
+    for (size_t i = 0; i < n_hosts && i < CERTS_MAX_HOSTS; i++)
+        if (publicly_issuable(hosts[i]))
+            public[n_public++] = hosts[i];
+    if (n_public == 0)
+        return 0;
+    int r = certs_hosts_join(public, n_public, ret);
+    return r < 0 ? r : (int)n_public;
+}
+
 /* With ACME: the site's certificate from the ACME CA into *ret when one is stored
  * and still valid (even for an older set of names: better than none while a new
  * order runs), and an order for its public names when that one is missing, stale
@@ -222,14 +238,16 @@ static bool publicly_issuable(const char *host)
 static bool site_acme_certificate(struct berthd *d, const char *site, const char *const *hosts, size_t n_hosts,
                                   struct store_certificate *ret)
 {
-    const char *public[CERTS_MAX_HOSTS];
-    size_t n_public = 0;
-    for (size_t i = 0; i < n_hosts; i++)
-        if (publicly_issuable(hosts[i]))
-            public[n_public++] = hosts[i];
     _cleanup_free_ char *joined = NULL;
-    if (n_public == 0 || certs_hosts_join(public, n_public, &joined) < 0)
+    int n_public = public_hosts_join(hosts, n_hosts, &joined);
+    if (n_public < 0)
         return false;
+    if (n_public == 0) {
+        /* No name left to order for: an order still running or waiting out its
+         * backoff asks for names the site no longer has. */
+        berthd_acme_forget(d->acme, site);
+        return false;
+    }
     struct store_certificate c = { 0 };
     bool have = store_certificate_get(d->store, site, &c) == 0 && streq(c.issuer, "acme") && c.not_after > now_s();
     if (!have || !streq(c.hosts, joined) || !cert_fresh(c.not_after))
@@ -632,6 +650,16 @@ static void on_acme_done(void *data, const char *site, const char *hosts, const 
     struct store_site s;
     if (store_site_get(d->store, site, &s) < 0)
         return;   /* removed meanwhile */
+    /* Names removed meanwhile: a certificate for them is not the site's to keep. */
+    char default_host[300];
+    const char *all[1 + 1024];
+    size_t n_all = site_hosts(d, &s, default_host, sizeof(default_host), all, ARRAY_SIZE(all));
+    _cleanup_free_ char *wanted = NULL;
+    if (public_hosts_join(all, n_all, &wanted) <= 0 || !streq(wanted, hosts)) {
+        log_info("ACME: site %s no longer has the names of its new certificate; not kept", site);
+        store_site_done(&s);
+        return;
+    }
     struct store_certificate c = {
         .hosts = (char *)hosts, .cert_pem = (char *)cert_pem, .key_pem = (char *)key_pem, .not_after = not_after,
         .issuer = "acme",

@@ -133,3 +133,27 @@ def test_a_bad_acme_section_stops_the_start(daemon_factory):
     assert d.proc.wait(timeout=20) == 2 or d.proc.returncode != 0
     d.proc = None
     assert "acme.directory must be the https:// URL" in d.log()
+
+
+def test_orders_stop_when_the_site_has_no_public_name_left(daemon_factory, pebble):
+    """Under a base domain no public CA issues for, only the custom domains are
+    ordered; once the last is removed, the failing order for it must not go on
+    being retried (nor its certificate be stored if one came)."""
+    from conftest import free_port
+    d = daemon_factory()
+    d.base_domain = "berth.test"
+    d.http = [f"127.0.0.1:{free_port()}"]
+    d.https = ["127.0.0.1:0"]
+    d.root.mkdir(parents=True, exist_ok=True)
+    path = d.config_path()
+    path.write_text(path.read_text() + f"acme:\n  directory: {pebble.directory}\n  ca_file: {pebble.ca_file}\n")
+    d.start(env={"BERTH_TEST_ACME_RETRY_MS": "300"})
+    d.ok("site", "create", "shop", "--domain", "shop.example.org")
+    assert wait_for(lambda: d.log().count("ACME: no certificate for site shop") >= 1), d.log()[-3000:]
+    d.ok("site", "set", "shop", "--no-domain", "shop.example.org")
+    time.sleep(2)
+    n = d.log().count("ACME: ordering a certificate for site shop")
+    time.sleep(3)
+    assert d.log().count("ACME: ordering a certificate for site shop") == n, d.log()[-3000:]
+    row = certificate(d, "shop")
+    assert row and row[2] == "local" and row[0] == "shop.berth.test"
