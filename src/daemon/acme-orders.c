@@ -255,10 +255,17 @@ static void on_child_msg(struct evloop *loop, int fd, uint32_t events, void *dat
 static void on_child_exit(struct evloop *loop, int fd, uint32_t events, void *data)
 {
     struct acme_site *s = data;
-    /* A result still in the socket is read first: exit and message race. */
+    /* An event left from an earlier order of s whose pidfd number the order started
+     * at its end now has (both in one epoll batch): that child still runs. */
+    siginfo_t si = { 0 };
+    if (waitid(P_PIDFD, (id_t)fd, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == 0)
+        return;
+    /* A result still in the socket is read first: exit and message race. Its end
+     * may start the next order of s at once, which is not this child's to end. */
+    pid_t pid = s->pid;
     if (s->sock >= 0)
         on_child_msg(loop, s->sock, EPOLLIN, s);
-    if (s->pid > 0)
+    if (s->pid > 0 && s->pid == pid)
         order_end(s->owner, s, "the ACME client exited without a result");
 }
 

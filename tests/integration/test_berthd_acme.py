@@ -157,3 +157,16 @@ def test_orders_stop_when_the_site_has_no_public_name_left(daemon_factory, pebbl
     assert d.log().count("ACME: ordering a certificate for site shop") == n, d.log()[-3000:]
     row = certificate(d, "shop")
     assert row and row[2] == "local" and row[0] == "shop.berth.test"
+
+
+def test_names_changed_mid_order_get_their_order_at_once(daemon_factory, pebble):
+    """The order running when a site's names change ends with a certificate for the
+    old names; the order for the new ones starts right then, and must not be taken
+    for the old child (its exit is reported with its last message) and killed."""
+    d = acme_daemon(daemon_factory, pebble, pebble.http_port)
+    d.ok("site", "create", "blog", "--domain", "a.example.org")
+    assert wait_for(lambda: "ACME: ordering a certificate for site blog" in d.log(), step=0.01)
+    d.ok("site", "set", "blog", "--domain", "b.example.org")
+    row = wait_for(lambda: (c := certificate(d, "blog")) and "b.example.org" in c[0] and c[2] == "acme" and c)
+    assert row, d.log()[-3000:]
+    assert "exited without a result" not in d.log(), d.log()[-3000:]
