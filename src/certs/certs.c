@@ -436,6 +436,24 @@ int certs_pem_not_after(const char *pem, int64_t *ret)
     return r;
 }
 
+int certs_pem_lifetime(const char *pem, int64_t *ret)
+{
+    if (!pem)
+        return -EBADMSG;
+    _cleanup_(bio_freep) BIO *b = BIO_new_mem_buf(pem, -1);
+    if (!b)
+        return -ENOMEM;
+    _cleanup_(x509_freep) X509 *x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+    int64_t from = 0, to = 0;
+    int r = x ? asn1_time_to_unix(X509_get0_notBefore(x), &from) : -EBADMSG;
+    if (r >= 0)
+        r = asn1_time_to_unix(X509_get0_notAfter(x), &to);
+    ERR_clear_error();
+    if (r >= 0)
+        *ret = to - from;
+    return r;
+}
+
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);

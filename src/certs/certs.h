@@ -61,6 +61,9 @@ void certs_leaf_done(struct certs_leaf *leaf);
 /* The notAfter of the first certificate in pem, as unix seconds. -EBADMSG if pem
  * holds no certificate. */
 int certs_pem_not_after(const char *pem, int64_t *ret);
+/* How long the first certificate in pem was issued for (notAfter - notBefore), in
+ * seconds. -EBADMSG if pem holds no certificate. */
+int certs_pem_lifetime(const char *pem, int64_t *ret);
 
 /* The canonical form of a host list, as the store keeps it to tell whether a stored
  * certificate still covers a site's hosts: sorted, duplicates dropped, joined by

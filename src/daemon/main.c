@@ -169,6 +169,18 @@ static bool cert_fresh(int64_t not_after)
     return not_after - now_s() > CERT_RENEW_DAYS * 86400;
 }
 
+/* The same for a stored certificate, whose CA may issue for less than three times
+ * CERT_RENEW_DAYS (short-lived certificates): those have time to spare while more
+ * than a third of their life is left; else they would be renewed at every check
+ * from the day they came. */
+static bool stored_cert_fresh(const struct store_certificate *c)
+{
+    int64_t margin = CERT_RENEW_DAYS * 86400, life;
+    if (certs_pem_lifetime(c->cert_pem, &life) == 0 && life > 0 && life / 3 < margin)
+        margin = life / 3;
+    return c->not_after - now_s() > margin;
+}
+
 /* The host names a site answers to: NAME.<base>, then its domains. */
 static size_t site_hosts(struct berthd *d, const struct store_site *site, char *default_host, size_t size,
                          const char **hosts, size_t max)
@@ -190,7 +202,7 @@ static bool site_cert_current(struct berthd *d, const char *site, const char *co
     struct store_certificate c = { 0 };
     if (certs_hosts_join(hosts, n_hosts, &joined) < 0 || store_certificate_get(d->store, site, &c) < 0)
         return false;
-    bool current = streq(c.hosts, joined) && cert_fresh(c.not_after);
+    bool current = streq(c.hosts, joined) && stored_cert_fresh(&c);
     if (current && ret)
         *ret = c;
     else
@@ -250,7 +262,7 @@ static bool site_acme_certificate(struct berthd *d, const char *site, const char
     }
     struct store_certificate c = { 0 };
     bool have = store_certificate_get(d->store, site, &c) == 0 && streq(c.issuer, "acme") && c.not_after > now_s();
-    if (!have || !streq(c.hosts, joined) || !cert_fresh(c.not_after))
+    if (!have || !streq(c.hosts, joined) || !stored_cert_fresh(&c))
         berthd_acme_request(d->acme, site, joined);
     if (have)
         *ret = c;

@@ -170,3 +170,19 @@ def test_names_changed_mid_order_get_their_order_at_once(daemon_factory, pebble)
     row = wait_for(lambda: (c := certificate(d, "blog")) and "b.example.org" in c[0] and c[2] == "acme" and c)
     assert row, d.log()[-3000:]
     assert "exited without a result" not in d.log(), d.log()[-3000:]
+
+
+def test_a_short_lived_certificate_is_not_reordered_at_every_check(daemon_factory, tmp_path):
+    """A CA that issues certificates for 7 days (short-lived certificates are what
+    public CAs move to): renewing when 30 days are left would order a new one at
+    every renewal check, into the CA's rate limits. It is renewed when a third of
+    its life is left."""
+    p = make_pebble(tmp_path, validity=7 * 86400)
+    try:
+        d = acme_daemon(daemon_factory, p, p.http_port, env={"BERTH_TEST_CERT_RENEW_MS": "300"})
+        d.ok("site", "create", "blog")
+        assert wait_for(lambda: (c := certificate(d, "blog")) and c[2] == "acme"), d.log()[-3000:]
+        time.sleep(3)
+        assert d.log().count("ACME: ordering a certificate for site blog") == 1, d.log()[-3000:]
+    finally:
+        p.stop()
