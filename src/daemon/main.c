@@ -659,6 +659,15 @@ static void on_acme_done(void *data, const char *site, const char *hosts, const 
         log_warning("ACME: the certificate for site %s is not one berth can use; kept the one it had", site);
         return;
     }
+    /* The child that ran the order parsed the CA's answers: what it hands over is
+     * checked before it is kept (for months) and served, with its key, to the
+     * site's visitors; and it must fit in a route (64 KiB of PEM each). */
+    char why[300] = "too large";
+    if (strlen(cert_pem) > 64 * 1024 || strlen(key_pem) > 64 * 1024 ||
+        certs_pem_check(cert_pem, key_pem, hosts, why, sizeof(why)) < 0) {
+        log_warning("ACME: the certificate for site %s cannot be used (%s); kept the one it had", site, why);
+        return;
+    }
     struct store_site s;
     if (store_site_get(d->store, site, &s) < 0)
         return;   /* removed meanwhile */
