@@ -58,6 +58,7 @@ struct berthd_acme {
     unsigned running;
     uint64_t retry_first_ms;
     struct ev_timer *kick;
+    uint64_t kick_at;             /* when it comes (now_ms()) */
     bool closing;                 /* being freed: start nothing new */
 };
 
@@ -384,8 +385,12 @@ static void start_wanted(struct berthd_acme *a)
         if (r < 0 && r != -EIO)
             log_warning_errno(r, "ACME: cannot start an order for site %s", s->site);
     }
-    if (next && !a->kick)
+    /* A shorter backoff than the one the timer waits for (a new failure) moves it. */
+    if (next && (!a->kick || next < a->kick_at)) {
+        evloop_timer_cancel(a->loop, a->kick);
         a->kick = evloop_timer_add(a->loop, next - now, on_kick, a);
+        a->kick_at = next;
+    }
 }
 
 int berthd_acme_new(struct evloop *loop, const struct berthd_config *cfg, const char *account_key_pem,

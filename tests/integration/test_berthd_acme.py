@@ -186,3 +186,16 @@ def test_a_short_lived_certificate_is_not_reordered_at_every_check(daemon_factor
         assert d.log().count("ACME: ordering a certificate for site blog") == 1, d.log()[-3000:]
     finally:
         p.stop()
+
+
+def test_a_short_backoff_is_not_held_behind_a_longer_one(daemon_factory, pebble):
+    """Two sites whose orders fail: one that has failed often waits long; the other,
+    failing for the first time, is tried again after its own short backoff, not
+    when the first one's timer comes."""
+    from conftest import free_port
+    d = acme_daemon(daemon_factory, pebble, free_port(), env={"BERTH_TEST_ACME_RETRY_MS": "200"})
+    d.ok("site", "create", "old")
+    assert wait_for(lambda: d.log().count("ACME: no certificate for site old") >= 5, step=0.05), d.log()[-3000:]
+    d.ok("site", "create", "new")   # old now waits 3.2 s
+    assert wait_for(lambda: d.log().count("ACME: no certificate for site new") >= 2, timeout=2.5, step=0.05), \
+        d.log()[-3000:]
