@@ -468,6 +468,18 @@ void berthd_acme_forget(struct berthd_acme *a, const char *site)
     }
 }
 
+void berthd_acme_cancel(struct berthd_acme *a, const char *site)
+{
+    struct acme_site *s = find_site(a, site);
+    if (!s)
+        return;
+    s->wanted = false;
+    if (s->pid > 0) {
+        s->result_seen = true;   /* nobody waits for it */
+        order_end(a, s, NULL);
+    }
+}
+
 void berthd_acme_free(struct berthd_acme *a)
 {
     if (!a)

@@ -257,13 +257,15 @@ static bool site_acme_certificate(struct berthd *d, const char *site, const char
     if (n_public == 0) {
         /* No name left to order for: an order still running or waiting out its
          * backoff asks for names the site no longer has. */
-        berthd_acme_forget(d->acme, site);
+        berthd_acme_cancel(d->acme, site);
         return false;
     }
     struct store_certificate c = { 0 };
     bool have = store_certificate_get(d->store, site, &c) == 0 && streq(c.issuer, "acme") && c.not_after > now_s();
     if (!have || !streq(c.hosts, joined) || !stored_cert_fresh(&c))
         berthd_acme_request(d->acme, site, joined);
+    else
+        berthd_acme_cancel(d->acme, site);   /* an order still running or waiting is for other names */
     if (have)
         *ret = c;
     else

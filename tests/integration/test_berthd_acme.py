@@ -199,3 +199,24 @@ def test_a_short_backoff_is_not_held_behind_a_longer_one(daemon_factory, pebble)
     d.ok("site", "create", "new")   # old now waits 3.2 s
     assert wait_for(lambda: d.log().count("ACME: no certificate for site new") >= 2, timeout=2.5, step=0.05), \
         d.log()[-3000:]
+
+
+def test_a_failing_order_stops_when_the_names_go_back_to_a_certificate(daemon_factory, tmp_path):
+    """A site with a certificate from the CA gets a domain the CA refuses: that order
+    fails and waits out its backoff. Once the domain is removed the certificate it
+    has covers its names again, and the order for the old names must end."""
+    p = make_pebble(tmp_path, blocklist=["bad.example.org"])
+    try:
+        d = acme_daemon(daemon_factory, p, p.http_port, env={"BERTH_TEST_ACME_RETRY_MS": "300"})
+        d.ok("site", "create", "blog")
+        assert wait_for(lambda: (c := certificate(d, "blog")) and c[2] == "acme"), d.log()[-3000:]
+        d.ok("site", "set", "blog", "--domain", "bad.example.org")
+        assert wait_for(lambda: d.log().count("ACME: no certificate for site blog") >= 1), d.log()[-3000:]
+        d.ok("site", "set", "blog", "--no-domain", "bad.example.org")
+        time.sleep(1.5)
+        n = d.log().count("ACME: ordering a certificate for site blog")
+        time.sleep(3)
+        assert d.log().count("ACME: ordering a certificate for site blog") == n, d.log()[-3000:]
+        assert certificate(d, "blog")[0] == "blog.test.berth"
+    finally:
+        p.stop()
