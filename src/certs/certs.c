@@ -436,6 +436,57 @@ int certs_pem_not_after(const char *pem, int64_t *ret)
     return r;
 }
 
+int certs_pem_check(const char *cert_pem, const char *key_pem, const char *hosts, char *err, size_t err_size)
+{
+    _cleanup_(bio_freep) BIO *cb = BIO_new_mem_buf(cert_pem, -1);
+    _cleanup_(bio_freep) BIO *kb = BIO_new_mem_buf(key_pem, -1);
+    if (!cb || !kb) {
+        snprintf(err, err_size, "out of memory");
+        return -ENOMEM;
+    }
+    _cleanup_(x509_freep) X509 *x = PEM_read_bio_X509(cb, NULL, NULL, NULL);
+    EVP_PKEY *key = PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL);
+    int r = 0;
+    if (!x || !key)
+        r = snprintf(err, err_size, "%s", !x ? "no certificate" : "no private key");
+    else if (X509_check_private_key(x, key) != 1)
+        r = snprintf(err, err_size, "the certificate is not for its key");
+    for (const char *h = hosts; r == 0 && h && *h;) {
+        size_t n = strcspn(h, "\n");
+        unsigned char ip[16];
+        char name[300];
+        snprintf(name, sizeof(name), "%.*s", (int)MIN(n, sizeof(name) - 1), h);
+        int family = strchr(name, ':') ? AF_INET6 : AF_INET;
+        int ok = inet_pton(family, name, ip) == 1
+                     ? X509_check_ip(x, ip, family == AF_INET6 ? 16 : 4, 0)
+                     : X509_check_host(x, name, strlen(name), X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, NULL);
+        if (ok != 1)
+            r = snprintf(err, err_size, "the certificate does not name %.255s", name);
+        h += n + (h[n] == '\n');
+    }
+    EVP_PKEY_free(key);
+    ERR_clear_error();
+    return r == 0 ? 0 : -EBADMSG;
+}
+
+int certs_pem_lifetime(const char *pem, int64_t *ret)
+{
+    if (!pem)
+        return -EBADMSG;
+    _cleanup_(bio_freep) BIO *b = BIO_new_mem_buf(pem, -1);
+    if (!b)
+        return -ENOMEM;
+    _cleanup_(x509_freep) X509 *x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+    int64_t from = 0, to = 0;
+    int r = x ? asn1_time_to_unix(X509_get0_notBefore(x), &from) : -EBADMSG;
+    if (r >= 0)
+        r = asn1_time_to_unix(X509_get0_notAfter(x), &to);
+    ERR_clear_error();
+    if (r >= 0)
+        *ret = to - from;
+    return r;
+}
+
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);

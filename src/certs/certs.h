@@ -61,6 +61,14 @@ void certs_leaf_done(struct certs_leaf *leaf);
 /* The notAfter of the first certificate in pem, as unix seconds. -EBADMSG if pem
  * holds no certificate. */
 int certs_pem_not_after(const char *pem, int64_t *ret);
+/* Whether a certificate chain and key that came from outside (an ACME order) can
+ * serve hosts ('\n'-joined): the first certificate in cert_pem is for key_pem's
+ * key and names every one of hosts. 0, or -EBADMSG with why in err. */
+int certs_pem_check(const char *cert_pem, const char *key_pem, const char *hosts, char *err, size_t err_size);
+
+/* How long the first certificate in pem was issued for (notAfter - notBefore), in
+ * seconds. -EBADMSG if pem holds no certificate. */
+int certs_pem_lifetime(const char *pem, int64_t *ret);
 
 /* The canonical form of a host list, as the store keeps it to tell whether a stored
  * certificate still covers a site's hosts: sorted, duplicates dropped, joined by

@@ -58,6 +58,7 @@ struct berthd_acme {
     unsigned running;
     uint64_t retry_first_ms;
     struct ev_timer *kick;
+    uint64_t kick_at;             /* when it comes (now_ms()) */
     bool closing;                 /* being freed: start nothing new */
 };
 
@@ -255,10 +256,17 @@ static void on_child_msg(struct evloop *loop, int fd, uint32_t events, void *dat
 static void on_child_exit(struct evloop *loop, int fd, uint32_t events, void *data)
 {
     struct acme_site *s = data;
-    /* A result still in the socket is read first: exit and message race. */
+    /* An event left from an earlier order of s whose pidfd number the order started
+     * at its end now has (both in one epoll batch): that child still runs. */
+    siginfo_t si = { 0 };
+    if (waitid(P_PIDFD, (id_t)fd, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == 0)
+        return;
+    /* A result still in the socket is read first: exit and message race. Its end
+     * may start the next order of s at once, which is not this child's to end. */
+    pid_t pid = s->pid;
     if (s->sock >= 0)
         on_child_msg(loop, s->sock, EPOLLIN, s);
-    if (s->pid > 0)
+    if (s->pid > 0 && s->pid == pid)
         order_end(s->owner, s, "the ACME client exited without a result");
 }
 
@@ -377,8 +385,12 @@ static void start_wanted(struct berthd_acme *a)
         if (r < 0 && r != -EIO)
             log_warning_errno(r, "ACME: cannot start an order for site %s", s->site);
     }
-    if (next && !a->kick)
+    /* A shorter backoff than the one the timer waits for (a new failure) moves it. */
+    if (next && (!a->kick || next < a->kick_at)) {
+        evloop_timer_cancel(a->loop, a->kick);
         a->kick = evloop_timer_add(a->loop, next - now, on_kick, a);
+        a->kick_at = next;
+    }
 }
 
 int berthd_acme_new(struct evloop *loop, const struct berthd_config *cfg, const char *account_key_pem,
@@ -453,6 +465,18 @@ void berthd_acme_forget(struct berthd_acme *a, const char *site)
         free(s->published);
         free(s);
         return;
+    }
+}
+
+void berthd_acme_cancel(struct berthd_acme *a, const char *site)
+{
+    struct acme_site *s = find_site(a, site);
+    if (!s)
+        return;
+    s->wanted = false;
+    if (s->pid > 0) {
+        s->result_seen = true;   /* nobody waits for it */
+        order_end(a, s, NULL);
     }
 }
 

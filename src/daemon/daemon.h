@@ -115,4 +115,8 @@ int berthd_acme_new(struct evloop *loop, const struct berthd_config *cfg, const 
 void berthd_acme_request(struct berthd_acme *a, const char *site, const char *hosts);
 /* The site is gone: its order, if one runs, is killed and its answers withdrawn. */
 void berthd_acme_forget(struct berthd_acme *a, const char *site);
+/* The site needs no order now (its certificate is current, or it has no public
+ * name): one running is ended, one waiting dropped. Unlike forget, safe to call
+ * from the done callback. */
+void berthd_acme_cancel(struct berthd_acme *a, const char *site);
 void berthd_acme_free(struct berthd_acme *a);

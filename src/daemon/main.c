@@ -169,6 +169,18 @@ static bool cert_fresh(int64_t not_after)
     return not_after - now_s() > CERT_RENEW_DAYS * 86400;
 }
 
+/* The same for a stored certificate, whose CA may issue for less than three times
+ * CERT_RENEW_DAYS (short-lived certificates): those have time to spare while more
+ * than a third of their life is left; else they would be renewed at every check
+ * from the day they came. */
+static bool stored_cert_fresh(const struct store_certificate *c)
+{
+    int64_t margin = CERT_RENEW_DAYS * 86400, life;
+    if (certs_pem_lifetime(c->cert_pem, &life) == 0 && life > 0 && life / 3 < margin)
+        margin = life / 3;
+    return c->not_after - now_s() > margin;
+}
+
 /* The host names a site answers to: NAME.<base>, then its domains. */
 static size_t site_hosts(struct berthd *d, const struct store_site *site, char *default_host, size_t size,
                          const char **hosts, size_t max)
@@ -190,7 +202,7 @@ static bool site_cert_current(struct berthd *d, const char *site, const char *co
     struct store_certificate c = { 0 };
     if (certs_hosts_join(hosts, n_hosts, &joined) < 0 || store_certificate_get(d->store, site, &c) < 0)
         return false;
-    bool current = streq(c.hosts, joined) && cert_fresh(c.not_after);
+    bool current = streq(c.hosts, joined) && stored_cert_fresh(&c);
     if (current && ret)
         *ret = c;
     else
@@ -215,6 +227,22 @@ static bool publicly_issuable(const char *host)
     return true;
 }
 
+/* The names of hosts an ACME CA is asked for, '\n'-joined into *ret (NULL when
+ * none); their number, or negative errno. */
+static int public_hosts_join(const char *const *hosts, size_t n_hosts, char **ret)
+{
+    const char *public[CERTS_MAX_HOSTS];
+    size_t n_public = 0;
+    *ret = NULL;
+    for (size_t i = 0; i < n_hosts && i < CERTS_MAX_HOSTS; i++)
+        if (publicly_issuable(hosts[i]))
+            public[n_public++] = hosts[i];
+    if (n_public == 0)
+        return 0;
+    int r = certs_hosts_join(public, n_public, ret);
+    return r < 0 ? r : (int)n_public;
+}
+
 /* With ACME: the site's certificate from the ACME CA into *ret when one is stored
  * and still valid (even for an older set of names: better than none while a new
  * order runs), and an order for its public names when that one is missing, stale
@@ -222,18 +250,22 @@ static bool publicly_issuable(const char *host)
 static bool site_acme_certificate(struct berthd *d, const char *site, const char *const *hosts, size_t n_hosts,
                                   struct store_certificate *ret)
 {
-    const char *public[CERTS_MAX_HOSTS];
-    size_t n_public = 0;
-    for (size_t i = 0; i < n_hosts; i++)
-        if (publicly_issuable(hosts[i]))
-            public[n_public++] = hosts[i];
     _cleanup_free_ char *joined = NULL;
-    if (n_public == 0 || certs_hosts_join(public, n_public, &joined) < 0)
+    int n_public = public_hosts_join(hosts, n_hosts, &joined);
+    if (n_public < 0)
         return false;
+    if (n_public == 0) {
+        /* No name left to order for: an order still running or waiting out its
+         * backoff asks for names the site no longer has. */
+        berthd_acme_cancel(d->acme, site);
+        return false;
+    }
     struct store_certificate c = { 0 };
     bool have = store_certificate_get(d->store, site, &c) == 0 && streq(c.issuer, "acme") && c.not_after > now_s();
-    if (!have || !streq(c.hosts, joined) || !cert_fresh(c.not_after))
+    if (!have || !streq(c.hosts, joined) || !stored_cert_fresh(&c))
         berthd_acme_request(d->acme, site, joined);
+    else
+        berthd_acme_cancel(d->acme, site);   /* an order still running or waiting is for other names */
     if (have)
         *ret = c;
     else
@@ -629,9 +661,28 @@ static void on_acme_done(void *data, const char *site, const char *hosts, const 
         log_warning("ACME: the certificate for site %s is not one berth can use; kept the one it had", site);
         return;
     }
+    /* The child that ran the order parsed the CA's answers: what it hands over is
+     * checked before it is kept (for months) and served, with its key, to the
+     * site's visitors; and it must fit in a route (64 KiB of PEM each). */
+    char why[300] = "too large";
+    if (strlen(cert_pem) > 64 * 1024 || strlen(key_pem) > 64 * 1024 ||
+        certs_pem_check(cert_pem, key_pem, hosts, why, sizeof(why)) < 0) {
+        log_warning("ACME: the certificate for site %s cannot be used (%s); kept the one it had", site, why);
+        return;
+    }
     struct store_site s;
     if (store_site_get(d->store, site, &s) < 0)
         return;   /* removed meanwhile */
+    /* Names removed meanwhile: a certificate for them is not the site's to keep. */
+    char default_host[300];
+    const char *all[1 + 1024];
+    size_t n_all = site_hosts(d, &s, default_host, sizeof(default_host), all, ARRAY_SIZE(all));
+    _cleanup_free_ char *wanted = NULL;
+    if (public_hosts_join(all, n_all, &wanted) <= 0 || !streq(wanted, hosts)) {
+        log_info("ACME: site %s no longer has the names of its new certificate; not kept", site);
+        store_site_done(&s);
+        return;
+    }
     struct store_certificate c = {
         .hosts = (char *)hosts, .cert_pem = (char *)cert_pem, .key_pem = (char *)key_pem, .not_after = not_after,
         .issuer = "acme",

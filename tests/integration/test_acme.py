@@ -62,7 +62,7 @@ def make_tls(d):
 class Pebble:
     """pebble + pebble-challtestsrv on free loopback ports, in directory d."""
 
-    def __init__(self, d, env=None, http_port=None):
+    def __init__(self, d, env=None, http_port=None, validity=None, blocklist=None):
         self.dir = d
         self.procs = []
         self.http_port = http_port or free_port()    # where pebble's VA looks for http-01 answers
@@ -77,6 +77,10 @@ class Pebble:
             "httpPort": self.http_port, "tlsPort": free_port(),
             "ocspResponderURL": "", "externalAccountBindingRequired": False,
         }}
+        if validity:
+            config["pebble"]["certificateValidityPeriod"] = validity   # seconds
+        if blocklist:
+            config["pebble"]["domainBlocklist"] = blocklist            # names pebble refuses
         (d / "pebble.json").write_text(json.dumps(config))
         self.directory = f"https://127.0.0.1:{self.port}/dir"
 
@@ -118,12 +122,12 @@ class Pebble:
                 p.wait()
 
 
-def make_pebble(tmp_path, env=None, http_port=None):
+def make_pebble(tmp_path, env=None, http_port=None, validity=None, blocklist=None):
     require(shutil.which("pebble") and shutil.which("pebble-challtestsrv"), "pebble is not installed")
     require(ACME_TOOL.exists(), f"{ACME_TOOL} is not built")
     d = tmp_path / "pebble"
     d.mkdir()
-    return Pebble(d, env, http_port)
+    return Pebble(d, env, http_port, validity, blocklist)
 
 
 @pytest.fixture

@@ -133,3 +133,90 @@ def test_a_bad_acme_section_stops_the_start(daemon_factory):
     assert d.proc.wait(timeout=20) == 2 or d.proc.returncode != 0
     d.proc = None
     assert "acme.directory must be the https:// URL" in d.log()
+
+
+def test_orders_stop_when_the_site_has_no_public_name_left(daemon_factory, pebble):
+    """Under a base domain no public CA issues for, only the custom domains are
+    ordered; once the last is removed, the failing order for it must not go on
+    being retried (nor its certificate be stored if one came)."""
+    from conftest import free_port
+    d = daemon_factory()
+    d.base_domain = "berth.test"
+    d.http = [f"127.0.0.1:{free_port()}"]
+    d.https = ["127.0.0.1:0"]
+    d.root.mkdir(parents=True, exist_ok=True)
+    path = d.config_path()
+    path.write_text(path.read_text() + f"acme:\n  directory: {pebble.directory}\n  ca_file: {pebble.ca_file}\n")
+    d.start(env={"BERTH_TEST_ACME_RETRY_MS": "300"})
+    d.ok("site", "create", "shop", "--domain", "shop.example.org")
+    assert wait_for(lambda: d.log().count("ACME: no certificate for site shop") >= 1), d.log()[-3000:]
+    d.ok("site", "set", "shop", "--no-domain", "shop.example.org")
+    time.sleep(2)
+    n = d.log().count("ACME: ordering a certificate for site shop")
+    time.sleep(3)
+    assert d.log().count("ACME: ordering a certificate for site shop") == n, d.log()[-3000:]
+    row = certificate(d, "shop")
+    assert row and row[2] == "local" and row[0] == "shop.berth.test"
+
+
+def test_names_changed_mid_order_get_their_order_at_once(daemon_factory, pebble):
+    """The order running when a site's names change ends with a certificate for the
+    old names; the order for the new ones starts right then, and must not be taken
+    for the old child (its exit is reported with its last message) and killed."""
+    d = acme_daemon(daemon_factory, pebble, pebble.http_port)
+    d.ok("site", "create", "blog", "--domain", "a.example.org")
+    assert wait_for(lambda: "ACME: ordering a certificate for site blog" in d.log(), step=0.01)
+    d.ok("site", "set", "blog", "--domain", "b.example.org")
+    row = wait_for(lambda: (c := certificate(d, "blog")) and "b.example.org" in c[0] and c[2] == "acme" and c)
+    assert row, d.log()[-3000:]
+    assert "exited without a result" not in d.log(), d.log()[-3000:]
+
+
+def test_a_short_lived_certificate_is_not_reordered_at_every_check(daemon_factory, tmp_path):
+    """A CA that issues certificates for 7 days (short-lived certificates are what
+    public CAs move to): renewing when 30 days are left would order a new one at
+    every renewal check, into the CA's rate limits. It is renewed when a third of
+    its life is left."""
+    p = make_pebble(tmp_path, validity=7 * 86400)
+    try:
+        d = acme_daemon(daemon_factory, p, p.http_port, env={"BERTH_TEST_CERT_RENEW_MS": "300"})
+        d.ok("site", "create", "blog")
+        assert wait_for(lambda: (c := certificate(d, "blog")) and c[2] == "acme"), d.log()[-3000:]
+        time.sleep(3)
+        assert d.log().count("ACME: ordering a certificate for site blog") == 1, d.log()[-3000:]
+    finally:
+        p.stop()
+
+
+def test_a_short_backoff_is_not_held_behind_a_longer_one(daemon_factory, pebble):
+    """Two sites whose orders fail: one that has failed often waits long; the other,
+    failing for the first time, is tried again after its own short backoff, not
+    when the first one's timer comes."""
+    from conftest import free_port
+    d = acme_daemon(daemon_factory, pebble, free_port(), env={"BERTH_TEST_ACME_RETRY_MS": "200"})
+    d.ok("site", "create", "old")
+    assert wait_for(lambda: d.log().count("ACME: no certificate for site old") >= 5, step=0.05), d.log()[-3000:]
+    d.ok("site", "create", "new")   # old now waits 3.2 s
+    assert wait_for(lambda: d.log().count("ACME: no certificate for site new") >= 2, timeout=2.5, step=0.05), \
+        d.log()[-3000:]
+
+
+def test_a_failing_order_stops_when_the_names_go_back_to_a_certificate(daemon_factory, tmp_path):
+    """A site with a certificate from the CA gets a domain the CA refuses: that order
+    fails and waits out its backoff. Once the domain is removed the certificate it
+    has covers its names again, and the order for the old names must end."""
+    p = make_pebble(tmp_path, blocklist=["bad.example.org"])
+    try:
+        d = acme_daemon(daemon_factory, p, p.http_port, env={"BERTH_TEST_ACME_RETRY_MS": "300"})
+        d.ok("site", "create", "blog")
+        assert wait_for(lambda: (c := certificate(d, "blog")) and c[2] == "acme"), d.log()[-3000:]
+        d.ok("site", "set", "blog", "--domain", "bad.example.org")
+        assert wait_for(lambda: d.log().count("ACME: no certificate for site blog") >= 1), d.log()[-3000:]
+        d.ok("site", "set", "blog", "--no-domain", "bad.example.org")
+        time.sleep(1.5)
+        n = d.log().count("ACME: ordering a certificate for site blog")
+        time.sleep(3)
+        assert d.log().count("ACME: ordering a certificate for site blog") == n, d.log()[-3000:]
+        assert certificate(d, "blog")[0] == "blog.test.berth"
+    finally:
+        p.stop()

@@ -362,6 +362,32 @@ static void test_leaf_bad_hosts(void **state)
     certs_ca_free(ca);
 }
 
+static void test_pem_check(void **state)
+{
+    struct fixture *f = *state;
+    struct certs_ca *ca = ca_new(f->dir, true);
+    const char *hosts[] = { "blog.example.org", "*.example.net" };
+    struct certs_leaf a = { 0 }, b = { 0 };
+    assert_int_equal(certs_leaf_issue(ca, hosts, 2, 90, &a), 0);
+    assert_int_equal(certs_leaf_issue(ca, hosts, 1, 90, &b), 0);
+    char err[300] = "";
+    assert_int_equal(certs_pem_check(a.cert_pem, a.key_pem, "blog.example.org\nwww.example.net", err, sizeof(err)), 0);
+    assert_int_equal(certs_pem_check(a.cert_pem, a.key_pem, "blog.example.org", err, sizeof(err)), 0);
+    /* Another certificate's key, a name it does not have, garbage. */
+    assert_int_equal(certs_pem_check(a.cert_pem, b.key_pem, "blog.example.org", err, sizeof(err)), -EBADMSG);
+    assert_string_equal(err, "the certificate is not for its key");
+    assert_int_equal(certs_pem_check(b.cert_pem, b.key_pem, "blog.example.org\nx.example.net", err, sizeof(err)),
+                     -EBADMSG);
+    assert_string_equal(err, "the certificate does not name x.example.net");
+    assert_int_equal(certs_pem_check(a.cert_pem, a.key_pem, "other.example.org", err, sizeof(err)), -EBADMSG);
+    assert_int_equal(certs_pem_check("junk", a.key_pem, "blog.example.org", err, sizeof(err)), -EBADMSG);
+    assert_int_equal(certs_pem_check(a.cert_pem, "junk", "blog.example.org", err, sizeof(err)), -EBADMSG);
+    assert_int_equal(ERR_peek_error(), 0);
+    certs_leaf_done(&a);
+    certs_leaf_done(&b);
+    certs_ca_free(ca);
+}
+
 static void test_pem_not_after_and_hosts_join(void **state)
 {
     int64_t t = 7;
@@ -390,6 +416,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_leaf_issued, setup, teardown),
         cmocka_unit_test_setup_teardown(test_leaf_long_name, setup, teardown),
         cmocka_unit_test_setup_teardown(test_leaf_bad_hosts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pem_check, setup, teardown),
         cmocka_unit_test(test_pem_not_after_and_hosts_join),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
