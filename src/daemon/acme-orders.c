@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 
 #include "acme/acme.h"
+#include "common/buf.h"
 #include "common/evloop.h"
 #include "common/fs.h"
 #include "common/log.h"
@@ -98,76 +99,110 @@ static int child_challenge(void *data, const char *token, const char *key_author
     return reply == 'A' ? 0 : -EIO;
 }
 
-static _noreturn_ void child_main(struct berthd_acme *a, struct acme_site *s, int sock)
+/* Sends the one-line failure of the order (what, then detail if any) and exits. */
+static _noreturn_ void child_fail(int sock, const char *what, const char *detail)
 {
-    /* Only the socket to berthd stays open; then no root, no way back to it. */
-    if (sock != 3) {
-        if (dup2(sock, 3) < 0)
-            _exit(1);
-        sock = 3;
+    char msg[640];
+    int n = snprintf(msg, sizeof(msg), "E%s%s", what, detail ? detail : "");
+    (void)!send(sock, msg, (size_t)MIN(MAX(n, 0), (int)sizeof(msg) - 1), MSG_NOSIGNAL);
+    _exit(1);
+}
+
+/* The order message: 'O', then directory, ca_file, email, account key, hosts
+ * ('\n'-joined) and the time limit in seconds, each NUL-terminated ("" for none). */
+enum { F_DIRECTORY, F_CA_FILE, F_EMAIL, F_ACCOUNT_KEY, F_HOSTS, F_TIMEOUT, N_FIELDS };
+
+int berthd_acme_order_main(int sock)
+{
+    char *msg = malloc(MSG_MAX + 1);
+    if (!msg)
+        return 1;
+    ssize_t n = recv(sock, msg, MSG_MAX, MSG_TRUNC);
+    if (n < 2 || n > MSG_MAX || msg[0] != 'O')
+        child_fail(sock, "berthd sent no order", NULL);
+    msg[n] = 0;
+    const char *field[N_FIELDS];
+    const char *p = msg + 1, *end = msg + n;
+    for (int i = 0; i < N_FIELDS; i++) {
+        const char *nul = p < end ? memchr(p, 0, (size_t)(end - p)) : NULL;
+        if (!nul)
+            child_fail(sock, "berthd sent a malformed order", NULL);
+        field[i] = p;
+        p = nul + 1;
     }
-    close_range(4, ~0U, 0);
+    uint64_t timeout;
+    if (parse_uint(field[F_TIMEOUT], 1, 3600, &timeout) < 0 || !field[F_DIRECTORY][0] || !field[F_HOSTS][0])
+        child_fail(sock, "berthd sent a malformed order", NULL);
+
     /* The CA file the ACME server is checked against may be readable by root only:
-     * read it now, into a file the unprivileged client can open. */
-    struct acme_config cfg = a->cfg;
+     * read it now, into a file the unprivileged client can still open. */
     char ca_path[64];
-    if (cfg.ca_file) {
+    if (field[F_CA_FILE][0]) {
         char *pem;
         size_t len;
         int mfd = memfd_create("acme-ca", 0);
-        if (mfd < 0 || read_file(cfg.ca_file, 4 << 20, &pem, &len) < 0 || write(mfd, pem, len) != (ssize_t)len) {
-            char msg[600];
-            int n = snprintf(msg, sizeof(msg), "Ecannot read acme.ca_file %s", cfg.ca_file);
-            (void)!send(sock, msg, (size_t)MIN(n, (int)sizeof(msg) - 1), MSG_NOSIGNAL);
-            _exit(1);
-        }
+        if (mfd < 0 || read_file(field[F_CA_FILE], 4 << 20, &pem, &len) < 0 || write(mfd, pem, len) != (ssize_t)len)
+            child_fail(sock, "cannot read acme.ca_file ", field[F_CA_FILE]);
+        free(pem);
         snprintf(ca_path, sizeof(ca_path), "/proc/self/fd/%d", mfd);
-        cfg.ca_file = ca_path;
     }
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
     signal(SIGPIPE, SIG_IGN);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     gid_t gid = CHILD_UID;
     if (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(CHILD_UID, CHILD_UID, CHILD_UID) < 0 ||
-        prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
-        char msg[] = "Ecannot drop privileges for the ACME client";
-        (void)!send(sock, msg, sizeof(msg) - 1, MSG_NOSIGNAL);
-        _exit(1);
-    }
-    /* The hosts, one per line, into an array. */
+        prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        child_fail(sock, "cannot drop privileges for the ACME client", NULL);
+
     size_t n_hosts = 1;
-    for (const char *p = s->order_hosts; *p; p++)
-        n_hosts += *p == '\n';
+    for (const char *h = field[F_HOSTS]; *h; h++)
+        n_hosts += *h == '\n';
     const char **hosts = calloc(n_hosts, sizeof(char *));
-    char *copy = strdup(s->order_hosts);
+    char *copy = strdup(field[F_HOSTS]);
     if (!hosts || !copy)
-        _exit(1);
+        child_fail(sock, "out of memory", NULL);
     n_hosts = 0;
     char *save = NULL;
     for (char *h = strtok_r(copy, "\n", &save); h; h = strtok_r(NULL, "\n", &save))
         hosts[n_hosts++] = h;
 
+    struct acme_config cfg = {
+        .directory_url = field[F_DIRECTORY],
+        .ca_file = field[F_CA_FILE][0] ? ca_path : NULL,
+        .account_key_pem = field[F_ACCOUNT_KEY],
+        .contact_email = field[F_EMAIL][0] ? field[F_EMAIL] : NULL,
+        .timeout_s = (unsigned)timeout,
+    };
     struct child_ctx ctx = { sock };
     char *cert = NULL, *key = NULL, err[512] = "";
     int r = acme_issue(&cfg, hosts, n_hosts, child_challenge, &ctx, &cert, &key, NULL, err, sizeof(err));
-    if (r < 0) {
-        char msg[600];
-        int len = snprintf(msg, sizeof(msg), "E%s", err[0] ? err : strerror(-r));
-        (void)!send(sock, msg, (size_t)MIN(len, (int)sizeof(msg) - 1), MSG_NOSIGNAL);
-        _exit(1);
-    }
+    if (r < 0)
+        child_fail(sock, err[0] ? err : strerror(-r), NULL);
     size_t cl = strlen(cert), kl = strlen(key);
-    char *msg = malloc(1 + cl + 1 + kl);
-    if (!msg)
+    char *out = malloc(1 + cl + 1 + kl);
+    if (!out)
         _exit(1);
-    msg[0] = 'D';
-    memcpy(msg + 1, cert, cl + 1);
-    memcpy(msg + 1 + cl + 1, key, kl);
-    if (send(sock, msg, 1 + cl + 1 + kl, MSG_NOSIGNAL) < 0)
+    out[0] = 'D';
+    memcpy(out + 1, cert, cl + 1);
+    memcpy(out + 1 + cl + 1, key, kl);
+    if (send(sock, out, 1 + cl + 1 + kl, MSG_NOSIGNAL) < 0)
         _exit(1);
     _exit(0);
+}
+
+/* In the forked child: only the socket to berthd, as fd 3, and a fresh berthd
+ * image, so nothing of the daemon's memory (the CA's key, the store's pages, other
+ * sites' keys) is there for a compromised client to read. */
+static _noreturn_ void child_exec(int sock)
+{
+    if (sock != 3 && dup2(sock, 3) < 0)
+        _exit(1);
+    close_range(4, ~0U, 0);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    char *argv[] = { "berthd", "--acme-order", NULL };
+    execv("/proc/self/exe", argv);
+    child_fail(3, "cannot run the ACME client: ", strerror(errno));
 }
 
 /* ---- the parent ---- */
@@ -336,22 +371,41 @@ static int order_start(struct berthd_acme *a, struct acme_site *s)
     }
     if (pid == 0) {
         close(sv[0]);
-        child_main(a, s, sv[1]);
+        child_exec(sv[1]);
     }
     close(sv[1]);
-    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    /* The order, queued before the child reads it. */
+    char timeout[16];
+    snprintf(timeout, sizeof(timeout), "%u", a->cfg.timeout_s);
+    const char *field[N_FIELDS] = {
+        [F_DIRECTORY] = a->cfg.directory_url, [F_CA_FILE] = a->cfg.ca_file ?: "",
+        [F_EMAIL] = a->cfg.contact_email ?: "", [F_ACCOUNT_KEY] = a->cfg.account_key_pem,
+        [F_HOSTS] = s->order_hosts, [F_TIMEOUT] = timeout,
+    };
+    struct buf order = BUF_INIT(MSG_MAX);
+    int br = buf_append(&order, "O", 1);
+    for (int i = 0; i < N_FIELDS && br >= 0; i++)
+        br = buf_append(&order, field[i], strlen(field[i]) + 1);
+    if (br >= 0 && send(sv[0], order.data, order.len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+        br = -errno;
+    buf_done(&order);
+    int pidfd = br >= 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
+    if (pidfd < 0) {
+        /* Not sent, or not watchable: this child is no order of ours. */
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        close(sv[0]);
+        free(s->order_hosts);
+        s->order_hosts = NULL;
+        return br < 0 ? br : -errno;
+    }
     s->pid = pid;
     s->pidfd = pidfd;
     s->sock = sv[0];
     s->wanted = false;
     a->running++;
-    if (pidfd < 0 || evloop_add(a->loop, sv[0], EPOLLIN, on_child_msg, s) < 0 ||
+    if (evloop_add(a->loop, sv[0], EPOLLIN, on_child_msg, s) < 0 ||
         evloop_add(a->loop, pidfd, EPOLLIN, on_child_exit, s) < 0) {
-        if (pidfd < 0) {
-            kill(pid, SIGKILL);
-            waitpid(pid, NULL, 0);
-            s->pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);   /* something order_end may close */
-        }
         order_end(a, s, "cannot watch the ACME client");
         return -EIO;
     }
@@ -382,8 +436,13 @@ static void start_wanted(struct berthd_acme *a)
             continue;
         }
         int r = order_start(a, s);
-        if (r < 0 && r != -EIO)
+        if (r < 0 && r != -EIO) {
+            /* fork or a socket failed (a pids or fd limit): tried again after the
+             * first wait, not left waiting for something else to push the site. */
             log_warning_errno(r, "ACME: cannot start an order for site %s", s->site);
+            s->retry_at_ms = now + a->retry_first_ms;
+            next = next ? MIN(next, s->retry_at_ms) : s->retry_at_ms;
+        }
     }
     /* A shorter backoff than the one the timer waits for (a new failure) moves it. */
     if (next && (!a->kick || next < a->kick_at)) {

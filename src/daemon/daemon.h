@@ -120,3 +120,7 @@ void berthd_acme_forget(struct berthd_acme *a, const char *site);
  * from the done callback. */
 void berthd_acme_cancel(struct berthd_acme *a, const char *site);
 void berthd_acme_free(struct berthd_acme *a);
+/* `berthd --acme-order`: what an order's child execs, so that it holds nothing of
+ * the daemon's memory. Reads the order on sock (fd 3), drops to an unprivileged
+ * uid, runs it and reports on sock. Returns only on a failure before the order. */
+int berthd_acme_order_main(int sock);

@@ -1052,6 +1052,11 @@ int main(int argc, char **argv)
 {
     struct berthd d = { .state_lock_fd = -1, .run_lock_fd = -1, .signal_fd = -1 };
     log_set_ident("berthd");
+    /* Not for people: the image an ACME order's child execs (acme-orders.c). */
+    if (argc == 2 && streq(argv[1], "--acme-order")) {
+        log_set_ident("berthd-acme");
+        return berthd_acme_order_main(3);
+    }
     int r = berthd_config_parse_args(&d.cfg, argc, argv);
     if (r != 0) {
         berthd_config_done(&d.cfg);

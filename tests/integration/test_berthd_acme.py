@@ -220,3 +220,53 @@ def test_a_failing_order_stops_when_the_names_go_back_to_a_certificate(daemon_fa
         assert certificate(d, "blog")[0] == "blog.test.berth"
     finally:
         p.stop()
+
+
+def test_an_order_runs_in_a_fresh_unprivileged_process(daemon_factory):
+    """The ACME client runs in a process of its own: berthd exec'd anew (none of the
+    daemon's memory, so no CA or site key to leak), as nobody, with no capabilities,
+    no_new_privs, and no descriptor but its socket to berthd."""
+    import os
+    import socket
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)   # accepts and never answers: the order waits
+    d = daemon_factory()
+    d.root.mkdir(parents=True, exist_ok=True)
+    path = d.config_path()
+    path.write_text(path.read_text() + f"acme:\n  directory: https://127.0.0.1:{silent.getsockname()[1]}/dir\n")
+    try:
+        d.start()
+        d.ok("site", "create", "blog", "--domain", "blog.example.org")
+
+        def child():
+            for pid in os.listdir("/proc"):
+                try:
+                    if pid.isdigit() and open(f"/proc/{pid}/stat").read().split(") ")[1].split()[1] == str(d.proc.pid) \
+                            and open(f"/proc/{pid}/cmdline", "rb").read() == b"berthd\0--acme-order\0":
+                        return int(pid)
+                except OSError:
+                    pass
+            return None
+
+        pid = wait_for(child, timeout=15)
+        assert pid, "no ACME child under berthd"
+        def status_of():
+            return dict(line.split(":", 1) for line in open(f"/proc/{pid}/status").read().splitlines())
+
+        # Caught right after the exec, it may not have dropped its privileges yet.
+        wait_for(lambda: status_of()["Uid"].split()[0] != "0", timeout=10, step=0.02)
+        status = status_of()
+        assert status["Uid"].split() == ["65534"] * 4 and status["Gid"].split() == ["65534"] * 4
+        assert status["CapEff"].strip() == "0000000000000000" and status["NoNewPrivs"].strip() == "1"
+        assert status["Groups"].strip() == ""
+        # Its own files: stdin/out/err, its socket to berthd, and what it opened itself
+        # (its connection to the CA); nothing of berthd's (database, listeners, keys).
+        targets = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+        assert not any("berth.db" in t or t.endswith(".key") or t.endswith(".pem") for t in targets), targets
+        assert os.readlink(f"/proc/{pid}/exe") == os.readlink(f"/proc/{d.proc.pid}/exe")
+        # Removing the site ends it.
+        d.ok("site", "rm", "blog")
+        assert wait_for(lambda: not os.path.exists(f"/proc/{pid}"), timeout=10)
+    finally:
+        silent.close()
