@@ -423,7 +423,8 @@ void certs_leaf_done(struct certs_leaf *leaf)
     *leaf = (struct certs_leaf){ 0 };
 }
 
-int certs_pem_not_after(const char *pem, int64_t *ret)
+/* notBefore and notAfter of the first certificate in pem, as unix seconds. */
+static int pem_validity(const char *pem, int64_t *ret_from, int64_t *ret_to)
 {
     if (!pem)
         return -EBADMSG;
@@ -431,9 +432,17 @@ int certs_pem_not_after(const char *pem, int64_t *ret)
     if (!b)
         return -ENOMEM;
     _cleanup_(x509_freep) X509 *x = PEM_read_bio_X509(b, NULL, NULL, NULL);
-    int r = x ? asn1_time_to_unix(X509_get0_notAfter(x), ret) : -EBADMSG;
+    int r = x ? asn1_time_to_unix(X509_get0_notBefore(x), ret_from) : -EBADMSG;
+    if (r >= 0)
+        r = asn1_time_to_unix(X509_get0_notAfter(x), ret_to);
     ERR_clear_error();
     return r;
+}
+
+int certs_pem_not_after(const char *pem, int64_t *ret)
+{
+    int64_t from;
+    return pem_validity(pem, &from, ret);
 }
 
 int certs_pem_check(const char *cert_pem, const char *key_pem, const char *hosts, char *err, size_t err_size)
@@ -471,17 +480,8 @@ int certs_pem_check(const char *cert_pem, const char *key_pem, const char *hosts
 
 int certs_pem_lifetime(const char *pem, int64_t *ret)
 {
-    if (!pem)
-        return -EBADMSG;
-    _cleanup_(bio_freep) BIO *b = BIO_new_mem_buf(pem, -1);
-    if (!b)
-        return -ENOMEM;
-    _cleanup_(x509_freep) X509 *x = PEM_read_bio_X509(b, NULL, NULL, NULL);
     int64_t from = 0, to = 0;
-    int r = x ? asn1_time_to_unix(X509_get0_notBefore(x), &from) : -EBADMSG;
-    if (r >= 0)
-        r = asn1_time_to_unix(X509_get0_notAfter(x), &to);
-    ERR_clear_error();
+    int r = pem_validity(pem, &from, &to);
     if (r >= 0)
         *ret = to - from;
     return r;
