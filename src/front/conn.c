@@ -863,6 +863,8 @@ static int flush_out(struct conn *c)
 
 static int flush_tls(struct conn *c)
 {
+    if (c->file_left > TLS_FILE_CHUNK / 4)
+        front_tls_gather(c, true);
     for (;;) {
         size_t pending = c->out.len - c->out_off;
         if (c->file_left > 0 && pending < TLS_FILE_CHUNK) {
@@ -888,7 +890,15 @@ static int flush_tls(struct conn *c)
             break;
     }
     file_done(c);
-    return 1;
+    /* The last records may still sit in the session's gathering buffer. */
+    int r = front_tls_flush(c);
+    if (r == 0) {
+        front_conn_want(c, EPOLLOUT);
+        c->deadline = c->w->now_ms + c->w->cfg->idle_timeout_ms;
+    } else if (r > 0) {
+        front_tls_gather(c, false);
+    }
+    return r;
 }
 
 int front_conn_flush(struct conn *c)

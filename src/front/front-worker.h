@@ -78,6 +78,7 @@ struct conn {
     bool tcp;
     struct ssl_st *tls;          /* HTTPS: the TLS session; NULL on plain HTTP */
     bool tls_ready;              /* its handshake is done */
+    bool tls_gathering;          /* its write buffer is the large one (a file goes out) */
     uint16_t remote_port;        /* for REMOTE_PORT / SERVER_PORT (0 on unix sockets) */
     uint16_t local_port;
     struct buf in;               /* raw bytes from the client; the head being parsed starts at 0 */
@@ -196,6 +197,12 @@ int front_tls_handshake(struct conn *c);
  * another negative errno when the session broke. */
 ssize_t front_tls_read(struct conn *c, void *p, size_t n);
 ssize_t front_tls_write(struct conn *c, const void *p, size_t n);
+/* Sends what writes gathered: 1 all gone, 0 the socket is full (wait for
+ * EPOLLOUT), negative errno. */
+int front_tls_flush(struct conn *c);
+/* Gives the session's write buffer room for several records (large: a file goes
+ * out) or takes it back (the answer is out), when nothing is waiting in it. */
+void front_tls_gather(struct conn *c, bool large);
 /* Sends close_notify if it can without waiting. */
 void front_tls_close_notify(struct conn *c);
 void front_tls_free(struct conn *c);

@@ -465,3 +465,26 @@ def test_a_site_may_send_plain_http_to_https(front, pki):
     finally:
         front.challenges.pop(TOKEN, None)
         front.remove_site("secure")
+
+
+def test_large_answers_to_a_slow_reader_arrive_whole(front, pki):
+    """The socket fills while records wait in the session's gathering buffer: what
+    is left must go out when the client reads again, in order, nothing lost."""
+    ctx = ssl.create_default_context(cafile=pki.cert)
+    raw_sock = socket.socket()
+    raw_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw_sock.settimeout(20)
+    raw_sock.connect(("127.0.0.1", front.tls_port))
+    c = TlsConn.__new__(TlsConn)
+    c.s = ctx.wrap_socket(raw_sock, server_hostname="blog.localhost")
+    c._berth_buf = b""
+    try:
+        want = open(os.path.join(front.sites["blog"].public, "big.bin"), "rb").read()
+        c.sendall(build_request("blog.localhost", "/big.bin") + build_request("blog.localhost", "/hello.txt") +
+                  build_request("blog.localhost", "/big.bin"))
+        time.sleep(1)   # the server blocks on a full socket meanwhile
+        assert read_response(c)[2] == want
+        assert read_response(c)[2] == b"hello over tls\n"
+        assert read_response(c)[2] == want
+    finally:
+        c.close()
