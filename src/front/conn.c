@@ -863,7 +863,8 @@ static int flush_out(struct conn *c)
 
 static int flush_tls(struct conn *c)
 {
-    if (c->file_left > TLS_FILE_CHUNK / 4)
+    /* A file, or a large body from a backend: records gathered into few sends. */
+    if (c->file_left > TLS_FILE_CHUNK / 4 || c->out.len - c->out_off > TLS_FILE_CHUNK / 4)
         front_tls_gather(c, true);
     for (;;) {
         size_t pending = c->out.len - c->out_off;
