@@ -29,6 +29,16 @@ def require(condition, reason):
         pytest.skip(reason)
 
 
+def wait_for(predicate, timeout=5.0, step=0.05):
+    """predicate's first true value, or its last false one once timeout has passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(step)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

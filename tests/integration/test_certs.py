@@ -7,15 +7,8 @@ import stat
 import subprocess
 import time
 
+from conftest import wait_for
 
-
-def wait_for(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.05)
 
 
 def mode(path):

@@ -36,6 +36,15 @@ def fnv1a(text):
     return h
 
 
+def cgroup_read(dirs, name):
+    """A cgroup file of the site, from whichever hierarchy has it; None: none has."""
+    for dr in dirs:
+        p = os.path.join(dr, name)
+        if os.path.exists(p):
+            return open(p).read().strip()
+    return None
+
+
 def cgroup_dirs(d, site):
     """Every directory of the site's cgroup (one per hierarchy), as berthd makes them:
     <own cgroup>/berth-<fnv1a(run dir)>/<site>. berthd inherits our cgroup."""
@@ -430,11 +439,9 @@ def test_limits_change_live(daemon):
     dirs = cgroup_dirs(daemon, "tight")
 
     def read(name):
-        for dr in dirs:
-            p = os.path.join(dr, name)
-            if os.path.exists(p):
-                return open(p).read().strip()
-        raise AssertionError(f"no {name} in {dirs}")
+        value = cgroup_read(dirs, name)
+        assert value is not None, f"no {name} in {dirs}"
+        return value
 
     v2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
     mem_file = "memory.max" if v2 else "memory.limit_in_bytes"
@@ -462,11 +469,7 @@ def test_limit_the_running_sandbox_cannot_take_is_reported_and_the_others_apply(
     dirs = cgroup_dirs(daemon, "full")
 
     def read(name):
-        for dr in dirs:
-            p = os.path.join(dr, name)
-            if os.path.exists(p):
-                return open(p).read().strip()
-        return None
+        return cgroup_read(dirs, name)
 
     # 60M in use, in the site's cgroup, then a memory limit below that.
     hog = subprocess.Popen([str(BERTH), "--socket", str(daemon.socket), "site", "exec", "full", "--", "python3", "-c",
