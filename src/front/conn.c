@@ -38,6 +38,7 @@ static void file_done(struct conn *c)
     } else {
         c->file_fd = safe_close(c->file_fd);
     }
+    c->file_left = 0;   /* what was not sent of it never will be from this file */
 }
 
 void front_conn_want(struct conn *c, uint32_t events)
@@ -132,33 +133,32 @@ static void conn_adopt(struct worker *w, int fd, const struct sockaddr_storage *
         close(fd);
         return;
     }
-    c->w = w;
-    c->fd = fd;
-    c->client = cl;
-    c->remote_port = addr_port(ss);
-    c->local_port = local_port;
+    /* A connection from the free list starts from nothing but its buffers: a field
+     * the last one left behind (a file it was sending when its client went) must
+     * never leak into this one's answers. */
+    struct buf in = c->in, out = c->out, logline = c->logline;
+    *c = (struct conn){
+        .w = w,
+        .fd = fd,
+        .state = CS_HEAD,
+        .client = cl,
+        .tcp = ss->ss_family == AF_INET || ss->ss_family == AF_INET6,
+        .remote_port = addr_port(ss),
+        .local_port = local_port,
+        .in = in,
+        .out = out,
+        .logline = logline,
+        .file_fd = -1,
+        .keep_alive = true,
+        .readable = true,   /* most clients send the request right after connecting */
+        .upstream_ms = -1,
+    };
     cl->conns++;
-    c->tcp = ss->ss_family == AF_INET || ss->ss_family == AF_INET6;
     if (c->tcp) {
         int one = 1;
         /* Answers go out in one write; never hold them back for Nagle. */
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
-    c->state = CS_HEAD;
-    c->file_fd = -1;
-    c->file_cf = NULL;
-    c->keep_alive = true;
-    c->head_started = false;
-    c->readable = true;   /* most clients send the request right after connecting */
-    c->linger = false;
-    c->site = NULL;
-    c->px = NULL;
-    c->fc = NULL;
-    c->log = NULL;
-    c->tls = NULL;
-    c->tls_ready = false;
-    c->out_off = 0;
-    c->consumed = 0;
     buf_clear(&c->in);
     buf_clear(&c->out);
     http1_parser_init(&c->parser, &w->limits);
@@ -606,7 +606,6 @@ void front_conn_request_done(struct conn *c)
     front_vsite_unref(c->site);
     c->site = NULL;
     file_done(c);
-    c->file_left = 0;
     if (!c->keep_alive) {
         c->state = CS_RESPOND;   /* the caller flushes, then closes */
         return;

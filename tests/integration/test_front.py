@@ -15,8 +15,9 @@ import time
 
 import pytest
 
-from front_helpers import (Backend, Front, Site, build_request, open_conn, raw, read_response, recv_until_close,
-                           request, status_of, wait_until, ws_frame, ws_open, ws_read_frame, harness_path)
+from front_helpers import (Backend, Front, Site, build_request, connect, harness_path, open_conn, raw,
+                           read_response, recv_until_close, request, socket_inodes, status_of, wait_until,
+                           ws_frame, ws_open, ws_read_frame)
 
 pytestmark = pytest.mark.skipif(
     not os.path.exists(harness_path()) and os.environ.get("BERTH_MUST_WORK") != "1",
@@ -340,6 +341,39 @@ def test_open_file_cache_big_file_replaced_while_sent(front):
         assert read_response(s)[:3:2] == (200, new)
     finally:
         s.close()
+
+
+def test_the_next_client_after_an_aborted_download_keeps_its_connection(tmp_path):
+    """A client that goes away in the middle of a big file leaves its connection's
+    slot to the next client, whose answers must not inherit what was left of that
+    file: its small answers all come, on one kept-alive connection. (Once, the next
+    connection got its first answer and was then closed.) One worker, so the slot
+    is surely reused."""
+    import struct
+    f = Front(tmp_path, workers=1)
+    site = f.add_site("blog", 1001, reload=False)
+    site.write("huge.bin", os.urandom(1024) * (32 * 1024))   # 32 MiB: more than any socket buffer
+    site.write("small.txt", "small\n")
+    f.start()
+    try:
+        idle = socket_inodes(*f.worker_pids())
+        for _ in range(3):
+            s = connect(f.port)
+            s.sendall(build_request("blog.localhost", "/huge.bin"))
+            assert s.recv(65536).startswith(b"HTTP/1.1 200")
+            # Gone with most of the file unsent: a reset, not a polite close.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()
+            assert wait_until(lambda: socket_inodes(*f.worker_pids()) == idle), "the worker kept the socket"
+            c = open_conn(f.port)
+            try:
+                for _ in range(3):
+                    c.sendall(build_request("blog.localhost", "/small.txt"))
+                    assert read_response(c)[::2] == (200, b"small\n")
+            finally:
+                c.close()
+    finally:
+        f.stop()
 
 
 def test_swapped_public_tree_is_served(front):
