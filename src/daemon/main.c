@@ -40,6 +40,8 @@ struct berthd {
     char ca_path[4200];           /* its certificate, which clients trust */
     struct certs_leaf default_cert; /* shown for names with no certificate of their own */
     struct certs_leaf panel_cert; /* panel.<base>: issued at each start, not stored */
+    struct store_certificate panel_acme; /* panel.<base> from the ACME CA, kept in
+                                    <state>/acme/panel.pem; empty: none */
     struct ev_timer *cert_timer;
     uint64_t cert_renew_ms;
     struct berthd_acme *acme;     /* orders from the ACME CA of acme: in berth.yaml; NULL: none */
@@ -481,6 +483,97 @@ static void on_site_change(void *data, enum sites_change change, const struct st
         push_site_to_front(d, site);
 }
 
+static int push_panel_to_front(struct berthd *d);
+
+/* ---- the panel's certificate from the ACME CA ----
+ * The panel is not a site, so its certificate is not in the store: with acme:
+ * configured and a public panel.<base>, it is ordered like a site's (under the
+ * reserved name "panel") and kept in <state>/acme/panel.pem, the chain then the
+ * key, 0600, written whole or not at all. The local CA's serves until it comes. */
+
+static void panel_acme_path(const struct berthd *d, char *path, size_t size)
+{
+    snprintf(path, size, "%s/acme/panel.pem", d->cfg.state_dir);
+}
+
+/* Reads the kept certificate, if any, into d->panel_acme. One that is damaged, not
+ * for host or past its end is dropped with a line in the log (a new one is ordered). */
+static void panel_acme_load(struct berthd *d, const char *host)
+{
+    char path[4200], why[300] = "";
+    panel_acme_path(d, path, sizeof(path));
+    _cleanup_free_ char *pem = NULL;
+    size_t len;
+    int r = read_file(path, 256 * 1024, &pem, &len);
+    if (r == -ENOENT)
+        return;
+    if (r < 0) {
+        log_warning_errno(r, "ACME: cannot read the panel's certificate %s; ordering a new one", path);
+        return;
+    }
+    const char *key = strstr(pem, "-----BEGIN PRIVATE KEY-----");
+    _cleanup_free_ char *chain = key ? strndup(pem, (size_t)(key - pem)) : NULL;
+    int64_t not_after = 0;
+    if (!chain)
+        snprintf(why, sizeof(why), "no private key after the chain");
+    else if (certs_pem_check(chain, key, host, why, sizeof(why)) < 0 && !why[0])
+        snprintf(why, sizeof(why), "not a certificate and key berth can read");
+    else if (!why[0] && certs_pem_not_after(chain, &not_after) < 0)
+        snprintf(why, sizeof(why), "no certificate");
+    else if (!why[0] && not_after <= now_s())
+        snprintf(why, sizeof(why), "expired");
+    if (why[0]) {
+        log_warning("ACME: the panel's certificate in %s cannot serve %s (%s); ordering a new one", path, host, why);
+        return;
+    }
+    store_certificate_done(&d->panel_acme);
+    d->panel_acme = (struct store_certificate){
+        .hosts = xstrdup(host), .cert_pem = TAKE_PTR(chain), .key_pem = xstrdup(key), .not_after = not_after,
+        .issuer = xstrdup("acme"),
+    };
+}
+
+/* Whether the panel has a certificate from the ACME CA to show now; orders one
+ * when it has none for host, or one near its end. */
+static bool panel_acme_certificate(struct berthd *d, const char *host)
+{
+    if (!d->acme || !publicly_issuable(host))
+        return false;
+    bool have = d->panel_acme.cert_pem && streq(d->panel_acme.hosts, host) && d->panel_acme.not_after > now_s();
+    if (!have || !stored_cert_fresh(&d->panel_acme))
+        berthd_acme_request(d->acme, "panel", host);
+    return have;
+}
+
+/* An order for the panel ended well (checked by the caller): kept, then shown. */
+static void panel_acme_done(struct berthd *d, const char *hosts, const char *cert_pem, const char *key_pem,
+                            int64_t not_after)
+{
+    char host[300], path[4200];
+    snprintf(host, sizeof(host), "panel.%s", d->cfg.base_domain);
+    if (!streq(hosts, host)) {
+        log_info("ACME: the panel is no longer at %s; its certificate is not kept", hosts);
+        return;
+    }
+    panel_acme_path(d, path, sizeof(path));
+    _cleanup_free_ char *pem = NULL;
+    if (asprintf(&pem, "%s%s%s", cert_pem, cert_pem[strlen(cert_pem) - 1] == '\n' ? "" : "\n", key_pem) < 0)
+        return;
+    int r = write_file_atomic(path, pem, strlen(pem), 0600);
+    if (r < 0)
+        log_warning_errno(r, "ACME: cannot keep the panel's certificate in %s; it serves until berthd stops",
+                          path);
+    store_certificate_done(&d->panel_acme);
+    d->panel_acme = (struct store_certificate){
+        .hosts = xstrdup(host), .cert_pem = xstrdup(cert_pem), .key_pem = xstrdup(key_pem),
+        .not_after = not_after, .issuer = xstrdup("acme"),
+    };
+    log_info("ACME: the panel (%s) has a certificate from its CA, valid %lld days", host,
+             (long long)((not_after - now_s()) / 86400));
+    if (d->front)
+        push_panel_to_front(d);
+}
+
 /* The panel is an app route like a site's: panel.<base> proxies to panel.sock, where
  * berthd's API serves the panel's files and the API with cookie sign-in. The name is
  * reserved, so no site can take it. */
@@ -490,6 +583,9 @@ static int push_panel_to_front(struct berthd *d)
     snprintf(host, sizeof(host), "panel.%s", d->cfg.base_domain);
     snprintf(backend, sizeof(backend), "%s/panel.sock", d->cfg.run_dir);
     const char *hosts[] = { host };
+    /* Browsers trust it once the ACME CA's certificate is here: then plain HTTP is
+     * sent to HTTPS, where the panel's sign-in cookie is safe. */
+    bool acme = panel_acme_certificate(d, host);
     /* Not a site, so not in the store: issued at each start and by the renewal timer. */
     if (!d->panel_cert.cert_pem || !cert_fresh(d->panel_cert.not_after)) {
         certs_leaf_done(&d->panel_cert);
@@ -502,8 +598,9 @@ static int push_panel_to_front(struct berthd *d)
         .public_dir = d->cfg.run_dir,   /* required by the route format; an app route serves no files */
         .backend = backend,
         .max_body = 1ULL << 30,         /* content uploads go through the panel */
-        .tls_cert = d->panel_cert.cert_pem,
-        .tls_key = d->panel_cert.key_pem,
+        .tls_cert = acme ? d->panel_acme.cert_pem : d->panel_cert.cert_pem,
+        .tls_key = acme ? d->panel_acme.key_pem : d->panel_cert.key_pem,
+        .https_redirect = acme,
     };
     int r = front_supervisor_site_upsert(d->front, &fs);
     if (r < 0)
@@ -534,7 +631,7 @@ static void on_cert_renew(struct evloop *loop, struct ev_timer *t, void *data)
             push_site_to_front(d, &list[i]);
     }
     store_site_list_free(list, n);
-    if (!cert_fresh(d->panel_cert.not_after))
+    if (!cert_fresh(d->panel_cert.not_after) || (d->panel_acme.cert_pem && !stored_cert_fresh(&d->panel_acme)))
         push_panel_to_front(d);
     /* The front takes its default certificate at start only. */
     static bool told;
@@ -670,6 +767,10 @@ static void on_acme_done(void *data, const char *site, const char *hosts, const 
         log_warning("ACME: the certificate for site %s cannot be used (%s); kept the one it had", site, why);
         return;
     }
+    if (streq(site, "panel")) {   /* a reserved name: never a site's */
+        panel_acme_done(d, hosts, cert_pem, key_pem, not_after);
+        return;
+    }
     struct store_site s;
     if (store_site_get(d->store, site, &s) < 0)
         return;   /* removed meanwhile */
@@ -731,6 +832,10 @@ static int setup_acme(struct berthd *d)
     r = berthd_acme_new(d->loop, &d->cfg, key, &cb, &d->acme);
     if (r < 0)
         return log_errno(r, "cannot set up ACME");
+    char panel_host[300];
+    snprintf(panel_host, sizeof(panel_host), "panel.%s", d->cfg.base_domain);
+    if (publicly_issuable(panel_host))
+        panel_acme_load(d, panel_host);
     log_info("ACME: sites' public names get certificates from %s", d->cfg.acme_directory);
     return 0;
 }
@@ -845,6 +950,7 @@ static void berthd_done(struct berthd *d)
     sites_stats_free(d->stats);
     store_close(d->store);
     certs_leaf_done(&d->panel_cert);
+    store_certificate_done(&d->panel_acme);
     certs_leaf_done(&d->default_cert);
     certs_ca_free(d->ca);
     for (size_t i = 0; i < d->n_listeners; i++)

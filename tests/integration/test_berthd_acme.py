@@ -99,6 +99,47 @@ def test_sites_get_certificates_from_the_acme_ca(daemon_factory, pebble, tmp_pat
     assert wait_for(lambda: curl(d, "www.example.org", root).returncode == 0, timeout=10)
 
 
+def test_the_panel_gets_its_certificate_from_the_acme_ca(daemon_factory, pebble, tmp_path):
+    """panel.<base> is not a site, but browsers must trust it too: it gets the ACME
+    CA's certificate, kept across restarts in <state>/acme/panel.pem (0600), and
+    plain HTTP to it goes to HTTPS once it has. A damaged kept file is said so in
+    the log and a new certificate is ordered."""
+    import http.client
+    d = acme_daemon(daemon_factory, pebble, pebble.http_port)
+    root = tmp_path / "pebble-root.pem"
+    root.write_text(pebble.root())
+    r = wait_for(lambda: (c := curl(d, "panel.test.berth", root)).returncode == 0 and c)
+    assert r, d.log()[-3000:]
+    assert b"<html" in r.stdout.lower()
+    kept = d.state_dir / "acme/panel.pem"
+    assert kept.stat().st_mode & 0o777 == 0o600
+    assert "-----BEGIN PRIVATE KEY-----" in kept.read_text()
+    assert "ACME: the panel (panel.test.berth) has a certificate from its CA" in d.log()
+    conn = http.client.HTTPConnection("127.0.0.1", pebble.http_port, timeout=10)
+    conn.request("GET", "/", headers={"Host": "panel.test.berth"})
+    resp = conn.getresponse()
+    assert resp.status == 308
+    assert resp.getheader("Location") == f"https://panel.test.berth:{https_port(d)}/"
+    conn.close()
+
+    # A restart keeps it: served at once, no new order.
+    d.stop()
+    d.log_path.write_text("")
+    d.start()
+    assert curl(d, "panel.test.berth", root).returncode == 0
+    assert "ACME: ordering" not in d.log()
+
+    # Damaged: said so, served under the local CA meanwhile, and ordered again.
+    d.stop()
+    kept.write_text(kept.read_text().split("-----BEGIN PRIVATE KEY-----")[0])
+    d.log_path.write_text("")
+    d.start()
+    assert "ACME: the panel's certificate in" in d.log() and "no private key after the chain" in d.log()
+    assert wait_for(lambda: "ACME: the panel (panel.test.berth) has a certificate" in d.log()), d.log()[-3000:]
+    assert wait_for(lambda: curl(d, "panel.test.berth", root).returncode == 0, timeout=10)
+    assert "-----BEGIN PRIVATE KEY-----" in kept.read_text()
+
+
 def test_a_failed_order_is_retried_and_the_site_keeps_a_local_certificate(daemon_factory, pebble):
     """pebble checks the challenges on a port where nothing answers: every order
     fails; the site is served under berth's local CA meanwhile, and the order is
