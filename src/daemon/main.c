@@ -612,6 +612,27 @@ _Static_assert(2 * BERTHD_MAX_LISTENERS <= 64, "front_config.tls_listeners has a
 
 /* Re-gives the front every site whose certificate has come near its end (or no
  * longer covers its hosts), which reissues it; the panel's too. */
+/* The certificate for names without one of their own (the base domain): issued
+ * anew and handed to the front live. On failure the old one stays and the next
+ * check tries again. */
+static void renew_default_cert(struct berthd *d)
+{
+    const char *hosts[] = { d->cfg.base_domain };
+    struct certs_leaf leaf = { 0 };
+    int r = certs_leaf_issue(d->ca, hosts, 1, CERT_DAYS, &leaf);
+    if (r >= 0 && d->front)
+        r = front_supervisor_default_cert_set(d->front, leaf.cert_pem, leaf.key_pem);
+    if (r < 0) {
+        log_warning_errno(r, "cannot renew the default HTTPS certificate for %s; the old one serves until "
+                          "the next try", d->cfg.base_domain);
+        certs_leaf_done(&leaf);
+        return;
+    }
+    certs_leaf_done(&d->default_cert);
+    d->default_cert = leaf;
+    log_info("renewed the default HTTPS certificate for %s (valid %d days)", d->cfg.base_domain, CERT_DAYS);
+}
+
 static void on_cert_renew(struct evloop *loop, struct ev_timer *t, void *data)
 {
     struct berthd *d = data;
@@ -633,13 +654,8 @@ static void on_cert_renew(struct evloop *loop, struct ev_timer *t, void *data)
     store_site_list_free(list, n);
     if (!cert_fresh(d->panel_cert.not_after) || (d->panel_acme.cert_pem && !stored_cert_fresh(&d->panel_acme)))
         push_panel_to_front(d);
-    /* The front takes its default certificate at start only. */
-    static bool told;
-    if (!told && !cert_fresh(d->default_cert.not_after)) {
-        told = true;
-        log_warning("the default HTTPS certificate (for names without one of their own) ends in less than %d "
-                    "days; restart berthd to renew it", CERT_RENEW_DAYS);
-    }
+    if (!cert_fresh(d->default_cert.not_after))
+        renew_default_cert(d);
 }
 
 /* Starts the front's workers on the bound listeners and gives them every site. */
@@ -724,7 +740,10 @@ static int setup_tls(struct berthd *d)
     log_info("HTTPS certificates are issued by berth's local CA; clients trust it with %s", d->ca_path);
 
     const char *hosts[] = { d->cfg.base_domain };
-    r = certs_leaf_issue(d->ca, hosts, 1, CERT_DAYS, &d->default_cert);
+    /* Test hook: BERTH_TEST_DEFAULT_CERT_DAYS makes the first one short-lived. */
+    const char *test_days = getenv("BERTH_TEST_DEFAULT_CERT_DAYS");
+    int days = test_days ? atoi(test_days) : CERT_DAYS;
+    r = certs_leaf_issue(d->ca, hosts, 1, days > 0 ? days : CERT_DAYS, &d->default_cert);
     if (r < 0)
         return log_errno(r, "cannot issue the default HTTPS certificate for %s", d->cfg.base_domain);
     return 0;

@@ -57,6 +57,7 @@ enum {
     FRONT_MSG_ACTIVITY = 5,      /* worker -> supervisor: requests per site since the last report */
     FRONT_MSG_CHALLENGE_SET = 6, /* u32 type, token, NUL, key authorization (no NUL) */
     FRONT_MSG_CHALLENGE_REMOVE = 7, /* u32 type, token */
+    FRONT_MSG_DEFAULT_CERT = 8,  /* u32 type, certificate PEM, NUL, key PEM (no NUL) */
 };
 #define FRONT_CHALLENGE_MAX 256
 #define FRONT_CHALLENGE_PREFIX "/.well-known/acme-challenge/"
@@ -243,6 +244,11 @@ int front_spread_receive(struct front_spread *s, unsigned self, struct front_han
  * (when it has TLS listeners), which every worker inherits, with the same session
  * ticket keys. -EINVAL with the reason in err. */
 int front_tls_prepare(const struct front_config *cfg, char *err, size_t n);
+/* In berthd and in each worker: a new default certificate for the connections
+ * accepted from now on, keeping the session ticket keys. Does nothing when there
+ * is no default context (no TLS listener). -EINVAL with the reason in err; the
+ * old certificate then stays. */
+int front_tls_default_replace(const char *cert_pem, const char *key_pem, char *err, size_t n);
 void front_tls_release(void);
 
 /* ---- worker ---- */

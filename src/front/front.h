@@ -128,6 +128,13 @@ int front_supervisor_site_upsert(struct front_supervisor *sup, const struct fron
 /* Removes a site by name from every worker. -ENOENT if unknown. */
 int front_supervisor_site_remove(struct front_supervisor *sup, const char *name);
 
+/* Replaces the certificate shown to clients that name no site with one of its own
+ * (or no name at all): checked here, then live in every worker, and in workers
+ * started later; connections already open keep theirs, and session tickets issued
+ * before stay good. Nothing to do without HTTPS listeners. -EINVAL for a
+ * certificate or key that cannot be used (the old one stays), -E2BIG. */
+int front_supervisor_default_cert_set(struct front_supervisor *sup, const char *cert_pem, const char *key_pem);
+
 /* Tells every worker to flush and reopen its log files (after an outside rotation:
  * what SIGUSR1 does for nginx). */
 int front_supervisor_reopen_logs(struct front_supervisor *sup);

@@ -10,6 +10,8 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
+#include <openssl/crypto.h>
+
 #include "common/log.h"
 #include "front/front-internal.h"
 
@@ -620,6 +622,33 @@ int front_supervisor_challenge_remove(struct front_supervisor *sup, const char *
     memcpy(msg + 4, token, tn);   /* tn <= FRONT_CHALLENGE_MAX: only valid tokens were stored */
     blob_free(b);
     return broadcast(sup, msg, 4 + tn);
+}
+
+int front_supervisor_default_cert_set(struct front_supervisor *sup, const char *cert_pem, const char *key_pem)
+{
+    if (!sup->cfg.tls_listeners)
+        return 0;
+    size_t cn = strlen(cert_pem), kn = strlen(key_pem);
+    if (4 + cn + 1 + kn > FRONT_MSG_MAX)
+        return -E2BIG;
+    /* Here first: a certificate that cannot be used never reaches a worker, and
+     * workers forked from now on inherit the new context. */
+    char err[300];
+    int r = front_tls_default_replace(cert_pem, key_pem, err, sizeof(err));
+    if (r < 0) {
+        log_error("front: the new default HTTPS certificate: %s", err);
+        return r;
+    }
+    _cleanup_free_ char *msg = malloc(4 + cn + 1 + kn);
+    if (!msg)
+        return -ENOMEM;
+    uint32_t type = FRONT_MSG_DEFAULT_CERT;
+    memcpy(msg, &type, 4);
+    memcpy(msg + 4, cert_pem, cn + 1);
+    memcpy(msg + 4 + cn + 1, key_pem, kn);
+    r = broadcast(sup, msg, 4 + cn + 1 + kn);
+    OPENSSL_cleanse(msg, 4 + cn + 1 + kn);
+    return r;
 }
 
 int front_supervisor_reopen_logs(struct front_supervisor *sup)

@@ -126,6 +126,32 @@ static int on_servername(SSL *ssl, int *alert, void *arg)
     return SSL_TLSEXT_ERR_OK;
 }
 
+/* Makes the default context from PEM and puts it in place of the old one, whose
+ * session ticket keys it keeps: tickets issued before stay good, and berthd and
+ * every worker, which all started from the same keys, go on agreeing on them.
+ * Connections already open keep the context they began with. */
+static int default_ctx_replace(const char *cert_pem, const char *key_pem, char *err, size_t n)
+{
+    SSL_CTX *ctx = new_ctx(cert_pem, key_pem, err, n);
+    if (!ctx)
+        return -EINVAL;
+    SSL_CTX_set_tlsext_servername_callback(ctx, on_servername);
+    if (default_ctx) {
+        unsigned char keys[80];   /* the size OpenSSL's ticket key get/set take */
+        bool ok = SSL_CTX_get_tlsext_ticket_keys(default_ctx, keys, sizeof(keys)) == 1 &&
+                  SSL_CTX_set_tlsext_ticket_keys(ctx, keys, sizeof(keys)) == 1;
+        OPENSSL_cleanse(keys, sizeof(keys));
+        if (!ok) {
+            tls_error_text(err, n);
+            SSL_CTX_free(ctx);
+            return -EINVAL;
+        }
+    }
+    SSL_CTX_free(default_ctx);
+    default_ctx = ctx;
+    return 0;
+}
+
 int front_tls_prepare(const struct front_config *cfg, char *err, size_t n)
 {
     if (!cfg->tls_listeners)
@@ -134,13 +160,14 @@ int front_tls_prepare(const struct front_config *cfg, char *err, size_t n)
         snprintf(err, n, "HTTPS listeners need a default certificate and key");
         return -EINVAL;
     }
-    SSL_CTX *ctx = new_ctx(cfg->tls_default_cert, cfg->tls_default_key, err, n);
-    if (!ctx)
-        return -EINVAL;
-    SSL_CTX_set_tlsext_servername_callback(ctx, on_servername);
-    SSL_CTX_free(default_ctx);
-    default_ctx = ctx;
-    return 0;
+    return default_ctx_replace(cfg->tls_default_cert, cfg->tls_default_key, err, n);
+}
+
+int front_tls_default_replace(const char *cert_pem, const char *key_pem, char *err, size_t n)
+{
+    if (!default_ctx)
+        return 0;   /* no HTTPS listener: nothing shows it */
+    return default_ctx_replace(cert_pem, key_pem, err, n);
 }
 
 void front_tls_release(void)

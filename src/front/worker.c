@@ -202,6 +202,27 @@ static void challenge_set(struct worker *w, const char *p, size_t len)
     free(old);
 }
 
+/* A new default certificate: "CERT PEM\0KEY PEM". */
+static void default_cert_set(const char *p, size_t len)
+{
+    const char *nul = memchr(p, 0, len);
+    if (!nul) {
+        log_error("front worker: bad default certificate message");
+        return;
+    }
+    size_t key_len = len - (size_t)(nul - p) - 1;
+    char *key = malloc(key_len + 1);
+    if (!key)
+        return;
+    memcpy(key, nul + 1, key_len);
+    key[key_len] = 0;
+    char err[300];
+    if (front_tls_default_replace(p, key, err, sizeof(err)) < 0)
+        log_error("front worker: the new default certificate cannot be used (%s); keeping the old one", err);
+    OPENSSL_cleanse(key, key_len);
+    free(key);
+}
+
 /* Applies one control message; returns its type. */
 static uint32_t handle_msg(struct worker *w, size_t n)
 {
@@ -232,6 +253,8 @@ static uint32_t handle_msg(struct worker *w, size_t n)
         }
     } else if (type == FRONT_MSG_REOPEN_LOGS) {
         front_log_reopen_all();
+    } else if (type == FRONT_MSG_DEFAULT_CERT) {
+        default_cert_set(w->ctl_buf + 4, n - 4);
     }
     return type;
 }

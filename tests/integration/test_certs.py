@@ -1,11 +1,14 @@
 """berthd's local CA and the sites' HTTPS certificates: the https listeners, the CA in
 <state>/tls (created once, never replaced), one stored certificate per site.
 The TLS handshake itself is the front's, tested with it."""
+import os
+import signal
 import socket
 import sqlite3
 import stat
 import subprocess
 import time
+from pathlib import Path
 
 from conftest import wait_for
 
@@ -245,3 +248,57 @@ def test_sites_are_served_over_https_with_their_own_certificate(daemon_factory):
     d.ok("site", "rm", "blog")
     assert wait_for(lambda: served_subject(d, "blog.test.berth") == "test.berth")
     assert curl_https(d, "blog.test.berth", "/", "-k")[1] == 404
+
+
+def shown_certificate(port, *s_client_args):
+    """The certificate the front shows on port to a client that names no host
+    (the default one), as PEM, and whether the session was resumed."""
+    r = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-noservername",
+                        *s_client_args], input="", capture_output=True, text=True, timeout=15)
+    out = r.stdout
+    begin, end = out.find("-----BEGIN CERTIFICATE-----"), out.find("-----END CERTIFICATE-----")
+    assert begin >= 0 and end > begin, r.stdout + r.stderr
+    return out[begin:end + len("-----END CERTIFICATE-----")] + "\n", "\nReused," in out
+
+
+def valid_for_days(cert_pem, days):
+    return subprocess.run(["openssl", "x509", "-noout", "-checkend", str(days * 86400)], input=cert_pem,
+                          capture_output=True, text=True).returncode == 0
+
+
+def front_workers(d):
+    return [int(p) for p in (Path(f"/proc/{d.proc.pid}/task/{d.proc.pid}/children").read_text().split())]
+
+
+def test_the_default_certificate_is_renewed_without_a_restart(daemon_factory, tmp_path):
+    d = daemon_factory()
+    d.https = ["127.0.0.1:0"]
+    # Started with 10 days left: the check after 5 s renews it.
+    d.start(env={"BERTH_TEST_DEFAULT_CERT_DAYS": "10", "BERTH_TEST_CERT_RENEW_MS": "5000"})
+    [https] = https_listeners(d)
+    port = int(https["address"].rsplit(":", 1)[1])
+    ticket = tmp_path / "session.pem"
+    old, _ = shown_certificate(port, "-tls1_2", "-sess_out", str(ticket))
+    assert "renewed the default HTTPS certificate" not in d.log(), "renewed too early for this test"
+    assert not valid_for_days(old, 11)
+
+    assert wait_for(lambda: "renewed the default HTTPS certificate for test.berth" in d.log(), timeout=15)
+    new, _ = shown_certificate(port)
+    assert new != old and valid_for_days(new, 80)
+    r = openssl_verify(d.state_dir / "tls/ca.pem", new, "test.berth", tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    # The session ticket keys stayed: a client resumes the session it had before.
+    _, reused = shown_certificate(port, "-tls1_2", "-sess_in", str(ticket))
+    assert reused, "a session from before the renewal was not resumed"
+
+    # A worker started after the renewal shows the new one too.
+    workers = front_workers(d)
+    assert workers
+    for pid in workers:
+        os.kill(pid, signal.SIGKILL)
+    assert wait_for(lambda: (now := front_workers(d)) and not set(now) & set(workers), timeout=10)
+    shown = wait_for(lambda: shown_certificate(port)[0], timeout=10)
+    assert shown == new
+    # And it is not renewed again: 90 days are left.
+    time.sleep(6)
+    assert d.log().count("renewed the default HTTPS certificate") == 1
