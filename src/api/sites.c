@@ -129,7 +129,7 @@ void api_write_site(const struct api_config *cfg, struct json_writer *w, const s
     /* The HTTPS certificate berthd keeps for the site: whose, until when, for which names. */
     json_key(w, "certificate");
     struct store_certificate cert;
-    if (cfg->store && store_certificate_get(cfg->store, site->name, &cert) == 0) {
+    if (cfg->store && store_certificate_summary_get(cfg->store, site->name, &cert) == 0) {
         json_object_begin(w);
         json_kv_string(w, "issuer", cert.issuer);
         json_kv_int(w, "not_after", cert.not_after);

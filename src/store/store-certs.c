@@ -43,6 +43,31 @@ int store_certificate_get(struct store *s, const char *site, struct store_certif
     return 0;
 }
 
+int store_certificate_summary_get(struct store *s, const char *site, struct store_certificate *ret)
+{
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    int r = store_stmt_get(s, STMT_CERT_SUMMARY_GET,
+                           "SELECT c.hosts, c.not_after, c.issuer, c.updated_at "
+                           "FROM certificates c JOIN sites s ON s.id = c.site_id WHERE s.name = ?1", &st);
+    if (r < 0 || (r = store_bind_text(s, st, 1, site)) < 0)
+        return r;
+    r = store_stmt_step(s, st);
+    if (r < 0)
+        return r;
+    if (r == 0)
+        return store_error_set(s, ENOENT, "site %s has no certificate", site);
+    struct store_certificate c = {
+        .not_after = sqlite3_column_int64(st, 1),
+        .updated_at = sqlite3_column_int64(st, 3),
+    };
+    if ((r = store_column_strdup(st, 0, &c.hosts)) < 0 || (r = store_column_strdup(st, 2, &c.issuer)) < 0) {
+        store_certificate_done(&c);
+        return store_error_set(s, r, "out of memory");
+    }
+    *ret = c;
+    return 0;
+}
+
 int store_certificate_put(struct store *s, const char *site, const struct store_certificate *cert)
 {
     if (!cert->hosts || !*cert->hosts || !cert->cert_pem || !*cert->cert_pem || !cert->key_pem || !*cert->key_pem)

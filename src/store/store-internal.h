@@ -53,6 +53,7 @@ enum store_stmt_id {
     STMT_TOKEN_REVOKE,
     STMT_TOKEN_TOUCH,
     STMT_CERT_GET,
+    STMT_CERT_SUMMARY_GET,
     STMT_CERT_PUT,
     STMT_CERT_DELETE,
     _STMT_MAX,

@@ -237,6 +237,9 @@ struct store_certificate {
 /* Fills *ret with site's certificate (free with store_certificate_done). -ENOENT if
  * the site has none (or there is no such site). */
 int store_certificate_get(struct store *s, const char *site, struct store_certificate *ret);
+/* The same without the PEM (cert_pem and key_pem stay NULL): what a listing shows,
+ * with no key material copied out of the database. */
+int store_certificate_summary_get(struct store *s, const char *site, struct store_certificate *ret);
 /* Sets or replaces site's certificate. -ENOENT if there is no such site, -EINVAL if
  * hosts, cert_pem or key_pem is NULL or empty. A certificate goes with its site
  * (store_site_delete). */

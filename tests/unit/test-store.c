@@ -856,6 +856,16 @@ static void test_certificates(void **state)
     assert_null(c.hosts);
     store_certificate_done(&c);   /* twice is fine */
     assert_int_equal(store_certificate_get(f->s, "shop", &c), -ENOENT);   /* one site's, not another's */
+    /* A listing's summary: the same facts, no PEM. */
+    assert_int_equal(store_certificate_summary_get(f->s, "blog", &c), 0);
+    assert_string_equal(c.hosts, "blog.example\nblog.localhost");
+    assert_null(c.cert_pem);
+    assert_null(c.key_pem);
+    assert_int_equal(c.not_after, 1900000000);
+    assert_string_equal(c.issuer, "local");
+    assert_true(c.updated_at > 0);
+    store_certificate_done(&c);
+    assert_int_equal(store_certificate_summary_get(f->s, "shop", &c), -ENOENT);
 
     /* Replaced, not added. */
     put.hosts = (char *)"blog.localhost";
