@@ -157,21 +157,37 @@ struct api_upload;
 /* True when the request head names the upload endpoint (any method: the wrong one
  * is answered by api_upload_begin, before its body is read). */
 bool api_upload_wanted(const struct http1_request *http);
+/* Called when the unpacking that api_upload_feed started has ended: then
+ * api_upload_answer gives the answer. */
+typedef void (*api_upload_done_fn)(void *data);
+
 /* Starts an upload for req (its path already split, its actor decided). Returns 0
  * and the upload in *ret, whose body bytes api_upload_feed then takes; or a negative
  * errno with the error answer in res, sent before the body: the connection must
- * close after it. Copies what it needs from http. */
-int api_upload_begin(const struct api_config *cfg, const struct api_request *req,
-                     const struct http1_request *http, struct api_response *res, struct api_upload **ret);
+ * close after it. Copies what it needs from http. on_done(done_data) is called from
+ * loop when an unpacking in the background ends. */
+int api_upload_begin(const struct api_config *cfg, struct evloop *loop, const struct api_request *req,
+                     const struct http1_request *http, struct api_response *res, api_upload_done_fn on_done,
+                     void *done_data, struct api_upload **ret);
+/* api_upload_feed: the body is complete and a child process unpacks it; feed no more
+ * bytes, wait for on_done, then call api_upload_answer. */
+#define API_UPLOAD_UNPACKING 2
 /* Takes raw body bytes data[0..len) (chunked coding is decoded here, in place).
- * Returns 0 when more are needed (all of them used); 1 when the body is complete and
- * res holds the answer (the upload ran); a negative errno when the request failed and
- * res holds the error (close the connection: the rest of the body is not read).
- * *ret_used is how many bytes of data belonged to this body; bytes after them (the
- * next pipelined request) are left at data[*ret_used..len). Blocks the caller while
- * the archive is unpacked: bounded by the upload limits. */
+ * Returns 0 when more are needed (all of them used); API_UPLOAD_UNPACKING when the
+ * body is complete and is being unpacked; 1 when res holds the answer (the body was
+ * complete and unpacked here, because no child could be started); a negative errno
+ * when the request failed and res holds the error (close the connection: the rest
+ * of the body is not read). *ret_used is how many bytes of data belonged to this
+ * body; bytes after them (the next pipelined request) are left at data[*ret_used..len). */
 int api_upload_feed(struct api_upload *u, char *data, size_t len, struct api_response *res, size_t *ret_used);
+/* After on_done: records the upload and writes its answer (success or the reason it
+ * was refused) into res. Returns 1. */
+int api_upload_answer(struct api_upload *u, struct api_response *res);
+/* Whether an upload to site is arriving or being unpacked (the site must not be
+ * removed under it). */
+bool api_upload_busy(const char *site);
 /* Whether the connection may stay open after the answer. */
 bool api_upload_keep_alive(const struct api_upload *u);
-/* Closes the temp file (its data goes with it) and frees u. NULL-safe. */
+/* Closes the temp file (its data goes with it) and frees u; an unpacking still
+ * running is killed (public/ stays as it was). NULL-safe. */
 void api_upload_free(struct api_upload *u);

@@ -1,7 +1,8 @@
 /* The API's connection handling: accept on the unix socket, read and parse requests
  * with the shared HTTP/1.1 parser, dispatch, answer, keep alive. Requests are small
  * and handlers are quick store operations, so each is handled to completion in the
- * loop's callback. */
+ * loop's callback; the one exception, an upload's unpacking, runs in a child process
+ * (upload.c) and the connection waits out of the loop for its answer. */
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,6 +31,8 @@ struct api_conn {
     struct http1_request req;     /* the parser keeps its progress here between reads */
     bool closing;                 /* close once out is flushed */
     struct api_upload *upload;    /* a request whose body streams to a file (declared in api-internal.h) */
+    bool unpacking;               /* its body is complete and being unpacked: the socket is
+                                   * out of the loop (not read, not closed) until the answer */
     uint64_t discard;             /* body bytes of a refused upload still to read and drop before closing */
     uint64_t last_active_ms;      /* when the peer last sent or was sent anything */
     struct api_conn *next, **pprev;
@@ -213,6 +216,8 @@ static void reset_parser(struct api_conn *c)
  * the head declared has been read and dropped: closed on a peer that is still
  * sending, the socket is reset under it and the answer lost (the front would
  * tell the browser 502 instead of the reason). */
+static void on_unpacked(void *data);
+
 static void upload_start(struct api_conn *c, const struct http1_request *req, size_t head)
 {
     struct api_response res = { .body = BUF_INIT(64 * 1024) };
@@ -222,7 +227,7 @@ static void upload_start(struct api_conn *c, const struct http1_request *req, si
     if (req->path_len >= sizeof(path) || split_path(path, &areq) < 0)
         api_reply_error(&res, 404, "no such API endpoint");
     else if (api_auth_request(c->server->auth, c->peer_uid, &areq, &res))
-        api_upload_begin(&c->server->cfg, &areq, req, &res, &c->upload);
+        api_upload_begin(&c->server->cfg, c->server->loop, &areq, req, &res, on_unpacked, c, &c->upload);
     buf_consume(&c->in, head);
     reset_parser(c);
     if (!c->upload) {
@@ -253,27 +258,61 @@ static void discard_body(struct api_conn *c)
     }
 }
 
-/* Passes buffered body bytes on; answers once the body is complete. Returns false
- * while more bytes are needed. */
+/* Sends the upload's answer (r: what api_upload_feed or api_upload_answer said). */
+static void upload_answer(struct api_conn *c, struct api_response *res, int r)
+{
+    bool keep = r > 0 && api_upload_keep_alive(c->upload);
+    api_upload_free(c->upload);
+    c->upload = NULL;
+    if (json_writer_finish(&res->json) < 0)
+        api_reply_error(res, 500, "answer too large");
+    write_response(c, res, keep, false);
+    c->closing = !keep;
+}
+
+/* Passes buffered body bytes on; answers once the body is complete and unpacked.
+ * Returns false while more bytes are needed or the unpacking runs. */
 static bool upload_step(struct api_conn *c)
 {
     struct api_response res = { .body = BUF_INIT(64 * 1024) };
     size_t used = 0;
     int r = api_upload_feed(c->upload, c->in.data ? c->in.data : (char[1]){ 0 }, c->in.len, &res, &used);
     buf_consume(&c->in, used);
-    if (r == 0) {
+    if (r == API_UPLOAD_UNPACKING) {
+        /* Nothing more is read until the answer is out: a pipelined request waits
+         * in the socket, and a peer that hangs up is seen after the answer. */
+        c->unpacking = true;
+        evloop_del(c->server->loop, c->fd);
+    }
+    if (r == 0 || r == API_UPLOAD_UNPACKING) {
         buf_done(&res.body);
         return false;
     }
-    bool keep = r > 0 && api_upload_keep_alive(c->upload);
-    api_upload_free(c->upload);
-    c->upload = NULL;
-    if (json_writer_finish(&res.json) < 0)
-        api_reply_error(&res, 500, "answer too large");
-    write_response(c, &res, keep, false);
+    upload_answer(c, &res, r);
     buf_done(&res.body);
-    c->closing = !keep;
     return true;
+}
+
+static bool process(struct api_conn *c);
+static void on_conn(struct evloop *loop, int fd, uint32_t events, void *data);
+
+/* The unpacking of c's upload ended: answer, then go on with c as before. */
+static void on_unpacked(void *data)
+{
+    struct api_conn *c = data;
+    c->unpacking = false;
+    c->last_active_ms = now_ms();
+    if (evloop_add(c->server->loop, c->fd, EPOLLIN, on_conn, c) < 0) {
+        conn_close(c);
+        return;
+    }
+    struct api_response res = { .body = BUF_INIT(64 * 1024) };
+    upload_answer(c, &res, api_upload_answer(c->upload, &res));
+    buf_done(&res.body);
+    /* Requests that came with the body, behind it. */
+    if (!c->closing && c->in.len > 0 && !process(c))
+        return;
+    flush(c);
 }
 
 /* The most body req may carry on c. */
@@ -468,7 +507,7 @@ static void on_conn(struct evloop *loop, int fd, uint32_t events, void *data)
             c->in.data[c->in.len] = 0;
             if (!process(c))
                 return;
-            if (c->closing)
+            if (c->closing || c->unpacking)
                 break;
         }
     } else if (events & (EPOLLHUP | EPOLLERR) && !(events & EPOLLOUT)) {
@@ -487,6 +526,8 @@ static void evict_idlest(struct api_server *s)
     struct api_conn *victim = NULL;
     bool victim_busy = true;
     for (struct api_conn *c = s->conns; c; c = c->next) {
+        if (c->unpacking)
+            continue;   /* its answer is on the way; closing it would kill the unpacking */
         bool busy = c->in.len > 0 || c->out.len > 0 || c->upload || c->discard > 0;
         if (!victim || (victim_busy && !busy) ||
             (busy == victim_busy && c->last_active_ms < victim->last_active_ms)) {

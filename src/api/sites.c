@@ -756,7 +756,11 @@ void api_handle_sites(const struct api_config *cfg, const struct api_request *re
     } else if (req->method == HTTP_PATCH) {
         change_site(cfg, req, res, &site);
     } else if (req->method == HTTP_DELETE) {
-        if (sites_remove(cfg->sites, site.name, req->actor, &err) < 0) {
+        if (api_upload_busy(site.name)) {
+            /* Its files are being replaced by a process of berthd's own. */
+            api_reply_error(res, 409, "an upload to site %s is in progress: wait for it to end, then remove the "
+                            "site", site.name);
+        } else if (sites_remove(cfg->sites, site.name, req->actor, &err) < 0) {
             api_reply_failure(res, &err);
         } else {
             api_reply(res, 200);

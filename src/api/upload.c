@@ -2,13 +2,18 @@
  * site's directory (root-only, never visible by name, gone with its fd whatever
  * happens) and is unpacked when it is complete.
  *
- * The unpacking runs in berthd's loop and blocks it: every other API request and
- * the supervision wait until it ends. That is accepted for now because the limits
- * bound it (1 GiB, 100k entries, a compression ratio); moving it to a forked child
- * that drops to the site's uid would give both isolation and a free loop. */
+ * The unpacking (up to 1 GiB and 100k entries: seconds) runs in a child process
+ * forked for it, so berthd's loop goes on serving the API, the panel and the
+ * supervision meanwhile. The child only touches the file system: it reports
+ * through a pipe, and the audit event and the answer are written here once it
+ * has. A child killed half-way (berthd stopping) leaves public/ as it was and a
+ * staging directory that the next start removes (upload_site_cleanup). */
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 
 #include "api/api-internal.h"
 #include "common/log.h"
@@ -16,6 +21,14 @@
 
 #define CONTENT_SUFFIX "/content"
 #define SITES_PREFIX "/api/v1/sites/"
+
+/* What the child reports: one write, smaller than PIPE_BUF, so it arrives whole. */
+struct unpack_result {
+    int r;
+    struct error err;
+    struct upload_stats stats;
+};
+_Static_assert(sizeof(struct unpack_result) <= 4096, "one atomic pipe write");
 
 struct api_upload {
     const struct api_config *cfg;   /* borrowed */
@@ -30,7 +43,16 @@ struct api_upload {
     struct upload_limits limits;
     bool keep_alive;
     struct api_upload *next_in_flight, **pprev_in_flight;
+    /* While the child unpacks: */
+    struct evloop *loop;            /* borrowed */
+    pid_t pid;                      /* 0: no child */
+    int pidfd;
+    int result_fd;                  /* the pipe the child reports on */
+    api_upload_done_fn on_done;
+    void *done_data;
+    struct unpack_result result;    /* what the unpacking ended with */
 };
+
 
 /* Every upload whose body is arriving, over both sockets (api.sock and panel.sock
  * are two servers in one loop): a site takes one at a time. */
@@ -83,6 +105,17 @@ void api_upload_free(struct api_upload *u)
         if (u->next_in_flight)
             u->next_in_flight->pprev_in_flight = u->pprev_in_flight;
     }
+    if (u->pid > 0) {
+        /* berthd stops, or the connection was evicted: public/ stays as it was. */
+        syscall(SYS_pidfd_send_signal, u->pidfd, SIGKILL, NULL, 0);
+        while (waitid(P_PIDFD, (id_t)u->pidfd, &(siginfo_t){ 0 }, WEXITED) < 0 && errno == EINTR)
+            ;
+        log_warning("upload to site %s: stopped while unpacking; the site keeps its old content", u->site);
+    }
+    if (u->result_fd >= 0)
+        evloop_del(u->loop, u->result_fd);
+    safe_close(u->result_fd);
+    safe_close(u->pidfd);
     safe_close(u->site_fd);
     safe_close(u->body_fd);
     free(u);
@@ -93,8 +126,14 @@ bool api_upload_keep_alive(const struct api_upload *u)
     return u->keep_alive;
 }
 
-int api_upload_begin(const struct api_config *cfg, const struct api_request *req,
-                     const struct http1_request *http, struct api_response *res, struct api_upload **ret)
+bool api_upload_busy(const char *site)
+{
+    return upload_in_flight(site);
+}
+
+int api_upload_begin(const struct api_config *cfg, struct evloop *loop, const struct api_request *req,
+                     const struct http1_request *http, struct api_response *res, api_upload_done_fn on_done,
+                     void *done_data, struct api_upload **ret)
 {
     const char *name = req->n_segments == 3 ? req->segments[1] : "";
     if (req->method != HTTP_PUT) {
@@ -131,8 +170,11 @@ int api_upload_begin(const struct api_config *cfg, const struct api_request *req
         api_reply_error(res, 500, "out of memory");
         return -ENOMEM;
     }
-    u->site_fd = u->body_fd = -1;
+    u->site_fd = u->body_fd = u->pidfd = u->result_fd = -1;
     u->cfg = cfg;
+    u->loop = loop;
+    u->on_done = on_done;
+    u->done_data = done_data;
     snprintf(u->site, sizeof(u->site), "%s", name);
     snprintf(u->actor, sizeof(u->actor), "%s", req->actor);
     read_limits(&u->limits);
@@ -196,37 +238,129 @@ static int status_for(int code)
     }
 }
 
-/* The body is complete: unpack it, swap it in, record it, answer. */
-static int finish(struct api_upload *u, struct api_response *res)
+/* The unpacking ended (the child's report, or a failure to start one): record it and
+ * answer. Always 1: the request was answered, with an error or not. */
+static int answer(struct api_upload *u, const struct unpack_result *result, struct api_response *res)
 {
-    struct error err = { 0 };
-    struct upload_stats st;
-    if (lseek(u->body_fd, 0, SEEK_SET) < 0) {
-        api_reply_error(res, 500, "cannot read the upload back: %m");
-        return 1;
-    }
-    int r = upload_site_replace(u->site_fd, u->body_fd, &u->limits, &err, &st);
-    if (r < 0) {
-        int status = status_for(err.code);
+    if (result->r < 0) {
+        int status = status_for(result->err.code);
         if (status >= 500)
-            log_error("upload to site %s failed: %s", u->site, err.message);
-        api_reply_error(res, status, "%s", err.message);
+            log_error("upload to site %s failed: %s", u->site, result->err.message);
+        api_reply_error(res, status, "%s", result->err.message);
         return 1;
     }
     char detail[128];
-    snprintf(detail, sizeof(detail), "{\"files\":%" PRIu64 ",\"bytes\":%" PRIu64 "}", st.files, st.bytes);
+    snprintf(detail, sizeof(detail), "{\"files\":%" PRIu64 ",\"bytes\":%" PRIu64 "}", result->stats.files,
+             result->stats.bytes);
     /* The content is live already; a missing audit line is logged, not failed. */
-    r = store_event_append(u->cfg->store, u->actor, "site.upload", u->site, detail);
+    int r = store_event_append(u->cfg->store, u->actor, "site.upload", u->site, detail);
     if (r < 0)
         log_warning_errno(r, "upload to site %s: cannot record the event: %s", u->site,
                           store_errmsg(u->cfg->store));
     api_reply(res, 200);
     json_object_begin(&res->json);
     json_kv_string(&res->json, "site", u->site);
-    json_kv_uint(&res->json, "files", st.files);
-    json_kv_uint(&res->json, "bytes", st.bytes);
+    json_kv_uint(&res->json, "files", result->stats.files);
+    json_kv_uint(&res->json, "bytes", result->stats.bytes);
     json_object_end(&res->json);
     return 1;
+}
+
+static void unpack(struct api_upload *u, struct unpack_result *result)
+{
+    /* Test hook: BERTH_TEST_UPLOAD_GATE names a file the unpacking waits for (up to
+     * 30 s), so a test can act while one is under way. */
+    const char *gate = getenv("BERTH_TEST_UPLOAD_GATE");
+    for (int i = 0; gate && i < 3000 && access(gate, F_OK) < 0; i++)
+        usleep(10 * 1000);
+    *result = (struct unpack_result){ 0 };
+    result->r = upload_site_replace(u->site_fd, u->body_fd, &u->limits, &result->err, &result->stats);
+}
+
+static void on_unpacked(struct evloop *loop, int fd, uint32_t events, void *data)
+{
+    (void)loop;
+    (void)events;
+    struct api_upload *u = data;
+    struct unpack_result result;
+    ssize_t n;
+    while ((n = read(fd, &result, sizeof(result))) < 0 && errno == EINTR)
+        ;
+    if (n < 0 && errno == EAGAIN)
+        return;
+    if (n != (ssize_t)sizeof(result)) {
+        /* Killed (the OOM killer, an operator): the swap is atomic, so public/ is
+         * either the old tree or the new one; the next start removes the staging. */
+        result = (struct unpack_result){ .r = -EIO };
+        error_set(&result.err, -EIO, "the unpacking process ended without a result; the site keeps its content "
+                  "as it was before or after the swap");
+    }
+    while (waitid(P_PIDFD, (id_t)u->pidfd, &(siginfo_t){ 0 }, WEXITED) < 0 && errno == EINTR)
+        ;
+    evloop_del(u->loop, fd);
+    u->result_fd = safe_close(u->result_fd);
+    u->pidfd = safe_close(u->pidfd);
+    u->pid = 0;
+    u->result = result;
+    u->on_done(u->done_data);
+}
+
+/* The body is complete: starts the child that unpacks it and swaps it in.
+ * API_UPLOAD_UNPACKING, or 1 with the answer in res when no child could be
+ * started (then it was unpacked here, in the loop: slower for everyone, never lost). */
+static int finish(struct api_upload *u, struct api_response *res)
+{
+    if (lseek(u->body_fd, 0, SEEK_SET) < 0) {
+        api_reply_error(res, 500, "cannot read the upload back: %m");
+        return 1;
+    }
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC | O_NONBLOCK) < 0) {
+        log_warning_errno(errno, "upload to site %s: cannot make a pipe; unpacking in berthd's loop", u->site);
+        unpack(u, &u->result);
+        return answer(u, &u->result, res);
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(pipefd[0]);
+        struct unpack_result result;
+        unpack(u, &result);
+        ssize_t n;
+        do
+            n = write(pipefd[1], &result, sizeof(result));
+        while (n < 0 && errno == EINTR);
+        _exit(n == (ssize_t)sizeof(result) ? 0 : 1);
+    }
+    close(pipefd[1]);
+    int pidfd = pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
+    if (pid > 0 && pidfd < 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    if (pidfd < 0 || evloop_add(u->loop, pipefd[0], EPOLLIN, on_unpacked, u) < 0) {
+        if (pidfd >= 0) {
+            syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+            waitid(P_PIDFD, (id_t)pidfd, &(siginfo_t){ 0 }, WEXITED);
+            close(pidfd);
+        }
+        close(pipefd[0]);
+        log_warning("upload to site %s: cannot start a process to unpack it; unpacking in berthd's loop", u->site);
+        if (lseek(u->body_fd, 0, SEEK_SET) < 0) {
+            api_reply_error(res, 500, "cannot read the upload back: %m");
+            return 1;
+        }
+        unpack(u, &u->result);
+        return answer(u, &u->result, res);
+    }
+    u->pid = pid;
+    u->pidfd = pidfd;
+    u->result_fd = pipefd[0];
+    return API_UPLOAD_UNPACKING;
+}
+
+int api_upload_answer(struct api_upload *u, struct api_response *res)
+{
+    return answer(u, &u->result, res);
 }
 
 static int too_large(struct api_upload *u, struct api_response *res)

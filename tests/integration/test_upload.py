@@ -9,9 +9,12 @@ import socket
 import time
 import stat
 import tarfile
+import threading
 import zipfile
 
 import pytest
+
+from conftest import wait_for
 
 V1 = b"<!doctype html><h1>version one</h1>\n"
 
@@ -459,3 +462,67 @@ def test_stale_staging_is_not_served_and_upload_still_works(site_v1, daemon, tmp
     r = upload(daemon, "blog", write_zip(tmp_path / "v2.zip", [("v2.html", b"2")]))
     assert r.returncode == 0, r
     assert os.listdir(public(site_v1)) == ["v2.html"]
+
+
+# ---- the unpacking runs beside berthd's loop ----
+
+def children(daemon):
+    pid = daemon.proc.pid
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return {int(p) for p in f.read().split()}
+
+
+def upload_in_background(daemon, name, path):
+    result = []
+    thread = threading.Thread(target=lambda: result.append(upload(daemon, name, path)))
+    thread.start()
+    return thread, result
+
+
+def test_the_daemon_answers_while_an_upload_is_unpacked(daemon_factory, tmp_path):
+    """A big upload's unpacking takes seconds: berthd goes on answering meanwhile, the
+    site cannot be removed under it, and its answer comes once the content is live.
+    A berthd stopped in the middle leaves the old content and no debris."""
+    gate = tmp_path / "gate"
+    d = daemon_factory().start(env={"BERTH_TEST_UPLOAD_GATE": str(gate)})
+    gate.touch()
+    info = make_site(d)
+    assert upload(d, "blog", write_zip(tmp_path / "v1.zip", [("index.html", V1)])).returncode == 0
+    gate.unlink()
+    before = children(d)
+
+    v2 = write_zip(tmp_path / "v2.zip", [("index.html", b"v2\n"), ("about.html", b"about\n")])
+    thread, result = upload_in_background(d, "blog", v2)
+    unpacker = wait_for(lambda: children(d) - before, timeout=10)
+    assert unpacker, "no process unpacks the upload"
+    # The upload is waiting at the gate; the API answers all the same.
+    st = d.berth("status", timeout=10)
+    assert st.returncode == 0, st
+    rm = d.berth("site", "rm", "blog")
+    assert rm.returncode == 1
+    assert rm.stderr.strip() == ("berth: an upload to site blog is in progress: wait for it to end, "
+                                 "then remove the site"), rm
+    assert thread.is_alive() and not result
+    assert_v1_intact(info)
+
+    gate.touch()
+    thread.join(timeout=30)
+    assert result and result[0].returncode == 0, result
+    assert result[0].stdout.strip() == "uploaded 2 files (9 bytes) to site blog"
+    assert sorted(os.listdir(public(info))) == ["about.html", "index.html"]
+    assert wait_for(lambda: not (children(d) & unpacker)), "the unpacking process was not reaped"
+    no_debris(info)
+
+    # Stopped half-way: the content stays as it was, and nothing is left behind.
+    gate.unlink()
+    thread, result = upload_in_background(d, "blog", tmp_path / "v1.zip")
+    assert wait_for(lambda: children(d) - before, timeout=10)
+    d.stop()
+    thread.join(timeout=30)
+    assert result and result[0].returncode == 1
+    assert "stopped while unpacking; the site keeps its old content" in d.log()
+    assert sorted(os.listdir(public(info))) == ["about.html", "index.html"]
+    gate.touch()
+    d.start(env={"BERTH_TEST_UPLOAD_GATE": str(gate)})
+    no_debris(info)
+    assert d.berth("site", "rm", "blog").returncode == 0
