@@ -162,6 +162,10 @@ static int read_meta(struct upload_restore *rs, const char *meta_name, size_t me
     }
     rs->meta[got] = 0;
     rs->meta_len = got;
+    /* The stats tell what lands in the site: the meta file never does. */
+    if (rs->stats.files > 0)
+        rs->stats.files--;
+    rs->stats.bytes -= MIN(rs->stats.bytes, (uint64_t)got);
     return 0;
 }
 
