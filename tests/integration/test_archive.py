@@ -405,3 +405,20 @@ def test_restore_with_settings_brings_back_limits_and_domains(daemon, tmp_path):
     assert r.returncode == 1 and '"type"' in r.stderr, r
     assert not os.path.exists(os.path.join(back["dir"], "public", "marker.html"))
     assert daemon.ok("site", "show", "shop")["limits"]["memory_bytes"] == 256 << 20
+
+
+# ---- a running app ----
+
+def test_restore_restarts_a_running_app_site(daemon):
+    from conftest import require
+    from test_lifecycle import http_get, make_app, wait_state
+    require(os.geteuid() == 0 and os.path.isdir("/sys/fs/cgroup"), "site sandboxes need root and cgroups")
+    make_app(daemon, "svc", always_on=True)
+    pid = wait_state(daemon, "svc", "running")["runtime"]["pid"]
+    name = archive(daemon, "svc")["name"]
+    r = daemon.berth("site", "restore", "svc", name, json_out=True)
+    assert r.returncode == 0, r
+    assert r.json()["restarted"] is True, r.json()
+    assert wait_for(lambda: daemon.ok("site", "show", "svc")["runtime"]["pid"] not in (None, pid), timeout=10)
+    # The restored program (private/app.py) runs and answers.
+    assert wait_for(lambda: http_get(daemon, "svc")[0] == 200, timeout=10)
