@@ -5,14 +5,16 @@
  * file at all, never a half snapshot under a snapshot's name. It is root's, group
  * the site's, mode 0640: the site (and SFTP) read it, nobody but berthd changes it.
  *
- * Writing and restoring run in berthd's loop and block it for as long as they take
- * (bounded on restore by the upload limits; on writing, by the site's size). A
- * forked worker would free the loop; not done yet (docs/internals/archive.md). */
+ * A snapshot is written by a forked child while berthd's loop goes on (below). A
+ * restore runs in the loop and blocks it, bounded by the upload limits, as an
+ * upload does (docs/internals/archive.md). */
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/openat2.h>
 #include <stdio.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "api/api-internal.h"
 #include "common/fs.h"
@@ -93,6 +95,241 @@ static int prune(int backups_fd, const char *site, uint64_t keep, struct json_wr
     return r;
 }
 
+/* ---- making a snapshot: in a forked child, so berthd's loop goes on ----
+ *
+ * The child holds only the site's directory, the unnamed output file and a pipe;
+ * it walks, compresses, fsyncs, writes one result record to the pipe and exits.
+ * berthd answers when the pipe is readable: it names the file (or sends it), prunes
+ * and records. A client that goes away cancels the job (the child is killed and the
+ * unnamed file goes with its fd). One job per site at a time. */
+
+struct job_result {
+    int code;                      /* 0, or the negative errno */
+    uint64_t bytes;
+    char message[sizeof(((struct error *)0)->message)];
+};
+
+struct archive_job {
+    struct api_pending base;       /* base.fd: the pipe's read end */
+    const struct api_config *cfg;  /* borrowed */
+    pid_t pid;                     /* 0 once reaped */
+    int site_fd, backups_fd, out_fd;
+    bool download;
+    uint64_t keep;
+    time_t now;
+    uint32_t uid;
+    char site[64];
+    char actor[128];
+    struct archive_job *next, **pprev;
+};
+
+static struct archive_job *jobs;
+
+static bool archive_running(const char *site)
+{
+    for (const struct archive_job *j = jobs; j; j = j->next)
+        if (streq(j->site, site))
+            return true;
+    return false;
+}
+
+static void job_free(struct api_pending *p)
+{
+    struct archive_job *j = (struct archive_job *)p;
+    if (j->pid > 0) {
+        kill(j->pid, SIGKILL);
+        while (waitpid(j->pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+    }
+    if (j->pprev) {
+        *j->pprev = j->next;
+        if (j->next)
+            j->next->pprev = j->pprev;
+    }
+    safe_close(j->base.fd);
+    safe_close(j->site_fd);
+    safe_close(j->backups_fd);
+    safe_close(j->out_fd);
+    free(j);
+}
+
+/* In the child: only what the walk needs, as fds 3, 4 and 5. */
+static _noreturn_ void job_child(int site_fd, int out_fd, int pipe_fd, const char *meta, size_t meta_len,
+                                 bool download)
+{
+    int keep[3] = { site_fd, out_fd, pipe_fd };
+    int high[3];
+    for (int i = 0; i < 3; i++)
+        if ((high[i] = fcntl(keep[i], F_DUPFD_CLOEXEC, 64)) < 0)
+            _exit(1);
+    for (int i = 0; i < 3; i++)
+        if (dup2(high[i], 3 + i) < 0)
+            _exit(1);
+    close_range(6, ~0U, 0);
+    struct job_result jr = { 0 };
+    struct error err = { 0 };
+    int r = snapshot_write(3, site_dirs, ARRAY_SIZE(site_dirs), meta, meta_len, 4, &err, &jr.bytes);
+    /* On disk before it gets a name: a crash after the link must not leave a
+     * snapshot of holes. */
+    if (r >= 0 && !download && fsync(4) < 0)
+        r = error_set(&err, -errno, "cannot flush the snapshot to disk: %m");
+    jr.code = r < 0 ? (err.code ? err.code : r) : 0;
+    memcpy(jr.message, err.message, sizeof(jr.message));
+    ssize_t w = write(5, &jr, sizeof(jr));
+    _exit(w == (ssize_t)sizeof(jr) ? 0 : 1);
+}
+
+static void job_finish(struct api_pending *p, struct api_response *res)
+{
+    struct archive_job *j = (struct archive_job *)p;
+    struct job_result jr;
+    ssize_t n;
+    do
+        n = read(j->base.fd, &jr, sizeof(jr));
+    while (n < 0 && errno == EINTR);
+    int status = 0;
+    while (waitpid(j->pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    j->pid = 0;
+    if (n != (ssize_t)sizeof(jr)) {
+        log_error("archive of site %s: the snapshot writer ended without an answer (status %d)", j->site, status);
+        api_reply_error(res, 500, "cannot archive site %s: the snapshot writer failed", j->site);
+        return;
+    }
+    jr.message[sizeof(jr.message) - 1] = 0;
+    if (jr.code < 0) {
+        if (jr.code == -ENOSPC || jr.code == -EDQUOT)
+            api_reply_error(res, 507, "cannot archive site %s: the disk is full (%s); nothing was kept", j->site,
+                            jr.message);
+        else
+            api_reply_error(res, status_for(jr.code), "cannot archive site %s: %s", j->site, jr.message);
+        if (status_for(jr.code) >= 500)
+            log_error("archive of site %s failed: %s", j->site, jr.message);
+        return;
+    }
+    struct stat st;
+    if (fstat(j->out_fd, &st) < 0) {
+        api_reply_error(res, 500, "cannot read the snapshot back: %m");
+        return;
+    }
+
+    char name[SNAPSHOT_NAME_MAX], detail[256];
+    if (j->download) {
+        snapshot_name_format(j->site, j->now, 0, name);
+        if (lseek(j->out_fd, 0, SEEK_SET) < 0) {
+            api_reply_error(res, 500, "cannot read the snapshot back: %m");
+            return;
+        }
+        snprintf(detail, sizeof(detail), "{\"name\":\"%s\",\"size\":%" PRIu64 ",\"download\":true}", name,
+                 (uint64_t)st.st_size);
+        record(j->cfg, j->actor, "site.archive", j->site, detail);
+        api_reply_file(res, 200, TAKE_FD(j->out_fd), (uint64_t)st.st_size, CONTENT_TYPE);
+        api_reply_header(res, "Content-Disposition: attachment; filename=\"%s\"", name);
+        return;
+    }
+
+    int r = fchown(j->out_fd, 0, j->uid) < 0 || fchmod(j->out_fd, 0640) < 0 ? -errno : -EEXIST;
+    /* Two snapshots in one second get "-1", "-2"...: linkat never replaces. */
+    for (unsigned i = 0; r == -EEXIST && i < 1000; i++) {
+        snapshot_name_format(j->site, j->now, i, name);
+        r = link_tmpfile(j->out_fd, j->backups_fd, name);
+    }
+    if (r < 0) {
+        api_reply_error(res, status_for(r), "cannot store the snapshot of site %s: %s", j->site, strerror(-r));
+        return;
+    }
+    fsync(j->backups_fd);
+
+    api_reply(res, 200);
+    struct json_writer *w = &res->json;
+    json_object_begin(w);
+    json_kv_string(w, "site", j->site);
+    json_kv_string(w, "name", name);
+    json_kv_uint(w, "size", (uint64_t)st.st_size);
+    json_kv_uint(w, "bytes", jr.bytes);
+    json_kv_int(w, "created_at", j->now);
+    json_key(w, "pruned");
+    json_array_begin(w);
+    if (j->keep && (r = prune(j->backups_fd, j->site, j->keep, w)) < 0)
+        log_warning_errno(r, "site %s: cannot remove its oldest snapshots", j->site);
+    json_array_end(w);
+    json_object_end(w);
+    snprintf(detail, sizeof(detail), "{\"name\":\"%s\",\"size\":%" PRIu64 "}", name, (uint64_t)st.st_size);
+    record(j->cfg, j->actor, "site.archive", j->site, detail);
+}
+
+/* Opens what the job needs and forks its child; answers a failure in res. */
+static struct archive_job *job_start(const struct api_config *cfg, const struct api_request *req,
+                                     const struct store_site *site, bool download, uint64_t keep,
+                                     struct api_response *res)
+{
+    struct archive_job *j = calloc(1, sizeof(*j));
+    if (!j) {
+        api_reply_error(res, 500, "out of memory");
+        return NULL;
+    }
+    j->base = (struct api_pending){ .fd = -1, .finish = job_finish, .free = job_free };
+    j->cfg = cfg;
+    j->site_fd = j->backups_fd = j->out_fd = -1;
+    j->download = download;
+    j->keep = keep;
+    j->now = time(NULL);
+    j->uid = site->uid;
+    snprintf(j->site, sizeof(j->site), "%s", site->name);
+    snprintf(j->actor, sizeof(j->actor), "%s", req->actor);
+
+    j->site_fd = open_site_dir(cfg, site->name);
+    if (j->site_fd < 0) {
+        api_reply_error(res, 500, "cannot open the directory of site %s: %s", site->name, strerror(-j->site_fd));
+        goto fail;
+    }
+    if (!download && (j->backups_fd = open_backups(j->site_fd)) < 0) {
+        api_reply_error(res, 500, "cannot open the backups of site %s: %s", site->name, strerror(-j->backups_fd));
+        goto fail;
+    }
+    /* A download is written beside the site's folders (root's directory, no name
+     * anyone could open) and sent from there; a kept one where it will live. */
+    j->out_fd = openat(download ? j->site_fd : j->backups_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (j->out_fd < 0) {
+        int r = -errno;
+        api_reply_error(res, status_for(r), "cannot create the snapshot of site %s: %s", site->name, strerror(-r));
+        goto fail;
+    }
+    struct buf meta = BUF_INIT(SNAPSHOT_META_MAX);
+    int r = snapshot_settings_write(site, j->now, &meta);
+    if (r < 0) {
+        buf_done(&meta);
+        api_reply_error(res, 500, "cannot write the settings of site %s: %s", site->name, strerror(-r));
+        goto fail;
+    }
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC) < 0) {
+        buf_done(&meta);
+        api_reply_error(res, 500, "cannot start the snapshot writer: %m");
+        goto fail;
+    }
+    pid_t pid = fork();
+    if (pid == 0)
+        job_child(j->site_fd, j->out_fd, pipefd[1], meta.data ? meta.data : "", meta.len, download);
+    buf_done(&meta);
+    close(pipefd[1]);
+    j->base.fd = pipefd[0];
+    if (pid < 0) {
+        api_reply_error(res, 500, "cannot start the snapshot writer: %m");
+        goto fail;
+    }
+    j->pid = pid;
+    j->next = jobs;
+    if (jobs)
+        jobs->pprev = &j->next;
+    j->pprev = &jobs;
+    jobs = j;
+    return j;
+fail:
+    job_free(&j->base);
+    return NULL;
+}
+
 static void create_archive(const struct api_config *cfg, const struct api_request *req,
                            const struct store_site *site, struct api_response *res)
 {
@@ -126,100 +363,14 @@ static void create_archive(const struct api_config *cfg, const struct api_reques
         api_reply_error(res, 400, "a downloaded snapshot is not kept: \"keep\" does not apply to it");
         return;
     }
-
-    _cleanup_close_ int site_fd = open_site_dir(cfg, site->name);
-    if (site_fd < 0) {
-        api_reply_error(res, 500, "cannot open the directory of site %s: %s", site->name, strerror(-site_fd));
+    if (archive_running(site->name)) {
+        api_reply_error(res, 409, "a snapshot of site %s is being made: wait for it to end, then try again",
+                        site->name);
         return;
     }
-    _cleanup_close_ int backups = download ? -1 : open_backups(site_fd);
-    if (!download && backups < 0) {
-        api_reply_error(res, 500, "cannot open the backups of site %s: %s", site->name, strerror(-backups));
-        return;
-    }
-    /* A download is written beside the site's folders (root's directory, no name
-     * anyone could open) and sent from there; a kept one where it will live. */
-    _cleanup_close_ int out = openat(download ? site_fd : backups, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (out < 0) {
-        int r = -errno;
-        api_reply_error(res, status_for(r), "cannot create the snapshot of site %s: %s", site->name, strerror(-r));
-        return;
-    }
-
-    time_t now = time(NULL);
-    struct buf meta = BUF_INIT(SNAPSHOT_META_MAX);
-    struct error err = { 0 };
-    uint64_t bytes = 0;
-    int r = snapshot_settings_write(site, now, &meta);
-    if (r < 0)
-        error_set(&err, r, "cannot write the settings of site %s: %s", site->name, strerror(-r));
-    else
-        r = snapshot_write(site_fd, site_dirs, ARRAY_SIZE(site_dirs), meta.data, meta.len, out, &err, &bytes);
-    buf_done(&meta);
-    if (r >= 0 && !download && (fsync(out) < 0 || fchown(out, 0, site->uid) < 0 || fchmod(out, 0640) < 0))
-        r = error_set(&err, -errno, "cannot store the snapshot: %m");
-    if (r < 0) {
-        if (err.code == -ENOSPC || err.code == -EDQUOT)
-            api_reply_error(res, 507, "cannot archive site %s: the disk is full (%s); nothing was kept",
-                            site->name, err.message);
-        else
-            api_reply_error(res, status_for(err.code), "cannot archive site %s: %s", site->name, err.message);
-        if (status_for(err.code) >= 500)
-            log_error("archive of site %s failed: %s", site->name, err.message);
-        return;
-    }
-    struct stat st;
-    if (fstat(out, &st) < 0) {
-        api_reply_error(res, 500, "cannot read the snapshot back: %m");
-        return;
-    }
-
-    char name[SNAPSHOT_NAME_MAX];
-    if (download) {
-        snapshot_name_format(site->name, now, 0, name);
-        if (lseek(out, 0, SEEK_SET) < 0) {
-            api_reply_error(res, 500, "cannot read the snapshot back: %m");
-            return;
-        }
-        char detail[256];
-        snprintf(detail, sizeof(detail), "{\"name\":\"%s\",\"size\":%" PRIu64 ",\"download\":true}", name,
-                 (uint64_t)st.st_size);
-        record(cfg, req->actor, "site.archive", site->name, detail);
-        api_reply_file(res, 200, TAKE_FD(out), (uint64_t)st.st_size, CONTENT_TYPE);
-        api_reply_header(res, "Content-Disposition: attachment; filename=\"%s\"", name);
-        return;
-    }
-
-    /* Two snapshots in one second get "-1", "-2"...: linkat never replaces. */
-    r = -EEXIST;
-    for (unsigned n = 0; r == -EEXIST && n < 1000; n++) {
-        snapshot_name_format(site->name, now, n, name);
-        r = link_tmpfile(out, backups, name);
-    }
-    if (r < 0) {
-        api_reply_error(res, status_for(r), "cannot store the snapshot of site %s: %s", site->name, strerror(-r));
-        return;
-    }
-    fsync(backups);
-
-    api_reply(res, 200);
-    struct json_writer *w = &res->json;
-    json_object_begin(w);
-    json_kv_string(w, "site", site->name);
-    json_kv_string(w, "name", name);
-    json_kv_uint(w, "size", (uint64_t)st.st_size);
-    json_kv_uint(w, "bytes", bytes);
-    json_kv_int(w, "created_at", now);
-    json_key(w, "pruned");
-    json_array_begin(w);
-    if (keep && (r = prune(backups, site->name, keep, w)) < 0)
-        log_warning_errno(r, "site %s: cannot remove its oldest snapshots", site->name);
-    json_array_end(w);
-    json_object_end(w);
-
-    char detail[256];
-    snprintf(detail, sizeof(detail), "{\"name\":\"%s\",\"size\":%" PRIu64 "}", name, (uint64_t)st.st_size);
-    record(cfg, req->actor, "site.archive", site->name, detail);
+    struct archive_job *j = job_start(cfg, req, site, download, keep, res);
+    if (j)
+        api_reply_later(res, &j->base);
 }
 
 static void list_archives(const struct api_config *cfg, const struct store_site *site, struct api_response *res)
@@ -357,6 +508,11 @@ void api_handle_site_restore(const struct api_config *cfg, const struct api_requ
     api_site_restore_fd(cfg, req->actor, req->admin, site->name, fd, settings, res);
 }
 
+bool api_archive_running(const char *site)
+{
+    return archive_running(site);
+}
+
 /* What only an admin may give a site, as `site set` judges it (api/sites.c). */
 static int check_ceilings(const struct api_config *cfg, bool admin, const struct store_site *s, struct error *err)
 {
@@ -422,6 +578,11 @@ void api_site_restore_fd(const struct api_config *cfg, const char *actor, bool a
     int r = store_site_get(cfg->store, name, &site);
     if (r < 0) {
         api_reply_error(res, r == -ENOENT ? 404 : 500, "cannot read site %s", name);
+        goto out;
+    }
+    /* The writer is reading the trees a restore would swap out and remove. */
+    if (archive_running(name)) {
+        api_reply_error(res, 409, "a snapshot of site %s is being made: wait for it to end, then restore", name);
         goto out;
     }
     site_fd = open_site_dir(cfg, name);

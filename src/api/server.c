@@ -34,6 +34,7 @@ struct api_conn {
     bool unpacking;               /* its body is complete and being unpacked: the socket is
                                    * out of the loop (not read, not closed) until the answer */
     uint64_t discard;             /* body bytes of a refused upload still to read and drop before closing */
+    struct api_pending *pending;  /* an answer being prepared (api_reply_later) */
     int send_fd;                  /* a file answer's body still to send (api_reply_file), or -1 */
     uint64_t send_left;
     uint64_t last_active_ms;      /* when the peer last sent or was sent anything */
@@ -58,6 +59,10 @@ static void conn_close(struct api_conn *c)
     buf_done(&c->in);
     buf_done(&c->out);
     api_upload_free(c->upload);
+    if (c->pending) {
+        evloop_del(s->loop, c->pending->fd);
+        c->pending->free(c->pending);
+    }
     safe_close(c->send_fd);
     *c->pprev = c->next;
     if (c->next)
@@ -95,6 +100,12 @@ void api_reply_file(struct api_response *res, int status, int fd, uint64_t len, 
     res->file_fd = fd;
     res->file_len = len;
     res->content_type = content_type;
+}
+
+void api_reply_later(struct api_response *res, struct api_pending *p)
+{
+    res->status = 202;   /* never sent: the answer finish prepares replaces it */
+    res->pending = p;
 }
 
 void api_reply_error(struct api_response *res, int status, const char *fmt, ...)
@@ -343,9 +354,13 @@ static size_t max_body(const struct api_conn *c, const struct http1_request *req
 }
 
 /* Handles every complete request in c->in. Returns false if c was closed. */
+static void on_pending(struct evloop *loop, int fd, uint32_t events, void *data);
+
 static bool process(struct api_conn *c)
 {
     for (;;) {
+        if (c->pending)
+            return true;
         if (c->upload) {
             if (!upload_step(c) || c->closing)
                 return true;
@@ -445,6 +460,24 @@ static bool process(struct api_conn *c)
         }
         if (res.status == 0 && api_auth_request(c->server->auth, c->peer_uid, &areq, &res))
             dispatch(c->server, &areq, &res);
+        if (res.pending) {
+            json_value_free(json);
+            buf_done(&res.body);
+            buf_consume(&c->in, consumed);
+            reset_parser(c);
+            c->pending = res.pending;
+            if (evloop_add(c->server->loop, c->pending->fd, EPOLLIN, on_pending, c) < 0) {
+                c->pending->free(c->pending);
+                c->pending = NULL;
+                struct api_response err = { .body = BUF_INIT(4096) };
+                api_reply_error(&err, 500, "cannot wait for the work to end");
+                json_writer_finish(&err.json);
+                write_response(c, &err, false, false);
+                buf_done(&err.body);
+                c->closing = true;
+            }
+            return true;
+        }
         if (res.status == 0)
             api_reply_error(&res, 500, "internal error: no answer");
         if (!res.content_type && json_writer_finish(&res.json) < 0)
@@ -492,6 +525,32 @@ static bool refill_from_file(struct api_conn *c)
     return true;
 }
 
+/* The work behind a pending answer ended: the answer goes out, and the connection
+ * closes after it. */
+static void on_pending(struct evloop *loop, int fd, uint32_t events, void *data)
+{
+    struct api_conn *c = data;
+    (void)events;
+    evloop_del(loop, fd);
+    struct api_pending *p = TAKE_PTR(c->pending);
+    struct api_response res = { .body = BUF_INIT(16 * 1024 * 1024) };
+    p->finish(p, &res);
+    p->free(p);
+    if (res.status == 0)
+        api_reply_error(&res, 500, "internal error: no answer");
+    if (!res.content_type && json_writer_finish(&res.json) < 0)
+        api_reply_error(&res, 500, "answer too large");
+    write_response(c, &res, false, false);
+    buf_done(&res.body);
+    if (res.has_file) {
+        c->send_fd = res.file_fd;
+        c->send_left = res.file_len;
+    }
+    c->closing = true;
+    c->last_active_ms = now_ms();
+    flush(c);
+}
+
 static void flush(struct api_conn *c)
 {
     while (c->out.len > 0 || c->send_left > 0) {
@@ -512,11 +571,12 @@ static void flush(struct api_conn *c)
         }
         buf_consume(&c->out, (size_t)n);
     }
-    if (c->closing && c->discard == 0) {
+    if (c->closing && c->discard == 0 && !c->pending) {
         conn_close(c);
         return;
     }
-    evloop_mod(c->server->loop, c->fd, EPOLLIN);
+    /* While an answer is prepared nothing more is read: the next request waits. */
+    evloop_mod(c->server->loop, c->fd, c->pending ? 0 : EPOLLIN);
 }
 
 static void on_conn(struct evloop *loop, int fd, uint32_t events, void *data)
@@ -577,9 +637,9 @@ static void evict_idlest(struct api_server *s)
     struct api_conn *victim = NULL;
     bool victim_busy = true;
     for (struct api_conn *c = s->conns; c; c = c->next) {
-        if (c->unpacking)
-            continue;   /* its answer is on the way; closing it would kill the unpacking */
-        bool busy = c->in.len > 0 || c->out.len > 0 || c->send_left > 0 || c->upload || c->discard > 0;
+        if (c->unpacking || c->pending)
+            continue;   /* its answer is on the way; closing it would kill the work */
+        bool busy = c->in.len > 0 || c->out.len > 0 || c->send_left > 0 || c->pending || c->upload || c->discard > 0;
         if (!victim || (victim_busy && !busy) ||
             (busy == victim_busy && c->last_active_ms < victim->last_active_ms)) {
             victim = c;

@@ -169,6 +169,10 @@ int api_upload_begin(const struct api_config *cfg, struct evloop *loop, const st
     }
     /* Two at once would each hold up to the size limit on disk, and the last to
      * finish would silently win. */
+    if (api_archive_running(name)) {
+        api_reply_error(res, 409, "a snapshot of site %s is being made: wait for it to end, then try again", name);
+        return -EBUSY;
+    }
     if (upload_in_flight(name)) {
         api_reply_error(res, 409, "another upload to site %s is in progress: wait for it to end, then try again",
                         name);
