@@ -502,6 +502,11 @@ void api_handle_site_restore(const struct api_config *cfg, const struct api_requ
             return;
         }
     }
+    if (archive_running(site->name)) {
+        api_reply_error(res, 409, "a snapshot of site %s is being made: wait for it to end, then restore",
+                        site->name);
+        return;
+    }
     _cleanup_close_ int fd = open_snapshot(cfg, site, name, res);
     if (fd < 0)
         return;

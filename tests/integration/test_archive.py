@@ -422,3 +422,36 @@ def test_restore_restarts_a_running_app_site(daemon):
     assert wait_for(lambda: daemon.ok("site", "show", "svc")["runtime"]["pid"] not in (None, pid), timeout=10)
     # The restored program (private/app.py) runs and answers.
     assert wait_for(lambda: http_get(daemon, "svc")[0] == 200, timeout=10)
+
+
+# ---- berthd goes on while a snapshot is written ----
+
+def test_berthd_answers_while_a_big_snapshot_is_written_and_a_gone_client_cancels_it(daemon, blog):
+    # 16 GiB of holes: minutes of zeros to read and compress, and no disk used.
+    big = os.path.join(blog["dir"], "public", "sparse.bin")
+    with open(big, "wb") as f:
+        f.truncate(16 << 30)
+    cli = str(daemon.argv()[0]).replace("berthd", "berth")
+    slow = subprocess.Popen([cli, "--socket", str(daemon.socket), "site", "archive", "blog"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        # The job runs once a restore is refused as busy (an unknown name is a
+        # probe that changes nothing either way).
+        probe = ("site", "restore", "blog", "blog-20201010-101010.tar.zst")
+        if not wait_for(lambda: "being made" in daemon.berth(*probe).stderr, timeout=5):
+            slow.kill()
+            raise AssertionError(f"no snapshot job seen: {slow.communicate()} {daemon.berth(*probe)!r}")
+        started = time.monotonic()
+        assert daemon.ok("site", "show", "blog")["name"] == "blog"
+        assert time.monotonic() - started < 2, "berthd was blocked by the snapshot"
+        r = daemon.berth("site", "archive", "blog")
+        assert r.returncode == 1 and "being made" in r.stderr, r
+        assert slow.poll() is None, "the snapshot was written too fast to show anything"
+    finally:
+        slow.kill()
+        slow.wait()
+    # The client went away: the snapshot is abandoned, nothing is kept, and the site
+    # can be archived again.
+    os.unlink(big)
+    assert wait_for(lambda: daemon.berth("site", "archive", "blog").returncode == 0, timeout=10)
+    assert len(snapshot_files(blog)) == 1
