@@ -368,6 +368,12 @@ static void create_archive(const struct api_config *cfg, const struct api_reques
                         site->name);
         return;
     }
+    /* An upload's child may be swapping public/ and removing the old tree. */
+    if (api_upload_busy(site->name)) {
+        api_reply_error(res, 409, "an upload to site %s is in progress: wait for it to end, then archive it",
+                        site->name);
+        return;
+    }
     struct archive_job *j = job_start(cfg, req, site, download, keep, res);
     if (j)
         api_reply_later(res, &j->base);
@@ -504,6 +510,11 @@ void api_handle_site_restore(const struct api_config *cfg, const struct api_requ
     }
     if (archive_running(site->name)) {
         api_reply_error(res, 409, "a snapshot of site %s is being made: wait for it to end, then restore",
+                        site->name);
+        return;
+    }
+    if (api_upload_busy(site->name)) {
+        api_reply_error(res, 409, "an upload to site %s is in progress: wait for it to end, then restore",
                         site->name);
         return;
     }

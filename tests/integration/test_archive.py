@@ -426,7 +426,7 @@ def test_restore_restarts_a_running_app_site(daemon):
 
 # ---- berthd goes on while a snapshot is written ----
 
-def test_berthd_answers_while_a_big_snapshot_is_written_and_a_gone_client_cancels_it(daemon, blog):
+def test_berthd_answers_while_a_big_snapshot_is_written_and_a_gone_client_cancels_it(daemon, blog, tmp_path):
     # 16 GiB of holes: minutes of zeros to read and compress, and no disk used.
     big = os.path.join(blog["dir"], "public", "sparse.bin")
     with open(big, "wb") as f:
@@ -445,6 +445,11 @@ def test_berthd_answers_while_a_big_snapshot_is_written_and_a_gone_client_cancel
         assert daemon.ok("site", "show", "blog")["name"] == "blog"
         assert time.monotonic() - started < 2, "berthd was blocked by the snapshot"
         r = daemon.berth("site", "archive", "blog")
+        assert r.returncode == 1 and "being made" in r.stderr, r
+        # Nor may its trees be replaced or removed under the writer.
+        r = daemon.berth("site", "upload", "blog", write_zip(tmp_path / "v2.zip", [("index.html", V2)]))
+        assert r.returncode == 1 and "being made" in r.stderr, r
+        r = daemon.berth("site", "rm", "blog")
         assert r.returncode == 1 and "being made" in r.stderr, r
         assert slow.poll() is None, "the snapshot was written too fast to show anything"
     finally:
