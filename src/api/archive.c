@@ -6,8 +6,8 @@
  * the site's, mode 0640: the site (and SFTP) read it, nobody but berthd changes it.
  *
  * A snapshot is written by a forked child while berthd's loop goes on (below). A
- * restore runs in the loop and blocks it, bounded by the upload limits, as an
- * upload does (docs/internals/archive.md). */
+ * restore runs in the loop and blocks it, bounded by the upload limits
+ * (docs/internals/archive.md says why it has no child yet). */
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/openat2.h>
