@@ -36,10 +36,29 @@ struct api_response {
     struct json_writer json;       /* writes into body */
     const char *content_type;      /* NULL: body is a JSON document; else a static type */
     char headers[768];             /* extra header lines, each ending in CRLF (api_reply_header) */
+    struct api_pending *pending;   /* the answer comes later (api_reply_later) */
+    bool has_file;                 /* the body is file_len bytes of file_fd (api_reply_file) */
+    int file_fd;                   /* owned by the response until the connection takes it */
+    uint64_t file_len;
 };
 
 /* Starts a JSON answer with status. */
 void api_reply(struct api_response *res, int status);
+/* Answers status with a body read from fd (takes ownership; read from its current
+ * offset, len bytes) as content_type (static). The connection sends it in blocks
+ * as the peer reads, never whole in memory, and closes after it. */
+void api_reply_file(struct api_response *res, int status, int fd, uint64_t len, const char *content_type);
+/* Work a handler started that answers later: when fd becomes readable (or hangs
+ * up), the connection calls finish to fill the answer, then free. If the connection
+ * ends first, free alone is called (it cancels the work). */
+struct api_pending {
+    int fd;
+    void (*finish)(struct api_pending *p, struct api_response *res);
+    void (*free)(struct api_pending *p);
+};
+/* Answers later: takes ownership of p. The connection reads no other request
+ * meanwhile, and closes after the answer. */
+void api_reply_later(struct api_response *res, struct api_pending *p);
 /* Answers an error: {"error": {"status":..., "message":...}}. */
 void api_reply_error(struct api_response *res, int status, const char *fmt, ...) _printf_(3, 4);
 /* Answers an error from a struct error, mapping its code to a status. */
@@ -153,8 +172,14 @@ void api_write_site(const struct api_config *cfg, struct json_writer *w, const s
 
 
 struct api_upload;
+struct upload_limits;
 
-/* True when the request head names the upload endpoint (any method: the wrong one
+/* The upload limits, with the operator's overrides from the environment
+ * (BERTH_UPLOAD_MAX_SIZE, BERTH_UPLOAD_MAX_FILES). Restores use them too. */
+void api_upload_limits(struct upload_limits *ret);
+
+/* True when the request head names the upload endpoint, or PUT
+ * /api/v1/sites/NAME/restore (a snapshot file sent for a restore) (any method: the wrong one
  * is answered by api_upload_begin, before its body is read). */
 bool api_upload_wanted(const struct http1_request *http);
 /* Called when the unpacking that api_upload_feed started has ended: then
@@ -191,3 +216,27 @@ bool api_upload_keep_alive(const struct api_upload *u);
 /* Closes the temp file (its data goes with it) and frees u; an unpacking still
  * running is killed (public/ stays as it was). NULL-safe. */
 void api_upload_free(struct api_upload *u);
+
+/* ---- snapshots (src/api/archive.c) ----
+ *
+ *   POST   /api/v1/sites/NAME/archives        {"keep": N, "download": bool}
+ *   GET    /api/v1/sites/NAME/archives        newest first
+ *   GET    /api/v1/sites/NAME/archives/SNAP   the file
+ *   DELETE /api/v1/sites/NAME/archives/SNAP
+ *   POST   /api/v1/sites/NAME/restore         {"snapshot": SNAP, "settings": bool}
+ *   PUT    /api/v1/sites/NAME/restore?settings=1   the snapshot file as the body
+ *                                             (streamed by upload.c)
+ *
+ * The caller checked that the asker may see site. A snapshot is written by a forked
+ * child (the answer comes when it ends); a restore blocks berthd's loop while it
+ * unpacks, bounded by the upload limits. */
+void api_handle_site_archives(const struct api_config *cfg, const struct api_request *req,
+                              const struct store_site *site, struct api_response *res);
+void api_handle_site_restore(const struct api_config *cfg, const struct api_request *req,
+                             const struct store_site *site, struct api_response *res);
+/* Restores site from the snapshot read from archive_fd (rewound by the caller) and
+ * answers in res. actor/admin: who asked. settings: apply berth-site.json too. */
+/* Whether a snapshot of site is being written (its trees must not be swapped). */
+bool api_archive_running(const char *site);
+void api_site_restore_fd(const struct api_config *cfg, const char *actor, bool admin, const char *site,
+                         int archive_fd, bool settings, struct api_response *res);

@@ -17,6 +17,10 @@
  *   GET    /api/v1/me                        PUT  /api/v1/me/password {current, new}
  *   GET    /api/v1/tokens                    POST /api/v1/tokens {name[, user]}
  *   DELETE /api/v1/tokens/ID
+ *   GET    /api/v1/sites/NAME/archives       POST /api/v1/sites/NAME/archives {keep, download}
+ *   GET    /api/v1/sites/NAME/archives/SNAP  DELETE /api/v1/sites/NAME/archives/SNAP
+ *   POST   /api/v1/sites/NAME/restore {snapshot, settings}
+ *   PUT    /api/v1/sites/NAME/restore?settings=1   (a snapshot file as the body)
  *
  * Two kinds of socket serve it (enum api_auth_mode): api.sock, where a root peer is
  * the admin "root" and nobody else gets in; and panel.sock, where the peer is the

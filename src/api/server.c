@@ -34,6 +34,9 @@ struct api_conn {
     bool unpacking;               /* its body is complete and being unpacked: the socket is
                                    * out of the loop (not read, not closed) until the answer */
     uint64_t discard;             /* body bytes of a refused upload still to read and drop before closing */
+    struct api_pending *pending;  /* an answer being prepared (api_reply_later) */
+    int send_fd;                  /* a file answer's body still to send (api_reply_file), or -1 */
+    uint64_t send_left;
     uint64_t last_active_ms;      /* when the peer last sent or was sent anything */
     struct api_conn *next, **pprev;
 };
@@ -56,6 +59,11 @@ static void conn_close(struct api_conn *c)
     buf_done(&c->in);
     buf_done(&c->out);
     api_upload_free(c->upload);
+    if (c->pending) {
+        evloop_del(s->loop, c->pending->fd);
+        c->pending->free(c->pending);
+    }
+    safe_close(c->send_fd);
     *c->pprev = c->next;
     if (c->next)
         c->next->pprev = c->pprev;
@@ -81,6 +89,23 @@ void api_reply(struct api_response *res, int status)
     res->status = status;
     buf_clear(&res->body);
     json_writer_init(&res->json, &res->body, false);
+}
+
+void api_reply_file(struct api_response *res, int status, int fd, uint64_t len, const char *content_type)
+{
+    api_reply(res, status);
+    if (res->has_file)
+        safe_close(res->file_fd);
+    res->has_file = true;
+    res->file_fd = fd;
+    res->file_len = len;
+    res->content_type = content_type;
+}
+
+void api_reply_later(struct api_response *res, struct api_pending *p)
+{
+    res->status = 202;   /* never sent: the answer finish prepares replaces it */
+    res->pending = p;
 }
 
 void api_reply_error(struct api_response *res, int status, const char *fmt, ...)
@@ -190,7 +215,9 @@ static void write_response(struct api_conn *c, const struct api_response *res, b
     bool json = !res->content_type;
     buf_printf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n", res->status, http_status_reason(res->status),
                json ? "application/json" : res->content_type);
-    if (res->status != 304)
+    if (res->has_file)
+        buf_printf(&c->out, "Content-Length: %llu\r\n", (unsigned long long)res->file_len);
+    else if (res->status != 304)
         buf_printf(&c->out, "Content-Length: %zu\r\n", res->body.len + json);
     buf_printf(&c->out, "Date: %s\r\n%sX-Content-Type-Options: nosniff\r\n%s%s\r\n", date,
                json ? "Cache-Control: no-store\r\n" : "", res->headers, keep_alive ? "" : "Connection: close\r\n");
@@ -327,9 +354,13 @@ static size_t max_body(const struct api_conn *c, const struct http1_request *req
 }
 
 /* Handles every complete request in c->in. Returns false if c was closed. */
+static void on_pending(struct evloop *loop, int fd, uint32_t events, void *data);
+
 static bool process(struct api_conn *c)
 {
     for (;;) {
+        if (c->pending)
+            return true;
         if (c->upload) {
             if (!upload_step(c) || c->closing)
                 return true;
@@ -429,14 +460,43 @@ static bool process(struct api_conn *c)
         }
         if (res.status == 0 && api_auth_request(c->server->auth, c->peer_uid, &areq, &res))
             dispatch(c->server, &areq, &res);
+        if (res.pending) {
+            json_value_free(json);
+            buf_done(&res.body);
+            buf_consume(&c->in, consumed);
+            reset_parser(c);
+            c->pending = res.pending;
+            if (evloop_add(c->server->loop, c->pending->fd, EPOLLIN, on_pending, c) < 0) {
+                c->pending->free(c->pending);
+                c->pending = NULL;
+                struct api_response err = { .body = BUF_INIT(4096) };
+                api_reply_error(&err, 500, "cannot wait for the work to end");
+                json_writer_finish(&err.json);
+                write_response(c, &err, false, false);
+                buf_done(&err.body);
+                c->closing = true;
+            }
+            return true;
+        }
         if (res.status == 0)
             api_reply_error(&res, 500, "internal error: no answer");
         if (!res.content_type && json_writer_finish(&res.json) < 0)
             api_reply_error(&res, 500, "answer too large");
         json_value_free(json);
-        write_response(c, &res, req.keep_alive, req.method == HTTP_HEAD);
+        /* A file answer goes last on its connection: what follows it in out would
+         * be sent before its body. */
+        bool keep_alive = req.keep_alive && !res.has_file;
+        write_response(c, &res, keep_alive, req.method == HTTP_HEAD);
         buf_done(&res.body);
-        if (!req.keep_alive) {
+        if (res.has_file) {
+            if (req.method == HTTP_HEAD) {
+                safe_close(res.file_fd);
+            } else {
+                c->send_fd = res.file_fd;
+                c->send_left = res.file_len;
+            }
+        }
+        if (!keep_alive) {
             c->closing = true;
             return true;
         }
@@ -445,9 +505,59 @@ static bool process(struct api_conn *c)
     }
 }
 
+/* Moves the next block of a file answer into out. False when the file ends early
+ * (it shrank): the peer, told its length, must see the connection end. */
+static bool refill_from_file(struct api_conn *c)
+{
+    if (buf_reserve(&c->out, 256 * 1024) < 0)
+        return false;
+    size_t room = (size_t)MIN((uint64_t)(c->out.cap - c->out.len), c->send_left);
+    ssize_t n;
+    do
+        n = read(c->send_fd, c->out.data + c->out.len, room);
+    while (n < 0 && errno == EINTR);
+    if (n <= 0)
+        return false;
+    c->out.len += (size_t)n;
+    c->send_left -= (uint64_t)n;
+    if (c->send_left == 0)
+        c->send_fd = safe_close(c->send_fd);
+    return true;
+}
+
+/* The work behind a pending answer ended: the answer goes out, and the connection
+ * closes after it. */
+static void on_pending(struct evloop *loop, int fd, uint32_t events, void *data)
+{
+    struct api_conn *c = data;
+    (void)events;
+    evloop_del(loop, fd);
+    struct api_pending *p = TAKE_PTR(c->pending);
+    struct api_response res = { .body = BUF_INIT(16 * 1024 * 1024) };
+    p->finish(p, &res);
+    p->free(p);
+    if (res.status == 0)
+        api_reply_error(&res, 500, "internal error: no answer");
+    if (!res.content_type && json_writer_finish(&res.json) < 0)
+        api_reply_error(&res, 500, "answer too large");
+    write_response(c, &res, false, false);
+    buf_done(&res.body);
+    if (res.has_file) {
+        c->send_fd = res.file_fd;
+        c->send_left = res.file_len;
+    }
+    c->closing = true;
+    c->last_active_ms = now_ms();
+    flush(c);
+}
+
 static void flush(struct api_conn *c)
 {
-    while (c->out.len > 0) {
+    while (c->out.len > 0 || c->send_left > 0) {
+        if (c->out.len == 0 && !refill_from_file(c)) {
+            conn_close(c);
+            return;
+        }
         ssize_t n = send(c->fd, c->out.data, c->out.len, MSG_NOSIGNAL);
         if (n < 0) {
             if (errno == EINTR)
@@ -461,11 +571,12 @@ static void flush(struct api_conn *c)
         }
         buf_consume(&c->out, (size_t)n);
     }
-    if (c->closing && c->discard == 0) {
+    if (c->closing && c->discard == 0 && !c->pending) {
         conn_close(c);
         return;
     }
-    evloop_mod(c->server->loop, c->fd, EPOLLIN);
+    /* While an answer is prepared nothing more is read: the next request waits. */
+    evloop_mod(c->server->loop, c->fd, c->pending ? 0 : EPOLLIN);
 }
 
 static void on_conn(struct evloop *loop, int fd, uint32_t events, void *data)
@@ -496,7 +607,7 @@ static void on_conn(struct evloop *loop, int fd, uint32_t events, void *data)
                 return;
             }
             if (n == 0) {
-                if (c->out.len == 0) {
+                if (c->out.len == 0 && c->send_left == 0) {
                     conn_close(c);
                     return;
                 }
@@ -526,9 +637,9 @@ static void evict_idlest(struct api_server *s)
     struct api_conn *victim = NULL;
     bool victim_busy = true;
     for (struct api_conn *c = s->conns; c; c = c->next) {
-        if (c->unpacking)
-            continue;   /* its answer is on the way; closing it would kill the unpacking */
-        bool busy = c->in.len > 0 || c->out.len > 0 || c->upload || c->discard > 0;
+        if (c->unpacking || c->pending)
+            continue;   /* its answer is on the way; closing it would kill the work */
+        bool busy = c->in.len > 0 || c->out.len > 0 || c->send_left > 0 || c->pending || c->upload || c->discard > 0;
         if (!victim || (victim_busy && !busy) ||
             (busy == victim_busy && c->last_active_ms < victim->last_active_ms)) {
             victim = c;
@@ -566,6 +677,7 @@ static void on_accept(struct evloop *loop, int fd, uint32_t events, void *data)
         }
         c->server = s;
         c->fd = cfd;
+        c->send_fd = -1;
         c->peer_uid = cred.uid;
         c->last_active_ms = now_ms();
         buf_init(&c->in, API_MAX_HEAD + API_MAX_BODY + 64 * 1024);

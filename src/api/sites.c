@@ -713,7 +713,7 @@ void api_handle_sites(const struct api_config *cfg, const struct api_request *re
             api_reply_error(res, 405, "use GET or POST on /api/v1/sites");
         return;
     }
-    if (req->n_segments > 3) {
+    if (req->n_segments > 4 || (req->n_segments == 4 && !streq(req->segments[2], "archives"))) {
         api_reply_error(res, 404, "no such API endpoint");
         return;
     }
@@ -721,7 +721,11 @@ void api_handle_sites(const struct api_config *cfg, const struct api_request *re
     if (!load_site(cfg, req, res, &site))
         return;
     struct error err = { 0 };
-    if (req->n_segments == 3 && streq(req->segments[2], "logs")) {
+    if (req->n_segments >= 3 && streq(req->segments[2], "archives")) {
+        api_handle_site_archives(cfg, req, &site, res);
+    } else if (req->n_segments == 3 && streq(req->segments[2], "restore")) {
+        api_handle_site_restore(cfg, req, &site, res);
+    } else if (req->n_segments == 3 && streq(req->segments[2], "logs")) {
         api_handle_site_logs(cfg, req, site.name, res);
     } else if (req->n_segments == 3 && streq(req->segments[2], "stats")) {
         api_handle_site_stats(cfg, req, site.name, res);
@@ -759,6 +763,9 @@ void api_handle_sites(const struct api_config *cfg, const struct api_request *re
         if (api_upload_busy(site.name)) {
             /* Its files are being replaced by a process of berthd's own. */
             api_reply_error(res, 409, "an upload to site %s is in progress: wait for it to end, then remove the "
+                            "site", site.name);
+        } else if (api_archive_running(site.name)) {
+            api_reply_error(res, 409, "a snapshot of site %s is being made: wait for it to end, then remove the "
                             "site", site.name);
         } else if (sites_remove(cfg->sites, site.name, req->actor, &err) < 0) {
             api_reply_failure(res, &err);

@@ -20,6 +20,7 @@
 #include "upload/upload.h"
 
 #define CONTENT_SUFFIX "/content"
+#define RESTORE_SUFFIX "/restore"
 #define SITES_PREFIX "/api/v1/sites/"
 
 /* What the child reports: one write, smaller than PIPE_BUF, so it arrives whole. */
@@ -34,6 +35,9 @@ struct api_upload {
     const struct api_config *cfg;   /* borrowed */
     char site[64];
     char actor[128];
+    bool admin;
+    bool restore;                   /* PUT .../restore: a snapshot for api_site_restore_fd */
+    bool settings;                  /* ...?settings=1 */
     int site_fd;
     int body_fd;
     bool chunked;
@@ -74,7 +78,12 @@ bool api_upload_wanted(const struct http1_request *http)
     if (q)
         len = (size_t)(q - p);
     size_t pre = strlen(SITES_PREFIX), suf = strlen(CONTENT_SUFFIX);
-    if (len <= pre + suf || strncmp(p, SITES_PREFIX, pre) != 0 || memcmp(p + len - suf, CONTENT_SUFFIX, suf) != 0)
+    bool content = len > pre + suf && memcmp(p + len - suf, CONTENT_SUFFIX, suf) == 0;
+    if (!content && http->method == HTTP_PUT) {
+        suf = strlen(RESTORE_SUFFIX);
+        content = len > pre + suf && memcmp(p + len - suf, RESTORE_SUFFIX, suf) == 0;
+    }
+    if (!content || strncmp(p, SITES_PREFIX, pre) != 0)
         return false;
     /* Exactly one segment (the site's name) between the two. */
     return !memchr(p + pre, '/', len - pre - suf);
@@ -83,7 +92,7 @@ bool api_upload_wanted(const struct http1_request *http)
 /* The limits, with the operator's overrides from the environment until berth.yaml
  * grows an upload section: BERTH_UPLOAD_MAX_SIZE ("1G": the archive and what it
  * unpacks to), BERTH_UPLOAD_MAX_FILES. */
-static void read_limits(struct upload_limits *lim)
+void api_upload_limits(struct upload_limits *lim)
 {
     upload_limits_default(lim);
     const char *s = getenv("BERTH_UPLOAD_MAX_SIZE");
@@ -136,6 +145,7 @@ int api_upload_begin(const struct api_config *cfg, struct evloop *loop, const st
                      void *done_data, struct api_upload **ret)
 {
     const char *name = req->n_segments == 3 ? req->segments[1] : "";
+    bool restore = req->n_segments == 3 && streq(req->segments[2], "restore");
     if (req->method != HTTP_PUT) {
         api_reply_error(res, 405, "use PUT with the archive as the body to upload a site's content");
         return -EINVAL;
@@ -159,6 +169,10 @@ int api_upload_begin(const struct api_config *cfg, struct evloop *loop, const st
     }
     /* Two at once would each hold up to the size limit on disk, and the last to
      * finish would silently win. */
+    if (api_archive_running(name)) {
+        api_reply_error(res, 409, "a snapshot of site %s is being made: wait for it to end, then try again", name);
+        return -EBUSY;
+    }
     if (upload_in_flight(name)) {
         api_reply_error(res, 409, "another upload to site %s is in progress: wait for it to end, then try again",
                         name);
@@ -177,7 +191,11 @@ int api_upload_begin(const struct api_config *cfg, struct evloop *loop, const st
     u->done_data = done_data;
     snprintf(u->site, sizeof(u->site), "%s", name);
     snprintf(u->actor, sizeof(u->actor), "%s", req->actor);
-    read_limits(&u->limits);
+    u->admin = req->admin;
+    u->restore = restore;
+    char v[8];
+    u->settings = restore && api_query_get(req->query, "settings", v, sizeof(v)) && (streq(v, "1") || streq(v, "true"));
+    api_upload_limits(&u->limits);
     u->keep_alive = http->keep_alive;
     u->chunked = http->body == HTTP1_BODY_CHUNKED;
     u->remaining = http->content_length;
@@ -312,6 +330,11 @@ static int finish(struct api_upload *u, struct api_response *res)
 {
     if (lseek(u->body_fd, 0, SEEK_SET) < 0) {
         api_reply_error(res, 500, "cannot read the upload back: %m");
+        return 1;
+    }
+    /* A snapshot for a restore: unpacked here, in the loop (src/api/archive.c). */
+    if (u->restore) {
+        api_site_restore_fd(u->cfg, u->actor, u->admin, u->site, u->body_fd, u->settings, res);
         return 1;
     }
     int pipefd[2];

@@ -28,6 +28,15 @@ int cli_request(const struct cli *cli, const char *method, const char *path, con
 void cli_response_done(struct cli_response *res);
 /* Sends all n bytes on a socket (no SIGPIPE). 0 or -errno. */
 int cli_send_all(int fd, const char *p, size_t n);
+/* Connects to berthd's API socket; -1 after printing why. */
+int cli_connect_api(const struct cli *cli);
+/* Sends PUT path with size bytes of body_fd as the body. 0, or EXIT_FAILED after
+ * printing why. */
+int cli_send_file(int sock, const char *path, int body_fd, uint64_t size);
+/* Reads berthd's whole answer (at most 1 MiB) from sock into ret. 0 or EXIT_FAILED. */
+int cli_read_answer(int sock, struct cli_response *ret);
+/* berth site archive|archives|restore (archive.c). */
+int cli_site_archive(const struct cli *cli, int argc, char **argv);
 /* Reports a response: with --json prints the body to stdout; on an error status
  * prints "berth: <message>" to stderr. Returns EXIT_OK for 2xx, else EXIT_FAILED. */
 int cli_finish(const struct cli *cli, const struct cli_response *res);

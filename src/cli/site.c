@@ -22,7 +22,10 @@ static void usage(FILE *f)
           "       berth site start|stop|restart|rm NAME\n"
           "       berth site logs NAME [--error] [--lines N] [--follow]\n"
           "       berth site exec NAME -- CMD [ARG]...\n"
-          "       berth site upload NAME PATH   (a zip, a tar, .tar.gz/.zst/.xz, or a folder)\n", f);
+          "       berth site upload NAME PATH   (a zip, a tar, .tar.gz/.zst/.xz, or a folder)\n"
+          "       berth site archive NAME [--keep N] | berth site archive NAME --output FILE|-\n"
+          "       berth site archives NAME [--download SNAPSHOT [--output FILE|-]] [--delete SNAPSHOT]\n"
+          "       berth site restore NAME SNAPSHOT|--file PATH [--settings]\n", f);
 }
 
 enum {
@@ -465,6 +468,8 @@ int cli_site(const struct cli *cli, int argc, char **argv)
     }
     if (streq(verb, "exec"))
         return cli_site_exec(cli, argc - 1, argv + 1);
+    if (streq(verb, "archive") || streq(verb, "archives") || streq(verb, "restore"))
+        return cli_site_archive(cli, argc - 1, argv + 1);
     static const char *const verbs[] = { "create", "ls", "show", "set", "start", "stop", "restart", "rm", "upload",
                                          "php-settings", "logs" };
     bool known = false;

@@ -136,13 +136,13 @@ static int pack_folder(const char *path)
 /* Sends the head and the body. A send that fails because berthd already answered
  * (it refuses an unknown site or a too-large upload from the head alone, then
  * closes) is not an error: its answer is read next. */
-static int send_upload(const struct cli *cli, int sock, const char *name, int body_fd, uint64_t size)
+int cli_send_file(int sock, const char *path, int body_fd, uint64_t size)
 {
     char head[1024];
     snprintf(head, sizeof(head),
-             "PUT /api/v1/sites/%s/content HTTP/1.1\r\nHost: berthd\r\nUser-Agent: berth/%s\r\n"
+             "PUT %s HTTP/1.1\r\nHost: berthd\r\nUser-Agent: berth/%s\r\n"
              "Connection: close\r\nContent-Type: application/octet-stream\r\nContent-Length: %llu\r\n\r\n",
-             name, BERTH_VERSION, (unsigned long long)size);
+             path, BERTH_VERSION, (unsigned long long)size);
     int r = cli_send_all(sock, head, strlen(head));
     static char block[256 * 1024];
     for (uint64_t sent = 0; r >= 0 && sent < size;) {
@@ -162,7 +162,7 @@ static int send_upload(const struct cli *cli, int sock, const char *name, int bo
 }
 
 /* Reads berthd's answer into ret (the shape cli_finish takes). */
-static int read_answer(int sock, struct cli_response *ret)
+int cli_read_answer(int sock, struct cli_response *ret)
 {
     struct buf in = BUF_INIT(MAX_ANSWER);
     int r = 0;
@@ -208,7 +208,7 @@ static int read_answer(int sock, struct cli_response *ret)
     return 0;
 }
 
-static int connect_api(const struct cli *cli)
+int cli_connect_api(const struct cli *cli)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
     if (strlen(cli->socket_path) >= sizeof(sa.sun_path)) {
@@ -254,13 +254,15 @@ int cli_site_upload(const struct cli *cli, int argc, char **argv)
         return cli_fail("cannot upload %s: not a file or a folder", path);
     }
 
-    _cleanup_close_ int sock = connect_api(cli);
+    _cleanup_close_ int sock = cli_connect_api(cli);
     if (sock < 0)
         return EXIT_FAILED;
-    if (send_upload(cli, sock, name, body, (uint64_t)st.st_size) != 0)
+    char url[512];
+    snprintf(url, sizeof(url), "/api/v1/sites/%s/content", name);
+    if (cli_send_file(sock, url, body, (uint64_t)st.st_size) != 0)
         return EXIT_FAILED;
     struct cli_response res;
-    if (read_answer(sock, &res) != 0)
+    if (cli_read_answer(sock, &res) != 0)
         return EXIT_FAILED;
     int r = cli_finish(cli, &res);
     if (r == EXIT_OK && !cli->json) {

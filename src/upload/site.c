@@ -24,7 +24,7 @@
 
 #define STAGING_TRIES 16
 
-static int staging_make(int site_fd, char name[static 32])
+int upload_staging_make(int site_fd, char name[static 32])
 {
     static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
     for (int tries = 0; tries < STAGING_TRIES; tries++) {
@@ -139,7 +139,7 @@ int upload_site_replace(int site_dir_fd, int archive_fd, const struct upload_lim
         return error_set(err, -ENOTDIR, "the site's public is not a directory");
 
     char name[32];
-    int r = staging_make(site_dir_fd, name);
+    int r = upload_staging_make(site_dir_fd, name);
     if (r < 0)
         return error_set(err, r, "cannot create the upload's staging directory: %s", strerror(-r));
     int staging = open_beneath(site_dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0, RESOLVE_NO_SYMLINKS);

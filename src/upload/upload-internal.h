@@ -22,6 +22,9 @@ struct upload_links {
 /* Copies s into out for a message: control characters become '?', long names are
  * cut with "...". Returns out. */
 const char *upload_name_quote(const char *s, char out[static UPLOAD_QUOTE_MAX]);
+/* Makes a new staging directory (root-only 0700) named UPLOAD_STAGING_PREFIX and a
+ * random suffix in site_fd; its name goes to name. */
+int upload_staging_make(int site_fd, char name[static 32]);
 /* Frees the paths; l can be reused. */
 void upload_links_done(struct upload_links *l);
 /* upload_extract without the final symlink check: the symlinks made are returned in

@@ -73,3 +73,48 @@ int upload_site_replace(int site_dir_fd, int archive_fd, const struct upload_lim
 /* Removes staging directories a crash left in site_dir_fd (".upload-*"). Call at
  * start-up for every site, before the site serves. Returns how many it removed. */
 int upload_site_cleanup(int site_dir_fd);
+
+/* ---- restoring a site snapshot (restore.c) ----
+ *
+ * A snapshot holds several of a site's top-level directories (public/, private/)
+ * and a small settings file beside them. A restore unpacks it with the same checks
+ * as an upload (upload_extract), into one staging directory, and only when every
+ * entry has passed swaps each directory in with renameat2(RENAME_EXCHANGE). */
+
+/* The most directories one restore swaps. */
+#define UPLOAD_RESTORE_MAX_DIRS 4
+
+/* One directory a restore replaces: the archive's top-level folder of that name
+ * becomes the site's directory of that name. */
+struct upload_restore_dir {
+    const char *name;   /* "public", "private"; borrowed for the call */
+    uid_t uid;          /* owner of everything restored beneath it */
+    gid_t gid;
+};
+
+/* A restore unpacked and checked, not yet swapped in. */
+struct upload_restore;
+
+/* Unpacks archive_fd into a staging directory in site_dir_fd (root-only, like an
+ * upload's) and checks it is a snapshot: its top level holds exactly the folders
+ * dirs names (each a real directory) and, optionally, a regular file meta_name (at
+ * most meta_max bytes, read into memory). Every link is judged against the
+ * directory it will live in. Each of dirs must exist in site_dir_fd: its owner and
+ * mode are kept for the new one. On failure nothing of the site is touched and
+ * err says why (the classes of upload.h, -EINVAL for a file that is no snapshot).
+ * limits NULL: the defaults. Blocks, bounded by the limits. */
+int upload_restore_prepare(int site_dir_fd, int archive_fd, const struct upload_limits *limits,
+                           const struct upload_restore_dir *dirs, size_t n_dirs, const char *meta_name,
+                           size_t meta_max, struct error *err, struct upload_restore **ret);
+/* The meta file's contents (NUL-terminated, *ret_len bytes), or NULL when the
+ * snapshot had none. Borrowed from r. */
+const char *upload_restore_meta(const struct upload_restore *r, size_t *ret_len);
+/* What the unpacking produced. */
+void upload_restore_stats(const struct upload_restore *r, struct upload_stats *ret);
+/* Swaps every directory in (flushed to disk first). If one swap fails the ones
+ * made before it are swapped back, so the site keeps its old directories. Call
+ * once. */
+int upload_restore_commit(struct upload_restore *r, struct error *err);
+/* Removes the staging directory (the refused new trees, or the old ones after a
+ * commit) and frees r. NULL-safe. */
+void upload_restore_free(struct upload_restore *r);

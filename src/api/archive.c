@@ -1,0 +1,675 @@
+/* Site snapshots over the API: making, listing, downloading, deleting, restoring.
+ *
+ * A kept snapshot is written to an O_TMPFILE in the site's backups/ and linked
+ * under its name only once complete and on disk: a full disk or a crash leaves no
+ * file at all, never a half snapshot under a snapshot's name. It is root's, group
+ * the site's, mode 0640: the site (and SFTP) read it, nobody but berthd changes it.
+ *
+ * A snapshot is written by a forked child while berthd's loop goes on (below). A
+ * restore runs in the loop and blocks it, bounded by the upload limits
+ * (docs/internals/archive.md says why it has no child yet). */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "api/api-internal.h"
+#include "common/fs.h"
+#include "common/log.h"
+#include "snapshot/snapshot.h"
+#include "upload/upload.h"
+
+#define KEEP_MAX 1000
+#define CONTENT_TYPE "application/zstd"
+
+static const char *const site_dirs[] = { "public", "private" };
+
+static int status_for(int code)
+{
+    switch (code) {
+    case -EBADMSG: return 400;
+    case -EINVAL: return 422;
+    case -EPERM: case -EACCES: return 403;
+    case -ENOENT: return 404;
+    case -EEXIST: case -EADDRINUSE: case -EBUSY: return 409;
+    case -EFBIG: case -E2BIG: return 413;
+    case -ENOSPC: case -EDQUOT: return 507;
+    default: return 500;
+    }
+}
+
+static int open_site_dir(const struct api_config *cfg, const char *name)
+{
+    char dir[512];
+    sites_dir(cfg->sites, name, dir, sizeof(dir));
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
+static int open_backups(int site_fd)
+{
+    return open_beneath(site_fd, "backups", O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0, RESOLVE_NO_SYMLINKS);
+}
+
+/* The audit line; the change is made already, so a failure is logged, not answered. */
+static void record(const struct api_config *cfg, const char *actor, const char *action, const char *site,
+                   const char *detail)
+{
+    int r = store_event_append(cfg->store, actor, action, site, detail);
+    if (r < 0)
+        log_warning_errno(r, "site %s: cannot record the event %s: %s", site, action, store_errmsg(cfg->store));
+}
+
+/* Gives the O_TMPFILE fd a name in dir_fd. AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH,
+ * which berthd has as root; /proc/self/fd works without it. */
+static int link_tmpfile(int fd, int dir_fd, const char *name)
+{
+    if (linkat(fd, "", dir_fd, name, AT_EMPTY_PATH) == 0)
+        return 0;
+    if (errno == EEXIST)
+        return -EEXIST;
+    char proc[64];
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+    return linkat(AT_FDCWD, proc, dir_fd, name, AT_SYMLINK_FOLLOW) == 0 ? 0 : -errno;
+}
+
+/* Removes the snapshots beyond the keep newest; their names are added to w. */
+static int prune(int backups_fd, const char *site, uint64_t keep, struct json_writer *w)
+{
+    struct snapshot_info *list = NULL;
+    size_t n = 0;
+    int r = snapshot_list(backups_fd, site, &list, &n);
+    if (r < 0)
+        return r;
+    for (size_t i = keep; i < n; i++) {
+        if (unlinkat(backups_fd, list[i].name, 0) < 0) {
+            r = -errno;
+            continue;
+        }
+        json_string(w, list[i].name);
+    }
+    free(list);
+    return r;
+}
+
+/* ---- making a snapshot: in a forked child, so berthd's loop goes on ----
+ *
+ * The child holds only the site's directory, the unnamed output file and a pipe;
+ * it walks, compresses, fsyncs, writes one result record to the pipe and exits.
+ * berthd answers when the pipe is readable: it names the file (or sends it), prunes
+ * and records. A client that goes away cancels the job (the child is killed and the
+ * unnamed file goes with its fd). One job per site at a time. */
+
+struct job_result {
+    int code;                      /* 0, or the negative errno */
+    uint64_t bytes;
+    char message[sizeof(((struct error *)0)->message)];
+};
+
+struct archive_job {
+    struct api_pending base;       /* base.fd: the pipe's read end */
+    const struct api_config *cfg;  /* borrowed */
+    pid_t pid;                     /* 0 once reaped */
+    int site_fd, backups_fd, out_fd;
+    bool download;
+    uint64_t keep;
+    time_t now;
+    uint32_t uid;
+    char site[64];
+    char actor[128];
+    struct archive_job *next, **pprev;
+};
+
+static struct archive_job *jobs;
+
+static bool archive_running(const char *site)
+{
+    for (const struct archive_job *j = jobs; j; j = j->next)
+        if (streq(j->site, site))
+            return true;
+    return false;
+}
+
+static void job_free(struct api_pending *p)
+{
+    struct archive_job *j = (struct archive_job *)p;
+    if (j->pid > 0) {
+        kill(j->pid, SIGKILL);
+        while (waitpid(j->pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+    }
+    if (j->pprev) {
+        *j->pprev = j->next;
+        if (j->next)
+            j->next->pprev = j->pprev;
+    }
+    safe_close(j->base.fd);
+    safe_close(j->site_fd);
+    safe_close(j->backups_fd);
+    safe_close(j->out_fd);
+    free(j);
+}
+
+/* In the child: only what the walk needs, as fds 3, 4 and 5. */
+static _noreturn_ void job_child(int site_fd, int out_fd, int pipe_fd, const char *meta, size_t meta_len,
+                                 bool download)
+{
+    int keep[3] = { site_fd, out_fd, pipe_fd };
+    int high[3];
+    for (int i = 0; i < 3; i++)
+        if ((high[i] = fcntl(keep[i], F_DUPFD_CLOEXEC, 64)) < 0)
+            _exit(1);
+    for (int i = 0; i < 3; i++)
+        if (dup2(high[i], 3 + i) < 0)
+            _exit(1);
+    close_range(6, ~0U, 0);
+    struct job_result jr = { 0 };
+    struct error err = { 0 };
+    int r = snapshot_write(3, site_dirs, ARRAY_SIZE(site_dirs), meta, meta_len, 4, &err, &jr.bytes);
+    /* On disk before it gets a name: a crash after the link must not leave a
+     * snapshot of holes. */
+    if (r >= 0 && !download && fsync(4) < 0)
+        r = error_set(&err, -errno, "cannot flush the snapshot to disk: %m");
+    jr.code = r < 0 ? (err.code ? err.code : r) : 0;
+    memcpy(jr.message, err.message, sizeof(jr.message));
+    ssize_t w = write(5, &jr, sizeof(jr));
+    _exit(w == (ssize_t)sizeof(jr) ? 0 : 1);
+}
+
+static void job_finish(struct api_pending *p, struct api_response *res)
+{
+    struct archive_job *j = (struct archive_job *)p;
+    struct job_result jr;
+    ssize_t n;
+    do
+        n = read(j->base.fd, &jr, sizeof(jr));
+    while (n < 0 && errno == EINTR);
+    int status = 0;
+    while (waitpid(j->pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    j->pid = 0;
+    if (n != (ssize_t)sizeof(jr)) {
+        log_error("archive of site %s: the snapshot writer ended without an answer (status %d)", j->site, status);
+        api_reply_error(res, 500, "cannot archive site %s: the snapshot writer failed", j->site);
+        return;
+    }
+    jr.message[sizeof(jr.message) - 1] = 0;
+    if (jr.code < 0) {
+        if (jr.code == -ENOSPC || jr.code == -EDQUOT)
+            api_reply_error(res, 507, "cannot archive site %s: the disk is full (%s); nothing was kept", j->site,
+                            jr.message);
+        else
+            api_reply_error(res, status_for(jr.code), "cannot archive site %s: %s", j->site, jr.message);
+        if (status_for(jr.code) >= 500)
+            log_error("archive of site %s failed: %s", j->site, jr.message);
+        return;
+    }
+    struct stat st;
+    if (fstat(j->out_fd, &st) < 0) {
+        api_reply_error(res, 500, "cannot read the snapshot back: %m");
+        return;
+    }
+
+    char name[SNAPSHOT_NAME_MAX], detail[256];
+    if (j->download) {
+        snapshot_name_format(j->site, j->now, 0, name);
+        if (lseek(j->out_fd, 0, SEEK_SET) < 0) {
+            api_reply_error(res, 500, "cannot read the snapshot back: %m");
+            return;
+        }
+        snprintf(detail, sizeof(detail), "{\"name\":\"%s\",\"size\":%" PRIu64 ",\"download\":true}", name,
+                 (uint64_t)st.st_size);
+        record(j->cfg, j->actor, "site.archive", j->site, detail);
+        api_reply_file(res, 200, TAKE_FD(j->out_fd), (uint64_t)st.st_size, CONTENT_TYPE);
+        api_reply_header(res, "Content-Disposition: attachment; filename=\"%s\"", name);
+        return;
+    }
+
+    int r = fchown(j->out_fd, 0, j->uid) < 0 || fchmod(j->out_fd, 0640) < 0 ? -errno : -EEXIST;
+    /* Two snapshots in one second get "-1", "-2"...: linkat never replaces. */
+    for (unsigned i = 0; r == -EEXIST && i < 1000; i++) {
+        snapshot_name_format(j->site, j->now, i, name);
+        r = link_tmpfile(j->out_fd, j->backups_fd, name);
+    }
+    if (r < 0) {
+        api_reply_error(res, status_for(r), "cannot store the snapshot of site %s: %s", j->site, strerror(-r));
+        return;
+    }
+    fsync(j->backups_fd);
+
+    api_reply(res, 200);
+    struct json_writer *w = &res->json;
+    json_object_begin(w);
+    json_kv_string(w, "site", j->site);
+    json_kv_string(w, "name", name);
+    json_kv_uint(w, "size", (uint64_t)st.st_size);
+    json_kv_uint(w, "bytes", jr.bytes);
+    json_kv_int(w, "created_at", j->now);
+    json_key(w, "pruned");
+    json_array_begin(w);
+    if (j->keep && (r = prune(j->backups_fd, j->site, j->keep, w)) < 0)
+        log_warning_errno(r, "site %s: cannot remove its oldest snapshots", j->site);
+    json_array_end(w);
+    json_object_end(w);
+    snprintf(detail, sizeof(detail), "{\"name\":\"%s\",\"size\":%" PRIu64 "}", name, (uint64_t)st.st_size);
+    record(j->cfg, j->actor, "site.archive", j->site, detail);
+}
+
+/* Opens what the job needs and forks its child; answers a failure in res. */
+static struct archive_job *job_start(const struct api_config *cfg, const struct api_request *req,
+                                     const struct store_site *site, bool download, uint64_t keep,
+                                     struct api_response *res)
+{
+    struct archive_job *j = calloc(1, sizeof(*j));
+    if (!j) {
+        api_reply_error(res, 500, "out of memory");
+        return NULL;
+    }
+    j->base = (struct api_pending){ .fd = -1, .finish = job_finish, .free = job_free };
+    j->cfg = cfg;
+    j->site_fd = j->backups_fd = j->out_fd = -1;
+    j->download = download;
+    j->keep = keep;
+    j->now = time(NULL);
+    j->uid = site->uid;
+    snprintf(j->site, sizeof(j->site), "%s", site->name);
+    snprintf(j->actor, sizeof(j->actor), "%s", req->actor);
+
+    j->site_fd = open_site_dir(cfg, site->name);
+    if (j->site_fd < 0) {
+        api_reply_error(res, 500, "cannot open the directory of site %s: %s", site->name, strerror(-j->site_fd));
+        goto fail;
+    }
+    if (!download && (j->backups_fd = open_backups(j->site_fd)) < 0) {
+        api_reply_error(res, 500, "cannot open the backups of site %s: %s", site->name, strerror(-j->backups_fd));
+        goto fail;
+    }
+    /* A download is written beside the site's folders (root's directory, no name
+     * anyone could open) and sent from there; a kept one where it will live. */
+    j->out_fd = openat(download ? j->site_fd : j->backups_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (j->out_fd < 0) {
+        int r = -errno;
+        api_reply_error(res, status_for(r), "cannot create the snapshot of site %s: %s", site->name, strerror(-r));
+        goto fail;
+    }
+    struct buf meta = BUF_INIT(SNAPSHOT_META_MAX);
+    int r = snapshot_settings_write(site, j->now, &meta);
+    if (r < 0) {
+        buf_done(&meta);
+        api_reply_error(res, 500, "cannot write the settings of site %s: %s", site->name, strerror(-r));
+        goto fail;
+    }
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC) < 0) {
+        buf_done(&meta);
+        api_reply_error(res, 500, "cannot start the snapshot writer: %m");
+        goto fail;
+    }
+    pid_t pid = fork();
+    if (pid == 0)
+        job_child(j->site_fd, j->out_fd, pipefd[1], meta.data ? meta.data : "", meta.len, download);
+    buf_done(&meta);
+    close(pipefd[1]);
+    j->base.fd = pipefd[0];
+    if (pid < 0) {
+        api_reply_error(res, 500, "cannot start the snapshot writer: %m");
+        goto fail;
+    }
+    j->pid = pid;
+    j->next = jobs;
+    if (jobs)
+        jobs->pprev = &j->next;
+    j->pprev = &jobs;
+    jobs = j;
+    return j;
+fail:
+    job_free(&j->base);
+    return NULL;
+}
+
+static void create_archive(const struct api_config *cfg, const struct api_request *req,
+                           const struct store_site *site, struct api_response *res)
+{
+    uint64_t keep = 0;
+    bool download = false;
+    const struct json_value *body = req->body;
+    if (body) {
+        for (size_t i = 0; i < body->object.n; i++) {
+            const char *k = body->object.keys[i];
+            const struct json_value *v = body->object.values[i];
+            if (streq(k, "keep")) {
+                if (v->type != JSON_NUMBER || !v->number.is_integer || v->number.integer < 1 ||
+                    v->number.integer > KEEP_MAX) {
+                    api_reply_error(res, 400, "\"keep\" must be a number of snapshots from 1 to %d", KEEP_MAX);
+                    return;
+                }
+                keep = (uint64_t)v->number.integer;
+            } else if (streq(k, "download")) {
+                if (v->type != JSON_BOOL) {
+                    api_reply_error(res, 400, "\"download\" must be true or false");
+                    return;
+                }
+                download = v->boolean;
+            } else {
+                api_reply_error(res, 400, "unknown field \"%s\"", k);
+                return;
+            }
+        }
+    }
+    if (download && keep) {
+        api_reply_error(res, 400, "a downloaded snapshot is not kept: \"keep\" does not apply to it");
+        return;
+    }
+    if (archive_running(site->name)) {
+        api_reply_error(res, 409, "a snapshot of site %s is being made: wait for it to end, then try again",
+                        site->name);
+        return;
+    }
+    /* An upload's child may be swapping public/ and removing the old tree. */
+    if (api_upload_busy(site->name)) {
+        api_reply_error(res, 409, "an upload to site %s is in progress: wait for it to end, then archive it",
+                        site->name);
+        return;
+    }
+    struct archive_job *j = job_start(cfg, req, site, download, keep, res);
+    if (j)
+        api_reply_later(res, &j->base);
+}
+
+static void list_archives(const struct api_config *cfg, const struct store_site *site, struct api_response *res)
+{
+    _cleanup_close_ int site_fd = open_site_dir(cfg, site->name);
+    _cleanup_close_ int backups = site_fd >= 0 ? open_backups(site_fd) : site_fd;
+    struct snapshot_info *list = NULL;
+    size_t n = 0;
+    int r = backups < 0 ? backups : snapshot_list(backups, site->name, &list, &n);
+    if (r < 0) {
+        api_reply_error(res, 500, "cannot list the snapshots of site %s: %s", site->name, strerror(-r));
+        return;
+    }
+    api_reply(res, 200);
+    struct json_writer *w = &res->json;
+    json_object_begin(w);
+    json_kv_string(w, "site", site->name);
+    json_key(w, "archives");
+    json_array_begin(w);
+    for (size_t i = 0; i < n; i++) {
+        json_object_begin(w);
+        json_kv_string(w, "name", list[i].name);
+        json_kv_uint(w, "size", list[i].size);
+        json_kv_int(w, "created_at", list[i].mtime);
+        json_object_end(w);
+    }
+    json_array_end(w);
+    json_object_end(w);
+    free(list);
+}
+
+/* Opens snapshot name of site for reading; answers the failure in res. */
+static int open_snapshot(const struct api_config *cfg, const struct store_site *site, const char *name,
+                         struct api_response *res)
+{
+    if (!snapshot_name_valid(site->name, name)) {
+        api_reply_error(res, 400, "invalid snapshot name \"%.80s\": use a name `berth site archives %s` lists",
+                        name, site->name);
+        return -EINVAL;
+    }
+    _cleanup_close_ int site_fd = open_site_dir(cfg, site->name);
+    _cleanup_close_ int backups = site_fd >= 0 ? open_backups(site_fd) : site_fd;
+    int fd = backups < 0 ? backups : openat(backups, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && backups >= 0)
+        fd = -errno;
+    if (fd == -ENOENT)
+        api_reply_error(res, 404, "site %s has no snapshot named \"%s\"", site->name, name);
+    else if (fd < 0)
+        api_reply_error(res, 500, "cannot open snapshot %s: %s", name, strerror(-fd));
+    return fd;
+}
+
+static void one_archive(const struct api_config *cfg, const struct api_request *req, const struct store_site *site,
+                        const char *name, struct api_response *res)
+{
+    if (req->method == HTTP_DELETE) {
+        _cleanup_close_ int fd = open_snapshot(cfg, site, name, res);
+        if (fd < 0)
+            return;
+        _cleanup_close_ int site_fd = open_site_dir(cfg, site->name);
+        _cleanup_close_ int backups = site_fd >= 0 ? open_backups(site_fd) : site_fd;
+        if (backups < 0 || unlinkat(backups, name, 0) < 0) {
+            api_reply_error(res, 500, "cannot delete snapshot %s: %m", name);
+            return;
+        }
+        char detail[256];
+        snprintf(detail, sizeof(detail), "{\"name\":\"%s\"}", name);
+        record(cfg, req->actor, "site.archive_delete", site->name, detail);
+        api_reply(res, 200);
+        json_object_begin(&res->json);
+        json_kv_string(&res->json, "site", site->name);
+        json_kv_string(&res->json, "deleted", name);
+        json_object_end(&res->json);
+        return;
+    }
+    if (req->method != HTTP_GET && req->method != HTTP_HEAD) {
+        api_reply_error(res, 405, "use GET or DELETE on a snapshot");
+        return;
+    }
+    int fd = open_snapshot(cfg, site, name, res);
+    if (fd < 0)
+        return;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        api_reply_error(res, 500, "cannot read snapshot %s", name);
+        return;
+    }
+    api_reply_file(res, 200, fd, (uint64_t)st.st_size, CONTENT_TYPE);
+    api_reply_header(res, "Content-Disposition: attachment; filename=\"%s\"", name);
+}
+
+void api_handle_site_archives(const struct api_config *cfg, const struct api_request *req,
+                              const struct store_site *site, struct api_response *res)
+{
+    if (req->n_segments == 4) {
+        one_archive(cfg, req, site, req->segments[3], res);
+    } else if (req->method == HTTP_GET) {
+        list_archives(cfg, site, res);
+    } else if (req->method == HTTP_POST) {
+        create_archive(cfg, req, site, res);
+    } else {
+        api_reply_error(res, 405, "use GET to list a site's snapshots, POST to make one");
+    }
+}
+
+void api_handle_site_restore(const struct api_config *cfg, const struct api_request *req,
+                             const struct store_site *site, struct api_response *res)
+{
+    if (req->method != HTTP_POST) {
+        api_reply_error(res, 405, "use POST with {\"snapshot\": NAME} (or PUT with a snapshot file) to restore");
+        return;
+    }
+    const char *name = req->body ? json_get_string(req->body, "snapshot") : NULL;
+    bool settings = false;
+    const struct json_value *s = req->body ? json_get(req->body, "settings") : NULL;
+    if (!name) {
+        api_reply_error(res, 400, "name the snapshot to restore: {\"snapshot\": NAME}");
+        return;
+    }
+    if (s && s->type != JSON_BOOL) {
+        api_reply_error(res, 400, "\"settings\" must be true or false");
+        return;
+    }
+    settings = s && s->boolean;
+    for (size_t i = 0; i < req->body->object.n; i++) {
+        if (!streq(req->body->object.keys[i], "snapshot") && !streq(req->body->object.keys[i], "settings")) {
+            api_reply_error(res, 400, "unknown field \"%s\"", req->body->object.keys[i]);
+            return;
+        }
+    }
+    if (archive_running(site->name)) {
+        api_reply_error(res, 409, "a snapshot of site %s is being made: wait for it to end, then restore",
+                        site->name);
+        return;
+    }
+    if (api_upload_busy(site->name)) {
+        api_reply_error(res, 409, "an upload to site %s is in progress: wait for it to end, then restore",
+                        site->name);
+        return;
+    }
+    _cleanup_close_ int fd = open_snapshot(cfg, site, name, res);
+    if (fd < 0)
+        return;
+    api_site_restore_fd(cfg, req->actor, req->admin, site->name, fd, settings, res);
+}
+
+bool api_archive_running(const char *site)
+{
+    return archive_running(site);
+}
+
+/* What only an admin may give a site, as `site set` judges it (api/sites.c). */
+static int check_ceilings(const struct api_config *cfg, bool admin, const struct store_site *s, struct error *err)
+{
+    if (admin)
+        return 0;
+    if (streq_ptr(s->network, "host"))
+        return error_set(err, -EPERM, "only an admin may give a site the host's network");
+    if (cfg->user_max_memory && (s->memory_max == 0 || s->memory_max > cfg->user_max_memory))
+        return error_set(err, -EPERM, "only an admin may give a site the snapshot's memory limit");
+    if (cfg->user_max_cpu_millis && (s->cpu_millis == 0 || s->cpu_millis > cfg->user_max_cpu_millis))
+        return error_set(err, -EPERM, "only an admin may give a site the snapshot's CPU limit");
+    if (cfg->user_max_pids && (s->pids_max == 0 || s->pids_max > cfg->user_max_pids))
+        return error_set(err, -EPERM, "only an admin may give a site the snapshot's process limit");
+    return 0;
+}
+
+/* Moves the snapshot's settings into site (the stored record): what a restore with
+ * settings changes. Owner, name, uid and desired state stay. */
+static void take_settings(struct store_site *site, struct store_site *snap)
+{
+#define MOVE(f) do { free(site->f); site->f = TAKE_PTR(snap->f); } while (0)
+    MOVE(type);
+    MOVE(cmd);
+    MOVE(network);
+    MOVE(php_settings);
+#undef MOVE
+    site->memory_max = snap->memory_max;
+    site->cpu_millis = snap->cpu_millis;
+    site->pids_max = snap->pids_max;
+    site->idle_seconds = snap->idle_seconds;
+    site->always_on = snap->always_on;
+    for (size_t i = 0; i < site->n_domains; i++)
+        free(site->domains[i]);
+    free(site->domains);
+    site->domains = TAKE_PTR(snap->domains);
+    site->n_domains = snap->n_domains;
+    snap->n_domains = 0;
+}
+
+/* Restarts a running app or PHP site so it sees its new files. */
+static bool restart_if_running(const struct api_config *cfg, const struct store_site *site)
+{
+    struct sites_runtime_status st;
+    if (!cfg->runtime || streq_ptr(site->type, "static") ||
+        sites_runtime_get_status(cfg->runtime, site->name, &st) < 0 ||
+        (st.state != SITES_RUNTIME_RUNNING && st.state != SITES_RUNTIME_STARTING))
+        return false;
+    struct error err = { 0 };
+    if (sites_runtime_restart(cfg->runtime, site->name, &err) < 0) {
+        log_warning("restore of site %s: cannot restart it: %s", site->name, err.message);
+        return false;
+    }
+    return true;
+}
+
+void api_site_restore_fd(const struct api_config *cfg, const char *actor, bool admin, const char *name,
+                         int archive_fd, bool settings, struct api_response *res)
+{
+    struct store_site site = { 0 }, snap = { 0 };
+    struct upload_restore *rs = NULL;
+    struct error err = { 0 };
+    int site_fd = -1;
+    int r = store_site_get(cfg->store, name, &site);
+    if (r < 0) {
+        api_reply_error(res, r == -ENOENT ? 404 : 500, "cannot read site %s", name);
+        goto out;
+    }
+    /* The writer is reading the trees a restore would swap out and remove. */
+    if (archive_running(name)) {
+        api_reply_error(res, 409, "a snapshot of site %s is being made: wait for it to end, then restore", name);
+        goto out;
+    }
+    site_fd = open_site_dir(cfg, name);
+    struct stat pub, priv;
+    if (site_fd < 0 || fstatat(site_fd, "public", &pub, AT_SYMLINK_NOFOLLOW) < 0 ||
+        fstatat(site_fd, "private", &priv, AT_SYMLINK_NOFOLLOW) < 0) {
+        api_reply_error(res, 500, "cannot open the directory of site %s: %m", name);
+        goto out;
+    }
+    /* Owners come from the site as it is, never from the archive. */
+    const struct upload_restore_dir dirs[] = {
+        { "public", pub.st_uid, pub.st_gid },
+        { "private", priv.st_uid, priv.st_gid },
+    };
+    struct upload_limits limits;
+    api_upload_limits(&limits);
+    r = upload_restore_prepare(site_fd, archive_fd, &limits, dirs, ARRAY_SIZE(dirs), SNAPSHOT_META,
+                               SNAPSHOT_META_MAX, &err, &rs);
+    if (r < 0) {
+        api_reply_error(res, status_for(err.code), "cannot restore site %s: %s", name, err.message);
+        goto out;
+    }
+    if (settings) {
+        size_t len;
+        const char *meta = upload_restore_meta(rs, &len);
+        if (!meta) {
+            api_reply_error(res, 422, "cannot restore the settings of site %s: the snapshot has no " SNAPSHOT_META,
+                            name);
+            goto out;
+        }
+        if ((r = snapshot_settings_read(meta, len, &snap, &err)) < 0) {
+            api_reply_error(res, status_for(r), "cannot restore the settings of site %s: %s", name, err.message);
+            goto out;
+        }
+        take_settings(&site, &snap);
+        if ((r = check_ceilings(cfg, admin, &site, &err)) < 0 || (r = sites_check(cfg->sites, &site, false, &err)) < 0) {
+            api_reply_error(res, status_for(err.code), "cannot restore the settings of site %s: %s", name,
+                            err.message);
+            goto out;
+        }
+    }
+    if ((r = upload_restore_commit(rs, &err)) < 0) {
+        log_error("restore of site %s failed: %s", name, err.message);
+        api_reply_error(res, status_for(err.code), "cannot restore site %s: %s", name, err.message);
+        goto out;
+    }
+    struct upload_stats stats;
+    upload_restore_stats(rs, &stats);
+    if (settings && (r = sites_update(cfg->sites, &site, actor, NULL, &err)) < 0) {
+        api_reply_error(res, status_for(err.code), "site %s: its files were restored but its settings were not: %s",
+                        name, err.message);
+        goto out;
+    }
+    bool restarted = restart_if_running(cfg, &site);
+
+    char detail[160];
+    snprintf(detail, sizeof(detail), "{\"files\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"settings\":%s}", stats.files,
+             stats.bytes, settings ? "true" : "false");
+    record(cfg, actor, "site.restore", name, detail);
+    api_reply(res, 200);
+    struct json_writer *w = &res->json;
+    json_object_begin(w);
+    json_kv_string(w, "site", name);
+    json_kv_uint(w, "files", stats.files);
+    json_kv_uint(w, "bytes", stats.bytes);
+    json_kv_bool(w, "settings", settings);
+    json_kv_bool(w, "restarted", restarted);
+    json_object_end(w);
+out:
+    upload_restore_free(rs);
+    safe_close(site_fd);
+    store_site_done(&snap);
+    store_site_done(&site);
+}
