@@ -18,11 +18,3 @@ _noreturn_ void ssh_front_main(const struct ssh_front_config *cfg, int ctl);
  * ssh_bind (with the host key). Never returns. */
 _noreturn_ void ssh_session_main(void *bind, const struct ssh_front_config *cfg, int fd, int broker,
                                  const char *address);
-
-/* Sends one packet with up to n fds attached. 0, or negative errno. */
-int ssh_send_fds(int sock, const void *p, size_t len, const int *fds, size_t n);
-/* Receives one packet (O_CLOEXEC fds into fds, up to max, the rest -1; extra fds
- * are closed; *ret_n_fds, if not NULL, gets how many came). The packet's length,
- * 0 at EOF, or negative errno (-EAGAIN on a non-blocking socket with nothing). A
- * truncated packet is -EMSGSIZE, with its fds closed. */
-ssize_t ssh_recv_fds(int sock, void *p, size_t size, int *fds, size_t max, size_t *ret_n_fds);

@@ -91,6 +91,14 @@ int ssh_msg_decode(const uint8_t *p, size_t len, struct ssh_msg *ret);
 /* Copies field i into out as a C string; -E2BIG if it does not fit, -EINVAL if absent. */
 int ssh_msg_field(const struct ssh_msg *m, size_t i, char *out, size_t n);
 
+/* Sends one packet with up to 4 fds attached (SCM_RIGHTS). 0, or negative errno. */
+int ssh_send_fds(int sock, const void *p, size_t len, const int *fds, size_t n);
+/* Receives one packet (O_CLOEXEC fds into fds, up to max, the rest -1; extra fds
+ * are closed; *ret_n_fds, if not NULL, gets how many came). The packet's length,
+ * 0 at EOF, or negative errno (-EAGAIN on a non-blocking socket with nothing). A
+ * truncated packet is -EMSGSIZE, with its fds closed. */
+ssize_t ssh_recv_fds(int sock, void *p, size_t size, int *fds, size_t max, size_t *ret_n_fds);
+
 /* ---- host key (ssh-hostkey.c) ------------------------------------------------ */
 
 /* Loads the ed25519 host key from path, or makes one there (0600, the caller's)

@@ -1,0 +1,395 @@
+/* The SFTP broker: berthd decides every ssh login and starts every session, so
+ * the ssh front, which faces the internet, never reads the store or a password
+ * hash and cannot start anything for a site it was not let into. Design and wire
+ * format: docs/internals/ssh.md. */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include "api/api-internal.h"
+#include "common/log.h"
+#include "common/names.h"
+#include "ssh/ssh.h"
+
+#define THROTTLE_SLOTS 1024
+#define PASSWORD_MAX 1024
+#define SFTP_SERVER "/usr/lib/openssh/sftp-server"
+
+struct bconn {
+    struct api_ssh_broker *b;
+    struct bconn *next;
+    int fd;
+    char address[128];      /* "ADDR:PORT" */
+    char throttle_key[136]; /* "a:ADDR" */
+    bool authed;
+    char site[64];
+    char method[16];        /* "publickey", "password" */
+    char fingerprint[SSH_FINGERPRINT_MAX];   /* publickey */
+    char user[64];          /* password: whose password it was */
+    pid_t pid;              /* sftp-server, 0: none */
+    int pidfd;
+};
+
+struct api_ssh_broker {
+    struct evloop *loop;
+    struct store *store;
+    struct sites_runtime *runtime;
+    struct api_throttle *throttle;
+    char dummy_hash[crypto_pwhash_STRBYTES];
+    struct bconn *conns;
+};
+
+static void conn_close(struct bconn *c)
+{
+    struct api_ssh_broker *b = c->b;
+    for (struct bconn **p = &b->conns; *p; p = &(*p)->next) {
+        if (*p == c) {
+            *p = c->next;
+            break;
+        }
+    }
+    if (c->pid > 0) {
+        (void)syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, NULL, 0);
+        evloop_del(b->loop, c->pidfd);
+        siginfo_t si;
+        while (waitid(P_PIDFD, (id_t)c->pidfd, &si, WEXITED) < 0 && errno == EINTR)
+            ;
+        safe_close(c->pidfd);
+        if (b->runtime)
+            sites_runtime_session_done(b->runtime, c->site);
+        log_info("ssh: site %s: session from %s ended", c->site, c->address);
+    }
+    evloop_del(b->loop, c->fd);
+    safe_close(c->fd);
+    free(c);
+}
+
+static void answer(struct bconn *c, uint8_t type, const char *text, const int *fds, size_t n_fds)
+{
+    uint8_t msg[SSH_MSG_MAX];
+    const char *fields[] = { text };
+    int len = ssh_msg_encode(type, fields, 1, msg, sizeof(msg));
+    /* The child waits for this answer before it asks anything else: the socket
+     * has room. A failure shows on the child's side as berthd gone. */
+    if (len >= 0)
+        (void)ssh_send_fds(c->fd, msg, (size_t)len, fds, n_fds);
+}
+
+static void audit_login(struct bconn *c, const char *actor)
+{
+    struct buf detail = BUF_INIT(1024);
+    struct json_writer w;
+    json_writer_init(&w, &detail, false);
+    json_object_begin(&w);
+    json_kv_string(&w, "method", c->method);
+    if (c->fingerprint[0])
+        json_kv_string(&w, "fingerprint", c->fingerprint);
+    json_kv_string(&w, "client", c->address);
+    json_object_end(&w);
+    if (json_writer_finish(&w) >= 0 && store_event_append(c->b->store, actor, "ssh.login", c->site, detail.data) < 0)
+        log_warning("ssh: cannot record the login to site %s in the audit log: %s", c->site,
+                    store_errmsg(c->b->store));
+    buf_done(&detail);
+}
+
+static void login_failed(struct bconn *c, const char *site, const char *how)
+{
+    api_throttle_fail(c->b->throttle, c->throttle_key, now_ms());
+    log_notice("ssh: failed login to site \"%.63s\" from %s (%s)", site, c->address, how);
+    answer(c, SSH_MSG_DENY, "denied", NULL, 0);
+}
+
+static bool throttled(struct bconn *c, const char *site)
+{
+    uint64_t wait = api_throttle_wait(c->b->throttle, c->throttle_key, now_ms());
+    if (wait == 0)
+        return false;
+    log_notice("ssh: login to site \"%.63s\" from %s refused: too many failed logins from this address, locked "
+               "for %llu more seconds", site, c->address, (unsigned long long)((wait + 999) / 1000));
+    answer(c, SSH_MSG_DENY, "denied", NULL, 0);
+    return true;
+}
+
+static void auth_key(struct bconn *c, const struct ssh_msg *m)
+{
+    char site[64], line[SSH_MSG_MAX], mode[8];
+    if (m->n_fields != 3 || ssh_msg_field(m, 0, site, sizeof(site)) < 0 ||
+        ssh_msg_field(m, 1, line, sizeof(line)) < 0 || ssh_msg_field(m, 2, mode, sizeof(mode)) < 0 ||
+        (!streq(mode, "probe") && !streq(mode, "login"))) {
+        conn_close(c);
+        return;
+    }
+    if (c->authed) {
+        answer(c, SSH_MSG_DENY, "denied", NULL, 0);
+        return;
+    }
+    if (throttled(c, site))
+        return;
+    struct ssh_pubkey k;
+    char why[256];
+    bool ok = site_name_valid(site) && ssh_pubkey_parse(line, strlen(line), &k, why, sizeof(why)) == 0;
+    char fp[SSH_FINGERPRINT_MAX] = "";
+    if (ok) {
+        snprintf(fp, sizeof(fp), "%s", k.fingerprint);
+        ssh_pubkey_done(&k);
+        ok = store_site_key_find(c->b->store, site, fp) == 0;
+    }
+    if (streq(mode, "probe")) {
+        /* Only "would this key do": the client signs next, and that is the login. */
+        answer(c, ok ? SSH_MSG_OK : SSH_MSG_DENY, ok ? "ok" : "denied", NULL, 0);
+        return;
+    }
+    if (!ok) {
+        char how[128];
+        snprintf(how, sizeof(how), "key %s not accepted", fp[0] ? fp : "of a refused type");
+        login_failed(c, site, how);
+        return;
+    }
+    c->authed = true;
+    snprintf(c->site, sizeof(c->site), "%s", site);
+    snprintf(c->method, sizeof(c->method), "publickey");
+    snprintf(c->fingerprint, sizeof(c->fingerprint), "%s", fp);
+    api_throttle_clear(c->b->throttle, c->throttle_key, now_ms());
+    log_info("ssh: site %s: login from %s with key %s", site, c->address, fp);
+    audit_login(c, "ssh-key");
+    answer(c, SSH_MSG_OK, "ok", NULL, 0);
+}
+
+/* The passwords that open a site: its owner's and every admin's (enabled ones).
+ * Every candidate is verified, so the time spent does not tell which one matched. */
+static bool password_matches(struct api_ssh_broker *b, const struct store_site *site, const char *password,
+                             size_t len, char *ret_user, size_t n)
+{
+    struct store_user *users = NULL;
+    size_t n_users = 0;
+    bool ok = false;
+    if (store_user_list(b->store, &users, &n_users) < 0)
+        return false;
+    for (size_t i = 0; i < n_users; i++) {
+        const struct store_user *u = &users[i];
+        if (u->disabled || !(u->admin || streq_ptr(site->owner, u->name)))
+            continue;
+        if (crypto_pwhash_str_verify(u->password_hash, password, len) == 0 && !ok) {
+            ok = true;
+            snprintf(ret_user, n, "%s", u->name);
+        }
+    }
+    store_user_list_free(users, n_users);
+    return ok;
+}
+
+static void auth_password(struct bconn *c, const struct ssh_msg *m)
+{
+    char site_name[64], password[PASSWORD_MAX + 1];
+    if (m->n_fields != 2 || ssh_msg_field(m, 0, site_name, sizeof(site_name)) < 0 ||
+        ssh_msg_field(m, 1, password, sizeof(password)) < 0) {
+        /* An over-long password is a wrong one, not a broken child. */
+        if (m->n_fields == 2 && m->fields[1].len > PASSWORD_MAX) {
+            login_failed(c, "?", "password too long");
+            return;
+        }
+        conn_close(c);
+        return;
+    }
+    if (c->authed) {
+        answer(c, SSH_MSG_DENY, "denied", NULL, 0);
+        goto out;
+    }
+    if (throttled(c, site_name))
+        goto out;
+    struct store_site site = { 0 };
+    char user[64] = "";
+    bool found = site_name_valid(site_name) && store_site_get(c->b->store, site_name, &site) == 0;
+    bool ok = false;
+    if (found)
+        ok = password_matches(c->b, &site, password, strlen(password), user, sizeof(user));
+    else
+        /* An unknown site costs the same as a wrong password, and answers the same. */
+    {
+        int spent = crypto_pwhash_str_verify(c->b->dummy_hash, password, strlen(password));
+        (void)spent;
+    }
+    store_site_done(&site);
+    if (!ok) {
+        login_failed(c, site_name, found ? "wrong password" : "no such site");
+        goto out;
+    }
+    c->authed = true;
+    snprintf(c->site, sizeof(c->site), "%s", site_name);
+    snprintf(c->method, sizeof(c->method), "password");
+    snprintf(c->user, sizeof(c->user), "%s", user);
+    api_throttle_clear(c->b->throttle, c->throttle_key, now_ms());
+    log_info("ssh: site %s: login from %s with the password of user %s", site_name, c->address, user);
+    audit_login(c, user);
+    answer(c, SSH_MSG_OK, "ok", NULL, 0);
+out:
+    explicit_bzero(password, sizeof(password));
+}
+
+static void on_session_exit(struct evloop *loop, int fd, uint32_t events, void *data)
+{
+    struct bconn *c = data;
+    /* The client sees sftp-server's stdout close; the connection ends with it. */
+    conn_close(c);
+}
+
+static void spawn_sftp(struct bconn *c)
+{
+    struct api_ssh_broker *b = c->b;
+    if (!c->authed || c->pid > 0) {
+        answer(c, SSH_MSG_DENY, "not logged in", NULL, 0);
+        return;
+    }
+    if (!b->runtime) {
+        log_warning("ssh: site %s: no session possible: berthd runs without sandboxes (not root)", c->site);
+        answer(c, SSH_MSG_DENY, "sandboxes unavailable", NULL, 0);
+        return;
+    }
+    struct store_site site = { 0 };
+    if (store_site_get(b->store, c->site, &site) < 0) {
+        conn_close(c);   /* removed since the login */
+        return;
+    }
+    int in[2] = { -1, -1 }, out[2] = { -1, -1 };
+    if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0) {
+        log_warning_errno(errno, "ssh: site %s: cannot make pipes for a session", c->site);
+        answer(c, SSH_MSG_DENY, "no resources", NULL, 0);
+        goto out;
+    }
+    /* -d /site: the user starts in the site's directory, where public/, private/
+     * and logs/ are. */
+    static const char *const argv[] = { SFTP_SERVER, "-d", "/site", NULL };
+    struct sandbox_error se = { 0 };
+    int r = sites_runtime_session_spawn(b->runtime, &site, argv, in[0], out[1], &se, &c->pid, &c->pidfd);
+    if (r < 0) {
+        c->pid = 0;
+        log_warning_errno(r, "ssh: site %s: cannot start sftp-server in its sandbox (%s)", c->site,
+                          sandbox_step_to_string(se.step));
+        answer(c, SSH_MSG_DENY, "cannot start the session", NULL, 0);
+        goto out;
+    }
+    if (evloop_add(b->loop, c->pidfd, EPOLLIN, on_session_exit, c) < 0) {
+        conn_close(c);
+        goto out;
+    }
+    log_info("ssh: site %s: sftp session for %s (sftp-server pid %d)", c->site, c->address, (int)c->pid);
+    const int fds[2] = { in[1], out[0] };
+    answer(c, SSH_MSG_OK, "ok", fds, 2);
+out:
+    safe_close(in[0]);
+    safe_close(in[1]);
+    safe_close(out[0]);
+    safe_close(out[1]);
+    store_site_done(&site);
+}
+
+static void on_conn_readable(struct evloop *loop, int fd, uint32_t events, void *data)
+{
+    struct bconn *c = data;
+    uint8_t buf[SSH_MSG_MAX];
+    int fds[1];
+    size_t n_fds = 0;
+    ssize_t n = ssh_recv_fds(fd, buf, sizeof(buf), fds, 1, &n_fds);
+    if (n == -EAGAIN)
+        return;
+    struct ssh_msg m;
+    if (n <= 0 || n_fds > 0 || ssh_msg_decode(buf, (size_t)n, &m) < 0) {
+        /* Gone, or speaking nonsense: the connection ends, with its session. */
+        safe_close(fds[0]);
+        conn_close(c);
+        return;
+    }
+    switch (m.type) {
+    case SSH_MSG_AUTH_KEY:
+        auth_key(c, &m);
+        break;
+    case SSH_MSG_AUTH_PASSWORD:
+        auth_password(c, &m);
+        break;
+    case SSH_MSG_SPAWN:
+        spawn_sftp(c);
+        break;
+    default:
+        conn_close(c);
+    }
+}
+
+void api_ssh_broker_conn(void *broker, int fd, const char *address)
+{
+    struct api_ssh_broker *b = broker;
+    struct bconn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        close(fd);
+        return;
+    }
+    c->b = b;
+    c->fd = fd;
+    c->pidfd = -1;
+    snprintf(c->address, sizeof(c->address), "%s", address);
+    /* The address without its port is what failures are counted against. */
+    char host[128];
+    snprintf(host, sizeof(host), "%s", address);
+    char *colon = strrchr(host, ':');
+    if (colon)
+        *colon = 0;
+    snprintf(c->throttle_key, sizeof(c->throttle_key), "a:%s", host);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    if (evloop_add(b->loop, fd, EPOLLIN, on_conn_readable, c) < 0) {
+        close(fd);
+        free(c);
+        return;
+    }
+    c->next = b->conns;
+    b->conns = c;
+}
+
+unsigned api_ssh_broker_end_sessions(struct api_ssh_broker *b, const char *site, const char *fingerprint)
+{
+    unsigned n = 0;
+    if (!b)
+        return 0;
+    for (struct bconn *c = b->conns, *next; c; c = next) {
+        next = c->next;
+        if (!c->authed || !streq(c->site, site) || (fingerprint && !streq(c->fingerprint, fingerprint)))
+            continue;
+        log_info("ssh: site %s: ending the session from %s (%s)", c->site, c->address,
+                 fingerprint ? "its key was removed" : "the site was removed");
+        conn_close(c);
+        n++;
+    }
+    return n;
+}
+
+int api_ssh_broker_new(struct evloop *loop, struct store *store, struct sites_runtime *runtime,
+                       struct api_ssh_broker **ret)
+{
+    struct api_ssh_broker *b = calloc(1, sizeof(*b));
+    if (!b)
+        return -ENOMEM;
+    b->loop = loop;
+    b->store = store;
+    b->runtime = runtime;
+    uint8_t pw[16];
+    randombytes_buf(pw, sizeof(pw));
+    if (api_throttle_new(THROTTLE_SLOTS, &b->throttle) < 0 ||
+        crypto_pwhash_str_alg(b->dummy_hash, (const char *)pw, sizeof(pw), crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                              crypto_pwhash_MEMLIMIT_INTERACTIVE, crypto_pwhash_ALG_ARGON2ID13) != 0) {
+        api_ssh_broker_free(b);
+        return -ENOMEM;
+    }
+    *ret = b;
+    return 0;
+}
+
+void api_ssh_broker_free(struct api_ssh_broker *b)
+{
+    if (!b)
+        return;
+    while (b->conns)
+        conn_close(b->conns);
+    api_throttle_free(b->throttle);
+    free(b);
+}
