@@ -137,11 +137,13 @@ static void auth_key(struct bconn *c, const struct ssh_msg *m)
         ssh_pubkey_done(&k);
         ok = store_site_key_find(c->b->store, site, fp) == 0;
     }
-    if (streq(mode, "probe")) {
+    if (streq(mode, "probe") && ok) {
         /* Only "would this key do": the client signs next, and that is the login. */
-        answer(c, ok ? SSH_MSG_OK : SSH_MSG_DENY, ok ? "ok" : "denied", NULL, 0);
+        answer(c, SSH_MSG_OK, "ok", NULL, 0);
         return;
     }
+    /* A refused key counts as a failed login whether or not the client signed:
+     * a client only signs with a key the server said it would take. */
     if (!ok) {
         char how[128];
         snprintf(how, sizeof(how), "key %s not accepted", fp[0] ? fp : "of a refused type");

@@ -186,7 +186,9 @@ int cli_site_key(const struct cli *cli, int argc, char **argv)
         free(key);
         return r;
     }
-    if (argc != 4 || str_startswith(argv[3], "--"))
+    /* An option-like word is a misspelt option; a key (or a pasted private key,
+     * which the daemon explains) has spaces. */
+    if (argc != 4 || (str_startswith(argv[3], "--") && !strpbrk(argv[3], " \n")))
         return cli_usage_error("site key ", "'site key add' takes a site name and a key (in quotes), or --file PATH");
     return key_add(cli, name, argv[3]);
 }

@@ -208,6 +208,13 @@ static int start_ssh(struct berthd *d)
             .uid = d->cfg.front_uid, .gid = d->cfg.front_gid, .listen_fds = fds, .n_listen = n,
             .host_key_pem = pem,
         };
+        /* Test hooks: a shorter login grace, fewer connections per address. */
+        const char *grace = getenv("BERTH_TEST_SSH_LOGIN_GRACE_S"), *per_addr = getenv("BERTH_TEST_SSH_MAX_PER_ADDR");
+        uint64_t v;
+        if (grace && parse_uint(grace, 1, SSH_FRONT_LOGIN_GRACE_S, &v) == 0)
+            scfg.login_grace_s = (unsigned)v;
+        if (per_addr && parse_uint(per_addr, 1, SSH_FRONT_MAX_CONNS_PER_ADDR, &v) == 0)
+            scfg.max_conns_per_addr = (unsigned)v;
         r = ssh_supervisor_new(d->loop, &scfg, api_ssh_broker_conn, d->ssh_broker, &d->ssh);
     }
     explicit_bzero(pem, strlen(pem));

@@ -130,6 +130,8 @@ int ssh_pubkey_parse(const char *line, size_t len, struct ssh_pubkey *ret, char 
 {
     if (len > SSH_PUBKEY_LINE_MAX)
         return fail(why, n, "the key is longer than %d bytes", SSH_PUBKEY_LINE_MAX);
+    if (memmem(line, len, "PRIVATE KEY", 11))
+        return fail(why, n, "this is a private key; give the public one (the .pub file) and keep this one secret");
     if (len > 0 && line[len - 1] == '\n')
         len--;
     if (len > 0 && line[len - 1] == '\r')
@@ -157,8 +159,6 @@ int ssh_pubkey_parse(const char *line, size_t len, struct ssh_pubkey *ret, char 
             return fail(why, n, "DSA keys are not accepted; make an ed25519 key with ssh-keygen -t ed25519");
         if (memmem(line + type_start, type_len, "-cert-v01@openssh.com", 21))
             return fail(why, n, "certificates are not accepted; give the plain public key");
-        if (memmem(line, len, "PRIVATE KEY", 11))
-            return fail(why, n, "this is a private key; give the public one (the .pub file) and keep this one secret");
         return fail(why, n, "not an accepted public key: it must start with ssh-ed25519, "
                     "ecdsa-sha2-nistp256/384/521 or ssh-rsa");
     }
