@@ -21,6 +21,8 @@
  *   GET    /api/v1/sites/NAME/archives/SNAP  DELETE /api/v1/sites/NAME/archives/SNAP
  *   POST   /api/v1/sites/NAME/restore {snapshot, settings}
  *   PUT    /api/v1/sites/NAME/restore?settings=1   (a snapshot file as the body)
+ *   GET    /api/v1/sites/NAME/keys           POST /api/v1/sites/NAME/keys {key}
+ *   DELETE /api/v1/sites/NAME/keys/FPR       (SFTP keys; FPR URL-safe: '_' '-' for '/' '+')
  *
  * Two kinds of socket serve it (enum api_auth_mode): api.sock, where a root peer is
  * the admin "root" and nobody else gets in; and panel.sock, where the peer is the
@@ -36,9 +38,9 @@
 #include "sites/sites.h"
 #include "store/store.h"
 
-/* One listening socket of berthd, as `berth status` shows it. */
 struct api_ssh_broker;
 
+/* One listening socket of berthd, as `berth status` shows it. */
 struct api_listener {
     const char *kind;        /* "http", "https", "ssh" */
     const char *requested;   /* as configured, e.g. "127.0.0.1:0" */
