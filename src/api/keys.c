@@ -53,6 +53,22 @@ static void list_keys(const struct api_config *cfg, const char *site, struct api
     }
     api_reply(res, 200);
     json_object_begin(&res->json);
+    /* How to connect, for the panel: the first ssh listener's port (the host is
+     * the name the user reached berth by), the user name and the host key. */
+    const char *port = NULL;
+    for (size_t i = 0; i < cfg->n_listeners && !port; i++)
+        if (streq(cfg->listeners[i].kind, "ssh"))
+            port = strrchr(cfg->listeners[i].address, ':');
+    json_key(&res->json, "sftp");
+    if (port && cfg->ssh_fingerprint) {
+        json_object_begin(&res->json);
+        json_kv_string(&res->json, "user", site);
+        json_kv_string(&res->json, "port", port + 1);
+        json_kv_string(&res->json, "host_key", cfg->ssh_fingerprint);
+        json_object_end(&res->json);
+    } else {
+        json_null(&res->json);
+    }
     json_key(&res->json, "keys");
     json_array_begin(&res->json);
     for (size_t i = 0; i < n; i++)

@@ -521,7 +521,10 @@ def test_api_keys_permissions(sd, tmp_path):
     assert bob.request("GET", "/api/v1/sites/alices/keys").status == 404
     assert bob.request("POST", "/api/v1/sites/alices/keys", {"key": line}).status == 404
     assert bob.request("DELETE", f"/api/v1/sites/alices/keys/{url_id}").status == 404
-    assert len(boss.request("GET", "/api/v1/sites/alices/keys").json["keys"]) == 1
+    listed = boss.request("GET", "/api/v1/sites/alices/keys").json
+    assert len(listed["keys"]) == 1
+    # How to connect, for the panel's SFTP section.
+    assert listed["sftp"] == {"user": "alices", "port": str(sd.ssh_port()), "host_key": sd.status()["ssh_host_key"]}
     assert alice.request("DELETE", "/api/v1/sites/alices/keys/not-a-fingerprint").status == 400
     assert alice.request("DELETE", f"/api/v1/sites/alices/keys/{url_id}").status == 200
     assert alice.request("DELETE", f"/api/v1/sites/alices/keys/{url_id}").status == 404
