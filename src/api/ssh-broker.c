@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -234,20 +235,77 @@ out:
 static void on_session_exit(struct evloop *loop, int fd, uint32_t events, void *data)
 {
     struct bconn *c = data;
-    /* The client sees sftp-server's stdout close; the connection ends with it. */
+    siginfo_t si = { 0 };
+    evloop_del(loop, c->pidfd);
+    while (waitid(P_PIDFD, (id_t)c->pidfd, &si, WEXITED) < 0 && errno == EINTR)
+        ;
+    c->pidfd = safe_close(c->pidfd);
+    c->pid = 0;
+    if (c->b->runtime)
+        sites_runtime_session_done(c->b->runtime, c->site);
+    /* The status first (a shell's `exit 3` reaches the client), then the
+     * connection ends with its program. */
+    char status[16];
+    snprintf(status, sizeof(status), "%d", si.si_code == CLD_EXITED ? si.si_status : 128 + si.si_status);
+    uint8_t msg[64];
+    const char *fields[] = { status };
+    int len = ssh_msg_encode(SSH_MSG_EXIT, fields, 1, msg, sizeof(msg));
+    if (len >= 0)
+        (void)ssh_send_fds(c->fd, msg, (size_t)len, NULL, 0);
+    log_info("ssh: site %s: session from %s ended (status %s)", c->site, c->address, status);
     conn_close(c);
 }
 
-static void spawn_sftp(struct bconn *c)
+static int open_pty(int *ret_master, int *ret_slave)
+{
+    _cleanup_close_ int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    char name[64];
+    if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0 || ptsname_r(master, name, sizeof(name)) != 0)
+        return -errno;
+    int slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (slave < 0)
+        return -errno;
+    *ret_master = TAKE_FD(master);
+    *ret_slave = slave;
+    return 0;
+}
+
+/* A terminal type from the client, if it is a plain name ("xterm-256color"). */
+static bool term_ok(const char *t)
+{
+    size_t n = strlen(t);
+    if (n == 0 || n >= 40)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((t[i] >= 'a' && t[i] <= 'z') || (t[i] >= 'A' && t[i] <= 'Z') || (t[i] >= '0' && t[i] <= '9') ||
+              strchr("._+-", t[i])))
+            return false;
+    return true;
+}
+
+/* SPAWN: sftp-server for "sftp"; for "shell" (sites that run code only), a login
+ * shell or `sh -c COMMAND`, on a terminal of berthd's when the client asked for
+ * one, else on pipes (stderr joins stdout). */
+static void spawn_session(struct bconn *c, const struct ssh_msg *m)
 {
     struct api_ssh_broker *b = c->b;
+    char kind[8], term[48] = "", cols[8] = "", rows[8] = "", command[SSH_MSG_MAX] = "";
+    if (m->n_fields < 1 || ssh_msg_field(m, 0, kind, sizeof(kind)) < 0 ||
+        (streq(kind, "shell") && (m->n_fields != 5 || ssh_msg_field(m, 1, term, sizeof(term)) < 0 ||
+                                  ssh_msg_field(m, 2, cols, sizeof(cols)) < 0 ||
+                                  ssh_msg_field(m, 3, rows, sizeof(rows)) < 0 ||
+                                  ssh_msg_field(m, 4, command, sizeof(command)) < 0)) ||
+        (!streq(kind, "sftp") && !streq(kind, "shell"))) {
+        conn_close(c);
+        return;
+    }
     if (!c->authed || c->pid > 0) {
         answer(c, SSH_MSG_DENY, "not logged in", NULL, 0);
         return;
     }
     if (!b->runtime) {
         log_warning("ssh: site %s: no session possible: berthd runs without sandboxes (not root)", c->site);
-        answer(c, SSH_MSG_DENY, "sandboxes unavailable", NULL, 0);
+        answer(c, SSH_MSG_DENY, "This server cannot start sessions now (its sandboxes are unavailable).", NULL, 0);
         return;
     }
     struct store_site site = { 0 };
@@ -255,36 +313,72 @@ static void spawn_sftp(struct bconn *c)
         conn_close(c);   /* removed since the login */
         return;
     }
-    int in[2] = { -1, -1 }, out[2] = { -1, -1 };
-    if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0) {
-        log_warning_errno(errno, "ssh: site %s: cannot make pipes for a session", c->site);
-        answer(c, SSH_MSG_DENY, "no resources", NULL, 0);
+    bool shell = streq(kind, "shell");
+    bool tty = shell && term[0];
+    int in[2] = { -1, -1 }, out[2] = { -1, -1 }, master = -1, slave = -1;
+    if (shell && !streq(site.type, "php") && !streq(site.type, "app")) {
+        log_info("ssh: site %s: shell refused to %s: a static site has no shell", c->site, c->address);
+        answer(c, SSH_MSG_DENY, "This server offers SFTP only for static sites: connect with sftp, FileZilla or "
+               "WinSCP. PHP and app sites also get a shell.", NULL, 0);
         goto out;
+    }
+    int r = tty ? open_pty(&master, &slave) : 0;
+    if (r >= 0 && !tty && (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0))
+        r = -errno;
+    if (r < 0) {
+        log_warning_errno(r, "ssh: site %s: cannot make the session's %s", c->site, tty ? "terminal" : "pipes");
+        answer(c, SSH_MSG_DENY, "This server cannot start the session now.", NULL, 0);
+        goto out;
+    }
+    if (tty) {
+        uint64_t w = 0, hgt = 0;
+        if (parse_uint(cols, 1, 1000, &w) == 0 && parse_uint(rows, 1, 1000, &hgt) == 0) {
+            struct winsize ws = { .ws_col = (unsigned short)w, .ws_row = (unsigned short)hgt };
+            (void)ioctl(master, TIOCSWINSZ, &ws);
+        }
     }
     /* -d /site: the user starts in the site's directory, where public/, private/
      * and logs/ are. */
-    static const char *const argv[] = { SFTP_SERVER, "-d", "/site", NULL };
+    static const char *const sftp_argv[] = { SFTP_SERVER, "-d", "/site", NULL };
+    const char *login_argv[] = { "/bin/bash", "-l", NULL };
+    const char *command_argv[] = { "/bin/sh", "-c", command, NULL };
+    char term_env[64], site_env[100];
+    snprintf(term_env, sizeof(term_env), "TERM=%s", tty && term_ok(term) ? term : "dumb");
+    snprintf(site_env, sizeof(site_env), "BERTH_SITE=%s", c->site);
+    const char *const envp[] = { "PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/site", "LANG=C.UTF-8", term_env,
+                                 site_env, NULL };
+    struct sites_session how = {
+        .argv = !shell ? sftp_argv : command[0] ? command_argv : login_argv,
+        .envp = shell ? envp : NULL,
+        .stdin_fd = tty ? slave : in[0],
+        .stdout_fd = tty ? slave : out[1],
+        .stderr_fd = tty ? slave : shell ? out[1] : -1,
+        .controlling_tty = tty,
+    };
     struct sandbox_error se = { 0 };
-    int r = sites_runtime_session_spawn(b->runtime, &site, argv, in[0], out[1], &se, &c->pid, &c->pidfd);
+    r = sites_runtime_session_spawn(b->runtime, &site, &how, &se, &c->pid, &c->pidfd);
     if (r < 0) {
         c->pid = 0;
-        log_warning_errno(r, "ssh: site %s: cannot start sftp-server in its sandbox (%s)", c->site,
+        log_warning_errno(r, "ssh: site %s: cannot start %s in its sandbox (%s)", c->site, how.argv[0],
                           sandbox_step_to_string(se.step));
-        answer(c, SSH_MSG_DENY, "cannot start the session", NULL, 0);
+        answer(c, SSH_MSG_DENY, "This server cannot start the session now.", NULL, 0);
         goto out;
     }
     if (evloop_add(b->loop, c->pidfd, EPOLLIN, on_session_exit, c) < 0) {
         conn_close(c);
         goto out;
     }
-    log_info("ssh: site %s: sftp session for %s (sftp-server pid %d)", c->site, c->address, (int)c->pid);
-    const int fds[2] = { in[1], out[0] };
+    log_info("ssh: site %s: %s session for %s (%s pid %d)", c->site, shell ? "shell" : "sftp", c->address,
+             shell ? how.argv[0] : "sftp-server", (int)c->pid);
+    const int fds[2] = { tty ? master : in[1], tty ? master : out[0] };
     answer(c, SSH_MSG_OK, "ok", fds, 2);
 out:
     safe_close(in[0]);
     safe_close(in[1]);
     safe_close(out[0]);
     safe_close(out[1]);
+    safe_close(master);
+    safe_close(slave);
     store_site_done(&site);
 }
 
@@ -312,7 +406,7 @@ static void on_conn_readable(struct evloop *loop, int fd, uint32_t events, void 
         auth_password(c, &m);
         break;
     case SSH_MSG_SPAWN:
-        spawn_sftp(c);
+        spawn_session(c, &m);
         break;
     default:
         conn_close(c);

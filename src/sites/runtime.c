@@ -1193,8 +1193,8 @@ void sites_runtime_exec_done(struct sites_runtime *rt, const char *name)
     }
 }
 
-int sites_runtime_session_spawn(struct sites_runtime *rt, const struct store_site *site, const char *const *argv,
-                                int stdin_fd, int stdout_fd, struct sandbox_error *err, pid_t *ret_pid,
+int sites_runtime_session_spawn(struct sites_runtime *rt, const struct store_site *site,
+                                const struct sites_session *how, struct sandbox_error *err, pid_t *ret_pid,
                                 int *ret_pidfd)
 {
     struct sandbox_config cfg;
@@ -1202,11 +1202,13 @@ int sites_runtime_session_spawn(struct sites_runtime *rt, const struct store_sit
     cfg.name = site->name;
     cfg.uid = site->uid;
     cfg.gid = site->uid;
-    cfg.argv = argv;
+    cfg.argv = how->argv;
     static const char *const envp[] = { "PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/site", "LANG=C.UTF-8", NULL };
-    cfg.envp = envp;
-    cfg.stdin_fd = stdin_fd;
-    cfg.stdout_fd = stdout_fd;
+    cfg.envp = how->envp ? how->envp : envp;
+    cfg.stdin_fd = how->stdin_fd;
+    cfg.stdout_fd = how->stdout_fd;
+    cfg.stderr_fd = how->stderr_fd;
+    cfg.stdin_ctty = how->controlling_tty;
     char dir[4096];
     struct rt_site *s = site_find(rt, site->name);
     if (s) {

@@ -14,6 +14,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 
@@ -22,8 +23,7 @@
 
 #define CHUNK 32768
 
-static const char sftp_only[] =
-    "This server offers SFTP only: connect with sftp, scp -s, FileZilla or WinSCP.\r\n";
+#define EXIT_GRACE_MS 500   /* output still read after the program's exit */
 
 struct session {
     const struct ssh_front_config *cfg;
@@ -36,16 +36,25 @@ struct session {
     char user[64];
     bool authed;
     unsigned failures;
-    bool spawned;           /* sftp-server runs: in_fd and out_fd are its pipes */
+    bool spawned;           /* the program runs: in_fd and out_fd are its stdin, stdout */
     bool done;              /* end the connection */
+    bool tty;               /* the client asked for a terminal (pty-req) */
+    char term[48];
+    int cols, rows;
+    bool out_eof;           /* the program's output ended */
+    bool exited;            /* berthd said the program ended, with exit_status */
+    int exit_status;
+    uint64_t exit_deadline; /* exited: the output is read until then at most */
     int in_fd, out_fd;      /* sftp-server's stdin (we write), stdout (we read) */
     bool out_watched, in_watched, broker_watched;
     uint8_t pending[CHUNK]; /* from the channel, not yet written to in_fd */
     size_t pending_off, pending_len;
 };
 
-/* Asks berthd; true when the answer is OK. fds (2) get what an OK carries. */
-static bool broker_ask(struct session *s, uint8_t type, const char *const *fields, size_t n, int *fds)
+/* Asks berthd; true when the answer is OK. fds (2) get what an OK carries; text
+ * (size n, may be NULL) the answer's sentence. */
+static bool broker_ask(struct session *s, uint8_t type, const char *const *fields, size_t n, int *fds, char *text,
+                       size_t text_size)
 {
     uint8_t msg[SSH_MSG_MAX];
     int len = ssh_msg_encode(type, fields, n, msg, sizeof(msg));
@@ -70,6 +79,8 @@ static bool broker_ask(struct session *s, uint8_t type, const char *const *field
         safe_close(got[0]);
         safe_close(got[1]);
     }
+    if (text && (m.n_fields < 1 || ssh_msg_field(&m, 0, text, text_size) < 0))
+        snprintf(text, text_size, "refused");
     return m.type == SSH_MSG_OK;
 }
 
@@ -87,7 +98,7 @@ static int on_auth_password(ssh_session ssh, const char *user, const char *passw
     if (s->done)
         return SSH_AUTH_DENIED;
     const char *fields[] = { user, password };
-    if (strlen(user) < sizeof(s->user) && broker_ask(s, SSH_MSG_AUTH_PASSWORD, fields, 2, NULL)) {
+    if (strlen(user) < sizeof(s->user) && broker_ask(s, SSH_MSG_AUTH_PASSWORD, fields, 2, NULL, NULL, 0)) {
         snprintf(s->user, sizeof(s->user), "%s", user);
         s->authed = true;
         return SSH_AUTH_SUCCESS;
@@ -114,7 +125,7 @@ static int on_auth_pubkey(ssh_session ssh, const char *user, struct ssh_key_stru
      * the broker answers without counting or logging it as a login. */
     bool probe = state == SSH_PUBLICKEY_STATE_NONE;
     const char *fields[] = { user, line, probe ? "probe" : "login" };
-    bool ok = strlen(user) < sizeof(s->user) && broker_ask(s, SSH_MSG_AUTH_KEY, fields, 3, NULL);
+    bool ok = strlen(user) < sizeof(s->user) && broker_ask(s, SSH_MSG_AUTH_KEY, fields, 3, NULL, NULL, 0);
     if (ok && !probe) {
         snprintf(s->user, sizeof(s->user), "%s", user);
         s->authed = true;
@@ -126,6 +137,15 @@ static int on_auth_pubkey(ssh_session ssh, const char *user, struct ssh_key_stru
 
 /* ---- the channel ---- */
 
+static void take_fds(struct session *s, const int *fds)
+{
+    fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK);
+    fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK);
+    s->in_fd = fds[0];
+    s->out_fd = fds[1];
+    s->spawned = true;
+}
+
 static int on_subsystem(ssh_session ssh, ssh_channel ch, const char *subsystem, void *data)
 {
     struct session *s = data;
@@ -133,26 +153,39 @@ static int on_subsystem(ssh_session ssh, ssh_channel ch, const char *subsystem, 
         return -1;
     const char *fields[] = { "sftp" };
     int fds[2] = { -1, -1 };
-    if (!broker_ask(s, SSH_MSG_SPAWN, fields, 1, fds) || fds[0] < 0 || fds[1] < 0) {
+    if (!broker_ask(s, SSH_MSG_SPAWN, fields, 1, fds, NULL, 0) || fds[0] < 0 || fds[1] < 0) {
         safe_close(fds[0]);
         safe_close(fds[1]);
         return -1;
     }
-    fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK);
-    fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK);
-    s->in_fd = fds[0];
-    s->out_fd = fds[1];
-    s->spawned = true;
+    take_fds(s, fds);
     return 0;
 }
 
-/* A shell or a command: answered with a sentence on stderr and status 1, so that
- * the user reads why instead of a bare "request failed". */
-static int refuse_shell(ssh_session ssh, ssh_channel ch, void *data)
+/* A shell or a command: berthd runs it in the site's sandbox (sites that run code
+ * only). A refusal is answered with berthd's sentence on stderr and status 1, so
+ * that the user reads why instead of a bare "request failed". */
+static int start_shell(struct session *s, ssh_channel ch, const char *command)
 {
-    struct session *s = data;
-    log_info("ssh: %s: site %s asked for a shell or a command; this server offers SFTP only", s->address, s->user);
-    ssh_channel_write_stderr(ch, sftp_only, sizeof(sftp_only) - 1);
+    if (s->spawned)
+        return -1;
+    char cols[12], rows[12], why[512];
+    snprintf(cols, sizeof(cols), "%d", s->cols);
+    snprintf(rows, sizeof(rows), "%d", s->rows);
+    const char *fields[] = { "shell", s->tty ? s->term : "", cols, rows, command };
+    int fds[2] = { -1, -1 };
+    if (strlen(command) < SSH_MSG_MAX - 512 && broker_ask(s, SSH_MSG_SPAWN, fields, 5, fds, why, sizeof(why)) &&
+        fds[0] >= 0 && fds[1] >= 0) {
+        take_fds(s, fds);
+        return 0;
+    }
+    safe_close(fds[0]);
+    safe_close(fds[1]);
+    if (s->done)
+        return -1;
+    log_info("ssh: %s: site %s: shell refused: %s", s->address, s->user, why);
+    ssh_channel_write_stderr(ch, why, (uint32_t)strlen(why));
+    ssh_channel_write_stderr(ch, "\r\n", 2);
     ssh_channel_request_send_exit_status(ch, 1);
     ssh_channel_send_eof(ch);
     ssh_channel_close(ch);
@@ -162,18 +195,33 @@ static int refuse_shell(ssh_session ssh, ssh_channel ch, void *data)
 
 static int on_shell(ssh_session ssh, ssh_channel ch, void *data)
 {
-    return refuse_shell(ssh, ch, data);
+    return start_shell(data, ch, "");
 }
 
 static int on_exec(ssh_session ssh, ssh_channel ch, const char *command, void *data)
 {
-    return refuse_shell(ssh, ch, data);
+    return start_shell(data, ch, command);
 }
 
-/* A terminal is granted so that `ssh -t` reaches the sentence above. */
 static int on_pty(ssh_session ssh, ssh_channel ch, const char *term, int w, int h, int pw, int ph, void *data)
 {
+    struct session *s = data;
+    if (s->spawned)
+        return -1;
+    s->tty = true;
+    snprintf(s->term, sizeof(s->term), "%s", term);
+    s->cols = w;
+    s->rows = h;
     return 0;
+}
+
+static int on_window_change(ssh_session ssh, ssh_channel ch, int w, int h, int pw, int ph, void *data)
+{
+    struct session *s = data;
+    if (!s->tty || !s->spawned || w <= 0 || h <= 0 || w > 1000 || h > 1000)
+        return -1;
+    struct winsize ws = { .ws_col = (unsigned short)w, .ws_row = (unsigned short)h };
+    return ioctl(s->out_fd, TIOCSWINSZ, &ws) < 0 ? -1 : 0;
 }
 
 static int on_env(ssh_session ssh, ssh_channel ch, const char *name, const char *value, void *data)
@@ -202,6 +250,7 @@ static ssh_channel on_channel_open(ssh_session ssh, void *data)
         .channel_exec_request_function = on_exec,
         .channel_pty_request_function = on_pty,
         .channel_env_request_function = on_env,
+        .channel_pty_window_change_function = on_window_change,
         .channel_close_function = on_channel_close,
     };
     ssh_callbacks_init(&s->channel_cb);
@@ -250,6 +299,28 @@ static int on_in(socket_t fd, int revents, void *data)
     return 0;
 }
 
+/* The program's status to the client, then the channel's end. */
+static void finish(struct session *s)
+{
+    ssh_channel_request_send_exit_status(s->channel, s->exited ? s->exit_status : 0);
+    ssh_channel_send_eof(s->channel);
+    ssh_channel_close(s->channel);
+    s->done = true;
+}
+
+static void output_ended(struct session *s)
+{
+    s->out_eof = true;
+    if (s->out_watched) {
+        ssh_event_remove_fd(s->event, s->out_fd);
+        s->out_watched = false;
+    }
+    /* The status comes from berthd, which reaps the program: wait for it (a pipe
+     * may close before the program has exited). */
+    if (s->exited)
+        finish(s);
+}
+
 static int on_out(socket_t fd, int revents, void *data)
 {
     struct session *s = data;
@@ -261,11 +332,8 @@ static int on_out(socket_t fd, int revents, void *data)
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return 0;
     if (n <= 0) {
-        /* sftp-server ended (the client quit, or berthd ended the session). */
-        ssh_channel_request_send_exit_status(s->channel, 0);
-        ssh_channel_send_eof(s->channel);
-        ssh_channel_close(s->channel);
-        s->done = true;
+        /* EOF on a pipe, EIO on a pty master once no slave is open. */
+        output_ended(s);
         return 0;
     }
     if (ssh_channel_write(s->channel, buf, (uint32_t)n) != n)
@@ -273,15 +341,49 @@ static int on_out(socket_t fd, int revents, void *data)
     return 0;
 }
 
-/* berthd closed the connection's broker socket: the site was removed or the key
- * revoked. The session ends now, whatever the client is doing. */
+/* berthd speaks on the broker socket only to say the program ended (EXIT); when
+ * it closes the socket without that, the site was removed or the key revoked:
+ * the session ends now, whatever the client is doing. */
 static int on_broker(socket_t fd, int revents, void *data)
 {
     struct session *s = data;
-    uint8_t b[64];
-    if (recv(fd, b, sizeof(b), MSG_DONTWAIT) != -1 || errno != EAGAIN)
-        s->done = true;
+    uint8_t msg[SSH_MSG_MAX];
+    int fds[1];
+    ssize_t n = ssh_recv_fds(fd, msg, sizeof(msg), fds, 1, NULL);
+    safe_close(fds[0]);
+    if (n == -EAGAIN)
+        return 0;
+    struct ssh_msg m;
+    char status[16];
+    uint64_t v;
+    if (n > 0 && ssh_msg_decode(msg, (size_t)n, &m) == 0 && m.type == SSH_MSG_EXIT &&
+        ssh_msg_field(&m, 0, status, sizeof(status)) == 0 && parse_uint(status, 0, 255, &v) == 0) {
+        s->exited = true;
+        s->exit_status = (int)v;
+        s->exit_deadline = now_ms() + EXIT_GRACE_MS;
+        if (s->out_eof)
+            finish(s);
+        return 0;
+    }
+    if (s->exited) {
+        /* The socket's end after EXIT: stop watching it. */
+        ssh_event_remove_fd(s->event, fd);
+        s->broker_watched = false;
+        return 0;
+    }
+    s->done = true;
     return 0;
+}
+
+/* After the channel's close: the client answers it and hangs up itself. Leaving
+ * first would cut it off before it read the status and the last output (OpenSSH
+ * then says "Broken pipe" and exits 255). A second at most. */
+static void linger(struct session *s)
+{
+    uint64_t until = now_ms() + 1000;
+    while (now_ms() < until && !(ssh_get_status(s->ssh) & (SSH_CLOSED | SSH_CLOSED_ERROR)))
+        if (ssh_event_dopoll(s->event, 100) == SSH_ERROR)
+            break;
 }
 
 static void pump(struct session *s)
@@ -300,19 +402,26 @@ static void pump(struct session *s)
                 s->in_fd = safe_close(s->in_fd);
             }
         }
-        /* sftp-server's output is read only while the client's window has room. */
-        bool room = ssh_channel_window_size(s->channel) > 0;
+        /* A program gone with a child of its own still holding the output open (a
+         * daemon started from a shell): what came by the grace time is all. */
+        if (s->exited && !s->out_eof && now_ms() >= s->exit_deadline) {
+            output_ended(s);
+            continue;
+        }
+        /* The program's output is read only while the client's window has room. */
+        bool room = !s->out_eof && ssh_channel_window_size(s->channel) > 0;
         if (room && !s->out_watched)
             s->out_watched = ssh_event_add_fd(s->event, s->out_fd, POLLIN, on_out, s) == SSH_OK;
         else if (!room && s->out_watched) {
             ssh_event_remove_fd(s->event, s->out_fd);
             s->out_watched = false;
         }
-        if (ssh_event_dopoll(s->event, 1000) == SSH_ERROR)
+        if (ssh_event_dopoll(s->event, s->exited ? 100 : 1000) == SSH_ERROR)
             break;
         if (ssh_get_status(s->ssh) & (SSH_CLOSED | SSH_CLOSED_ERROR))
             break;
     }
+    linger(s);
 }
 
 _noreturn_ void ssh_session_main(void *bind, const struct ssh_front_config *cfg, int fd, int broker,
@@ -360,9 +469,7 @@ _noreturn_ void ssh_session_main(void *bind, const struct ssh_front_config *cfg,
         alarm(0);
         pump(&s);
     } else if (s.done && s.channel) {
-        /* The refusal's sentence and status must reach the client before we go. */
-        for (int i = 0; i < 10 && ssh_get_status(s.ssh) == 0 && !ssh_channel_is_closed(s.channel); i++)
-            ssh_event_dopoll(s.event, 100);
+        linger(&s);
     }
     ssh_disconnect(s.ssh);
     _exit(0);

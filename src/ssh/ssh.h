@@ -64,10 +64,13 @@ enum ssh_msg_type {
     /* a connection's child -> berthd */
     SSH_MSG_AUTH_KEY = 1,       /* site, "TYPE BASE64", "probe"|"login" */
     SSH_MSG_AUTH_PASSWORD = 2,  /* site, password */
-    SSH_MSG_SPAWN = 3,          /* "sftp" */
+    SSH_MSG_SPAWN = 3,          /* "sftp", or "shell", TERM ("": no terminal), columns,
+                                   rows, command ("": a login shell) */
     /* berthd -> child */
-    SSH_MSG_OK = 10,            /* [text]; SPAWN's answer carries sftp-server's stdin, stdout */
-    SSH_MSG_DENY = 11,          /* text */
+    SSH_MSG_OK = 10,            /* [text]; SPAWN's answer carries the program's stdin and
+                                   stdout (with a terminal: the pty master, twice) */
+    SSH_MSG_DENY = 11,          /* text, a sentence the user may be shown */
+    SSH_MSG_EXIT = 12,          /* the program ended: its exit status, in decimal */
     /* the ssh front -> berthd */
     SSH_MSG_CONN = 20,          /* client address "ADDR:PORT"; carries the connection's
                                    broker socket */

@@ -115,7 +115,7 @@ class Session:
         """Whether the server closed the connection: ssh says so (sftp itself stays
         until it reads its next command)."""
         deadline = time.monotonic() + timeout
-        while b"closed by remote host" not in self.out:
+        while b"closed by remote host" not in self.out and b"Received disconnect" not in self.out:
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
@@ -317,13 +317,34 @@ def test_damaged_host_key_stops_the_start(sd, tmp_path):
     assert "garbage" in host_key.read_text(), "the damaged key was replaced"
 
 
+def test_shell_and_commands_for_sites_that_run_code(sd, tmp_path):
+    require(os.path.exists("/usr/sbin/php-fpm8.2"), "php-fpm8.2 is missing")
+    sd.ok("site", "create", "app", "--type", "php")
+    key = keygen(tmp_path, "app")
+    add_key(sd, "app", key)
+    base = ["ssh"] + ssh_opts(sd, tmp_path, key) + ["-p", str(sd.ssh_port())]
+    uid = site_uid(sd, "app")
+    # A command: its output, its exit status, as the site's user, in /site.
+    r = subprocess.run(base + ["app@127.0.0.1", "id -u; pwd; ls; cat /etc/shadow; exit 7"], capture_output=True,
+                       text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert r.returncode == 7, r
+    assert r.stdout.split()[:2] == [str(uid), "/site"] and "public" in r.stdout, r
+    assert "No such file" in r.stdout   # stderr joins stdout without a terminal; no host shadow file
+    # An interactive shell on a terminal (ssh -tt), typed into.
+    r = subprocess.run(base + ["-tt", "app@127.0.0.1"], input="echo $((6*7)); exit 3\n", capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 3 and "42" in r.stdout, r
+    assert re.search(r"ssh: site app: shell session for \S+ \(/bin/bash pid \d+\)", sd.log())
+
+
 def test_shell_and_forwarding_refused(sd, tmp_path):
     sd.ok("site", "create", "blog")
     key = keygen(tmp_path, "blog")
     add_key(sd, "blog", key)
     base = ["ssh"] + ssh_opts(sd, tmp_path, key) + ["-p", str(sd.ssh_port())]
+    # A static site has no program of its own to run: SFTP only, said in words.
     shell = subprocess.run(base + ["blog@127.0.0.1", "id"], capture_output=True, text=True, timeout=30)
-    assert shell.returncode != 0 and "SFTP only" in shell.stderr, shell
+    assert shell.returncode == 1 and "SFTP only for static sites" in shell.stderr, shell
     assert "uid=" not in shell.stdout
     local = subprocess.run(base + ["-W", "127.0.0.1:22", "blog@127.0.0.1"], capture_output=True, text=True,
                            timeout=30, stdin=subprocess.DEVNULL)
