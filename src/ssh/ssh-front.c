@@ -260,6 +260,9 @@ _noreturn_ void ssh_front_main(const struct ssh_front_config *cfg, int ctl)
     }
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || sigfd < 0)
         _exit(1);
+    /* The HTTP front's workers share this uid: not dumpable, none of them can
+     * ptrace this process or read its memory, where the host key is. */
+    prctl(PR_SET_DUMPABLE, 0);
 
     ssh_init();
     ssh_bind bind = ssh_bind_new();
