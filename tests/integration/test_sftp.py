@@ -590,3 +590,31 @@ def test_big_files_both_ways_intact(sd, tmp_path):
     assert r.returncode == 0, r
     assert (sd.state_dir / "sites" / "blog" / "private" / "big.bin").read_bytes() == data
     assert (tmp_path / "back.bin").read_bytes() == data
+
+
+def test_taken_ssh_port_fails_only_when_asked_for(daemon_factory):
+    need_tools()
+    holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        holder.bind(("127.0.0.1", 2222))
+        holder.listen()
+    except OSError:
+        pass   # someone else holds it: taken all the same
+    try:
+        # --dev's default (127.0.0.1:2222) taken: berthd runs, without SFTP, and says so.
+        d = daemon_factory("dev")
+        d.ssh = []
+        d.start("--dev")
+        assert not [l for l in d.status()["listeners"] if l["kind"] == "ssh"]
+        assert "SFTP is not served there" in d.log()
+        d.stop()
+        # Asked for explicitly: a clear refusal to start.
+        e = daemon_factory("explicit")
+        e.ssh = ["127.0.0.1:2222"]
+        e.start(wait=False)
+        assert e.proc.wait(timeout=20) == 1
+        e.proc = None
+        assert "127.0.0.1:2222" in e.log()
+    finally:
+        holder.close()
