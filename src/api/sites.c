@@ -764,6 +764,8 @@ void api_handle_sites(const struct api_config *cfg, const struct api_request *re
             /* Its files are being replaced by a process of berthd's own. */
             api_reply_error(res, 409, "an upload to site %s is in progress: wait for it to end, then remove the "
                             "site", site.name);
+        } else if (api_restore_running(site.name)) {
+            api_reply_error(res, 409, "site %s is being restored: wait for it to end, then remove it", site.name);
         } else if (api_archive_running(site.name)) {
             api_reply_error(res, 409, "a snapshot of site %s is being made: wait for it to end, then remove the "
                             "site", site.name);

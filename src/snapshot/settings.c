@@ -199,3 +199,32 @@ out:
     json_value_free(doc);
     return r;
 }
+
+int snapshot_settings_apply(struct store_site *site, const char *json, size_t len, struct error *err)
+{
+    struct store_site snap = { 0 };
+    int r = snapshot_settings_read(json, len, &snap, err);
+    if (r < 0) {
+        store_site_done(&snap);
+        return r;
+    }
+#define MOVE(f) do { free(site->f); site->f = TAKE_PTR(snap.f); } while (0)
+    MOVE(type);
+    MOVE(cmd);
+    MOVE(network);
+    MOVE(php_settings);
+#undef MOVE
+    site->memory_max = snap.memory_max;
+    site->cpu_millis = snap.cpu_millis;
+    site->pids_max = snap.pids_max;
+    site->idle_seconds = snap.idle_seconds;
+    site->always_on = snap.always_on;
+    for (size_t i = 0; i < site->n_domains; i++)
+        free(site->domains[i]);
+    free(site->domains);
+    site->domains = TAKE_PTR(snap.domains);
+    site->n_domains = snap.n_domains;
+    snap.n_domains = 0;
+    store_site_done(&snap);
+    return 0;
+}

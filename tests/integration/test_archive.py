@@ -460,3 +460,147 @@ def test_berthd_answers_while_a_big_snapshot_is_written_and_a_gone_client_cancel
     os.unlink(big)
     assert wait_for(lambda: daemon.berth("site", "archive", "blog").returncode == 0, timeout=10)
     assert len(snapshot_files(blog)) == 1
+
+
+# ---- restores run in a child of berthd ----
+
+def children(daemon):
+    pid = daemon.proc.pid
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return {int(p) for p in f.read().split()}
+
+
+def restore_in_background(daemon, *args):
+    from conftest import BERTH
+    return subprocess.Popen([str(BERTH), "--socket", str(daemon.socket), "site", "restore", *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def read(info, *path):
+    with open(os.path.join(info["dir"], *path), "rb") as f:
+        return f.read()
+
+
+def shop_with_two_versions(d, tmp_path):
+    """A site archived at V1 (memory 256M, a private secret) then changed to V2."""
+    info = d.ok("site", "create", "shop", "--memory", "256M")
+    assert d.berth("site", "upload", "shop", write_zip(tmp_path / "v1.zip", [("index.html", V1)])).returncode == 0
+    secret = os.path.join(info["dir"], "private", "secret.env")
+    with open(secret, "wb") as f:
+        f.write(b"v1 secret\n")
+    name = archive(d, "shop")["name"]
+    d.ok("site", "set", "shop", "--memory", "512M")
+    assert d.berth("site", "upload", "shop", write_zip(tmp_path / "v2.zip", [("index.html", V2)])).returncode == 0
+    with open(secret, "wb") as f:
+        f.write(b"v2 secret\n")
+    return info, name
+
+
+def test_berthd_answers_while_a_restore_runs_and_the_restore_outlives_its_client(daemon_factory, tmp_path):
+    gate = tmp_path / "gate"
+    d = daemon_factory().start(env={"BERTH_TEST_RESTORE_GATE": str(gate)})
+    info, name = shop_with_two_versions(d, tmp_path)
+    before = children(d)
+    slow = restore_in_background(d, "shop", name)
+    try:
+        restorer = wait_for(lambda: children(d) - before, timeout=10)
+        assert restorer, "no process restores the site"
+        # Held at the gate: berthd answers all the same, and keeps the site's trees
+        # from being replaced, archived or removed under the restore.
+        started = time.monotonic()
+        assert d.ok("site", "show", "shop")["name"] == "shop"
+        assert time.monotonic() - started < 5, "berthd was blocked by the restore"
+        r = d.berth("site", "rm", "shop")
+        assert r.returncode == 1, r
+        assert r.stderr.strip() == "berth: site shop is being restored: wait for it to end, then remove it", r
+        r = d.berth("site", "upload", "shop", tmp_path / "v1.zip")
+        assert r.returncode == 1 and "being restored" in r.stderr, r
+        r = d.berth("site", "archive", "shop")
+        assert r.returncode == 1 and "being restored" in r.stderr, r
+        r = d.berth("site", "restore", "shop", name)
+        assert r.returncode == 1 and "being restored already" in r.stderr, r
+        assert slow.poll() is None
+    finally:
+        # The client goes away: the restore goes on to its end.
+        slow.kill()
+        slow.wait()
+    assert read(info, "public", "index.html") == V2
+    gate.touch()
+    assert wait_for(lambda: read(info, "public", "index.html") == V1, timeout=20), "the restore stopped"
+    assert wait_for(lambda: not (children(d) & restorer), timeout=20), "the restore's process was not reaped"
+    assert read(info, "private", "secret.env") == b"v1 secret\n"
+    assert "its client went away; the restore goes on" in d.log()
+    no_debris(info)
+    assert not os.path.exists(os.path.join(info["dir"], ".restore-journal"))
+    # Nothing is busy any more.
+    assert d.berth("site", "restore", "shop", name).returncode == 0
+
+
+def wait_between_the_swaps(info):
+    """The restore holds after swapping public/, before private/: the moment a kill
+    would leave a new public/ beside the old private/ without the journal."""
+    journal = os.path.join(info["dir"], ".restore-journal")
+    assert wait_for(lambda: os.path.exists(journal) and read(info, "public", "index.html") == V1, timeout=20)
+    assert read(info, "private", "secret.env") == b"v2 secret\n"
+    return journal
+
+
+def test_a_restore_killed_between_its_swaps_is_finished_by_berthd(daemon_factory, tmp_path):
+    d = daemon_factory().start(env={"BERTH_TEST_RESTORE_SWAP_GATE": str(tmp_path / "never")})
+    info, name = shop_with_two_versions(d, tmp_path)
+    before = children(d)
+    slow = restore_in_background(d, "shop", name, "--settings")
+    try:
+        journal = wait_between_the_swaps(info)
+        for pid in children(d) - before:
+            os.kill(pid, 9)
+        out, err = slow.communicate(timeout=30)
+    finally:
+        slow.kill()
+    assert slow.returncode == 0, (out, err)
+    assert out.strip() == "restored site shop, with its settings", out
+    assert read(info, "public", "index.html") == V1
+    assert read(info, "private", "secret.env") == b"v1 secret\n"
+    assert d.ok("site", "show", "shop")["limits"]["memory_bytes"] == 256 << 20
+    assert not os.path.exists(journal)
+    assert "the restore process ended during the swap; berthd finished it" in d.log()
+    assert get(d.http_port(), "shop.test.berth")[0] == 200
+
+
+def test_a_berthd_stopped_between_the_swaps_finishes_the_restore_at_its_next_start(daemon_factory, tmp_path):
+    d = daemon_factory().start(env={"BERTH_TEST_RESTORE_SWAP_GATE": str(tmp_path / "never")})
+    info, name = shop_with_two_versions(d, tmp_path)
+    slow = restore_in_background(d, "shop", name, "--settings")
+    try:
+        journal = wait_between_the_swaps(info)
+        d.stop()
+        slow.communicate(timeout=30)
+    finally:
+        slow.kill()
+    assert slow.returncode == 1
+    # Stopped: a new public/ beside the old private/, and the journal that says so.
+    assert os.path.exists(journal)
+    assert read(info, "private", "secret.env") == b"v2 secret\n"
+    d.start()
+    assert read(info, "public", "index.html") == V1
+    assert read(info, "private", "secret.env") == b"v1 secret\n"
+    assert d.ok("site", "show", "shop")["limits"]["memory_bytes"] == 256 << 20
+    assert not os.path.exists(journal)
+    no_debris(info)
+    assert "site shop: finished an interrupted restore (files and settings)" in d.log()
+
+
+def test_a_damaged_restore_journal_is_kept_and_changes_nothing(daemon_factory, tmp_path):
+    d = daemon_factory().start()
+    info = d.ok("site", "create", "shop")
+    journal = os.path.join(info["dir"], ".restore-journal")
+    with open(journal, "w") as f:
+        f.write("berth-restore 1\nstaging ../../etc\ndir public 1 2\n")
+    d.stop()
+    d.start()
+    assert "its journal .restore-journal is kept for an operator" in d.log()
+    assert os.path.exists(journal)
+    # While it is there no restore may start: it would hide the earlier one.
+    name = archive(d, "shop")["name"]
+    r = d.berth("site", "restore", "shop", name)
+    assert r.returncode == 1 and "an earlier restore of this site was interrupted" in r.stderr, r
