@@ -644,6 +644,101 @@ function domainsSection(site, reload) {
   return [list, form];
 }
 
+// Backups: the site's snapshots, newest first, each to download, restore or delete,
+// and a button that makes one now. Restoring and deleting ask first, in the page
+// (window.confirm is a poor fit for screen readers), and say what they change.
+function backupsSection(site) {
+  const url = `sites/${encodeURIComponent(site.name)}`;
+  const box = h('div', { id: 'backup-list' }, 'Loading…');
+  const result = h('p', { id: 'backup-result', 'aria-live': 'polite' });
+  const say = (text) => { result.textContent = text; announce(text); };
+
+  function confirmRow(cell, question, extra, label, action) {
+    const yes = h('button.danger', { type: 'button' }, label);
+    const no = h('button.secondary', { type: 'button' }, 'Cancel');
+    const old = [...cell.childNodes];
+    const restoreCell = () => { cell.replaceChildren(...old); old[0].focus(); };
+    no.addEventListener('click', restoreCell);
+    yes.addEventListener('click', () => busy(yes, async () => {
+      no.disabled = true;
+      try { await action(); } finally { no.disabled = false; }
+    }));
+    cell.replaceChildren(h('div.confirm', { role: 'group', 'aria-label': question },
+      h('p', {}, question), extra, h('div.actions', {}, yes, no)));
+    yes.focus();
+  }
+
+  function row(a) {
+    const when = fmtTime(a.created_at);
+    const link = h('a', { href: `/api/v1/${url}/archives/${encodeURIComponent(a.name)}`, download: a.name,
+      'aria-label': `Download the backup of ${when}` }, 'Download');
+    const restore = h('button.secondary', { type: 'button', 'aria-label': `Restore the backup of ${when}` }, 'Restore');
+    const del = h('button.secondary', { type: 'button', 'aria-label': `Delete the backup of ${when}` }, 'Delete');
+    const cell = h('td', {}, h('div.actions', {}, link, restore, del));
+    restore.addEventListener('click', () => {
+      const settings = h('input', { type: 'checkbox', id: 'restore-settings' });
+      confirmRow(cell, `Replace the site's files (public/ and private/) with the backup of ${when}?`,
+        h('p', {}, h('label', { for: 'restore-settings' }, settings, ' Restore its settings too (domains, limits, PHP settings)')),
+        'Restore now', async () => {
+          result.textContent = 'Restoring…';
+          try {
+            const r = await api('POST', `${url}/restore`, { snapshot: a.name, settings: settings.checked });
+            const files = known(r.files) ? ` (${r.files} files)` : '';
+            say(`Restored the backup of ${when}${files}${r.settings ? ', with its settings' : ''}: the site now serves it.`);
+          } catch (e) {
+            say(`Not restored: ${e.message}. The site keeps its files.`);
+          }
+          await load();
+        });
+    });
+    del.addEventListener('click', () => {
+      confirmRow(cell, `Delete the backup of ${when} for good?`, null, 'Delete now', async () => {
+        try {
+          await api('DELETE', `${url}/archives/${encodeURIComponent(a.name)}`);
+          say(`Deleted the backup of ${when}.`);
+        } catch (e) {
+          say(`Not deleted: ${e.message}`);
+        }
+        await load();
+      });
+    });
+    return h('tr', {}, h('td', {}, when), h('td', {}, fmtBytes(a.size)), cell);
+  }
+
+  async function load() {
+    let data;
+    try {
+      data = await api('GET', `${url}/archives`);
+    } catch (e) {
+      box.textContent = `Cannot list the backups: ${e.message}`;
+      return;
+    }
+    if (!data.archives.length) {
+      box.replaceChildren(h('p', {}, 'No backups yet.'));
+      return;
+    }
+    box.replaceChildren(h('div.table-wrap', {}, h('table.backups', { 'aria-label': `Backups of ${site.name}` },
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Made'), h('th', { scope: 'col' }, 'Size'),
+        h('th', { scope: 'col' }, h('span.visually-hidden', {}, 'Actions')))),
+      h('tbody', {}, data.archives.map(row)))));
+  }
+
+  const make = h('button', { type: 'button' }, 'Make a backup now');
+  make.addEventListener('click', () => busy(make, async () => {
+    result.textContent = 'Making a backup…';
+    try {
+      const a = await api('POST', `${url}/archives`, {});
+      say(`Made a backup of ${site.name} (${fmtBytes(a.size)}).`);
+    } catch (e) {
+      say(`No backup made: ${e.message}`);
+    }
+    await load();
+  }));
+  load();
+  return [h('p.hint', {}, 'A backup holds the site\'s files (public/ and private/) and its settings.'),
+    h('div.actions', {}, make), result, box];
+}
+
 function deleteForm(site) {
   const input = h('input', { type: 'text', name: 'confirm', autocomplete: 'off', spellcheck: 'false' });
   const button = h('button.danger', { type: 'submit', disabled: true }, `Delete ${site.name}`);
@@ -697,6 +792,7 @@ async function showSite(name) {
       h('div.actions', {}, h('button.secondary', { type: 'button', onclick: () => { loadLog(name, 'access', access); loadLog(name, 'error', error); } }, 'Refresh logs'))),
     h('section.card', { 'aria-labelledby': 'h-settings' }, h('h2', { id: 'h-settings' }, 'Settings'), settingsForm(site, reload)),
     php,
+    h('section.card', { 'aria-labelledby': 'h-backups' }, h('h2', { id: 'h-backups' }, 'Backups'), backupsSection(site)),
     h('section.card', { 'aria-labelledby': 'h-delete' }, h('h2', { id: 'h-delete' }, 'Delete this site'), deleteForm(site)));
   loadLog(name, 'access', access);
   loadLog(name, 'error', error);
