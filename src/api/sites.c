@@ -702,6 +702,19 @@ void api_handle_php(const struct api_config *cfg, const struct api_request *req,
     json_object_end(w);
 }
 
+/* DELETE's query: nothing, or purge=1|true (purge=0|false also means keep). */
+static bool remove_query_valid(const char *query, bool *ret_purge)
+{
+    char v[8];
+    *ret_purge = false;
+    if (!query || !*query)
+        return true;
+    if (!api_query_get(query, "purge", v, sizeof(v)))
+        return false;
+    *ret_purge = streq(v, "1") || streq(v, "true");
+    return *ret_purge || streq(v, "0") || streq(v, "false");
+}
+
 void api_handle_sites(const struct api_config *cfg, const struct api_request *req, struct api_response *res)
 {
     if (req->n_segments == 1) {
@@ -721,6 +734,8 @@ void api_handle_sites(const struct api_config *cfg, const struct api_request *re
     if (!load_site(cfg, req, res, &site))
         return;
     struct error err = { 0 };
+    bool purge = false;
+    _cleanup_free_ char *kept = NULL;
     if (req->n_segments >= 3 && streq(req->segments[2], "archives")) {
         api_handle_site_archives(cfg, req, &site, res);
     } else if (req->n_segments == 3 && streq(req->segments[2], "restore")) {
@@ -769,12 +784,19 @@ void api_handle_sites(const struct api_config *cfg, const struct api_request *re
         } else if (api_archive_running(site.name)) {
             api_reply_error(res, 409, "a snapshot of site %s is being made: wait for it to end, then remove the "
                             "site", site.name);
-        } else if (sites_remove(cfg->sites, site.name, req->actor, &err) < 0) {
+        } else if (!remove_query_valid(req->query, &purge)) {
+            api_reply_error(res, 400, "purge is 1 (remove the site's snapshots too) or absent");
+        } else if (sites_remove(cfg->sites, site.name, req->actor, purge, &err, &kept) < 0) {
             api_reply_failure(res, &err);
         } else {
             api_reply(res, 200);
             json_object_begin(&res->json);
             json_kv_string(&res->json, "removed", site.name);
+            json_key(&res->json, "snapshots_kept_in");
+            if (kept)
+                json_string(&res->json, kept);
+            else
+                json_null(&res->json);
             json_object_end(&res->json);
         }
     } else {

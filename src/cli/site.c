@@ -19,7 +19,8 @@ static void usage(FILE *f)
           "                           [--php KEY=VALUE]... [--no-php KEY]... [--cmd \"CMD\"]\n"
           "                           [--network none|nat|host] [--owner USER]\n"
           "       berth site php-settings        (the PHP settings a site may change)\n"
-          "       berth site start|stop|restart|rm NAME\n"
+          "       berth site start|stop|restart NAME\n"
+          "       berth site rm NAME [--purge]   (its snapshots are kept unless --purge)\n"
           "       berth site logs NAME [--error] [--lines N] [--follow]\n"
           "       berth site exec NAME -- CMD [ARG]...\n"
           "       berth site upload NAME PATH   (a zip, a tar, .tar.gz/.zst/.xz, or a folder)\n"
@@ -31,7 +32,7 @@ static void usage(FILE *f)
 enum {
     OPT_TYPE = 256, OPT_DOMAIN, OPT_NO_DOMAIN, OPT_CMD, OPT_MEMORY, OPT_CPU, OPT_PIDS, OPT_NETWORK,
     OPT_OWNER, OPT_ALWAYS_ON, OPT_ON_DEMAND, OPT_IDLE, OPT_PHP, OPT_NO_PHP, OPT_ERROR, OPT_LINES, OPT_FOLLOW,
-    OPT_HELP,
+    OPT_PURGE, OPT_HELP,
 };
 
 struct site_opts {
@@ -45,6 +46,7 @@ struct site_opts {
     int always_on;           /* -1 unset, 0 on demand, 1 always on */
     int64_t lines;           /* site logs: -1 unset */
     bool error_log, follow;  /* site logs */
+    bool purge;              /* site rm */
 };
 
 /* Which options each verb takes. */
@@ -55,6 +57,10 @@ static bool allowed(const char *verb, int opt)
     if (streq(verb, "logs"))
         return opt == OPT_ERROR || opt == OPT_LINES || opt == OPT_FOLLOW;
     if (opt == OPT_ERROR || opt == OPT_LINES || opt == OPT_FOLLOW)
+        return false;
+    if (streq(verb, "rm"))
+        return opt == OPT_PURGE;
+    if (opt == OPT_PURGE)
         return false;
     if (streq(verb, "create"))
         return opt != OPT_NO_DOMAIN && opt != OPT_ON_DEMAND && opt != OPT_NO_PHP;
@@ -84,6 +90,7 @@ static int parse_opts(const char *verb, int argc, char **argv, struct site_opts 
         { "error", no_argument, NULL, OPT_ERROR },
         { "lines", required_argument, NULL, OPT_LINES },
         { "follow", no_argument, NULL, OPT_FOLLOW },
+        { "purge", no_argument, NULL, OPT_PURGE },
         { "help", no_argument, NULL, OPT_HELP },
         { 0 },
     };
@@ -120,6 +127,7 @@ static int parse_opts(const char *verb, int argc, char **argv, struct site_opts 
             break;
         case OPT_ERROR: o->error_log = true; break;
         case OPT_FOLLOW: o->follow = true; break;
+        case OPT_PURGE: o->purge = true; break;
         case OPT_LINES:
             if (parse_uint(optarg, 1, 1000, &v) < 0)
                 return -cli_usage_error("site ", "--lines takes a number of lines from 1 to 1000, not \"%s\"", optarg);
@@ -365,6 +373,25 @@ static int request_and_print(const struct cli *cli, const char *method, const ch
     return r;
 }
 
+static int remove_site(const struct cli *cli, const char *path, const char *name, bool purge)
+{
+    char url[700];
+    snprintf(url, sizeof(url), "%s%s", path, purge ? "?purge=1" : "");
+    struct cli_response res;
+    if (cli_request(cli, "DELETE", url, NULL, &res) < 0)
+        return EXIT_FAILED;
+    int r = cli_finish(cli, &res);
+    if (r == EXIT_OK && !cli->json) {
+        const char *kept = json_get_string(res.json, "snapshots_kept_in");
+        printf("removed site %s\n", name);
+        if (kept)
+            printf("its snapshots are kept in %s (bring it back: berth site create %s, then "
+                   "berth site restore %s --file %s/SNAPSHOT --settings)\n", kept, name, name, kept);
+    }
+    cli_response_done(&res);
+    return r;
+}
+
 static int list_sites(const struct cli *cli)
 {
     struct cli_response res;
@@ -532,7 +559,7 @@ int cli_site(const struct cli *cli, int argc, char **argv)
     if (streq(verb, "logs"))
         return show_logs(cli, name, &o);
     if (streq(verb, "rm"))
-        return request_and_print(cli, "DELETE", path, NULL, "removed", name);
+        return remove_site(cli, path, name, o.purge);
 
     /* start | stop | restart */
     char action[600];

@@ -744,7 +744,7 @@ function deleteForm(site) {
   const button = h('button.danger', { type: 'submit', disabled: true }, `Delete ${site.name}`);
   input.addEventListener('input', () => { button.disabled = input.value !== site.name; });
   const form = h('form.stack', { novalidate: true },
-    field('delete-confirm', `Type ${site.name} to confirm`, input, 'Its files, logs and settings are removed for good.'),
+    field('delete-confirm', `Type ${site.name} to confirm`, input, 'Its files, logs and settings are removed. Its backups stay on the server: an admin can bring the site back from them.'),
     h('div.actions', {}, button));
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();

@@ -604,3 +604,58 @@ def test_a_damaged_restore_journal_is_kept_and_changes_nothing(daemon_factory, t
     name = archive(d, "shop")["name"]
     r = d.berth("site", "restore", "shop", name)
     assert r.returncode == 1 and "an earlier restore of this site was interrupted" in r.stderr, r
+
+
+# ---- a removed site's snapshots ----
+
+def test_a_removed_site_keeps_its_snapshots_and_comes_back_from_them(daemon, blog, tmp_path):
+    name = archive(daemon)["name"]
+    r = daemon.berth("site", "rm", "blog")
+    assert r.returncode == 0, r
+    lines = r.stdout.strip().split("\n")
+    assert lines[0] == "removed site blog"
+    kept = lines[1].split("its snapshots are kept in ", 1)[1].split(" ", 1)[0]
+    removed = daemon.state_dir / "removed"
+    assert os.path.dirname(kept) == str(removed)
+    assert os.path.basename(kept).startswith("blog-")
+    assert os.listdir(kept) == [name]
+    st = os.stat(removed)
+    assert st.st_uid == 0 and stat.S_IMODE(st.st_mode) == 0o700
+    assert not os.path.exists(blog["dir"])
+
+    # Brought back as the CLI says.
+    daemon.ok("site", "create", "blog")
+    r = daemon.berth("site", "restore", "blog", "--file", os.path.join(kept, name), "--settings")
+    assert r.returncode == 0, r
+    assert get(daemon.http_port(), "blog.test.berth") == (200, V1)
+
+    # --purge takes them with the site; a site without snapshots keeps nothing.
+    archive(daemon)
+    r = daemon.berth("site", "rm", "blog", "--purge", json_out=True)
+    assert r.returncode == 0, r
+    assert r.json() == {"removed": "blog", "snapshots_kept_in": None}
+    assert os.listdir(removed) == [os.path.basename(kept)]
+    daemon.ok("site", "create", "blog")
+    r = daemon.berth("site", "rm", "blog")
+    assert r.returncode == 0 and r.stdout == "removed site blog\n", r
+    r = daemon.berth("site", "rm", "blog", "--purge", "--memory", "1G")
+    assert r.returncode == 2 and "--memory does not apply to 'site rm'" in r.stderr, r
+
+
+def test_snapshots_survive_a_crash_in_the_middle_of_a_removal(daemon_factory):
+    d = daemon_factory().start()
+    d.ok("site", "create", "blog")
+    name = archive(d)["name"]
+    d.stop()
+    d.start(env={"BERTH_TEST_CRASH": "site-rm:stored"})
+    assert d.berth("site", "rm", "blog", "--purge").returncode == 1
+    assert d.proc.wait(timeout=20) == -9
+    d.proc = None
+    # The row is gone, the tree is an orphan: the next start removes it, but keeps
+    # the snapshots (a crash may not lose what a removal would have kept).
+    d.start()
+    removed = d.state_dir / "removed"
+    [kept] = os.listdir(removed)
+    assert kept.startswith("blog-") and os.listdir(removed / kept) == [name]
+    assert not (d.state_dir / "sites" / "blog").exists()
+    assert f"removed site blog: its snapshots are kept in {removed / kept}" in d.log()
