@@ -72,11 +72,15 @@ bool api_restore_running(const char *site)
     return false;
 }
 
-/* What only an admin may give a site, as `site set` judges it (api/sites.c). */
-static int check_ceilings(const struct api_config *cfg, bool admin, const struct store_site *s, struct error *err)
+/* What only an admin may give a site, as `site set` judges it (api/sites.c): s is
+ * the site with the snapshot's settings, io_read/io_write its disk limits before. */
+static int check_ceilings(const struct api_config *cfg, bool admin, const struct store_site *s, uint64_t io_read,
+                          uint64_t io_write, struct error *err)
 {
     if (admin)
         return 0;
+    if (s->io_read_bps != io_read || s->io_write_bps != io_write)
+        return error_set(err, -EPERM, "only an admin may change a site's disk limits, and the snapshot's differ");
     if (streq_ptr(s->network, "host"))
         return error_set(err, -EPERM, "only an admin may give a site the host's network");
     if (cfg->user_max_memory && (s->memory_max == 0 || s->memory_max > cfg->user_max_memory))
@@ -123,11 +127,12 @@ static _noreturn_ void child_run(const struct api_config *cfg, struct store_site
     }
     size_t meta_len = 0;
     const char *meta = upload_restore_meta(rs, &meta_len);
+    uint64_t io_read = site->io_read_bps, io_write = site->io_write_bps;
     if (settings) {
         if (!meta) {
             r = error_set(&err, -EINVAL, "the snapshot has no " SNAPSHOT_META);
         } else if ((r = snapshot_settings_apply(site, meta, meta_len, &err)) >= 0 &&
-                   (r = check_ceilings(cfg, admin, site, &err)) >= 0) {
+                   (r = check_ceilings(cfg, admin, site, io_read, io_write, &err)) >= 0) {
             /* The owner stays what it is, so it needs no check: and looking it up
              * would use berthd's database connection, which a child must not. */
             free(TAKE_PTR(site->owner));
@@ -216,13 +221,14 @@ static void finish_swapped(struct api_restore *j, const char *meta, size_t meta_
     struct store_site site = { 0 };
     struct error err = { 0 };
     int r = store_site_get(j->cfg->store, j->site, &site);
+    uint64_t io_read = site.io_read_bps, io_write = site.io_write_bps;
     if (r < 0) {
         answer_error(j, 500, "site %s: its files were restored but it cannot be read back: %s", j->site,
                      store_errmsg(j->cfg->store));
     } else if (j->settings && !meta) {
         answer_error(j, 500, "site %s: its files were restored but the settings to store were lost", j->site);
     } else if (j->settings && ((r = snapshot_settings_apply(&site, meta, meta_len, &err)) < 0 ||
-                               (r = check_ceilings(j->cfg, j->admin, &site, &err)) < 0 ||
+                               (r = check_ceilings(j->cfg, j->admin, &site, io_read, io_write, &err)) < 0 ||
                                (r = sites_update(j->cfg->sites, &site, j->actor, NULL, &err)) < 0)) {
         answer_error(j, api_snapshot_status(err.code), "site %s: its files were restored but its settings were "
                      "not: %s", j->site, err.message);

@@ -158,6 +158,15 @@ void api_write_site(const struct api_config *cfg, struct json_writer *w, const s
     }
     json_kv_uint(w, "cpu_millis", site->cpu_millis);
     json_kv_uint(w, "pids", site->pids_max);
+    static const char *const io_keys[2][2] = { { "io_read", "io_read_bps" }, { "io_write", "io_write_bps" } };
+    for (int i = 0; i < 2; i++) {
+        uint64_t bps = i == 0 ? site->io_read_bps : site->io_write_bps;
+        char per_s[40];
+        format_size(bps, size, sizeof(size));
+        snprintf(per_s, sizeof(per_s), "%s/s", size);
+        json_kv_string(w, io_keys[i][0], bps ? per_s : "unlimited");
+        json_kv_uint(w, io_keys[i][1], bps);
+    }
     json_object_end(w);
     json_kv_string(w, "network", site->network);
     json_kv_bool(w, "always_on", site->always_on);
@@ -172,9 +181,9 @@ void api_write_site(const struct api_config *cfg, struct json_writer *w, const s
 }
 
 /* Reads a size member given as "256M", "unlimited" or a number of bytes. */
-static int read_memory(const struct json_value *body, uint64_t *ret, struct error *err)
+static int read_size_member(const struct json_value *body, const char *key, uint64_t *ret, struct error *err)
 {
-    const struct json_value *v = json_get(body, "memory");
+    const struct json_value *v = json_get(body, key);
     if (!v)
         return 0;
     if (v->type == JSON_NUMBER && v->number.is_integer && v->number.integer >= 0) {
@@ -189,7 +198,9 @@ static int read_memory(const struct json_value *body, uint64_t *ret, struct erro
         if (parse_size(v->string.data, ret) == 0)
             return 1;
     }
-    return error_set(err, -EINVAL, "invalid memory limit: use a size such as 256M or 1G, or \"unlimited\"");
+    if (streq(key, "memory"))
+        return error_set(err, -EINVAL, "invalid memory limit: use a size such as 256M or 1G, or \"unlimited\"");
+    return error_set(err, -EINVAL, "invalid %s limit: use a size per second such as 20M, or \"unlimited\"", key);
 }
 
 static int read_cpu(const struct json_value *body, uint32_t *ret, struct error *err)
@@ -318,10 +329,18 @@ static void format_size_exact(uint64_t bytes, char *out, size_t n)
 static int check_user_may(const struct api_config *cfg, const struct api_request *req,
                           const struct json_value *body, struct store_site *site, bool create, struct error *err)
 {
+    char why[200];
+    if ((json_get(body, "io_read") || json_get(body, "io_write")) && (site->io_read_bps || site->io_write_bps) &&
+        (!cfg->runtime || !sites_runtime_io_limits_available(cfg->runtime, why, sizeof(why))))
+        return error_set(err, -EINVAL, "disk limits are not available on this host: %s",
+                         cfg->runtime ? why : "berthd runs no sandboxes (it is not root)");
     if (req->admin)
         return 0;
     if (json_get(body, "network") && streq_ptr(site->network, "host"))
         return error_set(err, -EPERM, "only an admin may give a site the host's network");
+    /* The disk is shared by every site: how much of it one gets is the host's call. */
+    if (json_get(body, "io_read") || json_get(body, "io_write"))
+        return error_set(err, -EPERM, "only an admin may set a site's disk limits");
     uint64_t max_memory = cfg->user_max_memory ? cfg->user_max_memory : UINT64_MAX;
     uint32_t max_cpu = cfg->user_max_cpu_millis ? cfg->user_max_cpu_millis : UINT32_MAX;
     uint32_t max_pids = cfg->user_max_pids ? cfg->user_max_pids : UINT32_MAX;
@@ -371,7 +390,9 @@ static int read_settings(const struct json_value *body, struct store_site *site,
 {
     uint32_t idle = site->idle_seconds, pids = site->pids_max;
     int r;
-    if ((r = read_memory(body, &site->memory_max, err)) < 0 ||
+    if ((r = read_size_member(body, "memory", &site->memory_max, err)) < 0 ||
+        (r = read_size_member(body, "io_read", &site->io_read_bps, err)) < 0 ||
+        (r = read_size_member(body, "io_write", &site->io_write_bps, err)) < 0 ||
         (r = read_cpu(body, &site->cpu_millis, err)) < 0 ||
         (r = read_uint_member(body, "pids", 1000000, &pids, err)) < 0 ||
         (r = read_uint_member(body, "idle_seconds", UINT32_MAX, &idle, err)) < 0 ||
@@ -467,8 +488,9 @@ static void create_site(const struct api_config *cfg, const struct api_request *
         .pids_max = DEFAULT_PIDS,
         .idle_seconds = DEFAULT_IDLE_SECONDS,
     };
-    static const char *const known[] = { "name", "type", "domains", "cmd", "memory", "cpu", "pids",
-                                         "network", "owner", "always_on", "idle_seconds", "php", "state" };
+    static const char *const known[] = { "name", "type", "domains", "cmd", "memory", "cpu", "pids", "io_read",
+                                         "io_write", "network", "owner", "always_on", "idle_seconds", "php",
+                                         "state" };
     const struct json_value *body = req->body;
     int r = 0;
 
@@ -578,7 +600,8 @@ static bool load_site(const struct api_config *cfg, const struct api_request *re
 static void change_site(const struct api_config *cfg, const struct api_request *req, struct api_response *res,
                         struct store_site *site)
 {
-    static const char *const known[] = { "memory", "cpu", "pids", "idle_seconds", "always_on", "add_domains",
+    static const char *const known[] = { "memory", "cpu", "pids", "io_read", "io_write", "idle_seconds",
+                                         "always_on", "add_domains",
                                          "remove_domains", "type", "cmd", "network", "owner", "php" };
     const struct json_value *body = req->body;
     struct error err = { 0 };

@@ -10,11 +10,13 @@ static void usage(FILE *f)
 {
     fputs("Usage: berth site create NAME [--type static|php|app] [--domain D]... [--cmd \"CMD\"]\n"
           "                         [--memory 256M] [--cpu 0.5] [--pids 128]\n"
+          "                         [--io-read 50M] [--io-write 20M]   (disk, per second; admins)\n"
           "                         [--network none|nat|host] [--owner USER] [--always-on]\n"
           "                         [--idle SECONDS] [--php KEY=VALUE]...\n"
           "       berth site ls\n"
           "       berth site show NAME\n"
           "       berth site set NAME [--memory M] [--cpu C] [--pids N] [--idle SECONDS]\n"
+          "                           [--io-read R] [--io-write W]   (\"unlimited\" lifts one)\n"
           "                           [--always-on|--on-demand] [--domain D]... [--no-domain D]...\n"
           "                           [--php KEY=VALUE]... [--no-php KEY]... [--cmd \"CMD\"]\n"
           "                           [--network none|nat|host] [--owner USER]\n"
@@ -32,11 +34,11 @@ static void usage(FILE *f)
 enum {
     OPT_TYPE = 256, OPT_DOMAIN, OPT_NO_DOMAIN, OPT_CMD, OPT_MEMORY, OPT_CPU, OPT_PIDS, OPT_NETWORK,
     OPT_OWNER, OPT_ALWAYS_ON, OPT_ON_DEMAND, OPT_IDLE, OPT_PHP, OPT_NO_PHP, OPT_ERROR, OPT_LINES, OPT_FOLLOW,
-    OPT_PURGE, OPT_HELP,
+    OPT_PURGE, OPT_IO_READ, OPT_IO_WRITE, OPT_HELP,
 };
 
 struct site_opts {
-    const char *type, *cmd, *memory, *cpu, *network, *owner;
+    const char *type, *cmd, *memory, *cpu, *network, *owner, *io_read, *io_write;
     const char *domains[64], *no_domains[64];
     size_t n_domains, n_no_domains;
     const char *php[64];     /* "KEY=VALUE" */
@@ -78,6 +80,8 @@ static int parse_opts(const char *verb, int argc, char **argv, struct site_opts 
         { "no-domain", required_argument, NULL, OPT_NO_DOMAIN },
         { "cmd", required_argument, NULL, OPT_CMD },
         { "memory", required_argument, NULL, OPT_MEMORY },
+        { "io-read", required_argument, NULL, OPT_IO_READ },
+        { "io-write", required_argument, NULL, OPT_IO_WRITE },
         { "cpu", required_argument, NULL, OPT_CPU },
         { "pids", required_argument, NULL, OPT_PIDS },
         { "network", required_argument, NULL, OPT_NETWORK },
@@ -116,6 +120,8 @@ static int parse_opts(const char *verb, int argc, char **argv, struct site_opts 
         case OPT_TYPE: o->type = optarg; break;
         case OPT_CMD: o->cmd = optarg; break;
         case OPT_MEMORY: o->memory = optarg; break;
+        case OPT_IO_READ: o->io_read = optarg; break;
+        case OPT_IO_WRITE: o->io_write = optarg; break;
         case OPT_CPU: o->cpu = optarg; break;
         case OPT_NETWORK: o->network = optarg; break;
         case OPT_OWNER: o->owner = optarg; break;
@@ -195,6 +201,10 @@ static void write_opts(struct json_writer *w, const struct site_opts *o, bool cr
         json_kv_string(w, "cmd", o->cmd);
     if (o->memory)
         json_kv_string(w, "memory", o->memory);
+    if (o->io_read)
+        json_kv_string(w, "io_read", o->io_read);
+    if (o->io_write)
+        json_kv_string(w, "io_write", o->io_write);
     if (o->cpu)
         json_kv_string(w, "cpu", o->cpu);
     if (o->network)
@@ -334,6 +344,8 @@ static void print_site(const struct json_value *s)
         printf("pids         %" PRId64 "\n", pids);
     else
         printf("pids         unlimited\n");
+    printf("disk         read %s, write %s\n", json_get_string(limits, "io_read") ?: "?",
+           json_get_string(limits, "io_write") ?: "?");
     printf("network      %s\n", json_get_string(s, "network") ?: "?");
     printf("runs         %s", always_on ? "always on\n" : "on demand");
     if (!always_on)

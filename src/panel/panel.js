@@ -478,6 +478,11 @@ function settingsForm(site, reload) {
     field('set-memory', 'Memory limit', h('input', { type: 'text', name: 'memory', value: l.memory || '' }), 'Such as 256M or 1G, or "unlimited".'),
     field('set-cpu', 'CPU limit', h('input', { type: 'text', name: 'cpu', value: l.cpu || '' }), 'Number of CPUs, such as 0.5 or 2, or "unlimited".'),
     field('set-pids', 'Process limit', h('input', { type: 'number', name: 'pids', min: '0', value: String(l.pids ?? '') })),
+    // Disk bandwidth is shared by every site: only an admin sets it (the API says so too).
+    state.admin ? [
+      field('set-io-read', 'Disk read limit', h('input', { type: 'text', name: 'io_read', value: (l.io_read || '').replace(/\/s$/, '') }), 'Per second, such as 50M, or "unlimited".'),
+      field('set-io-write', 'Disk write limit', h('input', { type: 'text', name: 'io_write', value: (l.io_write || '').replace(/\/s$/, '') }), 'Per second, such as 20M, or "unlimited".'),
+    ] : h('p', { id: 'set-io' }, `Disk: read ${l.io_read || 'unlimited'}, write ${l.io_write || 'unlimited'} (set by an admin).`),
     field('set-idle', 'Stop after idle (seconds)', h('input', { type: 'number', name: 'idle', min: '0', value: String(site.idle_seconds ?? '') })),
     h('div.field', {}, h('label.check', {}, h('input', { type: 'checkbox', name: 'always_on', checked: site.always_on }), 'Always on (never stopped when idle)')),
     h('div.actions', {}, h('button', { type: 'submit' }, 'Save settings')));
@@ -488,6 +493,9 @@ function settingsForm(site, reload) {
     const body = { memory: f.memory.value.trim(), cpu: f.cpu.value.trim(), always_on: f.always_on.checked };
     if (f.pids.value !== '') body.pids = Number(f.pids.value);
     if (f.idle.value !== '') body.idle_seconds = Number(f.idle.value);
+    for (const k of ['io_read', 'io_write']) {
+      if (f[k] && f[k].value.trim() !== (l[k] || '').replace(/\/s$/, '')) body[k] = f[k].value.trim();
+    }
     await busy(form.querySelector('button[type=submit]'), async () => {
       try {
         await api('PATCH', `sites/${encodeURIComponent(site.name)}`, body);
@@ -496,6 +504,7 @@ function settingsForm(site, reload) {
       } catch (e) {
         const m = e.message.toLowerCase();
         const id = m.includes('memory') ? 'set-memory' : m.includes('cpu') ? 'set-cpu' : m.includes('pids') ? 'set-pids'
+          : m.includes('io_read') ? 'set-io-read' : m.includes('io_write') || m.includes('disk') ? 'set-io-write'
           : m.includes('idle') ? 'set-idle' : null;
         if (id) setError(id, e.message); else formError(form, e.message);
       }

@@ -77,6 +77,7 @@ struct sites_runtime {
     gid_t front_gid;
     struct sandbox_cgroup_root *cg_root;
     struct sandbox_nat *nat;     /* NULL: nat sites are refused */
+    dev_t io_device;             /* the disk under the sites' trees; 0: none (no disk limits) */
     bool nat_up;                 /* the bridge and table are ours to remove */
     struct rt_site *list;
     uint64_t cgroup_serials;     /* the last cgroup_serial handed out */
@@ -820,7 +821,8 @@ static int site_update_record(struct rt_site *s, const struct store_site *rec)
     s->always_on = rec->always_on;
     s->idle_seconds = rec->idle_seconds ? rec->idle_seconds : 300;
     snprintf(s->network, sizeof(s->network), "%s", network);
-    s->limits = (struct sandbox_limits){ rec->memory_max, rec->cpu_millis, rec->pids_max };
+    s->limits = (struct sandbox_limits){ rec->memory_max, rec->cpu_millis, rec->pids_max, rec->io_read_bps,
+                                         rec->io_write_bps, s->rt->io_device };
     return 0;
 }
 
@@ -924,6 +926,10 @@ int sites_runtime_new(const struct sites_runtime_config *cfg, struct sites_runti
         sites_runtime_free(rt);
         return r;
     }
+    char sites_root[4096];
+    sites_dir(rt->sites, "", sites_root, sizeof(sites_root));
+    if (sandbox_block_device(sites_root, &rt->io_device) < 0)
+        rt->io_device = 0;
     *ret = rt;
     return 0;
 }
@@ -1038,6 +1044,20 @@ int sites_runtime_restart(struct sites_runtime *rt, const char *name, struct err
         return 0;
     }
     return sites_runtime_start(rt, name, err);
+}
+
+bool sites_runtime_io_limits_available(const struct sites_runtime *rt, char *why, size_t n)
+{
+    if (!rt->io_device) {
+        snprintf(why, n, "the sites' directory is not on a disk berth can limit (tmpfs, overlay or a network "
+                 "file system)");
+        return false;
+    }
+    if (!sandbox_cgroup_root_has_io(rt->cg_root)) {
+        snprintf(why, n, "the kernel's io cgroup controller (blkio on cgroup v1) is not available to berthd");
+        return false;
+    }
+    return true;
 }
 
 int sites_runtime_set_limits(struct sites_runtime *rt, const char *name, const struct sandbox_limits *limits)

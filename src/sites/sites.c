@@ -207,6 +207,10 @@ static int check_spec(struct sites *s, struct store_site *spec, struct error *er
         return error_set(err, -EINVAL, "memory limit must be at least 16M");
     if (spec->pids_max != 0 && spec->pids_max < 8)
         return error_set(err, -EINVAL, "process limit must be at least 8");
+    /* Below this a site cannot even load its own program in reasonable time. */
+    if ((spec->io_read_bps != 0 && spec->io_read_bps < (1ULL << 20)) ||
+        (spec->io_write_bps != 0 && spec->io_write_bps < (1ULL << 20)))
+        return error_set(err, -EINVAL, "disk limits must be at least 1M per second");
     /* php-fpm forks its workers in the site's cgroup; past pids.max a static
      * pool's master exits at the first failed fork. Reaper + master + workers. */
     if (streq(spec->type, "php") && spec->pids_max != 0 &&

@@ -185,6 +185,10 @@ int sites_runtime_start(struct sites_runtime *rt, const char *name, struct error
  * always-on one is started, an idle one stays idle. */
 int sites_runtime_restart(struct sites_runtime *rt, const char *name, struct error *err);
 /* Applies limits live to a running site's cgroup (also kept for its next start). */
+/* Whether sites may be given disk limits here: the sites' trees are on a block
+ * device and the kernel's io (v1: blkio) controller is there. When not, why (a
+ * sentence) goes to why. */
+bool sites_runtime_io_limits_available(const struct sites_runtime *rt, char *why, size_t n);
 int sites_runtime_set_limits(struct sites_runtime *rt, const char *name,
                              const struct sandbox_limits *limits);
 /* The front saw a request for the site: it is not idle. Unknown names are ignored. */

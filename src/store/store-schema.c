@@ -102,10 +102,16 @@ static const char migration_3[] =
     "  updated_at INTEGER NOT NULL\n"
     ") STRICT;\n";
 
+/* Disk bandwidth limits of a site's sandbox, bytes per second (0: none). */
+static const char migration_4[] =
+    "ALTER TABLE sites ADD COLUMN io_read_bps INTEGER NOT NULL DEFAULT 0 CHECK (io_read_bps >= 0);\n"
+    "ALTER TABLE sites ADD COLUMN io_write_bps INTEGER NOT NULL DEFAULT 0 CHECK (io_write_bps >= 0);\n";
+
 const char *const store_migrations[] = {
     migration_1,
     migration_2,
     migration_3,
+    migration_4,
 };
 const size_t store_n_migrations = ARRAY_SIZE(store_migrations);
 

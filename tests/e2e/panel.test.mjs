@@ -627,6 +627,9 @@ test('backups: make one, restore it over newer content, download it, delete it',
   await page.goto(panelUrl() + '#/site/keep');
   await page.getByRole('heading', { name: 'Backups' }).waitFor();
   await page.locator('#backup-list').getByText('No backups yet.').waitFor();
+  // Disk limits are an admin's to set: the user sees them, with no field to change them.
+  await page.locator('#set-io').getByText('Disk: read unlimited, write unlimited (set by an admin).').waitFor();
+  assert.equal(await page.getByLabel('Disk write limit').count(), 0);
 
   await page.getByRole('button', { name: 'Make a backup now' }).click();
   await page.locator('#backup-result').getByText(/^Made a backup of keep/).waitFor();
@@ -676,5 +679,20 @@ test('backups: make one, restore it over newer content, download it, delete it',
   const bobPage = await signIn(bobContext, 'bob');
   assert.equal((await fetchFrom(bobPage, '/api/v1/sites/keep/archives')).status, 404);
   await bobContext.close();
+
+  // An admin sets the disk limits from the same card; a bad value is explained beside its field.
+  const bossContext = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  const boss = await signIn(bossContext, 'boss');
+  await boss.goto(panelUrl() + '#/site/keep');
+  await boss.getByLabel('Disk write limit').fill('20M');
+  await boss.getByRole('button', { name: 'Save settings' }).click();
+  await boss.locator('#status').getByText('Settings saved.').waitFor();
+  assert.equal(berthOk(['site', 'show', 'keep']).limits.io_write_bps, 20 * 1024 * 1024);
+  await waitFor(async () => (await boss.getByLabel('Disk write limit').inputValue()) === '20M', 'the field to show 20M');
+  await boss.getByLabel('Disk read limit').fill('fast');
+  await boss.getByRole('button', { name: 'Save settings' }).click();
+  await boss.locator('#set-io-read-error').getByText(/invalid io_read limit/).waitFor();
+  assert.equal(berthOk(['site', 'show', 'keep']).limits.io_read_bps, 0);
+  await bossContext.close();
   await context.close();
 });

@@ -371,10 +371,11 @@ def test_another_user_cannot_archive_list_download_or_restore(daemon, tmp_path):
 # ---- settings ----
 
 def test_restore_with_settings_brings_back_limits_and_domains(daemon, tmp_path):
-    daemon.ok("site", "create", "shop", "--memory", "256M", "--pids", "64", "--domain", "shop.example.com")
+    daemon.ok("site", "create", "shop", "--memory", "256M", "--pids", "64", "--domain", "shop.example.com",
+              "--io-write", "5M")
     name = archive(daemon, "shop")["name"]
     daemon.ok("site", "set", "shop", "--memory", "512M", "--pids", "100", "--no-domain", "shop.example.com",
-              "--domain", "other.example.org")
+              "--domain", "other.example.org", "--io-write", "unlimited")
     # Without --settings the settings stay as they are now.
     r = daemon.berth("site", "restore", "shop", name)
     assert r.returncode == 0, r
@@ -386,6 +387,7 @@ def test_restore_with_settings_brings_back_limits_and_domains(daemon, tmp_path):
     back = daemon.ok("site", "show", "shop")
     assert back["limits"]["memory_bytes"] == 256 << 20
     assert back["limits"]["pids"] == 64
+    assert back["limits"]["io_write_bps"] == 5 << 20
     assert back["domains"] == ["shop.example.com"]
 
     # A snapshot whose settings would break the rules changes nothing at all.
