@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include "common/fs.h"
@@ -395,6 +396,37 @@ static int keep_snapshots(struct sites *s, int root, const char *tree, const cha
     return 1;
 }
 
+/* Removes root/trash in a process of its own: a site of a million files takes
+ * minutes to remove, and berthd must go on answering meanwhile. The process is a
+ * grandchild (its parent exits at once and is reaped here), so nobody has to wait
+ * for it; it holds nothing of berthd's but the sites' directory, so a restarted
+ * berthd binds its ports as before. If it dies half-way the next start removes
+ * the rest of the trash. */
+static void remove_in_background(int root, const char *trash)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (fork() != 0)
+            _exit(0);
+        if (dup2(root, 3) < 0)
+            _exit(1);
+        close_range(4, ~0U, 0);
+        /* Test hook: BERTH_TEST_REMOVE_GATE names a file the removal waits for (up
+         * to 30 s), so a test can see berthd answer while one runs. */
+        const char *gate = getenv("BERTH_TEST_REMOVE_GATE");
+        for (int i = 0; gate && i < 3000 && access(gate, F_OK) < 0; i++)
+            usleep(10 * 1000);
+        (void)rm_rf_at(3, trash);
+        _exit(0);
+    }
+    if (pid < 0) {
+        rm_rf_at(root, trash);
+        return;
+    }
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+}
+
 /* The tree of a removed site goes to a trash name first, so that a crash half-way
  * through the removal leaves an orphan start-up removes, not a half site. Its
  * snapshots are kept unless purge. */
@@ -411,10 +443,10 @@ static void remove_tree(struct sites *s, const struct store_site *site, bool pur
     if (r < 0) {
         /* Left in the trash: the next start tries again before removing it. */
         log_errno(r, "site %s: cannot keep its snapshots; its removed tree stays as %s/%s", site->name,
-                        s->sites_root, trash);
+                  s->sites_root, trash);
         return;
     }
-    rm_rf_at(root, trash);
+    remove_in_background(root, trash);
 }
 
 int sites_create(struct sites *s, struct store_site *spec, const char *actor, struct error *err)
@@ -791,7 +823,7 @@ int sites_reconcile(struct sites *s, struct error *err)
             r = keep_snapshots(s, root, name, site_name, &kept);
             if (r < 0) {
                 log_errno(r, "cannot keep the snapshots of removed site %s; %s/%s stays", site_name,
-                                s->sites_root, name);
+                          s->sites_root, name);
                 continue;
             }
             if (kept)

@@ -190,7 +190,8 @@ def test_a_domain_another_site_keeps_changes_nothing_even_with_prune(daemon, tmp
 
 
 def site_dirs(d):
-    return sorted(p.name for p in (d.state_dir / "sites").iterdir())
+    from test_sites import site_dirs as settled
+    return settled(d)
 
 
 def test_a_refusal_no_check_foresees_changes_nothing(daemon, tmp_path):
