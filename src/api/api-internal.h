@@ -17,6 +17,7 @@ struct api_request {
     const struct json_value *body; /* parsed JSON body, or NULL if none */
     const char *actor;             /* who is asking: "root" or a user name */
     bool admin;
+    struct evloop *loop;           /* the server's, for work that answers later */
     /* Set by the connection code for auth.c (zero in requests built elsewhere): */
     const struct http1_request *http; /* the head, for its fields; borrowed */
     struct api_auth *auth;         /* the server's sessions and throttling; borrowed */
@@ -232,16 +233,45 @@ void api_upload_free(struct api_upload *u);
  *   PUT    /api/v1/sites/NAME/restore?settings=1   the snapshot file as the body
  *                                             (streamed by upload.c)
  *
- * The caller checked that the asker may see site. A snapshot is written by a forked
- * child (the answer comes when it ends); a restore blocks berthd's loop while it
- * unpacks, bounded by the upload limits. */
+ * The caller checked that the asker may see site. A snapshot is written, and a
+ * restore made, by a forked child (the answer comes when it ends). */
 void api_handle_site_archives(const struct api_config *cfg, const struct api_request *req,
                               const struct store_site *site, struct api_response *res);
 void api_handle_site_restore(const struct api_config *cfg, const struct api_request *req,
                              const struct store_site *site, struct api_response *res);
-/* Restores site from the snapshot read from archive_fd (rewound by the caller) and
- * answers in res. actor/admin: who asked. settings: apply berth-site.json too. */
 /* Whether a snapshot of site is being written (its trees must not be swapped). */
 bool api_archive_running(const char *site);
-void api_site_restore_fd(const struct api_config *cfg, const char *actor, bool admin, const char *site,
-                         int archive_fd, bool settings, struct api_response *res);
+/* The HTTP status for a snapshot's or a restore's failure code (-EBADMSG 400,
+ * -EINVAL 422, -EFBIG 413, -ENOSPC 507...). */
+int api_snapshot_status(int code);
+/* Appends an audit event about site; the change is made already, so a failure is
+ * logged, not answered. */
+void api_site_event(const struct api_config *cfg, const char *actor, const char *action, const char *site,
+                    const char *detail);
+
+/* ---- restores (src/api/restore.c) ----
+ *
+ * A restore runs in a forked child: it unpacks the snapshot with the upload's
+ * checks, checks the settings, swaps public/ and private/ in (journaled: a kill
+ * between the swaps is finished forward) and removes the old trees; berthd then
+ * stores the settings and restarts the site. */
+struct api_restore;
+typedef void (*api_restore_done_fn)(void *data);
+/* Starts restoring site from archive_fd (read from its current offset; the child
+ * gets its own copy, the caller keeps the fd). actor/admin: who asked; settings:
+ * store the snapshot's berth-site.json too. on_done(data) is called once, from the
+ * loop, when the answer is ready. NULL with the refusal in res when it cannot start
+ * (a restore, a snapshot of the site running: 409). */
+struct api_restore *api_restore_start(const struct api_config *cfg, struct evloop *loop, const char *actor,
+                                      bool admin, const char *site, int archive_fd, bool settings,
+                                      api_restore_done_fn on_done, void *data, struct api_response *res);
+/* After on_done: writes the answer into res. */
+void api_restore_answer(struct api_restore *r, struct api_response *res);
+/* The owner lets go. A restore still running goes on to its end and frees itself
+ * (it is never cancelled half-way). NULL-safe. */
+void api_restore_release(struct api_restore *r);
+/* Whether a restore of site runs (its trees must not be read, replaced or removed). */
+bool api_restore_running(const char *site);
+/* berthd stops: kills every restore's child (a journaled swap is finished by the
+ * next start) and frees the jobs nobody owns. */
+void api_restore_stop_all(void);

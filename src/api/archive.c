@@ -5,14 +5,14 @@
  * file at all, never a half snapshot under a snapshot's name. It is root's, group
  * the site's, mode 0640: the site (and SFTP) read it, nobody but berthd changes it.
  *
- * A snapshot is written by a forked child while berthd's loop goes on (below). A
- * restore runs in the loop and blocks it, bounded by the upload limits
- * (docs/internals/archive.md says why it has no child yet). */
+ * A snapshot is written by a forked child while berthd's loop goes on (below); a
+ * restore too (src/api/restore.c). */
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/openat2.h>
 #include <stdio.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -27,7 +27,7 @@
 
 static const char *const site_dirs[] = { "public", "private" };
 
-static int status_for(int code)
+int api_snapshot_status(int code)
 {
     switch (code) {
     case -EBADMSG: return 400;
@@ -54,9 +54,8 @@ static int open_backups(int site_fd)
     return open_beneath(site_fd, "backups", O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0, RESOLVE_NO_SYMLINKS);
 }
 
-/* The audit line; the change is made already, so a failure is logged, not answered. */
-static void record(const struct api_config *cfg, const char *actor, const char *action, const char *site,
-                   const char *detail)
+void api_site_event(const struct api_config *cfg, const char *actor, const char *action, const char *site,
+                    const char *detail)
 {
     int r = store_event_append(cfg->store, actor, action, site, detail);
     if (r < 0)
@@ -202,8 +201,8 @@ static void job_finish(struct api_pending *p, struct api_response *res)
             api_reply_error(res, 507, "cannot archive site %s: the disk is full (%s); nothing was kept", j->site,
                             jr.message);
         else
-            api_reply_error(res, status_for(jr.code), "cannot archive site %s: %s", j->site, jr.message);
-        if (status_for(jr.code) >= 500)
+            api_reply_error(res, api_snapshot_status(jr.code), "cannot archive site %s: %s", j->site, jr.message);
+        if (api_snapshot_status(jr.code) >= 500)
             log_error("archive of site %s failed: %s", j->site, jr.message);
         return;
     }
@@ -222,7 +221,7 @@ static void job_finish(struct api_pending *p, struct api_response *res)
         }
         snprintf(detail, sizeof(detail), "{\"name\":\"%s\",\"size\":%" PRIu64 ",\"download\":true}", name,
                  (uint64_t)st.st_size);
-        record(j->cfg, j->actor, "site.archive", j->site, detail);
+        api_site_event(j->cfg, j->actor, "site.archive", j->site, detail);
         api_reply_file(res, 200, TAKE_FD(j->out_fd), (uint64_t)st.st_size, CONTENT_TYPE);
         api_reply_header(res, "Content-Disposition: attachment; filename=\"%s\"", name);
         return;
@@ -235,7 +234,7 @@ static void job_finish(struct api_pending *p, struct api_response *res)
         r = link_tmpfile(j->out_fd, j->backups_fd, name);
     }
     if (r < 0) {
-        api_reply_error(res, status_for(r), "cannot store the snapshot of site %s: %s", j->site, strerror(-r));
+        api_reply_error(res, api_snapshot_status(r), "cannot store the snapshot of site %s: %s", j->site, strerror(-r));
         return;
     }
     fsync(j->backups_fd);
@@ -255,7 +254,7 @@ static void job_finish(struct api_pending *p, struct api_response *res)
     json_array_end(w);
     json_object_end(w);
     snprintf(detail, sizeof(detail), "{\"name\":\"%s\",\"size\":%" PRIu64 "}", name, (uint64_t)st.st_size);
-    record(j->cfg, j->actor, "site.archive", j->site, detail);
+    api_site_event(j->cfg, j->actor, "site.archive", j->site, detail);
 }
 
 /* Opens what the job needs and forks its child; answers a failure in res. */
@@ -292,7 +291,7 @@ static struct archive_job *job_start(const struct api_config *cfg, const struct 
     j->out_fd = openat(download ? j->site_fd : j->backups_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     if (j->out_fd < 0) {
         int r = -errno;
-        api_reply_error(res, status_for(r), "cannot create the snapshot of site %s: %s", site->name, strerror(-r));
+        api_reply_error(res, api_snapshot_status(r), "cannot create the snapshot of site %s: %s", site->name, strerror(-r));
         goto fail;
     }
     struct buf meta = BUF_INIT(SNAPSHOT_META_MAX);
@@ -368,10 +367,14 @@ static void create_archive(const struct api_config *cfg, const struct api_reques
                         site->name);
         return;
     }
-    /* An upload's child may be swapping public/ and removing the old tree. */
+    /* An upload's or a restore's child may be swapping trees and removing old ones. */
     if (api_upload_busy(site->name)) {
         api_reply_error(res, 409, "an upload to site %s is in progress: wait for it to end, then archive it",
                         site->name);
+        return;
+    }
+    if (api_restore_running(site->name)) {
+        api_reply_error(res, 409, "site %s is being restored: wait for it to end, then archive it", site->name);
         return;
     }
     struct archive_job *j = job_start(cfg, req, site, download, keep, res);
@@ -444,7 +447,7 @@ static void one_archive(const struct api_config *cfg, const struct api_request *
         }
         char detail[256];
         snprintf(detail, sizeof(detail), "{\"name\":\"%s\"}", name);
-        record(cfg, req->actor, "site.archive_delete", site->name, detail);
+        api_site_event(cfg, req->actor, "site.archive_delete", site->name, detail);
         api_reply(res, 200);
         json_object_begin(&res->json);
         json_kv_string(&res->json, "site", site->name);
@@ -481,6 +484,31 @@ void api_handle_site_archives(const struct api_config *cfg, const struct api_req
     } else {
         api_reply_error(res, 405, "use GET to list a site's snapshots, POST to make one");
     }
+}
+
+/* A POST restore's connection waits on an eventfd the job's end writes. */
+struct restore_wait {
+    struct api_pending base;
+    struct api_restore *job;
+};
+
+static void restore_wait_done(void *data)
+{
+    struct restore_wait *w = data;
+    (void)!write(w->base.fd, &(uint64_t){ 1 }, sizeof(uint64_t));
+}
+
+static void restore_wait_finish(struct api_pending *p, struct api_response *res)
+{
+    api_restore_answer(((struct restore_wait *)p)->job, res);
+}
+
+static void restore_wait_free(struct api_pending *p)
+{
+    struct restore_wait *w = (struct restore_wait *)p;
+    api_restore_release(w->job);
+    safe_close(w->base.fd);
+    free(w);
 }
 
 void api_handle_site_restore(const struct api_config *cfg, const struct api_request *req,
@@ -521,155 +549,28 @@ void api_handle_site_restore(const struct api_config *cfg, const struct api_requ
     _cleanup_close_ int fd = open_snapshot(cfg, site, name, res);
     if (fd < 0)
         return;
-    api_site_restore_fd(cfg, req->actor, req->admin, site->name, fd, settings, res);
+    struct restore_wait *w = calloc(1, sizeof(*w));
+    if (!w) {
+        api_reply_error(res, 500, "out of memory");
+        return;
+    }
+    w->base = (struct api_pending){ .finish = restore_wait_finish, .free = restore_wait_free };
+    w->base.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (w->base.fd < 0) {
+        api_reply_error(res, 500, "cannot start the restore: %m");
+        free(w);
+        return;
+    }
+    w->job = api_restore_start(cfg, req->loop, req->actor, req->admin, site->name, fd, settings, restore_wait_done,
+                               w, res);
+    if (!w->job) {
+        restore_wait_free(&w->base);
+        return;
+    }
+    api_reply_later(res, &w->base);
 }
 
 bool api_archive_running(const char *site)
 {
     return archive_running(site);
-}
-
-/* What only an admin may give a site, as `site set` judges it (api/sites.c). */
-static int check_ceilings(const struct api_config *cfg, bool admin, const struct store_site *s, struct error *err)
-{
-    if (admin)
-        return 0;
-    if (streq_ptr(s->network, "host"))
-        return error_set(err, -EPERM, "only an admin may give a site the host's network");
-    if (cfg->user_max_memory && (s->memory_max == 0 || s->memory_max > cfg->user_max_memory))
-        return error_set(err, -EPERM, "only an admin may give a site the snapshot's memory limit");
-    if (cfg->user_max_cpu_millis && (s->cpu_millis == 0 || s->cpu_millis > cfg->user_max_cpu_millis))
-        return error_set(err, -EPERM, "only an admin may give a site the snapshot's CPU limit");
-    if (cfg->user_max_pids && (s->pids_max == 0 || s->pids_max > cfg->user_max_pids))
-        return error_set(err, -EPERM, "only an admin may give a site the snapshot's process limit");
-    return 0;
-}
-
-/* Moves the snapshot's settings into site (the stored record): what a restore with
- * settings changes. Owner, name, uid and desired state stay. */
-static void take_settings(struct store_site *site, struct store_site *snap)
-{
-#define MOVE(f) do { free(site->f); site->f = TAKE_PTR(snap->f); } while (0)
-    MOVE(type);
-    MOVE(cmd);
-    MOVE(network);
-    MOVE(php_settings);
-#undef MOVE
-    site->memory_max = snap->memory_max;
-    site->cpu_millis = snap->cpu_millis;
-    site->pids_max = snap->pids_max;
-    site->idle_seconds = snap->idle_seconds;
-    site->always_on = snap->always_on;
-    for (size_t i = 0; i < site->n_domains; i++)
-        free(site->domains[i]);
-    free(site->domains);
-    site->domains = TAKE_PTR(snap->domains);
-    site->n_domains = snap->n_domains;
-    snap->n_domains = 0;
-}
-
-/* Restarts a running app or PHP site so it sees its new files. */
-static bool restart_if_running(const struct api_config *cfg, const struct store_site *site)
-{
-    struct sites_runtime_status st;
-    if (!cfg->runtime || streq_ptr(site->type, "static") ||
-        sites_runtime_get_status(cfg->runtime, site->name, &st) < 0 ||
-        (st.state != SITES_RUNTIME_RUNNING && st.state != SITES_RUNTIME_STARTING))
-        return false;
-    struct error err = { 0 };
-    if (sites_runtime_restart(cfg->runtime, site->name, &err) < 0) {
-        log_warning("restore of site %s: cannot restart it: %s", site->name, err.message);
-        return false;
-    }
-    return true;
-}
-
-void api_site_restore_fd(const struct api_config *cfg, const char *actor, bool admin, const char *name,
-                         int archive_fd, bool settings, struct api_response *res)
-{
-    struct store_site site = { 0 }, snap = { 0 };
-    struct upload_restore *rs = NULL;
-    struct error err = { 0 };
-    int site_fd = -1;
-    int r = store_site_get(cfg->store, name, &site);
-    if (r < 0) {
-        api_reply_error(res, r == -ENOENT ? 404 : 500, "cannot read site %s", name);
-        goto out;
-    }
-    /* The writer is reading the trees a restore would swap out and remove. */
-    if (archive_running(name)) {
-        api_reply_error(res, 409, "a snapshot of site %s is being made: wait for it to end, then restore", name);
-        goto out;
-    }
-    site_fd = open_site_dir(cfg, name);
-    struct stat pub, priv;
-    if (site_fd < 0 || fstatat(site_fd, "public", &pub, AT_SYMLINK_NOFOLLOW) < 0 ||
-        fstatat(site_fd, "private", &priv, AT_SYMLINK_NOFOLLOW) < 0) {
-        api_reply_error(res, 500, "cannot open the directory of site %s: %m", name);
-        goto out;
-    }
-    /* Owners come from the site as it is, never from the archive. */
-    const struct upload_restore_dir dirs[] = {
-        { "public", pub.st_uid, pub.st_gid },
-        { "private", priv.st_uid, priv.st_gid },
-    };
-    struct upload_limits limits;
-    api_upload_limits(&limits);
-    r = upload_restore_prepare(site_fd, archive_fd, &limits, dirs, ARRAY_SIZE(dirs), SNAPSHOT_META,
-                               SNAPSHOT_META_MAX, &err, &rs);
-    if (r < 0) {
-        api_reply_error(res, status_for(err.code), "cannot restore site %s: %s", name, err.message);
-        goto out;
-    }
-    if (settings) {
-        size_t len;
-        const char *meta = upload_restore_meta(rs, &len);
-        if (!meta) {
-            api_reply_error(res, 422, "cannot restore the settings of site %s: the snapshot has no " SNAPSHOT_META,
-                            name);
-            goto out;
-        }
-        if ((r = snapshot_settings_read(meta, len, &snap, &err)) < 0) {
-            api_reply_error(res, status_for(r), "cannot restore the settings of site %s: %s", name, err.message);
-            goto out;
-        }
-        take_settings(&site, &snap);
-        if ((r = check_ceilings(cfg, admin, &site, &err)) < 0 || (r = sites_check(cfg->sites, &site, false, &err)) < 0) {
-            api_reply_error(res, status_for(err.code), "cannot restore the settings of site %s: %s", name,
-                            err.message);
-            goto out;
-        }
-    }
-    if ((r = upload_restore_commit(rs, &err)) < 0) {
-        log_error("restore of site %s failed: %s", name, err.message);
-        api_reply_error(res, status_for(err.code), "cannot restore site %s: %s", name, err.message);
-        goto out;
-    }
-    struct upload_stats stats;
-    upload_restore_stats(rs, &stats);
-    if (settings && (r = sites_update(cfg->sites, &site, actor, NULL, &err)) < 0) {
-        api_reply_error(res, status_for(err.code), "site %s: its files were restored but its settings were not: %s",
-                        name, err.message);
-        goto out;
-    }
-    bool restarted = restart_if_running(cfg, &site);
-
-    char detail[160];
-    snprintf(detail, sizeof(detail), "{\"files\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"settings\":%s}", stats.files,
-             stats.bytes, settings ? "true" : "false");
-    record(cfg, actor, "site.restore", name, detail);
-    api_reply(res, 200);
-    struct json_writer *w = &res->json;
-    json_object_begin(w);
-    json_kv_string(w, "site", name);
-    json_kv_uint(w, "files", stats.files);
-    json_kv_uint(w, "bytes", stats.bytes);
-    json_kv_bool(w, "settings", settings);
-    json_kv_bool(w, "restarted", restarted);
-    json_object_end(w);
-out:
-    upload_restore_free(rs);
-    safe_close(site_fd);
-    store_site_done(&snap);
-    store_site_done(&site);
 }

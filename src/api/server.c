@@ -248,7 +248,7 @@ static void on_unpacked(void *data);
 static void upload_start(struct api_conn *c, const struct http1_request *req, size_t head)
 {
     struct api_response res = { .body = BUF_INIT(64 * 1024) };
-    struct api_request areq = { .method = req->method, .http = req };
+    struct api_request areq = { .method = req->method, .http = req, .loop = c->server->loop };
     char path[2048];
     snprintf(path, sizeof(path), "%.*s", (int)req->path_len, req->path);
     if (req->path_len >= sizeof(path) || split_path(path, &areq) < 0)
@@ -441,7 +441,7 @@ static bool process(struct api_conn *c)
         /* Copy what the handlers keep: the path is split in place. */
         char path[2048];
         snprintf(path, sizeof(path), "%.*s", (int)req.path_len, req.path);
-        struct api_request areq = { .method = req.method, .http = &req };
+        struct api_request areq = { .method = req.method, .http = &req, .loop = c->server->loop };
         struct json_value *json = NULL;
         bool page = c->server->cfg.auth == API_AUTH_PANEL && !str_startswith(path, "/api/");
         if (page) {
@@ -751,6 +751,8 @@ void api_server_free(struct api_server *s)
         return;
     while (s->conns)
         conn_close(s->conns);
+    /* Restores whose clients went away are nobody's connection's. */
+    api_restore_stop_all();
     if (s->listen_fd >= 0) {
         evloop_del(s->loop, s->listen_fd);
         close(s->listen_fd);

@@ -158,6 +158,15 @@ void api_write_site(const struct api_config *cfg, struct json_writer *w, const s
     }
     json_kv_uint(w, "cpu_millis", site->cpu_millis);
     json_kv_uint(w, "pids", site->pids_max);
+    static const char *const io_keys[2][2] = { { "io_read", "io_read_bps" }, { "io_write", "io_write_bps" } };
+    for (int i = 0; i < 2; i++) {
+        uint64_t bps = i == 0 ? site->io_read_bps : site->io_write_bps;
+        char per_s[40];
+        format_size(bps, size, sizeof(size));
+        snprintf(per_s, sizeof(per_s), "%s/s", size);
+        json_kv_string(w, io_keys[i][0], bps ? per_s : "unlimited");
+        json_kv_uint(w, io_keys[i][1], bps);
+    }
     json_object_end(w);
     json_kv_string(w, "network", site->network);
     json_kv_bool(w, "always_on", site->always_on);
@@ -172,9 +181,9 @@ void api_write_site(const struct api_config *cfg, struct json_writer *w, const s
 }
 
 /* Reads a size member given as "256M", "unlimited" or a number of bytes. */
-static int read_memory(const struct json_value *body, uint64_t *ret, struct error *err)
+static int read_size_member(const struct json_value *body, const char *key, uint64_t *ret, struct error *err)
 {
-    const struct json_value *v = json_get(body, "memory");
+    const struct json_value *v = json_get(body, key);
     if (!v)
         return 0;
     if (v->type == JSON_NUMBER && v->number.is_integer && v->number.integer >= 0) {
@@ -189,7 +198,9 @@ static int read_memory(const struct json_value *body, uint64_t *ret, struct erro
         if (parse_size(v->string.data, ret) == 0)
             return 1;
     }
-    return error_set(err, -EINVAL, "invalid memory limit: use a size such as 256M or 1G, or \"unlimited\"");
+    if (streq(key, "memory"))
+        return error_set(err, -EINVAL, "invalid memory limit: use a size such as 256M or 1G, or \"unlimited\"");
+    return error_set(err, -EINVAL, "invalid %s limit: use a size per second such as 20M, or \"unlimited\"", key);
 }
 
 static int read_cpu(const struct json_value *body, uint32_t *ret, struct error *err)
@@ -318,10 +329,18 @@ static void format_size_exact(uint64_t bytes, char *out, size_t n)
 static int check_user_may(const struct api_config *cfg, const struct api_request *req,
                           const struct json_value *body, struct store_site *site, bool create, struct error *err)
 {
+    char why[200];
+    if ((json_get(body, "io_read") || json_get(body, "io_write")) && (site->io_read_bps || site->io_write_bps) &&
+        (!cfg->runtime || !sites_runtime_io_limits_available(cfg->runtime, why, sizeof(why))))
+        return error_set(err, -EINVAL, "disk limits are not available on this host: %s",
+                         cfg->runtime ? why : "berthd runs no sandboxes (it is not root)");
     if (req->admin)
         return 0;
     if (json_get(body, "network") && streq_ptr(site->network, "host"))
         return error_set(err, -EPERM, "only an admin may give a site the host's network");
+    /* The disk is shared by every site: how much of it one gets is the host's call. */
+    if (json_get(body, "io_read") || json_get(body, "io_write"))
+        return error_set(err, -EPERM, "only an admin may set a site's disk limits");
     uint64_t max_memory = cfg->user_max_memory ? cfg->user_max_memory : UINT64_MAX;
     uint32_t max_cpu = cfg->user_max_cpu_millis ? cfg->user_max_cpu_millis : UINT32_MAX;
     uint32_t max_pids = cfg->user_max_pids ? cfg->user_max_pids : UINT32_MAX;
@@ -371,7 +390,9 @@ static int read_settings(const struct json_value *body, struct store_site *site,
 {
     uint32_t idle = site->idle_seconds, pids = site->pids_max;
     int r;
-    if ((r = read_memory(body, &site->memory_max, err)) < 0 ||
+    if ((r = read_size_member(body, "memory", &site->memory_max, err)) < 0 ||
+        (r = read_size_member(body, "io_read", &site->io_read_bps, err)) < 0 ||
+        (r = read_size_member(body, "io_write", &site->io_write_bps, err)) < 0 ||
         (r = read_cpu(body, &site->cpu_millis, err)) < 0 ||
         (r = read_uint_member(body, "pids", 1000000, &pids, err)) < 0 ||
         (r = read_uint_member(body, "idle_seconds", UINT32_MAX, &idle, err)) < 0 ||
@@ -467,8 +488,9 @@ static void create_site(const struct api_config *cfg, const struct api_request *
         .pids_max = DEFAULT_PIDS,
         .idle_seconds = DEFAULT_IDLE_SECONDS,
     };
-    static const char *const known[] = { "name", "type", "domains", "cmd", "memory", "cpu", "pids",
-                                         "network", "owner", "always_on", "idle_seconds", "php", "state" };
+    static const char *const known[] = { "name", "type", "domains", "cmd", "memory", "cpu", "pids", "io_read",
+                                         "io_write", "network", "owner", "always_on", "idle_seconds", "php",
+                                         "state" };
     const struct json_value *body = req->body;
     int r = 0;
 
@@ -578,7 +600,8 @@ static bool load_site(const struct api_config *cfg, const struct api_request *re
 static void change_site(const struct api_config *cfg, const struct api_request *req, struct api_response *res,
                         struct store_site *site)
 {
-    static const char *const known[] = { "memory", "cpu", "pids", "idle_seconds", "always_on", "add_domains",
+    static const char *const known[] = { "memory", "cpu", "pids", "io_read", "io_write", "idle_seconds",
+                                         "always_on", "add_domains",
                                          "remove_domains", "type", "cmd", "network", "owner", "php" };
     const struct json_value *body = req->body;
     struct error err = { 0 };
@@ -702,6 +725,19 @@ void api_handle_php(const struct api_config *cfg, const struct api_request *req,
     json_object_end(w);
 }
 
+/* DELETE's query: nothing, or purge=1|true (purge=0|false also means keep). */
+static bool remove_query_valid(const char *query, bool *ret_purge)
+{
+    char v[8];
+    *ret_purge = false;
+    if (!query || !*query)
+        return true;
+    if (!api_query_get(query, "purge", v, sizeof(v)))
+        return false;
+    *ret_purge = streq(v, "1") || streq(v, "true");
+    return *ret_purge || streq(v, "0") || streq(v, "false");
+}
+
 void api_handle_sites(const struct api_config *cfg, const struct api_request *req, struct api_response *res)
 {
     if (req->n_segments == 1) {
@@ -722,6 +758,8 @@ void api_handle_sites(const struct api_config *cfg, const struct api_request *re
     if (!load_site(cfg, req, res, &site))
         return;
     struct error err = { 0 };
+    bool purge = false;
+    _cleanup_free_ char *kept = NULL;
     if (req->n_segments >= 3 && streq(req->segments[2], "archives")) {
         api_handle_site_archives(cfg, req, &site, res);
     } else if (req->n_segments == 3 && streq(req->segments[2], "restore")) {
@@ -767,15 +805,24 @@ void api_handle_sites(const struct api_config *cfg, const struct api_request *re
             /* Its files are being replaced by a process of berthd's own. */
             api_reply_error(res, 409, "an upload to site %s is in progress: wait for it to end, then remove the "
                             "site", site.name);
+        } else if (api_restore_running(site.name)) {
+            api_reply_error(res, 409, "site %s is being restored: wait for it to end, then remove it", site.name);
         } else if (api_archive_running(site.name)) {
             api_reply_error(res, 409, "a snapshot of site %s is being made: wait for it to end, then remove the "
                             "site", site.name);
-        } else if (sites_remove(cfg->sites, site.name, req->actor, &err) < 0) {
+        } else if (!remove_query_valid(req->query, &purge)) {
+            api_reply_error(res, 400, "purge is 1 (remove the site's snapshots too) or absent");
+        } else if (sites_remove(cfg->sites, site.name, req->actor, purge, &err, &kept) < 0) {
             api_reply_failure(res, &err);
         } else {
             api_reply(res, 200);
             json_object_begin(&res->json);
             json_kv_string(&res->json, "removed", site.name);
+            json_key(&res->json, "snapshots_kept_in");
+            if (kept)
+                json_string(&res->json, kept);
+            else
+                json_null(&res->json);
             json_object_end(&res->json);
         }
     } else {

@@ -55,6 +55,7 @@ struct api_upload {
     api_upload_done_fn on_done;
     void *done_data;
     struct unpack_result result;    /* what the unpacking ended with */
+    struct api_restore *restore_job; /* a restore's child (restore.c) instead */
 };
 
 
@@ -121,6 +122,7 @@ void api_upload_free(struct api_upload *u)
             ;
         log_warning("upload to site %s: stopped while unpacking; the site keeps its old content", u->site);
     }
+    api_restore_release(u->restore_job);
     if (u->result_fd >= 0)
         evloop_del(u->loop, u->result_fd);
     safe_close(u->result_fd);
@@ -171,6 +173,10 @@ int api_upload_begin(const struct api_config *cfg, struct evloop *loop, const st
      * finish would silently win. */
     if (api_archive_running(name)) {
         api_reply_error(res, 409, "a snapshot of site %s is being made: wait for it to end, then try again", name);
+        return -EBUSY;
+    }
+    if (api_restore_running(name)) {
+        api_reply_error(res, 409, "site %s is being restored: wait for it to end, then try again", name);
         return -EBUSY;
     }
     if (upload_in_flight(name)) {
@@ -332,10 +338,11 @@ static int finish(struct api_upload *u, struct api_response *res)
         api_reply_error(res, 500, "cannot read the upload back: %m");
         return 1;
     }
-    /* A snapshot for a restore: unpacked here, in the loop (src/api/archive.c). */
+    /* A snapshot for a restore: restore.c runs it in its own child. */
     if (u->restore) {
-        api_site_restore_fd(u->cfg, u->actor, u->admin, u->site, u->body_fd, u->settings, res);
-        return 1;
+        u->restore_job = api_restore_start(u->cfg, u->loop, u->actor, u->admin, u->site, u->body_fd, u->settings,
+                                           u->on_done, u->done_data, res);
+        return u->restore_job ? API_UPLOAD_UNPACKING : 1;
     }
     int pipefd[2];
     if (pipe2(pipefd, O_CLOEXEC | O_NONBLOCK) < 0) {
@@ -383,6 +390,10 @@ static int finish(struct api_upload *u, struct api_response *res)
 
 int api_upload_answer(struct api_upload *u, struct api_response *res)
 {
+    if (u->restore_job) {
+        api_restore_answer(u->restore_job, res);
+        return 1;
+    }
     return answer(u, &u->result, res);
 }
 

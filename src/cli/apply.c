@@ -32,7 +32,7 @@
 
 struct want {
     const char *name;
-    const char *type, *cmd, *network, *owner, *memory, *cpu, *state;
+    const char *type, *cmd, *network, *owner, *memory, *cpu, *state, *io_read, *io_write;
     int64_t pids, idle;          /* -1: not given */
     int always_on;               /* -1: not given */
     bool has_domains, has_php;
@@ -55,7 +55,7 @@ static void usage(FILE *f)
 {
     fputs("Usage: berth apply FILE.yaml [--prune] [--dry-run]\n"
           "  Creates and changes sites so that they match FILE (a mapping \"sites\" of\n"
-          "  NAME: {type, domains, cmd, memory, cpu, pids, network, owner, always_on,\n"
+          "  NAME: {type, domains, cmd, memory, cpu, pids, io_read, io_write, network, owner, always_on,\n"
           "  idle, state, php}). --prune also removes the sites FILE does not name;\n"
           "  --dry-run prints what would change and changes nothing.\n", f);
 }
@@ -124,6 +124,7 @@ static int read_site(const char *file, const char *name, struct fy_node *spec, s
                          : streq(key, "type") ? &w->type : streq(key, "cmd") ? &w->cmd
                          : streq(key, "network") ? &w->network : streq(key, "owner") ? &w->owner
                          : streq(key, "memory") ? &w->memory : streq(key, "cpu") ? &w->cpu
+                         : streq(key, "io_read") ? &w->io_read : streq(key, "io_write") ? &w->io_write
                          : streq(key, "state") ? &w->state : NULL;
         int r = 0;
         if (str) {
@@ -165,7 +166,7 @@ static int read_site(const char *file, const char *name, struct fy_node *spec, s
             }
         } else {
             return file_error(file, v, "unknown setting \"%s\" (known: type, domains, cmd, memory, cpu, pids, "
-                              "network, owner, always_on, idle, state, php)", key ? key : "?");
+                              "io_read, io_write, network, owner, always_on, idle, state, php)", key ? key : "?");
         }
         if (r != 0)
             return r;
@@ -371,6 +372,14 @@ static void diff_site(struct plan_step *step)
         json_kv_string(&w, "memory", want->memory);
         note(&step->summary, "memory %s -> %s", json_get_string(limits, "memory") ?: "-", want->memory);
     }
+    static const char *const io_keys[2][2] = { { "io_read", "io_read_bps" }, { "io_write", "io_write_bps" } };
+    for (int i = 0; i < 2; i++) {
+        const char *io = i == 0 ? want->io_read : want->io_write;
+        if (io && (!json_get_int(limits, io_keys[i][1], &v) || memory_bytes(io) != v)) {
+            json_kv_string(&w, io_keys[i][0], io);
+            note(&step->summary, "%s %s -> %s", io_keys[i][0], json_get_string(limits, io_keys[i][0]) ?: "-", io);
+        }
+    }
     if (want->cpu && (!json_get_int(limits, "cpu_millis", &v) || cpu_millis(want->cpu) != v)) {
         json_kv_string(&w, "cpu", want->cpu);
         note(&step->summary, "cpu %s -> %s", json_get_string(limits, "cpu") ?: "-", want->cpu);
@@ -467,9 +476,10 @@ static void create_body(const struct want *want, struct buf *out)
     json_writer_init(&w, out, false);
     json_object_begin(&w);
     json_kv_string(&w, "name", want->name);
-    static const char *const keys[] = { "type", "cmd", "network", "owner", "memory", "cpu", "state" };
-    const char *const vals[] = { want->type,  want->cmd,    want->network, want->owner,
-                                 want->memory, want->cpu, want->state };
+    static const char *const keys[] = { "type", "cmd", "network", "owner", "memory", "cpu", "state", "io_read",
+                                        "io_write" };
+    const char *const vals[] = { want->type,  want->cmd, want->network, want->owner, want->memory,
+                                 want->cpu, want->state, want->io_read, want->io_write };
     for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
         if (vals[i])
             json_kv_string(&w, keys[i], vals[i]);

@@ -260,10 +260,15 @@ static void report_restore(const struct cli *cli, const char *site, const struct
         return;
     int64_t files = 0, bytes = 0;
     bool settings = false, restarted = false;
-    json_get_int(res->json, "files", &files);
-    json_get_int(res->json, "bytes", &bytes);
     json_get_bool(res->json, "settings", &settings);
     json_get_bool(res->json, "restarted", &restarted);
+    /* No counts: the restore's process was killed after its swap and berthd
+     * finished the restore from its journal. */
+    if (!json_get_int(res->json, "files", &files) || !json_get_int(res->json, "bytes", &bytes)) {
+        printf("restored site %s%s%s\n", site, settings ? ", with its settings" : "",
+               restarted ? "; restarted it" : "");
+        return;
+    }
     char sz[32];
     print_size((uint64_t)bytes, sz, sizeof(sz));
     printf("restored %lld file%s (%s) to site %s%s%s\n", (long long)files, files == 1 ? "" : "s", sz, site,

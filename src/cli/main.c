@@ -19,7 +19,7 @@ static void usage(FILE *f)
           "                [--always-on|--on-demand] [--domain D]... [--no-domain D]...\n"
           "                [--php KEY=VALUE]... [--no-php KEY]...\n"
           "  site php-settings                   the PHP settings a site may change\n"
-          "  site start NAME | site stop NAME | site restart NAME | site rm NAME\n"
+          "  site start NAME | site stop NAME | site restart NAME | site rm NAME [--purge]\n"
           "  site logs NAME [--error] [--lines N] [--follow]  the site's access (or error) log\n"
           "  site exec NAME -- CMD [ARG]...      run a command in the site's sandbox\n"
           "  site upload NAME PATH               zip, tar(.gz/.zst/.xz) or a folder; replaces public/\n"

@@ -10,16 +10,19 @@ static void usage(FILE *f)
 {
     fputs("Usage: berth site create NAME [--type static|php|app] [--domain D]... [--cmd \"CMD\"]\n"
           "                         [--memory 256M] [--cpu 0.5] [--pids 128]\n"
+          "                         [--io-read 50M] [--io-write 20M]   (disk, per second; admins)\n"
           "                         [--network none|nat|host] [--owner USER] [--always-on]\n"
           "                         [--idle SECONDS] [--php KEY=VALUE]...\n"
           "       berth site ls\n"
           "       berth site show NAME\n"
           "       berth site set NAME [--memory M] [--cpu C] [--pids N] [--idle SECONDS]\n"
+          "                           [--io-read R] [--io-write W]   (\"unlimited\" lifts one)\n"
           "                           [--always-on|--on-demand] [--domain D]... [--no-domain D]...\n"
           "                           [--php KEY=VALUE]... [--no-php KEY]... [--cmd \"CMD\"]\n"
           "                           [--network none|nat|host] [--owner USER]\n"
           "       berth site php-settings        (the PHP settings a site may change)\n"
-          "       berth site start|stop|restart|rm NAME\n"
+          "       berth site start|stop|restart NAME\n"
+          "       berth site rm NAME [--purge]   (its snapshots are kept unless --purge)\n"
           "       berth site logs NAME [--error] [--lines N] [--follow]\n"
           "       berth site exec NAME -- CMD [ARG]...\n"
           "       berth site upload NAME PATH   (a zip, a tar, .tar.gz/.zst/.xz, or a folder)\n"
@@ -32,11 +35,11 @@ static void usage(FILE *f)
 enum {
     OPT_TYPE = 256, OPT_DOMAIN, OPT_NO_DOMAIN, OPT_CMD, OPT_MEMORY, OPT_CPU, OPT_PIDS, OPT_NETWORK,
     OPT_OWNER, OPT_ALWAYS_ON, OPT_ON_DEMAND, OPT_IDLE, OPT_PHP, OPT_NO_PHP, OPT_ERROR, OPT_LINES, OPT_FOLLOW,
-    OPT_HELP,
+    OPT_PURGE, OPT_IO_READ, OPT_IO_WRITE, OPT_HELP,
 };
 
 struct site_opts {
-    const char *type, *cmd, *memory, *cpu, *network, *owner;
+    const char *type, *cmd, *memory, *cpu, *network, *owner, *io_read, *io_write;
     const char *domains[64], *no_domains[64];
     size_t n_domains, n_no_domains;
     const char *php[64];     /* "KEY=VALUE" */
@@ -46,6 +49,7 @@ struct site_opts {
     int always_on;           /* -1 unset, 0 on demand, 1 always on */
     int64_t lines;           /* site logs: -1 unset */
     bool error_log, follow;  /* site logs */
+    bool purge;              /* site rm */
 };
 
 /* Which options each verb takes. */
@@ -56,6 +60,10 @@ static bool allowed(const char *verb, int opt)
     if (streq(verb, "logs"))
         return opt == OPT_ERROR || opt == OPT_LINES || opt == OPT_FOLLOW;
     if (opt == OPT_ERROR || opt == OPT_LINES || opt == OPT_FOLLOW)
+        return false;
+    if (streq(verb, "rm"))
+        return opt == OPT_PURGE;
+    if (opt == OPT_PURGE)
         return false;
     if (streq(verb, "create"))
         return opt != OPT_NO_DOMAIN && opt != OPT_ON_DEMAND && opt != OPT_NO_PHP;
@@ -73,6 +81,8 @@ static int parse_opts(const char *verb, int argc, char **argv, struct site_opts 
         { "no-domain", required_argument, NULL, OPT_NO_DOMAIN },
         { "cmd", required_argument, NULL, OPT_CMD },
         { "memory", required_argument, NULL, OPT_MEMORY },
+        { "io-read", required_argument, NULL, OPT_IO_READ },
+        { "io-write", required_argument, NULL, OPT_IO_WRITE },
         { "cpu", required_argument, NULL, OPT_CPU },
         { "pids", required_argument, NULL, OPT_PIDS },
         { "network", required_argument, NULL, OPT_NETWORK },
@@ -85,6 +95,7 @@ static int parse_opts(const char *verb, int argc, char **argv, struct site_opts 
         { "error", no_argument, NULL, OPT_ERROR },
         { "lines", required_argument, NULL, OPT_LINES },
         { "follow", no_argument, NULL, OPT_FOLLOW },
+        { "purge", no_argument, NULL, OPT_PURGE },
         { "help", no_argument, NULL, OPT_HELP },
         { 0 },
     };
@@ -110,6 +121,8 @@ static int parse_opts(const char *verb, int argc, char **argv, struct site_opts 
         case OPT_TYPE: o->type = optarg; break;
         case OPT_CMD: o->cmd = optarg; break;
         case OPT_MEMORY: o->memory = optarg; break;
+        case OPT_IO_READ: o->io_read = optarg; break;
+        case OPT_IO_WRITE: o->io_write = optarg; break;
         case OPT_CPU: o->cpu = optarg; break;
         case OPT_NETWORK: o->network = optarg; break;
         case OPT_OWNER: o->owner = optarg; break;
@@ -121,6 +134,7 @@ static int parse_opts(const char *verb, int argc, char **argv, struct site_opts 
             break;
         case OPT_ERROR: o->error_log = true; break;
         case OPT_FOLLOW: o->follow = true; break;
+        case OPT_PURGE: o->purge = true; break;
         case OPT_LINES:
             if (parse_uint(optarg, 1, 1000, &v) < 0)
                 return -cli_usage_error("site ", "--lines takes a number of lines from 1 to 1000, not \"%s\"", optarg);
@@ -188,6 +202,10 @@ static void write_opts(struct json_writer *w, const struct site_opts *o, bool cr
         json_kv_string(w, "cmd", o->cmd);
     if (o->memory)
         json_kv_string(w, "memory", o->memory);
+    if (o->io_read)
+        json_kv_string(w, "io_read", o->io_read);
+    if (o->io_write)
+        json_kv_string(w, "io_write", o->io_write);
     if (o->cpu)
         json_kv_string(w, "cpu", o->cpu);
     if (o->network)
@@ -327,6 +345,8 @@ static void print_site(const struct json_value *s)
         printf("pids         %" PRId64 "\n", pids);
     else
         printf("pids         unlimited\n");
+    printf("disk         read %s, write %s\n", json_get_string(limits, "io_read") ?: "?",
+           json_get_string(limits, "io_write") ?: "?");
     printf("network      %s\n", json_get_string(s, "network") ?: "?");
     printf("runs         %s", always_on ? "always on\n" : "on demand");
     if (!always_on)
@@ -361,6 +381,25 @@ static int request_and_print(const struct cli *cli, const char *method, const ch
             printf("%s site %s\n", done_fmt, name);
         else
             print_site(res.json);
+    }
+    cli_response_done(&res);
+    return r;
+}
+
+static int remove_site(const struct cli *cli, const char *path, const char *name, bool purge)
+{
+    char url[700];
+    snprintf(url, sizeof(url), "%s%s", path, purge ? "?purge=1" : "");
+    struct cli_response res;
+    if (cli_request(cli, "DELETE", url, NULL, &res) < 0)
+        return EXIT_FAILED;
+    int r = cli_finish(cli, &res);
+    if (r == EXIT_OK && !cli->json) {
+        const char *kept = json_get_string(res.json, "snapshots_kept_in");
+        printf("removed site %s\n", name);
+        if (kept)
+            printf("its snapshots are kept in %s (bring it back: berth site create %s, then "
+                   "berth site restore %s --file %s/SNAPSHOT --settings)\n", kept, name, name, kept);
     }
     cli_response_done(&res);
     return r;
@@ -535,7 +574,7 @@ int cli_site(const struct cli *cli, int argc, char **argv)
     if (streq(verb, "logs"))
         return show_logs(cli, name, &o);
     if (streq(verb, "rm"))
-        return request_and_print(cli, "DELETE", path, NULL, "removed", name);
+        return remove_site(cli, path, name, o.purge);
 
     /* start | stop | restart */
     char action[600];

@@ -21,6 +21,7 @@
 #include "sites/sites.h"
 #include "ssh/ssh.h"
 #include "store/store.h"
+#include "snapshot/snapshot.h"
 #include "upload/upload.h"
 
 struct berthd {
@@ -1002,6 +1003,34 @@ static int dev_bootstrap(struct berthd *d)
     return 0;
 }
 
+/* A restore stopped between its swaps (berthd stopped, its process killed) left a
+ * journal: the swaps are finished and the settings it carries stored. */
+static void finish_interrupted_restore(struct berthd *d, const char *name, int site_fd)
+{
+    char *meta = NULL;
+    size_t meta_len = 0;
+    struct error err = { 0 };
+    int r = upload_restore_recover(site_fd, &meta, &meta_len, &err);
+    if (r == 0)
+        return;
+    if (r < 0) {
+        log_error("site %s: %s; its journal %s is kept for an operator", name, err.message, UPLOAD_RESTORE_JOURNAL);
+        return;
+    }
+    struct store_site site = { 0 };
+    if (meta && ((r = store_site_get(d->store, name, &site)) < 0 ||
+                 (r = snapshot_settings_apply(&site, meta, meta_len, &err)) < 0 ||
+                 (r = sites_update(d->sites, &site, "berthd", NULL, &err)) < 0))
+        log_error("site %s: finished an interrupted restore of its files, but not of its settings: %s", name,
+                  err.message[0] ? err.message : strerror(-r));
+    else
+        log_notice("site %s: finished an interrupted restore%s", name, meta ? " (files and settings)" : "");
+    if ((r = upload_restore_journal_remove(site_fd)) < 0)
+        log_warning_errno(r, "site %s: cannot remove the restore's journal", name);
+    store_site_done(&site);
+    free(meta);
+}
+
 /* An upload interrupted by a crash leaves its staging tree beside public/. */
 static void remove_upload_debris(struct berthd *d)
 {
@@ -1013,6 +1042,8 @@ static void remove_upload_debris(struct berthd *d)
         char dir[4096];
         sites_dir(d->sites, list[i].name, dir, sizeof(dir));
         _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd >= 0)
+            finish_interrupted_restore(d, list[i].name, fd);
         int r = fd < 0 ? 0 : upload_site_cleanup(fd);
         if (r > 0)
             log_notice("removed %d unfinished upload%s of site %s", r, r == 1 ? "" : "s", list[i].name);

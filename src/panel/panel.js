@@ -478,6 +478,11 @@ function settingsForm(site, reload) {
     field('set-memory', 'Memory limit', h('input', { type: 'text', name: 'memory', value: l.memory || '' }), 'Such as 256M or 1G, or "unlimited".'),
     field('set-cpu', 'CPU limit', h('input', { type: 'text', name: 'cpu', value: l.cpu || '' }), 'Number of CPUs, such as 0.5 or 2, or "unlimited".'),
     field('set-pids', 'Process limit', h('input', { type: 'number', name: 'pids', min: '0', value: String(l.pids ?? '') })),
+    // Disk bandwidth is shared by every site: only an admin sets it (the API says so too).
+    state.admin ? [
+      field('set-io-read', 'Disk read limit', h('input', { type: 'text', name: 'io_read', value: (l.io_read || '').replace(/\/s$/, '') }), 'Per second, such as 50M, or "unlimited".'),
+      field('set-io-write', 'Disk write limit', h('input', { type: 'text', name: 'io_write', value: (l.io_write || '').replace(/\/s$/, '') }), 'Per second, such as 20M, or "unlimited".'),
+    ] : h('p', { id: 'set-io' }, `Disk: read ${l.io_read || 'unlimited'}, write ${l.io_write || 'unlimited'} (set by an admin).`),
     field('set-idle', 'Stop after idle (seconds)', h('input', { type: 'number', name: 'idle', min: '0', value: String(site.idle_seconds ?? '') })),
     h('div.field', {}, h('label.check', {}, h('input', { type: 'checkbox', name: 'always_on', checked: site.always_on }), 'Always on (never stopped when idle)')),
     h('div.actions', {}, h('button', { type: 'submit' }, 'Save settings')));
@@ -488,6 +493,9 @@ function settingsForm(site, reload) {
     const body = { memory: f.memory.value.trim(), cpu: f.cpu.value.trim(), always_on: f.always_on.checked };
     if (f.pids.value !== '') body.pids = Number(f.pids.value);
     if (f.idle.value !== '') body.idle_seconds = Number(f.idle.value);
+    for (const k of ['io_read', 'io_write']) {
+      if (f[k] && f[k].value.trim() !== (l[k] || '').replace(/\/s$/, '')) body[k] = f[k].value.trim();
+    }
     await busy(form.querySelector('button[type=submit]'), async () => {
       try {
         await api('PATCH', `sites/${encodeURIComponent(site.name)}`, body);
@@ -496,6 +504,7 @@ function settingsForm(site, reload) {
       } catch (e) {
         const m = e.message.toLowerCase();
         const id = m.includes('memory') ? 'set-memory' : m.includes('cpu') ? 'set-cpu' : m.includes('pids') ? 'set-pids'
+          : m.includes('io_read') ? 'set-io-read' : m.includes('io_write') || m.includes('disk') ? 'set-io-write'
           : m.includes('idle') ? 'set-idle' : null;
         if (id) setError(id, e.message); else formError(form, e.message);
       }
@@ -709,12 +718,107 @@ async function loadSftp(site, box, reload) {
   box.removeAttribute('aria-busy');
 }
 
+// Backups: the site's snapshots, newest first, each to download, restore or delete,
+// and a button that makes one now. Restoring and deleting ask first, in the page
+// (window.confirm is a poor fit for screen readers), and say what they change.
+function backupsSection(site) {
+  const url = `sites/${encodeURIComponent(site.name)}`;
+  const box = h('div', { id: 'backup-list' }, 'Loading…');
+  const result = h('p', { id: 'backup-result', 'aria-live': 'polite' });
+  const say = (text) => { result.textContent = text; announce(text); };
+
+  function confirmRow(cell, question, extra, label, action) {
+    const yes = h('button.danger', { type: 'button' }, label);
+    const no = h('button.secondary', { type: 'button' }, 'Cancel');
+    const old = [...cell.childNodes];
+    const restoreCell = () => { cell.replaceChildren(...old); old[0].focus(); };
+    no.addEventListener('click', restoreCell);
+    yes.addEventListener('click', () => busy(yes, async () => {
+      no.disabled = true;
+      try { await action(); } finally { no.disabled = false; }
+    }));
+    cell.replaceChildren(h('div.confirm', { role: 'group', 'aria-label': question },
+      h('p', {}, question), extra, h('div.actions', {}, yes, no)));
+    yes.focus();
+  }
+
+  function row(a) {
+    const when = fmtTime(a.created_at);
+    const link = h('a', { href: `/api/v1/${url}/archives/${encodeURIComponent(a.name)}`, download: a.name,
+      'aria-label': `Download the backup of ${when}` }, 'Download');
+    const restore = h('button.secondary', { type: 'button', 'aria-label': `Restore the backup of ${when}` }, 'Restore');
+    const del = h('button.secondary', { type: 'button', 'aria-label': `Delete the backup of ${when}` }, 'Delete');
+    const cell = h('td', {}, h('div.actions', {}, link, restore, del));
+    restore.addEventListener('click', () => {
+      const settings = h('input', { type: 'checkbox', id: 'restore-settings' });
+      confirmRow(cell, `Replace the site's files (public/ and private/) with the backup of ${when}?`,
+        h('p', {}, h('label', { for: 'restore-settings' }, settings, ' Restore its settings too (domains, limits, PHP settings)')),
+        'Restore now', async () => {
+          result.textContent = 'Restoring…';
+          try {
+            const r = await api('POST', `${url}/restore`, { snapshot: a.name, settings: settings.checked });
+            const files = known(r.files) ? ` (${r.files} files)` : '';
+            say(`Restored the backup of ${when}${files}${r.settings ? ', with its settings' : ''}: the site now serves it.`);
+          } catch (e) {
+            say(`Not restored: ${e.message}. The site keeps its files.`);
+          }
+          await load();
+        });
+    });
+    del.addEventListener('click', () => {
+      confirmRow(cell, `Delete the backup of ${when} for good?`, null, 'Delete now', async () => {
+        try {
+          await api('DELETE', `${url}/archives/${encodeURIComponent(a.name)}`);
+          say(`Deleted the backup of ${when}.`);
+        } catch (e) {
+          say(`Not deleted: ${e.message}`);
+        }
+        await load();
+      });
+    });
+    return h('tr', {}, h('td', {}, when), h('td', {}, fmtBytes(a.size)), cell);
+  }
+
+  async function load() {
+    let data;
+    try {
+      data = await api('GET', `${url}/archives`);
+    } catch (e) {
+      box.textContent = `Cannot list the backups: ${e.message}`;
+      return;
+    }
+    if (!data.archives.length) {
+      box.replaceChildren(h('p', {}, 'No backups yet.'));
+      return;
+    }
+    box.replaceChildren(h('div.table-wrap', {}, h('table.backups', { 'aria-label': `Backups of ${site.name}` },
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Made'), h('th', { scope: 'col' }, 'Size'),
+        h('th', { scope: 'col' }, h('span.visually-hidden', {}, 'Actions')))),
+      h('tbody', {}, data.archives.map(row)))));
+  }
+
+  const make = h('button', { type: 'button' }, 'Make a backup now');
+  make.addEventListener('click', () => busy(make, async () => {
+    result.textContent = 'Making a backup…';
+    try {
+      const a = await api('POST', `${url}/archives`, {});
+      say(`Made a backup of ${site.name} (${fmtBytes(a.size)}).`);
+    } catch (e) {
+      say(`No backup made: ${e.message}`);
+    }
+    await load();
+  }));
+  load();
+  return [h('p.hint', {}, 'A backup holds the site\'s files (public/ and private/) and its settings.'),
+    h('div.actions', {}, make), result, box];
+}
+
 function deleteForm(site) {
   const input = h('input', { type: 'text', name: 'confirm', autocomplete: 'off', spellcheck: 'false' });
   const button = h('button.danger', { type: 'submit', disabled: true }, `Delete ${site.name}`);
   input.addEventListener('input', () => { button.disabled = input.value !== site.name; });
   const form = h('form.stack', { novalidate: true },
-    field('delete-confirm', `Type ${site.name} to confirm`, input, 'Its files, logs and settings are removed for good.'),
+    field('delete-confirm', `Type ${site.name} to confirm`, input, 'Its files, logs and settings are removed. Its backups stay on the server: an admin can bring the site back from them.'),
     h('div.actions', {}, button));
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
@@ -764,6 +868,7 @@ async function showSite(name) {
       h('div.actions', {}, h('button.secondary', { type: 'button', onclick: () => { loadLog(name, 'access', access); loadLog(name, 'error', error); } }, 'Refresh logs'))),
     h('section.card', { 'aria-labelledby': 'h-settings' }, h('h2', { id: 'h-settings' }, 'Settings'), settingsForm(site, reload)),
     php,
+    h('section.card', { 'aria-labelledby': 'h-backups' }, h('h2', { id: 'h-backups' }, 'Backups'), backupsSection(site)),
     h('section.card', { 'aria-labelledby': 'h-delete' }, h('h2', { id: 'h-delete' }, 'Delete this site'), deleteForm(site)));
   loadLog(name, 'access', access);
   loadLog(name, 'error', error);

@@ -29,7 +29,16 @@ struct sandbox_limits {
     uint64_t memory_max;    /* bytes of memory (swap is not allowed on top) */
     uint32_t cpu_millis;    /* CPU bandwidth in thousandths of one CPU (500 = half) */
     uint64_t pids_max;      /* tasks (processes + threads) */
+    uint64_t io_read_bps;   /* reads from io_device, bytes per second */
+    uint64_t io_write_bps;  /* writes to io_device, bytes per second */
+    dev_t io_device;        /* the disk the site's files are on (sandbox_block_device);
+                             * 0: unknown, and then no disk limit can be set */
 };
+
+/* The whole disk (not the partition) holding path, as the io and blkio
+ * controllers want it. -ENODEV when path is on no block device (tmpfs, overlay,
+ * a network file system). */
+int sandbox_block_device(const char *path, dev_t *ret);
 
 /* Value of a usage field the kernel does not provide (e.g. memory.peak before 5.19). */
 #define SANDBOX_USAGE_UNKNOWN UINT64_MAX
@@ -58,6 +67,8 @@ struct sandbox_cgroup;
 int sandbox_cgroup_root_open(const char *parent, struct sandbox_cgroup_root **ret);
 /* Frees the handle; cgroups on disk are left alone. NULL-safe. */
 void sandbox_cgroup_root_free(struct sandbox_cgroup_root *root);
+/* Whether site cgroups get the disk controller (v2 "io", v1 "blkio"). */
+bool sandbox_cgroup_root_has_io(const struct sandbox_cgroup_root *root);
 /* Removes the <own>/<parent> directories root_open made, in every hierarchy, once
  * the site cgroups beneath are gone (one that remains keeps its parent: not an
  * error). Nothing without a parent. NULL-safe. */

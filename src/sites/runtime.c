@@ -77,6 +77,7 @@ struct sites_runtime {
     gid_t front_gid;
     struct sandbox_cgroup_root *cg_root;
     struct sandbox_nat *nat;     /* NULL: nat sites are refused */
+    dev_t io_device;             /* the disk under the sites' trees; 0: none (no disk limits) */
     bool nat_up;                 /* the bridge and table are ours to remove */
     struct rt_site *list;
     uint64_t cgroup_serials;     /* the last cgroup_serial handed out */
@@ -830,7 +831,8 @@ static int site_update_record(struct rt_site *s, const struct store_site *rec)
     s->always_on = rec->always_on;
     s->idle_seconds = rec->idle_seconds ? rec->idle_seconds : 300;
     snprintf(s->network, sizeof(s->network), "%s", network);
-    s->limits = (struct sandbox_limits){ rec->memory_max, rec->cpu_millis, rec->pids_max };
+    s->limits = (struct sandbox_limits){ rec->memory_max, rec->cpu_millis, rec->pids_max, rec->io_read_bps,
+                                         rec->io_write_bps, s->rt->io_device };
     return 0;
 }
 
@@ -934,6 +936,10 @@ int sites_runtime_new(const struct sites_runtime_config *cfg, struct sites_runti
         sites_runtime_free(rt);
         return r;
     }
+    char sites_root[4096];
+    sites_dir(rt->sites, "", sites_root, sizeof(sites_root));
+    if (sandbox_block_device(sites_root, &rt->io_device) < 0)
+        rt->io_device = 0;
     *ret = rt;
     return 0;
 }
@@ -1048,6 +1054,20 @@ int sites_runtime_restart(struct sites_runtime *rt, const char *name, struct err
         return 0;
     }
     return sites_runtime_start(rt, name, err);
+}
+
+bool sites_runtime_io_limits_available(const struct sites_runtime *rt, char *why, size_t n)
+{
+    if (!rt->io_device) {
+        snprintf(why, n, "the sites' directory is not on a disk berth can limit (tmpfs, overlay or a network "
+                 "file system)");
+        return false;
+    }
+    if (!sandbox_cgroup_root_has_io(rt->cg_root)) {
+        snprintf(why, n, "the kernel's io cgroup controller (blkio on cgroup v1) is not available to berthd");
+        return false;
+    }
+    return true;
 }
 
 int sites_runtime_set_limits(struct sites_runtime *rt, const char *name, const struct sandbox_limits *limits)
@@ -1251,7 +1271,8 @@ int sites_runtime_session_spawn(struct sites_runtime *rt, const struct store_sit
             return -ENOMEM;
         snprintf(sc->name, sizeof(sc->name), "%s", site->name);
         struct sandbox_limits limits = { .memory_max = site->memory_max, .cpu_millis = site->cpu_millis,
-                                         .pids_max = site->pids_max };
+                                         .pids_max = site->pids_max, .io_read_bps = site->io_read_bps,
+                                         .io_write_bps = site->io_write_bps, .io_device = rt->io_device };
         int r = sandbox_cgroup_create(rt->cg_root, site->name, &limits, &sc->cg);
         if (r < 0) {
             free(sc);

@@ -7,6 +7,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 
 #include "common/fs.h"
 #include "common/json.h"
@@ -206,6 +208,10 @@ static int check_spec(struct sites *s, struct store_site *spec, struct error *er
         return error_set(err, -EINVAL, "memory limit must be at least 16M");
     if (spec->pids_max != 0 && spec->pids_max < 8)
         return error_set(err, -EINVAL, "process limit must be at least 8");
+    /* Below this a site cannot even load its own program in reasonable time. */
+    if ((spec->io_read_bps != 0 && spec->io_read_bps < (1ULL << 20)) ||
+        (spec->io_write_bps != 0 && spec->io_write_bps < (1ULL << 20)))
+        return error_set(err, -EINVAL, "disk limits must be at least 1M per second");
     /* php-fpm forks its workers in the site's cgroup; past pids.max a static
      * pool's master exits at the first failed fork. Reaper + master + workers. */
     if (streq(spec->type, "php") && spec->pids_max != 0 &&
@@ -335,17 +341,112 @@ static int defer(struct sites *s, enum deferred_kind kind, const char *name, str
     return 0;
 }
 
+/* Moves the backups/ of tree (a removed site's, in root) to
+ * <state>/removed/SITE-YYYYMMDD-HHMMSS when it holds anything: one rename, so a
+ * crash leaves the snapshots either in the tree or kept, never lost. *ret_kept
+ * (malloc'd; may be NULL) is where they went, NULL when there was nothing. */
+static int keep_snapshots(struct sites *s, int root, const char *tree, const char *site_name, char **ret_kept)
+{
+    _cleanup_close_ int tree_fd = openat(root, tree, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (tree_fd < 0)
+        return errno == ENOENT ? 0 : -errno;
+    int fd = openat(tree_fd, "backups", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : -errno;
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        int r = -errno;
+        close(fd);
+        return r;
+    }
+    bool empty = true;
+    struct dirent *de;
+    while (empty && (de = readdir(d)))
+        empty = streq(de->d_name, ".") || streq(de->d_name, "..");
+    closedir(d);
+    if (empty)
+        return 0;
+
+    _cleanup_free_ char *kept_root = NULL;
+    if (asprintf(&kept_root, "%s/removed", s->state_dir) < 0)
+        return -ENOMEM;
+    /* Root's alone: the files keep the removed site's group, which a new site may
+     * be given. */
+    int r = mkdir(kept_root, 0700) < 0 && errno != EEXIST ? -errno : 0;
+    _cleanup_close_ int kept_fd = r < 0 ? -1 : open(kept_root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (r < 0 || kept_fd < 0)
+        return r < 0 ? r : -errno;
+    char stamp[32], name[128];
+    time_t now = time(NULL);
+    struct tm tm;
+    strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", gmtime_r(&now, &tm));
+    r = -EEXIST;
+    for (unsigned i = 0; r == -EEXIST && i < 1000; i++) {
+        if (i == 0)
+            snprintf(name, sizeof(name), "%s-%s", site_name, stamp);
+        else
+            snprintf(name, sizeof(name), "%s-%s-%u", site_name, stamp, i);
+        r = renameat2(tree_fd, "backups", kept_fd, name, RENAME_NOREPLACE) < 0 ? -errno : 0;
+    }
+    if (r < 0)
+        return r;
+    fsync(kept_fd);
+    if (ret_kept && asprintf(ret_kept, "%s/%s", kept_root, name) < 0)
+        *ret_kept = NULL;
+    return 1;
+}
+
+/* Removes root/trash in a process of its own: a site of a million files takes
+ * minutes to remove, and berthd must go on answering meanwhile. The process is a
+ * grandchild (its parent exits at once and is reaped here), so nobody has to wait
+ * for it; it holds nothing of berthd's but the sites' directory, so a restarted
+ * berthd binds its ports as before. If it dies half-way the next start removes
+ * the rest of the trash. */
+static void remove_in_background(int root, const char *trash)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (fork() != 0)
+            _exit(0);
+        if (dup2(root, 3) < 0)
+            _exit(1);
+        close_range(4, ~0U, 0);
+        /* Test hook: BERTH_TEST_REMOVE_GATE names a file the removal waits for (up
+         * to 30 s), so a test can see berthd answer while one runs. */
+        const char *gate = getenv("BERTH_TEST_REMOVE_GATE");
+        for (int i = 0; gate && i < 3000 && access(gate, F_OK) < 0; i++)
+            usleep(10 * 1000);
+        (void)rm_rf_at(3, trash);
+        _exit(0);
+    }
+    if (pid < 0) {
+        rm_rf_at(root, trash);
+        return;
+    }
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+}
+
 /* The tree of a removed site goes to a trash name first, so that a crash half-way
- * through the removal leaves an orphan start-up removes, not a half site. */
-static void remove_tree(struct sites *s, const struct store_site *site)
+ * through the removal leaves an orphan start-up removes, not a half site. Its
+ * snapshots are kept unless purge. */
+static void remove_tree(struct sites *s, const struct store_site *site, bool purge, char **ret_kept)
 {
     char trash[300];
     snprintf(trash, sizeof(trash), ".trash-%s-%" PRId64, site->name, site->id);
     _cleanup_close_ int root = open(s->sites_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (root < 0)
         return;   /* start-up will clean up */
-    if (renameat(root, site->name, root, trash) == 0)
-        rm_rf_at(root, trash);
+    if (renameat(root, site->name, root, trash) < 0)
+        return;
+    int r = purge ? 0 : keep_snapshots(s, root, trash, site->name, ret_kept);
+    if (r < 0) {
+        /* Left in the trash: the next start tries again before removing it. */
+        log_errno(r, "site %s: cannot keep its snapshots; its removed tree stays as %s/%s", site->name,
+                  s->sites_root, trash);
+        return;
+    }
+    remove_in_background(root, trash);
 }
 
 int sites_create(struct sites *s, struct store_site *spec, const char *actor, struct error *err)
@@ -526,7 +627,8 @@ int sites_set_desired_state(struct sites *s, const char *name, const char *state
     return r;
 }
 
-int sites_remove(struct sites *s, const char *name, const char *actor, struct error *err)
+int sites_remove(struct sites *s, const char *name, const char *actor, bool purge, struct error *err,
+                 char **ret_kept)
 {
     struct store_site site = { 0 };
     int r = store_site_get(s->store, name, &site);
@@ -566,7 +668,7 @@ int sites_remove(struct sites *s, const char *name, const char *actor, struct er
      * crash from here on cannot bring the site back half-way. */
     sites_crash_point("site-rm:stored");
     notify(s, SITES_CHANGE_REMOVE, &site);
-    remove_tree(s, &site);
+    remove_tree(s, &site, purge, ret_kept);
     store_site_done(&site);
     return 0;
 }
@@ -638,7 +740,10 @@ int sites_batch_end(struct sites *s, bool commit, struct error *err)
         struct deferred *d = &s->deferred[i];
         if (d->kind == DEFERRED_REMOVED) {
             notify(s, SITES_CHANGE_REMOVE, &d->removed);
-            remove_tree(s, &d->removed);
+            _cleanup_free_ char *kept = NULL;
+            remove_tree(s, &d->removed, false, &kept);
+            if (kept)
+                log_notice("site %s removed; its snapshots are kept in %s", d->removed.name, kept);
             continue;
         }
         if (d->kind == DEFERRED_CREATED) {
@@ -703,7 +808,26 @@ int sites_reconcile(struct sites *s, struct error *err)
             known = streq(list[i].name, name);
         if (!known) {
             /* Trash from an interrupted removal, or the tree of a site the store no
-             * longer has: the store is the truth. */
+             * longer has: the store is the truth. Its snapshots are kept all the
+             * same (a removal with --purge that a crash cut short keeps them too:
+             * better than losing some that were meant to stay). */
+            char site_name[256];
+            snprintf(site_name, sizeof(site_name), "%s", name);
+            if (str_startswith(name, ".trash-")) {
+                snprintf(site_name, sizeof(site_name), "%s", name + strlen(".trash-"));
+                char *dash = strrchr(site_name, '-');
+                if (dash)
+                    *dash = 0;
+            }
+            _cleanup_free_ char *kept = NULL;
+            r = keep_snapshots(s, root, name, site_name, &kept);
+            if (r < 0) {
+                log_errno(r, "cannot keep the snapshots of removed site %s; %s/%s stays", site_name,
+                          s->sites_root, name);
+                continue;
+            }
+            if (kept)
+                log_notice("removed site %s: its snapshots are kept in %s", site_name, kept);
             rm_rf_at(root, name);
             repairs++;
         }

@@ -65,8 +65,12 @@ int sites_check(struct sites *s, struct store_site *spec, bool create, struct er
 /* Records the desired state ("running" or "stopped"). */
 int sites_set_desired_state(struct sites *s, const char *name, const char *state,
                             const char *actor, struct error *err);
-/* Removes the site from the store, then its tree. */
-int sites_remove(struct sites *s, const char *name, const char *actor, struct error *err);
+/* Removes the site from the store, then its tree. Its snapshots (backups/, when
+ * not empty) are kept, moved to <state>/removed/NAME-YYYYMMDD-HHMMSS (root's, 0700
+ * above them), unless purge; *ret_kept (may be NULL; malloc'd) is where, NULL when
+ * nothing was kept. Inside a batch they are always kept (and logged). */
+int sites_remove(struct sites *s, const char *name, const char *actor, bool purge, struct error *err,
+                 char **ret_kept);
 
 /* Batches: between sites_batch_begin and sites_batch_end, sites_create, sites_update,
  * sites_set_desired_state and sites_remove join one store transaction and see each
@@ -181,6 +185,10 @@ int sites_runtime_start(struct sites_runtime *rt, const char *name, struct error
  * always-on one is started, an idle one stays idle. */
 int sites_runtime_restart(struct sites_runtime *rt, const char *name, struct error *err);
 /* Applies limits live to a running site's cgroup (also kept for its next start). */
+/* Whether sites may be given disk limits here: the sites' trees are on a block
+ * device and the kernel's io (v1: blkio) controller is there. When not, why (a
+ * sentence) goes to why. */
+bool sites_runtime_io_limits_available(const struct sites_runtime *rt, char *why, size_t n);
 int sites_runtime_set_limits(struct sites_runtime *rt, const char *name,
                              const struct sandbox_limits *limits);
 /* The front saw a request for the site: it is not idle. Unknown names are ignored. */

@@ -2,6 +2,8 @@
  *
  *   {"format": "berth-site", "version": 1, "site": NAME, "created_at": SECONDS,
  *    "settings": {"type", "domains", "memory_bytes", "cpu_millis", "pids",
+ *                 "io_read_bps", "io_write_bps" (optional: snapshots made before disk
+ *                 limits have none, which reads as unlimited),
  *                 "idle_seconds", "always_on", "cmd", "network", "php": {KEY: VALUE}}}
  *
  * A snapshot may come from anywhere (`site restore --file`): the reader checks
@@ -42,6 +44,8 @@ int snapshot_settings_write(const struct store_site *site, int64_t now, struct b
     json_kv_uint(&w, "memory_bytes", site->memory_max);
     json_kv_uint(&w, "cpu_millis", site->cpu_millis);
     json_kv_uint(&w, "pids", site->pids_max);
+    json_kv_uint(&w, "io_read_bps", site->io_read_bps);
+    json_kv_uint(&w, "io_write_bps", site->io_write_bps);
     json_kv_uint(&w, "idle_seconds", site->idle_seconds);
     json_kv_bool(&w, "always_on", site->always_on);
     json_kv_string(&w, "cmd", site->cmd);
@@ -172,7 +176,7 @@ int snapshot_settings_read(const char *json, size_t len, struct store_site *ret,
         r = error_set(err, -EINVAL, "the snapshot's settings are of a version this berth does not read");
     else if (!s || s->type != JSON_OBJECT)
         r = error_set(err, -EINVAL, "the snapshot has no \"settings\" object");
-    uint64_t memory = 0, cpu = 0, pids = 0, idle = 0;
+    uint64_t memory = 0, cpu = 0, pids = 0, idle = 0, io_read = 0, io_write = 0;
     if (r >= 0 &&
         ((r = read_string(s, "type", types, false, &ret->type, err)) < 0 ||
          (r = read_string(s, "network", networks, false, &ret->network, err)) < 0 ||
@@ -180,6 +184,8 @@ int snapshot_settings_read(const char *json, size_t len, struct store_site *ret,
          (r = read_uint(s, "memory_bytes", INT64_MAX, &memory, err)) < 0 ||
          (r = read_uint(s, "cpu_millis", UINT32_MAX, &cpu, err)) < 0 ||
          (r = read_uint(s, "pids", 1000000, &pids, err)) < 0 ||
+         (json_get(s, "io_read_bps") && (r = read_uint(s, "io_read_bps", INT64_MAX, &io_read, err)) < 0) ||
+         (json_get(s, "io_write_bps") && (r = read_uint(s, "io_write_bps", INT64_MAX, &io_write, err)) < 0) ||
          (r = read_uint(s, "idle_seconds", UINT32_MAX, &idle, err)) < 0 ||
          (r = read_domains(s, ret, err)) < 0 ||
          (r = read_php(s, ret, err)) < 0))
@@ -194,8 +200,41 @@ int snapshot_settings_read(const char *json, size_t len, struct store_site *ret,
     ret->memory_max = memory;
     ret->cpu_millis = (uint32_t)cpu;
     ret->pids_max = (uint32_t)pids;
+    ret->io_read_bps = io_read;
+    ret->io_write_bps = io_write;
     ret->idle_seconds = (uint32_t)idle;
 out:
     json_value_free(doc);
     return r;
+}
+
+int snapshot_settings_apply(struct store_site *site, const char *json, size_t len, struct error *err)
+{
+    struct store_site snap = { 0 };
+    int r = snapshot_settings_read(json, len, &snap, err);
+    if (r < 0) {
+        store_site_done(&snap);
+        return r;
+    }
+#define MOVE(f) do { free(site->f); site->f = TAKE_PTR(snap.f); } while (0)
+    MOVE(type);
+    MOVE(cmd);
+    MOVE(network);
+    MOVE(php_settings);
+#undef MOVE
+    site->memory_max = snap.memory_max;
+    site->cpu_millis = snap.cpu_millis;
+    site->pids_max = snap.pids_max;
+    site->io_read_bps = snap.io_read_bps;
+    site->io_write_bps = snap.io_write_bps;
+    site->idle_seconds = snap.idle_seconds;
+    site->always_on = snap.always_on;
+    for (size_t i = 0; i < site->n_domains; i++)
+        free(site->domains[i]);
+    free(site->domains);
+    site->domains = TAKE_PTR(snap.domains);
+    site->n_domains = snap.n_domains;
+    snap.n_domains = 0;
+    store_site_done(&snap);
+    return 0;
 }

@@ -49,6 +49,11 @@ int snapshot_settings_write(const struct store_site *site, int64_t now, struct b
  * idle_seconds, always_on, php_settings (checked and normalised, as `site set`
  * does), domains (normalised). -EINVAL with a sentence in err when it is not one. */
 int snapshot_settings_read(const char *json, size_t len, struct store_site *ret, struct error *err);
+/* Reads a settings file (as snapshot_settings_read) and moves what a restore with
+ * settings changes into site: type, cmd, network, limits, idle time, always-on,
+ * php settings, domains. Owner, name, uid and desired state stay. On failure site
+ * is unchanged. */
+int snapshot_settings_apply(struct store_site *site, const char *json, size_t len, struct error *err);
 
 /* Writes a snapshot of site_dir_fd's directories dirs (each as a top-level folder,
  * its files, folders and symlinks; links are stored, never followed; sockets and

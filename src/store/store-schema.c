@@ -102,10 +102,15 @@ static const char migration_3[] =
     "  updated_at INTEGER NOT NULL\n"
     ") STRICT;\n";
 
+/* Disk bandwidth limits of a site's sandbox, bytes per second (0: none). */
+static const char migration_4[] =
+    "ALTER TABLE sites ADD COLUMN io_read_bps INTEGER NOT NULL DEFAULT 0 CHECK (io_read_bps >= 0);\n"
+    "ALTER TABLE sites ADD COLUMN io_write_bps INTEGER NOT NULL DEFAULT 0 CHECK (io_write_bps >= 0);\n";
+
 /* SSH public keys that may log in to a site over SFTP. A key goes with its site;
  * the same key may serve several sites (one row each). The fingerprint is the
  * SHA-256 one ssh-keygen -l prints, computed by berthd from the checked blob. */
-static const char migration_4[] =
+static const char migration_5[] =
     "CREATE TABLE site_keys (\n"
     "  id INTEGER PRIMARY KEY,\n"
     "  site_id INTEGER NOT NULL REFERENCES sites(id) ON DELETE CASCADE,\n"
@@ -122,6 +127,7 @@ const char *const store_migrations[] = {
     migration_2,
     migration_3,
     migration_4,
+    migration_5,
 };
 const size_t store_n_migrations = ARRAY_SIZE(store_migrations);
 

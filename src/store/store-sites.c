@@ -5,7 +5,7 @@
 
 #define SITE_COLUMNS                                                                   \
     "id, name, type, owner, uid, cmd, memory_max, cpu_millis, pids_max, network, "     \
-    "always_on, idle_seconds, desired_state, php_settings, created_at, updated_at"
+    "always_on, idle_seconds, desired_state, php_settings, created_at, updated_at, io_read_bps, io_write_bps"
 
 void store_site_done(struct store_site *site)
 {
@@ -66,6 +66,8 @@ static int site_from_row(struct store *s, sqlite3_stmt *st, struct store_site *r
         .idle_seconds = (uint32_t)sqlite3_column_int64(st, 11),
         .created_at = sqlite3_column_int64(st, 14),
         .updated_at = sqlite3_column_int64(st, 15),
+        .io_read_bps = (uint64_t)sqlite3_column_int64(st, 16),
+        .io_write_bps = (uint64_t)sqlite3_column_int64(st, 17),
     };
     int r = 0;
     if (store_column_strdup(st, 1, &site.name) < 0 || store_column_strdup(st, 2, &site.type) < 0 ||
@@ -85,13 +87,15 @@ static int site_from_row(struct store *s, sqlite3_stmt *st, struct store_site *r
 }
 
 /* Binds the fields insert and update share: ?1 name, ?2..?12 the mutable fields,
- * ?13 the current time. */
+ * ?13 the current time, ?15 and ?16 the disk limits (?14 is the insert's uid). */
 static int site_bind(struct store *s, sqlite3_stmt *st, const struct store_site *site)
 {
     int r;
     /* sqlite integers are signed 64-bit; a larger limit would come back negative. */
     if (site->memory_max > INT64_MAX)
         return store_error_set(s, EINVAL, "memory limit %" PRIu64 " is too large", site->memory_max);
+    if (site->io_read_bps > INT64_MAX || site->io_write_bps > INT64_MAX)
+        return store_error_set(s, EINVAL, "disk limit is too large");
     if ((r = store_bind_text(s, st, 1, site->name)) < 0 ||
         (r = store_bind_text(s, st, 2, site->type)) < 0 ||
         (r = store_bind_text(s, st, 3, site->owner)) < 0 ||
@@ -106,6 +110,8 @@ static int site_bind(struct store *s, sqlite3_stmt *st, const struct store_site 
     sqlite3_bind_int(st, 9, site->always_on);
     sqlite3_bind_int64(st, 10, site->idle_seconds);
     sqlite3_bind_int64(st, 13, now_s());
+    sqlite3_bind_int64(st, 15, (int64_t)site->io_read_bps);
+    sqlite3_bind_int64(st, 16, (int64_t)site->io_write_bps);
     return 0;
 }
 
@@ -310,8 +316,8 @@ static int site_insert_locked(struct store *s, struct store_site *site, char **r
     r = store_stmt_get(s, STMT_SITE_INSERT,
                        "INSERT INTO sites (name, type, owner, cmd, memory_max, cpu_millis, pids_max, "
                        "network, always_on, idle_seconds, desired_state, php_settings, created_at, "
-                       "updated_at, uid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
-                       "?13, ?13, ?14) RETURNING id, created_at", &st);
+                       "updated_at, uid, io_read_bps, io_write_bps) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+                       "?10, ?11, ?12, ?13, ?13, ?14, ?15, ?16) RETURNING id, created_at", &st);
     if (r < 0 || (r = site_bind(s, st, site)) < 0)
         return r;
     sqlite3_bind_int64(st, 14, uid);
@@ -407,7 +413,7 @@ static int site_update_locked(struct store *s, struct store_site *site, char **r
                            "UPDATE sites SET type = ?2, owner = ?3, cmd = ?4, memory_max = ?5, "
                            "cpu_millis = ?6, pids_max = ?7, network = ?8, always_on = ?9, "
                            "idle_seconds = ?10, desired_state = ?11, php_settings = ?12, "
-                           "updated_at = ?13 WHERE name = ?1 RETURNING id, uid, created_at, updated_at",
+                           "updated_at = ?13, io_read_bps = ?15, io_write_bps = ?16 WHERE name = ?1 RETURNING id, uid, created_at, updated_at",
                            &st);
     if (r < 0 || (r = site_bind(s, st, site)) < 0)
         return r;

@@ -13,7 +13,7 @@
 struct store;
 
 /* The schema version this build knows. */
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 /* Opens (creating if missing) the store at path, sets WAL mode, foreign keys and a
  * busy timeout, and applies pending migrations in one transaction each. Returns
@@ -95,6 +95,8 @@ struct store_site {
     uint64_t memory_max;   /* bytes, 0 = unlimited */
     uint32_t cpu_millis;   /* thousandths of a CPU, 0 = unlimited */
     uint32_t pids_max;     /* 0 = unlimited */
+    uint64_t io_read_bps;  /* disk reads, bytes per second, 0 = unlimited */
+    uint64_t io_write_bps; /* disk writes, bytes per second, 0 = unlimited */
     char *network;         /* "none", "nat", "host" */
     bool always_on;
     uint32_t idle_seconds; /* stop after this long without requests (on-demand sites) */

@@ -13,11 +13,14 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <linux/openat2.h>
 #include <stdio.h>
 #include <sys/stat.h>
 
+#include "common/buf.h"
 #include "common/fs.h"
+#include "common/util.h"
 
 struct upload_restore {
     int site_fd;                 /* borrowed */
@@ -262,24 +265,279 @@ void upload_restore_stats(const struct upload_restore *r, struct upload_stats *r
     *ret = r->stats;
 }
 
-int upload_restore_commit(struct upload_restore *rs, struct error *err)
+/* ---- the journal ----
+ *
+ * Two directories cannot be exchanged in one rename. Before the first swap the
+ * commit links RESTORE_JOURNAL into the site's directory (root's, never the
+ * site's): which staging directory holds the new trees, the device and inode of
+ * each, and the settings to store. A crash, or a kill of the process doing the
+ * swaps, at any point after that is finished forward by upload_restore_recover:
+ * a directory whose inode is not yet the new one is swapped in. Before the
+ * journal exists nothing of the site has changed. */
+
+static int write_fully(int fd, const char *p, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 ? -errno : -EIO;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+#define JOURNAL_MAGIC "berth-restore 1\n"
+#define JOURNAL_MAX (UPLOAD_RESTORE_META_MAX + 4096)
+
+static int journal_write(struct upload_restore *rs, const char *meta, size_t meta_len, struct error *err)
+{
+    struct buf b = BUF_INIT(JOURNAL_MAX);
+    int r = buf_printf(&b, JOURNAL_MAGIC "staging %s\n", rs->staging);
+    for (size_t i = 0; r >= 0 && i < rs->n_dirs; i++) {
+        struct stat st;
+        if (fstatat(rs->tree_fd, rs->dirs[i].name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+            r = -errno;
+            break;
+        }
+        r = buf_printf(&b, "dir %s %" PRIu64 " %" PRIu64 "\n", rs->dirs[i].name, (uint64_t)st.st_dev,
+                       (uint64_t)st.st_ino);
+    }
+    if (r >= 0 && meta)
+        r = buf_printf(&b, "meta %zu\n", meta_len);
+    if (r >= 0 && meta)
+        r = buf_append(&b, meta, meta_len);
+    if (r < 0) {
+        buf_done(&b);
+        return error_set(err, r, "cannot write the restore's journal: %s", strerror(-r));
+    }
+    int fd = openat(rs->site_fd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        r = -errno;
+    } else {
+        r = write_fully(fd, b.data, b.len);
+        if (r >= 0 && fsync(fd) < 0)
+            r = -errno;
+        if (r >= 0) {
+            char proc[64];
+            snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+            /* linkat never replaces: a journal already there is an earlier restore
+             * that nobody finished, and must not be lost. */
+            if (linkat(AT_FDCWD, proc, rs->site_fd, UPLOAD_RESTORE_JOURNAL, AT_SYMLINK_FOLLOW) < 0)
+                r = -errno;
+        }
+        close(fd);
+    }
+    buf_done(&b);
+    if (r == -EEXIST)
+        return error_set(err, r, "an earlier restore of this site was interrupted and is not finished: restart "
+                         "berthd to finish it");
+    if (r < 0)
+        return error_set(err, r, "cannot write the restore's journal: %s", strerror(-r));
+    if (fsync(rs->site_fd) < 0) {
+        r = -errno;
+        unlinkat(rs->site_fd, UPLOAD_RESTORE_JOURNAL, 0);
+        return error_set(err, r, "cannot write the restore's journal: %s", strerror(-r));
+    }
+    return 0;
+}
+
+int upload_restore_journal_remove(int site_dir_fd)
+{
+    if (unlinkat(site_dir_fd, UPLOAD_RESTORE_JOURNAL, 0) < 0)
+        return errno == ENOENT ? 0 : -errno;
+    return fsync(site_dir_fd) < 0 ? -errno : 0;
+}
+
+int upload_restore_commit(struct upload_restore *rs, const char *meta, size_t meta_len, struct error *err)
 {
     if (rs->committed)
         return error_set(err, -EALREADY, "the restore was made already");
+    if (meta && meta_len > UPLOAD_RESTORE_META_MAX)
+        return error_set(err, -EFBIG, "the settings to restore are larger than %d bytes", UPLOAD_RESTORE_META_MAX);
     /* The data must be on disk before the names point at it. */
     if (syncfs(rs->tree_fd) < 0)
         return error_set(err, -errno, "cannot flush the restored trees to disk: %m");
+    int r = journal_write(rs, meta, meta_len, err);
+    if (r < 0)
+        return r;
+    /* Test hook: BERTH_TEST_RESTORE_SWAP_GATE names a file the commit waits for (up
+     * to 30 s) after its first swap, so a test can kill it there. */
+    const char *gate = getenv("BERTH_TEST_RESTORE_SWAP_GATE");
     for (size_t i = 0; i < rs->n_dirs; i++) {
         const char *name = rs->dirs[i].name;
+        for (int w = 0; i == 1 && gate && w < 3000 && access(gate, F_OK) < 0; w++)
+            usleep(10 * 1000);
         if (renameat2(rs->tree_fd, name, rs->site_fd, name, RENAME_EXCHANGE) == 0)
             continue;
-        int r = error_set(err, -errno, "cannot swap the restored %s in: %m", name);
+        r = error_set(err, -errno, "cannot swap the restored %s in: %m", name);
         /* Undo in reverse: the site gets its old directories back. */
         while (i-- > 0)
             renameat2(rs->tree_fd, rs->dirs[i].name, rs->site_fd, rs->dirs[i].name, RENAME_EXCHANGE);
+        upload_restore_journal_remove(rs->site_fd);
         return r;
     }
     fsync(rs->site_fd);
     rs->committed = true;
     return 0;
+}
+
+/* The journal's contents, parsed. Names point into text. */
+struct journal {
+    char *text;
+    const char *staging;
+    struct {
+        const char *name;
+        uint64_t dev, ino;
+    } dirs[UPLOAD_RESTORE_MAX_DIRS];
+    size_t n_dirs;
+    const char *meta;   /* NULL: no settings to store */
+    size_t meta_len;
+};
+
+static bool simple_name(const char *s)
+{
+    return *s && !strchr(s, '/') && !streq(s, ".") && !streq(s, "..") && strlen(s) <= NAME_MAX;
+}
+
+/* Cuts the next line off *p (NUL in place of its '\n'); NULL when there is none. */
+static char *next_line(char **p, char *end)
+{
+    char *nl = memchr(*p, '\n', (size_t)(end - *p));
+    if (!nl)
+        return NULL;
+    char *line = *p;
+    *nl = 0;
+    *p = nl + 1;
+    return line;
+}
+
+static int journal_read(int site_fd, struct journal *j)
+{
+    _cleanup_close_ int fd = open_beneath(site_fd, UPLOAD_RESTORE_JOURNAL, O_RDONLY | O_NOFOLLOW, 0,
+                                          RESOLVE_NO_SYMLINKS);
+    if (fd < 0)
+        return fd;
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    if (!S_ISREG(st.st_mode) || st.st_size > JOURNAL_MAX)
+        return -EBADMSG;
+    j->text = malloc((size_t)st.st_size + 1);
+    if (!j->text)
+        return -ENOMEM;
+    ssize_t n = pread(fd, j->text, (size_t)st.st_size, 0);
+    if (n != st.st_size)
+        return n < 0 ? -errno : -EBADMSG;
+    j->text[n] = 0;
+    char *p = j->text, *end = j->text + n, *line;
+    if (strncmp(p, JOURNAL_MAGIC, strlen(JOURNAL_MAGIC)) != 0)
+        return -EBADMSG;
+    p += strlen(JOURNAL_MAGIC);
+    while ((line = next_line(&p, end))) {
+        if (str_startswith(line, "staging ")) {
+            j->staging = line + strlen("staging ");
+            if (!str_startswith(j->staging, UPLOAD_STAGING_PREFIX) || !simple_name(j->staging))
+                return -EBADMSG;
+        } else if (str_startswith(line, "dir ")) {
+            if (j->n_dirs == UPLOAD_RESTORE_MAX_DIRS)
+                return -EBADMSG;
+            char *name = line + strlen("dir ");
+            char *sp = strchr(name, ' ');
+            if (!sp)
+                return -EBADMSG;
+            *sp = 0;
+            char *after;
+            errno = 0;
+            uint64_t dev = strtoull(sp + 1, &after, 10);
+            if (errno || *after != ' ')
+                return -EBADMSG;
+            uint64_t ino = strtoull(after + 1, &after, 10);
+            if (errno || *after || !simple_name(name))
+                return -EBADMSG;
+            j->dirs[j->n_dirs].name = name;
+            j->dirs[j->n_dirs].dev = dev;
+            j->dirs[j->n_dirs].ino = ino;
+            j->n_dirs++;
+        } else if (str_startswith(line, "meta ")) {
+            char *after;
+            errno = 0;
+            unsigned long long len = strtoull(line + strlen("meta "), &after, 10);
+            if (errno || *after || len != (unsigned long long)(end - p))
+                return -EBADMSG;
+            j->meta = p;
+            j->meta_len = (size_t)len;
+            break;
+        } else {
+            return -EBADMSG;
+        }
+    }
+    return j->staging && j->n_dirs > 0 ? 0 : -EBADMSG;
+}
+
+static bool same_inode(int dir_fd, const char *name, uint64_t dev, uint64_t ino)
+{
+    struct stat st;
+    return fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode) &&
+           (uint64_t)st.st_dev == dev && (uint64_t)st.st_ino == ino;
+}
+
+int upload_restore_recover(int site_dir_fd, char **ret_meta, size_t *ret_meta_len, struct error *err)
+{
+    struct journal j = { 0 };
+    int r = journal_read(site_dir_fd, &j);
+    if (r == -ENOENT) {
+        free(j.text);
+        return 0;
+    }
+    if (r < 0) {
+        free(j.text);
+        return error_set(err, r, "cannot read the journal of an interrupted restore (%s): %s",
+                         UPLOAD_RESTORE_JOURNAL, r == -EBADMSG ? "it is damaged" : strerror(-r));
+    }
+    _cleanup_close_ int tree = -1;
+    char path[NAME_MAX + 8];
+    snprintf(path, sizeof(path), "%s/tree", j.staging);
+    for (size_t i = 0; r >= 0 && i < j.n_dirs; i++) {
+        if (same_inode(site_dir_fd, j.dirs[i].name, j.dirs[i].dev, j.dirs[i].ino))
+            continue;   /* swapped before the interruption */
+        if (tree < 0)
+            tree = open_beneath(site_dir_fd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0, RESOLVE_NO_SYMLINKS);
+        if (tree < 0 || !same_inode(tree, j.dirs[i].name, j.dirs[i].dev, j.dirs[i].ino))
+            r = error_set(err, -ESTALE, "cannot finish an interrupted restore: the restored %s is neither in "
+                          "place nor in %s", j.dirs[i].name, path);
+        else if (renameat2(tree, j.dirs[i].name, site_dir_fd, j.dirs[i].name, RENAME_EXCHANGE) < 0)
+            r = error_set(err, -errno, "cannot finish an interrupted restore: cannot swap %s in: %m",
+                          j.dirs[i].name);
+    }
+    if (r >= 0 && fsync(site_dir_fd) < 0)
+        r = error_set(err, -errno, "cannot finish an interrupted restore: %m");
+    if (r >= 0 && j.meta) {
+        char *meta = malloc(j.meta_len + 1);
+        if (!meta) {
+            r = error_set(err, -ENOMEM, "out of memory");
+        } else {
+            memcpy(meta, j.meta, j.meta_len);
+            meta[j.meta_len] = 0;
+            *ret_meta = meta;
+            *ret_meta_len = j.meta_len;
+        }
+    } else if (r >= 0) {
+        *ret_meta = NULL;
+        *ret_meta_len = 0;
+    }
+    free(j.text);
+    return r < 0 ? r : 1;
+}
+
+int upload_restore_journal_staging(int site_dir_fd, char ret_name[static NAME_MAX + 1])
+{
+    struct journal j = { 0 };
+    int r = journal_read(site_dir_fd, &j);
+    if (r >= 0)
+        snprintf(ret_name, NAME_MAX + 1, "%s", j.staging);
+    free(j.text);
+    return r;
 }

@@ -170,10 +170,13 @@ int upload_site_cleanup(int site_dir_fd)
         close(fd);
         return r;
     }
+    char journaled[NAME_MAX + 1] = "";
+    if (upload_restore_journal_staging(site_dir_fd, journaled) < 0)
+        journaled[0] = 0;
     int removed = 0;
     struct dirent *de;
     while ((de = readdir(d))) {
-        if (!str_startswith(de->d_name, UPLOAD_STAGING_PREFIX))
+        if (!str_startswith(de->d_name, UPLOAD_STAGING_PREFIX) || streq(de->d_name, journaled))
             continue;
         if (rm_rf_at(site_dir_fd, de->d_name) >= 0)
             removed++;

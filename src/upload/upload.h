@@ -15,6 +15,7 @@
  *   other     an internal failure (disk full, I/O)          (500, 507) */
 #pragma once
 
+#include <limits.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -70,7 +71,8 @@ int upload_extract(int tree_fd, int archive_fd, const struct upload_limits *limi
 int upload_site_replace(int site_dir_fd, int archive_fd, const struct upload_limits *limits,
                         struct error *err, struct upload_stats *ret_stats);
 
-/* Removes staging directories a crash left in site_dir_fd (".upload-*"). Call at
+/* Removes staging directories a crash left in site_dir_fd (".upload-*"), but the
+ * one a restore's journal names (finish it first: upload_restore_recover). Call at
  * start-up for every site, before the site serves. Returns how many it removed. */
 int upload_site_cleanup(int site_dir_fd);
 
@@ -111,10 +113,30 @@ int upload_restore_prepare(int site_dir_fd, int archive_fd, const struct upload_
 const char *upload_restore_meta(const struct upload_restore *r, size_t *ret_len);
 /* What the unpacking produced. */
 void upload_restore_stats(const struct upload_restore *r, struct upload_stats *ret);
-/* Swaps every directory in (flushed to disk first). If one swap fails the ones
- * made before it are swapped back, so the site keeps its old directories. Call
- * once. */
-int upload_restore_commit(struct upload_restore *r, struct error *err);
+/* The journal a commit leaves in the site's directory until
+ * upload_restore_journal_remove. */
+#define UPLOAD_RESTORE_JOURNAL ".restore-journal"
+/* The most settings bytes a journal carries. */
+#define UPLOAD_RESTORE_META_MAX (64 * 1024)
+
+/* Swaps every directory in (flushed to disk first). First it links a journal
+ * (UPLOAD_RESTORE_JOURNAL) into site_dir_fd naming the new trees and holding meta
+ * (the settings the caller will store; NULL: none), so that a crash or a kill
+ * between the swaps is finished forward by upload_restore_recover. If one swap
+ * fails the ones made before it are swapped back and the journal removed, so the
+ * site keeps its old directories. The journal stays after a success: remove it
+ * with upload_restore_journal_remove once the settings are stored. Call once. */
+int upload_restore_commit(struct upload_restore *r, const char *meta, size_t meta_len, struct error *err);
+/* Removes the journal (0 also when there is none). */
+int upload_restore_journal_remove(int site_dir_fd);
+/* Finishes a commit a crash or a kill interrupted: 0 when site_dir_fd holds no
+ * journal; 1 when every directory it names is now the restored one, with
+ * *ret_meta (malloc'd, NUL-terminated; NULL when none) the settings still to store
+ * — store them, then remove the journal; negative with err set when the journal is
+ * damaged or a restored tree is gone (the journal stays, for an operator). */
+int upload_restore_recover(int site_dir_fd, char **ret_meta, size_t *ret_meta_len, struct error *err);
+/* The staging directory a journal names (upload_site_cleanup keeps it). */
+int upload_restore_journal_staging(int site_dir_fd, char ret_name[static NAME_MAX + 1]);
 /* Removes the staging directory (the refused new trees, or the old ones after a
  * commit) and frees r. NULL-safe. */
 void upload_restore_free(struct upload_restore *r);

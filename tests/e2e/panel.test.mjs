@@ -614,3 +614,85 @@ test("domains: add one, one another site holds is refused beside the field, remo
   await shot(page, '27-domain-removed');
   await context.close();
 });
+
+test('backups: make one, restore it over newer content, download it, delete it', async () => {
+  berthOk(['site', 'create', 'keep', '--owner', 'alice']);
+  const content = fs.mkdtempSync(path.join(root, 'keep-'));
+  fs.writeFileSync(path.join(content, 'index.html'), '<!doctype html><h1>First version</h1>');
+  berthOk(['site', 'upload', 'keep', content]);
+  await waitFor(async () => (await front(`keep.${BASE}`)).body.includes('First version'), 'the first version');
+
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  const page = await signIn(context, 'alice');
+  await page.goto(panelUrl() + '#/site/keep');
+  await page.getByRole('heading', { name: 'Backups' }).waitFor();
+  await page.locator('#backup-list').getByText('No backups yet.').waitFor();
+  // Disk limits are an admin's to set: the user sees them, with no field to change them.
+  await page.locator('#set-io').getByText('Disk: read unlimited, write unlimited (set by an admin).').waitFor();
+  assert.equal(await page.getByLabel('Disk write limit').count(), 0);
+
+  await page.getByRole('button', { name: 'Make a backup now' }).click();
+  await page.locator('#backup-result').getByText(/^Made a backup of keep/).waitFor();
+  const table = page.getByRole('table', { name: 'Backups of keep' });
+  await table.waitFor();
+  assert.equal(await table.locator('tbody tr').count(), 1);
+  const [snap] = berthOk(['site', 'archives', 'keep']).archives;
+  assert.match(snap.name, /^keep-\d{8}-\d{6}\.tar\.zst$/);
+  await shot(page, '28-backup-made');
+
+  // Newer content, then back to the backup: the page asks first, Cancel changes nothing.
+  fs.writeFileSync(path.join(content, 'index.html'), '<!doctype html><h1>Second version</h1>');
+  berthOk(['site', 'upload', 'keep', content]);
+  await waitFor(async () => (await front(`keep.${BASE}`)).body.includes('Second version'), 'the second version');
+  await page.getByRole('button', { name: /^Restore the backup of / }).click();
+  await page.getByRole('group', { name: /^Replace the site's files/ }).waitFor();
+  await shot(page, '29-backup-restore-asks');
+  await page.getByRole('button', { name: 'Cancel' }).click();
+  await page.getByRole('button', { name: /^Restore the backup of / }).waitFor();
+  assert.ok((await front(`keep.${BASE}`)).body.includes('Second version'));
+
+  await page.getByRole('button', { name: /^Restore the backup of / }).click();
+  await page.getByRole('button', { name: 'Restore now' }).click();
+  await page.locator('#backup-result').getByText(/^Restored the backup of .*: the site now serves it\.$/).waitFor();
+  await waitFor(async () => (await front(`keep.${BASE}`)).body.includes('First version'), 'the restored version');
+
+  // The download is the snapshot itself (zstd), sent with the session's cookie.
+  const href = await page.getByRole('link', { name: /^Download the backup of / }).getAttribute('href');
+  const fetchFrom = (p, url) => p.evaluate(async (u) => {
+    const r = await fetch(u, { credentials: 'same-origin' });
+    const b = new Uint8Array(await r.arrayBuffer());
+    return { status: r.status, head: [...b.subarray(0, 4)], length: b.length };
+  }, url);
+  const got = await fetchFrom(page, href);
+  assert.equal(got.status, 200);
+  assert.deepEqual(got.head, [0x28, 0xb5, 0x2f, 0xfd]);
+  assert.equal(got.length, snap.size);
+
+  await page.getByRole('button', { name: /^Delete the backup of / }).click();
+  await page.getByRole('button', { name: 'Delete now' }).click();
+  await page.locator('#backup-result').getByText(/^Deleted the backup of /).waitFor();
+  await page.locator('#backup-list').getByText('No backups yet.').waitFor();
+  assert.deepEqual(berthOk(['site', 'archives', 'keep']).archives, []);
+
+  // Another user gets nothing of it.
+  const bobContext = await browser.newContext();
+  const bobPage = await signIn(bobContext, 'bob');
+  assert.equal((await fetchFrom(bobPage, '/api/v1/sites/keep/archives')).status, 404);
+  await bobContext.close();
+
+  // An admin sets the disk limits from the same card; a bad value is explained beside its field.
+  const bossContext = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  const boss = await signIn(bossContext, 'boss');
+  await boss.goto(panelUrl() + '#/site/keep');
+  await boss.getByLabel('Disk write limit').fill('20M');
+  await boss.getByRole('button', { name: 'Save settings' }).click();
+  await boss.locator('#status').getByText('Settings saved.').waitFor();
+  assert.equal(berthOk(['site', 'show', 'keep']).limits.io_write_bps, 20 * 1024 * 1024);
+  await waitFor(async () => (await boss.getByLabel('Disk write limit').inputValue()) === '20M', 'the field to show 20M');
+  await boss.getByLabel('Disk read limit').fill('fast');
+  await boss.getByRole('button', { name: 'Save settings' }).click();
+  await boss.locator('#set-io-read-error').getByText(/invalid io_read limit/).waitFor();
+  assert.equal(berthOk(['site', 'show', 'keep']).limits.io_read_bps, 0);
+  await bossContext.close();
+  await context.close();
+});

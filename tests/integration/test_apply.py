@@ -16,6 +16,7 @@ sites:
     type: php
     domains: [blog.example.org, www.blog.example.org]
     memory: 512M
+    io_write: 20M
     php: {memory_limit: 256M}
   docs:
   shop:
@@ -42,6 +43,7 @@ def test_apply_creates_then_is_idempotent_then_converges(daemon, tmp_path):
     sites = {s["name"]: s for s in daemon.ok("site", "ls")["sites"]}
     assert set(sites) == {"old", "blog", "docs", "shop"}   # no --prune: old stays
     assert sites["blog"]["type"] == "php" and sites["blog"]["limits"]["memory"] == "512M"
+    assert sites["blog"]["limits"]["io_write"] == "20M/s" and sites["blog"]["limits"]["io_read"] == "unlimited"
     assert sites["blog"]["domains"] == ["blog.example.org", "www.blog.example.org"]
     assert sites["blog"]["php"] == {"memory_limit": "256M"}
     assert sites["shop"]["desired_state"] == "stopped" and sites["shop"]["idle_seconds"] == 60
@@ -58,6 +60,7 @@ sites:
     type: php
     domains: [www.blog.example.org]
     memory: 256M
+    io_write: 30M
     cpu: 0.5
     php:
       date.timezone: Europe/Paris
@@ -71,6 +74,7 @@ sites:
     assert changes["old"]["change"] == "remove"
     assert "domain -blog.example.org" in changes["blog"]["summary"]
     assert "php memory_limit back to default" in changes["blog"]["summary"]
+    assert "io_write 20M/s -> 30M" in changes["blog"]["summary"]
     assert report["applied"] == 4 and report["dry_run"] is False
     sites = {s["name"]: s for s in daemon.ok("site", "ls")["sites"]}
     assert set(sites) == {"blog", "docs", "shop"}
@@ -186,7 +190,8 @@ def test_a_domain_another_site_keeps_changes_nothing_even_with_prune(daemon, tmp
 
 
 def site_dirs(d):
-    return sorted(p.name for p in (d.state_dir / "sites").iterdir())
+    from test_sites import site_dirs as settled
+    return settled(d)
 
 
 def test_a_refusal_no_check_foresees_changes_nothing(daemon, tmp_path):

@@ -371,10 +371,11 @@ def test_another_user_cannot_archive_list_download_or_restore(daemon, tmp_path):
 # ---- settings ----
 
 def test_restore_with_settings_brings_back_limits_and_domains(daemon, tmp_path):
-    daemon.ok("site", "create", "shop", "--memory", "256M", "--pids", "64", "--domain", "shop.example.com")
+    daemon.ok("site", "create", "shop", "--memory", "256M", "--pids", "64", "--domain", "shop.example.com",
+              "--io-write", "5M")
     name = archive(daemon, "shop")["name"]
     daemon.ok("site", "set", "shop", "--memory", "512M", "--pids", "100", "--no-domain", "shop.example.com",
-              "--domain", "other.example.org")
+              "--domain", "other.example.org", "--io-write", "unlimited")
     # Without --settings the settings stay as they are now.
     r = daemon.berth("site", "restore", "shop", name)
     assert r.returncode == 0, r
@@ -386,6 +387,7 @@ def test_restore_with_settings_brings_back_limits_and_domains(daemon, tmp_path):
     back = daemon.ok("site", "show", "shop")
     assert back["limits"]["memory_bytes"] == 256 << 20
     assert back["limits"]["pids"] == 64
+    assert back["limits"]["io_write_bps"] == 5 << 20
     assert back["domains"] == ["shop.example.com"]
 
     # A snapshot whose settings would break the rules changes nothing at all.
@@ -460,3 +462,202 @@ def test_berthd_answers_while_a_big_snapshot_is_written_and_a_gone_client_cancel
     os.unlink(big)
     assert wait_for(lambda: daemon.berth("site", "archive", "blog").returncode == 0, timeout=10)
     assert len(snapshot_files(blog)) == 1
+
+
+# ---- restores run in a child of berthd ----
+
+def children(daemon):
+    pid = daemon.proc.pid
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return {int(p) for p in f.read().split()}
+
+
+def restore_in_background(daemon, *args):
+    from conftest import BERTH
+    return subprocess.Popen([str(BERTH), "--socket", str(daemon.socket), "site", "restore", *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def read(info, *path):
+    with open(os.path.join(info["dir"], *path), "rb") as f:
+        return f.read()
+
+
+def shop_with_two_versions(d, tmp_path):
+    """A site archived at V1 (memory 256M, a private secret) then changed to V2."""
+    info = d.ok("site", "create", "shop", "--memory", "256M")
+    assert d.berth("site", "upload", "shop", write_zip(tmp_path / "v1.zip", [("index.html", V1)])).returncode == 0
+    secret = os.path.join(info["dir"], "private", "secret.env")
+    with open(secret, "wb") as f:
+        f.write(b"v1 secret\n")
+    name = archive(d, "shop")["name"]
+    d.ok("site", "set", "shop", "--memory", "512M")
+    assert d.berth("site", "upload", "shop", write_zip(tmp_path / "v2.zip", [("index.html", V2)])).returncode == 0
+    with open(secret, "wb") as f:
+        f.write(b"v2 secret\n")
+    return info, name
+
+
+def test_berthd_answers_while_a_restore_runs_and_the_restore_outlives_its_client(daemon_factory, tmp_path):
+    gate = tmp_path / "gate"
+    d = daemon_factory().start(env={"BERTH_TEST_RESTORE_GATE": str(gate)})
+    info, name = shop_with_two_versions(d, tmp_path)
+    before = children(d)
+    slow = restore_in_background(d, "shop", name)
+    try:
+        restorer = wait_for(lambda: children(d) - before, timeout=10)
+        assert restorer, "no process restores the site"
+        # Held at the gate: berthd answers all the same, and keeps the site's trees
+        # from being replaced, archived or removed under the restore.
+        started = time.monotonic()
+        assert d.ok("site", "show", "shop")["name"] == "shop"
+        assert time.monotonic() - started < 5, "berthd was blocked by the restore"
+        r = d.berth("site", "rm", "shop")
+        assert r.returncode == 1, r
+        assert r.stderr.strip() == "berth: site shop is being restored: wait for it to end, then remove it", r
+        r = d.berth("site", "upload", "shop", tmp_path / "v1.zip")
+        assert r.returncode == 1 and "being restored" in r.stderr, r
+        r = d.berth("site", "archive", "shop")
+        assert r.returncode == 1 and "being restored" in r.stderr, r
+        r = d.berth("site", "restore", "shop", name)
+        assert r.returncode == 1 and "being restored already" in r.stderr, r
+        assert slow.poll() is None
+    finally:
+        # The client goes away: the restore goes on to its end.
+        slow.kill()
+        slow.wait()
+    assert read(info, "public", "index.html") == V2
+    gate.touch()
+    assert wait_for(lambda: read(info, "public", "index.html") == V1, timeout=20), "the restore stopped"
+    assert wait_for(lambda: not (children(d) & restorer), timeout=20), "the restore's process was not reaped"
+    assert read(info, "private", "secret.env") == b"v1 secret\n"
+    assert "its client went away; the restore goes on" in d.log()
+    no_debris(info)
+    assert not os.path.exists(os.path.join(info["dir"], ".restore-journal"))
+    # Nothing is busy any more.
+    assert d.berth("site", "restore", "shop", name).returncode == 0
+
+
+def wait_between_the_swaps(info):
+    """The restore holds after swapping public/, before private/: the moment a kill
+    would leave a new public/ beside the old private/ without the journal."""
+    journal = os.path.join(info["dir"], ".restore-journal")
+    assert wait_for(lambda: os.path.exists(journal) and read(info, "public", "index.html") == V1, timeout=20)
+    assert read(info, "private", "secret.env") == b"v2 secret\n"
+    return journal
+
+
+def test_a_restore_killed_between_its_swaps_is_finished_by_berthd(daemon_factory, tmp_path):
+    d = daemon_factory().start(env={"BERTH_TEST_RESTORE_SWAP_GATE": str(tmp_path / "never")})
+    info, name = shop_with_two_versions(d, tmp_path)
+    before = children(d)
+    slow = restore_in_background(d, "shop", name, "--settings")
+    try:
+        journal = wait_between_the_swaps(info)
+        for pid in children(d) - before:
+            os.kill(pid, 9)
+        out, err = slow.communicate(timeout=30)
+    finally:
+        slow.kill()
+    assert slow.returncode == 0, (out, err)
+    assert out.strip() == "restored site shop, with its settings", out
+    assert read(info, "public", "index.html") == V1
+    assert read(info, "private", "secret.env") == b"v1 secret\n"
+    assert d.ok("site", "show", "shop")["limits"]["memory_bytes"] == 256 << 20
+    assert not os.path.exists(journal)
+    assert "the restore process ended during the swap; berthd finished it" in d.log()
+    assert get(d.http_port(), "shop.test.berth")[0] == 200
+
+
+def test_a_berthd_stopped_between_the_swaps_finishes_the_restore_at_its_next_start(daemon_factory, tmp_path):
+    d = daemon_factory().start(env={"BERTH_TEST_RESTORE_SWAP_GATE": str(tmp_path / "never")})
+    info, name = shop_with_two_versions(d, tmp_path)
+    slow = restore_in_background(d, "shop", name, "--settings")
+    try:
+        journal = wait_between_the_swaps(info)
+        d.stop()
+        slow.communicate(timeout=30)
+    finally:
+        slow.kill()
+    assert slow.returncode == 1
+    # Stopped: a new public/ beside the old private/, and the journal that says so.
+    assert os.path.exists(journal)
+    assert read(info, "private", "secret.env") == b"v2 secret\n"
+    d.start()
+    assert read(info, "public", "index.html") == V1
+    assert read(info, "private", "secret.env") == b"v1 secret\n"
+    assert d.ok("site", "show", "shop")["limits"]["memory_bytes"] == 256 << 20
+    assert not os.path.exists(journal)
+    no_debris(info)
+    assert "site shop: finished an interrupted restore (files and settings)" in d.log()
+
+
+def test_a_damaged_restore_journal_is_kept_and_changes_nothing(daemon_factory, tmp_path):
+    d = daemon_factory().start()
+    info = d.ok("site", "create", "shop")
+    journal = os.path.join(info["dir"], ".restore-journal")
+    with open(journal, "w") as f:
+        f.write("berth-restore 1\nstaging ../../etc\ndir public 1 2\n")
+    d.stop()
+    d.start()
+    assert "its journal .restore-journal is kept for an operator" in d.log()
+    assert os.path.exists(journal)
+    # While it is there no restore may start: it would hide the earlier one.
+    name = archive(d, "shop")["name"]
+    r = d.berth("site", "restore", "shop", name)
+    assert r.returncode == 1 and "an earlier restore of this site was interrupted" in r.stderr, r
+
+
+# ---- a removed site's snapshots ----
+
+def test_a_removed_site_keeps_its_snapshots_and_comes_back_from_them(daemon, blog, tmp_path):
+    name = archive(daemon)["name"]
+    r = daemon.berth("site", "rm", "blog")
+    assert r.returncode == 0, r
+    lines = r.stdout.strip().split("\n")
+    assert lines[0] == "removed site blog"
+    kept = lines[1].split("its snapshots are kept in ", 1)[1].split(" ", 1)[0]
+    removed = daemon.state_dir / "removed"
+    assert os.path.dirname(kept) == str(removed)
+    assert os.path.basename(kept).startswith("blog-")
+    assert os.listdir(kept) == [name]
+    st = os.stat(removed)
+    assert st.st_uid == 0 and stat.S_IMODE(st.st_mode) == 0o700
+    assert not os.path.exists(blog["dir"])
+
+    # Brought back as the CLI says.
+    daemon.ok("site", "create", "blog")
+    r = daemon.berth("site", "restore", "blog", "--file", os.path.join(kept, name), "--settings")
+    assert r.returncode == 0, r
+    assert get(daemon.http_port(), "blog.test.berth") == (200, V1)
+
+    # --purge takes them with the site; a site without snapshots keeps nothing.
+    archive(daemon)
+    r = daemon.berth("site", "rm", "blog", "--purge", json_out=True)
+    assert r.returncode == 0, r
+    assert r.json() == {"removed": "blog", "snapshots_kept_in": None}
+    assert os.listdir(removed) == [os.path.basename(kept)]
+    daemon.ok("site", "create", "blog")
+    r = daemon.berth("site", "rm", "blog")
+    assert r.returncode == 0 and r.stdout == "removed site blog\n", r
+    r = daemon.berth("site", "rm", "blog", "--purge", "--memory", "1G")
+    assert r.returncode == 2 and "--memory does not apply to 'site rm'" in r.stderr, r
+
+
+def test_snapshots_survive_a_crash_in_the_middle_of_a_removal(daemon_factory):
+    d = daemon_factory().start()
+    d.ok("site", "create", "blog")
+    name = archive(d)["name"]
+    d.stop()
+    d.start(env={"BERTH_TEST_CRASH": "site-rm:stored"})
+    assert d.berth("site", "rm", "blog", "--purge").returncode == 1
+    assert d.proc.wait(timeout=20) == -9
+    d.proc = None
+    # The row is gone, the tree is an orphan: the next start removes it, but keeps
+    # the snapshots (a crash may not lose what a removal would have kept).
+    d.start()
+    removed = d.state_dir / "removed"
+    [kept] = os.listdir(removed)
+    assert kept.startswith("blog-") and os.listdir(removed / kept) == [name]
+    assert not (d.state_dir / "sites" / "blog").exists()
+    assert f"removed site blog: its snapshots are kept in {removed / kept}" in d.log()

@@ -461,6 +461,60 @@ def test_limits_change_live(daemon):
     assert "memory used" in text and "processes    " in text and "oom kills    0" in text
 
 
+def disk_of(path):
+    """major:minor of the whole disk holding path, as the io controller names it."""
+    st = os.stat(path)
+    sysdir = os.path.realpath(f"/sys/dev/block/{os.major(st.st_dev)}:{os.minor(st.st_dev)}")
+    if os.path.exists(os.path.join(sysdir, "partition")):
+        sysdir = os.path.dirname(sysdir)
+    return open(os.path.join(sysdir, "dev")).read().strip()
+
+
+def test_disk_limits_throttle_the_sites_writes_and_change_live(daemon):
+    st = os.stat(daemon.state_dir)
+    require(os.major(st.st_dev) != 0, "the state dir is on no block device (tmpfs, overlay)")
+    info = make_app(daemon, "disk", always_on=True)
+    wait_state(daemon, "disk", "running")
+    dev = disk_of(daemon.state_dir)
+    dirs = cgroup_dirs(daemon, "disk")
+    v2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+    require(cgroup_read(dirs, "io.max" if v2 else "blkio.throttle.write_bps_device") is not None,
+            "no io (blkio) controller for site cgroups")
+
+    shown = daemon.ok("site", "set", "disk", "--io-write", "2M", "--io-read", "4M")
+    assert shown["limits"]["io_write_bps"] == 2 << 20 and shown["limits"]["io_write"] == "2M/s", shown
+    assert shown["limits"]["io_read_bps"] == 4 << 20
+    if v2:
+        assert f"{dev} rbps={4 << 20} wbps={2 << 20}" in cgroup_read(dirs, "io.max")
+    else:
+        assert cgroup_read(dirs, "blkio.throttle.write_bps_device") == f"{dev} {2 << 20}"
+        assert cgroup_read(dirs, "blkio.throttle.read_bps_device") == f"{dev} {4 << 20}"
+    assert "disk         read 4M/s, write 2M/s" in daemon.berth("site", "show", "disk").stdout
+
+    # 6 MiB written past the page cache at 2 MiB/s take about 3 s; unthrottled, a
+    # fraction of one. (A lower bound only: a slow machine cannot fail it.)
+    dd = ["dd", "if=/dev/zero", "of=/site/private/big", "bs=1M", "count=6", "oflag=direct"]
+    started = time.monotonic()
+    r = daemon.berth("site", "exec", "disk", "--", *dd, timeout=60)
+    took = time.monotonic() - started
+    assert r.returncode == 0, r
+    assert took >= 2.0, f"6 MiB went out in {took:.2f} s under a 2 MiB/s limit"
+
+    # Lifted live: the rule is gone, the same sandbox goes on.
+    daemon.ok("site", "set", "disk", "--io-write", "unlimited", "--io-read", "unlimited")
+    if v2:
+        assert f"{dev} " not in (cgroup_read(dirs, "io.max") or "")
+    else:
+        assert cgroup_read(dirs, "blkio.throttle.write_bps_device") == ""
+    assert show(daemon, "disk")["runtime"]["restarts"] == 0
+    assert os.path.getsize(os.path.join(info["dir"], "private", "big")) == 6 << 20
+
+    r = daemon.berth("site", "set", "disk", "--io-write", "100K")
+    assert r.returncode == 1 and "disk limits must be at least 1M per second" in r.stderr, r
+    r = daemon.berth("site", "set", "disk", "--io-write", "fast")
+    assert r.returncode == 1 and "invalid io_write limit" in r.stderr, r
+
+
 def test_limit_the_running_sandbox_cannot_take_is_reported_and_the_others_apply(daemon):
     import subprocess
     from conftest import BERTH

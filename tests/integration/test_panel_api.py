@@ -292,7 +292,7 @@ def test_users_cannot_lift_their_sites_isolation(panel):
     assert boss.login("boss").status == 200
     app = {"type": "app", "cmd": "exec sleep 1000"}
     for extra in [{"network": "host"}, {"memory": 0}, {"memory": "unlimited"}, {"pids": 0},
-                  {"cpu": "unlimited"}]:
+                  {"cpu": "unlimited"}, {"io_write": "10M"}, {"io_read": "unlimited"}]:
         a = alice.request("POST", "/api/v1/sites", {"name": "mine", **app, **extra})
         assert a.status == 403, (extra, a)
         assert "only an admin" in a.error(), a
@@ -301,15 +301,16 @@ def test_users_cannot_lift_their_sites_isolation(panel):
     a = alice.request("POST", "/api/v1/sites", {"name": "mine", **app, "network": "nat", "memory": "512M",
                                                 "pids": 64, "cpu": "0.5"})
     assert a.status == 201, a
-    for extra in [{"network": "host"}, {"memory": 0}, {"pids": 0}, {"cpu": "0"}]:
+    for extra in [{"network": "host"}, {"memory": 0}, {"pids": 0}, {"cpu": "0"}, {"io_write": "unlimited"}]:
         a = alice.request("PATCH", "/api/v1/sites/mine", extra)
         assert a.status == 403, (extra, a)
     assert alice.request("PATCH", "/api/v1/sites/mine", {"memory": "1G", "network": "none"}).status == 200
     # an admin may, and the user can still change the rest of that site
-    assert boss.request("PATCH", "/api/v1/sites/mine", {"network": "host", "pids": 0}).status == 200
+    assert boss.request("PATCH", "/api/v1/sites/mine", {"network": "host", "pids": 0, "io_write": "10M"}).status == 200
     assert alice.request("PATCH", "/api/v1/sites/mine", {"idle_seconds": 60}).status == 200
     site = alice.request("GET", "/api/v1/sites/mine").json
     assert (site["network"], site["limits"]["pids"], site["idle_seconds"]) == ("host", 0, 60)
+    assert site["limits"]["io_write_bps"] == 10 << 20
 
 
 def restart_with_config(daemon, yaml_line):

@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from conftest import BERTH
+from conftest import BERTH, wait_for
 
 
 def db_rows(daemon, sql, *args):
@@ -22,8 +22,14 @@ def db_rows(daemon, sql, *args):
 
 
 def site_dirs(daemon):
+    """The trees under <state>/sites, once a removed site's trash is gone (a process
+    of its own removes it, so berthd answers meanwhile; it must not linger)."""
     root = daemon.state_dir / "sites"
-    return sorted(p.name for p in root.iterdir()) if root.exists() else []
+
+    def names():
+        return sorted(p.name for p in root.iterdir()) if root.exists() else []
+    assert wait_for(lambda: not any(n.startswith(".trash-") for n in names()), timeout=20), names()
+    return names()
 
 
 def test_create_list_show_remove(daemon):
@@ -427,3 +433,44 @@ def test_site_logs_tail_and_follow(daemon):
         proc.kill()
         proc.wait()
     assert "runtime error" not in proc.stderr.read()
+
+
+def holds_fd3_on(pid, path):
+    """Whether process pid has fd 3 open on path (and is not berthd itself)."""
+    try:
+        return os.readlink(f"/proc/{pid}/fd/3") == path and "berthd" in os.readlink(f"/proc/{pid}/exe") and \
+            len(os.listdir(f"/proc/{pid}/fd")) < 10
+    except OSError:
+        return False
+
+
+def test_removing_a_big_site_does_not_hold_berthd_up(daemon_factory, tmp_path):
+    """A tree of many files is removed by a process of its own, so berthd answers
+    meanwhile (held here at a gate); the trash is gone soon after, and a restart
+    in between neither fails on a port nor keeps the trash."""
+    gate = tmp_path / "gate"
+    d = daemon_factory().start(env={"BERTH_TEST_REMOVE_GATE": str(gate)})
+    info = d.ok("site", "create", "big")
+    public = os.path.join(info["dir"], "public")
+    for i in range(50):
+        sub = os.path.join(public, f"d{i}")
+        os.mkdir(sub)
+        for j in range(100):
+            open(os.path.join(sub, f"f{j}"), "w").close()
+    r = d.berth("site", "rm", "big")
+    assert r.returncode == 0, r
+    root = d.state_dir / "sites"
+    [trash] = [p.name for p in root.iterdir()]
+    assert trash.startswith(".trash-big-"), trash
+    assert d.ok("site", "ls")["sites"] == []
+    # The remover holds the sites' directory and nothing else of berthd's.
+    remover = [pid for pid in os.listdir("/proc") if pid.isdigit() and holds_fd3_on(pid, str(root))]
+    assert len(remover) == 1, remover
+    fds = sorted(int(fd) for fd in os.listdir(f"/proc/{remover[0]}/fd"))
+    assert fds == [0, 1, 2, 3], fds
+    assert d.ok("site", "create", "big")["name"] == "big"   # the name is free again
+    # berthd restarts while the removal waits: its ports are its own again.
+    d.stop()
+    d.start()
+    gate.touch()
+    assert site_dirs(d) == ["big"]

@@ -56,8 +56,8 @@ static void test_settings_round_trip(void **state)
     char *domains[] = { "a.example.com", "b.example.org" };
     struct store_site site = {
         .name = "blog", .type = "php", .cmd = NULL, .memory_max = 256ull << 20, .cpu_millis = 500,
-        .pids_max = 64, .network = "nat", .always_on = true, .idle_seconds = 600,
-        .php_settings = "{\"memory_limit\":\"128M\"}", .domains = domains, .n_domains = 2,
+        .pids_max = 64, .io_read_bps = 50ull << 20, .io_write_bps = 20ull << 20, .network = "nat",
+        .always_on = true, .idle_seconds = 600, .php_settings = "{\"memory_limit\":\"128M\"}", .domains = domains, .n_domains = 2,
     };
     struct buf out = BUF_INIT(SNAPSHOT_META_MAX);
     assert_int_equal(snapshot_settings_write(&site, 1796152500, &out), 0);
@@ -72,6 +72,8 @@ static void test_settings_round_trip(void **state)
     assert_int_equal(back.memory_max, 256ull << 20);
     assert_int_equal(back.cpu_millis, 500);
     assert_int_equal(back.pids_max, 64);
+    assert_int_equal(back.io_read_bps, 50ull << 20);
+    assert_int_equal(back.io_write_bps, 20ull << 20);
     assert_int_equal(back.idle_seconds, 600);
     assert_true(back.always_on);
     assert_int_equal(back.n_domains, 2);
@@ -108,6 +110,7 @@ static void test_settings_refused(void **state)
     expect_refused("{\"format\":\"berth-site\",\"version\":2,\"settings\":{}}", "version");
     expect_refused("{\"format\":\"berth-site\",\"version\":1}", "no \"settings\"");
     expect_refused(HEAD "{\"type\":\"evil\"," GOOD_TAIL, "\"type\"");
+    expect_refused(HEAD "{\"type\":\"php\",\"io_write_bps\":-1," GOOD_TAIL, "\"io_write_bps\"");
     expect_refused(HEAD "{\"type\":\"static\",\"domains\":[],\"memory_bytes\":-1,\"cpu_millis\":0,\"pids\":0,"
                    "\"idle_seconds\":0,\"always_on\":false,\"cmd\":null,\"network\":\"none\"}}", "memory_bytes");
     expect_refused(HEAD "{\"type\":\"static\",\"domains\":[],\"memory_bytes\":0,\"cpu_millis\":0,\"pids\":0,"

@@ -566,6 +566,8 @@ static void test_site_update(void **state)
     upd.desired_state = (char *)"stopped";
     upd.network = (char *)"host";
     upd.pids_max = 32;
+    upd.io_read_bps = 7ull << 20;
+    upd.io_write_bps = 3ull << 20;
     upd.idle_seconds = 30;
     upd.php_settings = (char *)"{\"upload_max_filesize\":\"8M\"}";
     assert_int_equal(store_site_update(f->s, &upd, NULL), 0);
@@ -582,6 +584,8 @@ static void test_site_update(void **state)
     assert_string_equal(got.desired_state, "stopped");
     assert_string_equal(got.network, "host");
     assert_int_equal(got.pids_max, 32);
+    assert_int_equal(got.io_read_bps, 7ull << 20);
+    assert_int_equal(got.io_write_bps, 3ull << 20);
     assert_int_equal(got.idle_seconds, 30);
     assert_string_equal(got.php_settings, "{\"upload_max_filesize\":\"8M\"}");
     assert_int_equal(got.n_domains, 2);
