@@ -141,6 +141,11 @@ void api_panel_serve(const struct http1_request *http, struct api_response *res)
 void api_handle_site_logs(const struct api_config *cfg, const struct api_request *req,
                           const char *site, struct api_response *res);
 
+/* /api/v1/sites/NAME/keys[/FINGERPRINT] for a site the asker may manage (the caller
+ * checked): list, add, remove its SSH keys (keys.c). */
+void api_handle_site_keys(const struct api_config *cfg, const struct api_request *req, const char *site,
+                          struct api_response *res);
+
 void api_handle_status(const struct api_config *cfg, const struct api_request *req, struct api_response *res);
 void api_handle_sites(const struct api_config *cfg, const struct api_request *req, struct api_response *res);
 /* GET /api/v1/php/settings: the PHP settings a site's owner may change, with

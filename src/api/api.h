@@ -21,6 +21,8 @@
  *   GET    /api/v1/sites/NAME/archives/SNAP  DELETE /api/v1/sites/NAME/archives/SNAP
  *   POST   /api/v1/sites/NAME/restore {snapshot, settings}
  *   PUT    /api/v1/sites/NAME/restore?settings=1   (a snapshot file as the body)
+ *   GET    /api/v1/sites/NAME/keys           POST /api/v1/sites/NAME/keys {key}
+ *   DELETE /api/v1/sites/NAME/keys/FPR       (SFTP keys; FPR URL-safe: '_' '-' for '/' '+')
  *
  * Two kinds of socket serve it (enum api_auth_mode): api.sock, where a root peer is
  * the admin "root" and nobody else gets in; and panel.sock, where the peer is the
@@ -35,6 +37,8 @@
 #include "common/evloop.h"
 #include "sites/sites.h"
 #include "store/store.h"
+
+struct api_ssh_broker;
 
 /* One listening socket of berthd, as `berth status` shows it. */
 struct api_listener {
@@ -71,6 +75,8 @@ struct api_config {
     uint64_t user_max_memory;
     uint32_t user_max_cpu_millis, user_max_pids;
     uint32_t user_max_sites;         /* sites a user who is not an admin may own; 0: no limit */
+    struct api_ssh_broker *ssh_broker; /* SFTP logins; NULL: no ssh front */
+    const char *ssh_fingerprint;     /* the ssh host key's "SHA256:...", shown by status; NULL: none */
 };
 
 struct api_server;
@@ -80,3 +86,23 @@ struct api_server;
 int api_server_new(struct evloop *loop, const struct api_config *cfg, struct api_server **ret);
 /* Closes every connection and the socket, and unlinks it. NULL-safe. */
 void api_server_free(struct api_server *server);
+
+/* ---- the SFTP broker (ssh-broker.c) ----
+ * berthd's side of each ssh connection: the connection's child asks, over its own
+ * SOCK_SEQPACKET socket (src/ssh/ssh.h's messages), whether a key or a password may
+ * log in as a site, and for the site's sftp-server; the broker decides from the
+ * store, throttles failed logins per client address, logs and audits logins, and
+ * starts sftp-server in the site's sandbox (sites_runtime_session_spawn). */
+struct api_ssh_broker;
+
+/* store and runtime (NULL: no sandboxes, every session refused) are borrowed. */
+int api_ssh_broker_new(struct evloop *loop, struct store *store, struct sites_runtime *runtime,
+                       struct api_ssh_broker **ret);
+/* A new connection (an ssh_conn_fn: data is the broker): takes ownership of fd. */
+void api_ssh_broker_conn(void *broker, int fd, const char *address);
+/* Ends the sessions logged in to site (with the key of this fingerprint only, or
+ * all when NULL): their sftp-server is killed and their connection closed. Returns
+ * how many ended. */
+unsigned api_ssh_broker_end_sessions(struct api_ssh_broker *b, const char *site, const char *fingerprint);
+/* Ends every session. NULL-safe. */
+void api_ssh_broker_free(struct api_ssh_broker *b);

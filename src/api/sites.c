@@ -749,7 +749,8 @@ void api_handle_sites(const struct api_config *cfg, const struct api_request *re
             api_reply_error(res, 405, "use GET or POST on /api/v1/sites");
         return;
     }
-    if (req->n_segments > 4 || (req->n_segments == 4 && !streq(req->segments[2], "archives"))) {
+    if (req->n_segments > 4 ||
+        (req->n_segments == 4 && !streq(req->segments[2], "archives") && !streq(req->segments[2], "keys"))) {
         api_reply_error(res, 404, "no such API endpoint");
         return;
     }
@@ -763,6 +764,8 @@ void api_handle_sites(const struct api_config *cfg, const struct api_request *re
         api_handle_site_archives(cfg, req, &site, res);
     } else if (req->n_segments == 3 && streq(req->segments[2], "restore")) {
         api_handle_site_restore(cfg, req, &site, res);
+    } else if (req->n_segments >= 3 && streq(req->segments[2], "keys")) {
+        api_handle_site_keys(cfg, req, site.name, res);
     } else if (req->n_segments == 3 && streq(req->segments[2], "logs")) {
         api_handle_site_logs(cfg, req, site.name, res);
     } else if (req->n_segments == 3 && streq(req->segments[2], "stats")) {

@@ -356,6 +356,8 @@ void api_handle_status(const struct api_config *cfg, const struct api_request *r
     json_kv_string(w, "base_domain", cfg->base_domain);
     if (cfg->tls_ca)
         json_kv_string(w, "tls_ca", cfg->tls_ca);
+    if (cfg->ssh_fingerprint)
+        json_kv_string(w, "ssh_host_key", cfg->ssh_fingerprint);
     json_kv_int(w, "schema_version", store_schema_version(cfg->store));
     json_key(w, "listeners");
     json_array_begin(w);

@@ -35,6 +35,8 @@ int cli_connect_api(const struct cli *cli);
 int cli_send_file(int sock, const char *path, int body_fd, uint64_t size);
 /* Reads berthd's whole answer (at most 1 MiB) from sock into ret. 0 or EXIT_FAILED. */
 int cli_read_answer(int sock, struct cli_response *ret);
+/* berth site key add|ls|rm (key.c; argv[0] is "key"). */
+int cli_site_key(const struct cli *cli, int argc, char **argv);
 /* berth site archive|archives|restore (archive.c). */
 int cli_site_archive(const struct cli *cli, int argc, char **argv);
 /* Reports a response: with --json prints the body to stdout; on an error status

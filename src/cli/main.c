@@ -23,6 +23,7 @@ static void usage(FILE *f)
           "  site logs NAME [--error] [--lines N] [--follow]  the site's access (or error) log\n"
           "  site exec NAME -- CMD [ARG]...      run a command in the site's sandbox\n"
           "  site upload NAME PATH               zip, tar(.gz/.zst/.xz) or a folder; replaces public/\n"
+          "  site key add|ls|rm NAME ...         SSH keys that log in over SFTP as user NAME\n"
           "  site archive NAME [--keep N] [--output FILE|-]  snapshot public/, private/ and settings\n"
           "  site archives NAME [--download SNAP [--output FILE|-]] [--delete SNAP]\n"
           "  site restore NAME SNAP|--file PATH [--settings]  bring a snapshot back\n"

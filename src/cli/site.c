@@ -28,7 +28,8 @@ static void usage(FILE *f)
           "       berth site upload NAME PATH   (a zip, a tar, .tar.gz/.zst/.xz, or a folder)\n"
           "       berth site archive NAME [--keep N] | berth site archive NAME --output FILE|-\n"
           "       berth site archives NAME [--download SNAPSHOT [--output FILE|-]] [--delete SNAPSHOT]\n"
-          "       berth site restore NAME SNAPSHOT|--file PATH [--settings]\n", f);
+          "       berth site restore NAME SNAPSHOT|--file PATH [--settings]\n"
+          "       berth site key add NAME KEY|--file PATH | key ls NAME | key rm NAME FINGERPRINT\n", f);
 }
 
 enum {
@@ -507,6 +508,8 @@ int cli_site(const struct cli *cli, int argc, char **argv)
     }
     if (streq(verb, "exec"))
         return cli_site_exec(cli, argc - 1, argv + 1);
+    if (streq(verb, "key"))
+        return cli_site_key(cli, argc - 1, argv + 1);
     if (streq(verb, "archive") || streq(verb, "archives") || streq(verb, "restore"))
         return cli_site_archive(cli, argc - 1, argv + 1);
     static const char *const verbs[] = { "create", "ls", "show", "set", "start", "stop", "restart", "rm", "upload",

@@ -31,6 +31,8 @@ int cli_status(const struct cli *cli, int argc, char **argv)
         printf("base domain  %s\n", json_get_string(j, "base_domain") ?: "?");
         if (json_get_string(j, "tls_ca"))
             printf("tls ca       %s\n", json_get_string(j, "tls_ca"));
+        if (json_get_string(j, "ssh_host_key"))
+            printf("ssh host key %s\n", json_get_string(j, "ssh_host_key"));
         const struct json_value *ls = json_get(j, "listeners");
         for (size_t i = 0; ls && ls->type == JSON_ARRAY && i < ls->array.n; i++) {
             const struct json_value *l = ls->array.items[i];

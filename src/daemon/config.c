@@ -15,7 +15,7 @@ static void usage(FILE *f)
 {
     fputs("Usage: berthd [--dev] [--config FILE] [--state-dir DIR] [--run-dir DIR]\n"
           "              [--base-domain DOMAIN] [--http ADDR:PORT]... [--https ADDR:PORT]...\n"
-          "              [--ssh ADDR:PORT] [--api-socket PATH] [--log-level LEVEL]\n"
+          "              [--ssh ADDR:PORT|off]... [--api-socket PATH] [--log-level LEVEL]\n"
           "              [--nat-bridge NAME] [--nat-ipv4 CIDR|off] [--nat-ipv6 CIDR|off]\n"
           "              [--nat-allow PROTO/PORT]...\n"
           "\n"
@@ -31,7 +31,10 @@ static void usage(FILE *f)
           "  --https ADDR:PORT     HTTPS listener, repeatable (certificates from berth's local CA\n"
           "                        in STATE-DIR/tls; default [::]:443 and 0.0.0.0:443 when no\n"
           "                        --http/--https is given; --dev: 127.0.0.1:8443 and [::1]:8443)\n"
-          "  --ssh ADDR:PORT       SFTP listener\n"
+          "  --ssh ADDR:PORT|off   SFTP listener, repeatable: one port for every site, the login\n"
+          "                        name is the site's (default [::]:2222 and 0.0.0.0:2222;\n"
+          "                        --dev: 127.0.0.1:2222); the host key is STATE-DIR/\n"
+          "                        ssh_host_ed25519_key; off: no SFTP\n"
           "  --api-socket PATH     API socket (default RUN-DIR/api.sock)\n"
           "  --log-level LEVEL     error, warning, notice, info or debug (default info)\n"
           "  --nat-bridge NAME     bridge of network nat sites (default berth0)\n"
@@ -100,7 +103,11 @@ int berthd_config_parse_args(struct berthd_config *cfg, int argc, char **argv)
         case OPT_RUN: set_string(&cfg->run_dir, optarg); berthd_flags_set[SET_RUN_DIR] = true; break;
         case OPT_BASE: set_string(&cfg->base_domain, optarg); berthd_flags_set[SET_BASE_DOMAIN] = true; break;
         case OPT_API: set_string(&cfg->api_socket, optarg); berthd_flags_set[SET_API_SOCKET] = true; break;
-        case OPT_SSH: set_string(&cfg->ssh, optarg); berthd_flags_set[SET_SSH] = true; break;
+        case OPT_SSH:
+            if (add_listener(cfg->ssh, &cfg->n_ssh, optarg) < 0)
+                return -EINVAL;
+            berthd_flags_set[SET_SSH] = true;
+            break;
         case OPT_NAT_BRIDGE: set_string(&cfg->nat_bridge, optarg); berthd_flags_set[SET_NAT_BRIDGE] = true; break;
         case OPT_NAT_IPV4: set_string(&cfg->nat_ipv4, optarg); berthd_flags_set[SET_NAT_IPV4] = true; break;
         case OPT_NAT_IPV6: set_string(&cfg->nat_ipv6, optarg); berthd_flags_set[SET_NAT_IPV6] = true; break;
@@ -290,12 +297,11 @@ int berthd_config_load_file(struct berthd_config *cfg, bool *flags_set, char *er
             snprintf(err, n, "config file %s: keys must be plain words", path);
             r = -EINVAL;
         } else if (streq(key, "state_dir") || streq(key, "run_dir") || streq(key, "base_domain") ||
-                   streq(key, "api_socket") || streq(key, "ssh")) {
+                   streq(key, "api_socket")) {
             int which = streq(key, "state_dir") ? SET_STATE_DIR : streq(key, "run_dir") ? SET_RUN_DIR
-                      : streq(key, "base_domain") ? SET_BASE_DOMAIN : streq(key, "api_socket") ? SET_API_SOCKET : SET_SSH;
+                      : streq(key, "base_domain") ? SET_BASE_DOMAIN : SET_API_SOCKET;
             char **field = which == SET_STATE_DIR ? &cfg->state_dir : which == SET_RUN_DIR ? &cfg->run_dir
-                         : which == SET_BASE_DOMAIN ? &cfg->base_domain : which == SET_API_SOCKET ? &cfg->api_socket
-                         : &cfg->ssh;
+                         : which == SET_BASE_DOMAIN ? &cfg->base_domain : &cfg->api_socket;
             if (!s || !*s) {
                 snprintf(err, n, "config file %s: %s must be a non-empty string", path, key);
                 r = -EINVAL;
@@ -327,6 +333,9 @@ int berthd_config_load_file(struct berthd_config *cfg, bool *flags_set, char *er
                     r = -EINVAL;
                 }
             }
+        } else if (streq(key, "ssh")) {
+            if (!flags_set[SET_SSH])
+                r = yaml_listeners(v, cfg->ssh, &cfg->n_ssh, key, err, n);
         } else if (streq(key, "http") || streq(key, "https")) {
             bool https = streq(key, "https");
             if (!flags_set[https ? SET_HTTPS : SET_HTTP])
@@ -422,6 +431,19 @@ int berthd_config_finish(struct berthd_config *cfg)
         add_listener(cfg->https, &cfg->n_https, "[::]:443");
         add_listener(cfg->https, &cfg->n_https, "0.0.0.0:443");
     }
+    if (cfg->n_ssh == 0) {
+        cfg->ssh_default = true;
+        if (cfg->dev) {
+            add_listener(cfg->ssh, &cfg->n_ssh, "127.0.0.1:2222");
+        } else {
+            add_listener(cfg->ssh, &cfg->n_ssh, "[::]:2222");
+            add_listener(cfg->ssh, &cfg->n_ssh, "0.0.0.0:2222");
+        }
+    } else if (cfg->n_ssh == 1 && streq(cfg->ssh[0], "off")) {
+        free(cfg->ssh[0]);
+        cfg->ssh[0] = NULL;
+        cfg->n_ssh = 0;
+    }
     if (cfg->log_level < 0)
         cfg->log_level = LOG_INFO;
     if (cfg->uid_first == 0) {
@@ -454,7 +476,8 @@ void berthd_config_done(struct berthd_config *cfg)
     free(cfg->run_dir);
     free(cfg->base_domain);
     free(cfg->api_socket);
-    free(cfg->ssh);
+    for (size_t i = 0; i < cfg->n_ssh; i++)
+        free(cfg->ssh[i]);
     free(cfg->nat_bridge);
     free(cfg->nat_ipv4);
     free(cfg->nat_ipv6);

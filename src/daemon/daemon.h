@@ -21,7 +21,10 @@ struct berthd_config {
     size_t n_http;
     char *https[BERTHD_MAX_LISTENERS];
     size_t n_https;
-    char *ssh;
+    char *ssh[BERTHD_MAX_LISTENERS];  /* SFTP listeners; "off" alone: none */
+    size_t n_ssh;
+    bool ssh_default;               /* ssh holds the defaults (none was asked for): one
+                                       that cannot be bound is a warning, not a failure */
     int log_level;
     uint32_t uid_first, uid_last;   /* site uid range */
     uint32_t front_uid, front_gid;  /* the front's workers */

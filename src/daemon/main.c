@@ -19,6 +19,7 @@
 #include "daemon/daemon.h"
 #include "front/front.h"
 #include "sites/sites.h"
+#include "ssh/ssh.h"
 #include "store/store.h"
 #include "snapshot/snapshot.h"
 #include "upload/upload.h"
@@ -46,9 +47,13 @@ struct berthd {
     struct ev_timer *cert_timer;
     uint64_t cert_renew_ms;
     struct berthd_acme *acme;     /* orders from the ACME CA of acme: in berth.yaml; NULL: none */
-    struct berthd_listener listeners[2 * BERTHD_MAX_LISTENERS];
-    struct api_listener api_listeners[2 * BERTHD_MAX_LISTENERS];
+    struct berthd_listener listeners[3 * BERTHD_MAX_LISTENERS];
+    struct api_listener api_listeners[3 * BERTHD_MAX_LISTENERS];
     size_t n_listeners;
+    size_t n_front_listeners;     /* the first ones: HTTP and HTTPS; the ssh ones follow */
+    struct ssh_supervisor *ssh;   /* the ssh front; NULL: no SFTP */
+    struct api_ssh_broker *ssh_broker;
+    char ssh_fingerprint[SSH_FINGERPRINT_MAX];
     int state_lock_fd, run_lock_fd, signal_fd;
     char *pid_path;
 };
@@ -154,8 +159,69 @@ static int bind_listeners(struct berthd *d)
     }
     if (!ok)
         return -EINVAL;
-    if (d->cfg.ssh)
-        log_warning("SSH listeners are not served by this version yet; ignoring --ssh");
+    d->n_front_listeners = d->n_listeners;
+    /* SFTP: a port asked for must be had; the default one (2222) may be taken by
+     * another program, and then berthd runs without SFTP rather than not at all. */
+    for (size_t i = 0; i < d->cfg.n_ssh; i++) {
+        char err[256];
+        struct berthd_listener *l = &d->listeners[d->n_listeners];
+        int r = berthd_listener_bind("ssh", d->cfg.ssh[i], l, err, sizeof(err));
+        if (r < 0 && d->cfg.ssh_default) {
+            log_warning("%s; SFTP is not served there (give --ssh ADDR:PORT, or --ssh off)", err);
+            continue;
+        }
+        if (r < 0) {
+            log_error("%s", err);
+            return -EINVAL;
+        }
+        d->api_listeners[d->n_listeners] = (struct api_listener){ l->kind, l->requested, l->address };
+        d->n_listeners++;
+    }
+    return 0;
+}
+
+/* The SFTP front: the host key (made on the first start, never replaced), the
+ * broker that decides logins, and the unprivileged front that carries sessions. */
+static int start_ssh(struct berthd *d)
+{
+    int fds[BERTH_SSH_MAX_LISTEN];
+    size_t n = 0;
+    for (size_t i = d->n_front_listeners; i < d->n_listeners && n < BERTH_SSH_MAX_LISTEN; i++)
+        fds[n++] = d->listeners[i].fd;
+    if (n == 0)
+        return 0;
+    char path[4200], why[600];
+    snprintf(path, sizeof(path), "%s/ssh_host_ed25519_key", d->cfg.state_dir);
+    char *pem = NULL;
+    bool created;
+    int r = ssh_hostkey_load_or_create(path, &pem, d->ssh_fingerprint, &created, why, sizeof(why));
+    if (r < 0) {
+        log_error("%s", why);
+        return r;
+    }
+    if (created)
+        log_notice("created the ssh host key %s", path);
+    log_info("ssh host key fingerprint: %s (publish it, so that users can check it at their first login)",
+             d->ssh_fingerprint);
+    r = api_ssh_broker_new(d->loop, d->store, d->runtime, &d->ssh_broker);
+    if (r >= 0) {
+        struct ssh_front_config scfg = {
+            .uid = d->cfg.front_uid, .gid = d->cfg.front_gid, .listen_fds = fds, .n_listen = n,
+            .host_key_pem = pem,
+        };
+        /* Test hooks: a shorter login grace, fewer connections per address. */
+        const char *grace = getenv("BERTH_TEST_SSH_LOGIN_GRACE_S"), *per_addr = getenv("BERTH_TEST_SSH_MAX_PER_ADDR");
+        uint64_t v;
+        if (grace && parse_uint(grace, 1, SSH_FRONT_LOGIN_GRACE_S, &v) == 0)
+            scfg.login_grace_s = (unsigned)v;
+        if (per_addr && parse_uint(per_addr, 1, SSH_FRONT_MAX_CONNS_PER_ADDR, &v) == 0)
+            scfg.max_conns_per_addr = (unsigned)v;
+        r = ssh_supervisor_new(d->loop, &scfg, api_ssh_broker_conn, d->ssh_broker, &d->ssh);
+    }
+    explicit_bzero(pem, strlen(pem));
+    free(pem);
+    if (r < 0)
+        return log_errno(r, "cannot start the ssh front");
     return 0;
 }
 
@@ -476,6 +542,8 @@ static void on_site_change(void *data, enum sites_change change, const struct st
         sites_runtime_site_changed(d->runtime, change, site);
     if (d->acme && change == SITES_CHANGE_REMOVE)
         berthd_acme_forget(d->acme, site->name);
+    if (d->ssh_broker && change == SITES_CHANGE_REMOVE)
+        api_ssh_broker_end_sessions(d->ssh_broker, site->name, NULL);
     if (!d->front)
         return;
     if (change == SITES_CHANGE_REMOVE)
@@ -682,14 +750,14 @@ static int start_front(struct berthd *d)
     fcfg.gid = d->cfg.front_gid;
     fcfg.base_domain = d->cfg.base_domain;
     fcfg.global_log = global_log;
-    for (size_t i = 0; i < d->n_listeners; i++) {
+    for (size_t i = 0; i < d->n_front_listeners; i++) {
         fds[i] = d->listeners[i].fd;
         if (streq(d->listeners[i].kind, "https"))
             fcfg.tls_listeners |= UINT64_C(1) << i;
     }
     fcfg.tls_default_cert = d->default_cert.cert_pem;
     fcfg.tls_default_key = d->default_cert.key_pem;
-    r = front_supervisor_new(d->loop, &fcfg, fds, d->n_listeners, &d->front);
+    r = front_supervisor_new(d->loop, &fcfg, fds, d->n_front_listeners, &d->front);
     if (r < 0)
         return log_errno(r, "cannot start the front");
 
@@ -992,6 +1060,8 @@ static void berthd_done(struct berthd *d)
         evloop_timer_cancel(d->loop, d->stats_save_timer);
         evloop_timer_cancel(d->loop, d->cert_timer);
     }
+    ssh_supervisor_free(d->ssh);
+    api_ssh_broker_free(d->ssh_broker);   /* its sessions' sandboxes: before the runtime */
     sites_exec_free(d->exec);
     sites_runtime_free(d->runtime);
     berthd_acme_free(d->acme);   /* withdraws its challenges from the front: before it */
@@ -1168,6 +1238,8 @@ static int run(struct berthd *d)
         d->sample_timer = evloop_timer_add(d->loop, USAGE_SAMPLE_MS, on_sample_usage, d);
     if (d->runtime && (r = sites_exec_new(d->loop, d->runtime, cfg->run_dir, &d->exec)) < 0)
         return log_errno(r, "cannot serve site exec on %s/exec.sock", cfg->run_dir);
+    if ((r = start_ssh(d)) < 0)
+        return r;
 
     struct api_config acfg = {
         .socket_path = cfg->api_socket, .store = d->store, .sites = d->sites, .runtime = d->runtime, .version = BERTH_VERSION,
@@ -1176,6 +1248,7 @@ static int run(struct berthd *d)
         .stats = d->stats, .user_max_memory = cfg->user_max_memory,
         .user_max_cpu_millis = cfg->user_max_cpu_millis, .user_max_pids = cfg->user_max_pids,
         .user_max_sites = cfg->user_max_sites, .tls_ca = d->ca_path,
+        .ssh_broker = d->ssh_broker, .ssh_fingerprint = d->ssh ? d->ssh_fingerprint : NULL,
     };
     r = api_server_new(d->loop, &acfg, &d->api);
     if (r == -EADDRINUSE)

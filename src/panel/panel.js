@@ -653,6 +653,71 @@ function domainsSection(site, reload) {
   return [list, form];
 }
 
+// SFTP: how to connect (host, port, user, the server's key to check), the site's SSH
+// keys with a Remove button each, and a field to add one. Passwords work too: the
+// owner's own berth password, which suits FileZilla users.
+async function loadSftp(site, box, reload) {
+  const url = `sites/${encodeURIComponent(site.name)}/keys`;
+  let data;
+  try {
+    data = await api('GET', url);
+  } catch (e) {
+    box.replaceChildren(h('p.error', {}, `Cannot load the SSH keys: ${e.message}`));
+    box.removeAttribute('aria-busy');
+    return;
+  }
+  const s = data.sftp;
+  const how = s
+    ? h('dl.sftp', {},
+      h('dt', {}, 'Host'), h('dd', {}, h('code', {}, location.hostname.replace(/^panel\./, ''))),
+      h('dt', {}, 'Port'), h('dd', {}, h('code', {}, s.port)),
+      h('dt', {}, 'User'), h('dd', {}, h('code', {}, s.user)),
+      h('dt', {}, 'Password'), h('dd', {}, 'your own berth password, or a key below'),
+      h('dt', {}, 'Server key'), h('dd', {}, h('code', {}, s.host_key)))
+    : h('p', {}, 'This server does not offer SFTP.');
+  const keys = data.keys || [];
+  const list = h('ul.keys', { id: 'key-list', 'aria-label': `SSH keys of ${site.name}` },
+    keys.length ? null : h('li', {}, h('span.meta', {}, 'No keys yet: add the contents of your .pub file.')),
+    keys.map((k) => h('li', {}, h('code.address', {}, k.fingerprint),
+      h('span.meta', {}, ` ${k.algorithm}${k.comment ? ' · ' + k.comment : ''} · added ${fmtTime(k.created_at)}`),
+      h('button.secondary', { type: 'button', 'aria-label': `Remove key ${k.comment || k.fingerprint}`,
+        onclick: (ev) => busy(ev.currentTarget, async () => {
+          try {
+            await api('DELETE', `${url}/${encodeURIComponent(k.id)}`);
+            announce(`Removed the key ${k.fingerprint}; its open sessions were ended.`);
+            await reload();
+          } catch (e) {
+            announce(`Cannot remove the key: ${e.message}`);
+          }
+        }) }, 'Remove'))));
+  const input = h('textarea', { name: 'key', rows: '3', spellcheck: 'false', autocomplete: 'off' });
+  const form = h('form.stack', { novalidate: true },
+    field('key-new', 'Public key to add', input, 'One line such as "ssh-ed25519 AAAA… you@laptop": the contents of ~/.ssh/id_ed25519.pub.'),
+    h('div.actions', {}, h('button', { type: 'submit' }, 'Add key')));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    setError('key-new', '');
+    const key = input.value.trim();
+    if (!key) {
+      setError('key-new', 'Paste a public key.');
+      input.focus();
+      return;
+    }
+    await busy(form.querySelector('button[type=submit]'), async () => {
+      try {
+        const added = await api('POST', url, { key });
+        announce(`Added the key ${added.fingerprint}.`);
+        await reload();
+      } catch (e) {
+        setError('key-new', e.message);
+        input.focus();
+      }
+    });
+  });
+  box.replaceChildren(how, h('h3', {}, 'SSH keys'), list, form);
+  box.removeAttribute('aria-busy');
+}
+
 // Backups: the site's snapshots, newest first, each to download, restore or delete,
 // and a button that makes one now. Restoring and deleting ask first, in the page
 // (window.confirm is a poor fit for screen readers), and say what they change.
@@ -785,6 +850,7 @@ async function showSite(name) {
   const php = site.type === 'php' ? phpSection(site, reload) : null;
   const access = h('pre.log', { id: 'log-access', tabindex: '0', 'aria-label': 'Access log' }, 'Loading…');
   const error = h('pre.log', { id: 'log-error', tabindex: '0', 'aria-label': 'Error log' }, 'Loading…');
+  const sftpBox = h('div', { id: 'site-sftp', 'aria-busy': 'true' }, 'Loading…');
   page(site.name,
     h('div.card', {},
       h('p', {}, stateBadge(site), ` ${site.type} site`, site.owner ? ` · owner: ${site.owner}` : ''),
@@ -795,6 +861,7 @@ async function showSite(name) {
     h('section.card', { 'aria-labelledby': 'h-chart' }, h('h2', { id: 'h-chart' }, 'Requests and memory, last hour'), chartBox),
     h('section.card', { 'aria-labelledby': 'h-domains' }, h('h2', { id: 'h-domains' }, 'Domains'), domainsSection(site, reload)),
     h('section.card', { 'aria-labelledby': 'h-upload' }, h('h2', { id: 'h-upload' }, 'Upload content'), uploadForm(site)),
+    h('section.card', { 'aria-labelledby': 'h-sftp' }, h('h2', { id: 'h-sftp' }, 'SFTP access'), sftpBox),
     h('section.card', { 'aria-labelledby': 'h-logs' }, h('h2', { id: 'h-logs' }, 'Logs'),
       h('h3', {}, 'Access log (last 50 lines)'), access,
       h('h3', {}, 'Error log (last 50 lines)'), error,
@@ -806,6 +873,7 @@ async function showSite(name) {
   loadLog(name, 'access', access);
   loadLog(name, 'error', error);
   loadStats(name, chartBox);
+  loadSftp(site, sftpBox, reload);
   // Every 10 s: the chart and the figures of the card, not the forms (which may be
   // half-filled) nor the page's focus.
   refreshTimer = setInterval(async () => {

@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -192,6 +193,10 @@ static _noreturn_ void child_exec(struct spawn_ctx *ctx)
 
     if ((r = setup_fds(cfg, &sock)) < 0)
         child_fail(sock, SANDBOX_STEP_FDS, r);
+    /* Only a terminal berthd made for this program (a pty slave): the caller's own
+     * terminal is never passed in, so this cannot capture it. */
+    if (cfg->stdin_ctty && ioctl(0, TIOCSCTTY, 0) < 0)
+        child_fail(sock, SANDBOX_STEP_FDS, -errno);
     cap_open_files();
 
     if ((r = sandbox_caps_drop_bounding()) < 0)

@@ -193,6 +193,9 @@ struct sandbox_config {
     const struct sandbox_bind *ro_binds; /* n_ro_binds read-only binds, e.g. /etc/php */
     size_t n_ro_binds;
     bool no_reaper;              /* the program itself is pid 1 (see below) */
+    bool stdin_ctty;             /* stdin_fd is a terminal (a pty slave of berthd's): it
+                                    becomes the program's controlling terminal, so that
+                                    ^C and job control work in an interactive shell */
     int join_pidfd;              /* >= 0: run inside the running sandbox whose pid 1
                                     this pidfd names (setns) instead of a fresh one;
                                     -1: a fresh sandbox (sandbox_config_init sets -1) */

@@ -81,6 +81,16 @@ struct sites_runtime {
     bool nat_up;                 /* the bridge and table are ours to remove */
     struct rt_site *list;
     uint64_t cgroup_serials;     /* the last cgroup_serial handed out */
+    struct session_cg *session_cgs; /* cgroups of static sites' sessions */
+};
+
+/* A static site has no sandbox of its own, so its SFTP sessions need a cgroup
+ * made for them: kept while at least one runs. */
+struct session_cg {
+    struct session_cg *next;
+    char name[64];
+    struct sandbox_cgroup *cg;
+    unsigned sessions;
 };
 
 static void site_start_sandbox(struct rt_site *s);
@@ -1203,6 +1213,110 @@ void sites_runtime_exec_done(struct sites_runtime *rt, const char *name)
     }
 }
 
+int sites_runtime_session_spawn(struct sites_runtime *rt, const struct store_site *site,
+                                const struct sites_session *how, struct sandbox_error *err, pid_t *ret_pid,
+                                int *ret_pidfd)
+{
+    struct sandbox_config cfg;
+    sandbox_config_init(&cfg);
+    cfg.name = site->name;
+    cfg.uid = site->uid;
+    cfg.gid = site->uid;
+    cfg.argv = how->argv;
+    static const char *const envp[] = { "PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/site", "LANG=C.UTF-8", NULL };
+    cfg.envp = how->envp ? how->envp : envp;
+    cfg.stdin_fd = how->stdin_fd;
+    cfg.stdout_fd = how->stdout_fd;
+    cfg.stderr_fd = how->stderr_fd;
+    cfg.stdin_ctty = how->controlling_tty;
+    char dir[4096];
+    struct rt_site *s = site_find(rt, site->name);
+    if (s) {
+        /* A site that runs code: like `site exec`, in its running sandbox when
+         * there is one, else a fresh one with the site's network. */
+        int target, net_pidfd;
+        struct sandbox_cgroup *cg;
+        uid_t uid;
+        enum sandbox_network net;
+        struct sandbox_nat *nat;
+        const char *site_dir;
+        int r = sites_runtime_exec_target(rt, site->name, &target, &cg);
+        if (r >= 0)
+            r = sites_runtime_exec_settings(rt, site->name, &uid, &net, &nat, &site_dir, &net_pidfd);
+        if (r < 0)
+            return r;
+        cfg.site_dir = site_dir;
+        cfg.network = net;
+        cfg.nat = nat;
+        cfg.cgroup = cg;
+        cfg.join_pidfd = target;
+        cfg.join_net_pidfd = net_pidfd;
+        r = sandbox_spawn(&cfg, err, ret_pid, ret_pidfd);
+        if (r < 0) {
+            sites_runtime_exec_done(rt, site->name);
+            return r;
+        }
+        if (target < 0 && net == SANDBOX_NETWORK_NAT)
+            sites_runtime_exec_started(rt, site->name, *ret_pidfd);
+        return 0;
+    }
+    /* A static site: a fresh sandbox without network, in a cgroup of the site's
+     * limits that lives as long as its sessions. */
+    struct session_cg *sc = rt->session_cgs;
+    while (sc && !streq(sc->name, site->name))
+        sc = sc->next;
+    if (!sc) {
+        sc = calloc(1, sizeof(*sc));
+        if (!sc)
+            return -ENOMEM;
+        snprintf(sc->name, sizeof(sc->name), "%s", site->name);
+        struct sandbox_limits limits = { .memory_max = site->memory_max, .cpu_millis = site->cpu_millis,
+                                         .pids_max = site->pids_max, .io_read_bps = site->io_read_bps,
+                                         .io_write_bps = site->io_write_bps, .io_device = rt->io_device };
+        int r = sandbox_cgroup_create(rt->cg_root, site->name, &limits, &sc->cg);
+        if (r < 0) {
+            free(sc);
+            return r;
+        }
+        sc->next = rt->session_cgs;
+        rt->session_cgs = sc;
+    }
+    sites_dir(rt->sites, site->name, dir, sizeof(dir));
+    cfg.site_dir = dir;
+    cfg.network = SANDBOX_NETWORK_NONE;
+    cfg.cgroup = sc->cg;
+    sc->sessions++;
+    int r = sandbox_spawn(&cfg, err, ret_pid, ret_pidfd);
+    if (r < 0)
+        sites_runtime_session_done(rt, site->name);
+    return r;
+}
+
+void sites_runtime_session_done(struct sites_runtime *rt, const char *name)
+{
+    for (struct session_cg **p = &rt->session_cgs; *p; p = &(*p)->next) {
+        struct session_cg *sc = *p;
+        if (!streq(sc->name, name))
+            continue;
+        if (sc->sessions > 0 && --sc->sessions > 0)
+            return;
+        *p = sc->next;
+        /* The site may run code by now (its type changed during the session): its
+         * runtime owns the cgroup then. */
+        if (!site_find(rt, name)) {
+            int r = sandbox_cgroup_kill(sc->cg);
+            if (r >= 0)
+                r = sandbox_cgroup_remove(sc->cg);
+            if (r < 0)
+                log_warning_errno(r, "site %s: cannot remove its sessions' cgroup", name);
+        }
+        sandbox_cgroup_free(sc->cg);
+        free(sc);
+        return;
+    }
+    sites_runtime_exec_done(rt, name);
+}
+
 void sites_runtime_free(struct sites_runtime *rt)
 {
     if (!rt)
@@ -1238,6 +1352,15 @@ void sites_runtime_free(struct sites_runtime *rt)
         }
     }
     free(pfds);
+    /* Static sites' sessions that outlived their broker go with their cgroups. */
+    while (rt->session_cgs) {
+        struct session_cg *sc = rt->session_cgs;
+        rt->session_cgs = sc->next;
+        if (sandbox_cgroup_kill(sc->cg) >= 0)
+            (void)sandbox_cgroup_remove(sc->cg);
+        sandbox_cgroup_free(sc->cg);
+        free(sc);
+    }
     /* What is left is killed; sockets and PHP configurations go with the sites. */
     while (rt->list)
         site_remove(rt->list);

@@ -229,6 +229,27 @@ void sites_runtime_exec_started(struct sites_runtime *rt, const char *name, int 
  * site's cgroup is removed once nothing else uses it. */
 void sites_runtime_exec_done(struct sites_runtime *rt, const char *name);
 
+/* What a session runs (an SFTP login's sftp-server, or its shell). Borrowed. */
+struct sites_session {
+    const char *const *argv;     /* argv[0]: an absolute path inside the sandbox */
+    const char *const *envp;     /* NULL: PATH, HOME=/site, LANG=C.UTF-8 */
+    int stdin_fd, stdout_fd, stderr_fd;   /* -1: /dev/null */
+    bool controlling_tty;        /* stdin is a pty slave: make it the program's terminal */
+};
+
+/* A session's program in the site's sandbox: for a site that runs code as `site
+ * exec` does (its running sandbox, else a fresh one); for a static site a fresh
+ * sandbox without network in a cgroup of the site's limits, kept while its
+ * sessions run. The site's uid, /site, no capabilities, seccomp. ret_pid and
+ * ret_pidfd belong to the caller, who calls sites_runtime_session_done once it has
+ * reaped the program. err (may be NULL) says which step failed. */
+int sites_runtime_session_spawn(struct sites_runtime *rt, const struct store_site *site,
+                                const struct sites_session *how, struct sandbox_error *err, pid_t *ret_pid,
+                                int *ret_pidfd);
+/* A session's program ended and was reaped: a static site's cgroup goes with its
+ * last session. */
+void sites_runtime_session_done(struct sites_runtime *rt, const char *name);
+
 /* ---- site exec (exec.c) ---- */
 
 /* Flags of the CLI's message (docs/internals/sites-runtime.md). */

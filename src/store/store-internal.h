@@ -56,6 +56,10 @@ enum store_stmt_id {
     STMT_CERT_SUMMARY_GET,
     STMT_CERT_PUT,
     STMT_CERT_DELETE,
+    STMT_KEY_INSERT,
+    STMT_KEY_LIST,
+    STMT_KEY_FIND,
+    STMT_KEY_DELETE,
     _STMT_MAX,
 };
 

@@ -107,11 +107,27 @@ static const char migration_4[] =
     "ALTER TABLE sites ADD COLUMN io_read_bps INTEGER NOT NULL DEFAULT 0 CHECK (io_read_bps >= 0);\n"
     "ALTER TABLE sites ADD COLUMN io_write_bps INTEGER NOT NULL DEFAULT 0 CHECK (io_write_bps >= 0);\n";
 
+/* SSH public keys that may log in to a site over SFTP. A key goes with its site;
+ * the same key may serve several sites (one row each). The fingerprint is the
+ * SHA-256 one ssh-keygen -l prints, computed by berthd from the checked blob. */
+static const char migration_5[] =
+    "CREATE TABLE site_keys (\n"
+    "  id INTEGER PRIMARY KEY,\n"
+    "  site_id INTEGER NOT NULL REFERENCES sites(id) ON DELETE CASCADE,\n"
+    "  algorithm TEXT NOT NULL CHECK (algorithm <> ''),\n"
+    "  key TEXT NOT NULL CHECK (key <> ''),\n"
+    "  fingerprint TEXT NOT NULL CHECK (fingerprint LIKE 'SHA256:%'),\n"
+    "  comment TEXT NOT NULL DEFAULT '',\n"
+    "  created_at INTEGER NOT NULL,\n"
+    "  UNIQUE (site_id, fingerprint)\n"
+    ") STRICT;\n";
+
 const char *const store_migrations[] = {
     migration_1,
     migration_2,
     migration_3,
     migration_4,
+    migration_5,
 };
 const size_t store_n_migrations = ARRAY_SIZE(store_migrations);
 

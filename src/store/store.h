@@ -13,7 +13,7 @@
 struct store;
 
 /* The schema version this build knows. */
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 /* Opens (creating if missing) the store at path, sets WAL mode, foreign keys and a
  * busy timeout, and applies pending migrations in one transaction each. Returns
@@ -129,7 +129,7 @@ int store_site_list(struct store *s, const char *owner, struct store_site **ret,
  * updated_at are set from the store. -ENOENT, -EADDRINUSE, -ENXIO, -EINVAL as insert;
  * all or nothing. */
 int store_site_update(struct store *s, struct store_site *site, char **ret_conflict);
-/* Deletes the site, its domains and its certificate. -ENOENT if missing. */
+/* Deletes the site, its domains, its certificate and its SSH keys. -ENOENT if missing. */
 int store_site_delete(struct store *s, const char *name);
 /* Which site a domain belongs to: 0 and a malloc'd site name, or -ENOENT. */
 int store_domain_lookup(struct store *s, const char *domain, char **ret_site);
@@ -250,3 +250,27 @@ int store_certificate_put(struct store *s, const char *site, const struct store_
 int store_certificate_delete(struct store *s, const char *site);
 /* Frees the strings of cert (wiping the key) and zeroes it. NULL-safe. */
 void store_certificate_done(struct store_certificate *cert);
+
+/* ---- SSH keys of sites (SFTP logins) ----
+ * Checked and fingerprinted by the caller (ssh_pubkey_parse); the store keeps them. */
+
+struct store_site_key {
+    char *algorithm;       /* "ssh-ed25519", ... */
+    char *key;             /* the blob, base64 */
+    char *fingerprint;     /* "SHA256:..." */
+    char *comment;         /* "" when none */
+    int64_t created_at;
+};
+
+/* Adds a key to site. -ENOENT if there is no such site, -EEXIST if the site has a
+ * key with this fingerprint already. */
+int store_site_key_insert(struct store *s, const char *site, const struct store_site_key *key);
+/* The site's keys, oldest first (free with store_site_key_list_free). An unknown
+ * site has none. */
+int store_site_key_list(struct store *s, const char *site, struct store_site_key **ret, size_t *ret_n);
+/* 0 if site has a key with this fingerprint, -ENOENT if not. */
+int store_site_key_find(struct store *s, const char *site, const char *fingerprint);
+/* Removes it. -ENOENT if the site has no key with this fingerprint. */
+int store_site_key_delete(struct store *s, const char *site, const char *fingerprint);
+/* Frees a list from store_site_key_list. NULL-safe. */
+void store_site_key_list_free(struct store_site_key *list, size_t n);

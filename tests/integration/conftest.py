@@ -72,6 +72,9 @@ class Daemon:
         self.logs = []  # every log of every start, for the sanitizer check
         self.http = ["127.0.0.1:0"]
         self.https = []
+        # No SFTP unless a test asks for it: the default port (2222) is one for
+        # every daemon on the machine.
+        self.ssh = ["off"]
         # Sites' uids come from a range of this test's own, so that tests running
         # side by side never hand out the same uid.
         base = 300000 + (os.getpid() % 500) * 1000 + (abs(hash(str(root))) % 100) * 10
@@ -88,6 +91,8 @@ class Daemon:
         https = self.https or (["127.0.0.1:0"] if "--dev" in extra else [])
         for h in https:
             args += ["--https", h]
+        for h in self.ssh:
+            args += ["--ssh", h]
         return args + list(extra)
 
     def config_path(self):
@@ -199,6 +204,12 @@ class Daemon:
 
     def status(self):
         return self.ok("status")
+
+    def ssh_port(self):
+        for listener in self.status()["listeners"]:
+            if listener["kind"] == "ssh":
+                return int(listener["address"].rsplit(":", 1)[1])
+        raise AssertionError("no ssh listener")
 
     def http_port(self):
         for listener in self.status()["listeners"]:

@@ -64,12 +64,46 @@ static void test_dev_serves_loopback_only(void **state)
     berthd_config_done(&cfg);
 }
 
+static void test_ssh_listeners(void **state)
+{
+    struct berthd_config cfg = { 0 };
+    finish_with(&cfg, NULL);
+    assert_int_equal(cfg.n_ssh, 2);
+    assert_string_equal(cfg.ssh[0], "[::]:2222");
+    assert_string_equal(cfg.ssh[1], "0.0.0.0:2222");
+    assert_true(cfg.ssh_default);
+    berthd_config_done(&cfg);
+
+    struct berthd_config dev = { 0 };
+    const char *dev_args[] = { "--dev", NULL };
+    finish_with(&dev, dev_args);
+    assert_int_equal(dev.n_ssh, 1);
+    assert_string_equal(dev.ssh[0], "127.0.0.1:2222");
+    berthd_config_done(&dev);
+
+    /* Repeatable; asked-for ones are not defaults (a failure to bind is fatal). */
+    struct berthd_config two = { 0 };
+    const char *two_args[] = { "--ssh", "127.0.0.1:0", "--ssh", "[::1]:0", NULL };
+    finish_with(&two, two_args);
+    assert_int_equal(two.n_ssh, 2);
+    assert_string_equal(two.ssh[1], "[::1]:0");
+    assert_false(two.ssh_default);
+    berthd_config_done(&two);
+
+    struct berthd_config off = { 0 };
+    const char *off_args[] = { "--ssh", "off", NULL };
+    finish_with(&off, off_args);
+    assert_int_equal(off.n_ssh, 0);
+    berthd_config_done(&off);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults_serve_http_and_https_everywhere),
         cmocka_unit_test(test_http_given_means_https_only_where_given),
         cmocka_unit_test(test_dev_serves_loopback_only),
+        cmocka_unit_test(test_ssh_listeners),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
