@@ -13,6 +13,7 @@ struct proxy;
 struct fcgi;
 struct fastcgi_route;
 struct cached_file;
+struct h2_session;
 
 /* A backend (app or php-fpm socket path) and its idle keep-alive connections.
  * Shared by the versions of a site that name the same path. */
@@ -67,6 +68,7 @@ enum conn_state {
     CS_PROXY,     /* the request is with the proxy */
     CS_FCGI,      /* the request is with the FastCGI client */
     CS_LINGER,    /* write side shut; draining input briefly so the peer reads our answer */
+    CS_H2,        /* TLS with ALPN h2: an HTTP/2 session runs the connection (h2.c) */
 };
 
 struct conn {
@@ -79,6 +81,10 @@ struct conn {
     struct ssl_st *tls;          /* HTTPS: the TLS session; NULL on plain HTTP */
     bool tls_ready;              /* its handshake is done */
     bool tls_gathering;          /* its write buffer is the large one (a file goes out) */
+    bool h2;                     /* serves one HTTP/2 stream's request, relayed over a socket
+                                    pair by the stream (h2-stream.c): HTTPS, logged HTTP/2.0,
+                                    never handed to another worker */
+    struct h2_session *h2s;      /* CS_H2: the session */
     uint16_t remote_port;        /* for REMOTE_PORT / SERVER_PORT (0 on unix sockets) */
     uint16_t local_port;
     struct buf in;               /* raw bytes from the client; the head being parsed starts at 0 */
@@ -150,6 +156,16 @@ void front_conn_accept(struct worker *w, int lfd);
 /* Takes a client socket another worker accepted and handed over, with what that
  * worker said of it. */
 void front_conn_adopt(struct worker *w, int fd, const struct front_handoff *h);
+/* Makes fd (our end of a socket pair) a connection that serves the request an
+ * HTTP/2 stream of parent relays to it: the client's address and ports are
+ * parent's, it counts against no client or worker limit (parent did), and it is
+ * never handed over. Negative errno (fd is closed then). */
+int front_conn_adopt_stream(struct worker *w, int fd, const struct conn *parent);
+/* Whether the request came over TLS (HTTPS), directly or on an HTTP/2 stream. */
+static inline bool front_conn_https(const struct conn *c)
+{
+    return c->tls || c->h2;
+}
 /* On the tick: when this worker serves clearly more connections than another,
  * hands that one its idle keep-alive connections, and new ones until even; then,
  * with connections steered by CPU, hands idle ones whose packets now arrive on
@@ -206,6 +222,20 @@ void front_tls_gather(struct conn *c, bool large);
 /* Sends close_notify if it can without waiting. */
 void front_tls_close_notify(struct conn *c);
 void front_tls_free(struct conn *c);
+
+/* Whether the client picked h2 by ALPN on c's finished handshake. */
+bool front_tls_alpn_h2(const struct conn *c);
+
+/* h2.c: an HTTP/2 session on a TLS connection (see docs/internals/front.md). */
+/* Turns c, whose handshake picked h2, into a session: sends our SETTINGS and
+ * reads the client's preface. Closes c on failure. */
+void front_h2_start(struct conn *c);
+/* Client socket events of a CS_H2 connection. */
+void front_h2_event(struct conn *c, uint32_t events);
+/* Called by the tick: settings, idle and write-stall timeouts. */
+void front_h2_timeout(struct conn *c);
+/* Frees the session and its streams (their relay sockets close). NULL-safe on c->h2s. */
+void front_h2_free(struct conn *c);
 
 /* static.c: answers a GET/HEAD (or refuses other methods) from the site's public dir. */
 void front_static_handle(struct conn *c, const char *path, size_t path_len, const char *query,

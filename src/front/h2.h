@@ -1,0 +1,81 @@
+/* The HTTP/2 session of a connection and its streams: shared by h2.c (the
+ * session: nghttp2, TLS I/O, limits) and h2-stream.c (one request relayed to a
+ * connection of its own). Internal to src/front; see docs/internals/front.md. */
+#pragma once
+
+#include <nghttp2/nghttp2.h>
+
+#include "front/front-worker.h"
+#include "http/http1.h"
+
+/* SETTINGS_MAX_CONCURRENT_STREAMS. */
+#define H2_MAX_STREAMS 100
+/* SETTINGS_INITIAL_WINDOW_SIZE: request body bytes a stream may have in flight. */
+#define H2_STREAM_WINDOW 65535
+
+struct h2_session {
+    struct conn *c;                /* the TLS connection (CS_H2) */
+    nghttp2_session *session;
+    struct h2_stream *streams;     /* open streams, for freeing them with the session */
+    size_t n_streams;
+    uint64_t settings_deadline;    /* our SETTINGS must be acknowledged by then */
+    uint64_t write_deadline;       /* 0, or when a stalled write gives up */
+    uint64_t goaway_sent_ms;       /* a timeout's GOAWAY went at this time (0: none) */
+    uint64_t resets_at_ms;         /* when reset_tokens was last refilled */
+    uint32_t reset_tokens;         /* resets the client may still cause now */
+    unsigned continuations;        /* CONTINUATION frames since the last HEADERS */
+    bool settings_acked;
+    bool preface_seen;
+    bool tls_pending;              /* the last flush left bytes in the TLS session */
+    bool calm;                     /* ENHANCE_YOUR_CALM: a flood ended the session */
+};
+
+/* One request: an HTTP/1.1 head and body written to a socket pair whose other end
+ * is a connection of the worker (front_conn_adopt_stream), which routes, serves
+ * and logs it as any request; its HTTP/1.1 answer read back, parsed and sent as
+ * HEADERS and DATA. */
+struct h2_stream {
+    struct h2_session *s;
+    struct h2_stream *prev, *next;
+    int32_t id;
+    int fd;                        /* our end of the pair; -1 when closed */
+    uint32_t events;               /* what epoll watches on fd */
+    struct front_h2_head head;     /* the request's fields, into an HTTP/1.1 head */
+    enum http_method method;       /* for the answer's framing (HEAD: no body) */
+    /* Towards the connection: */
+    struct buf up;                 /* bytes not yet written to fd, from up_off */
+    size_t up_off;
+    size_t up_unconsumed;          /* DATA payload in up, not yet given back to the window */
+    bool chunked;                  /* the body goes chunked (no content-length) */
+    bool body_open;                /* more request DATA may come */
+    bool up_dead;                  /* the connection will read no more: drop the body */
+    /* From the connection: */
+    struct buf rx;                 /* the answer's head while parsed, then body bytes */
+    size_t rx_off;                 /* body bytes before it went out in DATA */
+    struct http1_parser parser;
+    struct http1_response res;
+    struct http1_chunked chunk;
+    uint64_t remaining;            /* Content-Length bytes still to come */
+    bool head_done;                /* HEADERS submitted */
+    bool answer_done;              /* the whole body is in rx */
+    bool deferred;                 /* nghttp2 waits for body bytes (resume when some come) */
+};
+
+/* h2-stream.c */
+/* A stream for a request whose HEADERS began; NULL when out of memory. */
+struct h2_stream *front_h2_stream_new(struct h2_session *s, int32_t id);
+/* The request's fields are all in: opens the pair, starts its connection and
+ * writes the head. body: DATA follows. */
+void front_h2_stream_headers_done(struct h2_stream *st, bool body);
+/* Request body bytes; negative when nobody takes them (the caller gives them
+ * back to the window at once). */
+int front_h2_stream_body(struct h2_stream *st, const char *p, size_t n);
+/* END_STREAM came: the body is whole. */
+void front_h2_stream_body_end(struct h2_stream *st);
+/* Closes the pair and frees the stream (nghttp2 closed it, or the session ends). */
+void front_h2_stream_free(struct h2_stream *st);
+
+/* h2.c */
+/* Sends what the session has to send, and reads on, after a stream's event (never
+ * from inside an nghttp2 callback). May close the connection and free s. */
+void front_h2_session_kick(struct h2_session *s);
