@@ -638,6 +638,14 @@ static void start_linger(struct conn *c)
     front_conn_want(c, EPOLLIN);
 }
 
+void front_conn_linger(struct conn *c)
+{
+    if (c->tcp)
+        start_linger(c);
+    else
+        front_conn_close(c);
+}
+
 void front_conn_request_done(struct conn *c)
 {
     log_write(c);
@@ -882,6 +890,14 @@ static int flush_out(struct conn *c)
                 n = errno == EINTR ? 0 : -errno;
         }
         if (n == -EAGAIN) {
+            /* A client that never quite drains (a proxied answer streaming to a
+             * slow reader) would otherwise grow out to its maximum, out_off
+             * creeping behind: what went out is dropped. Only on a full socket,
+             * never for the usual answer that leaves in one write. */
+            if (c->out_off >= PIPELINE_BATCH) {
+                buf_consume(&c->out, c->out_off);
+                c->out_off = 0;
+            }
             front_conn_want(c, EPOLLOUT);
             c->deadline = c->w->now_ms + c->w->cfg->idle_timeout_ms;
             return 0;

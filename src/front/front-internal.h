@@ -289,7 +289,7 @@ void front_h2_head_done(struct front_h2_head *h);
 int front_h2_head_field(struct front_h2_head *h, const char *name, size_t nlen, const char *value,
                         size_t vlen);
 /* Ends the head: Host, Cookie, "Transfer-Encoding: chunked" when a body follows
- * with no content-length, "Connection: close", the blank line. A head that grew
+ * with no content-length, the blank line. A head that grew
  * too big is instead left unterminated past max bytes, so that the HTTP/1.1
  * parser answers 431 as it does on HTTP/1.1 (and logs it the same way).
  * Negative errno. */

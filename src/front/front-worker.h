@@ -174,6 +174,10 @@ void front_conn_rebalance(struct worker *w);
 /* Drives a connection until it must wait for I/O again. */
 void front_conn_run(struct conn *c);
 void front_conn_close(struct conn *c);
+/* Closes after what was written: shuts the write side and reads what the client
+ * still sends for a short while, so that our last words (a GOAWAY) are not lost
+ * to a reset for unread input. */
+void front_conn_linger(struct conn *c);
 void front_conn_check_timeouts(struct worker *w);
 /* Starts a front-made answer: status line and the common headers (Server, Date,
  * Connection). The caller appends its own headers, then the blank line. */

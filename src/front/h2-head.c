@@ -142,8 +142,11 @@ int front_h2_head_finish(struct front_h2_head *h, bool body)
     }
     if (r >= 0 && body && !h->has_length)
         r = buf_append_str(&h->head, "transfer-encoding: chunked\r\n");
+    /* Kept alive, not "Connection: close": the stream closes its end once the
+     * answer is in, and the connection then ends (a close from the client would
+     * also reach the proxy's upstream request). */
     if (r >= 0)
-        r = buf_append_str(&h->head, "connection: close\r\n\r\n");
+        r = buf_append(&h->head, "\r\n", 2);
     if (r == -ENOBUFS) {
         h->too_big = true;
         return front_h2_head_finish(h, body);

@@ -34,6 +34,14 @@ static nghttp2_option *options;
 
 static void session_run(struct conn *c);
 
+/* The session is over: it goes, and the connection lingers so that the client
+ * reads our GOAWAY. */
+static void session_end(struct conn *c)
+{
+    front_h2_free(c);
+    front_conn_linger(c);
+}
+
 static int on_begin_frame(nghttp2_session *session, const nghttp2_frame_hd *hd, void *user_data)
 {
     struct h2_session *s = user_data;
@@ -303,11 +311,18 @@ static void session_run(struct conn *c)
         ssize_t used = nghttp2_session_mem_recv(s->session, (const uint8_t *)c->in.data, c->in.len);
         buf_clear(&c->in);
         if (used < 0) {
-            /* A connection error: nghttp2 queued the GOAWAY that says why (a flood
-             * callback did too). One try at sending it, then close. */
+            /* A connection error. nghttp2 queues the GOAWAY for protocol errors,
+             * not for its own flood limits (PING/SETTINGS ACKs piling up,
+             * CONTINUATIONs): then we say why. terminate_session does nothing
+             * when a GOAWAY is queued already. One try at sending it, then close. */
+            bool flood = used == NGHTTP2_ERR_FLOODED || used == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS ||
+                         used == NGHTTP2_ERR_CALLBACK_FAILURE;
+            nghttp2_session_terminate_session(s->session, flood ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR);
             (void)produce(c);
-            (void)front_conn_flush(c);
-            front_conn_close(c);
+            if (front_conn_flush(c) == 1)
+                session_end(c);
+            else
+                front_conn_close(c);
             return;
         }
         if (!s->preface_seen) {
@@ -316,7 +331,7 @@ static void session_run(struct conn *c)
         }
     }
     if (!nghttp2_session_want_read(s->session) && !nghttp2_session_want_write(s->session) && !blocked) {
-        front_conn_close(c);   /* GOAWAY sent and every stream done */
+        session_end(c);   /* GOAWAY sent and every stream done */
         return;
     }
     if (s->n_streams > 0)

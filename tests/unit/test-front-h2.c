@@ -31,7 +31,7 @@ static void test_basic(void **state)
     add(&h, "expect", "100-continue");
     assert_int_equal(front_h2_head_finish(&h, false), 0);
     assert_string_equal(h.head.data, "GET /a?b=1 HTTP/1.1\r\nHost: Blog.example:443\r\nuser-agent: t\r\n"
-                                     "cookie: a=1; b=2\r\nconnection: close\r\n\r\n");
+                                     "cookie: a=1; b=2\r\n\r\n");
     /* And the HTTP/1.1 parser takes it as the same request. */
     struct http1_parser p;
     struct http1_request req;
@@ -39,7 +39,7 @@ static void test_basic(void **state)
     assert_int_equal(http1_parse_request(&p, h.head.data, h.head.len, &req), (int)h.head.len);
     assert_int_equal(req.method, HTTP_GET);
     assert_int_equal(req.host_len, 16);
-    assert_int_equal(req.keep_alive, false);
+    assert_int_equal(req.keep_alive, true);
     front_h2_head_done(&h);
 }
 
@@ -75,7 +75,7 @@ static void test_host_without_authority(void **state)
     add(&h, ":path", "/");
     add(&h, "host", "h.example");
     assert_int_equal(front_h2_head_finish(&h, false), 0);
-    assert_string_equal(h.head.data, "GET / HTTP/1.1\r\nhost: h.example\r\nconnection: close\r\n\r\n");
+    assert_string_equal(h.head.data, "GET / HTTP/1.1\r\nhost: h.example\r\n\r\n");
     front_h2_head_done(&h);
 }
 
