@@ -147,25 +147,84 @@ static void pump_up(struct h2_stream *st)
     }
 }
 
+static void idle_io(struct evloop *loop, int fd, uint32_t events, void *data)
+{
+    (void)events;
+    /* An idle pair speaks only to close (its connection timed out) or out of
+     * turn: either way it is of no more use. */
+    struct h2_session *s = data;
+    for (size_t i = 0; i < s->n_idle; i++) {
+        if (s->idle[i] == fd) {
+            s->idle[i] = s->idle[--s->n_idle];
+            break;
+        }
+    }
+    evloop_del(loop, fd);
+    close(fd);
+}
+
+void front_h2_idle_close(struct h2_session *s)
+{
+    struct evloop *loop = s->c->w->loop;
+    while (s->n_idle > 0) {
+        int fd = s->idle[--s->n_idle];
+        evloop_del(loop, fd);
+        close(fd);
+    }
+}
+
+/* A pair for the stream: an idle one of the session's, else a new one and the
+ * connection at its other end. */
+static int open_pair(struct h2_stream *st)
+{
+    struct h2_session *s = st->s;
+    struct worker *w = s->c->w;
+    if (s->n_idle > 0) {
+        st->fd = s->idle[--s->n_idle];
+        st->events = EPOLLIN;
+        return evloop_set(w->loop, st->fd, EPOLLIN, stream_io, st);
+    }
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
+        return -errno;
+    int sz = PAIR_SNDBUF;
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+    setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+    int r = front_conn_adopt_stream(w, sv[1], s->c);
+    if (r < 0) {
+        close(sv[0]);
+        return r;
+    }
+    st->fd = sv[0];
+    return 0;
+}
+
+/* The answer is whole: a pair whose connection kept alive, with the request
+ * and nothing more sent or read, waits for the session's next stream; any other
+ * closes. */
+static void release_pair(struct h2_stream *st)
+{
+    struct h2_session *s = st->s;
+    if (st->fd < 0)
+        return;
+    if (!st->res.keep_alive || st->rx_stray || st->up_dead || st->body_open || st->up_off < st->up.len ||
+        s->n_idle == H2_IDLE_PAIRS || evloop_set(s->c->w->loop, st->fd, EPOLLIN, idle_io, s) < 0) {
+        close_pair(st);
+        return;
+    }
+    s->idle[s->n_idle++] = st->fd;
+    st->fd = -1;
+    st->events = 0;
+}
+
 void front_h2_stream_headers_done(struct h2_stream *st, bool body)
 {
     struct h2_session *s = st->s;
     st->method = st->head.method.len == 4 && memcmp(st->head.method.data, "HEAD", 4) == 0 ? HTTP_HEAD : HTTP_GET;
-    int sv[2];
-    if (front_h2_head_finish(&st->head, body) < 0 ||
-        socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0) {
+    if (front_h2_head_finish(&st->head, body) < 0 || open_pair(st) < 0) {
         reset(st, NGHTTP2_INTERNAL_ERROR);
         return;
     }
-    int sz = PAIR_SNDBUF;
-    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
-    setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
-    if (front_conn_adopt_stream(s->c->w, sv[1], s->c) < 0) {
-        close(sv[0]);
-        reset(st, NGHTTP2_INTERNAL_ERROR);
-        return;
-    }
-    st->fd = sv[0];
     http1_parser_init(&st->parser, &s->c->w->limits);
     /* The head is small next to the buffers it took: moved out, they go. */
     int r = buf_append(&st->up, st->head.head.data, st->head.head.len);
@@ -288,10 +347,12 @@ static int take_body(struct h2_stream *st, size_t from)
     size_t n = st->rx.len - from;
     switch (res->body) {
     case HTTP1_BODY_NONE:
+        st->rx_stray = n > 0;
         st->rx.len = from;
         st->answer_done = true;
         break;
     case HTTP1_BODY_LENGTH:
+        st->rx_stray = n > st->remaining;
         if (n > st->remaining)
             st->rx.len = from + (size_t)st->remaining;
         st->remaining -= MIN((uint64_t)n, st->remaining);
@@ -304,6 +365,7 @@ static int take_body(struct h2_stream *st, size_t from)
             return r;
         st->rx.len = from + n;
         st->answer_done = r == 1;
+        st->rx_stray = extra > 0;
         break;
     }
     case HTTP1_BODY_UNTIL_CLOSE:
@@ -334,6 +396,7 @@ static int take(struct h2_stream *st, size_t from)
         st->rx_off = (size_t)r;
         from = (size_t)r;
         if (st->answer_done) {
+            st->rx_stray = st->rx.len > from;
             st->rx.len = from;
             return 0;
         }
@@ -379,7 +442,7 @@ static void pump_down(struct h2_stream *st)
     if (st->answer_done) {
         /* Whole: the connection has nothing more to say, and what it did not read
          * of the body it never will. */
-        close_pair(st);
+        release_pair(st);
         up_drop(st);
     }
     if (st->deferred && (st->answer_done || st->rx.len > st->rx_off)) {

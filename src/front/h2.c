@@ -240,6 +240,7 @@ void front_h2_free(struct conn *c)
     /* nghttp2 frees its streams without telling us: ours go first. */
     while (s->streams)
         front_h2_stream_free(s->streams);
+    front_h2_idle_close(s);
     nghttp2_session_del(s->session);
     free(s);
 }

@@ -12,12 +12,18 @@
 #define H2_MAX_STREAMS 100
 /* SETTINGS_INITIAL_WINDOW_SIZE: request body bytes a stream may have in flight. */
 #define H2_STREAM_WINDOW 65535
+/* Relay pairs a session keeps for its next streams once their connection is
+ * idle between requests (kept alive): a stream then costs no socketpair, no new
+ * connection, no epoll registration. */
+#define H2_IDLE_PAIRS 16
 
 struct h2_session {
     struct conn *c;                /* the TLS connection (CS_H2) */
     nghttp2_session *session;
     struct h2_stream *streams;     /* open streams, for freeing them with the session */
     size_t n_streams;
+    int idle[H2_IDLE_PAIRS];       /* our ends of pairs whose connection waits for a request */
+    size_t n_idle;
     uint64_t settings_deadline;    /* our SETTINGS must be acknowledged by then */
     uint64_t write_deadline;       /* 0, or when a stalled write gives up */
     uint64_t goaway_sent_ms;       /* a timeout's GOAWAY went at this time (0: none) */
@@ -57,6 +63,7 @@ struct h2_stream {
     struct http1_chunked chunk;
     uint64_t remaining;            /* Content-Length bytes still to come */
     bool head_done;                /* HEADERS submitted */
+    bool rx_stray;                 /* bytes came past the answer: the pair is not reused */
     bool answer_done;              /* the whole body is in rx */
     bool deferred;                 /* nghttp2 waits for body bytes (resume when some come) */
 };
@@ -74,6 +81,8 @@ int front_h2_stream_body(struct h2_stream *st, const char *p, size_t n);
 void front_h2_stream_body_end(struct h2_stream *st);
 /* Closes the pair and frees the stream (nghttp2 closed it, or the session ends). */
 void front_h2_stream_free(struct h2_stream *st);
+/* Closes the session's idle pairs (their connections see the end of input). */
+void front_h2_idle_close(struct h2_session *s);
 
 /* h2.c */
 /* Sends what the session has to send, and reads on, after a stream's event (never

@@ -7,6 +7,7 @@ CONTINUATION, HPACK, PING, SETTINGS).
 
 Runs front-harness from $BERTH_BUILD_DIR (default /work/main/build-test)."""
 
+import ctypes
 import gzip
 import hashlib
 import json
@@ -256,12 +257,6 @@ END_STREAM, END_HEADERS, ACK = 1, 4, 1
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 NO_ERROR, PROTOCOL_ERROR, SETTINGS_TIMEOUT, REFUSED_STREAM, CANCEL, CALM = 0, 1, 4, 7, 8, 11
 
-# Huffman codes of the digits (RFC 7541 Appendix B), enough for :status.
-_DIGITS = {(0x0, 5): "0", (0x1, 5): "1", (0x2, 5): "2", (0x19, 6): "3", (0x1a, 6): "4", (0x1b, 6): "5",
-           (0x1c, 6): "6", (0x1d, 6): "7", (0x1e, 6): "8", (0x1f, 6): "9"}
-_STATIC_STATUS = {8: 200, 9: 204, 10: 206, 11: 304, 12: 400, 13: 404, 14: 500}
-
-
 def hpack_int(v, prefix, first=0):
     top = (1 << prefix) - 1
     if v < top:
@@ -285,27 +280,43 @@ def hpack(fields, index=False):
     return b"".join((b"\x40" if index else b"\x00") + hpack_str(k) + hpack_str(v) for k, v in fields)
 
 
-def status_of(block):
-    """:status from the first field of a header block berth sent (a new connection's)."""
-    b = block[0]
-    if b & 0x80:
-        return _STATIC_STATUS[b & 0x7f]
-    assert b & 0x0f == 8 or b & 0x3f == 8, block[:4]
-    n, huff, data = block[1] & 0x7f, block[1] & 0x80, block[2:2 + (block[1] & 0x7f)]
-    if not huff:
-        return int(data)
-    bits = "".join(f"{x:08b}" for x in data)
-    out, i = "", 0
-    while len(out) < 3:
-        for ln in (5, 6):
-            key = (int(bits[i:i + ln], 2), ln)
-            if key in _DIGITS:
-                out += _DIGITS[key]
-                i += ln
-                break
-        else:
-            raise AssertionError("not a digit")
-    return int(out)
+class Inflater:
+    """HPACK decoding by libnghttp2 itself (ctypes): berth's answers use its dynamic
+    table and Huffman codes, which a test should not have to reimplement."""
+
+    class _NV(ctypes.Structure):
+        _fields_ = [("name", ctypes.POINTER(ctypes.c_uint8)), ("value", ctypes.POINTER(ctypes.c_uint8)),
+                    ("namelen", ctypes.c_size_t), ("valuelen", ctypes.c_size_t), ("flags", ctypes.c_uint8)]
+
+    lib = ctypes.CDLL("libnghttp2.so.14")
+    lib.nghttp2_hd_inflate_hd2.restype = ctypes.c_ssize_t
+    lib.nghttp2_hd_inflate_hd2.argtypes = [ctypes.c_void_p, ctypes.POINTER(_NV), ctypes.POINTER(ctypes.c_int),
+                                           ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+
+    def __init__(self):
+        self.p = ctypes.c_void_p()
+        assert self.lib.nghttp2_hd_inflate_new(ctypes.byref(self.p)) == 0
+
+    def decode(self, block):
+        out, nv, fl = [], self._NV(), ctypes.c_int()
+        buf = ctypes.create_string_buffer(block, len(block))
+        off = 0
+        while True:
+            n = self.lib.nghttp2_hd_inflate_hd2(self.p, ctypes.byref(nv), ctypes.byref(fl),
+                                                ctypes.addressof(buf) + off, len(block) - off, 1)
+            assert n >= 0, n
+            off += n
+            if fl.value & 0x02:   # NGHTTP2_HD_INFLATE_EMIT
+                out.append((ctypes.string_at(nv.name, nv.namelen).decode(),
+                            ctypes.string_at(nv.value, nv.valuelen).decode()))
+            if fl.value & 0x01:   # NGHTTP2_HD_INFLATE_FINAL
+                self.lib.nghttp2_hd_inflate_end_headers(self.p)
+                return out
+            if n == 0 and off == len(block):
+                return out
+
+    def __del__(self):
+        self.lib.nghttp2_hd_inflate_del(self.p)
 
 
 class H2:
@@ -322,6 +333,8 @@ class H2:
         self.buf = b""
         self.ack = ack
         self.server_settings = None
+        self.inflater = Inflater()
+        self.fields = {}   # stream -> the fields of its answer's head
         if preface:
             self.s.sendall(PREFACE + self.frame(SETTINGS, 0, 0, b"".join(struct.pack(">HI", k, v)
                                                                           for k, v in settings)))
@@ -348,6 +361,9 @@ class H2:
                     f = (self.buf[3], self.buf[4], int.from_bytes(self.buf[5:9], "big") & 0x7fffffff,
                          self.buf[9:9 + n])
                     self.buf = self.buf[9 + n:]
+                    if f[0] == HEADERS:
+                        # Every block must be decoded, in order: the table changes.
+                        self.fields.setdefault(f[2], dict(self.inflater.decode(self.block_of(f))))
                     if f[0] == SETTINGS and not f[1] & ACK:
                         self.server_settings = {struct.unpack(">H", f[3][i:i + 2])[0]:
                                                 struct.unpack(">I", f[3][i + 2:i + 6])[0]
@@ -363,6 +379,15 @@ class H2:
                 return None
             self.buf += d
 
+    @staticmethod
+    def block_of(f):
+        p, flags = f[3], f[1]
+        if flags & 0x08:   # PADDED
+            p = p[1:len(p) - p[0]]
+        if flags & 0x20:   # PRIORITY
+            p = p[5:]
+        return p
+
     def responses(self, sids, timeout=20):
         """Reads until every stream in sids ended: {sid: (status, body, rst code)}."""
         out = {sid: [None, b"", None] for sid in sids}
@@ -376,7 +401,7 @@ class H2:
             if sid not in out:
                 continue
             if t == HEADERS and out[sid][0] is None:
-                out[sid][0] = status_of(p)
+                out[sid][0] = int(self.fields[sid][":status"])
             elif t == DATA:
                 out[sid][1] += p
                 if p:
@@ -440,6 +465,41 @@ def test_many_streams_on_one_connection_mix_every_kind(front, pki):
         if want[sid] is not None:
             assert body == want[sid], sid
     assert len(front.fpm.params_seen) - n == 30
+    c.close()
+
+
+def test_one_after_another_on_one_connection(front, pki):
+    """Streams one after the other reuse the relay to the serving connection: every
+    kind of answer (files, HEAD, 304, 404, bodies both ways, PHP, a close-delimited
+    proxied answer, a refused body) leaves it fit for the next, or closes it."""
+    c = H2(front, pki)
+    etag = None
+    sid = 1
+    for rnd in range(3):
+        steps = [("blog.localhost", "GET", "/hello.txt", [], None, 200, b"hello over h2\n"),
+                 ("blog.localhost", "HEAD", "/big.bin", [], None, 200, b""),
+                 ("blog.localhost", "GET", "/nope", [], None, 404, None),
+                 ("app.localhost", "POST", "/echo", [("content-length", "5")], b"abcde", 200, b"abcde"),
+                 ("app.localhost", "POST", "/echo", [], b"chunked body", 200, b"chunked body"),
+                 ("php.localhost", "GET", "/info.php", [], None, 200, None),
+                 ("app.localhost", "GET", "/close", [], None, 200, b"until close"),
+                 ("small.localhost", "POST", "/echo", [("content-length", "5000")], b"x" * 5000, 413, None),
+                 ("blog.localhost", "GET", "/big.bin", [], None, 200, None),
+                 ("blog.localhost", "GET", "/hello.txt", [("if-none-match", etag or '"x"')], None,
+                  304 if etag else 200, None)]
+        for host, method, path, extra, body, status, want in steps:
+            c.request(sid, path, host=host, method=method, extra=extra, end_stream=body is None)
+            if body is not None:
+                c.send(DATA, END_STREAM, sid, body)
+            got = c.responses([sid])[sid]
+            assert got[0] == status and got[2] is None, (rnd, path, got[:1], got[2])
+            if want is not None:
+                assert got[1] == want, (rnd, path)
+            if path == "/big.bin" and method == "GET":
+                assert len(got[1]) == BIG
+            sid += 2
+        if etag is None:
+            etag = curl(front, pki, "blog.localhost", "/hello.txt")[1]["etag"]
     c.close()
 
 
