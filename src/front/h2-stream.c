@@ -102,6 +102,7 @@ static void watch(struct h2_stream *st)
 
 static void reset(struct h2_stream *st, uint32_t code)
 {
+    st->reset_sent = true;
     close_pair(st);
     nghttp2_submit_rst_stream(st->s->session, NGHTTP2_FLAG_NONE, st->id, code);
 }
@@ -429,7 +430,7 @@ static void pump_down(struct h2_stream *st)
             } else if (!st->answer_done) {
                 /* Cut off (a backend failing mid-answer, or no answer at all): as
                  * HTTP/1.1 closes the connection, the stream is reset. */
-                nghttp2_submit_rst_stream(st->s->session, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+                reset(st, NGHTTP2_INTERNAL_ERROR);
                 return;
             }
             break;

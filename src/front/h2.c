@@ -146,8 +146,10 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
     struct h2_session *s = user_data;
     struct h2_stream *st = nghttp2_session_get_stream_user_data(session, stream_id);
     /* A stream we reset ourselves (its answer broke off) counts like one the
-     * client reset: a client cannot make us start and fail requests at will. */
-    if (st && error_code != NGHTTP2_NO_ERROR && !st->answer_done && !reset_allowed(s)) {
+     * client reset (those were counted as their RST_STREAM came): a client
+     * cannot make us start and fail requests at will. */
+    (void)error_code;
+    if (st && st->reset_sent && !reset_allowed(s)) {
         nghttp2_session_terminate_session(session, NGHTTP2_ENHANCE_YOUR_CALM);
         s->calm = true;
     }

@@ -66,6 +66,7 @@ struct h2_stream {
     bool rx_stray;                 /* bytes came past the answer: the pair is not reused */
     bool answer_done;              /* the whole body is in rx */
     bool deferred;                 /* nghttp2 waits for body bytes (resume when some come) */
+    bool reset_sent;               /* we reset it: its answer broke off */
 };
 
 /* h2-stream.c */
