@@ -239,6 +239,7 @@ void front_h2_free(struct conn *c)
     if (!s)
         return;
     c->h2s = NULL;
+    evloop_timer_cancel(c->w->loop, s->kick);
     /* nghttp2 frees its streams without telling us: ours go first. */
     while (s->streams)
         front_h2_stream_free(s->streams);
@@ -356,9 +357,23 @@ void front_h2_event(struct conn *c, uint32_t events)
     session_run(c);
 }
 
+static void kick_due(struct evloop *loop, struct ev_timer *timer, void *data)
+{
+    (void)loop;
+    (void)timer;
+    struct h2_session *s = data;
+    s->kick = NULL;
+    session_run(s->c);
+}
+
 void front_h2_session_kick(struct h2_session *s)
 {
-    session_run(s->c);
+    if (s->kick)
+        return;
+    /* A timer due now runs right after this pass's events. */
+    s->kick = evloop_timer_add(s->c->w->loop, 0, kick_due, s);
+    if (!s->kick)
+        session_run(s->c);
 }
 
 void front_h2_timeout(struct conn *c)

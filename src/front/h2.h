@@ -24,6 +24,7 @@ struct h2_session {
     size_t n_streams;
     int idle[H2_IDLE_PAIRS];       /* our ends of pairs whose connection waits for a request */
     size_t n_idle;
+    struct ev_timer *kick;         /* a pass of the session due at the end of this loop pass */
     uint64_t settings_deadline;    /* our SETTINGS must be acknowledged by then */
     uint64_t write_deadline;       /* 0, or when a stalled write gives up */
     uint64_t goaway_sent_ms;       /* a timeout's GOAWAY went at this time (0: none) */
@@ -86,6 +87,7 @@ void front_h2_stream_free(struct h2_stream *st);
 void front_h2_idle_close(struct h2_session *s);
 
 /* h2.c */
-/* Sends what the session has to send, and reads on, after a stream's event (never
- * from inside an nghttp2 callback). May close the connection and free s. */
+/* Has the session send what its streams made ready, and read on, once the events
+ * of this loop pass are handled (so that the answers of streams ready together
+ * leave in one write). Never runs from inside an nghttp2 callback. */
 void front_h2_session_kick(struct h2_session *s);
