@@ -71,8 +71,8 @@ static void test_front_http2_key(void **state)
     int fd = mkstemp(path);
     assert_true(fd >= 0);
     close(fd);
-    const char *cases[][2] = { { "", "1" }, { "front_http2: false\n", "0" }, { "front_http2: true\n", "1" },
-                               { "front_http2: maybe\n", "err" } };
+    const char *cases[][2] = { { "site_max_requests: 1024\n", "1" }, { "front_http2: false\n", "0" },
+                               { "front_http2: true\n", "1" }, { "front_http2: maybe\n", "err" } };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         FILE *f = fopen(path, "w");
         assert_non_null(f);
