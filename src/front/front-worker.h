@@ -81,10 +81,6 @@ struct conn {
     struct ssl_st *tls;          /* HTTPS: the TLS session; NULL on plain HTTP */
     bool tls_ready;              /* its handshake is done */
     bool tls_gathering;          /* its write buffer is the large one (a file goes out) */
-    bool h2;                     /* serves one HTTP/2 stream's request, relayed over a socket
-                                    pair by the stream (h2-stream.c): HTTPS, logged HTTP/2.0,
-                                    never handed to another worker */
-    struct h2_session *h2s;      /* CS_H2: the session */
     uint16_t remote_port;        /* for REMOTE_PORT / SERVER_PORT (0 on unix sockets) */
     uint16_t local_port;
     struct buf in;               /* raw bytes from the client; the head being parsed starts at 0 */
@@ -114,6 +110,11 @@ struct conn {
     struct front_log *log;       /* where this request's line goes (borrowed via site or worker) */
     struct proxy *px;
     struct fcgi *fc;
+    /* Last, so that the fields HTTP/1.1 uses on every request keep their places. */
+    struct h2_session *h2s;      /* CS_H2: the session */
+    bool h2;                     /* serves one HTTP/2 stream's request, relayed over a socket
+                                    pair by the stream (h2-stream.c): HTTPS, logged HTTP/2.0,
+                                    never handed to another worker */
 };
 
 struct worker {
