@@ -775,3 +775,45 @@ def test_http2_can_be_turned_off(pki):
     finally:
         f.stop()
         shutil.rmtree(state, ignore_errors=True)
+
+
+# ---- berthd ----
+
+def test_berthd_serves_sites_and_the_panel_over_h2(daemon_factory):
+    """The whole daemon: a site and the panel (proxied to berthd's panel socket)
+    over HTTP/2 with berthd's own CA, and front_http2: false in berth.yaml."""
+    d = daemon_factory()
+    d.https = ["127.0.0.1:0"]
+    d.start()
+    st = d.status()
+    port = int([l for l in st["listeners"] if l["kind"] == "https"][0]["address"].rsplit(":", 1)[1])
+    ca = st["tls_ca"]
+    d.ok("site", "create", "blog")
+    page = d.state_dir / "sites" / "blog" / "public" / "index.html"
+    page.write_text("<h1>blog over h2</h1>")
+    os.chown(page, d.ok("site", "show", "blog")["uid"], 199999)
+    os.chmod(page, 0o640)
+
+    def get(host, path="/", http="--http2"):
+        r = subprocess.run(["curl", "-sS", http, "--cacert", ca, "--resolve", f"{host}:{port}:127.0.0.1",
+                            "-o", "-", "-w", "\n%{http_code} %{http_version}", f"https://{host}:{port}{path}"],
+                           capture_output=True, timeout=30)
+        body, _, tail = r.stdout.rpartition(b"\n")
+        code, version = tail.decode().split() if r.returncode == 0 else ("0", "-")
+        return int(code), version, body
+
+    assert wait_until(lambda: get("blog.test.berth")[0] == 200, 10)
+    assert get("blog.test.berth") == (200, "2", b"<h1>blog over h2</h1>")
+    code, version, body = get("panel.test.berth")
+    assert (code, version) == (200, "2") and b'<script src="/assets/panel.js"' in body
+    assert get("panel.test.berth", "/api/v1/sites")[:2] == (401, "2")
+    log = d.state_dir / "sites" / "blog" / "logs" / "access.log"
+    assert wait_until(lambda: log.exists() and '"GET / HTTP/2.0" 200' in log.read_text(), 5)
+    d.stop()
+    with open(d.config_path(), "a") as f:
+        f.write("front_http2: false\n")
+    d.start()
+    st = d.status()
+    port = int([l for l in st["listeners"] if l["kind"] == "https"][0]["address"].rsplit(":", 1)[1])
+    assert wait_until(lambda: get("blog.test.berth")[0] == 200, 10)
+    assert get("blog.test.berth")[:2] == (200, "1.1")
