@@ -119,7 +119,9 @@ static struct conn *conn_setup(struct worker *w, int fd, struct client *cl, bool
      * the last one left behind (a file it was sending when its client went) must
      * never leak into this one's answers. */
     struct buf in = c->in, out = c->out, logline = c->logline;
+    uint32_t gen = c->gen + 1;
     *c = (struct conn){
+        .gen = gen,
         .w = w,
         .fd = fd,
         .state = CS_HEAD,
@@ -205,7 +207,7 @@ static void conn_adopt(struct worker *w, int fd, const struct sockaddr_storage *
  * a unix socket, but the client is parent's. Its own copy of the client's record
  * (outside the map) keeps the streams of one h2 connection out of the client's
  * connection count. */
-int front_conn_adopt_stream(struct worker *w, int fd, const struct conn *parent)
+int front_conn_adopt_stream(struct worker *w, int fd, const struct conn *parent, struct conn **ret)
 {
     struct client *cl = calloc(1, sizeof(*cl));
     if (!cl) {
@@ -217,6 +219,7 @@ int front_conn_adopt_stream(struct worker *w, int fd, const struct conn *parent)
     if (!c)
         return -ENOMEM;
     c->h2 = true;
+    *ret = c;
     return 0;
 }
 
@@ -395,6 +398,10 @@ void front_conn_close(struct conn *c)
         front_fcgi_free(c);
     if (c->h2s)
         front_h2_free(c);
+    if (c->h2_peer) {
+        front_h2_stream_unlink(c->h2_peer);
+        c->h2_peer = NULL;
+    }
     if (c->tls) {
         front_tls_close_notify(c);
         front_tls_free(c);
@@ -961,6 +968,9 @@ int front_conn_flush(struct conn *c)
 {
     if (c->tls)
         return flush_tls(c);
+    /* An HTTP/2 stream's file: its stream reads it straight into DATA frames. */
+    if (c->file_left > 0 && c->h2_peer)
+        front_h2_stream_take_file(c->h2_peer, c);
     int r = flush_out(c);
     if (r <= 0)
         return r;

@@ -112,6 +112,10 @@ struct conn {
     struct fcgi *fc;
     /* Last, so that the fields HTTP/1.1 uses on every request keep their places. */
     struct h2_session *h2s;      /* CS_H2: the session */
+    struct h2_stream *h2_peer;   /* h2: the stream relaying the current request (NULL while
+                                    idle); a file answer's body goes to it (no copy through
+                                    the pair) */
+    uint32_t gen;                /* new for each connection this struct serves */
     bool h2;                     /* serves one HTTP/2 stream's request, relayed over a socket
                                     pair by the stream (h2-stream.c): HTTPS, logged HTTP/2.0,
                                     never handed to another worker */
@@ -161,7 +165,7 @@ void front_conn_adopt(struct worker *w, int fd, const struct front_handoff *h);
  * HTTP/2 stream of parent relays to it: the client's address and ports are
  * parent's, it counts against no client or worker limit (parent did), and it is
  * never handed over. Negative errno (fd is closed then). */
-int front_conn_adopt_stream(struct worker *w, int fd, const struct conn *parent);
+int front_conn_adopt_stream(struct worker *w, int fd, const struct conn *parent, struct conn **ret);
 /* Whether the request came over TLS (HTTPS), directly or on an HTTP/2 stream. */
 static inline bool front_conn_https(const struct conn *c)
 {
@@ -230,6 +234,13 @@ void front_tls_free(struct conn *c);
 
 /* Whether the client picked h2 by ALPN on c's finished handshake. */
 bool front_tls_alpn_h2(const struct conn *c);
+
+/* h2-stream.c: takes over the file c is about to send as its answer's body (c
+ * keeps only the head to write): the stream reads it into DATA frames as the
+ * client's window allows. */
+void front_h2_stream_take_file(struct h2_stream *st, struct conn *c);
+/* c, which served a stream, closes: the stream must not reach it any more. */
+void front_h2_stream_unlink(struct h2_stream *st);
 
 /* h2.c: an HTTP/2 session on a TLS connection (see docs/internals/front.md). */
 /* Turns c, whose handshake picked h2, into a session: sends our SETTINGS and

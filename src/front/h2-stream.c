@@ -36,6 +36,7 @@ struct h2_stream *front_h2_stream_new(struct h2_session *s, int32_t id)
     st->s = s;
     st->id = id;
     st->fd = -1;
+    st->file_fd = -1;
     front_h2_head_init(&st->head, w->limits.max_head);
     /* The head (bounded by max_head), then a window of body with chunk framing. */
     st->up = BUF_INIT(w->limits.max_head + 4096 + 2 * H2_STREAM_WINDOW);
@@ -48,9 +49,57 @@ struct h2_stream *front_h2_stream_new(struct h2_session *s, int32_t id)
     return st;
 }
 
+/* Links st and the connection c serving it (c->gen was gen when they met): c
+ * hands its file answers to st. Nothing when c serves another by now. */
+static void link_inner(struct h2_stream *st, struct conn *c, uint32_t gen)
+{
+    if (!c || c->gen != gen || c->fd < 0 || !c->h2 || c->h2_peer)
+        return;
+    st->inner = c;
+    st->inner_gen = gen;
+    c->h2_peer = st;
+}
+
+static void unlink_inner(struct h2_stream *st)
+{
+    if (st->inner && st->inner->gen == st->inner_gen && st->inner->h2_peer == st)
+        st->inner->h2_peer = NULL;
+    st->inner = NULL;
+}
+
+void front_h2_stream_unlink(struct h2_stream *st)
+{
+    st->inner = NULL;
+}
+
+void front_h2_stream_take_file(struct h2_stream *st, struct conn *c)
+{
+    if (st->file_fd >= 0)
+        return;   /* one answer per stream: never happens */
+    st->file_fd = c->file_fd;
+    st->file_cf = c->file_cf;   /* the reference goes with it */
+    st->file_off = c->file_off;
+    st->file_left = c->file_left;
+    c->file_fd = -1;
+    c->file_cf = NULL;
+    c->file_left = 0;
+}
+
+static void file_release(struct h2_stream *st)
+{
+    if (st->file_cf)
+        front_cached_file_unref(st->file_cf);
+    else if (st->file_fd >= 0)
+        close(st->file_fd);
+    st->file_cf = NULL;
+    st->file_fd = -1;
+    st->file_left = 0;
+}
+
 /* Closes our end of the pair: the serving connection sees the end of its input. */
 static void close_pair(struct h2_stream *st)
 {
+    unlink_inner(st);
     if (st->fd < 0)
         return;
     if (st->events)
@@ -70,6 +119,7 @@ void front_h2_stream_free(struct h2_stream *st)
     if (st->next)
         st->next->prev = st->prev;
     s->n_streams--;
+    file_release(st);
     front_h2_head_done(&st->head);
     buf_done(&st->up);
     buf_done(&st->rx);
@@ -155,7 +205,7 @@ static void idle_io(struct evloop *loop, int fd, uint32_t events, void *data)
      * turn: either way it is of no more use. */
     struct h2_session *s = data;
     for (size_t i = 0; i < s->n_idle; i++) {
-        if (s->idle[i] == fd) {
+        if (s->idle[i].fd == fd) {
             s->idle[i] = s->idle[--s->n_idle];
             break;
         }
@@ -168,7 +218,7 @@ void front_h2_idle_close(struct h2_session *s)
 {
     struct evloop *loop = s->c->w->loop;
     while (s->n_idle > 0) {
-        int fd = s->idle[--s->n_idle];
+        int fd = s->idle[--s->n_idle].fd;
         evloop_del(loop, fd);
         close(fd);
     }
@@ -181,8 +231,10 @@ static int open_pair(struct h2_stream *st)
     struct h2_session *s = st->s;
     struct worker *w = s->c->w;
     if (s->n_idle > 0) {
-        st->fd = s->idle[--s->n_idle];
+        struct h2_idle_pair *p = &s->idle[--s->n_idle];
+        st->fd = p->fd;
         st->events = EPOLLIN;
+        link_inner(st, p->inner, p->gen);
         return evloop_set(w->loop, st->fd, EPOLLIN, stream_io, st);
     }
     int sv[2];
@@ -191,12 +243,14 @@ static int open_pair(struct h2_stream *st)
     int sz = PAIR_SNDBUF;
     setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
     setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
-    int r = front_conn_adopt_stream(w, sv[1], s->c);
+    struct conn *inner;
+    int r = front_conn_adopt_stream(w, sv[1], s->c, &inner);
     if (r < 0) {
         close(sv[0]);
         return r;
     }
     st->fd = sv[0];
+    link_inner(st, inner, inner->gen);
     return 0;
 }
 
@@ -213,7 +267,8 @@ static void release_pair(struct h2_stream *st)
         close_pair(st);
         return;
     }
-    s->idle[s->n_idle++] = st->fd;
+    s->idle[s->n_idle++] = (struct h2_idle_pair){ st->fd, st->inner, st->inner_gen };
+    unlink_inner(st);
     st->fd = -1;
     st->events = 0;
 }
@@ -294,21 +349,42 @@ static ssize_t read_body(nghttp2_session *session, int32_t stream_id, uint8_t *o
     (void)user_data;
     struct h2_stream *st = source->ptr;
     size_t avail = st->rx.len - st->rx_off;
-    if (avail == 0 && !st->answer_done) {
+    if (avail > 0) {
+        size_t n = MIN(avail, length);
+        memcpy(out, st->rx.data + st->rx_off, n);
+        st->rx_off += n;
+        if (st->rx_off == st->rx.len) {
+            buf_clear(&st->rx);
+            st->rx_off = 0;
+            if (st->answer_done && st->file_left == 0)
+                *flags |= NGHTTP2_DATA_FLAG_EOF;
+        }
+        watch(st);   /* room again: read on */
+        return (ssize_t)n;
+    }
+    if (st->file_left > 0) {
+        /* Straight from the file into the frame, as the window allows. */
+        ssize_t n;
+        do
+            n = pread(st->file_fd, out, (size_t)MIN((uint64_t)length, st->file_left), (off_t)st->file_off);
+        while (n < 0 && errno == EINTR);
+        if (n <= 0)
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;   /* it shrank: the length said is a lie now */
+        st->file_off += (uint64_t)n;
+        st->file_left -= (uint64_t)n;
+        if (st->file_left == 0) {
+            file_release(st);
+            if (st->answer_done)
+                *flags |= NGHTTP2_DATA_FLAG_EOF;
+        }
+        return n;
+    }
+    if (!st->answer_done) {
         st->deferred = true;
         return NGHTTP2_ERR_DEFERRED;
     }
-    size_t n = MIN(avail, length);
-    memcpy(out, st->rx.data + st->rx_off, n);
-    st->rx_off += n;
-    if (st->rx_off == st->rx.len) {
-        buf_clear(&st->rx);
-        st->rx_off = 0;
-        if (st->answer_done)
-            *flags |= NGHTTP2_DATA_FLAG_EOF;
-    }
-    watch(st);   /* room again: read on */
-    return (ssize_t)n;
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+    return 0;
 }
 
 /* Sends the answer's head as HEADERS; the body follows from rx. */
@@ -396,6 +472,13 @@ static int take(struct h2_stream *st, size_t from)
             return -EPROTO;
         st->rx_off = (size_t)r;
         from = (size_t)r;
+        if (st->file_fd >= 0 && !st->answer_done) {
+            /* The body is the file the connection handed over; nothing more comes
+             * through the pair. */
+            if (st->res.body != HTTP1_BODY_LENGTH || st->res.content_length != st->file_left)
+                return -EPROTO;
+            st->answer_done = true;
+        }
         if (st->answer_done) {
             st->rx_stray = st->rx.len > from;
             st->rx.len = from;

@@ -22,7 +22,11 @@ struct h2_session {
     nghttp2_session *session;
     struct h2_stream *streams;     /* open streams, for freeing them with the session */
     size_t n_streams;
-    int idle[H2_IDLE_PAIRS];       /* our ends of pairs whose connection waits for a request */
+    struct h2_idle_pair {          /* a pair whose connection waits for a request */
+        int fd;                    /* our end */
+        struct conn *inner;        /* its connection, valid while inner->gen == gen */
+        uint32_t gen;
+    } idle[H2_IDLE_PAIRS];
     size_t n_idle;
     struct ev_timer *kick;         /* a pass of the session due at the end of this loop pass */
     uint64_t settings_deadline;    /* our SETTINGS must be acknowledged by then */
@@ -46,6 +50,9 @@ struct h2_stream {
     struct h2_stream *prev, *next;
     int32_t id;
     int fd;                        /* our end of the pair; -1 when closed */
+    struct conn *inner;            /* the connection at the pair's other end, while linked
+                                      (it points back through h2_peer) */
+    uint32_t inner_gen;
     uint32_t events;               /* what epoll watches on fd */
     struct front_h2_head head;     /* the request's fields, into an HTTP/1.1 head */
     enum http_method method;       /* for the answer's framing (HEAD: no body) */
@@ -68,6 +75,10 @@ struct h2_stream {
     bool answer_done;              /* the whole body is in rx */
     bool deferred;                 /* nghttp2 waits for body bytes (resume when some come) */
     bool reset_sent;               /* we reset it: its answer broke off */
+    /* A file answer's body, handed over by the connection (front_h2_stream_take_file): */
+    int file_fd;                   /* -1: none */
+    struct cached_file *file_cf;   /* referenced when file_fd is the cache's */
+    uint64_t file_off, file_left;
 };
 
 /* h2-stream.c */
