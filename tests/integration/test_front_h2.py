@@ -143,6 +143,9 @@ def test_static_files_over_h2(front, pki):
     # Ranges: one range 206, past the end 416.
     st, h, body, _ = curl(front, pki, "blog.localhost", "/big.bin", "-r", "100000-100009")
     assert (st, body) == (206, want[100000:100010]) and h["content-range"] == f"bytes 100000-100009/{BIG}"
+    # A big range: the file goes from its fd into DATA frames from the offset on.
+    st, h, body, _ = curl(front, pki, "blog.localhost", "/big.bin", "-r", "12345-312344")
+    assert (st, body) == (206, want[12345:312345]) and h["content-length"] == "300000"
     st, h, _, _ = curl(front, pki, "blog.localhost", "/big.bin", "-r", f"{BIG + 5}-")
     assert st == 416 and h["content-range"] == f"bytes */{BIG}"
     # Precompressed siblings.
@@ -335,6 +338,7 @@ class H2:
         self.server_settings = None
         self.inflater = Inflater()
         self.fields = {}   # stream -> the fields of its answer's head
+        self.pending = []  # frames read aside (while uploading), for the next readers
         if preface:
             self.s.sendall(PREFACE + self.frame(SETTINGS, 0, 0, b"".join(struct.pack(">HI", k, v)
                                                                           for k, v in settings)))
@@ -351,8 +355,11 @@ class H2:
                   (":authority", host or self.host), (":path", path)] + list(extra)
         self.send(HEADERS, END_HEADERS | (END_STREAM if end_stream else 0), sid, hpack(fields))
 
-    def read_frame(self, timeout=10):
-        """(type, flags, stream, payload), or None at the end of the connection."""
+    def read_frame(self, timeout=10, aside=True):
+        """(type, flags, stream, payload), or None at the end of the connection.
+        aside: frames read aside earlier come first."""
+        if aside and self.pending:
+            return self.pending.pop(0)
         self.s.settimeout(timeout)
         while True:
             if len(self.buf) >= 9:
@@ -702,6 +709,26 @@ def test_slow_reader_of_big_files_is_not_buffered(front, pki):
     c.close()
 
 
+def upload(c, sid, payload, window):
+    """Sends payload as sid's body within the windows berth opens (window: {0:
+    connection, sid: stream} as left), reading frames while it waits."""
+    sent = 0
+    while sent < len(payload):
+        n = min(16384, len(payload) - sent, window[0], window[sid])
+        if n <= 0:
+            f = c.read_frame(aside=False)
+            assert f is not None
+            if f[0] == WINDOW_UPDATE and f[2] in window:
+                window[f[2]] += struct.unpack(">I", f[3])[0] & 0x7fffffff
+            else:
+                c.pending.append(f)   # an answer's frames: for responses()
+            continue
+        c.send(DATA, END_STREAM if sent + n == len(payload) else 0, sid, payload[sent:sent + n])
+        window[0] -= n
+        window[sid] -= n
+        sent += n
+
+
 def test_upload_is_flow_controlled(front, pki):
     """The client may send only what the window allows; the window opens as the
     backend takes the bytes, and the body arrives whole."""
@@ -710,23 +737,50 @@ def test_upload_is_flow_controlled(front, pki):
     c.request(1, "/echo", host="app.localhost", method="POST", extra=[("content-length", str(len(payload)))],
               end_stream=False)
     c.until(lambda f: f[0] == SETTINGS and not f[1] & ACK)
-    window = {0: 65535, 1: c.server_settings.get(4, 65535)}
-    sent = 0
-    while sent < len(payload):
-        n = min(16384, len(payload) - sent, window[0], window[1])
-        if n <= 0:
-            f = c.read_frame()
-            assert f is not None
-            if f[0] == WINDOW_UPDATE and f[2] in window:
-                window[f[2]] += struct.unpack(">I", f[3])[0] & 0x7fffffff
-            continue
-        c.send(DATA, END_STREAM if sent + n == len(payload) else 0, 1, payload[sent:sent + n])
-        window[0] -= n
-        window[1] -= n
-        sent += n
+    upload(c, 1, payload, {0: 65535, 1: c.server_settings.get(4, 65535)})
     got = c.responses([1], timeout=30)
     assert got[1][0] == 200 and got[1][1] == payload
     c.close()
+
+
+def test_slow_reader_of_proxied_answers_is_not_buffered(pki):
+    """Six 4 MiB answers from the backend to a client that does not read them: the
+    backend is held back (the pairs and the proxy's buffers fill: it cannot write
+    its answers whole), the worker does not take them in; read later, they arrive
+    whole. (Its own front: the module's times a silent client out in 1.5 s.)"""
+    state = tempfile.mkdtemp(prefix="berth-h2-slow-")
+    f = Front(state, workers=1, tls=pki.leaf("default-slow", ["app.localhost"]))
+    backend = Backend(os.path.join(state, "app.sock"))
+    f.add_site("app", 1004, reload=False, type="app", backend=os.path.join(state, "app.sock"))
+    f.start()
+    try:
+        c = H2(f, pki, host="app.localhost", settings=[(4, 16384)])
+        c.until(lambda fr: fr[0] == SETTINGS and not fr[1] & ACK)
+        window = {0: 65535}
+        payloads = {}
+        for i in range(6):
+            sid = 1 + 2 * i
+            payloads[sid] = os.urandom(4 * 1024 * 1024)
+            c.request(sid, "/echo", method="POST", extra=[("content-length", str(len(payloads[sid])))],
+                      end_stream=False)
+            window[sid] = c.server_settings.get(4, 65535)
+        for sid, p in payloads.items():
+            upload(c, sid, p, window)
+        time.sleep(2)
+        # Had the front read the answers in, the backend would have written them whole.
+        assert backend.echoed == []
+        c.send(WINDOW_UPDATE, 0, 0, struct.pack(">I", 64 * 1024 * 1024))
+        for sid in payloads:
+            c.send(WINDOW_UPDATE, 0, sid, struct.pack(">I", 8 * 1024 * 1024))
+        got = c.responses(list(payloads), timeout=120)
+        for sid, p in payloads.items():
+            assert got[sid][0] == 200 and got[sid][1] == p, sid
+        assert len(backend.echoed) == 6
+        c.close()
+    finally:
+        backend.stop()
+        f.stop()
+        shutil.rmtree(state, ignore_errors=True)
 
 
 def test_per_client_connection_cap_applies_to_h2(pki):
