@@ -113,10 +113,8 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
             front_h2_stream_body_end(st);
         break;
     case NGHTTP2_RST_STREAM:
-        if (!reset_allowed(s)) {
+        if (!reset_allowed(s))
             nghttp2_session_terminate_session(session, NGHTTP2_ENHANCE_YOUR_CALM);
-            s->calm = true;
-        }
         break;
     case NGHTTP2_SETTINGS:
         if (frame->hd.flags & NGHTTP2_FLAG_ACK)
@@ -149,10 +147,8 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
      * client reset (those were counted as their RST_STREAM came): a client
      * cannot make us start and fail requests at will. */
     (void)error_code;
-    if (st && st->reset_sent && !reset_allowed(s)) {
+    if (st && st->reset_sent && !reset_allowed(s))
         nghttp2_session_terminate_session(session, NGHTTP2_ENHANCE_YOUR_CALM);
-        s->calm = true;
-    }
     if (st) {
         /* Body bytes it held count against the connection's window still. */
         if (st->up_unconsumed)
@@ -248,7 +244,8 @@ void front_h2_free(struct conn *c)
     free(s);
 }
 
-/* Pulls frames from nghttp2 into out while it is below OUT_CHUNK. */
+/* Pulls frames from nghttp2 into out while it is below OUT_CHUNK. 1 when it
+ * stopped there (more may be ready), 0 when nghttp2 had no more, negative errno. */
 static int produce(struct conn *c)
 {
     struct h2_session *s = c->h2s;
@@ -258,7 +255,7 @@ static int produce(struct conn *c)
         if (n < 0)
             return -EPROTO;
         if (n == 0)
-            break;
+            return 0;
         if (c->out_off > 0 && c->out_off == c->out.len) {
             buf_clear(&c->out);
             c->out_off = 0;
@@ -267,7 +264,7 @@ static int produce(struct conn *c)
         if (r < 0)
             return r;
     }
-    return 0;
+    return 1;
 }
 
 /* Writes and reads until both would wait, then sets what epoll watches; closes
@@ -279,7 +276,8 @@ static void session_run(struct conn *c)
     size_t read_total = 0;
     bool blocked = false;
     for (;;) {
-        if (produce(c) < 0) {
+        int more = produce(c);
+        if (more < 0) {
             front_conn_close(c);
             return;
         }
@@ -296,7 +294,7 @@ static void session_run(struct conn *c)
                 s->write_deadline = 0;
             else if (!s->write_deadline)
                 s->write_deadline = w->now_ms + w->cfg->idle_timeout_ms;
-            if (!blocked && nghttp2_session_want_write(s->session))
+            if (!blocked && more)
                 continue;   /* more frames than one chunk */
         }
         if (!nghttp2_session_want_read(s->session) || read_total >= IN_BATCH || !c->readable ||

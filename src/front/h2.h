@@ -38,7 +38,6 @@ struct h2_session {
     bool settings_acked;
     bool preface_seen;
     bool tls_pending;              /* the last flush left bytes in the TLS session */
-    bool calm;                     /* ENHANCE_YOUR_CALM: a flood ended the session */
 };
 
 /* One request: an HTTP/1.1 head and body written to a socket pair whose other end
