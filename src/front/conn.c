@@ -1110,6 +1110,14 @@ void front_conn_run(struct conn *c)
     }
 }
 
+void front_conn_poke(struct conn *c)
+{
+    if (c->fd < 0 || c->state != CS_HEAD)
+        return;
+    c->readable = true;
+    front_conn_run(c);
+}
+
 static void conn_io(struct evloop *loop, int fd, uint32_t events, void *data)
 {
     struct conn *c = data;

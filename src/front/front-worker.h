@@ -178,6 +178,9 @@ static inline bool front_conn_https(const struct conn *c)
 void front_conn_rebalance(struct worker *w);
 /* Drives a connection until it must wait for I/O again. */
 void front_conn_run(struct conn *c);
+/* Bytes were just written to c (waiting for a request): reads and serves them now
+ * instead of after a round through epoll. */
+void front_conn_poke(struct conn *c);
 void front_conn_close(struct conn *c);
 /* Closes after what was written: shuts the write side and reads what the client
  * still sends for a short while, so that our last words (a GOAWAY) are not lost

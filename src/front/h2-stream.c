@@ -26,6 +26,7 @@
 #define PAIR_SNDBUF (32 * 1024)
 
 static void stream_io(struct evloop *loop, int fd, uint32_t events, void *data);
+static void pump_down(struct h2_stream *st);
 
 struct h2_stream *front_h2_stream_new(struct h2_session *s, int32_t id)
 {
@@ -262,8 +263,11 @@ static void release_pair(struct h2_stream *st)
     struct h2_session *s = st->s;
     if (st->fd < 0)
         return;
+    struct evloop *loop = s->c->w->loop;
     if (!st->res.keep_alive || st->rx_stray || st->up_dead || st->body_open || st->up_off < st->up.len ||
-        s->n_idle == H2_IDLE_PAIRS || evloop_set(s->c->w->loop, st->fd, EPOLLIN, idle_io, s) < 0) {
+        s->n_idle == H2_IDLE_PAIRS ||
+        (st->events ? evloop_set(loop, st->fd, EPOLLIN, idle_io, s) : evloop_add(loop, st->fd, EPOLLIN, idle_io, s)) <
+            0) {
         close_pair(st);
         return;
     }
@@ -297,6 +301,12 @@ void front_h2_stream_headers_done(struct h2_stream *st, bool body)
     /* A head past the limit gets 431 from the connection, which reads no body. */
     if (too_big)
         st->up_dead = true;
+    /* The connection is ours, in this process: it serves the request now, and
+     * what it answered at once (a file, a page) is read back now, saving two
+     * rounds through epoll. It never calls back into the session. */
+    if (st->inner && st->inner->gen == st->inner_gen)
+        front_conn_poke(st->inner);
+    pump_down(st);
     watch(st);
 }
 
