@@ -454,7 +454,7 @@ def test_many_streams_on_one_connection_mix_every_kind(front, pki):
         sid = 1 + 2 * i
         kind = i % 3
         if kind == 0:
-            c.request(sid, "/hello.txt")
+            c.request(sid, f"/hello.txt?many={i}")
             want[sid] = b"hello over h2\n"
         elif kind == 1:
             c.request(sid, f"/echo?i={i}", host="app.localhost", method="POST",
@@ -472,6 +472,10 @@ def test_many_streams_on_one_connection_mix_every_kind(front, pki):
         if want[sid] is not None:
             assert body == want[sid], sid
     assert len(front.fpm.params_seen) - n == 30
+    # Each stream is logged as a request.
+    log = front.sites["blog"].access_log
+    assert wait_until(lambda: len([l for l in log().splitlines()
+                                   if "many=" in l and " HTTP/2.0\" 200 14 " in l]) == 30, 5), log()
     c.close()
 
 
