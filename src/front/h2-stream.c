@@ -153,7 +153,7 @@ static void watch(struct h2_stream *st)
 
 static void reset(struct h2_stream *st, uint32_t code)
 {
-    st->reset_sent = true;
+    st->reset_sent = code != NGHTTP2_REFUSED_STREAM;   /* a full worker is not the client's doing */
     close_pair(st);
     nghttp2_submit_rst_stream(st->s->session, NGHTTP2_FLAG_NONE, st->id, code);
 }
@@ -238,6 +238,11 @@ static int open_pair(struct h2_stream *st)
         link_inner(st, p->inner, p->gen);
         return evloop_set(w->loop, st->fd, EPOLLIN, stream_io, st);
     }
+    /* A stream's connection counts against the worker's cap like any other:
+     * 100 streams on each of a client's connections must not take the worker
+     * past what it holds for HTTP/1.1. */
+    if (w->n_conns >= w->cfg->max_conns_per_worker)
+        return -EBUSY;
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
         return -errno;
@@ -281,13 +286,17 @@ void front_h2_stream_headers_done(struct h2_stream *st, bool body)
 {
     struct h2_session *s = st->s;
     st->method = st->head.method.len == 4 && memcmp(st->head.method.data, "HEAD", 4) == 0 ? HTTP_HEAD : HTTP_GET;
-    if (front_h2_head_finish(&st->head, body) < 0 || open_pair(st) < 0) {
-        reset(st, NGHTTP2_INTERNAL_ERROR);
+    int r = front_h2_head_finish(&st->head, body);
+    if (r >= 0)
+        r = open_pair(st);
+    if (r < 0) {
+        /* Refused: the client may try it again later, or elsewhere. */
+        reset(st, r == -EBUSY ? NGHTTP2_REFUSED_STREAM : NGHTTP2_INTERNAL_ERROR);
         return;
     }
     http1_parser_init(&st->parser, &s->c->w->limits);
     /* The head is small next to the buffers it took: moved out, they go. */
-    int r = buf_append(&st->up, st->head.head.data, st->head.head.len);
+    r = buf_append(&st->up, st->head.head.data, st->head.head.len);
     bool too_big = st->head.too_big, has_length = st->head.has_length;
     front_h2_head_done(&st->head);
     front_h2_head_init(&st->head, 0);

@@ -818,6 +818,35 @@ def test_per_client_connection_cap_applies_to_h2(pki):
         shutil.rmtree(state, ignore_errors=True)
 
 
+def test_streams_count_against_the_workers_connection_cap(pki):
+    """A stream's request is served by a connection of the worker, which counts
+    against --max-conns like any: past it, streams are refused (REFUSED_STREAM),
+    not served without bound."""
+    state = tempfile.mkdtemp(prefix="berth-h2-wcap-")
+    f = Front(state, workers=1, tls=pki.leaf("default-wcap", ["app.localhost"]), extra_args=["--max-conns", "5"])
+    backend = Backend(os.path.join(state, "app.sock"))
+    f.add_site("app", 1004, reload=False, type="app", backend=os.path.join(state, "app.sock"))
+    f.start()
+    try:
+        c = H2(f, pki, host="app.localhost")
+        sids = [1 + 2 * i for i in range(10)]
+        for sid in sids:
+            c.request(sid, "/stream?n=2&delay=0.5")
+        got = c.responses(sids, timeout=30)
+        served = [s for s in sids if got[s][0] == 200 and got[s][1] == b"chunk 0\nchunk 1\n"]
+        refused = [s for s in sids if got[s][2] == REFUSED_STREAM]
+        # The h2 connection is one of the five.
+        assert len(served) == 4 and len(refused) == 6, got
+        # Once they are done, the connection serves again.
+        c.request(21, "/stream?n=1")
+        assert c.responses([21])[21][:2] == (200, b"chunk 0\n")
+        c.close()
+    finally:
+        backend.stop()
+        f.stop()
+        shutil.rmtree(state, ignore_errors=True)
+
+
 def test_http2_can_be_turned_off(pki):
     state = tempfile.mkdtemp(prefix="berth-h2-off-")
     default = pki.leaf("default-off", ["blog.localhost"])
