@@ -161,10 +161,12 @@ void front_conn_accept(struct worker *w, int lfd);
 /* Takes a client socket another worker accepted and handed over, with what that
  * worker said of it. */
 void front_conn_adopt(struct worker *w, int fd, const struct front_handoff *h);
-/* Makes fd (our end of a socket pair) a connection that serves the request an
- * HTTP/2 stream of parent relays to it: the client's address and ports are
- * parent's, it counts against no client or worker limit (parent did), and it is
- * never handed over. Negative errno (fd is closed then). */
+/* Makes fd (the other end of a stream's socket pair) a connection that serves the
+ * requests an HTTP/2 stream of parent relays to it: the client's address and
+ * ports are parent's, it counts in the worker's connections but not the client's
+ * (the caller checks the worker's cap: parent's client was admitted), and it is
+ * never handed over. *ret: the connection (valid while its gen is unchanged).
+ * Negative errno (fd is closed then). */
 int front_conn_adopt_stream(struct worker *w, int fd, const struct conn *parent, struct conn **ret);
 /* Whether the request came over TLS (HTTPS), directly or on an HTTP/2 stream. */
 static inline bool front_conn_https(const struct conn *c)
