@@ -4,14 +4,20 @@
  * serves its streams on secondary HTTP/1 connections the same way). Every rule of
  * the front thus holds on both protocols from one code path.
  *
+ * That connection runs at once when its request is written (it is ours, in this
+ * process), its pair goes back to the session for the next stream when it kept
+ * the request alive, and a file it answers with is handed to the stream, which
+ * reads it into DATA frames itself: see docs/internals/front.md.
+ *
  * Back-pressure both ways goes through the pair's small socket buffers:
  * - request body: DATA is written to the pair and given back to the client's
  *   window (WINDOW_UPDATE) only once the pair took it, so a backend that reads
  *   slowly slows the client, and a stream holds at most its window;
- * - answer: read from the pair only while less than RX_HIGH bytes wait for DATA
- *   frames; a client that does not read (its window stays shut) leaves them
- *   waiting, the pair fills and the serving connection waits to write, as it
- *   would on a slow HTTP/1.1 socket (and gives up after the idle timeout). */
+ * - answer: a file is read only as the client's window allows; other bodies are
+ *   read from the pair only while less than RX_HIGH bytes wait for DATA frames:
+ *   a client that does not read (its window stays shut) leaves them waiting, the
+ *   pair fills and the serving connection waits to write, as it would on a slow
+ *   HTTP/1.1 socket (and gives up after the idle timeout). */
 #include <ctype.h>
 #include <stdio.h>
 #include <sys/socket.h>
