@@ -12,7 +12,7 @@ fi
 ninja -C "$BUILD" >/dev/null
 export BERTH_BUILD_DIR=$BUILD BERTH_BENCH_BUILD_DIR=$BUILD
 echo "== machine: $(nproc) CPUs, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r), $(date -u +%F)"
-for b in static proxy sandbox-start coldstart php; do
+for b in static proxy h2 sandbox-start coldstart php; do
     [ -x "$ROOT/bench/$b.sh" ] || continue
     echo; echo "== bench/$b.sh"
     "$ROOT/bench/$b.sh"

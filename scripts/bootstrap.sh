@@ -6,9 +6,9 @@ set -euo pipefail
 
 build_pkgs=(meson ninja-build pkg-config gcc clang libclang-rt-14-dev
   libsqlite3-dev libssl-dev libsodium-dev libfyaml-dev libseccomp-dev libarchive-dev
-  libcmocka-dev libcurl4-openssl-dev libssh-dev)
+  libcmocka-dev libcurl4-openssl-dev libssh-dev libnghttp2-dev)
 test_pkgs=(python3 python3-pytest curl openssl wrk iproute2 util-linux procps nftables
-  php8.2-fpm chromium nodejs pebble openssh-client openssh-sftp-server sshpass)
+  php8.2-fpm chromium nodejs pebble openssh-client openssh-sftp-server sshpass nghttp2-client)
 
 want=("${build_pkgs[@]}" "${test_pkgs[@]}")
 case "${1:-}" in

@@ -365,6 +365,13 @@ int berthd_config_load_file(struct berthd_config *cfg, bool *flags_set, char *er
                 snprintf(err, n, "config file %s: front_cpu_affinity must be true or false", path);
                 r = -EINVAL;
             }
+        } else if (streq(key, "front_http2")) {
+            if (s && (streq(s, "true") || streq(s, "false"))) {
+                cfg->no_http2 = streq(s, "false");
+            } else {
+                snprintf(err, n, "config file %s: front_http2 must be true or false", path);
+                r = -EINVAL;
+            }
         } else if (streq(key, "site_max_requests")) {
             if (!s || parse_uint(s, 0, 1000000, &num) < 0) {
                 snprintf(err, n, "config file %s: site_max_requests must be a number from 0 (no limit) to 1000000",

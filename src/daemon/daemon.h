@@ -30,6 +30,7 @@ struct berthd_config {
     uint32_t front_uid, front_gid;  /* the front's workers */
     unsigned workers;               /* 0: one per core */
     bool no_cpu_affinity;           /* front_cpu_affinity: false (the workers may run anywhere) */
+    bool no_http2;                  /* front_http2: false (HTTPS offers only http/1.1 in ALPN) */
     bool site_max_requests_set;     /* site_max_requests was given (0 means no limit) */
     uint32_t site_max_requests;     /* requests one site may have at its backend at once */
     /* The most a user who is not an admin may give one of their sites (user_site_limits);

@@ -744,6 +744,7 @@ static int start_front(struct berthd *d)
     front_config_init(&fcfg);
     fcfg.workers = d->cfg.workers;
     fcfg.cpu_affinity = !d->cfg.no_cpu_affinity;
+    fcfg.http2 = !d->cfg.no_http2;
     if (d->cfg.site_max_requests_set)
         fcfg.site_max_requests = d->cfg.site_max_requests;
     fcfg.uid = d->cfg.front_uid;

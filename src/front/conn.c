@@ -95,6 +95,78 @@ static void refuse(int fd, bool tls)
     close(fd);
 }
 
+static bool c_tcp(const struct sockaddr_storage *ss)
+{
+    return ss->ss_family == AF_INET || ss->ss_family == AF_INET6;
+}
+
+/* Makes the connection for fd of client cl (whose count it takes one of); NULL
+ * (fd closed) when it cannot. */
+static struct conn *conn_setup(struct worker *w, int fd, struct client *cl, bool tcp, uint16_t remote_port,
+                               uint16_t local_port, bool tls, const struct front_handoff *h)
+{
+    cl->conns++;
+    struct conn *c = conn_alloc(w);
+    if (!c) {
+        if (--cl->conns == 0) {
+            front_map_del(&w->clients, cl->addr, strlen(cl->addr), cl);
+            free(cl);
+        }
+        close(fd);
+        return NULL;
+    }
+    /* A connection from the free list starts from nothing but its buffers: a field
+     * the last one left behind (a file it was sending when its client went) must
+     * never leak into this one's answers. */
+    struct buf in = c->in, out = c->out, logline = c->logline;
+    uint32_t gen = c->gen + 1;
+    *c = (struct conn){
+        .gen = gen,
+        .w = w,
+        .fd = fd,
+        .state = CS_HEAD,
+        .client = cl,
+        .tcp = tcp,
+        .remote_port = remote_port,
+        .local_port = local_port,
+        .in = in,
+        .out = out,
+        .logline = logline,
+        .file_fd = -1,
+        .keep_alive = true,
+        .readable = true,   /* most clients send the request right after connecting */
+        .upstream_ms = -1,
+    };
+    if (c->tcp) {
+        int one = 1;
+        /* Answers go out in one write; never hold them back for Nagle. */
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    buf_clear(&c->in);
+    buf_clear(&c->out);
+    http1_parser_init(&c->parser, &w->limits);
+    /* A fresh connection gets the head timeout at once (one that never sends is
+     * dropped as slowloris). One handed over keeps the deadline it had: a move
+     * never extends it (nor, from a bad message, past the idle timeout). */
+    c->deadline = w->now_ms + w->cfg->header_timeout_ms;
+    if (h)
+        c->deadline = MIN(MAX(h->deadline_ms, w->now_ms), w->now_ms + w->cfg->idle_timeout_ms);
+    c->cpu_checked_s = w->now_s;   /* placed just now: no need to look at once */
+    c->prev = NULL;
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    w->n_conns++;
+    if ((tls && front_tls_start(c) < 0) || evloop_add(w->loop, fd, EPOLLIN, conn_io, c) < 0) {
+        front_conn_close(c);
+        return NULL;
+    }
+    front_spread_set_conns(w->spread, w->index, w->n_conns);
+    return c;
+}
+
+
 /* Takes a client socket: limits first (a 503 and close beyond them), then a
  * connection waiting for its request. ss is the client's address; local_port the
  * port it came in on; h what the worker that handed it over said of it (NULL: we
@@ -128,58 +200,27 @@ static void conn_adopt(struct worker *w, int fd, const struct sockaddr_storage *
             return;
         }
     }
-    struct conn *c = conn_alloc(w);
-    if (!c) {
+    conn_setup(w, fd, cl, c_tcp(ss), addr_port(ss), local_port, tls, h);
+}
+
+/* A connection that serves one HTTP/2 stream's request: the relay socket pair is
+ * a unix socket, but the client is parent's. Its own copy of the client's record
+ * (outside the map) keeps the streams of one h2 connection out of the client's
+ * connection count. */
+int front_conn_adopt_stream(struct worker *w, int fd, const struct conn *parent, struct conn **ret)
+{
+    struct client *cl = calloc(1, sizeof(*cl));
+    if (!cl) {
         close(fd);
-        return;
+        return -ENOMEM;
     }
-    /* A connection from the free list starts from nothing but its buffers: a field
-     * the last one left behind (a file it was sending when its client went) must
-     * never leak into this one's answers. */
-    struct buf in = c->in, out = c->out, logline = c->logline;
-    *c = (struct conn){
-        .w = w,
-        .fd = fd,
-        .state = CS_HEAD,
-        .client = cl,
-        .tcp = ss->ss_family == AF_INET || ss->ss_family == AF_INET6,
-        .remote_port = addr_port(ss),
-        .local_port = local_port,
-        .in = in,
-        .out = out,
-        .logline = logline,
-        .file_fd = -1,
-        .keep_alive = true,
-        .readable = true,   /* most clients send the request right after connecting */
-        .upstream_ms = -1,
-    };
-    cl->conns++;
-    if (c->tcp) {
-        int one = 1;
-        /* Answers go out in one write; never hold them back for Nagle. */
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    }
-    buf_clear(&c->in);
-    buf_clear(&c->out);
-    http1_parser_init(&c->parser, &w->limits);
-    /* A fresh connection gets the head timeout at once (one that never sends is
-     * dropped as slowloris). One handed over keeps the deadline it had: a move
-     * never extends it (nor, from a bad message, past the idle timeout). */
-    c->deadline = w->now_ms + w->cfg->header_timeout_ms;
-    if (h)
-        c->deadline = MIN(MAX(h->deadline_ms, w->now_ms), w->now_ms + w->cfg->idle_timeout_ms);
-    c->cpu_checked_s = w->now_s;   /* placed just now: no need to look at once */
-    c->prev = NULL;
-    c->next = w->conns;
-    if (w->conns)
-        w->conns->prev = c;
-    w->conns = c;
-    w->n_conns++;
-    if ((tls && front_tls_start(c) < 0) || evloop_add(w->loop, fd, EPOLLIN, conn_io, c) < 0) {
-        front_conn_close(c);
-        return;
-    }
-    front_spread_set_conns(w->spread, w->index, w->n_conns);
+    memcpy(cl->addr, parent->client->addr, sizeof(cl->addr));
+    struct conn *c = conn_setup(w, fd, cl, false, parent->remote_port, parent->local_port, false, NULL);
+    if (!c)
+        return -ENOMEM;
+    c->h2 = true;
+    *ret = c;
+    return 0;
 }
 
 static uint16_t local_port_of(int fd)
@@ -239,7 +280,7 @@ void front_conn_accept(struct worker *w, int lfd)
  * its state lives in this process. */
 static bool conn_idle(const struct conn *c)
 {
-    return !c->tls && c->state == CS_HEAD && c->in.len == 0 && !c->head_started && c->out.len == c->out_off &&
+    return !c->tls && !c->h2 && c->state == CS_HEAD && c->in.len == 0 && !c->head_started && c->out.len == c->out_off &&
            c->file_fd < 0 && !c->px && !c->fc && !c->site && !c->linger;
 }
 
@@ -355,6 +396,12 @@ void front_conn_close(struct conn *c)
         front_proxy_free(c);
     if (c->fc)
         front_fcgi_free(c);
+    if (c->h2s)
+        front_h2_free(c);
+    if (c->h2_peer) {
+        front_h2_stream_unlink(c->h2_peer);
+        c->h2_peer = NULL;
+    }
     if (c->tls) {
         front_tls_close_notify(c);
         front_tls_free(c);
@@ -531,7 +578,7 @@ static void log_prepare(struct conn *c, bool parsed)
         front_log_escape(b, c->req.method_str, c->req.method_len);
         buf_append_char(b, ' ');
         front_log_escape(b, c->req.target, c->req.target_len);
-        buf_append_str(b, c->req.minor_version ? " HTTP/1.1\" " : " HTTP/1.0\" ");
+        buf_append_str(b, c->h2 ? " HTTP/2.0\" " : c->req.minor_version ? " HTTP/1.1\" " : " HTTP/1.0\" ");
     } else {
         buf_append(b, "-\" ", 3);
     }
@@ -596,6 +643,14 @@ static void start_linger(struct conn *c)
     c->state = CS_LINGER;
     c->deadline = c->w->now_ms + LINGER_MS;
     front_conn_want(c, EPOLLIN);
+}
+
+void front_conn_linger(struct conn *c)
+{
+    if (c->tcp)
+        start_linger(c);
+    else
+        front_conn_close(c);
 }
 
 void front_conn_request_done(struct conn *c)
@@ -732,7 +787,7 @@ static void dispatch(struct conn *c)
         front_conn_error(c, 503, NULL);
         return;
     }
-    if (site->https_redirect && !c->tls && w->https_port && redirect_to_https(c, host, host_len))
+    if (site->https_redirect && !front_conn_https(c) && w->https_port && redirect_to_https(c, host, host_len))
         return;
     if (req->method == HTTP_CONNECT) {
         /* berth is not a forward proxy, and no backend is asked to be one. What
@@ -842,6 +897,14 @@ static int flush_out(struct conn *c)
                 n = errno == EINTR ? 0 : -errno;
         }
         if (n == -EAGAIN) {
+            /* A client that never quite drains (a proxied answer streaming to a
+             * slow reader) would otherwise grow out to its maximum, out_off
+             * creeping behind: what went out is dropped. Only on a full socket,
+             * never for the usual answer that leaves in one write. */
+            if (c->out_off >= PIPELINE_BATCH) {
+                buf_consume(&c->out, c->out_off);
+                c->out_off = 0;
+            }
             front_conn_want(c, EPOLLOUT);
             c->deadline = c->w->now_ms + c->w->cfg->idle_timeout_ms;
             return 0;
@@ -905,6 +968,9 @@ int front_conn_flush(struct conn *c)
 {
     if (c->tls)
         return flush_tls(c);
+    /* An HTTP/2 stream's file: its stream reads it straight into DATA frames. */
+    if (c->file_left > 0 && c->h2_peer)
+        front_h2_stream_take_file(c->h2_peer, c);
     int r = flush_out(c);
     if (r <= 0)
         return r;
@@ -944,6 +1010,10 @@ void front_conn_run(struct conn *c)
                 }
                 if (h == 0)
                     return;
+                if (front_tls_alpn_h2(c)) {
+                    front_h2_start(c);
+                    return;
+                }
                 front_conn_want(c, EPOLLIN);
                 c->readable = true;   /* the request may have come with the handshake's end */
                 continue;
@@ -1022,6 +1092,7 @@ void front_conn_run(struct conn *c)
         }
         case CS_PROXY:
         case CS_FCGI:
+        case CS_H2:
             return;
         case CS_LINGER: {
             char scratch[4096];
@@ -1039,6 +1110,14 @@ void front_conn_run(struct conn *c)
     }
 }
 
+void front_conn_poke(struct conn *c)
+{
+    if (c->fd < 0 || c->state != CS_HEAD)
+        return;
+    c->readable = true;
+    front_conn_run(c);
+}
+
 static void conn_io(struct evloop *loop, int fd, uint32_t events, void *data)
 {
     struct conn *c = data;
@@ -1051,6 +1130,10 @@ static void conn_io(struct evloop *loop, int fd, uint32_t events, void *data)
     }
     if (c->state == CS_FCGI) {
         front_fcgi_client_event(c, events);
+        return;
+    }
+    if (c->state == CS_H2) {
+        front_h2_event(c, events);
         return;
     }
     if ((events & EPOLLERR) && c->state != CS_LINGER) {
@@ -1072,6 +1155,10 @@ void front_conn_check_timeouts(struct worker *w)
         }
         if (c->state == CS_FCGI) {
             front_fcgi_timeout(c);
+            continue;
+        }
+        if (c->state == CS_H2) {
+            front_h2_timeout(c);
             continue;
         }
         if (c->deadline > now)

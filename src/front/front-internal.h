@@ -250,6 +250,9 @@ int front_tls_prepare(const struct front_config *cfg, char *err, size_t n);
  * old certificate then stays. */
 int front_tls_default_replace(const char *cert_pem, const char *key_pem, char *err, size_t n);
 void front_tls_release(void);
+/* Whether TLS listeners offer h2 in ALPN (cfg->http2): set in berthd before the
+ * workers fork, so every worker and context offers the same. */
+void front_tls_set_http2(bool on);
 
 /* ---- worker ---- */
 
@@ -257,3 +260,40 @@ void front_tls_release(void);
  * returns. */
 _noreturn_ void front_worker_main(const struct front_config *cfg, struct front_spread *spread,
                                   unsigned index, int ctl_fd);
+
+/* ---- HTTP/2 request and answer fields (h2-head.c) ---- */
+
+/* An HTTP/1.1 request head built from the fields of one HTTP/2 request (which
+ * nghttp2 checked: pseudo-fields first, lowercase names, no connection-specific
+ * fields, no CR, LF or NUL). The head goes to the connection that serves the
+ * stream, whose HTTP/1.1 parser applies every limit it applies to any request. */
+struct front_h2_head {
+    struct buf head;         /* request line once known, then fields */
+    struct buf method, path, authority;
+    struct buf cookie;       /* the crumbs of every cookie field, "; "-joined */
+    size_t list_size;        /* names + values + 32 per field (RFC 9113 §6.5.2) */
+    size_t max;              /* the HTTP/1.1 head limit (max_head) */
+    bool line_done;          /* the request line and Host are in head */
+    bool too_big;            /* over max: fields past it are dropped */
+    bool has_length;         /* content-length came */
+};
+
+/* Prepares h for a request whose head may take max bytes. */
+void front_h2_head_init(struct front_h2_head *h, size_t max);
+/* Frees h's buffers. NULL-safe. */
+void front_h2_head_done(struct front_h2_head *h);
+/* Adds one field, pseudo (":method", ":path", ":authority"; ":scheme" is always
+ * https here and dropped) or regular. host gives way to :authority; cookie crumbs
+ * are joined; te, expect and the like are dropped (the front answers for itself).
+ * Past max, marks h too_big and keeps nothing more. Negative errno (-ENOMEM). */
+int front_h2_head_field(struct front_h2_head *h, const char *name, size_t nlen, const char *value,
+                        size_t vlen);
+/* Ends the head: Host, Cookie, "Transfer-Encoding: chunked" when a body follows
+ * with no content-length, the blank line. A head that grew
+ * too big is instead left unterminated past max bytes, so that the HTTP/1.1
+ * parser answers 431 as it does on HTTP/1.1 (and logs it the same way).
+ * Negative errno. */
+int front_h2_head_finish(struct front_h2_head *h, bool body);
+/* Whether an answer's field may go into HTTP/2 HEADERS: not the connection-specific
+ * ones (Connection, Keep-Alive, Proxy-Connection, Transfer-Encoding, Upgrade, TE). */
+bool front_h2_answer_field_passes(const char *name, size_t len);

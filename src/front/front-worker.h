@@ -13,6 +13,7 @@ struct proxy;
 struct fcgi;
 struct fastcgi_route;
 struct cached_file;
+struct h2_session;
 
 /* A backend (app or php-fpm socket path) and its idle keep-alive connections.
  * Shared by the versions of a site that name the same path. */
@@ -67,6 +68,7 @@ enum conn_state {
     CS_PROXY,     /* the request is with the proxy */
     CS_FCGI,      /* the request is with the FastCGI client */
     CS_LINGER,    /* write side shut; draining input briefly so the peer reads our answer */
+    CS_H2,        /* TLS with ALPN h2: an HTTP/2 session runs the connection (h2.c) */
 };
 
 struct conn {
@@ -108,6 +110,15 @@ struct conn {
     struct front_log *log;       /* where this request's line goes (borrowed via site or worker) */
     struct proxy *px;
     struct fcgi *fc;
+    /* Last, so that the fields HTTP/1.1 uses on every request keep their places. */
+    struct h2_session *h2s;      /* CS_H2: the session */
+    struct h2_stream *h2_peer;   /* h2: the stream relaying the current request (NULL while
+                                    idle); a file answer's body goes to it (no copy through
+                                    the pair) */
+    uint32_t gen;                /* new for each connection this struct serves */
+    bool h2;                     /* serves one HTTP/2 stream's request, relayed over a socket
+                                    pair by the stream (h2-stream.c): HTTPS, logged HTTP/2.0,
+                                    never handed to another worker */
 };
 
 struct worker {
@@ -150,6 +161,18 @@ void front_conn_accept(struct worker *w, int lfd);
 /* Takes a client socket another worker accepted and handed over, with what that
  * worker said of it. */
 void front_conn_adopt(struct worker *w, int fd, const struct front_handoff *h);
+/* Makes fd (the other end of a stream's socket pair) a connection that serves the
+ * requests an HTTP/2 stream of parent relays to it: the client's address and
+ * ports are parent's, it counts in the worker's connections but not the client's
+ * (the caller checks the worker's cap: parent's client was admitted), and it is
+ * never handed over. *ret: the connection (valid while its gen is unchanged).
+ * Negative errno (fd is closed then). */
+int front_conn_adopt_stream(struct worker *w, int fd, const struct conn *parent, struct conn **ret);
+/* Whether the request came over TLS (HTTPS), directly or on an HTTP/2 stream. */
+static inline bool front_conn_https(const struct conn *c)
+{
+    return c->tls || c->h2;
+}
 /* On the tick: when this worker serves clearly more connections than another,
  * hands that one its idle keep-alive connections, and new ones until even; then,
  * with connections steered by CPU, hands idle ones whose packets now arrive on
@@ -157,7 +180,14 @@ void front_conn_adopt(struct worker *w, int fd, const struct front_handoff *h);
 void front_conn_rebalance(struct worker *w);
 /* Drives a connection until it must wait for I/O again. */
 void front_conn_run(struct conn *c);
+/* Bytes were just written to c (waiting for a request): reads and serves them now
+ * instead of after a round through epoll. */
+void front_conn_poke(struct conn *c);
 void front_conn_close(struct conn *c);
+/* Closes after what was written: shuts the write side and reads what the client
+ * still sends for a short while, so that our last words (a GOAWAY) are not lost
+ * to a reset for unread input. */
+void front_conn_linger(struct conn *c);
 void front_conn_check_timeouts(struct worker *w);
 /* Starts a front-made answer: status line and the common headers (Server, Date,
  * Connection). The caller appends its own headers, then the blank line. */
@@ -206,6 +236,27 @@ void front_tls_gather(struct conn *c, bool large);
 /* Sends close_notify if it can without waiting. */
 void front_tls_close_notify(struct conn *c);
 void front_tls_free(struct conn *c);
+
+/* Whether the client picked h2 by ALPN on c's finished handshake. */
+bool front_tls_alpn_h2(const struct conn *c);
+
+/* h2-stream.c: takes over the file c is about to send as its answer's body (c
+ * keeps only the head to write): the stream reads it into DATA frames as the
+ * client's window allows. */
+void front_h2_stream_take_file(struct h2_stream *st, struct conn *c);
+/* c, which served a stream, closes: the stream must not reach it any more. */
+void front_h2_stream_unlink(struct h2_stream *st);
+
+/* h2.c: an HTTP/2 session on a TLS connection (see docs/internals/front.md). */
+/* Turns c, whose handshake picked h2, into a session: sends our SETTINGS and
+ * reads the client's preface. Closes c on failure. */
+void front_h2_start(struct conn *c);
+/* Client socket events of a CS_H2 connection. */
+void front_h2_event(struct conn *c, uint32_t events);
+/* Called by the tick: settings, idle and write-stall timeouts. */
+void front_h2_timeout(struct conn *c);
+/* Frees the session and its streams (their relay sockets close). NULL-safe on c->h2s. */
+void front_h2_free(struct conn *c);
 
 /* static.c: answers a GET/HEAD (or refuses other methods) from the site's public dir. */
 void front_static_handle(struct conn *c, const char *path, size_t path_len, const char *query,

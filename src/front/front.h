@@ -1,7 +1,7 @@
 /* The front: what the internet talks to. berthd binds the listening sockets and
  * runs a supervisor (this header's first half) that forks unprivileged worker
  * processes, one event loop each, and pushes the route table to them over a
- * control socket. Workers route HTTP/1.1 requests by Host to a site: they serve its
+ * control socket. Workers route HTTP/1.1 and HTTP/2 (over TLS) requests by Host to a site: they serve its
  * static files beneath its public/ directory, proxy to its backend over a unix
  * socket, and write its access and error logs. See docs/internals/front.md. */
 #pragma once
@@ -92,6 +92,8 @@ struct front_config {
                                           no host with a certificate of its own (SNI); required
                                           when tls_listeners is not 0 */
     const char *tls_default_key;       /* PEM private key of tls_default_cert */
+    bool http2;                        /* default true: TLS listeners offer h2 in ALPN (before
+                                          http/1.1) and run HTTP/2 on connections that pick it */
 };
 
 /* Fills cfg with the defaults given above. */

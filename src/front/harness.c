@@ -298,6 +298,7 @@ int main(int argc, char **argv)
         { "tls-listen", required_argument, NULL, 'L' },
         { "tls-cert", required_argument, NULL, 'C' },
         { "tls-key", required_argument, NULL, 'K' },
+        { "no-http2", no_argument, NULL, 'H' },
         {},
     };
     struct front_config cfg;
@@ -326,6 +327,9 @@ int main(int argc, char **argv)
             if (n_tls == MAX_LISTEN)
                 return 2;
             tls_specs[n_tls++] = optarg;
+            break;
+        case 'H':
+            cfg.http2 = false;
             break;
         case 'C':
         case 'K': {

@@ -396,7 +396,7 @@ static int build_request(struct proxy *px)
     if (r >= 0)
         r = buf_append_str(o, v6 ? "]\";proto=" : "\";proto=");
     if (r >= 0)
-        r = buf_append_str(o, c->tls ? "https" : "http");
+        r = buf_append_str(o, front_conn_https(c) ? "https" : "http");
     if (r >= 0 && req->host) {
         r = buf_append_str(o, ";host=\"");
         if (r >= 0)
@@ -409,7 +409,7 @@ static int build_request(struct proxy *px)
     if (r >= 0)
         r = buf_append(o, ip, iplen);
     if (r >= 0)
-        r = buf_append_str(o, c->tls ? "\r\nX-Forwarded-Proto: https\r\n" : "\r\nX-Forwarded-Proto: http\r\n");
+        r = buf_append_str(o, front_conn_https(c) ? "\r\nX-Forwarded-Proto: https\r\n" : "\r\nX-Forwarded-Proto: http\r\n");
     if (r >= 0 && req->host) {
         r = buf_append_str(o, "X-Forwarded-Host: ");
         if (r >= 0)

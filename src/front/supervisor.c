@@ -91,6 +91,7 @@ void front_config_init(struct front_config *cfg)
         .log_rotate_size = 64 << 20,
         .log_keep = 5,
         .log_flush_ms = 1000,
+        .http2 = true,
     };
 }
 
@@ -413,6 +414,7 @@ int front_supervisor_new(struct evloop *loop, const struct front_config *cfg,
     sup->cfg.global_log = sup->global_log;
     /* Only the context made from them goes to the workers, not the borrowed PEM. */
     sup->cfg.tls_default_cert = sup->cfg.tls_default_key = NULL;
+    front_tls_set_http2(cfg->http2);
     char tls_err[320];
     if (front_tls_prepare(cfg, tls_err, sizeof(tls_err)) < 0) {
         log_error("front: the default HTTPS certificate: %s", tls_err);

@@ -8,7 +8,7 @@
  * of the site: a table of many sites costs nothing until they are visited.
  *
  * Only TLS 1.2 and 1.3, no renegotiation (so a write never has to wait for a read),
- * ALPN http/1.1. A handshake runs in the connection's head timeout, like a slow
+ * ALPN h2 (unless turned off) then http/1.1. A handshake runs in the connection's head timeout, like a slow
  * request head would. */
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -24,7 +24,23 @@ static SSL_CTX *default_ctx;
 #define TLS_GATHER (4 * (16384 + 64))
 #define TLS_GATHER_IDLE 4097   /* the least BIO_f_buffer takes as a new size */
 
+static const unsigned char alpn_h2[] = "\x02h2\x08http/1.1";
 static const unsigned char alpn_http11[] = "\x08http/1.1";
+/* Set in berthd before the workers fork, so every worker offers the same. */
+static bool offer_h2 = true;
+
+void front_tls_set_http2(bool on)
+{
+    offer_h2 = on;
+}
+
+bool front_tls_alpn_h2(const struct conn *c)
+{
+    const unsigned char *p;
+    unsigned len;
+    SSL_get0_alpn_selected(c->tls, &p, &len);
+    return len == 2 && memcmp(p, "h2", 2) == 0;
+}
 
 static int select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
                        unsigned inlen, void *arg)
@@ -32,8 +48,10 @@ static int select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outle
     (void)ssl;
     (void)arg;
     unsigned char *sel;
-    if (SSL_select_next_proto(&sel, outlen, alpn_http11, sizeof(alpn_http11) - 1, in, inlen) !=
-        OPENSSL_NPN_NEGOTIATED)
+    /* Ours in our order: h2 whenever the client offers it. */
+    const unsigned char *ours = offer_h2 ? alpn_h2 : alpn_http11;
+    unsigned ours_len = offer_h2 ? sizeof(alpn_h2) - 1 : sizeof(alpn_http11) - 1;
+    if (SSL_select_next_proto(&sel, outlen, ours, ours_len, in, inlen) != OPENSSL_NPN_NEGOTIATED)
         return SSL_TLSEXT_ERR_NOACK;   /* no common protocol: go on without ALPN */
     *out = sel;
     return SSL_TLSEXT_ERR_OK;

@@ -473,6 +473,7 @@ class _Handler(socketserver.StreamRequestHandler):
                           [("Content-Type", "application/json")])
             elif path == "/echo":
                 self.send(200, body, [("X-Echo-Len", str(len(body)))])
+                self.server.echoed.append(target)   # the whole answer went into the socket
             elif path == "/stream":
                 self.wfile.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
                 self.wfile.flush()
@@ -516,6 +517,7 @@ class Backend(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 
     def __init__(self, path):
         self.requests = []
+        self.echoed = []   # targets of /echo requests whose answer was written whole
         self.connections = 0
         super().__init__(path, _Handler)
         os.chmod(path, 0o777)   # the front's workers run as another uid

@@ -97,6 +97,42 @@ static void test_ssh_listeners(void **state)
     berthd_config_done(&off);
 }
 
+/* front_http2 in berth.yaml: on unless false; anything else is refused. */
+static void test_front_http2_key(void **state)
+{
+    char path[] = "/tmp/test-daemon-config-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    const char *cases[][2] = { { "site_max_requests: 1024\n", "1" }, { "front_http2: false\n", "0" },
+                               { "front_http2: true\n", "1" }, { "front_http2: maybe\n", "err" } };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fputs(cases[i][0], f);
+        fclose(f);
+        struct berthd_config cfg = { 0 };
+        char *argv[] = { "berthd", "--config", path, NULL };
+        memset(berthd_flags_set, 0, sizeof(bool) * SET_MAX);
+        optind = 0;
+        assert_int_equal(berthd_config_parse_args(&cfg, 3, argv), 0);
+        /* As berthd does: flags, then the file, then the defaults. */
+        char err[512];
+        int r = berthd_config_load_file(&cfg, berthd_flags_set, err, sizeof(err));
+        if (r == 0)
+            assert_int_equal(berthd_config_finish(&cfg), 0);
+        if (strcmp(cases[i][1], "err") == 0) {
+            assert_true(r < 0);
+            assert_non_null(strstr(err, "front_http2"));
+        } else {
+            assert_int_equal(r, 0);
+            assert_int_equal(!cfg.no_http2, cases[i][1][0] == '1');
+        }
+        berthd_config_done(&cfg);
+    }
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -104,6 +140,7 @@ int main(void)
         cmocka_unit_test(test_http_given_means_https_only_where_given),
         cmocka_unit_test(test_dev_serves_loopback_only),
         cmocka_unit_test(test_ssh_listeners),
+        cmocka_unit_test(test_front_http2_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
