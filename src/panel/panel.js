@@ -683,7 +683,7 @@ async function loadSftp(site, box, reload) {
       h('button.secondary', { type: 'button', 'aria-label': `Remove key ${k.comment || k.fingerprint}`,
         onclick: (ev) => busy(ev.currentTarget, async () => {
           try {
-            await api('DELETE', `${url}/${encodeURIComponent(k.id)}`);
+            await api('DELETE', `${url}/${k.id}`);   // URL-safe already; the API does not decode %3A
             announce(`Removed the key ${k.fingerprint}; its open sessions were ended.`);
             await reload();
           } catch (e) {

@@ -45,7 +45,8 @@ async function startDaemon() {
   fs.writeFileSync(path.join(root, 'berth.yaml'), `site_uid_range: ${first}-${first + 9}\n`);
   const log = fs.openSync(path.join(artifacts, 'berthd.log'), 'w');
   daemon = spawn(BERTHD, ['--state-dir', path.join(root, 'state'), '--run-dir', path.join(root, 'run'),
-    '--config', path.join(root, 'berth.yaml'), '--base-domain', BASE, '--http', '127.0.0.1:0'],
+    '--config', path.join(root, 'berth.yaml'), '--base-domain', BASE, '--http', '127.0.0.1:0',
+    '--ssh', '127.0.0.1:0'],
   { stdio: ['ignore', log, log] });
   fs.closeSync(log);
   for (let i = 0; i < 300; i++) {
@@ -694,5 +695,44 @@ test('backups: make one, restore it over newer content, download it, delete it',
   await boss.locator('#set-io-read-error').getByText(/invalid io_read limit/).waitFor();
   assert.equal(berthOk(['site', 'show', 'keep']).limits.io_read_bps, 0);
   await bossContext.close();
+  await context.close();
+});
+
+test('SFTP access: how to connect, add a key, a bad one explained, remove it', async () => {
+  berthOk(['site', 'create', 'files', '--owner', 'alice']);
+  const keyDir = fs.mkdtempSync(path.join(root, 'key-'));
+  const gen = spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'alice@laptop', '-f', path.join(keyDir, 'id')]);
+  assert.equal(gen.status, 0, String(gen.stderr));
+  const pub = fs.readFileSync(path.join(keyDir, 'id.pub'), 'utf8').trim();
+  const fp = spawnSync('ssh-keygen', ['-l', '-f', path.join(keyDir, 'id.pub')], { encoding: 'utf8' }).stdout.split(' ')[1];
+  const sshPort = berthOk(['status']).listeners.find((l) => l.kind === 'ssh').address.split(':').pop();
+
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  const page = await signIn(context, 'alice');
+  await page.goto(panelUrl() + '#/site/files');
+  await page.getByRole('heading', { name: 'SFTP access' }).waitFor();
+  const box = page.locator('#site-sftp');
+  await box.getByText(sshPort, { exact: true }).waitFor();
+  await box.getByText('files', { exact: true }).waitFor();
+  await box.getByText('No keys yet: add the contents of your .pub file.').waitFor();
+
+  // Not a key: the API's sentence beside the field, nothing added.
+  await page.getByLabel('Public key to add').fill('ssh-dss AAAAB3NzaC1kc3M= old');
+  await page.getByRole('button', { name: 'Add key' }).click();
+  await page.locator('#key-new-error').waitFor();
+  assert.notEqual((await page.locator('#key-new-error').textContent()).trim(), '');
+  assert.equal(berthOk(['site', 'key', 'ls', 'files']).keys.length, 0);
+
+  await page.getByLabel('Public key to add').fill(pub);
+  await page.getByRole('button', { name: 'Add key' }).click();
+  await page.locator('#key-list').getByText(fp, { exact: true }).waitFor();
+  const [key] = berthOk(['site', 'key', 'ls', 'files']).keys;
+  assert.equal(key.fingerprint, fp);
+  await shot(page, '30-sftp-key-added');
+
+  await page.getByRole('button', { name: 'Remove key alice@laptop' }).click();
+  await page.locator('#status').getByText(`Removed the key ${fp}; its open sessions were ended.`).waitFor();
+  await box.getByText('No keys yet: add the contents of your .pub file.').waitFor();
+  assert.equal(berthOk(['site', 'key', 'ls', 'files']).keys.length, 0);
   await context.close();
 });
