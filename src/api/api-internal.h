@@ -11,7 +11,7 @@
 
 struct api_request {
     enum http_method method;
-    const char *segments[8];       /* path after /api/v1/, split at '/', decoded */
+    const char *segments[8];       /* path after /api/v1/, split at '/', %XX-decoded */
     size_t n_segments;
     const char *query;             /* after '?', or "" */
     const struct json_value *body; /* parsed JSON body, or NULL if none */
