@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 
 #include "api/api-internal.h"
+#include "common/proc.h"
 #include "common/fs.h"
 #include "common/log.h"
 #include "snapshot/snapshot.h"
@@ -156,15 +157,8 @@ static void job_free(struct api_pending *p)
 static _noreturn_ void job_child(int site_fd, int out_fd, int pipe_fd, const char *meta, size_t meta_len,
                                  bool download)
 {
-    int keep[3] = { site_fd, out_fd, pipe_fd };
-    int high[3];
-    for (int i = 0; i < 3; i++)
-        if ((high[i] = fcntl(keep[i], F_DUPFD_CLOEXEC, 64)) < 0)
-            _exit(1);
-    for (int i = 0; i < 3; i++)
-        if (dup2(high[i], 3 + i) < 0)
-            _exit(1);
-    close_range(6, ~0U, 0);
+    if (proc_fds_to_low((int[]){ site_fd, out_fd, pipe_fd }, 3) < 0)
+        _exit(1);
     struct job_result jr = { 0 };
     struct error err = { 0 };
     int r = snapshot_write(3, site_dirs, ARRAY_SIZE(site_dirs), meta, meta_len, 4, &err, &jr.bytes);

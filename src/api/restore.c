@@ -24,6 +24,7 @@
 #include <sys/wait.h>
 
 #include "api/api-internal.h"
+#include "common/proc.h"
 #include "common/log.h"
 #include "snapshot/snapshot.h"
 #include "upload/upload.h"
@@ -115,11 +116,7 @@ static _noreturn_ void child_run(const struct api_config *cfg, struct store_site
 {
     struct error err = { 0 };
     struct upload_restore *rs = NULL;
-    /* Test hook: BERTH_TEST_RESTORE_GATE names a file the restore waits for (up to
-     * 30 s), so a test can act while one is under way. */
-    const char *gate = getenv("BERTH_TEST_RESTORE_GATE");
-    for (int i = 0; gate && i < 3000 && access(gate, F_OK) < 0; i++)
-        usleep(10 * 1000);
+    proc_test_gate("BERTH_TEST_RESTORE_GATE");   /* a test acts while a restore is under way */
     int r = upload_restore_prepare(3, 4, limits, dirs, n_dirs, SNAPSHOT_META, SNAPSHOT_META_MAX, &err, &rs);
     if (r < 0) {
         child_report(5, err.code ? err.code : r, &err, NULL, NULL, 0);
@@ -177,11 +174,8 @@ static void job_free(struct api_restore *j)
     job_unlink(j);
     if (j->sock >= 0)
         evloop_del(j->loop, j->sock);
-    if (j->pid > 0) {
-        syscall(SYS_pidfd_send_signal, j->pidfd, SIGKILL, NULL, 0);
-        while (waitid(P_PIDFD, (id_t)j->pidfd, &(siginfo_t){ 0 }, WEXITED) < 0 && errno == EINTR)
-            ;
-    }
+    if (j->pid > 0)
+        proc_kill_wait(j->pidfd);
     safe_close(j->sock);
     safe_close(j->pidfd);
     safe_close(j->site_fd);
@@ -389,15 +383,8 @@ struct api_restore *api_restore_start(const struct api_config *cfg, struct evloo
     pid_t pid = fork();
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int keep[3] = { j->site_fd, archive_fd, sv[1] };
-        int high[3];
-        for (int i = 0; i < 3; i++)
-            if ((high[i] = fcntl(keep[i], F_DUPFD_CLOEXEC, 64)) < 0)
-                _exit(1);
-        for (int i = 0; i < 3; i++)
-            if (dup2(high[i], 3 + i) < 0)
-                _exit(1);
-        close_range(6, ~0U, 0);
+        if (proc_fds_to_low((int[]){ j->site_fd, archive_fd, sv[1] }, 3) < 0)
+            _exit(1);
         child_run(cfg, &site, admin, settings, dirs, ARRAY_SIZE(dirs), &limits);
     }
     close(sv[1]);
@@ -476,9 +463,7 @@ void api_restore_stop_all(void)
         if (j->pid > 0) {
             log_warning("restore of site %s: stopped by berthd's stop; the next start finishes or drops it",
                         j->site);
-            syscall(SYS_pidfd_send_signal, j->pidfd, SIGKILL, NULL, 0);
-            while (waitid(P_PIDFD, (id_t)j->pidfd, &(siginfo_t){ 0 }, WEXITED) < 0 && errno == EINTR)
-                ;
+            proc_kill_wait(j->pidfd);
             j->pid = 0;
             j->pidfd = safe_close(j->pidfd);
         }

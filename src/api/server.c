@@ -175,40 +175,6 @@ static void dispatch(struct api_server *s, struct api_request *req, struct api_r
 }
 
 /* Splits "/api/v1/a/b?q" into segments (in path_copy) and the query. */
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Decodes %XX in place. A segment that decodes to a '/' or a NUL, or holds a
- * broken escape, names nothing: -ENOENT. */
-static int unescape_segment(char *seg)
-{
-    char *out = seg;
-    for (const char *in = seg; *in; in++) {
-        if (*in != '%') {
-            *out++ = *in;
-            continue;
-        }
-        int hi = hex_digit(in[1]), lo = hi < 0 ? -1 : hex_digit(in[2]);
-        if (lo < 0)
-            return -ENOENT;
-        char c = (char)(hi * 16 + lo);
-        if (c == '/' || c == 0)
-            return -ENOENT;
-        *out++ = c;
-        in += 2;
-    }
-    *out = 0;
-    return 0;
-}
-
 static int split_path(char *path_copy, struct api_request *req)
 {
     char *q = strchr(path_copy, '?');
@@ -231,7 +197,9 @@ static int split_path(char *path_copy, struct api_request *req)
         char *slash = strchr(p, '/');
         if (slash)
             *slash = 0;
-        if (unescape_segment(p) < 0)
+        /* Each segment on its own: ".." is a name the handlers refuse, never a
+         * step up (DELETE .../archives/.. must not reach the site). */
+        if (http_segment_decode(p) < 0)
             return -ENOENT;
         if (!slash)
             break;

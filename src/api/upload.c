@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 
 #include "api/api-internal.h"
+#include "common/proc.h"
 #include "common/log.h"
 #include "upload/upload.h"
 
@@ -117,9 +118,7 @@ void api_upload_free(struct api_upload *u)
     }
     if (u->pid > 0) {
         /* berthd stops, or the connection was evicted: public/ stays as it was. */
-        syscall(SYS_pidfd_send_signal, u->pidfd, SIGKILL, NULL, 0);
-        while (waitid(P_PIDFD, (id_t)u->pidfd, &(siginfo_t){ 0 }, WEXITED) < 0 && errno == EINTR)
-            ;
+        proc_kill_wait(u->pidfd);
         log_warning("upload to site %s: stopped while unpacking; the site keeps its old content", u->site);
     }
     api_restore_release(u->restore_job);
@@ -292,11 +291,7 @@ static int answer(struct api_upload *u, const struct unpack_result *result, stru
 
 static void unpack(struct api_upload *u, struct unpack_result *result)
 {
-    /* Test hook: BERTH_TEST_UPLOAD_GATE names a file the unpacking waits for (up to
-     * 30 s), so a test can act while one is under way. */
-    const char *gate = getenv("BERTH_TEST_UPLOAD_GATE");
-    for (int i = 0; gate && i < 3000 && access(gate, F_OK) < 0; i++)
-        usleep(10 * 1000);
+    proc_test_gate("BERTH_TEST_UPLOAD_GATE");   /* a test acts while an unpacking is under way */
     *result = (struct unpack_result){ 0 };
     result->r = upload_site_replace(u->site_fd, u->body_fd, &u->limits, &result->err, &result->stats);
 }

@@ -13,6 +13,7 @@
 #include <openssl/crypto.h>
 
 #include "common/log.h"
+#include "common/proc.h"
 #include "front/front-internal.h"
 
 #define BACKOFF_MIN_MS 100
@@ -336,47 +337,30 @@ static void pin_worker(const struct front_spread *spread, unsigned index)
 static int spawn(struct sworker *sw)
 {
     struct front_supervisor *sup = sw->sup;
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-        return -errno;
-    /* Room for a burst of route changes without waiting on the worker. */
-    int sz = 4 << 20;
-    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
-    pid_t pid = fork();
-    if (pid < 0) {
-        int r = -errno;
-        close(sv[0]);
-        close(sv[1]);
+    pid_t pid;
+    int pidfd, ctl;
+    int r = proc_fork_with_socket(&pid, &pidfd, &ctl);
+    if (r < 0)
         return r;
-    }
-    if (pid == 0) {
-        close(sv[0]);
+    if (r == 0) {
         if (sup->cfg.cpu_affinity)
             pin_worker(sup->spread, sw->index);
-        front_worker_main(&sup->cfg, sup->spread, sw->index, sv[1]);
+        front_worker_main(&sup->cfg, sup->spread, sw->index, ctl);
     }
-    close(sv[1]);
-    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    if (pidfd < 0) {
-        int r = -errno;
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        close(sv[0]);
-        return r;
-    }
-    fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
+    /* Room for a burst of route changes without waiting on the worker. */
+    int sz = 4 << 20;
+    setsockopt(ctl, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
     sw->pid = pid;
     sw->pidfd = pidfd;
     sw->warned_report = false;
-    sw->ctl = sv[0];
+    sw->ctl = ctl;
     sw->started_ms = now_ms();
     front_spread_set_alive(sup->spread, sw->index, true);
-    int r = evloop_add(sup->loop, pidfd, EPOLLIN, on_pidfd, sw);
+    r = evloop_add(sup->loop, pidfd, EPOLLIN, on_pidfd, sw);
     if (r >= 0)
         r = evloop_add(sup->loop, sw->ctl, EPOLLIN, on_ctl, sw);
     if (r < 0) {
-        syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
-        waitid(P_PIDFD, (id_t)pidfd, &(siginfo_t){ 0 }, WEXITED);
+        proc_kill_wait(pidfd);
         worker_gone(sw);
         return r;
     }

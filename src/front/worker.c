@@ -15,6 +15,7 @@
 #include <openssl/ssl.h>
 
 #include "common/log.h"
+#include "common/proc.h"
 #include "front/front-worker.h"
 
 struct vsite *front_vsite_ref(struct vsite *s)
@@ -391,30 +392,6 @@ static void help_down_workers(struct worker *w)
     }
 }
 
-static int cmp_int(const void *a, const void *b)
-{
-    int x = *(const int *)a, y = *(const int *)b;
-    return (x > y) - (x < y);
-}
-
-/* Closes every inherited fd except the ones the worker needs: the worker is a fork
- * of berthd and must not hold its database, API socket or other workers' ends.
- * keep is sorted in place (a worker keeps a socket per listener and worker, which
- * on a big machine is thousands). */
-static void close_other_fds(int *keep, size_t n_keep)
-{
-    qsort(keep, n_keep, sizeof(*keep), cmp_int);
-    unsigned lo = 3;
-    for (size_t i = 0; i < n_keep; i++) {
-        if (keep[i] < (int)lo)
-            continue;   /* below 3, or a duplicate */
-        if ((unsigned)keep[i] > lo)
-            close_range(lo, (unsigned)keep[i] - 1, 0);
-        lo = (unsigned)keep[i] + 1;
-    }
-    close_range(lo, ~0U, 0);
-}
-
 static void drop_privileges(const struct front_config *cfg)
 {
     /* Lift the fd limit while we still may: a busy worker holds many sockets. */
@@ -464,7 +441,9 @@ _noreturn_ void front_worker_main(const struct front_config *cfg, struct front_s
     for (unsigned j = 0; j < spread->n_workers && spread->n_workers > 1; j++)
         keep[n_keep++] = spread->inbox[2 * j + (j == index ? 0 : 1)];
     keep[n_keep++] = ctl_fd;
-    close_other_fds(keep, n_keep);
+    /* Every inherited fd but the ones the worker needs goes: it is a fork of berthd
+     * and must not hold its database, API socket or other workers' ends. */
+    proc_close_fds_except(keep, n_keep);
     free(keep);
 
     sigset_t mask;

@@ -69,3 +69,24 @@ int http_path_normalize(const char *path, size_t len, char *out, size_t outsize,
     *ret_len = o;
     return 0;
 }
+
+int http_segment_decode(char *seg)
+{
+    char *out = seg;
+    for (const char *in = seg; *in; in++) {
+        if (*in != '%') {
+            *out++ = *in;
+            continue;
+        }
+        int hi = hex_digit(in[1]), lo = hi < 0 ? -1 : hex_digit(in[2]);
+        if (lo < 0)
+            return -EINVAL;
+        char c = (char)(hi << 4 | lo);
+        if (c == '/' || c == 0)
+            return -EINVAL;
+        *out++ = c;
+        in += 2;
+    }
+    *out = 0;
+    return 0;
+}

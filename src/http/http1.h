@@ -195,3 +195,6 @@ int http1_write_chunk(struct buf *out, const void *data, size_t len);
  * ("/a/b/.." is "/a/"); refuses a path that climbs above "/" (-EINVAL). The query
  * (from '?') is not part of path and must be split off by the caller. */
 int http_path_normalize(const char *path, size_t len, char *out, size_t outsize, size_t *ret_len);
+/* Percent-decodes one path segment (no '/' in it) in place. -EINVAL for a broken
+ * escape, or one that decodes to '/' or NUL. Dot segments stay as they are. */
+int http_segment_decode(char *seg);

@@ -14,6 +14,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/names.h"
+#include "common/proc.h"
 
 /* What a batch does only once it commits, in the order its steps came. */
 enum deferred_kind { DEFERRED_CREATED, DEFERRED_UPDATED, DEFERRED_REMOVED };
@@ -408,14 +409,9 @@ static void remove_in_background(int root, const char *trash)
     if (pid == 0) {
         if (fork() != 0)
             _exit(0);
-        if (dup2(root, 3) < 0)
+        if (proc_fds_to_low(&root, 1) < 0)
             _exit(1);
-        close_range(4, ~0U, 0);
-        /* Test hook: BERTH_TEST_REMOVE_GATE names a file the removal waits for (up
-         * to 30 s), so a test can see berthd answer while one runs. */
-        const char *gate = getenv("BERTH_TEST_REMOVE_GATE");
-        for (int i = 0; gate && i < 3000 && access(gate, F_OK) < 0; i++)
-            usleep(10 * 1000);
+        proc_test_gate("BERTH_TEST_REMOVE_GATE");   /* a test sees berthd answer meanwhile */
         (void)rm_rf_at(3, trash);
         _exit(0);
     }

@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 
 #include "common/log.h"
+#include "common/proc.h"
 #include "ssh/ssh-internal.h"
 
 int ssh_send_fds(int sock, const void *p, size_t len, const int *fds, size_t n)
@@ -196,12 +197,6 @@ static void accept_one(const struct ssh_front_config *cfg, ssh_bind bind, int lf
     n_conns++;
 }
 
-static int cmp_int(const void *a, const void *b)
-{
-    int x = *(const int *)a, y = *(const int *)b;
-    return (x > y) - (x < y);
-}
-
 /* Everything berthd had open goes: the store, the API socket, the HTTP front's
  * sockets. Only the listeners and the control socket stay (and stdio, for logs). */
 static void close_other_fds(const struct ssh_front_config *cfg, int ctl)
@@ -211,16 +206,7 @@ static void close_other_fds(const struct ssh_front_config *cfg, int ctl)
     for (size_t i = 0; i < cfg->n_listen && n < BERTH_SSH_MAX_LISTEN; i++)
         keep[n++] = cfg->listen_fds[i];
     keep[n++] = ctl;
-    qsort(keep, n, sizeof(int), cmp_int);
-    unsigned lo = 3;
-    for (size_t i = 0; i < n; i++) {
-        if (keep[i] < (int)lo)
-            continue;
-        if ((unsigned)keep[i] > lo)
-            close_range(lo, (unsigned)keep[i] - 1, 0);
-        lo = (unsigned)keep[i] + 1;
-    }
-    close_range(lo, ~0U, 0);
+    proc_close_fds_except(keep, n);
 }
 
 _noreturn_ void ssh_front_main(const struct ssh_front_config *cfg, int ctl)

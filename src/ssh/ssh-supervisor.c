@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 
 #include "common/evloop.h"
+#include "common/proc.h"
 #include "common/log.h"
 #include "ssh/ssh-internal.h"
 
@@ -98,40 +99,22 @@ static void on_ctl(struct evloop *loop, int fd, uint32_t events, void *data)
 
 static int spawn(struct ssh_supervisor *sup)
 {
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-        return -errno;
-    pid_t pid = fork();
-    if (pid < 0) {
-        int r = -errno;
-        close(sv[0]);
-        close(sv[1]);
+    pid_t pid;
+    int pidfd, ctl;
+    int r = proc_fork_with_socket(&pid, &pidfd, &ctl);
+    if (r < 0)
         return r;
-    }
-    if (pid == 0) {
-        close(sv[0]);
-        ssh_front_main(&sup->cfg, sv[1]);
-    }
-    close(sv[1]);
-    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    if (pidfd < 0) {
-        int r = -errno;
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        close(sv[0]);
-        return r;
-    }
-    fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
+    if (r == 0)
+        ssh_front_main(&sup->cfg, ctl);
     sup->pid = pid;
     sup->pidfd = pidfd;
-    sup->ctl = sv[0];
+    sup->ctl = ctl;
     sup->started_ms = now_ms();
-    int r = evloop_add(sup->loop, pidfd, EPOLLIN, on_pidfd, sup);
+    r = evloop_add(sup->loop, pidfd, EPOLLIN, on_pidfd, sup);
     if (r >= 0)
         r = evloop_add(sup->loop, sup->ctl, EPOLLIN, on_ctl, sup);
     if (r < 0) {
-        syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
-        waitid(P_PIDFD, (id_t)pidfd, &(siginfo_t){ 0 }, WEXITED);
+        proc_kill_wait(pidfd);
         front_gone(sup);
         return r;
     }

@@ -10,6 +10,7 @@
  * and the new trees are on disk. Two directories cannot be exchanged in one
  * rename: the swaps follow each other, and a failed one undoes those before it. */
 #include "upload/upload-internal.h"
+#include "common/proc.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -363,13 +364,10 @@ int upload_restore_commit(struct upload_restore *rs, const char *meta, size_t me
     int r = journal_write(rs, meta, meta_len, err);
     if (r < 0)
         return r;
-    /* Test hook: BERTH_TEST_RESTORE_SWAP_GATE names a file the commit waits for (up
-     * to 30 s) after its first swap, so a test can kill it there. */
-    const char *gate = getenv("BERTH_TEST_RESTORE_SWAP_GATE");
     for (size_t i = 0; i < rs->n_dirs; i++) {
         const char *name = rs->dirs[i].name;
-        for (int w = 0; i == 1 && gate && w < 3000 && access(gate, F_OK) < 0; w++)
-            usleep(10 * 1000);
+        if (i == 1)
+            proc_test_gate("BERTH_TEST_RESTORE_SWAP_GATE");   /* a test kills the commit here */
         if (renameat2(rs->tree_fd, name, rs->site_fd, name, RENAME_EXCHANGE) == 0)
             continue;
         r = error_set(err, -errno, "cannot swap the restored %s in: %m", name);

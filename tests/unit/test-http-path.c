@@ -3,6 +3,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <cmocka.h>
 
 #include "common/util.h"
@@ -93,11 +94,33 @@ static void test_path_outsize(void **state)
     assert_string_equal(out, "/abcdef");
 }
 
+static void test_segment_decode(void **state)
+{
+    static const struct { const char *in, *out; } ok[] = {
+        { "SHA256%3Aab-_", "SHA256:ab-_" }, { "al%69ces", "alices" }, { "..", ".." }, { "%2e%2E", ".." },
+        { "", "" }, { "a%20b", "a b" },
+    };
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        char buf[64];
+        snprintf(buf, sizeof(buf), "%s", ok[i].in);
+        assert_int_equal(http_segment_decode(buf), 0);
+        assert_string_equal(buf, ok[i].out);
+    }
+    static const char *const bad[] = { "a%2Fb", "a%2f", "x%00y", "%", "%4", "%G1", "ab%" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char buf[64];
+        snprintf(buf, sizeof(buf), "%s", bad[i]);
+        if (http_segment_decode(buf) != -EINVAL)
+            fail_msg("accepted \"%s\"", bad[i]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_path_table),
         cmocka_unit_test(test_path_outsize),
+        cmocka_unit_test(test_segment_decode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
