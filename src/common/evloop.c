@@ -25,6 +25,7 @@ struct evloop {
     struct ev_timer **heap;
     size_t heap_len, heap_cap;
     uint64_t seq;
+    struct ev_defer deferred;      /* circular queue head of pending deferred calls */
 };
 
 int evloop_new(struct evloop **ret)
@@ -38,6 +39,7 @@ int evloop_new(struct evloop **ret)
         free(l);
         return r;
     }
+    l->deferred.prev = l->deferred.next = &l->deferred;
     *ret = l;
     return 0;
 }
@@ -189,6 +191,50 @@ void evloop_quit(struct evloop *l)
     l->quit = true;
 }
 
+void evloop_defer(struct evloop *l, struct ev_defer *d, ev_defer_fn fn, void *data)
+{
+    if (d->next)
+        return;
+    d->fn = fn;
+    d->data = data;
+    d->prev = l->deferred.prev;
+    d->next = &l->deferred;
+    l->deferred.prev->next = d;
+    l->deferred.prev = d;
+}
+
+void evloop_defer_cancel(struct ev_defer *d)
+{
+    if (!d->next)
+        return;
+    d->prev->next = d->next;
+    d->next->prev = d->prev;
+    d->prev = d->next = NULL;
+}
+
+/* Runs the calls queued before this pass; one queued again from its own call (or
+ * any queued now) waits for the next pass, after the next poll. */
+static void run_deferred(struct evloop *l)
+{
+    if (l->deferred.next == &l->deferred)
+        return;
+    struct ev_defer batch = { .prev = l->deferred.prev, .next = l->deferred.next };
+    batch.next->prev = &batch;
+    batch.prev->next = &batch;
+    l->deferred.prev = l->deferred.next = &l->deferred;
+    while (batch.next != &batch && !l->quit) {
+        struct ev_defer *d = batch.next;
+        evloop_defer_cancel(d);
+        d->fn(l, d, d->data);
+    }
+    /* Left by a quit: back to the queue, still pending. */
+    while (batch.next != &batch) {
+        struct ev_defer *d = batch.next;
+        evloop_defer_cancel(d);
+        evloop_defer(l, d, d->fn, d->data);
+    }
+}
+
 static void run_timers(struct evloop *l)
 {
     uint64_t now = now_ms();
@@ -206,7 +252,9 @@ int evloop_run(struct evloop *l)
     l->quit = false;
     while (!l->quit) {
         int timeout = -1;
-        if (l->heap_len > 0) {
+        if (l->deferred.next != &l->deferred) {
+            timeout = 0;
+        } else if (l->heap_len > 0) {
             uint64_t now = now_ms(), due = l->heap[0]->due;
             timeout = due <= now ? 0 : (int)MIN(due - now, (uint64_t)INT32_MAX);
         }
@@ -225,6 +273,7 @@ int evloop_run(struct evloop *l)
             h.fn(l, fd, events[i].events, h.data);
         }
         run_timers(l);
+        run_deferred(l);
     }
     return 0;
 }

@@ -93,6 +93,8 @@ struct conn {
     int file_fd;                 /* file being sent after `out`, or -1 */
     struct cached_file *file_cf; /* referenced when file_fd is the cache's, else NULL */
     uint64_t file_off, file_left;
+    bool file_yielded;           /* the file has had its first slice and yielded once */
+    struct ev_defer send_turn;   /* pending: the file's next slice waits for the loop's next pass */
     uint64_t deadline;           /* ms; what it means depends on state */
     int64_t cpu_checked_s;       /* when the CPU its packets arrive on was last looked at */
     bool head_started;           /* bytes of a next request have arrived */

@@ -424,6 +424,40 @@ def test_pipelined_answers_in_order(front):
     s.close()
 
 
+def test_files_sent_over_several_turns_stay_whole_and_in_order(front):
+    """A file goes out a slice per turn of the worker's loop (64 KiB, then up to
+    1 MiB): pipelined answers around a 3 MiB file, and ranges across the slice
+    edges, arrive whole and in order, on one connection and on several at once."""
+    blog = front.sites["blog"]
+    big = os.urandom(3 * 1024 * 1024 + 123)
+    blog.write("turns.bin", big)
+    s = open_conn(front.port, timeout=20)
+    try:
+        s.sendall(b"".join(build_request("blog.localhost", p) for p in
+                           ["/turns.bin", "/hello.txt", "/turns.bin", "/data.bin"]))
+        got = [read_response(s) for _ in range(4)]
+        assert [g[0] for g in got] == [200, 200, 200, 200]
+        assert got[0][2] == big and got[2][2] == big
+        assert got[1][2] == b"hello world\n" and len(got[3][2]) == 1024
+        for lo, hi in [(65000, 66000), (60000, 1200000), (65536, 65536 + 1024 * 1024), (0, 65535)]:
+            s.sendall(build_request("blog.localhost", "/turns.bin", headers={"Range": f"bytes={lo}-{hi}"}))
+            st, _, body = read_response(s)
+            assert st == 206 and body == big[lo:hi + 1], (lo, hi)
+    finally:
+        s.close()
+    results = [None] * 6
+
+    def fetch(i):
+        results[i] = get(front, "/turns.bin")
+
+    threads = [threading.Thread(target=fetch, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert all(r is not None and r[0] == 200 and r[2] == big for r in results)
+
+
 def test_connection_close_and_http10(front):
     resp = raw(front.port, b"GET /hello.txt HTTP/1.1\r\nHost: blog.localhost\r\nConnection: close\r\n\r\n")
     assert status_of(resp) == 200 and b"Connection: close" in resp and resp.endswith(b"hello world\n")

@@ -146,6 +146,79 @@ static void test_evloop_timers(void **state)
     evloop_free(l);
 }
 
+/* Deferred calls: each runs once after the next poll, a call queued from its own
+ * call waits for the pass after, and a cancelled one never runs. */
+struct defer_log {
+    int io_passes;            /* times the always-readable pipe was reported */
+    int turns;                /* calls of the self-requeuing deferral */
+    int io_seen[8];           /* io_passes at each of those calls */
+    int cancelled_ran;
+    struct ev_defer again, victim, killer;
+};
+
+static void on_readable(struct evloop *l, int fd, uint32_t events, void *data)
+{
+    (void)l, (void)fd, (void)events;
+    ((struct defer_log *)data)->io_passes++;
+}
+
+static void on_cancelled(struct evloop *l, struct ev_defer *d, void *data)
+{
+    (void)l, (void)d;
+    ((struct defer_log *)data)->cancelled_ran++;
+}
+
+static void on_killer(struct evloop *l, struct ev_defer *d, void *data)
+{
+    (void)l, (void)d;
+    evloop_defer_cancel(&((struct defer_log *)data)->victim);   /* due later in this same pass */
+}
+
+static void on_again(struct evloop *l, struct ev_defer *d, void *data)
+{
+    struct defer_log *log = data;
+    log->io_seen[log->turns++] = log->io_passes;
+    if (log->turns == 4)
+        evloop_quit(l);
+    else
+        evloop_defer(l, d, on_again, log);
+}
+
+static void test_evloop_defer(void **state)
+{
+    (void)state;
+    struct evloop *l;
+    assert_int_equal(evloop_new(&l), 0);
+    struct defer_log log = { 0 };
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    assert_int_equal(write(p[1], "x", 1), 1);
+    assert_int_equal(evloop_add(l, p[0], EPOLLIN, on_readable, &log), 0);
+    evloop_defer(l, &log.again, on_again, &log);
+    evloop_defer(l, &log.again, on_cancelled, &log);   /* pending already: no change */
+    evloop_defer(l, &log.killer, on_killer, &log);
+    evloop_defer(l, &log.victim, on_cancelled, &log);
+    assert_int_equal(evloop_run(l), 0);
+    assert_int_equal(log.cancelled_ran, 0);
+    assert_int_equal(log.turns, 4);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(log.io_seen[i], i + 1);   /* one poll between turns */
+    assert_null(log.victim.next);
+    evloop_del(l, p[0]);
+    close(p[0]);
+    close(p[1]);
+
+    /* With nothing ready and only a far timer, a pending call keeps the poll
+     * from waiting (else this test would sit for a minute). */
+    struct defer_log quiet = { 0 };
+    struct ev_timer *far = evloop_timer_add(l, 60000, on_timer, (void *)7);
+    evloop_defer(l, &quiet.again, on_again, &quiet);
+    assert_int_equal(evloop_run(l), 0);
+    assert_int_equal(quiet.turns, 4);
+    evloop_timer_cancel(l, far);
+    evloop_free(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -156,6 +229,7 @@ int main(void)
         cmocka_unit_test(test_fs_atomic_and_rm),
         cmocka_unit_test(test_open_beneath),
         cmocka_unit_test(test_evloop_timers),
+        cmocka_unit_test(test_evloop_defer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
