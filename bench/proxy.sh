@@ -1,8 +1,9 @@
 #!/bin/bash
 # Proxy benchmark: a backend (nginx serving a 1 KiB answer on a unix socket) behind
 # berth's front (app site, 2 workers, access log on) and behind nginx (2 workers,
-# upstream keepalive 64, proxy_http_version 1.1, access log on), and HAProxy
-# (nbthread 2) when installed. wrk -t2 -c64, interleaved rounds, medians, ratios.
+# upstream keepalive 64, proxy_http_version 1.1, access log on), H2O (2 threads,
+# upstream keep-alive, access log on) and HAProxy (nbthread 2) when installed.
+# wrk -t2 -c64, interleaved rounds, medians, ratios.
 #   bench/proxy.sh     (uses $BERTH_BUILD_DIR, default build-front-rel)
 set -euo pipefail
 
@@ -60,6 +61,29 @@ N
 "$NGINX" -p "$T/px" -c "$T/px/nginx.conf" -g 'daemon off;' &
 PIDS+=($!)
 SERVERS+=(nginx); PORT[nginx]=$NGINX_PORT
+
+H2O=$(command -v h2o || true)
+if [ -n "$H2O" ]; then
+    H2O_PORT=$(free_port)
+    mkdir -p "$T/h2o"
+    cat > "$T/h2o/h2o.conf" <<H
+num-threads: 2
+listen:
+  host: 127.0.0.1
+  port: $H2O_PORT
+access-log: $T/h2o/access.log
+proxy.timeout.keepalive: 60000
+proxy.preserve-host: ON
+hosts:
+  "app.localhost":
+    paths:
+      /:
+        proxy.reverse.url: "http://[unix:$T/backend/app.sock]/"
+H
+    "$H2O" -c "$T/h2o/h2o.conf" >"$T/h2o/stderr" 2>&1 &
+    PIDS+=($!)
+    SERVERS+=(h2o); PORT[h2o]=$H2O_PORT
+fi
 
 if [ -n "$HAPROXY" ]; then
     HA_PORT=$(free_port)
