@@ -28,6 +28,14 @@ UID_C = 250103
 AF_VSOCK = 40
 
 
+def host_has_i386_abi():
+    """Whether int 0x80 works at all here, outside any sandbox: some kernels and
+    hypervisors (this machine's PVM guests) fault it for every process, so there is
+    no i386 ABI for the filter to close."""
+    res = subprocess.run([PROBE, "personality_i386", "0xffffffff"], capture_output=True, text=True)
+    return res.returncode == 0 and res.stdout.startswith("personality_i386 ok")
+
+
 def skip_or_fail(reason):
     if MUST_WORK:
         pytest.fail(reason + " (BERTH_MUST_WORK=1)")
@@ -262,6 +270,8 @@ def test_dev_is_minimal(env):
     (["socket_i386", str(socket.AF_INET)], "ok"),
 ])
 def test_forbidden_actions(env, action, expect):
+    if "_i386" in action[0] and not host_has_i386_abi():
+        pytest.skip("this kernel refuses int 0x80 to every process (no i386 ABI to confine)")
     assert line(env["a"].probe(*action)) == f"{action[0]} {expect}"
 
 
