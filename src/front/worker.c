@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -17,6 +18,7 @@
 #include "common/log.h"
 #include "common/proc.h"
 #include "front/front-worker.h"
+#include "sandbox/sandbox.h"
 
 struct vsite *front_vsite_ref(struct vsite *s)
 {
@@ -414,8 +416,11 @@ static void drop_privileges(const struct front_config *cfg)
             _exit(1);
         }
     }
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+    int r = sandbox_confine_service();
+    if (r < 0) {
+        log_error("front worker: cannot install its seccomp filter: %s", strerror(-r));
         _exit(1);
+    }
 }
 
 _noreturn_ void front_worker_main(const struct front_config *cfg, struct front_spread *spread,

@@ -268,3 +268,14 @@ struct sandbox_error {
  * NULL) says which step failed and the return value is that step's -errno. */
 int sandbox_spawn(const struct sandbox_config *cfg, struct sandbox_error *err,
                   pid_t *ret_pid, int *ret_pidfd);
+
+/* ---- berth's own services ------------------------------------------------------ */
+
+/* Confines the calling process, an unprivileged service of berth that reads what
+ * the network sends (a front worker, the ssh front, which passes it on to its
+ * connection children): no_new_privs and a seccomp filter refusing what the sites'
+ * filter refuses (kernel modules, bpf, io_uring, keyrings, new namespaces, mounts,
+ * ptrace, ...) and execve/execveat, since no service runs a program. Call after
+ * dropping privileges; it holds for the rest of the process and its children.
+ * Sanitizer builds leave ptrace allowed (LeakSanitizer needs it at exit). */
+int sandbox_confine_service(void);

@@ -8,6 +8,7 @@
 #include <libssh/server.h>
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -17,6 +18,7 @@
 #include "common/log.h"
 #include "common/proc.h"
 #include "ssh/ssh-internal.h"
+#include "sandbox/sandbox.h"
 
 int ssh_send_fds(int sock, const void *p, size_t len, const int *fds, size_t n)
 {
@@ -244,8 +246,14 @@ _noreturn_ void ssh_front_main(const struct ssh_front_config *cfg, int ctl)
             _exit(1);
         }
     }
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || sigfd < 0)
+    if (sigfd < 0)
         _exit(1);
+    /* Its connection children, where libssh meets the client, inherit the filter. */
+    int r = sandbox_confine_service();
+    if (r < 0) {
+        log_error("ssh front: cannot install its seccomp filter: %s", strerror(-r));
+        _exit(1);
+    }
     /* The HTTP front's workers share this uid: not dumpable, none of them can
      * ptrace this process or read its memory, where the host key is. */
     prctl(PR_SET_DUMPABLE, 0);

@@ -102,6 +102,7 @@ def test_front_workers_run_unprivileged(daemon):
         assert fields["Uid"].split()[0] == "199999"
         assert fields["CapEff"].strip() == "0000000000000000"
         assert fields["NoNewPrivs"].strip() == "1"
+        assert fields["Seccomp"].strip() == "2"   # the services' filter: no exec, no new namespaces...
 
 
 def test_access_log_per_site(daemon):

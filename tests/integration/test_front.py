@@ -1031,6 +1031,7 @@ def test_workers_unprivileged(front):
         assert fields["CapEff"].strip() == "0000000000000000"
         assert fields["CapPrm"].strip() == "0000000000000000"
         assert fields["NoNewPrivs"].strip() == "1"
+        assert fields["Seccomp"].strip() == "2"   # the services' filter: no exec, no new namespaces...
         assert fields["Groups"].strip() == ""
 
 

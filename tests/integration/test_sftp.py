@@ -486,6 +486,9 @@ def test_ssh_front_is_unprivileged(sd):
     status = open(f"/proc/{pid}/status").read()
     assert not re.search(r"^Uid:\s+0\s", status, re.M)
     assert re.search(r"^CapEff:\s+0+$", status, re.M) and re.search(r"^NoNewPrivs:\s+1$", status, re.M)
+    # Its seccomp filter (no exec, no new namespaces, no io_uring...), which the
+    # connection children, where libssh meets the client, inherit.
+    assert re.search(r"^Seccomp:\s+2$", status, re.M)
     # Not dumpable: its /proc files stay root's, so the HTTP workers (same uid)
     # cannot read its memory, where the host key is.
     assert os.stat(f"/proc/{pid}/mem").st_uid == 0 and os.stat(f"/proc/{pid}/fd").st_uid == 0
