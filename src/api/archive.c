@@ -208,7 +208,7 @@ static void job_finish(struct api_pending *p, struct api_response *res)
 
     char name[SNAPSHOT_NAME_MAX], detail[256];
     if (j->download) {
-        snapshot_name_format(j->site, j->now, 0, name);
+        snapshot_name_format(j->site, j->now, 0, false, name);
         if (lseek(j->out_fd, 0, SEEK_SET) < 0) {
             api_reply_error(res, 500, "cannot read the snapshot back: %m");
             return;
@@ -224,7 +224,7 @@ static void job_finish(struct api_pending *p, struct api_response *res)
     int r = fchown(j->out_fd, 0, j->uid) < 0 || fchmod(j->out_fd, 0640) < 0 ? -errno : -EEXIST;
     /* Two snapshots in one second get "-1", "-2"...: linkat never replaces. */
     for (unsigned i = 0; r == -EEXIST && i < 1000; i++) {
-        snapshot_name_format(j->site, j->now, i, name);
+        snapshot_name_format(j->site, j->now, i, false, name);
         r = link_tmpfile(j->out_fd, j->backups_fd, name);
     }
     if (r < 0) {
