@@ -92,6 +92,11 @@ enum store_backup_every {
     STORE_BACKUP_WEEKLY,   /* every Sunday at backup_hour */
 };
 
+/* A schedule's bounds and defaults (the schema checks the bounds). */
+#define STORE_BACKUP_KEEP_MAX 1000
+#define STORE_BACKUP_KEEP_DEFAULT 7
+#define STORE_BACKUP_HOUR_DEFAULT 3
+
 /* "off", "daily", "weekly"; NULL for a value out of the enum. */
 const char *store_backup_every_to_string(enum store_backup_every every);
 /* The enum of "off", "daily", "weekly"; STORE_BACKUP_OFF for anything else. */
