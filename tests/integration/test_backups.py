@@ -209,6 +209,34 @@ def test_a_backup_missed_while_berthd_was_down_runs_once_at_the_next_start(daemo
     assert info["backups"]["next_due"] > first["last"]["at"] + 3 * DAY
 
 
+# ---- a crash mid-backup ----
+
+def test_a_crash_in_the_middle_of_a_backup_leaves_nothing_and_it_runs_at_the_next_start(
+        daemon_factory, clock, tmp_path):
+    gate = tmp_path / "gate"
+    daemon = daemon_factory().start(env=daemon_env(clock, gate=gate))
+    info = daemon.ok("site", "create", "blog")
+    gate.write_text("")
+    manual = daemon.ok("site", "archive", "blog")["name"]
+    gate.unlink()
+    daemon.ok("site", "set", "blog", "--backups", "daily", "--backup-hour", an_hour_away())
+    due = show(daemon)["backups"]["next_due"]
+    set_clock(clock, due)
+    wait_for(lambda: show(daemon)["backups"]["running"])
+    daemon.kill9()
+    # The writer (held at the gate) goes on alone and ends; its file never had a name.
+    gate.write_text("")
+    time.sleep(1)
+    assert os.listdir(backups(info)) == [manual]
+    daemon.start(env=daemon_env(clock, gate=gate))
+    assert os.listdir(backups(info)) == [manual]
+    assert [a["name"] for a in daemon.ok("site", "archives", "blog")["archives"]] == [manual]
+    # Nothing was recorded, so it is still due: made once berthd is back.
+    b = wait_backup(daemon, "blog", due)
+    assert b["last"]["ok"], b
+    assert sorted(os.listdir(backups(info))) == sorted([manual, b["last"]["snapshot"]])
+
+
 # ---- a failure ----
 
 def test_a_failed_backup_is_reported_keeps_the_old_snapshots_and_is_retried_at_the_next_due_time(
