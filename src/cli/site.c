@@ -13,6 +13,7 @@ static void usage(FILE *f)
           "                         [--io-read 50M] [--io-write 20M]   (disk, per second; admins)\n"
           "                         [--network none|nat|host] [--owner USER] [--always-on]\n"
           "                         [--idle SECONDS] [--php KEY=VALUE]...\n"
+          "                         [--backups daily|weekly|off] [--backup-hour H] [--backup-keep N]\n"
           "       berth site ls\n"
           "       berth site show NAME\n"
           "       berth site set NAME [--memory M] [--cpu C] [--pids N] [--idle SECONDS]\n"

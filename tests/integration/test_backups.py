@@ -319,6 +319,15 @@ def test_the_api_sets_the_schedule_in_parts_and_at_create(daemon):
     assert status == 200 and body["backups"]["every"] == "off" and body["backups"]["next_due"] is None, body
 
 
+def test_site_create_takes_a_schedule_too(daemon):
+    info = daemon.ok("site", "create", "blog", "--backups", "weekly", "--backup-keep", "3")
+    b = info["backups"]
+    assert (b["every"], b["hour"], b["keep"], b["last"]) == ("weekly", 3, 3, None), b
+    r = daemon.berth("site", "create", "other", "--backups", "monthly")
+    assert r.returncode == 2 and "--backups" in r.stderr, r
+    assert daemon.berth("site", "show", "other").returncode == 1
+
+
 def test_the_owner_and_an_admin_set_the_schedule_and_nobody_else(daemon):
     for user in ["alice", "bob"]:
         add_user(daemon, user)
