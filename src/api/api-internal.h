@@ -241,6 +241,24 @@ void api_handle_site_restore(const struct api_config *cfg, const struct api_requ
                              const struct store_site *site, struct api_response *res);
 /* Whether a snapshot of site is being written (its trees must not be swapped). */
 bool api_archive_running(const char *site);
+/* An automatic snapshot being made (archive.c), owned by the scheduler (backups.c). */
+struct api_archive_job;
+typedef void (*api_archive_done_fn)(void *data);
+/* Starts an automatic snapshot of site (the same forked writer as POST .../archives,
+ * named "-auto", pruned to the site's backup_keep automatic ones) with its pipe
+ * watched on loop. at: the scheduler's time, recorded as the run's. Returns 0 with
+ * the job in *ret: once it ended and its outcome is recorded (the site's last
+ * automatic backup, an audit event, the log), it frees itself and calls
+ * done(data). -EBUSY when a snapshot, an upload or a restore of site is under way
+ * (nothing recorded: try again later); -ENOENT when the site is gone; -EIO when it
+ * could not start, which is recorded as a failed run. */
+int api_archive_auto_start(const struct api_config *cfg, struct evloop *loop, const char *site, int64_t at,
+                           api_archive_done_fn done, void *data, struct api_archive_job **ret);
+/* Whether an automatic snapshot of site is being made. */
+bool api_archive_auto_running(const char *site);
+/* Kills a job's writer (its unnamed file goes with it: nothing is kept or
+ * recorded) and frees it; done is not called. NULL-safe. */
+void api_archive_auto_cancel(struct api_archive_job *job);
 /* The HTTP status for a snapshot's or a restore's failure code (-EBADMSG 400,
  * -EINVAL 422, -EFBIG 413, -ENOSPC 507...). */
 int api_snapshot_status(int code);

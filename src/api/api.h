@@ -87,6 +87,23 @@ int api_server_new(struct evloop *loop, const struct api_config *cfg, struct api
 /* Closes every connection and the socket, and unlinks it. NULL-safe. */
 void api_server_free(struct api_server *server);
 
+/* ---- automatic backups (backups.c) ----
+ * berthd looks every minute for sites whose scheduled backup is due
+ * (snapshot_schedule_due: daily or weekly at an hour, UTC; a run missed while
+ * berthd was down is due once) and makes them one at a time, most overdue first,
+ * through the same forked writer as `site archive`. */
+struct api_backups;
+
+/* Starts looking on loop. cfg is copied; what it points to is borrowed and
+ * outlives it. Test hooks, read once:
+ * BERTH_TEST_BACKUP_TICK_MS (how often to look; default a minute) and
+ * BERTH_TEST_BACKUP_CLOCK_FILE (a file holding the unix time the scheduler takes
+ * as now, read at each look). */
+int api_backups_new(struct evloop *loop, const struct api_config *cfg, struct api_backups **ret);
+/* Stops looking; a backup being made is cancelled (its unnamed file goes, nothing is
+ * recorded, and it is due again at the next start). NULL-safe. */
+void api_backups_free(struct api_backups *b);
+
 /* ---- the SFTP broker (ssh-broker.c) ----
  * berthd's side of each ssh connection: the connection's child asks, over its own
  * SOCK_SEQPACKET socket (src/ssh/ssh.h's messages), whether a key or a password may

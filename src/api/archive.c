@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/openat2.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <signal.h>
 #include <sys/eventfd.h>
@@ -23,7 +24,7 @@
 #include "snapshot/snapshot.h"
 #include "upload/upload.h"
 
-#define KEEP_MAX 1000
+#define KEEP_MAX STORE_BACKUP_KEEP_MAX   /* `--keep`: the bounds a schedule's count has */
 #define CONTENT_TYPE "application/zstd"
 
 static const char *const site_dirs[] = { "public", "private" };
@@ -76,20 +77,30 @@ static int link_tmpfile(int fd, int dir_fd, const char *name)
     return linkat(AT_FDCWD, proc, dir_fd, name, AT_SYMLINK_FOLLOW) == 0 ? 0 : -errno;
 }
 
-/* Removes the snapshots beyond the keep newest; their names are added to w. */
-static int prune(int backups_fd, const char *site, uint64_t keep, struct json_writer *w)
+/* Removes the snapshots of one kind (automatic, or made by hand) beyond the keep
+ * newest of that kind: each kind has its own count, so a schedule never removes a
+ * snapshot an operator made, nor `--keep` one the schedule made. The names removed
+ * are added to w (if not NULL); *ret_n counts them. */
+static int prune(int backups_fd, const char *site, uint64_t keep, bool automatic, struct json_writer *w,
+                 unsigned *ret_n)
 {
     struct snapshot_info *list = NULL;
     size_t n = 0;
+    uint64_t seen = 0;
+    *ret_n = 0;
     int r = snapshot_list(backups_fd, site, &list, &n);
     if (r < 0)
         return r;
-    for (size_t i = keep; i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
+        if (snapshot_name_automatic(site, list[i].name) != automatic || ++seen <= keep)
+            continue;
         if (unlinkat(backups_fd, list[i].name, 0) < 0) {
             r = -errno;
             continue;
         }
-        json_string(w, list[i].name);
+        (*ret_n)++;
+        if (w)
+            json_string(w, list[i].name);
     }
     free(list);
     return r;
@@ -101,12 +112,24 @@ static int prune(int backups_fd, const char *site, uint64_t keep, struct json_wr
  * it walks, compresses, fsyncs, writes one result record to the pipe and exits.
  * berthd answers when the pipe is readable: it names the file (or sends it), prunes
  * and records. A client that goes away cancels the job (the child is killed and the
- * unnamed file goes with its fd). One job per site at a time. */
+ * unnamed file goes with its fd). One job per site at a time.
+ *
+ * An automatic snapshot (api_archive_auto_start) is the same job with no
+ * connection: berthd's loop watches its pipe, and the outcome goes to the store
+ * (the site's last automatic backup) and the audit log instead of to a client. */
 
 struct job_result {
     int code;                      /* 0, or the negative errno */
     uint64_t bytes;
     char message[sizeof(((struct error *)0)->message)];
+};
+
+/* What a job came to. */
+struct job_outcome {
+    int status;                    /* 0: done; else the HTTP status of the failure */
+    char message[600];             /* the failure, a sentence */
+    char name[SNAPSHOT_NAME_MAX];  /* the snapshot's name once linked */
+    uint64_t size, bytes;
 };
 
 struct archive_job {
@@ -115,8 +138,13 @@ struct archive_job {
     pid_t pid;                     /* 0 once reaped */
     int site_fd, backups_fd, out_fd;
     bool download;
+    bool automatic;                /* made by the schedule: no connection waits for it */
     uint64_t keep;
     time_t now;
+    int64_t at;                    /* automatic: the scheduler's time, recorded as the run's */
+    struct evloop *loop;           /* automatic: the loop watching base.fd; NULL once removed */
+    api_archive_done_fn on_done;   /* automatic: called once it is recorded */
+    void *done_data;
     uint32_t uid;
     char site[64];
     char actor[128];
@@ -136,6 +164,8 @@ static bool archive_running(const char *site)
 static void job_free(struct api_pending *p)
 {
     struct archive_job *j = (struct archive_job *)p;
+    if (j->loop && j->base.fd >= 0)
+        evloop_del(j->loop, j->base.fd);
     if (j->pid > 0) {
         kill(j->pid, SIGKILL);
         while (waitpid(j->pid, NULL, 0) < 0 && errno == EINTR)
@@ -153,12 +183,23 @@ static void job_free(struct api_pending *p)
     free(j);
 }
 
+static bool _printf_(3, 4) outcome_fail(struct job_outcome *o, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    o->status = status;
+    vsnprintf(o->message, sizeof(o->message), fmt, ap);
+    va_end(ap);
+    return false;
+}
+
 /* In the child: only what the walk needs, as fds 3, 4 and 5. */
 static _noreturn_ void job_child(int site_fd, int out_fd, int pipe_fd, const char *meta, size_t meta_len,
                                  bool download)
 {
     if (proc_fds_to_low((int[]){ site_fd, out_fd, pipe_fd }, 3) < 0)
         _exit(1);
+    proc_test_gate("BERTH_TEST_ARCHIVE_GATE");   /* a test looks while a snapshot is under way */
     struct job_result jr = { 0 };
     struct error err = { 0 };
     int r = snapshot_write(3, site_dirs, ARRAY_SIZE(site_dirs), meta, meta_len, 4, &err, &jr.bytes);
@@ -172,9 +213,9 @@ static _noreturn_ void job_child(int site_fd, int out_fd, int pipe_fd, const cha
     _exit(w == (ssize_t)sizeof(jr) ? 0 : 1);
 }
 
-static void job_finish(struct api_pending *p, struct api_response *res)
+/* Reads the child's result and reaps it; false with o set when it failed. */
+static bool job_collect(struct archive_job *j, struct job_outcome *o, struct stat *st)
 {
-    struct archive_job *j = (struct archive_job *)p;
     struct job_result jr;
     ssize_t n;
     do
@@ -186,98 +227,118 @@ static void job_finish(struct api_pending *p, struct api_response *res)
     j->pid = 0;
     if (n != (ssize_t)sizeof(jr)) {
         log_error("archive of site %s: the snapshot writer ended without an answer (status %d)", j->site, status);
-        api_reply_error(res, 500, "cannot archive site %s: the snapshot writer failed", j->site);
-        return;
+        return outcome_fail(o, 500, "cannot archive site %s: the snapshot writer failed", j->site);
     }
     jr.message[sizeof(jr.message) - 1] = 0;
     if (jr.code < 0) {
         if (jr.code == -ENOSPC || jr.code == -EDQUOT)
-            api_reply_error(res, 507, "cannot archive site %s: the disk is full (%s); nothing was kept", j->site,
-                            jr.message);
+            outcome_fail(o, 507, "cannot archive site %s: the disk is full (%s); nothing was kept", j->site,
+                         jr.message);
         else
-            api_reply_error(res, api_snapshot_status(jr.code), "cannot archive site %s: %s", j->site, jr.message);
-        if (api_snapshot_status(jr.code) >= 500)
+            outcome_fail(o, api_snapshot_status(jr.code), "cannot archive site %s: %s", j->site, jr.message);
+        if (o->status >= 500)
             log_error("archive of site %s failed: %s", j->site, jr.message);
-        return;
+        return false;
     }
-    struct stat st;
-    if (fstat(j->out_fd, &st) < 0) {
-        api_reply_error(res, 500, "cannot read the snapshot back: %m");
-        return;
-    }
+    if (fstat(j->out_fd, st) < 0)
+        return outcome_fail(o, 500, "cannot read the snapshot of site %s back: %s", j->site, strerror(errno));
+    o->bytes = jr.bytes;
+    o->size = (uint64_t)st->st_size;
+    return true;
+}
 
-    char name[SNAPSHOT_NAME_MAX], detail[256];
+/* Gives the finished snapshot its owner, mode and name (o->name) in backups/. */
+static bool job_link(struct archive_job *j, struct job_outcome *o)
+{
+    int r = fchown(j->out_fd, 0, j->uid) < 0 || fchmod(j->out_fd, 0640) < 0 ? -errno : -EEXIST;
+    /* Two snapshots in one second get "-1", "-2"...: linkat never replaces. */
+    for (unsigned i = 0; r == -EEXIST && i < 1000; i++) {
+        snapshot_name_format(j->site, j->now, i, j->automatic, o->name);
+        r = link_tmpfile(j->out_fd, j->backups_fd, o->name);
+    }
+    if (r < 0) {
+        o->name[0] = 0;
+        return outcome_fail(o, api_snapshot_status(r), "cannot store the snapshot of site %s: %s", j->site,
+                            strerror(-r));
+    }
+    fsync(j->backups_fd);
+    return true;
+}
+
+static void job_finish(struct api_pending *p, struct api_response *res)
+{
+    struct archive_job *j = (struct archive_job *)p;
+    struct job_outcome o = { 0 };
+    struct stat st;
+    char detail[256];
+    if (!job_collect(j, &o, &st)) {
+        api_reply_error(res, o.status, "%s", o.message);
+        return;
+    }
     if (j->download) {
-        snapshot_name_format(j->site, j->now, 0, name);
+        snapshot_name_format(j->site, j->now, 0, false, o.name);
         if (lseek(j->out_fd, 0, SEEK_SET) < 0) {
             api_reply_error(res, 500, "cannot read the snapshot back: %m");
             return;
         }
-        snprintf(detail, sizeof(detail), "{\"name\":\"%s\",\"size\":%" PRIu64 ",\"download\":true}", name,
-                 (uint64_t)st.st_size);
+        snprintf(detail, sizeof(detail), "{\"name\":\"%s\",\"size\":%" PRIu64 ",\"download\":true}", o.name, o.size);
         api_site_event(j->cfg, j->actor, "site.archive", j->site, detail);
-        api_reply_file(res, 200, TAKE_FD(j->out_fd), (uint64_t)st.st_size, CONTENT_TYPE);
-        api_reply_header(res, "Content-Disposition: attachment; filename=\"%s\"", name);
+        api_reply_file(res, 200, TAKE_FD(j->out_fd), o.size, CONTENT_TYPE);
+        api_reply_header(res, "Content-Disposition: attachment; filename=\"%s\"", o.name);
         return;
     }
-
-    int r = fchown(j->out_fd, 0, j->uid) < 0 || fchmod(j->out_fd, 0640) < 0 ? -errno : -EEXIST;
-    /* Two snapshots in one second get "-1", "-2"...: linkat never replaces. */
-    for (unsigned i = 0; r == -EEXIST && i < 1000; i++) {
-        snapshot_name_format(j->site, j->now, i, name);
-        r = link_tmpfile(j->out_fd, j->backups_fd, name);
-    }
-    if (r < 0) {
-        api_reply_error(res, api_snapshot_status(r), "cannot store the snapshot of site %s: %s", j->site, strerror(-r));
+    if (!job_link(j, &o)) {
+        api_reply_error(res, o.status, "%s", o.message);
         return;
     }
-    fsync(j->backups_fd);
 
     api_reply(res, 200);
     struct json_writer *w = &res->json;
     json_object_begin(w);
     json_kv_string(w, "site", j->site);
-    json_kv_string(w, "name", name);
-    json_kv_uint(w, "size", (uint64_t)st.st_size);
-    json_kv_uint(w, "bytes", jr.bytes);
+    json_kv_string(w, "name", o.name);
+    json_kv_uint(w, "size", o.size);
+    json_kv_uint(w, "bytes", o.bytes);
     json_kv_int(w, "created_at", j->now);
     json_key(w, "pruned");
     json_array_begin(w);
-    if (j->keep && (r = prune(j->backups_fd, j->site, j->keep, w)) < 0)
+    unsigned n_pruned;
+    int r;
+    if (j->keep && (r = prune(j->backups_fd, j->site, j->keep, false, w, &n_pruned)) < 0)
         log_warning_errno(r, "site %s: cannot remove its oldest snapshots", j->site);
     json_array_end(w);
     json_object_end(w);
-    snprintf(detail, sizeof(detail), "{\"name\":\"%s\",\"size\":%" PRIu64 "}", name, (uint64_t)st.st_size);
+    snprintf(detail, sizeof(detail), "{\"name\":\"%s\",\"size\":%" PRIu64 "}", o.name, o.size);
     api_site_event(j->cfg, j->actor, "site.archive", j->site, detail);
 }
 
-/* Opens what the job needs and forks its child; answers a failure in res. */
-static struct archive_job *job_start(const struct api_config *cfg, const struct api_request *req,
-                                     const struct store_site *site, bool download, uint64_t keep,
-                                     struct api_response *res)
+/* Opens what the job needs and forks its child; false with o set on failure. */
+static struct archive_job *job_start(const struct api_config *cfg, const char *actor, const struct store_site *site,
+                                     bool download, bool automatic, uint64_t keep, struct job_outcome *o)
 {
     struct archive_job *j = calloc(1, sizeof(*j));
     if (!j) {
-        api_reply_error(res, 500, "out of memory");
+        outcome_fail(o, 500, "out of memory");
         return NULL;
     }
     j->base = (struct api_pending){ .fd = -1, .finish = job_finish, .free = job_free };
     j->cfg = cfg;
     j->site_fd = j->backups_fd = j->out_fd = -1;
     j->download = download;
+    j->automatic = automatic;
     j->keep = keep;
     j->now = time(NULL);
     j->uid = site->uid;
     snprintf(j->site, sizeof(j->site), "%s", site->name);
-    snprintf(j->actor, sizeof(j->actor), "%s", req->actor);
+    snprintf(j->actor, sizeof(j->actor), "%s", actor);
 
     j->site_fd = open_site_dir(cfg, site->name);
     if (j->site_fd < 0) {
-        api_reply_error(res, 500, "cannot open the directory of site %s: %s", site->name, strerror(-j->site_fd));
+        outcome_fail(o, 500, "cannot open the directory of site %s: %s", site->name, strerror(-j->site_fd));
         goto fail;
     }
     if (!download && (j->backups_fd = open_backups(j->site_fd)) < 0) {
-        api_reply_error(res, 500, "cannot open the backups of site %s: %s", site->name, strerror(-j->backups_fd));
+        outcome_fail(o, 500, "cannot open the backups of site %s: %s", site->name, strerror(-j->backups_fd));
         goto fail;
     }
     /* A download is written beside the site's folders (root's directory, no name
@@ -285,20 +346,25 @@ static struct archive_job *job_start(const struct api_config *cfg, const struct 
     j->out_fd = openat(download ? j->site_fd : j->backups_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     if (j->out_fd < 0) {
         int r = -errno;
-        api_reply_error(res, api_snapshot_status(r), "cannot create the snapshot of site %s: %s", site->name, strerror(-r));
+        if (r == -ENOSPC || r == -EDQUOT)
+            outcome_fail(o, 507, "cannot archive site %s: the disk is full (%s); nothing was kept", site->name,
+                         strerror(-r));
+        else
+            outcome_fail(o, api_snapshot_status(r), "cannot create the snapshot of site %s: %s", site->name,
+                         strerror(-r));
         goto fail;
     }
     struct buf meta = BUF_INIT(SNAPSHOT_META_MAX);
     int r = snapshot_settings_write(site, j->now, &meta);
     if (r < 0) {
         buf_done(&meta);
-        api_reply_error(res, 500, "cannot write the settings of site %s: %s", site->name, strerror(-r));
+        outcome_fail(o, 500, "cannot write the settings of site %s: %s", site->name, strerror(-r));
         goto fail;
     }
     int pipefd[2];
     if (pipe2(pipefd, O_CLOEXEC) < 0) {
         buf_done(&meta);
-        api_reply_error(res, 500, "cannot start the snapshot writer: %m");
+        outcome_fail(o, 500, "cannot start the snapshot writer: %s", strerror(errno));
         goto fail;
     }
     pid_t pid = fork();
@@ -308,7 +374,7 @@ static struct archive_job *job_start(const struct api_config *cfg, const struct 
     close(pipefd[1]);
     j->base.fd = pipefd[0];
     if (pid < 0) {
-        api_reply_error(res, 500, "cannot start the snapshot writer: %m");
+        outcome_fail(o, 500, "cannot start the snapshot writer: %s", strerror(errno));
         goto fail;
     }
     j->pid = pid;
@@ -321,6 +387,111 @@ static struct archive_job *job_start(const struct api_config *cfg, const struct 
 fail:
     job_free(&j->base);
     return NULL;
+}
+
+/* ---- automatic snapshots ---- */
+
+/* Records an automatic backup's outcome: the site's last run in the store, an audit
+ * event by "berthd", and the log. */
+static void auto_record(const struct api_config *cfg, const char *site, int64_t at, const struct job_outcome *o,
+                        unsigned n_pruned)
+{
+    bool ok = o->status == 0;
+    struct store_backup_run run = {
+        .at = at, .ok = ok, .snapshot = ok ? (char *)o->name : NULL, .error = ok ? NULL : (char *)o->message,
+    };
+    int r = store_backup_run_put(cfg->store, site, &run);
+    if (r < 0)
+        log_warning_errno(r, "site %s: cannot record its automatic backup: %s", site, store_errmsg(cfg->store));
+    struct buf detail = BUF_INIT(4096);
+    struct json_writer w;
+    json_writer_init(&w, &detail, false);
+    json_object_begin(&w);
+    if (ok) {
+        json_kv_string(&w, "name", o->name);
+        json_kv_uint(&w, "size", o->size);
+        json_kv_uint(&w, "pruned", n_pruned);
+    } else {
+        json_kv_string(&w, "error", o->message);
+    }
+    json_object_end(&w);
+    if (json_writer_finish(&w) == 0)
+        api_site_event(cfg, "berthd", ok ? "site.backup" : "site.backup_failed", site, detail.data);
+    buf_done(&detail);
+    if (ok)
+        log_info("site %s: automatic backup %s made (%" PRIu64 " bytes), %u older one%s removed", site, o->name,
+                 o->size, n_pruned, n_pruned == 1 ? "" : "s");
+    else
+        log_error("site %s: automatic backup failed: %s", site, o->message);
+}
+
+static void auto_on_pipe(struct evloop *loop, int fd, uint32_t events, void *data)
+{
+    (void)events;
+    struct archive_job *j = data;
+    evloop_del(loop, fd);
+    j->loop = NULL;
+    struct job_outcome o = { 0 };
+    struct stat st;
+    unsigned n_pruned = 0;
+    if (job_collect(j, &o, &st) && job_link(j, &o)) {
+        int r = prune(j->backups_fd, j->site, j->keep, true, NULL, &n_pruned);
+        if (r < 0)
+            log_warning_errno(r, "site %s: cannot remove its oldest automatic snapshots", j->site);
+    }
+    auto_record(j->cfg, j->site, j->at, &o, n_pruned);
+    api_archive_done_fn done = j->on_done;
+    void *done_data = j->done_data;
+    job_free(&j->base);
+    done(done_data);
+}
+
+int api_archive_auto_start(const struct api_config *cfg, struct evloop *loop, const char *name, int64_t at,
+                           api_archive_done_fn done, void *data, struct api_archive_job **ret)
+{
+    /* Its trees may be swapped or removed meanwhile: the next look tries again. */
+    if (archive_running(name) || api_upload_busy(name) || api_restore_running(name))
+        return -EBUSY;
+    struct store_site site = { 0 };
+    int r = store_site_get(cfg->store, name, &site);
+    if (r < 0)
+        return r;   /* removed since the list was read */
+    struct job_outcome o = { 0 };
+    struct archive_job *j = job_start(cfg, "berthd", &site, false, true, site.backup_keep, &o);
+    store_site_done(&site);
+    if (j) {
+        j->at = at;
+        j->on_done = done;
+        j->done_data = data;
+        r = evloop_add(loop, j->base.fd, EPOLLIN, auto_on_pipe, j);
+        if (r < 0) {
+            outcome_fail(&o, 500, "cannot watch the snapshot writer: %s", strerror(-r));
+            job_free(&j->base);
+            j = NULL;
+        } else {
+            j->loop = loop;
+        }
+    }
+    if (!j) {
+        auto_record(cfg, name, at, &o, 0);
+        return -EIO;
+    }
+    *ret = (struct api_archive_job *)j;
+    return 0;
+}
+
+bool api_archive_auto_running(const char *site)
+{
+    for (const struct archive_job *j = jobs; j; j = j->next)
+        if (j->automatic && streq(j->site, site))
+            return true;
+    return false;
+}
+
+void api_archive_auto_cancel(struct api_archive_job *job)
+{
+    if (job)
+        job_free(&((struct archive_job *)job)->base);
 }
 
 static void create_archive(const struct api_config *cfg, const struct api_request *req,
@@ -371,9 +542,12 @@ static void create_archive(const struct api_config *cfg, const struct api_reques
         api_reply_error(res, 409, "site %s is being restored: wait for it to end, then archive it", site->name);
         return;
     }
-    struct archive_job *j = job_start(cfg, req, site, download, keep, res);
+    struct job_outcome o = { 0 };
+    struct archive_job *j = job_start(cfg, req->actor, site, download, false, keep, &o);
     if (j)
         api_reply_later(res, &j->base);
+    else
+        api_reply_error(res, o.status, "%s", o.message);
 }
 
 static void list_archives(const struct api_config *cfg, const struct store_site *site, struct api_response *res)

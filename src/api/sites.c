@@ -4,6 +4,7 @@
 
 #include "api/api-internal.h"
 #include "common/names.h"
+#include "snapshot/snapshot.h"
 
 #define DEFAULT_MEMORY (256ULL << 20)
 #define DEFAULT_CPU_MILLIS 1000
@@ -84,6 +85,39 @@ static void format_cpu(uint32_t millis, char *out, size_t n)
         *e-- = 0;
     if (*e == '.')
         *e = 0;
+}
+
+/* "backups": the schedule, when it is next due (null when off; in the past when
+ * overdue: berthd makes it within a minute) and the last automatic backup. */
+static void write_backups(const struct api_config *cfg, struct json_writer *w, const struct store_site *site)
+{
+    struct store_backup_run run = { 0 };
+    bool has_run = cfg->store && store_backup_run_get(cfg->store, site->name, &run) == 0;
+    json_key(w, "backups");
+    json_object_begin(w);
+    json_kv_string(w, "every", store_backup_every_to_string(site->backup_every));
+    json_kv_uint(w, "hour", site->backup_hour);
+    json_kv_uint(w, "keep", site->backup_keep);
+    json_key(w, "next_due");
+    if (site->backup_every != STORE_BACKUP_OFF)
+        json_int(w, snapshot_schedule_due(site->backup_every, site->backup_hour, site->backup_since,
+                                          has_run ? run.at : 0));
+    else
+        json_null(w);
+    json_kv_bool(w, "running", api_archive_auto_running(site->name));
+    json_key(w, "last");
+    if (has_run) {
+        json_object_begin(w);
+        json_kv_int(w, "at", run.at);
+        json_kv_bool(w, "ok", run.ok);
+        json_kv_string(w, "snapshot", run.snapshot);
+        json_kv_string(w, "error", run.error);
+        json_object_end(w);
+    } else {
+        json_null(w);
+    }
+    json_object_end(w);
+    store_backup_run_done(&run);
 }
 
 void api_write_site(const struct api_config *cfg, struct json_writer *w, const struct store_site *site)
@@ -174,6 +208,7 @@ void api_write_site(const struct api_config *cfg, struct json_writer *w, const s
     json_kv_string(w, "cmd", site->cmd);
     if (streq_ptr(site->type, "php"))
         write_php_settings(w, site->php_settings);
+    write_backups(cfg, w, site);
     json_kv_string(w, "dir", dir);
     json_kv_int(w, "created_at", site->created_at);
     json_kv_int(w, "updated_at", site->updated_at);
@@ -403,6 +438,45 @@ static int read_settings(const struct json_value *body, struct store_site *site,
     return 0;
 }
 
+/* Applies a "backups" member, {"every": "off"|"daily"|"weekly", "hour": 0-23,
+ * "keep": 1-1000}, to site; a member left out keeps the site's value. All or
+ * nothing. */
+static int read_backups(const struct json_value *body, struct store_site *site, struct error *err)
+{
+    const struct json_value *b = json_get(body, "backups");
+    if (!b)
+        return 0;
+    if (b->type != JSON_OBJECT)
+        return error_set(err, -EINVAL, "\"backups\" must be an object: {\"every\": \"daily\", \"hour\": 3, "
+                         "\"keep\": 7}");
+    struct store_site next = *site;
+    for (size_t i = 0; i < b->object.n; i++) {
+        const char *k = b->object.keys[i];
+        const struct json_value *v = b->object.values[i];
+        if (streq(k, "every")) {
+            if (v->type != JSON_STRING || !store_backup_every_valid(v->string.data))
+                return error_set(err, -EINVAL, "\"backups\": \"every\" is off, daily or weekly");
+            next.backup_every = store_backup_every_from_string(v->string.data);
+        } else if (streq(k, "hour")) {
+            if (v->type != JSON_NUMBER || !v->number.is_integer || v->number.integer < 0 || v->number.integer > 23)
+                return error_set(err, -EINVAL, "\"backups\": \"hour\" is an hour of the day from 0 to 23 (UTC)");
+            next.backup_hour = (uint32_t)v->number.integer;
+        } else if (streq(k, "keep")) {
+            if (v->type != JSON_NUMBER || !v->number.is_integer || v->number.integer < 1 ||
+                v->number.integer > STORE_BACKUP_KEEP_MAX)
+                return error_set(err, -EINVAL, "\"backups\": \"keep\" is a number of snapshots from 1 to %d",
+                                 STORE_BACKUP_KEEP_MAX);
+            next.backup_keep = (uint32_t)v->number.integer;
+        } else {
+            return error_set(err, -EINVAL, "\"backups\": unknown field \"%s\" (known: every, hour, keep)", k);
+        }
+    }
+    site->backup_every = next.backup_every;
+    site->backup_hour = next.backup_hour;
+    site->backup_keep = next.backup_keep;
+    return 0;
+}
+
 /* Applies a "php" member, {"KEY": "VALUE" | null, ...}, to site->php_settings: a
  * string sets (checked, normalised), null removes an override (also when none was
  * set, so a declarative caller can always send it). All or nothing: the first bad
@@ -487,10 +561,12 @@ static void create_site(const struct api_config *cfg, const struct api_request *
         .cpu_millis = DEFAULT_CPU_MILLIS,
         .pids_max = DEFAULT_PIDS,
         .idle_seconds = DEFAULT_IDLE_SECONDS,
+        .backup_hour = STORE_BACKUP_HOUR_DEFAULT,
+        .backup_keep = STORE_BACKUP_KEEP_DEFAULT,
     };
     static const char *const known[] = { "name", "type", "domains", "cmd", "memory", "cpu", "pids", "io_read",
                                          "io_write", "network", "owner", "always_on", "idle_seconds", "php",
-                                         "state" };
+                                         "state", "backups" };
     const struct json_value *body = req->body;
     int r = 0;
 
@@ -534,6 +610,8 @@ static void create_site(const struct api_config *cfg, const struct api_request *
         r = check_user_site_count(cfg, req, &err);
     if (r >= 0)
         r = read_php_settings(body, &site, &err);
+    if (r >= 0)
+        r = read_backups(body, &site, &err);
     bool dry_run = dry_run_asked(req);
     if (r >= 0)
         r = dry_run ? sites_check(cfg->sites, &site, true, &err) : sites_create(cfg->sites, &site, req->actor, &err);
@@ -602,7 +680,8 @@ static void change_site(const struct api_config *cfg, const struct api_request *
 {
     static const char *const known[] = { "memory", "cpu", "pids", "io_read", "io_write", "idle_seconds",
                                          "always_on", "add_domains",
-                                         "remove_domains", "type", "cmd", "network", "owner", "php" };
+                                         "remove_domains", "type", "cmd", "network", "owner", "php",
+                                         "backups" };
     const struct json_value *body = req->body;
     struct error err = { 0 };
     char **add = NULL, **drop = NULL;
@@ -628,7 +707,8 @@ static void change_site(const struct api_config *cfg, const struct api_request *
         (r = read_string_array(body, "add_domains", &add, &n_add, &err)) < 0 ||
         (r = read_string_array(body, "remove_domains", &drop, &n_drop, &err)) < 0 ||
         (r = check_user_may(cfg, req, body, site, false, &err)) < 0 ||
-        (r = read_php_settings(body, site, &err)) < 0)
+        (r = read_php_settings(body, site, &err)) < 0 ||
+        (r = read_backups(body, site, &err)) < 0)
         goto out;
 
     /* Removals first (by normalised name), then additions. */

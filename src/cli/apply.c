@@ -7,11 +7,14 @@
  *       domains: [blog.example.org]
  *       memory: 512M
  *       php: {memory_limit: 256M}
+ *       backups: {every: daily, hour: 3, keep: 7}
  *     docs: {}
  *
  * The whole file is read and checked here first. A field the file names is managed:
  * its value is made so (domains and php exactly, extra ones are removed); a field it
- * leaves out keeps whatever the site has. The changes go to the daemon as one batch
+ * leaves out keeps whatever the site has, but for backups: a site without them has
+ * no automatic backups (the file says which sites are backed up, and a line
+ * removed turns them off). The changes go to the daemon as one batch
  * (POST /api/v1/apply), which makes all of them or none: removals (--prune) first,
  * then domain removals, then creates and changes, so a domain can move from one site
  * to another in one apply. --dry-run sends the same batch with ?dry_run=1. */
@@ -40,6 +43,8 @@ struct want {
     size_t n_domains;
     const char *php_keys[MAX_LIST], *php_values[MAX_LIST];
     size_t n_php;
+    const char *backups;         /* "off" (also when not given), "daily", "weekly" */
+    int64_t backup_hour, backup_keep;
 };
 
 struct plan_step {
@@ -56,7 +61,8 @@ static void usage(FILE *f)
     fputs("Usage: berth apply FILE.yaml [--prune] [--dry-run]\n"
           "  Creates and changes sites so that they match FILE (a mapping \"sites\" of\n"
           "  NAME: {type, domains, cmd, memory, cpu, pids, io_read, io_write, network, owner, always_on,\n"
-          "  idle, state, php}). --prune also removes the sites FILE does not name;\n"
+          "  idle, state, php, backups: {every: daily|weekly|off, hour: 0-23, keep: 1-1000}}); a site\n"
+          "  without backups has none. --prune also removes the sites FILE does not name;\n"
           "  --dry-run prints what would change and changes nothing.\n", f);
 }
 
@@ -103,9 +109,68 @@ static int read_bool(const char *file, struct fy_node *v, int *ret)
     return 0;
 }
 
+static bool backups_every_valid(const char *s)
+{
+    return s && (streq(s, "off") || streq(s, "daily") || streq(s, "weekly"));
+}
+
+/* backups: {every: daily|weekly|off, hour: 0-23, keep: 1-1000} (hour 3 and keep 7
+ * when left out), or backups: off|daily|weekly alone. */
+static int read_backups(const char *file, struct fy_node *v, struct want *w)
+{
+    const char *s = scalar(v);
+    if (s) {
+        if (!backups_every_valid(s))
+            return file_error(file, v, "must be off, daily, weekly or {every: daily, hour: 3, keep: 7}");
+        w->backups = s;
+        return 0;
+    }
+    if (!fy_node_is_mapping(v))
+        return file_error(file, v, "must be a mapping like {every: daily, hour: 3, keep: 7}");
+    w->backups = NULL;
+    void *iter = NULL;
+    struct fy_node_pair *pair;
+    while ((pair = fy_node_mapping_iterate(v, &iter))) {
+        const char *key = scalar(fy_node_pair_key(pair));
+        struct fy_node *val = fy_node_pair_value(pair);
+        uint64_t x;
+        if (key && streq(key, "every")) {
+            if (!backups_every_valid(scalar(val)))
+                return file_error(file, val, "must be daily, weekly or off");
+            w->backups = scalar(val);
+        } else if (key && streq(key, "hour")) {
+            if (!scalar(val) || parse_uint(scalar(val), 0, 23, &x) < 0)
+                return file_error(file, val, "must be an hour of the day from 0 to 23 (UTC)");
+            w->backup_hour = (int64_t)x;
+        } else if (key && streq(key, "keep")) {
+            if (!scalar(val) || parse_uint(scalar(val), 1, 1000, &x) < 0)
+                return file_error(file, val, "must be a number of snapshots from 1 to 1000");
+            w->backup_keep = (int64_t)x;
+        } else {
+            return file_error(file, val, "unknown setting \"%s\" (known: every, hour, keep)", key ? key : "?");
+        }
+    }
+    if (!w->backups)
+        return file_error(file, v, "needs \"every\": daily, weekly or off");
+    return 0;
+}
+
+static void write_backups(struct json_writer *w, const struct want *want)
+{
+    json_key(w, "backups");
+    json_object_begin(w);
+    json_kv_string(w, "every", want->backups);
+    if (!streq(want->backups, "off")) {
+        json_kv_int(w, "hour", want->backup_hour);
+        json_kv_int(w, "keep", want->backup_keep);
+    }
+    json_object_end(w);
+}
+
 static int read_site(const char *file, const char *name, struct fy_node *spec, struct want *w)
 {
-    *w = (struct want){ .name = name, .pids = -1, .idle = -1, .always_on = -1 };
+    *w = (struct want){ .name = name, .pids = -1, .idle = -1, .always_on = -1, .backups = "off",
+                        .backup_hour = 3, .backup_keep = 7 };
     if (!site_name_valid(name))
         return file_error(file, spec, "\"%s\" is not a valid site name (1 to 63 lowercase letters, digits "
                           "and '-')", name);
@@ -149,6 +214,8 @@ static int read_site(const char *file, const char *name, struct fy_node *spec, s
                     return file_error(file, v, "more than %d domains", MAX_LIST);
                 w->domains[w->n_domains++] = scalar(item);
             }
+        } else if (key && streq(key, "backups")) {
+            r = read_backups(file, v, w);
         } else if (key && streq(key, "php")) {
             w->has_php = true;
             if (!fy_node_is_mapping(v))
@@ -166,7 +233,7 @@ static int read_site(const char *file, const char *name, struct fy_node *spec, s
             }
         } else {
             return file_error(file, v, "unknown setting \"%s\" (known: type, domains, cmd, memory, cpu, pids, "
-                              "io_read, io_write, network, owner, always_on, idle, state, php)", key ? key : "?");
+                              "io_read, io_write, network, owner, always_on, idle, state, php, backups)", key ? key : "?");
         }
         if (r != 0)
             return r;
@@ -460,6 +527,25 @@ static void diff_site(struct plan_step *step)
         if (any)
             json_object_end(&w);
     }
+    /* Backups are managed whether the file names them or not (none: off). */
+    const struct json_value *cb = json_get(cur, "backups");
+    const char *cur_every = json_get_string(cb, "every") ?: "off";
+    int64_t cur_hour = -1, cur_keep = -1;
+    json_get_int(cb, "hour", &cur_hour);
+    json_get_int(cb, "keep", &cur_keep);
+    bool off = streq(want->backups, "off");
+    if (!streq(want->backups, cur_every) || (!off && (cur_hour != want->backup_hour || cur_keep != want->backup_keep))) {
+        write_backups(&w, want);
+        if (off)
+            note(&step->summary, "backups %s -> off", cur_every);
+        else if (streq(cur_every, "off"))
+            note(&step->summary, "backups off -> %s at %02" PRId64 ":00 UTC, keep %" PRId64, want->backups,
+                 want->backup_hour, want->backup_keep);
+        else
+            note(&step->summary, "backups %s at %02" PRId64 ":00 UTC, keep %" PRId64 " -> %s at %02" PRId64
+                 ":00 UTC, keep %" PRId64, cur_every, cur_hour, cur_keep, want->backups, want->backup_hour,
+                 want->backup_keep);
+    }
     json_object_end(&w);
     (void)json_writer_finish(&w);
     const char *desired = json_get_string(cur, "desired_state");
@@ -503,6 +589,8 @@ static void create_body(const struct want *want, struct buf *out)
             json_kv_string(&w, want->php_keys[i], want->php_values[i]);
         json_object_end(&w);
     }
+    if (!streq(want->backups, "off"))
+        write_backups(&w, want);
     json_object_end(&w);
     (void)json_writer_finish(&w);
 }

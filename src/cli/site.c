@@ -13,6 +13,7 @@ static void usage(FILE *f)
           "                         [--io-read 50M] [--io-write 20M]   (disk, per second; admins)\n"
           "                         [--network none|nat|host] [--owner USER] [--always-on]\n"
           "                         [--idle SECONDS] [--php KEY=VALUE]...\n"
+          "                         [--backups daily|weekly|off] [--backup-hour H] [--backup-keep N]\n"
           "       berth site ls\n"
           "       berth site show NAME\n"
           "       berth site set NAME [--memory M] [--cpu C] [--pids N] [--idle SECONDS]\n"
@@ -20,6 +21,9 @@ static void usage(FILE *f)
           "                           [--always-on|--on-demand] [--domain D]... [--no-domain D]...\n"
           "                           [--php KEY=VALUE]... [--no-php KEY]... [--cmd \"CMD\"]\n"
           "                           [--network none|nat|host] [--owner USER]\n"
+          "                           [--backups daily|weekly|off] [--backup-hour H] [--backup-keep N]\n"
+          "                           (automatic backups at H:00 UTC, 3 by default, the N newest kept,\n"
+          "                           7 by default; weekly ones on Sundays)\n"
           "       berth site php-settings        (the PHP settings a site may change)\n"
           "       berth site start|stop|restart NAME\n"
           "       berth site rm NAME [--purge]   (its snapshots are kept unless --purge)\n"
@@ -35,7 +39,7 @@ static void usage(FILE *f)
 enum {
     OPT_TYPE = 256, OPT_DOMAIN, OPT_NO_DOMAIN, OPT_CMD, OPT_MEMORY, OPT_CPU, OPT_PIDS, OPT_NETWORK,
     OPT_OWNER, OPT_ALWAYS_ON, OPT_ON_DEMAND, OPT_IDLE, OPT_PHP, OPT_NO_PHP, OPT_ERROR, OPT_LINES, OPT_FOLLOW,
-    OPT_PURGE, OPT_IO_READ, OPT_IO_WRITE, OPT_HELP,
+    OPT_PURGE, OPT_IO_READ, OPT_IO_WRITE, OPT_BACKUPS, OPT_BACKUP_HOUR, OPT_BACKUP_KEEP, OPT_HELP,
 };
 
 struct site_opts {
@@ -50,6 +54,8 @@ struct site_opts {
     int64_t lines;           /* site logs: -1 unset */
     bool error_log, follow;  /* site logs */
     bool purge;              /* site rm */
+    const char *backups;     /* "off", "daily", "weekly" */
+    int64_t backup_hour, backup_keep;   /* -1 unset */
 };
 
 /* Which options each verb takes. */
@@ -96,10 +102,14 @@ static int parse_opts(const char *verb, int argc, char **argv, struct site_opts 
         { "lines", required_argument, NULL, OPT_LINES },
         { "follow", no_argument, NULL, OPT_FOLLOW },
         { "purge", no_argument, NULL, OPT_PURGE },
+        { "backups", required_argument, NULL, OPT_BACKUPS },
+        { "backup-hour", required_argument, NULL, OPT_BACKUP_HOUR },
+        { "backup-keep", required_argument, NULL, OPT_BACKUP_KEEP },
         { "help", no_argument, NULL, OPT_HELP },
         { 0 },
     };
-    *o = (struct site_opts){ .pids = -1, .idle = -1, .always_on = -1, .lines = -1 };
+    *o = (struct site_opts){ .pids = -1, .idle = -1, .always_on = -1, .lines = -1, .backup_hour = -1,
+                             .backup_keep = -1 };
     optind = 1;
     opterr = 0;
     int c;
@@ -176,6 +186,23 @@ static int parse_opts(const char *verb, int argc, char **argv, struct site_opts 
                 return -cli_usage_error("site ", "--idle takes a number of seconds, not \"%s\"", optarg);
             o->idle = (int64_t)v;
             break;
+        case OPT_BACKUPS:
+            if (!streq(optarg, "off") && !streq(optarg, "daily") && !streq(optarg, "weekly"))
+                return -cli_usage_error("site ", "--backups takes daily, weekly or off, not \"%s\"", optarg);
+            o->backups = optarg;
+            break;
+        case OPT_BACKUP_HOUR:
+            if (parse_uint(optarg, 0, 23, &v) < 0)
+                return -cli_usage_error("site ", "--backup-hour takes an hour of the day from 0 to 23 (UTC), "
+                                        "not \"%s\"", optarg);
+            o->backup_hour = (int64_t)v;
+            break;
+        case OPT_BACKUP_KEEP:
+            if (parse_uint(optarg, 1, 1000, &v) < 0)
+                return -cli_usage_error("site ", "--backup-keep takes a number of snapshots from 1 to 1000, "
+                                        "not \"%s\"", optarg);
+            o->backup_keep = (int64_t)v;
+            break;
         default:
             return -cli_usage_error("site ", "unknown option for 'site %s'", verb);
         }
@@ -231,6 +258,18 @@ static void write_opts(struct json_writer *w, const struct site_opts *o, bool cr
         for (size_t i = 0; i < o->n_no_domains; i++)
             json_string(w, o->no_domains[i]);
         json_array_end(w);
+    }
+    if (o->backups || o->backup_hour >= 0 || o->backup_keep >= 0) {
+        /* What is left out keeps the site's value. */
+        json_key(w, "backups");
+        json_object_begin(w);
+        if (o->backups)
+            json_kv_string(w, "every", o->backups);
+        if (o->backup_hour >= 0)
+            json_kv_int(w, "hour", o->backup_hour);
+        if (o->backup_keep >= 0)
+            json_kv_int(w, "keep", o->backup_keep);
+        json_object_end(w);
     }
     if (o->n_php || o->n_no_php) {
         /* One object, so a key given twice is refused by the daemon as a duplicate. */
@@ -303,6 +342,49 @@ static void print_runtime(const struct json_value *rt)
     }
 }
 
+static void format_utc(int64_t t, char *out, size_t n)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (!gmtime_r(&tt, &tm) || !strftime(out, n, "%Y-%m-%d %H:%M UTC", &tm))
+        snprintf(out, n, "?");
+}
+
+/* The automatic backups part of `site show`. */
+static void print_backups(const struct json_value *b)
+{
+    const char *every = json_get_string(b, "every");
+    int64_t hour = 0, keep = 0, due = 0, at = 0;
+    bool running = false, ok = false;
+    if (!every)
+        return;
+    json_get_int(b, "hour", &hour);
+    json_get_int(b, "keep", &keep);
+    json_get_bool(b, "running", &running);
+    if (streq(every, "off")) {
+        printf("backups      off\n");
+    } else {
+        char when[40] = "?";
+        if (json_get_int(b, "next_due", &due))
+            format_utc(due, when, sizeof(when));
+        printf("backups      %s at %02" PRId64 ":00 UTC%s, the %" PRId64 " newest kept\n", every, hour,
+               streq(every, "weekly") ? " on Sundays" : "", keep);
+        if (running)
+            printf("next backup  being made now\n");
+        else
+            printf("next backup  %s%s\n", when, due > 0 && due <= (int64_t)time(NULL) ? " (overdue: due now)" : "");
+    }
+    const struct json_value *last = json_get(b, "last");
+    if (last && last->type == JSON_OBJECT && json_get_int(last, "at", &at) && json_get_bool(last, "ok", &ok)) {
+        char when[40];
+        format_utc(at, when, sizeof(when));
+        if (ok)
+            printf("last backup  %s, ok: %s\n", when, json_get_string(last, "snapshot") ?: "?");
+        else
+            printf("last backup  %s, FAILED: %s\n", when, json_get_string(last, "error") ?: "?");
+    }
+}
+
 static void print_site(const struct json_value *s)
 {
     const struct json_value *limits = json_get(s, "limits"), *domains = json_get(s, "domains");
@@ -354,6 +436,7 @@ static void print_site(const struct json_value *s)
     if (json_get_string(s, "cmd"))
         printf("command      %s\n", json_get_string(s, "cmd"));
     printf("directory    %s\n", json_get_string(s, "dir") ?: "?");
+    print_backups(json_get(s, "backups"));
     const struct json_value *req = json_get(s, "requests");
     int64_t hour = 0, minute = 0;
     if (req && req->type == JSON_OBJECT && json_get_int(req, "last_hour", &hour) &&

@@ -31,6 +31,7 @@ struct berthd {
     struct sites *sites;
     struct api_server *api;
     struct api_server *panel;     /* <run>/panel.sock: the panel and the API for browsers */
+    struct api_backups *backups;  /* makes the sites' scheduled backups */
     struct sites_runtime *runtime;
     struct sites_exec *exec;
     struct front_supervisor *front;
@@ -936,6 +937,7 @@ static int dev_demo_site(struct berthd *d, const char *name, const char *type, c
     struct store_site demo = {
         .name = (char *)name, .type = (char *)type, .network = "none", .desired_state = "running",
         .memory_max = 256ULL << 20, .cpu_millis = 1000, .pids_max = 128, .idle_seconds = 300,
+        .backup_hour = STORE_BACKUP_HOUR_DEFAULT, .backup_keep = STORE_BACKUP_KEEP_DEFAULT,
     };
     struct error err = { 0 };
     int r = sites_create(d->sites, &demo, "berthd", &err);
@@ -1054,6 +1056,7 @@ static void remove_upload_debris(struct berthd *d)
 
 static void berthd_done(struct berthd *d)
 {
+    api_backups_free(d->backups);   /* cancels a backup being made: before the store */
     api_server_free(d->panel);
     api_server_free(d->api);
     if (d->loop) {
@@ -1263,6 +1266,12 @@ static int run(struct berthd *d)
     r = api_server_new(d->loop, &acfg, &d->panel);
     if (r < 0)
         return log_errno(r, "cannot serve the panel on %s", path);
+    /* The api.sock config: its backups are made by "berthd", as root's are. */
+    acfg.socket_path = cfg->api_socket;
+    acfg.auth = API_AUTH_PEER_ROOT;
+    acfg.socket_gid = 0;
+    if ((r = api_backups_new(d->loop, &acfg, &d->backups)) < 0)
+        return log_errno(r, "cannot schedule the sites' backups");
 
     for (size_t i = 0; i < d->n_listeners; i++)
         log_info("listening for %s on %s", d->listeners[i].kind, d->listeners[i].address);

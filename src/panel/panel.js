@@ -718,6 +718,65 @@ async function loadSftp(site, box, reload) {
   box.removeAttribute('aria-busy');
 }
 
+// Automatic backups: how often berthd makes them (UTC), how many it keeps, when
+// the next is due and how the last one went. Saving is one PATCH; the answer (the
+// site as stored) redraws the status.
+function scheduleForm(site) {
+  const b = site.backups || { every: 'off', hour: 3, keep: 7, last: null };
+  const url = `sites/${encodeURIComponent(site.name)}`;
+  const status = h('div', { id: 'backup-schedule-status', 'aria-live': 'polite' });
+  const showStatus = (bk) => {
+    const lines = [];
+    if (bk.every === 'off') lines.push(h('p', {}, 'Automatic backups are off.'));
+    else if (bk.running) lines.push(h('p', {}, 'An automatic backup is being made now.'));
+    else if (bk.next_due) lines.push(h('p', {}, `Next automatic backup: ${fmtTime(bk.next_due)}.`));
+    if (bk.last) {
+      lines.push(bk.last.ok
+        ? h('p', { id: 'backup-last' }, `Last automatic backup: ${fmtTime(bk.last.at)}, made.`)
+        : h('p.error', { id: 'backup-last' }, `Last automatic backup: ${fmtTime(bk.last.at)}, failed: ${bk.last.error}`));
+    }
+    status.replaceChildren(...lines);
+  };
+  const every = h('select', { name: 'every' },
+    h('option', { value: 'off' }, 'Off'),
+    h('option', { value: 'daily' }, 'Every day'),
+    h('option', { value: 'weekly' }, 'Every week (Sundays)'));
+  every.value = b.every;
+  const hour = h('select', { name: 'hour' },
+    Array.from({ length: 24 }, (_, i) => h('option', { value: String(i) }, `${String(i).padStart(2, '0')}:00 UTC`)));
+  hour.value = String(b.hour);
+  const keep = h('input', { type: 'number', name: 'keep', min: '1', max: '1000', value: String(b.keep) });
+  const form = h('form.stack', { novalidate: true, 'aria-labelledby': 'h-backup-schedule' },
+    h('h3', { id: 'h-backup-schedule' }, 'Schedule'),
+    field('backup-every', 'Make a backup', every),
+    field('backup-hour', 'At', hour, 'Hours are UTC.'),
+    field('backup-keep', 'Automatic backups to keep', keep,
+      'The oldest automatic ones beyond this many are removed; backups made by hand are never removed.'),
+    h('div.actions', {}, h('button', { type: 'submit' }, 'Save schedule')), status);
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    formError(form, '');
+    setError('backup-keep', '');
+    const n = Number(keep.value);
+    if (!Number.isInteger(n) || n < 1 || n > 1000) {
+      setError('backup-keep', 'Keep from 1 to 1000 backups.');
+      keep.focus();
+      return;
+    }
+    await busy(form.querySelector('button[type=submit]'), async () => {
+      try {
+        const s = await api('PATCH', url, { backups: { every: every.value, hour: Number(hour.value), keep: n } });
+        announce('Backup schedule saved.');
+        showStatus(s.backups);
+      } catch (e) {
+        if (e.message.includes('keep')) setError('backup-keep', e.message); else formError(form, e.message);
+      }
+    });
+  });
+  showStatus(b);
+  return form;
+}
+
 // Backups: the site's snapshots, newest first, each to download, restore or delete,
 // and a button that makes one now. Restoring and deleting ask first, in the page
 // (window.confirm is a poor fit for screen readers), and say what they change.
@@ -810,7 +869,7 @@ function backupsSection(site) {
   }));
   load();
   return [h('p.hint', {}, 'A backup holds the site\'s files (public/ and private/) and its settings.'),
-    h('div.actions', {}, make), result, box];
+    h('div.actions', {}, make), result, box, scheduleForm(site)];
 }
 
 function deleteForm(site) {

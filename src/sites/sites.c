@@ -222,6 +222,12 @@ static int check_spec(struct sites *s, struct store_site *spec, struct error *er
                          "processes, more than the site's process limit of %u: lower pm.max_children or raise --pids",
                          php_site_max_children(spec->php_settings), php_site_max_children(spec->php_settings) + 2,
                          (unsigned)spec->pids_max);
+    if (!store_backup_every_to_string(spec->backup_every))
+        return error_set(err, -EINVAL, "invalid backup schedule: use off, daily or weekly");
+    if (spec->backup_hour > 23)
+        return error_set(err, -EINVAL, "the backup hour must be from 0 to 23 (UTC)");
+    if (spec->backup_keep < 1 || spec->backup_keep > STORE_BACKUP_KEEP_MAX)
+        return error_set(err, -EINVAL, "the backups to keep must be from 1 to %d", STORE_BACKUP_KEEP_MAX);
     if (spec->idle_seconds < 10 || spec->idle_seconds > 7 * 86400)
         return error_set(err, -EINVAL, "idle time must be between 10 seconds and 7 days");
     if (spec->owner) {

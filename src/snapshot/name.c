@@ -21,31 +21,50 @@ static bool digits(const char *p, size_t n)
     return true;
 }
 
-bool snapshot_name_valid(const char *site, const char *name)
+#define AUTO_MARK "-auto"
+
+/* 1 for a valid name made by hand, 2 for a valid automatic one, 0 if invalid. */
+static int name_kind(const char *site, const char *name)
 {
     if (!site || !name || !site_name_valid(site))
-        return false;
+        return 0;
     size_t len = strlen(name), site_len = strlen(site), suffix_len = strlen(SNAPSHOT_SUFFIX);
     if (len >= SNAPSHOT_NAME_MAX || len < site_len + 1 + 15 + suffix_len)
-        return false;
+        return 0;
     if (strncmp(name, site, site_len) != 0 || name[site_len] != '-')
-        return false;
+        return 0;
     const char *p = name + site_len + 1;
     /* YYYYMMDD-HHMMSS */
     if (!digits(p, 8) || p[8] != '-' || !digits(p + 9, 6))
-        return false;
+        return 0;
     p += 15;
     const char *end = name + len - suffix_len;
     if (!streq(end, SNAPSHOT_SUFFIX))
-        return false;
+        return 0;
+    int kind = 1;
+    if ((size_t)(end - p) >= strlen(AUTO_MARK) && strncmp(p, AUTO_MARK, strlen(AUTO_MARK)) == 0) {
+        kind = 2;
+        p += strlen(AUTO_MARK);
+    }
     if (p == end)
-        return true;
+        return kind;
     /* "-N", N 1 to 999 without a leading zero */
     size_t n = (size_t)(end - p);
-    return n >= 2 && n <= 4 && p[0] == '-' && p[1] != '0' && digits(p + 1, n - 1);
+    return n >= 2 && n <= 4 && p[0] == '-' && p[1] != '0' && digits(p + 1, n - 1) ? kind : 0;
 }
 
-void snapshot_name_format(const char *site, time_t t, unsigned n, char out[static SNAPSHOT_NAME_MAX])
+bool snapshot_name_valid(const char *site, const char *name)
+{
+    return name_kind(site, name) != 0;
+}
+
+bool snapshot_name_automatic(const char *site, const char *name)
+{
+    return name_kind(site, name) == 2;
+}
+
+void snapshot_name_format(const char *site, time_t t, unsigned n, bool automatic,
+                          char out[static SNAPSHOT_NAME_MAX])
 {
     struct tm tm;
     gmtime_r(&t, &tm);
@@ -53,7 +72,7 @@ void snapshot_name_format(const char *site, time_t t, unsigned n, char out[stati
     strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
     if (n > 0)
         snprintf(extra, sizeof(extra), "-%u", n);
-    snprintf(out, SNAPSHOT_NAME_MAX, "%s-%s%s" SNAPSHOT_SUFFIX, site, stamp, extra);
+    snprintf(out, SNAPSHOT_NAME_MAX, "%s-%s%s%s" SNAPSHOT_SUFFIX, site, stamp, automatic ? AUTO_MARK : "", extra);
 }
 
 static int newest_first(const void *a, const void *b)

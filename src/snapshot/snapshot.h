@@ -26,10 +26,33 @@
 
 /* Whether name is one of site's snapshot names: "SITE-YYYYMMDD-HHMMSS.tar.zst", or
  * "SITE-YYYYMMDD-HHMMSS-N.tar.zst" (N: 1 to 999) when a second one was made within
- * the same second. Anything else (a path, "..", another site's) is refused. */
+ * the same second; an automatic one has "-auto" after the time
+ * ("SITE-YYYYMMDD-HHMMSS-auto[-N].tar.zst"). Anything else (a path, "..", another
+ * site's) is refused. */
 bool snapshot_name_valid(const char *site, const char *name);
-/* Writes site's snapshot name for time t (UTC), with suffix n (0: none) into out. */
-void snapshot_name_format(const char *site, time_t t, unsigned n, char out[static SNAPSHOT_NAME_MAX]);
+/* Whether name is one of site's snapshot names as made by a schedule (with the
+ * "-auto" mark); false for one made by hand and for anything invalid. */
+bool snapshot_name_automatic(const char *site, const char *name);
+/* Writes site's snapshot name for time t (UTC), with suffix n (0: none) into out;
+ * with the "-auto" mark when automatic. */
+void snapshot_name_format(const char *site, time_t t, unsigned n, bool automatic,
+                          char out[static SNAPSHOT_NAME_MAX]);
+
+/* ---- automatic backups (schedule.c) ----
+ *
+ * An automatic snapshot is named "SITE-YYYYMMDD-HHMMSS-auto[-N].tar.zst": the mark
+ * is in the name, so it survives a copy and `site archives` shows it, and pruning
+ * to a schedule's keep count can leave every snapshot made by hand alone. */
+
+/* The first time strictly after `after` (unix seconds) at which a backup every
+ * `every` at `hour` UTC falls due: daily at hour:00, weekly on Sundays at hour:00.
+ * 0 when every is off. */
+int64_t snapshot_schedule_next(enum store_backup_every every, unsigned hour, int64_t after);
+/* When a site's next automatic backup is due: the first time after the later of
+ * since (the schedule's last change) and last_at (its last automatic backup's
+ * start). A time in the past is a backup missed (berthd was down): it is due at
+ * once, and only once, since the run it makes moves last_at past it. */
+int64_t snapshot_schedule_due(enum store_backup_every every, unsigned hour, int64_t since, int64_t last_at);
 
 struct snapshot_info {
     char name[SNAPSHOT_NAME_MAX];

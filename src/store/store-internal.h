@@ -60,6 +60,9 @@ enum store_stmt_id {
     STMT_KEY_LIST,
     STMT_KEY_FIND,
     STMT_KEY_DELETE,
+    STMT_BACKUP_RUN_GET,
+    STMT_BACKUP_RUN_PUT,
+    STMT_BACKUP_SCHEDULE_LIST,
     _STMT_MAX,
 };
 

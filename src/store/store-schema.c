@@ -122,12 +122,32 @@ static const char migration_5[] =
     "  UNIQUE (site_id, fingerprint)\n"
     ") STRICT;\n";
 
+/* Automatic backups. The schedule is part of the site's settings (changed with
+ * them, in the same transaction); backup_since is when its cadence or hour last
+ * changed, so that a schedule set at 10:00 for 03:00 first runs the next night,
+ * not at once. The outcome of a site's last automatic backup is berthd's to write,
+ * apart from the settings (it does not bump updated_at); it goes with its site. */
+static const char migration_6[] =
+    "ALTER TABLE sites ADD COLUMN backup_every TEXT NOT NULL DEFAULT 'off'\n"
+    "  CHECK (backup_every IN ('off', 'daily', 'weekly'));\n"
+    "ALTER TABLE sites ADD COLUMN backup_hour INTEGER NOT NULL DEFAULT 3 CHECK (backup_hour BETWEEN 0 AND 23);\n"
+    "ALTER TABLE sites ADD COLUMN backup_keep INTEGER NOT NULL DEFAULT 7 CHECK (backup_keep BETWEEN 1 AND 1000);\n"
+    "ALTER TABLE sites ADD COLUMN backup_since INTEGER NOT NULL DEFAULT 0;\n"
+    "CREATE TABLE site_backup_runs (\n"
+    "  site_id INTEGER PRIMARY KEY REFERENCES sites(id) ON DELETE CASCADE,\n"
+    "  at INTEGER NOT NULL,\n"
+    "  ok INTEGER NOT NULL CHECK (ok IN (0, 1)),\n"
+    "  snapshot TEXT,\n"
+    "  error TEXT\n"
+    ") STRICT;\n";
+
 const char *const store_migrations[] = {
     migration_1,
     migration_2,
     migration_3,
     migration_4,
     migration_5,
+    migration_6,
 };
 const size_t store_n_migrations = ARRAY_SIZE(store_migrations);
 

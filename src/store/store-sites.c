@@ -5,7 +5,8 @@
 
 #define SITE_COLUMNS                                                                   \
     "id, name, type, owner, uid, cmd, memory_max, cpu_millis, pids_max, network, "     \
-    "always_on, idle_seconds, desired_state, php_settings, created_at, updated_at, io_read_bps, io_write_bps"
+    "always_on, idle_seconds, desired_state, php_settings, created_at, updated_at, io_read_bps, io_write_bps, " \
+    "backup_every, backup_hour, backup_keep, backup_since"
 
 void store_site_done(struct store_site *site)
 {
@@ -68,6 +69,10 @@ static int site_from_row(struct store *s, sqlite3_stmt *st, struct store_site *r
         .updated_at = sqlite3_column_int64(st, 15),
         .io_read_bps = (uint64_t)sqlite3_column_int64(st, 16),
         .io_write_bps = (uint64_t)sqlite3_column_int64(st, 17),
+        .backup_every = store_backup_every_from_string((const char *)sqlite3_column_text(st, 18)),
+        .backup_hour = (uint32_t)sqlite3_column_int64(st, 19),
+        .backup_keep = (uint32_t)sqlite3_column_int64(st, 20),
+        .backup_since = sqlite3_column_int64(st, 21),
     };
     int r = 0;
     if (store_column_strdup(st, 1, &site.name) < 0 || store_column_strdup(st, 2, &site.type) < 0 ||
@@ -87,7 +92,8 @@ static int site_from_row(struct store *s, sqlite3_stmt *st, struct store_site *r
 }
 
 /* Binds the fields insert and update share: ?1 name, ?2..?12 the mutable fields,
- * ?13 the current time, ?15 and ?16 the disk limits (?14 is the insert's uid). */
+ * ?13 the current time, ?15 and ?16 the disk limits (?14 is the insert's uid),
+ * ?17..?19 the backup schedule. */
 static int site_bind(struct store *s, sqlite3_stmt *st, const struct store_site *site)
 {
     int r;
@@ -96,6 +102,9 @@ static int site_bind(struct store *s, sqlite3_stmt *st, const struct store_site 
         return store_error_set(s, EINVAL, "memory limit %" PRIu64 " is too large", site->memory_max);
     if (site->io_read_bps > INT64_MAX || site->io_write_bps > INT64_MAX)
         return store_error_set(s, EINVAL, "disk limit is too large");
+    const char *every = store_backup_every_to_string(site->backup_every);
+    if (!every)
+        return store_error_set(s, EINVAL, "invalid backup schedule %d", (int)site->backup_every);
     if ((r = store_bind_text(s, st, 1, site->name)) < 0 ||
         (r = store_bind_text(s, st, 2, site->type)) < 0 ||
         (r = store_bind_text(s, st, 3, site->owner)) < 0 ||
@@ -112,6 +121,9 @@ static int site_bind(struct store *s, sqlite3_stmt *st, const struct store_site 
     sqlite3_bind_int64(st, 13, now_s());
     sqlite3_bind_int64(st, 15, (int64_t)site->io_read_bps);
     sqlite3_bind_int64(st, 16, (int64_t)site->io_write_bps);
+    sqlite3_bind_text(st, 17, every, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 18, site->backup_hour);
+    sqlite3_bind_int64(st, 19, site->backup_keep);
     return 0;
 }
 
@@ -316,8 +328,9 @@ static int site_insert_locked(struct store *s, struct store_site *site, char **r
     r = store_stmt_get(s, STMT_SITE_INSERT,
                        "INSERT INTO sites (name, type, owner, cmd, memory_max, cpu_millis, pids_max, "
                        "network, always_on, idle_seconds, desired_state, php_settings, created_at, "
-                       "updated_at, uid, io_read_bps, io_write_bps) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
-                       "?10, ?11, ?12, ?13, ?13, ?14, ?15, ?16) RETURNING id, created_at", &st);
+                       "updated_at, uid, io_read_bps, io_write_bps, backup_every, backup_hour, backup_keep, "
+                       "backup_since) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+                       "?10, ?11, ?12, ?13, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?13) RETURNING id, created_at", &st);
     if (r < 0 || (r = site_bind(s, st, site)) < 0)
         return r;
     sqlite3_bind_int64(st, 14, uid);
@@ -340,7 +353,7 @@ static int site_insert_locked(struct store *s, struct store_site *site, char **r
         return r;
     site->id = id;
     site->uid = uid;
-    site->created_at = site->updated_at = now;
+    site->created_at = site->updated_at = site->backup_since = now;
     return 0;
 }
 
@@ -413,7 +426,12 @@ static int site_update_locked(struct store *s, struct store_site *site, char **r
                            "UPDATE sites SET type = ?2, owner = ?3, cmd = ?4, memory_max = ?5, "
                            "cpu_millis = ?6, pids_max = ?7, network = ?8, always_on = ?9, "
                            "idle_seconds = ?10, desired_state = ?11, php_settings = ?12, "
-                           "updated_at = ?13, io_read_bps = ?15, io_write_bps = ?16 WHERE name = ?1 RETURNING id, uid, created_at, updated_at",
+                           "updated_at = ?13, io_read_bps = ?15, io_write_bps = ?16, "
+                           /* The right-hand sides see the old row. */
+                           "backup_since = CASE WHEN backup_every = ?17 AND backup_hour = ?18 "
+                           "THEN backup_since ELSE ?13 END, "
+                           "backup_every = ?17, backup_hour = ?18, backup_keep = ?19 "
+                           "WHERE name = ?1 RETURNING id, uid, created_at, updated_at, backup_since",
                            &st);
     if (r < 0 || (r = site_bind(s, st, site)) < 0)
         return r;
@@ -427,6 +445,7 @@ static int site_update_locked(struct store *s, struct store_site *site, char **r
     int64_t id = sqlite3_column_int64(st, 0);
     uint32_t uid = (uint32_t)sqlite3_column_int64(st, 1);
     int64_t created = sqlite3_column_int64(st, 2), updated = sqlite3_column_int64(st, 3);
+    int64_t since = sqlite3_column_int64(st, 4);
     store_stmt_resetp(&st);
 
     _cleanup_stmt_ sqlite3_stmt *clear = NULL;
@@ -444,6 +463,7 @@ static int site_update_locked(struct store *s, struct store_site *site, char **r
     site->uid = uid;
     site->created_at = created;
     site->updated_at = updated;
+    site->backup_since = since;
     return 0;
 }
 

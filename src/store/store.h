@@ -13,7 +13,7 @@
 struct store;
 
 /* The schema version this build knows. */
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 
 /* Opens (creating if missing) the store at path, sets WAL mode, foreign keys and a
  * busy timeout, and applies pending migrations in one transaction each. Returns
@@ -85,6 +85,25 @@ void store_user_list_free(struct store_user *list, size_t n);
 
 /* ---- sites ---- */
 
+/* How often a site's automatic backup runs (UTC). */
+enum store_backup_every {
+    STORE_BACKUP_OFF,      /* no automatic backups (the default) */
+    STORE_BACKUP_DAILY,    /* every day at backup_hour */
+    STORE_BACKUP_WEEKLY,   /* every Sunday at backup_hour */
+};
+
+/* A schedule's bounds and defaults (the schema checks the bounds). */
+#define STORE_BACKUP_KEEP_MAX 1000
+#define STORE_BACKUP_KEEP_DEFAULT 7
+#define STORE_BACKUP_HOUR_DEFAULT 3
+
+/* "off", "daily", "weekly"; NULL for a value out of the enum. */
+const char *store_backup_every_to_string(enum store_backup_every every);
+/* The enum of "off", "daily", "weekly"; STORE_BACKUP_OFF for anything else. */
+enum store_backup_every store_backup_every_from_string(const char *s);
+/* Whether s is one of "off", "daily", "weekly". */
+bool store_backup_every_valid(const char *s);
+
 struct store_site {
     int64_t id;
     char *name;
@@ -103,6 +122,10 @@ struct store_site {
     char *desired_state;   /* "running" or "stopped" */
     char *php_settings;    /* JSON object of KEY: VALUE strings, or NULL */
     int64_t created_at, updated_at;
+    enum store_backup_every backup_every;
+    uint32_t backup_hour;  /* 0-23, UTC */
+    uint32_t backup_keep;  /* automatic snapshots kept, 1-1000 */
+    int64_t backup_since;  /* when backup_every or backup_hour last changed: set by the store */
     char **domains;        /* extra domains (the default NAME.<base> is implied), sorted */
     size_t n_domains;
 };
@@ -124,8 +147,9 @@ int store_site_get(struct store *s, const char *name, struct store_site *ret);
  * store_site_list_free). */
 int store_site_list(struct store *s, const char *owner, struct store_site **ret, size_t *ret_n);
 /* Updates every mutable field (type, owner, cmd, limits, network, always_on,
- * idle_seconds, desired_state, php_settings) and replaces the domain set, bumping
- * updated_at. The name, id and uid never change; site->id, uid, created_at and
+ * idle_seconds, desired_state, php_settings, the backup schedule) and replaces the
+ * domain set, bumping updated_at (and backup_since when the cadence or the hour
+ * changes). The name, id and uid never change; site->id, uid, created_at and
  * updated_at are set from the store. -ENOENT, -EADDRINUSE, -ENXIO, -EINVAL as insert;
  * all or nothing. */
 int store_site_update(struct store *s, struct store_site *site, char **ret_conflict);
@@ -139,6 +163,38 @@ int store_site_count(struct store *s, size_t *ret);
 void store_site_done(struct store_site *site);
 /* Frees a list from store_site_list. NULL-safe. */
 void store_site_list_free(struct store_site *list, size_t n);
+
+/* ---- automatic backups (store-backups.c) ---- */
+
+/* The outcome of a site's last automatic backup. */
+struct store_backup_run {
+    int64_t at;            /* when it started, unix seconds */
+    bool ok;
+    char *snapshot;        /* the snapshot made (ok), or NULL */
+    char *error;           /* why it failed (not ok), or NULL */
+};
+
+/* Fills *ret (free with store_backup_run_done). -ENOENT if the site has had none
+ * (or there is no such site). */
+int store_backup_run_get(struct store *s, const char *site, struct store_backup_run *ret);
+/* Records run as site's last automatic backup, replacing the one before. -ENOENT if
+ * there is no such site. It goes with its site. */
+int store_backup_run_put(struct store *s, const char *site, const struct store_backup_run *run);
+/* Frees the strings of run and zeroes it. NULL-safe. */
+void store_backup_run_done(struct store_backup_run *run);
+
+/* A site with a backup schedule, as the scheduler needs it. */
+struct store_backup_schedule {
+    char name[64];
+    enum store_backup_every every;
+    uint32_t hour, keep;
+    int64_t since;         /* backup_since */
+    int64_t last_at;       /* the last automatic backup's start; 0: none yet */
+};
+
+/* The sites whose backup_every is not off, ordered by name. *ret is malloc'd
+ * (free() it); NULL with n 0 when there are none. */
+int store_backup_schedule_list(struct store *s, struct store_backup_schedule **ret, size_t *ret_n);
 
 /* ---- events (audit log) ---- */
 

@@ -43,11 +43,14 @@ async function startDaemon() {
   fs.chmodSync(root, 0o711);
   const first = 380000 + (process.pid % 900) * 10;
   fs.writeFileSync(path.join(root, 'berth.yaml'), `site_uid_range: ${first}-${first + 9}\n`);
+  // The scheduler's clock is the test's (clock file): automatic backups fire when it says.
+  fs.writeFileSync(path.join(root, 'clock'), String(Math.floor(Date.now() / 1000)));
   const log = fs.openSync(path.join(artifacts, 'berthd.log'), 'w');
   daemon = spawn(BERTHD, ['--state-dir', path.join(root, 'state'), '--run-dir', path.join(root, 'run'),
     '--config', path.join(root, 'berth.yaml'), '--base-domain', BASE, '--http', '127.0.0.1:0',
     '--ssh', '127.0.0.1:0'],
-  { stdio: ['ignore', log, log] });
+  { stdio: ['ignore', log, log],
+    env: { ...process.env, BERTH_TEST_BACKUP_TICK_MS: '200', BERTH_TEST_BACKUP_CLOCK_FILE: path.join(root, 'clock') } });
   fs.closeSync(log);
   for (let i = 0; i < 300; i++) {
     if (daemon.exitCode !== null) throw new Error(`berthd exited with ${daemon.exitCode}: see artifacts/berthd.log`);
@@ -674,6 +677,36 @@ test('backups: make one, restore it over newer content, download it, delete it',
   await page.locator('#backup-result').getByText(/^Deleted the backup of /).waitFor();
   await page.locator('#backup-list').getByText('No backups yet.').waitFor();
   assert.deepEqual(berthOk(['site', 'archives', 'keep']).archives, []);
+
+  // The schedule: off at first; a keep count out of range is explained beside its field.
+  await page.locator('#backup-schedule-status').getByText('Automatic backups are off.').waitFor();
+  const hour = (new Date().getUTCHours() + 12) % 24;
+  await page.getByLabel('Make a backup').selectOption('daily');
+  await page.getByLabel('At', { exact: true }).selectOption(String(hour));
+  await page.getByLabel('Automatic backups to keep').fill('0');
+  await page.getByRole('button', { name: 'Save schedule' }).click();
+  await page.locator('#backup-keep-error').getByText('Keep from 1 to 1000 backups.').waitFor();
+  assert.equal(berthOk(['site', 'show', 'keep']).backups.every, 'off');
+  await page.getByLabel('Automatic backups to keep').fill('3');
+  await page.getByRole('button', { name: 'Save schedule' }).click();
+  await page.locator('#status').getByText('Backup schedule saved.').waitFor();
+  await page.locator('#backup-schedule-status').getByText(/^Next automatic backup: /).waitFor();
+  let bk = berthOk(['site', 'show', 'keep']).backups;
+  assert.deepEqual([bk.every, bk.hour, bk.keep, bk.last], ['daily', hour, 3, null]);
+  // berthd makes it when it is due (the test's clock); the page shows how it went.
+  fs.writeFileSync(path.join(root, 'clock'), String(bk.next_due));
+  await waitFor(async () => berthOk(['site', 'show', 'keep']).backups.last !== null, 'the automatic backup');
+  bk = berthOk(['site', 'show', 'keep']).backups;
+  assert.ok(bk.last.ok && /^keep-\d{8}-\d{6}-auto\.tar\.zst$/.test(bk.last.snapshot), JSON.stringify(bk));
+  await page.reload();
+  await page.locator('#backup-last').getByText(/^Last automatic backup: .*, made\.$/).waitFor();
+  assert.equal(await page.getByRole('table', { name: 'Backups of keep' }).locator('tbody tr').count(), 1);
+  assert.equal(await page.getByLabel('Make a backup').inputValue(), 'daily');
+  await shot(page, '29b-backup-schedule');
+  await page.getByLabel('Make a backup').selectOption('off');
+  await page.getByRole('button', { name: 'Save schedule' }).click();
+  await page.locator('#backup-schedule-status').getByText('Automatic backups are off.').waitFor();
+  assert.equal(berthOk(['site', 'show', 'keep']).backups.every, 'off');
 
   // Another user gets nothing of it.
   const bobContext = await browser.newContext();

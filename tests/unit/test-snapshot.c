@@ -16,6 +16,14 @@ static void test_name_valid(void **state)
     assert_true(snapshot_name_valid("blog", "blog-20261201-191500-2.tar.zst"));
     assert_true(snapshot_name_valid("blog", "blog-20261201-191500-999.tar.zst"));
     assert_true(snapshot_name_valid("my-site", "my-site-20261201-191500.tar.zst"));
+    assert_false(snapshot_name_automatic("blog", "blog-20261201-191500.tar.zst"));
+    assert_false(snapshot_name_automatic("blog", "blog-20261201-191500-2.tar.zst"));
+    /* Made by a schedule: marked in the name. */
+    assert_true(snapshot_name_valid("blog", "blog-20261201-030000-auto.tar.zst"));
+    assert_true(snapshot_name_automatic("blog", "blog-20261201-030000-auto.tar.zst"));
+    assert_true(snapshot_name_automatic("blog", "blog-20261201-030000-auto-12.tar.zst"));
+    assert_true(snapshot_name_automatic("auto", "auto-20261201-030000-auto.tar.zst"));
+    assert_false(snapshot_name_automatic("blog-auto", "blog-auto-20261201-030000.tar.zst"));
 }
 
 static void test_name_refused(void **state)
@@ -29,10 +37,16 @@ static void test_name_refused(void **state)
         "blog-20261201-191500-1000.tar.zst", "blog-20261201-191500-.tar.zst", "other-20261201-191500.tar.zst",
         "blogx-20261201-191500.tar.zst", ".blog-20261201-191500.tar.zst", "blog-20261201-191500.tar.zst.tmp",
         "blog-20261201-191500\n.tar.zst", "blog-20261201-191500 .tar.zst",
+        "blog-20261201-191500-autox.tar.zst", "blog-20261201-191500-auto-.tar.zst",
+        "blog-20261201-191500-auto-0.tar.zst", "blog-20261201-191500-1-auto.tar.zst",
+        "blog-20261201-191500-auto-auto.tar.zst", "blog-20261201-191500auto.tar.zst",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         if (snapshot_name_valid("blog", bad[i]))
             fail_msg("accepted \"%s\"", bad[i]);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (snapshot_name_automatic("blog", bad[i]))
+            fail_msg("took \"%s\" for an automatic snapshot", bad[i]);
     assert_false(snapshot_name_valid("Blog", "Blog-20261201-191500.tar.zst"));
     assert_false(snapshot_name_valid("blog", NULL));
     assert_false(snapshot_name_valid("../x", "../x-20261201-191500.tar.zst"));
@@ -42,12 +56,18 @@ static void test_name_format(void **state)
 {
     (void)state;
     char name[SNAPSHOT_NAME_MAX];
-    snapshot_name_format("blog", 1796152500, 0, name);   /* 2026-12-01 19:15:00 UTC */
+    snapshot_name_format("blog", 1796152500, 0, false, name);   /* 2026-12-01 19:15:00 UTC */
     assert_string_equal(name, "blog-20261201-191500.tar.zst");
     assert_true(snapshot_name_valid("blog", name));
-    snapshot_name_format("blog", 1796152500, 3, name);
+    snapshot_name_format("blog", 1796152500, 3, false, name);
     assert_string_equal(name, "blog-20261201-191500-3.tar.zst");
     assert_true(snapshot_name_valid("blog", name));
+    snapshot_name_format("blog", 1796152500, 0, true, name);
+    assert_string_equal(name, "blog-20261201-191500-auto.tar.zst");
+    assert_true(snapshot_name_automatic("blog", name));
+    snapshot_name_format("blog", 1796152500, 2, true, name);
+    assert_string_equal(name, "blog-20261201-191500-auto-2.tar.zst");
+    assert_true(snapshot_name_automatic("blog", name));
 }
 
 static void test_settings_round_trip(void **state)

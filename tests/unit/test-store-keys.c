@@ -17,7 +17,7 @@ struct fixture {
 static void add_site(struct store *s, const char *name)
 {
     struct store_site site = { .name = (char *)name, .type = (char *)"static", .network = (char *)"none",
-                               .desired_state = (char *)"running" };
+                               .desired_state = (char *)"running", .backup_hour = 3, .backup_keep = 7 };
     assert_int_equal(store_site_insert(s, &site, NULL), 0);
 }
 

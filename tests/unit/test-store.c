@@ -54,6 +54,8 @@ static struct store_site site_make(const char *name, const char *owner, char **d
         .desired_state = (char *)"running",
         .domains = domains,
         .n_domains = n,
+        .backup_hour = 3,
+        .backup_keep = 7,
     };
 }
 
@@ -906,6 +908,85 @@ static void test_certificates(void **state)
 
 /* The database holds private keys and password hashes: owner only, with its -wal
  * and -shm, and an older looser file is tightened at open. */
+static void test_backups(void **state)
+{
+    struct fixture *f = *state;
+    struct store_site blog = site_make("blog", NULL, NULL, 0), got = {};
+    struct store_backup_schedule *list = NULL;
+    struct store_backup_run run = {};
+    size_t n = 99;
+
+    assert_int_equal(store_site_insert(f->s, &blog, NULL), 0);
+    assert_int_equal(blog.backup_since, blog.created_at);
+    assert_int_equal(store_backup_schedule_list(f->s, &list, &n), 0);
+    assert_int_equal(n, 0);
+    free(list);
+    assert_int_equal(store_backup_run_get(f->s, "blog", &run), -ENOENT);
+
+    /* Setting a schedule moves backup_since; changing only the keep count does not. */
+    assert_int_equal(store_site_get(f->s, "blog", &got), 0);
+    assert_int_equal(got.backup_every, STORE_BACKUP_OFF);
+    got.backup_every = STORE_BACKUP_WEEKLY;
+    got.backup_hour = 5;
+    got.backup_keep = 2;
+    assert_int_equal(store_site_update(f->s, &got, NULL), 0);
+    int64_t since = got.backup_since;
+    assert_true(since >= blog.created_at);
+    store_site_done(&got);
+    assert_int_equal(store_site_get(f->s, "blog", &got), 0);
+    assert_int_equal(got.backup_every, STORE_BACKUP_WEEKLY);
+    assert_int_equal(got.backup_hour, 5);
+    assert_int_equal(got.backup_keep, 2);
+    assert_int_equal(got.backup_since, since);
+    store_site_done(&got);
+
+    /* Out of range: refused by the schema, nothing changed. */
+    assert_int_equal(store_site_get(f->s, "blog", &got), 0);
+    got.backup_keep = 0;
+    assert_int_equal(store_site_update(f->s, &got, NULL), -EINVAL);
+    got.backup_keep = 2;
+    got.backup_hour = 24;
+    assert_int_equal(store_site_update(f->s, &got, NULL), -EINVAL);
+    got.backup_hour = 5;
+    got.backup_every = (enum store_backup_every)7;
+    assert_int_equal(store_site_update(f->s, &got, NULL), -EINVAL);
+    store_site_done(&got);
+
+    assert_int_equal(store_backup_schedule_list(f->s, &list, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(list[0].name, "blog");
+    assert_int_equal(list[0].every, STORE_BACKUP_WEEKLY);
+    assert_int_equal(list[0].hour, 5);
+    assert_int_equal(list[0].keep, 2);
+    assert_int_equal(list[0].last_at, 0);
+    free(list);
+
+    /* The last run: replaced by the next, gone with its site. */
+    struct store_backup_run failed = { .at = 1000, .ok = false, .error = (char *)"the disk is full" };
+    assert_int_equal(store_backup_run_put(f->s, "blog", &failed), 0);
+    struct store_backup_run done = { .at = 2000, .ok = true, .snapshot = (char *)"blog-x.tar.zst" };
+    assert_int_equal(store_backup_run_put(f->s, "blog", &done), 0);
+    assert_int_equal(store_backup_run_get(f->s, "blog", &run), 0);
+    assert_int_equal(run.at, 2000);
+    assert_true(run.ok);
+    assert_string_equal(run.snapshot, "blog-x.tar.zst");
+    assert_null(run.error);
+    store_backup_run_done(&run);
+    assert_int_equal(store_backup_schedule_list(f->s, &list, &n), 0);
+    assert_int_equal(list[0].last_at, 2000);
+    free(list);
+    assert_int_equal(store_backup_run_put(f->s, "nope", &done), -ENOENT);
+    assert_int_equal(store_site_delete(f->s, "blog"), 0);
+    assert_int_equal(store_backup_run_get(f->s, "blog", &run), -ENOENT);
+
+    assert_string_equal(store_backup_every_to_string(STORE_BACKUP_DAILY), "daily");
+    assert_null(store_backup_every_to_string((enum store_backup_every)3));
+    assert_int_equal(store_backup_every_from_string("weekly"), STORE_BACKUP_WEEKLY);
+    assert_true(store_backup_every_valid("off"));
+    assert_false(store_backup_every_valid("hourly"));
+    assert_false(store_backup_every_valid(NULL));
+}
+
 static void test_file_mode(void **state)
 {
     struct fixture *f = *state;
@@ -967,6 +1048,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_certificates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backups, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_mode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_statement_cache, setup, teardown),
     };
