@@ -616,7 +616,7 @@ static void test_site_replace(void **state)
     int archive = build("zip", ents, ARRAY_SIZE(ents));
     struct error err = { 0 };
     struct upload_stats st;
-    int r = upload_site_replace(site, archive, NULL, &err, &st);
+    int r = upload_site_replace(site, archive, NULL, UID, UID, &err, &st);
     if (r != 0)
         fail_msg("%s", err.message);
     close(archive);
@@ -643,7 +643,7 @@ static void test_site_replace_refused(void **state)
     const struct ent ents[] = { { "w/x", 'f', "x" }, { "w/a", 'l', "../w/x" } };
     int archive = build("tar", ents, ARRAY_SIZE(ents));
     struct error err = { 0 };
-    assert_int_equal(upload_site_replace(site, archive, NULL, &err, NULL), -EINVAL);
+    assert_int_equal(upload_site_replace(site, archive, NULL, UID, UID, &err, NULL), -EINVAL);
     assert_non_null(strstr(err.message, "symlink 'a' -> '../w/x' climbs out of the site"));
     close(archive);
     assert_string_equal(slurp(site, "public/index.html"), "old");
@@ -654,7 +654,7 @@ static void test_site_replace_refused(void **state)
     const struct ent dangling[] = { { "w/x", 'f', "x" }, { "w/a", 'l', "nothere/../../secret" } };
     archive = build("tar", dangling, ARRAY_SIZE(dangling));
     err = (struct error){ 0 };
-    assert_int_equal(upload_site_replace(site, archive, NULL, &err, NULL), -EINVAL);
+    assert_int_equal(upload_site_replace(site, archive, NULL, UID, UID, &err, NULL), -EINVAL);
     if (!strstr(err.message, "symlink 'a' -> 'nothere/../../secret' climbs out of the site"))
         fail_msg("got \"%s\"", err.message);
     close(archive);
@@ -663,7 +663,7 @@ static void test_site_replace_refused(void **state)
 
     const struct ent bad[] = { { "good.html", 'f', "x" }, { "/abs", 'f', "x" } };
     archive = build("tar.gz", bad, ARRAY_SIZE(bad));
-    assert_int_equal(upload_site_replace(site, archive, NULL, &err, NULL), -EINVAL);
+    assert_int_equal(upload_site_replace(site, archive, NULL, UID, UID, &err, NULL), -EINVAL);
     close(archive);
     assert_string_equal(slurp(site, "public/index.html"), "old");
     assert_null(slurp(site, "public/good.html"));
@@ -696,7 +696,7 @@ static void test_site_replace_deep_old_tree(void **state)
     const struct ent ents[] = { { "new.html", 'f', "new" } };
     int archive = build("tar", ents, ARRAY_SIZE(ents));
     struct error err = { 0 };
-    int r = upload_site_replace(site, archive, NULL, &err, NULL);
+    int r = upload_site_replace(site, archive, NULL, UID, UID, &err, NULL);
     close(archive);
     int removed = upload_site_cleanup(site);
     assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
@@ -738,7 +738,7 @@ static void test_site_replace_disk_full(void **state)
     const struct ent ents[] = { { "small.html", 'f', "new" }, { "big.bin", 'f', noise } };
     int archive = build("tar", ents, ARRAY_SIZE(ents));
     struct error err = { 0 };
-    int r = upload_site_replace(site, archive, NULL, &err, NULL);
+    int r = upload_site_replace(site, archive, NULL, UID, UID, &err, NULL);
     close(archive);
     bool ok = r == -ENOSPC && strstr(err.message, "cannot write 'big.bin': No space left on device");
     char *old = slurp(site, "public/index.html");
