@@ -11,7 +11,13 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/mount.h>
+#include <linux/capability.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 
@@ -608,6 +614,124 @@ static void assert_no_staging(int site)
         fail_msg("staging debris left: %s", left);
 }
 
+/* ---- the unpacker ---- */
+
+/* Runs in the unpacker: every confinement it should be under, checked from inside.
+ * A failed check is the error (cmocka cannot assert in a child). */
+static int probe_confinement(int tree_fd, int archive_fd, void *data, struct error *err,
+                             struct upload_stats *ret_stats)
+{
+    (void)archive_fd;
+    (void)data;
+    uid_t ru, eu, su;
+    gid_t rg, eg, sg;
+    if (getresuid(&ru, &eu, &su) < 0 || ru != UID || eu != UID || su != UID)
+        return error_set(err, -EPERM, "uids %u %u %u", ru, eu, su);
+    if (getresgid(&rg, &eg, &sg) < 0 || rg != UID || eg != UID || sg != UID)
+        return error_set(err, -EPERM, "gids %u %u %u", rg, eg, sg);
+    if (getgroups(0, NULL) != 0)
+        return error_set(err, -EPERM, "supplementary groups kept");
+    if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1)
+        return error_set(err, -EPERM, "no_new_privs not set");
+    if (prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0)
+        return error_set(err, -EPERM, "dumpable");
+    for (int cap = 0; cap <= CAP_LAST_CAP; cap++)
+        if (prctl(PR_CAPBSET_READ, cap, 0, 0, 0) != 0)
+            return error_set(err, -EPERM, "capability %d left in the bounding set", cap);
+    int fds = 0;
+    for (int fd = 0; fd < 1024; fd++)
+        fds += fcntl(fd, F_GETFD) >= 0;
+    if (fds > 6)
+        return error_set(err, -EPERM, "%d fds open", fds);
+    /* What the seccomp filter refuses, with the errno it refuses them with. */
+    errno = 0;
+    if (socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0) >= 0 || errno != EPERM)
+        return error_set(err, -EPERM, "socket: %m");
+    if (mknodat(tree_fd, "fifo", S_IFIFO | 0600, 0) == 0 || errno != EPERM)
+        return error_set(err, -EPERM, "mknod: %m");
+    if (execve("/bin/true", (char *[]){ "true", NULL }, (char *[]){ NULL }) == 0 || errno != EPERM)
+        return error_set(err, -EPERM, "execve: %m");
+    if (syscall(SYS_fork) >= 0 || errno != EPERM)
+        return error_set(err, -EPERM, "fork: %m");
+    if (setuid(0) == 0)
+        return error_set(err, -EPERM, "setuid(0) worked");
+    /* What it makes is its own, with the tree's group; a file past the size
+     * limit is cut by the kernel. */
+    int fd = openat(tree_fd, "f", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return error_set(err, -errno, "create: %m");
+    char buf[64] = { 0 };
+    ssize_t n = write(fd, buf, sizeof(buf));
+    close(fd);
+    if (n != 16)
+        return error_set(err, -EPERM, "wrote %zd bytes past RLIMIT_FSIZE", n);
+    if (mkdirat(tree_fd, "d", 0750) < 0)
+        return error_set(err, -errno, "mkdir: %m");
+    *ret_stats = (struct upload_stats){ .files = 1, .dirs = 1 };
+    return 0;
+}
+
+static void test_unpacker_confined(void **state)
+{
+    char dir[64];
+    int staging = tmpdir(dir);
+    int tree = upload_tree_make(staging, "tree", UID, GID);
+    assert_true(tree >= 0);
+    struct upload_limits lim;
+    upload_limits_default(&lim);
+    lim.max_entry_bytes = 16;
+    struct error err = { 0 };
+    struct upload_stats st = { 0 };
+    int r = upload_unpacker_run(tree, -1, UID, UID, &lim, probe_confinement, NULL, &err, &st);
+    if (r != 0)
+        fail_msg("%s", err.message);
+    assert_int_equal(st.files, 1);
+    struct stat s;
+    assert_int_equal(fstatat(tree, "f", &s, AT_SYMLINK_NOFOLLOW), 0);
+    assert_int_equal(s.st_uid, UID);
+    assert_int_equal(s.st_gid, GID);   /* the setgid tree's, not the unpacker's */
+    assert_int_equal(s.st_size, 16);
+    assert_int_equal(fstatat(tree, "d", &s, AT_SYMLINK_NOFOLLOW), 0);
+    assert_int_equal(s.st_gid, GID);
+    assert_int_equal(s.st_mode & 07777, 02750);   /* setgid inherited */
+    assert_int_equal(fstatat(tree, ".", &s, 0), 0);
+    assert_int_equal(s.st_uid, UID);
+    assert_int_equal(s.st_mode & 07777, 02750);
+    close(tree);
+    close(staging);
+    rm_rf(dir);
+}
+
+static int die_quietly(int tree_fd, int archive_fd, void *data, struct error *err, struct upload_stats *ret_stats)
+{
+    (void)tree_fd, (void)archive_fd, (void)err, (void)ret_stats;
+    if (data)
+        raise(SIGKILL);
+    _exit(3);
+}
+
+static void test_unpacker_failures(void **state)
+{
+    char dir[64];
+    int staging = tmpdir(dir);
+    int tree = upload_tree_make(staging, "tree", UID, GID);
+    struct error err = { 0 };
+    /* Never as root, never as "no change". */
+    assert_int_equal(upload_unpacker_run(tree, -1, 0, UID, NULL, die_quietly, NULL, &err, NULL), -EINVAL);
+    assert_int_equal(upload_unpacker_run(tree, -1, UID, 0, NULL, die_quietly, NULL, &err, NULL), -EINVAL);
+    assert_int_equal(upload_unpacker_run(tree, -1, (uid_t)-1, UID, NULL, die_quietly, NULL, &err, NULL), -EINVAL);
+    assert_int_equal(upload_unpacker_creds_check(UID, UID), 0);
+    /* An unpacker that ends without a report, or is killed. */
+    assert_int_equal(upload_unpacker_run(tree, -1, UID, UID, NULL, die_quietly, NULL, &err, NULL), -EIO);
+    assert_string_equal(err.message, "the unpacking process ended without a result (exit status 3)");
+    assert_int_equal(upload_unpacker_run(tree, -1, UID, UID, NULL, die_quietly, "kill", &err, NULL), -EIO);
+    assert_string_equal(err.message, "the unpacking process was killed by signal 9 (Killed)");
+    close(tree);
+    close(staging);
+    rm_rf(dir);
+}
+
+
 static void test_site_replace(void **state)
 {
     char dir[64];
@@ -630,10 +754,42 @@ static void test_site_replace(void **state)
     assert_int_equal(s.st_mode & 07777, 02750);
     assert_int_equal(s.st_uid, UID);
     assert_int_equal(s.st_gid, GID);
+    /* Made by the unpacker as UID; the group from the setgid tree. */
+    assert_int_equal(fstatat(site, "public/new.html", &s, AT_SYMLINK_NOFOLLOW), 0);
+    assert_int_equal(s.st_uid, UID);
+    assert_int_equal(s.st_gid, GID);
+    assert_int_equal(s.st_mode & 07777, 0640);
+    assert_int_equal(fstatat(site, "public/s", &s, AT_SYMLINK_NOFOLLOW), 0);
+    assert_int_equal(s.st_uid, UID);
+    assert_int_equal(s.st_gid, GID);
     assert_no_staging(site);
     close(site);
     rm_rf(dir);
 }
+
+static void test_site_replace_unpacker_cannot_start(void **state)
+{
+    char dir[64];
+    int site = make_site(dir);
+    const struct ent ents[] = { { "new.html", 'f', "new" } };
+    int archive = build("zip", ents, ARRAY_SIZE(ents));
+    struct error err = { 0 };
+    setenv("BERTH_TEST_UNPACKER_FORK_FAIL", "1", 1);
+    int r = upload_site_replace(site, archive, NULL, UID, UID, &err, NULL);
+    unsetenv("BERTH_TEST_UNPACKER_FORK_FAIL");
+    assert_int_equal(r, -EAGAIN);
+    assert_string_equal(err.message, "cannot start the unpacking process: Resource temporarily unavailable");
+    assert_string_equal(slurp(site, "public/index.html"), "old");
+    assert_null(slurp(site, "public/new.html"));
+    assert_no_staging(site);
+    /* Root is refused as the unpacker's user before anything is made. */
+    assert_int_equal(upload_site_replace(site, archive, NULL, 0, 0, &err, NULL), -EINVAL);
+    assert_no_staging(site);
+    close(archive);
+    close(site);
+    rm_rf(dir);
+}
+
 
 static void test_site_replace_refused(void **state)
 {
@@ -793,7 +949,10 @@ int main(void)
         cmocka_unit_test(test_macos_metadata),
         cmocka_unit_test(test_sparse_map_bomb),
         cmocka_unit_test(test_duplicates),
+        cmocka_unit_test(test_unpacker_confined),
+        cmocka_unit_test(test_unpacker_failures),
         cmocka_unit_test(test_site_replace),
+        cmocka_unit_test(test_site_replace_unpacker_cannot_start),
         cmocka_unit_test(test_site_replace_refused),
         cmocka_unit_test(test_site_replace_deep_old_tree),
         cmocka_unit_test(test_site_replace_disk_full),
