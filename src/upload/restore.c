@@ -233,7 +233,7 @@ static int prepare(struct upload_restore *rs, int archive_fd, const struct uploa
                          strerror(-rs->tree_fd));
 
     struct restore_unpack u = { .rs = rs, .limits = limits, .meta_name = meta_name };
-    r = upload_unpacker_run(rs->tree_fd, archive_fd, uid, gid, limits, unpack_restore, &u, err, &rs->stats);
+    r = upload_unpacker_run(staging, rs->tree_fd, archive_fd, uid, gid, limits, unpack_restore, &u, err, &rs->stats);
     if (r < 0)
         return r;
     /* The unpacker has exited; what it made is the site's. Root gives each new

@@ -129,7 +129,7 @@ static int fill_and_swap(int site_fd, int staging_fd, int archive_fd, const stru
         return error_set(err, tree, "cannot create the upload's staging directory: %s", strerror(-tree));
 
     struct upload_stats stats;
-    int r = upload_unpacker_run(tree, archive_fd, uid, gid, limits, unpack_upload, (void *)limits, err, &stats);
+    int r = upload_unpacker_run(staging_fd, tree, archive_fd, uid, gid, limits, unpack_upload, (void *)limits, err, &stats);
     if (r < 0)
         return r;
 

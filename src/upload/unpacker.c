@@ -13,13 +13,14 @@
  * removing the old tree, none of which follows a link the unpacker could have made.
  *
  * The sequence, in the child (bubblewrap's order; each step's reason beside it):
- *   close fds → empty the bounding set → groups, gid, uid → capabilities cleared and
+ *   close fds → chroot into the staging directory → empty the bounding set → groups, gid, uid → capabilities cleared and
  *   checked → parent-death signal → not dumpable → umask, file size limit →
  *   no_new_privs → seccomp → the work → one report → _exit. */
 #include "upload/upload-internal.h"
 
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <linux/capability.h>
 #include <linux/seccomp.h>
 #include <signal.h>
@@ -107,6 +108,42 @@ static int seccomp_install(void)
     return 0;
 }
 
+/* Confines every path lookup to root_fd (the staging directory, root's and 0700):
+ * once the uid is the site's, nothing can be found by path at all, only through
+ * the tree fd. Never the tree itself as the root: files the archive put at
+ * /usr/lib/.../gconv or /etc/nsswitch.conf would be what glibc loads. chroot
+ * needs CAP_SYS_CHROOT: while still root. The escape by a second chroot is closed
+ * by the lost capability and by seccomp; no fd of a directory outside is kept
+ * (but a test gate's). */
+static int enter_root(int root_fd)
+{
+    if (fchdir(root_fd) < 0 || chroot(".") < 0 || chdir("/") < 0)
+        return -errno;
+    return 0;
+}
+
+/* The test gate (proc_test_gate) after chroot: its directory was opened before. */
+static int gate_open(const char **ret_name)
+{
+    const char *gate = getenv("BERTH_TEST_UNPACKER_GATE");
+    if (!gate)
+        return -1;
+    const char *slash = strrchr(gate, '/');
+    if (!slash)
+        return -1;
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%.*s", (int)(slash - gate), gate);
+    *ret_name = slash + 1;
+    return open(*dir ? dir : "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+}
+
+static void gate_wait(int dir_fd, const char *name)
+{
+    for (int i = 0; dir_fd >= 0 && i < 3000 && faccessat(dir_fd, name, F_OK, 0) < 0; i++)
+        usleep(10 * 1000);
+    safe_close(dir_fd);
+}
+
 static void report(int fd, const struct unpacker_report *rep)
 {
     const char *p = (const char *)rep;
@@ -123,8 +160,8 @@ static void report(int fd, const struct unpacker_report *rep)
 }
 
 /* The unpacker's whole life; fds: tree, archive, pipe (write end). */
-static _noreturn_ void unpacker_main(int tree_fd, int archive_fd, int pipe_fd, pid_t parent, uid_t uid, gid_t gid,
-                                     const struct upload_limits *limits, upload_unpack_fn fn, void *data)
+static _noreturn_ void unpacker_main(int root_fd, int tree_fd, int archive_fd, int pipe_fd, pid_t parent, uid_t uid,
+                                     gid_t gid, const struct upload_limits *limits, upload_unpack_fn fn, void *data)
 {
     struct unpacker_report rep = { 0 };
     int r;
@@ -132,7 +169,14 @@ static _noreturn_ void unpacker_main(int tree_fd, int archive_fd, int pipe_fd, p
 
     /* Nothing of berthd's (its database, sockets, other children's ends) may be
      * within reach of a parser bug. 0-2 stay: sanitizer reports go to stderr. */
-    proc_close_fds_except((int[]){ tree_fd, archive_fd, pipe_fd }, 3);
+    const char *gate_name = NULL;
+    int gate_fd = gate_open(&gate_name);
+    proc_close_fds_except((int[]){ root_fd, tree_fd, archive_fd, pipe_fd, gate_fd }, 5);
+    step = "entering the staging directory as its root";
+    if ((r = enter_root(root_fd)) < 0)
+        goto fail;
+    if (root_fd != tree_fd && root_fd != archive_fd)
+        close(root_fd);
     step = "emptying its capability bounding set";
     if ((r = drop_bounding()) < 0)
         goto fail;
@@ -179,7 +223,7 @@ static _noreturn_ void unpacker_main(int tree_fd, int archive_fd, int pipe_fd, p
     if ((r = seccomp_install()) < 0)
         goto fail;
 
-    proc_test_gate("BERTH_TEST_UNPACKER_GATE");   /* a test reads /proc/PID/status here */
+    gate_wait(gate_fd, gate_name);   /* a test reads /proc/PID/status here */
     rep.r = fn(tree_fd, archive_fd, data, &rep.err, &rep.stats);
     if (rep.r < 0 && rep.err.code == 0)
         error_set(&rep.err, rep.r, "unpacking failed: %s", strerror(-rep.r));
@@ -192,8 +236,9 @@ fail:
     _exit(1);
 }
 
-int upload_unpacker_run(int tree_fd, int archive_fd, uid_t uid, gid_t gid, const struct upload_limits *limits,
-                        upload_unpack_fn fn, void *data, struct error *err, struct upload_stats *ret_stats)
+int upload_unpacker_run(int root_fd, int tree_fd, int archive_fd, uid_t uid, gid_t gid,
+                        const struct upload_limits *limits, upload_unpack_fn fn, void *data, struct error *err,
+                        struct upload_stats *ret_stats)
 {
     struct upload_limits defaults;
     if (!limits) {
@@ -217,7 +262,7 @@ int upload_unpacker_run(int tree_fd, int archive_fd, uid_t uid, gid_t gid, const
     }
     if (pid == 0) {
         close(pipefd[0]);
-        unpacker_main(tree_fd, archive_fd, pipefd[1], parent, uid, gid, limits, fn, data);
+        unpacker_main(root_fd, tree_fd, archive_fd, pipefd[1], parent, uid, gid, limits, fn, data);
     }
     close(pipefd[1]);
 

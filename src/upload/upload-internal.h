@@ -46,7 +46,8 @@ typedef int (*upload_unpack_fn)(int tree_fd, int archive_fd, void *data, struct 
 /* Whether uid and gid may run an unpacker: never root's, never -1. 0 or -EINVAL. */
 int upload_unpacker_creds_check(uid_t uid, gid_t gid);
 
-/* Forks an unpacker that keeps only tree_fd, archive_fd and a report pipe, becomes
+/* Forks an unpacker that keeps only tree_fd, archive_fd and a report pipe, makes
+ * root_fd (the root-only staging directory holding tree_fd) its root, becomes
  * uid:gid with no supplementary groups and no capabilities, sets no_new_privs,
  * limits one file to limits->max_entry_bytes (RLIMIT_FSIZE), installs the
  * unpacker's seccomp filter and runs fn; waits for it and returns fn's result,
@@ -56,8 +57,9 @@ int upload_unpacker_creds_check(uid_t uid, gid_t gid);
  * beyond the answer it makes. Test hooks: BERTH_TEST_UNPACKER_FORK_FAIL (set: the
  * fork fails with EAGAIN) and BERTH_TEST_UNPACKER_GATE (proc_test_gate, once
  * every step above is done). */
-int upload_unpacker_run(int tree_fd, int archive_fd, uid_t uid, gid_t gid, const struct upload_limits *limits,
-                        upload_unpack_fn fn, void *data, struct error *err, struct upload_stats *ret_stats);
+int upload_unpacker_run(int root_fd, int tree_fd, int archive_fd, uid_t uid, gid_t gid,
+                        const struct upload_limits *limits, upload_unpack_fn fn, void *data, struct error *err,
+                        struct upload_stats *ret_stats);
 
 /* Makes name in staging_fd a directory for an unpacker to fill: owned by uid,
  * group gid, mode 02750 (setgid, so everything the unpacker makes inside gets gid

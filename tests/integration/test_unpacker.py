@@ -30,6 +30,19 @@ def grandchildren(daemon):
     return out
 
 
+def at_gate(daemon):
+    """The unpackers that are done setting up (seccomp is their last step before the
+    gate): one just forked is still root for a moment."""
+    out = set()
+    for pid in grandchildren(daemon):
+        try:
+            if status_of(pid).get("Seccomp") == "2":
+                out.add(pid)
+        except FileNotFoundError:
+            pass
+    return out
+
+
 def status_of(pid):
     fields = {}
     with open(f"/proc/{pid}/status") as f:
@@ -39,8 +52,8 @@ def status_of(pid):
     return fields
 
 
-def assert_confined(pid, uid):
-    """The unpacker's credentials as the kernel holds them."""
+def assert_confined(pid, uid, site_dir):
+    """The unpacker's credentials, root and fds as the kernel holds them."""
     st = status_of(pid)
     assert st["Uid"].split() == [str(uid)] * 4, st["Uid"]
     assert st["Gid"].split() == [str(uid)] * 4, st["Gid"]
@@ -51,8 +64,18 @@ def assert_confined(pid, uid):
     assert st["Seccomp"] == "2"   # a filter
     # Not dumpable: /proc/PID/fd is root's, so the site's own processes cannot look in.
     assert os.stat(f"/proc/{pid}/fd").st_uid == 0
-    # stdin/out/err (sanitizer reports), the tree, the archive, the report pipe.
-    assert len(os.listdir(f"/proc/{pid}/fd")) <= 6, os.listdir(f"/proc/{pid}/fd")
+    # Its root is the staging directory (root's, 0700): nothing of the host by path.
+    root = os.readlink(f"/proc/{pid}/root")
+    assert os.path.dirname(root) == os.path.realpath(site_dir) and \
+        os.path.basename(root).startswith(".upload-"), root
+    st_root = os.stat(root)
+    assert (st_root.st_uid, stat.S_IMODE(st_root.st_mode)) == (0, 0o700)
+    # stdin/out/err (sanitizer reports), the tree, the archive, the report pipe,
+    # and the test gate's directory: no socket, nothing of berthd's.
+    fds = {int(n): os.readlink(f"/proc/{pid}/fd/{n}") for n in os.listdir(f"/proc/{pid}/fd")}
+    assert len(fds) <= 7, fds
+    assert not any(t.startswith("socket:") for t in fds.values()), fds
+    assert os.path.join(root, "tree") in fds.values(), fds
 
 
 def walk(root):
@@ -134,10 +157,10 @@ def test_the_unpacker_of_an_upload_runs_as_the_site_without_privileges(daemon_fa
 
     v2 = write_zip(tmp_path / "v2.zip", [("index.html", b"v2\n")])
     thread, result = upload_in_background(d, "blog", v2)
-    unpackers = wait_for(lambda: grandchildren(d), timeout=10)
+    unpackers = wait_for(lambda: at_gate(d), timeout=10)
     assert unpackers and len(unpackers) == 1, unpackers
     pid = unpackers.pop()
-    assert_confined(pid, info["uid"])
+    assert_confined(pid, info["uid"], info["dir"])
     gate.touch()
     thread.join(timeout=30)
     assert result and result[0].returncode == 0, result
@@ -160,10 +183,10 @@ def test_the_unpacker_of_a_restore_runs_as_the_site_without_privileges(daemon_fa
     result = []
     thread = threading.Thread(target=lambda: result.append(d.berth("site", "restore", "blog", name)))
     thread.start()
-    unpackers = wait_for(lambda: grandchildren(d), timeout=10)
+    unpackers = wait_for(lambda: at_gate(d), timeout=10)
     assert unpackers and len(unpackers) == 1, unpackers
     pid = unpackers.pop()
-    assert_confined(pid, info["uid"])
+    assert_confined(pid, info["uid"], info["dir"])
     gate.touch()
     thread.join(timeout=30)
     assert result and result[0].returncode == 0, result

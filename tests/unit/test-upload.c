@@ -643,6 +643,11 @@ static int probe_confinement(int tree_fd, int archive_fd, void *data, struct err
         fds += fcntl(fd, F_GETFD) >= 0;
     if (fds > 6)
         return error_set(err, -EPERM, "%d fds open", fds);
+    /* Nothing is found by path: the root is the staging directory, root's 0700. */
+    if (open("/etc/passwd", O_RDONLY | O_CLOEXEC) >= 0 || errno != EACCES)
+        return error_set(err, -EPERM, "open /etc/passwd: %m");
+    if (mkdir("/tmp", 0700) == 0 || errno != EACCES)
+        return error_set(err, -EPERM, "mkdir /tmp: %m");
     /* What the seccomp filter refuses, with the errno it refuses them with. */
     errno = 0;
     if (socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0) >= 0 || errno != EPERM)
@@ -682,7 +687,7 @@ static void test_unpacker_confined(void **state)
     lim.max_entry_bytes = 16;
     struct error err = { 0 };
     struct upload_stats st = { 0 };
-    int r = upload_unpacker_run(tree, -1, UID, UID, &lim, probe_confinement, NULL, &err, &st);
+    int r = upload_unpacker_run(staging, tree, -1, UID, UID, &lim, probe_confinement, NULL, &err, &st);
     if (r != 0)
         fail_msg("%s", err.message);
     assert_int_equal(st.files, 1);
@@ -717,14 +722,14 @@ static void test_unpacker_failures(void **state)
     int tree = upload_tree_make(staging, "tree", UID, GID);
     struct error err = { 0 };
     /* Never as root, never as "no change". */
-    assert_int_equal(upload_unpacker_run(tree, -1, 0, UID, NULL, die_quietly, NULL, &err, NULL), -EINVAL);
-    assert_int_equal(upload_unpacker_run(tree, -1, UID, 0, NULL, die_quietly, NULL, &err, NULL), -EINVAL);
-    assert_int_equal(upload_unpacker_run(tree, -1, (uid_t)-1, UID, NULL, die_quietly, NULL, &err, NULL), -EINVAL);
+    assert_int_equal(upload_unpacker_run(staging, tree, -1, 0, UID, NULL, die_quietly, NULL, &err, NULL), -EINVAL);
+    assert_int_equal(upload_unpacker_run(staging, tree, -1, UID, 0, NULL, die_quietly, NULL, &err, NULL), -EINVAL);
+    assert_int_equal(upload_unpacker_run(staging, tree, -1, (uid_t)-1, UID, NULL, die_quietly, NULL, &err, NULL), -EINVAL);
     assert_int_equal(upload_unpacker_creds_check(UID, UID), 0);
     /* An unpacker that ends without a report, or is killed. */
-    assert_int_equal(upload_unpacker_run(tree, -1, UID, UID, NULL, die_quietly, NULL, &err, NULL), -EIO);
+    assert_int_equal(upload_unpacker_run(staging, tree, -1, UID, UID, NULL, die_quietly, NULL, &err, NULL), -EIO);
     assert_string_equal(err.message, "the unpacking process ended without a result (exit status 3)");
-    assert_int_equal(upload_unpacker_run(tree, -1, UID, UID, NULL, die_quietly, "kill", &err, NULL), -EIO);
+    assert_int_equal(upload_unpacker_run(staging, tree, -1, UID, UID, NULL, die_quietly, "kill", &err, NULL), -EIO);
     assert_string_equal(err.message, "the unpacking process was killed by signal 9 (Killed)");
     close(tree);
     close(staging);
