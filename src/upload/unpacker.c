@@ -236,6 +236,36 @@ fail:
     _exit(1);
 }
 
+/* A read-only fd of the archive at archive_fd's offset: the upload's body is a
+ * read-write temp file, and the unpacker has no business writing to it. A fd that
+ * is not a regular file is passed on as it is (dup'd). */
+static int reopen_read_only(int archive_fd)
+{
+    struct stat st;
+    if (fstat(archive_fd, &st) < 0)
+        return -errno;
+    if (!S_ISREG(st.st_mode) || (fcntl(archive_fd, F_GETFL) & O_ACCMODE) == O_RDONLY) {
+        int fd = fcntl(archive_fd, F_DUPFD_CLOEXEC, 3);
+        return fd < 0 ? -errno : fd;
+    }
+    off_t pos = lseek(archive_fd, 0, SEEK_CUR);
+    if (pos < 0)
+        return -errno;
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", archive_fd);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    struct stat again;
+    /* The same file, not whatever the magic link resolved to. */
+    if (fstat(fd, &again) < 0 || again.st_dev != st.st_dev || again.st_ino != st.st_ino ||
+        lseek(fd, pos, SEEK_SET) != pos) {
+        close(fd);
+        return -EIO;
+    }
+    return fd;
+}
+
 int upload_unpacker_run(int root_fd, int tree_fd, int archive_fd, uid_t uid, gid_t gid,
                         const struct upload_limits *limits, upload_unpack_fn fn, void *data, struct error *err,
                         struct upload_stats *ret_stats)
@@ -248,6 +278,10 @@ int upload_unpacker_run(int root_fd, int tree_fd, int archive_fd, uid_t uid, gid
     if (upload_unpacker_creds_check(uid, gid) < 0)
         return error_set(err, -EINVAL, "cannot unpack as uid %u, gid %u: the site's own ids are needed",
                          (unsigned)uid, (unsigned)gid);
+    _cleanup_close_ int archive = reopen_read_only(archive_fd);
+    if (archive < 0)
+        return error_set(err, archive, "cannot start the unpacking process: cannot reopen the archive: %s",
+                         strerror(-archive));
     int pipefd[2];
     if (pipe2(pipefd, O_CLOEXEC) < 0)
         return error_set(err, -errno, "cannot start the unpacking process: cannot make a pipe: %m");
@@ -262,7 +296,7 @@ int upload_unpacker_run(int root_fd, int tree_fd, int archive_fd, uid_t uid, gid
     }
     if (pid == 0) {
         close(pipefd[0]);
-        unpacker_main(root_fd, tree_fd, archive_fd, pipefd[1], parent, uid, gid, limits, fn, data);
+        unpacker_main(root_fd, tree_fd, archive, pipefd[1], parent, uid, gid, limits, fn, data);
     }
     close(pipefd[1]);
 

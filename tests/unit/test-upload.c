@@ -621,8 +621,13 @@ static void assert_no_staging(int site)
 static int probe_confinement(int tree_fd, int archive_fd, void *data, struct error *err,
                              struct upload_stats *ret_stats)
 {
-    (void)archive_fd;
     (void)data;
+    /* The archive is read-only here, whatever the caller's fd was; at its offset. */
+    char c;
+    if (write(archive_fd, "x", 1) >= 0 || errno != EBADF)
+        return error_set(err, -EPERM, "the archive is writable: %m");
+    if (read(archive_fd, &c, 1) != 1 || c != 'b')
+        return error_set(err, -EPERM, "the archive is not read from its offset");
     uid_t ru, eu, su;
     gid_t rg, eg, sg;
     if (getresuid(&ru, &eu, &su) < 0 || ru != UID || eu != UID || su != UID)
@@ -687,7 +692,11 @@ static void test_unpacker_confined(void **state)
     lim.max_entry_bytes = 16;
     struct error err = { 0 };
     struct upload_stats st = { 0 };
-    int r = upload_unpacker_run(staging, tree, -1, UID, UID, &lim, probe_confinement, NULL, &err, &st);
+    int archive = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    assert_int_equal(write(archive, "ab", 2), 2);
+    assert_int_equal(lseek(archive, 1, SEEK_SET), 1);
+    int r = upload_unpacker_run(staging, tree, archive, UID, UID, &lim, probe_confinement, NULL, &err, &st);
+    close(archive);
     if (r != 0)
         fail_msg("%s", err.message);
     assert_int_equal(st.files, 1);
@@ -721,16 +730,19 @@ static void test_unpacker_failures(void **state)
     int staging = tmpdir(dir);
     int tree = upload_tree_make(staging, "tree", UID, GID);
     struct error err = { 0 };
+    /* Not a regular file: passed on as it is. */
+    int archive = open("/dev/null", O_RDONLY | O_CLOEXEC);
     /* Never as root, never as "no change". */
-    assert_int_equal(upload_unpacker_run(staging, tree, -1, 0, UID, NULL, die_quietly, NULL, &err, NULL), -EINVAL);
-    assert_int_equal(upload_unpacker_run(staging, tree, -1, UID, 0, NULL, die_quietly, NULL, &err, NULL), -EINVAL);
-    assert_int_equal(upload_unpacker_run(staging, tree, -1, (uid_t)-1, UID, NULL, die_quietly, NULL, &err, NULL), -EINVAL);
+    assert_int_equal(upload_unpacker_run(staging, tree, archive, 0, UID, NULL, die_quietly, NULL, &err, NULL), -EINVAL);
+    assert_int_equal(upload_unpacker_run(staging, tree, archive, UID, 0, NULL, die_quietly, NULL, &err, NULL), -EINVAL);
+    assert_int_equal(upload_unpacker_run(staging, tree, archive, (uid_t)-1, UID, NULL, die_quietly, NULL, &err, NULL), -EINVAL);
     assert_int_equal(upload_unpacker_creds_check(UID, UID), 0);
     /* An unpacker that ends without a report, or is killed. */
-    assert_int_equal(upload_unpacker_run(staging, tree, -1, UID, UID, NULL, die_quietly, NULL, &err, NULL), -EIO);
+    assert_int_equal(upload_unpacker_run(staging, tree, archive, UID, UID, NULL, die_quietly, NULL, &err, NULL), -EIO);
     assert_string_equal(err.message, "the unpacking process ended without a result (exit status 3)");
-    assert_int_equal(upload_unpacker_run(staging, tree, -1, UID, UID, NULL, die_quietly, "kill", &err, NULL), -EIO);
+    assert_int_equal(upload_unpacker_run(staging, tree, archive, UID, UID, NULL, die_quietly, "kill", &err, NULL), -EIO);
     assert_string_equal(err.message, "the unpacking process was killed by signal 9 (Killed)");
+    close(archive);
     close(tree);
     close(staging);
     rm_rf(dir);
