@@ -808,6 +808,178 @@ static void test_site_replace_unpacker_cannot_start(void **state)
 }
 
 
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sorted names in dir (one level), joined with '|'. */
+static void list_names(int dirfd, const char *sub, char *out, size_t size)
+{
+    int fd = openat(dirfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    DIR *d = fdopendir(fd);
+    assert_non_null(d);
+    char *names[16];
+    size_t n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)))
+        if (!streq(de->d_name, ".") && !streq(de->d_name, "..") && n < 16)
+            names[n++] = strdup(de->d_name);
+    closedir(d);
+    qsort(names, n, sizeof(*names), cmp_names);
+    out[0] = 0;
+    for (size_t i = 0; i < n; i++) {
+        strncat(out, names[i], size - strlen(out) - 2);
+        strcat(out, "|");
+        free(names[i]);
+    }
+}
+
+/* The unpacker's root holds no locale or charset files (its root is the staging
+ * directory): names in UTF-8 and in other encodings come out as when extracted in
+ * this process. */
+/* Raw archives, names as bytes with no charset conversion (libarchive's writer
+ * refuses names the C locale cannot convert). */
+static void put_le(unsigned char *p, uint32_t v, int n)
+{
+    for (int i = 0; i < n; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint32_t crc32_of(const char *p, size_t n)
+{
+    uint32_t c = 0xffffffff;
+    for (size_t i = 0; i < n; i++) {
+        c ^= (unsigned char)p[i];
+        for (int k = 0; k < 8; k++)
+            c = c & 1 ? (c >> 1) ^ 0xedb88320 : c >> 1;
+    }
+    return ~c;
+}
+
+/* A ustar of regular files named names[i], each holding its own name. */
+static int raw_tar(const char *const *names, size_t n)
+{
+    int fd = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char h[512] = { 0 }, data[512] = { 0 };
+        size_t len = strlen(names[i]);
+        memcpy(h, names[i], len);
+        memcpy(h + 100, "0000644", 8);
+        memcpy(h + 108, "0001750", 8);
+        memcpy(h + 116, "0001750", 8);
+        snprintf((char *)h + 124, 12, "%011o", (unsigned)len);
+        snprintf((char *)h + 136, 12, "%011o", 1500000000u);
+        h[156] = '0';
+        memcpy(h + 257, "ustar", 6);
+        memcpy(h + 263, "00", 2);
+        memset(h + 148, ' ', 8);
+        unsigned sum = 0;
+        for (size_t k = 0; k < 512; k++)
+            sum += h[k];
+        snprintf((char *)h + 148, 8, "%06o", sum);
+        memcpy(data, names[i], len);
+        assert_int_equal(write(fd, h, 512), 512);
+        assert_int_equal(write(fd, data, 512), 512);
+    }
+    unsigned char end[1024] = { 0 };
+    assert_int_equal(write(fd, end, sizeof(end)), (ssize_t)sizeof(end));
+    assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+    return fd;
+}
+
+/* A stored zip of the same; flags 0x800 marks names UTF-8, 0 leaves them to the
+ * reader (CP437 by the format's rules). */
+static int raw_zip(const char *const *names, size_t n, uint16_t flags)
+{
+    int fd = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    unsigned char cd[4096];
+    size_t cd_len = 0;
+    uint32_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint16_t len = (uint16_t)strlen(names[i]);
+        uint32_t crc = crc32_of(names[i], len);
+        unsigned char h[30] = { 0 };
+        put_le(h, 0x04034b50, 4);
+        put_le(h + 4, 20, 2);
+        put_le(h + 6, flags, 2);
+        put_le(h + 10, 0x6000, 2);   /* 12:00 */
+        put_le(h + 12, 0x50b1, 2);   /* 2020-05-17 */
+        put_le(h + 14, crc, 4);
+        put_le(h + 18, len, 4);
+        put_le(h + 22, len, 4);
+        put_le(h + 26, len, 2);
+        assert_int_equal(write(fd, h, 30), 30);
+        assert_int_equal(write(fd, names[i], len), len);
+        assert_int_equal(write(fd, names[i], len), len);
+        unsigned char *c = cd + cd_len;
+        memset(c, 0, 46);
+        put_le(c, 0x02014b50, 4);
+        put_le(c + 4, 20, 2);
+        put_le(c + 6, 20, 2);
+        put_le(c + 8, flags, 2);
+        memcpy(c + 12, h + 10, 16);   /* time, date, crc, sizes */
+        put_le(c + 28, len, 2);
+        put_le(c + 38, 0644u << 16, 4);
+        put_le(c + 42, off, 4);
+        memcpy(c + 46, names[i], len);
+        cd_len += 46 + len;
+        off += 30 + 2 * (uint32_t)len;
+    }
+    unsigned char e[22] = { 0 };
+    put_le(e, 0x06054b50, 4);
+    put_le(e + 8, (uint32_t)n, 2);
+    put_le(e + 10, (uint32_t)n, 2);
+    put_le(e + 12, (uint32_t)cd_len, 4);
+    put_le(e + 16, off, 4);
+    assert_int_equal(write(fd, cd, cd_len), (ssize_t)cd_len);
+    assert_int_equal(write(fd, e, 22), 22);
+    assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+    return fd;
+}
+
+static void test_unpacker_names_as_in_process(void **state)
+{
+    /* Valid UTF-8, Latin-1, CP437 high bytes, ASCII. A zip that flags its names
+     * UTF-8 is refused in the C locale berthd runs in ("an entry has no name":
+     * libarchive cannot convert them), in this process and in the unpacker alike. */
+    static const char *const names[] = { "caf\xc3\xa9.html", "plain.txt", "\xe9t\xe9.html", "\x82\x8a.txt" };
+    for (int kind = 0; kind < 3; kind++) {
+        int archive = kind == 0 ? raw_tar(names, ARRAY_SIZE(names))
+                      : kind == 1 ? raw_zip(names, 2, 0x800) : raw_zip(names, ARRAY_SIZE(names), 0);
+        char dir[64], expect[1024] = "", got[1024] = "", msg[sizeof(((struct error *)0)->message)];
+        int tree = tmpdir(dir);
+        struct error err = { 0 };
+        int r1 = upload_extract(tree, archive, NULL, UID, GID, &err, NULL);
+        snprintf(msg, sizeof(msg), "%s", err.message);
+        if (r1 == 0)
+            list_names(tree, ".", expect, sizeof(expect));
+        close(tree);
+        rm_rf(dir);
+        if (kind != 1 && r1 != 0)
+            fail_msg("archive %d, in this process: %s", kind, msg);
+
+        assert_int_equal(lseek(archive, 0, SEEK_SET), 0);
+        int site = make_site(dir);
+        err = (struct error){ 0 };
+        int r2 = upload_site_replace(site, archive, NULL, UID, UID, &err, NULL);
+        assert_int_equal(r2, r1);
+        if (r2 == 0) {
+            list_names(site, "public", got, sizeof(got));
+            assert_string_equal(got, expect);
+            assert_non_null(strstr(got, "plain.txt|"));
+        } else {
+            assert_string_equal(err.message, msg);
+        }
+        close(site);
+        close(archive);
+        rm_rf(dir);
+    }
+}
+
 static void test_site_replace_refused(void **state)
 {
     char dir[64];
@@ -970,6 +1142,7 @@ int main(void)
         cmocka_unit_test(test_unpacker_failures),
         cmocka_unit_test(test_site_replace),
         cmocka_unit_test(test_site_replace_unpacker_cannot_start),
+        cmocka_unit_test(test_unpacker_names_as_in_process),
         cmocka_unit_test(test_site_replace_refused),
         cmocka_unit_test(test_site_replace_deep_old_tree),
         cmocka_unit_test(test_site_replace_disk_full),
