@@ -4,23 +4,24 @@
  * libarchive parses bytes a user chose. A memory-safety bug there (or in our entry
  * handling) reached by a hostile archive must find a process that can do no more
  * than the site itself: the site's uid and gid, no supplementary groups, no
- * capabilities (bounding set empty too), no_new_privs, a seccomp filter, and only
- * three fds: the archive, the tree it fills and the pipe it reports on. The files
- * it makes are the site's because the site's uid makes them; their group comes
- * from the setgid tree root prepared them (the front's, for public/).
+ * capabilities (bounding set empty too), no_new_privs, a seccomp filter, a root
+ * (chroot) where no path resolves, and besides stdio only three fds: the archive
+ * (read-only), the tree it fills and the pipe it reports on. The files it makes
+ * are the site's because the site's uid makes them; their group comes from the
+ * setgid tree root prepared them in (the front's, for public/).
  *
  * Root keeps what needs root: the staging directory, the tree's owner, the swap and
  * removing the old tree, none of which follows a link the unpacker could have made.
  *
  * The sequence, in the child (bubblewrap's order; each step's reason beside it):
- *   close fds → chroot into the staging directory → empty the bounding set → groups, gid, uid → capabilities cleared and
- *   checked → parent-death signal → not dumpable → umask, file size limit →
- *   no_new_privs → seccomp → the work → one report → _exit. */
+ *   close fds → chroot into the staging directory → empty the bounding set →
+ *   groups, gid, uid → capabilities cleared and checked → parent-death signal →
+ *   not dumpable → umask, file size limit → no_new_privs → seccomp → the work →
+ *   one report → _exit. */
 #include "upload/upload-internal.h"
 
 #include <fcntl.h>
 #include <grp.h>
-#include <limits.h>
 #include <linux/capability.h>
 #include <linux/seccomp.h>
 #include <signal.h>
@@ -113,8 +114,7 @@ static int seccomp_install(void)
  * the tree fd. Never the tree itself as the root: files the archive put at
  * /usr/lib/.../gconv or /etc/nsswitch.conf would be what glibc loads. chroot
  * needs CAP_SYS_CHROOT: while still root. The escape by a second chroot is closed
- * by the lost capability and by seccomp; no fd of a directory outside is kept
- * (but a test gate's). */
+ * by the lost capability and by seccomp; no fd of a directory outside is kept. */
 static int enter_root(int root_fd)
 {
     if (fchdir(root_fd) < 0 || chroot(".") < 0 || chdir("/") < 0)
@@ -122,26 +122,19 @@ static int enter_root(int root_fd)
     return 0;
 }
 
-/* The test gate (proc_test_gate) after chroot: its directory was opened before. */
-static int gate_open(const char **ret_name)
+/* Test hook: with BERTH_TEST_UNPACKER_GATE set, the unpacker, fully confined,
+ * waits for its parent to close the write end of a pipe, which the parent does
+ * once the gate file exists (proc_test_gate). The parent waits rather than the
+ * unpacker: the unpacker can see no path, and a directory fd kept for it would be
+ * a way out of its root. */
+static void gate_pass(int go_fd)
 {
-    const char *gate = getenv("BERTH_TEST_UNPACKER_GATE");
-    if (!gate)
-        return -1;
-    const char *slash = strrchr(gate, '/');
-    if (!slash)
-        return -1;
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof(dir), "%.*s", (int)(slash - gate), gate);
-    *ret_name = slash + 1;
-    return open(*dir ? dir : "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-}
-
-static void gate_wait(int dir_fd, const char *name)
-{
-    for (int i = 0; dir_fd >= 0 && i < 3000 && faccessat(dir_fd, name, F_OK, 0) < 0; i++)
-        usleep(10 * 1000);
-    safe_close(dir_fd);
+    if (go_fd < 0)
+        return;
+    char c;
+    while (read(go_fd, &c, 1) < 0 && errno == EINTR)
+        ;
+    close(go_fd);
 }
 
 static void report(int fd, const struct unpacker_report *rep)
@@ -159,9 +152,11 @@ static void report(int fd, const struct unpacker_report *rep)
     }
 }
 
-/* The unpacker's whole life; fds: tree, archive, pipe (write end). */
-static _noreturn_ void unpacker_main(int root_fd, int tree_fd, int archive_fd, int pipe_fd, pid_t parent, uid_t uid,
-                                     gid_t gid, const struct upload_limits *limits, upload_unpack_fn fn, void *data)
+/* The unpacker's whole life; fds: its root, the tree, the archive, the report pipe
+ * (write end), the test gate's pipe (read end; -1 without a gate). */
+static _noreturn_ void unpacker_main(int root_fd, int tree_fd, int archive_fd, int pipe_fd, int go_fd, pid_t parent,
+                                     uid_t uid, gid_t gid, const struct upload_limits *limits, upload_unpack_fn fn,
+                                     void *data)
 {
     struct unpacker_report rep = { 0 };
     int r;
@@ -169,9 +164,7 @@ static _noreturn_ void unpacker_main(int root_fd, int tree_fd, int archive_fd, i
 
     /* Nothing of berthd's (its database, sockets, other children's ends) may be
      * within reach of a parser bug. 0-2 stay: sanitizer reports go to stderr. */
-    const char *gate_name = NULL;
-    int gate_fd = gate_open(&gate_name);
-    proc_close_fds_except((int[]){ root_fd, tree_fd, archive_fd, pipe_fd, gate_fd }, 5);
+    proc_close_fds_except((int[]){ root_fd, tree_fd, archive_fd, pipe_fd, go_fd }, 5);
     step = "entering the staging directory as its root";
     if ((r = enter_root(root_fd)) < 0)
         goto fail;
@@ -223,7 +216,7 @@ static _noreturn_ void unpacker_main(int root_fd, int tree_fd, int archive_fd, i
     if ((r = seccomp_install()) < 0)
         goto fail;
 
-    gate_wait(gate_fd, gate_name);   /* a test reads /proc/PID/status here */
+    gate_pass(go_fd);   /* a test reads /proc/PID/status here */
     rep.r = fn(tree_fd, archive_fd, data, &rep.err, &rep.stats);
     if (rep.r < 0 && rep.err.code == 0)
         error_set(&rep.err, rep.r, "unpacking failed: %s", strerror(-rep.r));
@@ -285,6 +278,9 @@ int upload_unpacker_run(int root_fd, int tree_fd, int archive_fd, uid_t uid, gid
     int pipefd[2];
     if (pipe2(pipefd, O_CLOEXEC) < 0)
         return error_set(err, -errno, "cannot start the unpacking process: cannot make a pipe: %m");
+    int go[2] = { -1, -1 };
+    if (getenv("BERTH_TEST_UNPACKER_GATE") && pipe2(go, O_CLOEXEC) < 0)
+        go[0] = go[1] = -1;
     pid_t parent = getpid();
     /* Test hook: a fork that fails, so the error path is seen end to end. */
     pid_t pid = getenv("BERTH_TEST_UNPACKER_FORK_FAIL") ? (errno = EAGAIN, -1) : fork();
@@ -292,13 +288,21 @@ int upload_unpacker_run(int root_fd, int tree_fd, int archive_fd, uid_t uid, gid
         int r = -errno;
         close(pipefd[0]);
         close(pipefd[1]);
+        safe_close(go[0]);
+        safe_close(go[1]);
         return error_set(err, r, "cannot start the unpacking process: %s", strerror(-r));
     }
     if (pid == 0) {
         close(pipefd[0]);
-        unpacker_main(root_fd, tree_fd, archive, pipefd[1], parent, uid, gid, limits, fn, data);
+        safe_close(go[1]);
+        unpacker_main(root_fd, tree_fd, archive, pipefd[1], go[0], parent, uid, gid, limits, fn, data);
     }
     close(pipefd[1]);
+    safe_close(go[0]);
+    if (go[1] >= 0) {
+        proc_test_gate("BERTH_TEST_UNPACKER_GATE");
+        close(go[1]);
+    }
 
     struct unpacker_report rep;
     size_t got = 0;
