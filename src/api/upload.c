@@ -6,13 +6,16 @@
  * forked for it, so berthd's loop goes on serving the API, the panel and the
  * supervision meanwhile. The child only touches the file system: it reports
  * through a pipe, and the audit event and the answer are written here once it
- * has. A child killed half-way (berthd stopping) leaves public/ as it was and a
+ * has. It stays root only to prepare the staging directory, swap and remove the
+ * old tree: the archive is parsed by its own child, the unpacker, running as the
+ * site (upload_site_replace). If no child can be started the upload fails:
+ * nothing is ever unpacked in berthd itself. A child killed half-way (berthd stopping) leaves public/ as it was and a
  * staging directory that the next start removes (upload_site_cleanup). */
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <stdio.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
