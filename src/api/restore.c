@@ -117,7 +117,11 @@ static _noreturn_ void child_run(const struct api_config *cfg, struct store_site
     struct error err = { 0 };
     struct upload_restore *rs = NULL;
     proc_test_gate("BERTH_TEST_RESTORE_GATE");   /* a test acts while a restore is under way */
-    int r = upload_restore_prepare(3, 4, limits, dirs, n_dirs, SNAPSHOT_META, SNAPSHOT_META_MAX, &err, &rs);
+    /* The snapshot is parsed and written by an unpacker running as the site
+     * (upload_unpacker_run); this child keeps root for the staging, the swap and
+     * removing the old trees. */
+    int r = upload_restore_prepare(3, 4, limits, (uid_t)site->uid, (gid_t)site->uid, dirs, n_dirs, SNAPSHOT_META,
+                                   SNAPSHOT_META_MAX, &err, &rs);
     if (r < 0) {
         child_report(5, err.code ? err.code : r, &err, NULL, NULL, 0);
         _exit(0);

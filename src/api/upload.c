@@ -6,12 +6,16 @@
  * forked for it, so berthd's loop goes on serving the API, the panel and the
  * supervision meanwhile. The child only touches the file system: it reports
  * through a pipe, and the audit event and the answer are written here once it
- * has. A child killed half-way (berthd stopping) leaves public/ as it was and a
+ * has. It stays root only to prepare the staging directory, swap and remove the
+ * old tree: the archive is parsed by its own child, the unpacker, running as the
+ * site (upload_site_replace). If no child can be started the upload fails:
+ * nothing is ever unpacked in berthd itself. A child killed half-way (berthd stopping) leaves public/ as it was and a
  * staging directory that the next start removes (upload_site_cleanup). */
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -35,6 +39,7 @@ _Static_assert(sizeof(struct unpack_result) <= 4096, "one atomic pipe write");
 struct api_upload {
     const struct api_config *cfg;   /* borrowed */
     char site[64];
+    uid_t uid;                      /* the site's, also its gid: the unpacker's ids */
     char actor[128];
     bool admin;
     bool restore;                   /* PUT .../restore: a snapshot for api_site_restore_fd */
@@ -155,6 +160,7 @@ int api_upload_begin(const struct api_config *cfg, struct evloop *loop, const st
     int r = store_site_get(cfg->store, name, &site);
     /* Someone else's site is as unknown as a missing one. */
     bool visible = r == 0 && (req->admin || streq_ptr(site.owner, req->actor));
+    uint32_t site_uid = site.uid;
     store_site_done(&site);
     if (r < 0 && r != -ENOENT) {
         api_reply_error(res, 500, "cannot read site %s: %s", name, store_errmsg(cfg->store));
@@ -195,6 +201,7 @@ int api_upload_begin(const struct api_config *cfg, struct evloop *loop, const st
     u->on_done = on_done;
     u->done_data = done_data;
     snprintf(u->site, sizeof(u->site), "%s", name);
+    u->uid = site_uid;
     snprintf(u->actor, sizeof(u->actor), "%s", req->actor);
     u->admin = req->admin;
     u->restore = restore;
@@ -293,7 +300,8 @@ static void unpack(struct api_upload *u, struct unpack_result *result)
 {
     proc_test_gate("BERTH_TEST_UPLOAD_GATE");   /* a test acts while an unpacking is under way */
     *result = (struct unpack_result){ 0 };
-    result->r = upload_site_replace(u->site_fd, u->body_fd, &u->limits, &result->err, &result->stats);
+    result->r = upload_site_replace(u->site_fd, u->body_fd, &u->limits, u->uid, (gid_t)u->uid, &result->err,
+                                    &result->stats);
 }
 
 static void on_unpacked(struct evloop *loop, int fd, uint32_t events, void *data)
@@ -324,9 +332,19 @@ static void on_unpacked(struct evloop *loop, int fd, uint32_t events, void *data
     u->on_done(u->done_data);
 }
 
+/* No process could be started for the unpacking: the upload fails. Unpacking in
+ * berthd's own loop instead would parse a hostile archive in the daemon itself. */
+static int cannot_start(struct api_upload *u, int r, struct api_response *res)
+{
+    log_errno(r, "upload to site %s: cannot start a process to unpack it", u->site);
+    api_reply_error(res, 500, "cannot start the process that unpacks the upload: %s; the site keeps its content, "
+                    "try again", strerror(-r));
+    return 1;
+}
+
 /* The body is complete: starts the child that unpacks it and swaps it in.
  * API_UPLOAD_UNPACKING, or 1 with the answer in res when no child could be
- * started (then it was unpacked here, in the loop: slower for everyone, never lost). */
+ * started (public/ is untouched then). */
 static int finish(struct api_upload *u, struct api_response *res)
 {
     if (lseek(u->body_fd, 0, SEEK_SET) < 0) {
@@ -340,14 +358,16 @@ static int finish(struct api_upload *u, struct api_response *res)
         return u->restore_job ? API_UPLOAD_UNPACKING : 1;
     }
     int pipefd[2];
-    if (pipe2(pipefd, O_CLOEXEC | O_NONBLOCK) < 0) {
-        log_warning_errno(errno, "upload to site %s: cannot make a pipe; unpacking in berthd's loop", u->site);
-        unpack(u, &u->result);
-        return answer(u, &u->result, res);
-    }
-    pid_t pid = fork();
+    if (pipe2(pipefd, O_CLOEXEC | O_NONBLOCK) < 0)
+        return cannot_start(u, -errno, res);
+    /* Test hook: a fork that fails. */
+    pid_t pid = getenv("BERTH_TEST_UPLOAD_FORK_FAIL") ? (errno = EAGAIN, -1) : fork();
     if (pid == 0) {
         close(pipefd[0]);
+        /* Only what the unpacking needs: the site's directory, the body, the pipe.
+         * Not berthd's database, sockets or other children's ends. */
+        proc_close_fds_except((int[]){ u->site_fd, u->body_fd, pipefd[1] }, 3);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         struct unpack_result result;
         unpack(u, &result);
         ssize_t n;
@@ -357,25 +377,25 @@ static int finish(struct api_upload *u, struct api_response *res)
         _exit(n == (ssize_t)sizeof(result) ? 0 : 1);
     }
     close(pipefd[1]);
-    int pidfd = pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
-    if (pid > 0 && pidfd < 0) {
+    if (pid < 0) {
+        int r = -errno;
+        close(pipefd[0]);
+        return cannot_start(u, r, res);
+    }
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pidfd < 0) {
+        int r = -errno;
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
-    }
-    if (pidfd < 0 || evloop_add(u->loop, pipefd[0], EPOLLIN, on_unpacked, u) < 0) {
-        if (pidfd >= 0) {
-            syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
-            waitid(P_PIDFD, (id_t)pidfd, &(siginfo_t){ 0 }, WEXITED);
-            close(pidfd);
-        }
         close(pipefd[0]);
-        log_warning("upload to site %s: cannot start a process to unpack it; unpacking in berthd's loop", u->site);
-        if (lseek(u->body_fd, 0, SEEK_SET) < 0) {
-            api_reply_error(res, 500, "cannot read the upload back: %m");
-            return 1;
-        }
-        unpack(u, &u->result);
-        return answer(u, &u->result, res);
+        return cannot_start(u, r, res);
+    }
+    int r = evloop_add(u->loop, pipefd[0], EPOLLIN, on_unpacked, u);
+    if (r < 0) {
+        proc_kill_wait(pidfd);
+        close(pidfd);
+        close(pipefd[0]);
+        return cannot_start(u, r, res);
     }
     u->pid = pid;
     u->pidfd = pidfd;

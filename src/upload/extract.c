@@ -183,10 +183,25 @@ static int symlink_target_check(const char *path, const char *target, struct err
     return 0;
 }
 
+/* Whether owners are left to the kernel: an unprivileged unpacker's files are its
+ * uid's, with the group of the setgid directory they are made in. */
+static bool keeps_owner(const struct extract *x)
+{
+    return x->uid == (uid_t)-1 && x->gid == (gid_t)-1;
+}
+
 static int set_owner_mode(int fd, const struct extract *x, mode_t mode)
 {
     /* chown first: it clears set-id bits, and the mode must be the last word. */
-    if (fchown(fd, x->uid, x->gid) < 0 || fchmod(fd, mode) < 0)
+    if (!keeps_owner(x) && fchown(fd, x->uid, x->gid) < 0)
+        return -errno;
+    /* A directory made in a setgid one already has its mode; a chmod by a process
+     * outside the directory's group (the unpacker and the front's group) would
+     * silently clear its setgid bit. */
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    if ((st.st_mode & 07777) != mode && fchmod(fd, mode) < 0)
         return -errno;
     return 0;
 }
@@ -244,7 +259,7 @@ static int open_parent(struct extract *x, char *path, struct error *err, const c
     for (char *p = path; p < slash;) {
         char *end = strchr(p, '/');
         *end = 0;
-        bool made = mkdirat(dir, p, 0700) == 0;
+        bool made = mkdirat(dir, p, UPLOAD_DIR_MODE & 0777) == 0;
         if (!made && errno != EEXIST) {
             int r = -errno;
             *end = '/';
@@ -448,7 +463,7 @@ static int extract_dir(struct extract *x, struct archive_entry *e, int dir, cons
                        const char *path, bool existed, struct error *err)
 {
     char q[UPLOAD_QUOTE_MAX];
-    if (!existed && mkdirat(dir, leaf, 0700) < 0)
+    if (!existed && mkdirat(dir, leaf, UPLOAD_DIR_MODE & 0777) < 0)
         return error_set(err, -errno, "cannot create '%s': %m", upload_name_quote(path, q));
     _cleanup_close_ int fd = open_beneath(dir, leaf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0, RESOLVE_NO_SYMLINKS);
     if (fd < 0)
@@ -484,7 +499,7 @@ static int extract_symlink(struct extract *x, struct archive_entry *e, int dir, 
         return r;
     if (symlinkat(target, dir, leaf) < 0)
         return error_set(err, -errno, "cannot create the symlink '%s': %m", upload_name_quote(path, q));
-    if (fchownat(dir, leaf, x->uid, x->gid, AT_SYMLINK_NOFOLLOW) < 0)
+    if (!keeps_owner(x) && fchownat(dir, leaf, x->uid, x->gid, AT_SYMLINK_NOFOLLOW) < 0)
         return error_set(err, -errno, "cannot set the owner of '%s': %m", upload_name_quote(path, q));
     struct timespec ts[2] = { entry_mtime(e), entry_mtime(e) };
     utimensat(dir, leaf, ts, AT_SYMLINK_NOFOLLOW);

@@ -1,7 +1,8 @@
 /* Restoring a snapshot: the upload's extraction and swap, for several directories.
  *
  *   .upload-XXXXXX/          root:root 0700, as for an upload
- *     tree/                  the whole snapshot
+ *     tree/                  the whole snapshot, filled by the unpacker as the
+ *                            site (site uid : public/'s group, 02750)
  *       public/  private/    each swapped with the site's one of that name
  *       berth-site.json      read, never swapped
  *
@@ -48,12 +49,13 @@ void upload_restore_free(struct upload_restore *r)
     free(r);
 }
 
-/* Gives everything beneath dir_fd (itself included) uid:gid. The tree is in the
- * root-only staging directory, so nothing can change it under us; links are never
- * followed all the same. Its depth is bounded by the extraction's max_depth. */
-static int chown_tree(int dir_fd, uid_t uid, gid_t gid)
+/* Gives everything beneath dir_fd (itself included) the group gid; links are never
+ * followed. Runs in the unpacker, which owns all of it and has gid as its own
+ * group, so the kernel lets it (and a directory keeps its setgid bit through a
+ * chown). Its depth is bounded by the extraction's max_depth. */
+static int chgrp_tree(int dir_fd, gid_t gid)
 {
-    if (fchown(dir_fd, uid, gid) < 0)
+    if (fchown(dir_fd, (uid_t)-1, gid) < 0)
         return -errno;
     int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
@@ -80,9 +82,9 @@ static int chown_tree(int dir_fd, uid_t uid, gid_t gid)
                 r = -errno;
                 break;
             }
-            r = chown_tree(sub, uid, gid);
+            r = chgrp_tree(sub, gid);
             close(sub);
-        } else if (fchownat(dir_fd, de->d_name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0) {
+        } else if (fchownat(dir_fd, de->d_name, (uid_t)-1, gid, AT_SYMLINK_NOFOLLOW) < 0) {
             r = -errno;
         }
     }
@@ -92,10 +94,10 @@ static int chown_tree(int dir_fd, uid_t uid, gid_t gid)
 
 /* The top level of the unpacked tree is a snapshot's: only the named directories
  * and the meta file. */
-static int check_top(struct upload_restore *rs, const char *meta_name, struct error *err)
+static int check_top(const struct upload_restore *rs, int tree_fd, const char *meta_name, struct error *err)
 {
     bool seen[UPLOAD_RESTORE_MAX_DIRS] = { 0 };
-    int fd = openat(rs->tree_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int fd = openat(tree_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return error_set(err, -errno, "cannot read the unpacked snapshot: %m");
     DIR *d = fdopendir(fd);
@@ -111,7 +113,7 @@ static int check_top(struct upload_restore *rs, const char *meta_name, struct er
         if (streq(de->d_name, ".") || streq(de->d_name, ".."))
             continue;
         struct stat st;
-        if (fstatat(rs->tree_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        if (fstatat(tree_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
             r = error_set(err, -errno, "cannot read the unpacked snapshot: %m");
             break;
         }
@@ -142,7 +144,10 @@ static int check_top(struct upload_restore *rs, const char *meta_name, struct er
 
 static int read_meta(struct upload_restore *rs, const char *meta_name, size_t meta_max, struct error *err)
 {
-    _cleanup_close_ int fd = open_beneath(rs->tree_fd, meta_name, O_RDONLY | O_NOFOLLOW, 0, RESOLVE_NO_SYMLINKS);
+    /* The unpacker (the site) made this file: O_NONBLOCK, so a fifo in its place
+     * cannot hold this open, and only a regular file is read. */
+    _cleanup_close_ int fd = open_beneath(rs->tree_fd, meta_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY, 0,
+                                          RESOLVE_NO_SYMLINKS);
     if (fd == -ENOENT)
         return 0;
     if (fd < 0)
@@ -150,6 +155,8 @@ static int read_meta(struct upload_restore *rs, const char *meta_name, size_t me
     struct stat st;
     if (fstat(fd, &st) < 0)
         return error_set(err, -errno, "cannot read the snapshot's %s: %m", meta_name);
+    if (!S_ISREG(st.st_mode))
+        return error_set(err, -EINVAL, "not a berth snapshot: its '%s' is not a file", meta_name);
     if ((uint64_t)st.st_size > meta_max)
         return error_set(err, -EINVAL, "the snapshot's %s is larger than %zu bytes", meta_name, meta_max);
     rs->meta = malloc((size_t)st.st_size + 1);
@@ -173,8 +180,43 @@ static int read_meta(struct upload_restore *rs, const char *meta_name, size_t me
     return 0;
 }
 
-static int prepare(struct upload_restore *rs, int archive_fd, const struct upload_limits *limits,
-                   const char *meta_name, size_t meta_max, struct error *err)
+/* What the unpacker needs beyond the archive. */
+struct restore_unpack {
+    const struct upload_restore *rs;
+    const struct upload_limits *limits;
+    const char *meta_name;
+};
+
+/* In the unpacker: extracts the snapshot, checks its top level and its links, and
+ * gives each directory its group (the extraction gave everything the tree's, the
+ * first directory's). */
+static int unpack_restore(int tree_fd, int archive_fd, void *data, struct error *err, struct upload_stats *ret_stats)
+{
+    const struct restore_unpack *u = data;
+    const struct upload_restore *rs = u->rs;
+    struct upload_links links = { 0 };
+    int r = upload_extract_links(tree_fd, archive_fd, u->limits, (uid_t)-1, (gid_t)-1, err, ret_stats, &links);
+    if (r >= 0)
+        r = check_top(rs, tree_fd, u->meta_name, err);
+    /* Each directory is a root of its own once swapped in: a link in public/ that
+     * reaches into private/ through the snapshot's top would leave public/. */
+    for (size_t i = 0; r >= 0 && i < rs->n_dirs; i++) {
+        _cleanup_close_ int root = open_beneath(tree_fd, rs->dirs[i].name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW,
+                                                0, RESOLVE_NO_SYMLINKS);
+        if (root < 0) {
+            r = error_set(err, root, "cannot open the unpacked '%s': %s", rs->dirs[i].name, strerror(-root));
+            break;
+        }
+        r = upload_links_check(root, &links, rs->dirs[i].name, err);
+        if (r >= 0 && rs->dirs[i].gid != rs->dirs[0].gid && (r = chgrp_tree(root, rs->dirs[i].gid)) < 0)
+            r = error_set(err, r, "cannot set the owner of the restored '%s': %s", rs->dirs[i].name, strerror(-r));
+    }
+    upload_links_done(&links);
+    return r < 0 ? r : 0;
+}
+
+static int prepare(struct upload_restore *rs, int archive_fd, const struct upload_limits *limits, uid_t uid,
+                   gid_t gid, const char *meta_name, size_t meta_max, struct error *err)
 {
     int r = upload_staging_make(rs->site_fd, rs->staging);
     if (r < 0) {
@@ -185,49 +227,46 @@ static int prepare(struct upload_restore *rs, int archive_fd, const struct uploa
                                                RESOLVE_NO_SYMLINKS);
     if (staging < 0)
         return error_set(err, staging, "cannot open the restore's staging directory: %s", strerror(-staging));
-    if (mkdirat(staging, "tree", 0700) < 0)
-        return error_set(err, -errno, "cannot create the restore's staging directory: %m");
-    rs->tree_fd = open_beneath(staging, "tree", O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0, RESOLVE_NO_SYMLINKS);
+    rs->tree_fd = upload_tree_make(staging, "tree", uid, rs->dirs[0].gid);
     if (rs->tree_fd < 0)
-        return error_set(err, rs->tree_fd, "cannot open the restore's staging directory: %s", strerror(-rs->tree_fd));
+        return error_set(err, rs->tree_fd, "cannot create the restore's staging directory: %s",
+                         strerror(-rs->tree_fd));
 
-    struct upload_links links = { 0 };
-    r = upload_extract_links(rs->tree_fd, archive_fd, limits, rs->dirs[0].uid, rs->dirs[0].gid, err, &rs->stats,
-                             &links);
-    if (r >= 0)
-        r = check_top(rs, meta_name, err);
-    /* Each directory is a root of its own once swapped in: a link in public/ that
-     * reaches into private/ through the snapshot's top would leave public/. */
-    for (size_t i = 0; r >= 0 && i < rs->n_dirs; i++) {
+    struct restore_unpack u = { .rs = rs, .limits = limits, .meta_name = meta_name };
+    r = upload_unpacker_run(staging, rs->tree_fd, archive_fd, uid, gid, limits, unpack_restore, &u, err, &rs->stats);
+    if (r < 0)
+        return r;
+    /* The unpacker has exited; what it made is the site's. Root gives each new
+     * directory the current one's owner and mode (a chmod that keeps public/'s
+     * setgid bit needs root), on an fd that is a real directory, never a link. */
+    for (size_t i = 0; i < rs->n_dirs; i++) {
         _cleanup_close_ int root = open_beneath(rs->tree_fd, rs->dirs[i].name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW,
                                                 0, RESOLVE_NO_SYMLINKS);
-        if (root < 0) {
-            r = error_set(err, root, "cannot open the unpacked '%s': %s", rs->dirs[i].name, strerror(-root));
-            break;
-        }
-        r = upload_links_check(root, &links, rs->dirs[i].name, err);
-        if (r >= 0 && (rs->dirs[i].uid != rs->dirs[0].uid || rs->dirs[i].gid != rs->dirs[0].gid)) {
-            r = chown_tree(root, rs->dirs[i].uid, rs->dirs[i].gid);
-            if (r < 0)
-                r = error_set(err, r, "cannot set the owner of the restored '%s': %s", rs->dirs[i].name,
-                              strerror(-r));
-        }
-        if (r >= 0 && (fchown(root, rs->current[i].st_uid, rs->current[i].st_gid) < 0 ||
-                       fchmod(root, rs->current[i].st_mode & 07777) < 0))
-            r = error_set(err, -errno, "cannot set the owner of the restored '%s': %m", rs->dirs[i].name);
+        if (root < 0)
+            return error_set(err, root, "cannot open the unpacked '%s': %s", rs->dirs[i].name, strerror(-root));
+        if (fchown(root, rs->current[i].st_uid, rs->current[i].st_gid) < 0 ||
+            fchmod(root, rs->current[i].st_mode & 07777) < 0)
+            return error_set(err, -errno, "cannot set the owner of the restored '%s': %m", rs->dirs[i].name);
     }
-    upload_links_done(&links);
-    if (r >= 0 && meta_name)
+    if (meta_name)
         r = read_meta(rs, meta_name, meta_max, err);
     return r;
 }
 
-int upload_restore_prepare(int site_dir_fd, int archive_fd, const struct upload_limits *limits,
-                           const struct upload_restore_dir *dirs, size_t n_dirs, const char *meta_name,
+int upload_restore_prepare(int site_dir_fd, int archive_fd, const struct upload_limits *limits, uid_t uid,
+                           gid_t gid, const struct upload_restore_dir *dirs, size_t n_dirs, const char *meta_name,
                            size_t meta_max, struct error *err, struct upload_restore **ret)
 {
     if (n_dirs == 0 || n_dirs > UPLOAD_RESTORE_MAX_DIRS)
         return error_set(err, -EINVAL, "a restore replaces 1 to %d directories", UPLOAD_RESTORE_MAX_DIRS);
+    if (upload_unpacker_creds_check(uid, gid) < 0)
+        return error_set(err, -EINVAL, "cannot unpack as uid %u, gid %u: the site's own ids are needed",
+                         (unsigned)uid, (unsigned)gid);
+    /* The unpacker makes every file as uid: it cannot give another owner. */
+    for (size_t i = 0; i < n_dirs; i++)
+        if (dirs[i].uid != uid)
+            return error_set(err, -EINVAL, "the restored %s would be owned by uid %u, not the site's %u",
+                             dirs[i].name, (unsigned)dirs[i].uid, (unsigned)uid);
     struct upload_restore *rs = calloc(1, sizeof(*rs));
     if (!rs)
         return error_set(err, -ENOMEM, "out of memory");
@@ -245,7 +284,7 @@ int upload_restore_prepare(int site_dir_fd, int archive_fd, const struct upload_
             r = error_set(err, -ENOTDIR, "the site's %s is not a directory", dirs[i].name);
     }
     if (r >= 0)
-        r = prepare(rs, archive_fd, limits, meta_name, meta_max, err);
+        r = prepare(rs, archive_fd, limits, uid, gid, meta_name, meta_max, err);
     if (r < 0) {
         upload_restore_free(rs);
         return r;

@@ -5,7 +5,9 @@
  *   public/                  still serving, never touched until the swap
  *   .upload-XXXXXX/          root:root 0700: the site's sandbox sees the site
  *     tree/                  directory, so nothing of it may be reachable before
- *                            it is complete and checked
+ *                            it is complete and checked. site uid : public/'s
+ *                            group, 02750: the unpacker (unpacker.c), running
+ *                            as the site, fills it
  *
  * The swap is one renameat2(RENAME_EXCHANGE): the front sees the old tree or the
  * new one, never a missing or half-filled public/. The old tree then sits inside the
@@ -44,9 +46,23 @@ int upload_staging_make(int site_fd, char name[static 32])
     return -EEXIST;
 }
 
-/* The single real directory at the top of tree_fd, if that is all there is:
- * a zip of "mysite/" serves mysite's contents at the root. */
-static int find_single_folder(int tree_fd, char out[static NAME_MAX + 1])
+int upload_tree_make(int staging_fd, const char *name, uid_t uid, gid_t gid)
+{
+    if (mkdirat(staging_fd, name, 0700) < 0)
+        return -errno;
+    int fd = open_beneath(staging_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0, RESOLVE_NO_SYMLINKS);
+    if (fd < 0)
+        return fd;
+    /* chown before chmod: chown may clear the set-id bits. */
+    if (fchown(fd, uid, gid) < 0 || fchmod(fd, UPLOAD_DIR_MODE) < 0) {
+        int r = -errno;
+        close(fd);
+        return r;
+    }
+    return fd;
+}
+
+int upload_single_folder(int tree_fd, char out[static NAME_MAX + 1])
 {
     int fd = openat(tree_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
@@ -73,49 +89,64 @@ static int find_single_folder(int tree_fd, char out[static NAME_MAX + 1])
     return n == 1 && is_dir;
 }
 
-/* Everything from the staging directory's creation to the swap. On success the
- * old public/ is inside staging, ready to be removed with it. */
-static int fill_and_swap(int site_fd, int staging_fd, int archive_fd, const struct upload_limits *limits,
-                         const struct stat *pub, struct error *err, struct upload_stats *ret_stats)
+/* In the unpacker: extracts, then judges every link against the root the tree will
+ * really have (after unwrapping, "mysite/a -> ../x" would leave public/). */
+static int unpack_upload(int tree_fd, int archive_fd, void *data, struct error *err, struct upload_stats *ret_stats)
 {
-    if (mkdirat(staging_fd, "tree", 0700) < 0)
-        return error_set(err, -errno, "cannot create the upload's staging directory: %m");
-    _cleanup_close_ int tree = open_beneath(staging_fd, "tree", O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0,
-                                            RESOLVE_NO_SYMLINKS);
-    if (tree < 0)
-        return error_set(err, tree, "cannot open the upload's staging directory: %s", strerror(-tree));
-
+    const struct upload_limits *limits = data;
     struct upload_links links = { 0 };
     struct upload_stats stats;
-    int r = upload_extract_links(tree, archive_fd, limits, pub->st_uid, pub->st_gid, err, &stats, &links);
-    if (r < 0) {
-        upload_links_done(&links);
-        return r;
-    }
-
+    int r = upload_extract_links(tree_fd, archive_fd, limits, (uid_t)-1, (gid_t)-1, err, &stats, &links);
     char top[NAME_MAX + 1];
-    r = find_single_folder(tree, top);
-    if (r < 0) {
-        upload_links_done(&links);
-        return error_set(err, r, "cannot read the unpacked tree: %s", strerror(-r));
+    if (r >= 0 && (r = upload_single_folder(tree_fd, top)) < 0)
+        r = error_set(err, r, "cannot read the unpacked tree: %s", strerror(-r));
+    bool unwrap = r > 0;
+    _cleanup_close_ int root = -1;
+    if (r >= 0) {
+        root = open_beneath(tree_fd, unwrap ? top : ".", O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0,
+                            RESOLVE_NO_SYMLINKS);
+        if (root < 0)
+            r = error_set(err, root, "cannot open the unpacked tree: %s", strerror(-root));
     }
+    if (r >= 0)
+        r = upload_links_check(root, &links, unwrap ? top : NULL, err);
+    upload_links_done(&links);
+    if (r >= 0)
+        *ret_stats = stats;
+    return r < 0 ? r : 0;
+}
+
+/* Everything from the staging directory's creation to the swap. On success the
+ * old public/ is inside staging, ready to be removed with it. From the unpacker
+ * on, the tree is the site's: nothing here follows a link in it or reads a file
+ * of it, and the unpacker has exited before anything here looks at it. */
+static int fill_and_swap(int site_fd, int staging_fd, int archive_fd, const struct upload_limits *limits,
+                         uid_t uid, gid_t gid, const struct stat *pub, struct error *err,
+                         struct upload_stats *ret_stats)
+{
+    _cleanup_close_ int tree = upload_tree_make(staging_fd, "tree", uid, pub->st_gid);
+    if (tree < 0)
+        return error_set(err, tree, "cannot create the upload's staging directory: %s", strerror(-tree));
+
+    struct upload_stats stats;
+    int r = upload_unpacker_run(staging_fd, tree, archive_fd, uid, gid, limits, unpack_upload, (void *)limits, err, &stats);
+    if (r < 0)
+        return r;
+
+    /* Found again here rather than taken from the unpacker's word: it decides
+     * which directory becomes public/. */
+    char top[NAME_MAX + 1];
+    r = upload_single_folder(tree, top);
+    if (r < 0)
+        return error_set(err, r, "cannot read the unpacked tree: %s", strerror(-r));
     bool unwrap = r > 0;
     /* The parent and name of the directory that becomes public/. */
     int root_parent = unwrap ? tree : staging_fd;
     const char *root_name = unwrap ? top : "tree";
     _cleanup_close_ int root = open_beneath(root_parent, root_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0,
                                             RESOLVE_NO_SYMLINKS);
-    if (root < 0) {
-        upload_links_done(&links);
+    if (root < 0)
         return error_set(err, root, "cannot open the unpacked tree: %s", strerror(-root));
-    }
-    /* Links are judged against the root they will really have: after unwrapping,
-     * "mysite/a -> ../x" would leave public/. */
-    r = upload_links_check(root, &links, unwrap ? top : NULL, err);
-    upload_links_done(&links);
-    if (r < 0)
-        return r;
-
     if (fchown(root, pub->st_uid, pub->st_gid) < 0 || fchmod(root, pub->st_mode & 07777) < 0)
         return error_set(err, -errno, "cannot set the owner of the new tree: %m");
     /* The data must be on disk before the name points at it, or a power cut after
@@ -129,9 +160,12 @@ static int fill_and_swap(int site_fd, int staging_fd, int archive_fd, const stru
     return 0;
 }
 
-int upload_site_replace(int site_dir_fd, int archive_fd, const struct upload_limits *limits,
-                        struct error *err, struct upload_stats *ret_stats)
+int upload_site_replace(int site_dir_fd, int archive_fd, const struct upload_limits *limits, uid_t uid,
+                        gid_t gid, struct error *err, struct upload_stats *ret_stats)
 {
+    if (upload_unpacker_creds_check(uid, gid) < 0)
+        return error_set(err, -EINVAL, "cannot unpack as uid %u, gid %u: the site's own ids are needed",
+                         (unsigned)uid, (unsigned)gid);
     struct stat pub;
     if (fstatat(site_dir_fd, "public", &pub, AT_SYMLINK_NOFOLLOW) < 0)
         return error_set(err, -errno, "the site has no public directory: %m");
@@ -147,7 +181,7 @@ int upload_site_replace(int site_dir_fd, int archive_fd, const struct upload_lim
     if (staging < 0)
         r = error_set(err, staging, "cannot open the upload's staging directory: %s", strerror(-staging));
     else
-        r = fill_and_swap(site_dir_fd, staging, archive_fd, limits, &pub, err, &stats);
+        r = fill_and_swap(site_dir_fd, staging, archive_fd, limits, uid, gid, &pub, err, &stats);
     safe_close(staging);
     /* Success or not, the staging directory goes: it holds either the refused new
      * tree or, after the swap, the old one. */

@@ -36,6 +36,40 @@ int upload_extract_links(int tree_fd, int archive_fd, const struct upload_limits
  * if not NULL, from each path) and refuses one whose resolution leaves root_fd. */
 int upload_links_check(int root_fd, const struct upload_links *links, const char *strip, struct error *err);
 
+/* ---- the unpacker (unpacker.c) ---- */
+
+/* The work an unpacker does once it is the site's: fills tree_fd from archive_fd
+ * (and may check what it wrote). Runs in the unpacker, whose memory is a copy. */
+typedef int (*upload_unpack_fn)(int tree_fd, int archive_fd, void *data, struct error *err,
+                                struct upload_stats *ret_stats);
+
+/* Whether uid and gid may run an unpacker: never root's, never -1. 0 or -EINVAL. */
+int upload_unpacker_creds_check(uid_t uid, gid_t gid);
+
+/* Forks an unpacker that keeps only tree_fd, archive_fd and a report pipe, makes
+ * root_fd (the root-only staging directory holding tree_fd) its root, becomes
+ * uid:gid with no supplementary groups and no capabilities, sets no_new_privs,
+ * limits one file to limits->max_entry_bytes (RLIMIT_FSIZE), installs the
+ * unpacker's seccomp filter and runs fn; waits for it and returns fn's result,
+ * with err and *ret_stats as fn set them. A failure to start it or to set any of
+ * that up fails with "cannot start the unpacking process: ..."; an unpacker that
+ * dies without reporting fails with -EIO. Nothing the unpacker reports is trusted
+ * beyond the answer it makes. Test hooks: BERTH_TEST_UNPACKER_FORK_FAIL (set: the
+ * fork fails with EAGAIN) and BERTH_TEST_UNPACKER_GATE (proc_test_gate, once
+ * every step above is done). */
+int upload_unpacker_run(int root_fd, int tree_fd, int archive_fd, uid_t uid, gid_t gid,
+                        const struct upload_limits *limits, upload_unpack_fn fn, void *data, struct error *err,
+                        struct upload_stats *ret_stats);
+
+/* Makes name in staging_fd a directory for an unpacker to fill: owned by uid,
+ * group gid, mode 02750 (setgid, so everything the unpacker makes inside gets gid
+ * whatever the unpacker's own group), and opens it. Returns the fd or -errno. */
+int upload_tree_make(int staging_fd, const char *name, uid_t uid, gid_t gid);
+
+/* The single real directory at the top of tree_fd, if that is all there is: 1 with
+ * its name in out; 0 when the tree holds anything else. Never follows a link. */
+int upload_single_folder(int tree_fd, char out[static NAME_MAX + 1]);
+
 struct archive;
 
 /* Feeds a format reader from an archive fd, decompressing (gzip, zstd, xz) itself

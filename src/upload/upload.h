@@ -49,7 +49,9 @@ void upload_limits_default(struct upload_limits *ret);
 /* Extracts the archive read from archive_fd (read from its current offset to its
  * end; a regular file lets zip use its central directory) into the empty directory
  * tree_fd. Files get uid:gid and mode 0640 (0750 when executable in the archive),
- * directories uid:gid 02750; no setuid, setgid (but the directories'), sticky bits;
+ * directories uid:gid 02750; no setuid, setgid (but the directories'), sticky bits.
+ * uid and gid (uid_t)-1: owners are left as the kernel gives them (the caller's uid
+ * and the group of a setgid tree_fd), which is how an unprivileged unpacker runs;
  * modification times are kept. Refused: absolute paths, "..", names with control
  * characters, too long or nested too deep, devices, fifos, sockets, symlinks that
  * are absolute or lead out of tree_fd, hard links to anything but a regular file
@@ -61,15 +63,18 @@ void upload_limits_default(struct upload_limits *ret);
 int upload_extract(int tree_fd, int archive_fd, const struct upload_limits *limits,
                    uid_t uid, gid_t gid, struct error *err, struct upload_stats *ret_stats);
 
-/* Replaces site_dir_fd's public/ with the archive's contents: extracts into a new
- * staging directory beside it (root-only while it is filled), unwraps a single top
- * folder, gives the new root public/'s owner and mode, swaps the two with
- * renameat2(RENAME_EXCHANGE) and removes the old tree. Files get public/'s owner and
- * group. Any failure before the swap leaves public/ untouched and removes the staging
+/* Replaces site_dir_fd's public/ with the archive's contents: makes a new staging
+ * directory beside it (root-only while it is filled) holding a tree owned by uid
+ * with public/'s group, setgid; an unpacker process running as uid:gid (the site's
+ * own ids, never root: upload_unpacker_run) extracts into it and checks its links;
+ * then a single top folder is unwrapped, the new root gets public/'s owner and mode
+ * and is swapped in with renameat2(RENAME_EXCHANGE), and the old tree is removed.
+ * Files end up uid's with public/'s group. Any failure before the swap (a failure to
+ * start the unpacker too) leaves public/ untouched and removes the staging
  * directory. limits NULL means the defaults. Blocks until done: its cost is bounded
- * by the limits. */
-int upload_site_replace(int site_dir_fd, int archive_fd, const struct upload_limits *limits,
-                        struct error *err, struct upload_stats *ret_stats);
+ * by the limits. Must run as root. */
+int upload_site_replace(int site_dir_fd, int archive_fd, const struct upload_limits *limits, uid_t uid,
+                        gid_t gid, struct error *err, struct upload_stats *ret_stats);
 
 /* Removes staging directories a crash left in site_dir_fd (".upload-*"), but the
  * one a restore's journal names (finish it first: upload_restore_recover). Call at
@@ -98,15 +103,16 @@ struct upload_restore_dir {
 struct upload_restore;
 
 /* Unpacks archive_fd into a staging directory in site_dir_fd (root-only, like an
- * upload's) and checks it is a snapshot: its top level holds exactly the folders
+ * upload's), in an unpacker process running as uid:gid (the site's own ids, never
+ * root; every dirs[i].uid must be uid), and checks it is a snapshot: its top level holds exactly the folders
  * dirs names (each a real directory) and, optionally, a regular file meta_name (at
  * most meta_max bytes, read into memory). Every link is judged against the
  * directory it will live in. Each of dirs must exist in site_dir_fd: its owner and
  * mode are kept for the new one. On failure nothing of the site is touched and
  * err says why (the classes of upload.h, -EINVAL for a file that is no snapshot).
  * limits NULL: the defaults. Blocks, bounded by the limits. */
-int upload_restore_prepare(int site_dir_fd, int archive_fd, const struct upload_limits *limits,
-                           const struct upload_restore_dir *dirs, size_t n_dirs, const char *meta_name,
+int upload_restore_prepare(int site_dir_fd, int archive_fd, const struct upload_limits *limits, uid_t uid,
+                           gid_t gid, const struct upload_restore_dir *dirs, size_t n_dirs, const char *meta_name,
                            size_t meta_max, struct error *err, struct upload_restore **ret);
 /* The meta file's contents (NUL-terminated, *ret_len bytes), or NULL when the
  * snapshot had none. Borrowed from r. */

@@ -11,7 +11,13 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/mount.h>
+#include <linux/capability.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 
@@ -608,6 +614,141 @@ static void assert_no_staging(int site)
         fail_msg("staging debris left: %s", left);
 }
 
+/* ---- the unpacker ---- */
+
+/* Runs in the unpacker: every confinement it should be under, checked from inside.
+ * A failed check is the error (cmocka cannot assert in a child). */
+static int probe_confinement(int tree_fd, int archive_fd, void *data, struct error *err,
+                             struct upload_stats *ret_stats)
+{
+    (void)data;
+    /* The archive is read-only here, whatever the caller's fd was; at its offset. */
+    char c;
+    if (write(archive_fd, "x", 1) >= 0 || errno != EBADF)
+        return error_set(err, -EPERM, "the archive is writable: %m");
+    if (read(archive_fd, &c, 1) != 1 || c != 'b')
+        return error_set(err, -EPERM, "the archive is not read from its offset");
+    uid_t ru, eu, su;
+    gid_t rg, eg, sg;
+    if (getresuid(&ru, &eu, &su) < 0 || ru != UID || eu != UID || su != UID)
+        return error_set(err, -EPERM, "uids %u %u %u", ru, eu, su);
+    if (getresgid(&rg, &eg, &sg) < 0 || rg != UID || eg != UID || sg != UID)
+        return error_set(err, -EPERM, "gids %u %u %u", rg, eg, sg);
+    if (getgroups(0, NULL) != 0)
+        return error_set(err, -EPERM, "supplementary groups kept");
+    if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1)
+        return error_set(err, -EPERM, "no_new_privs not set");
+    if (prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0)
+        return error_set(err, -EPERM, "dumpable");
+    for (int cap = 0; cap <= CAP_LAST_CAP; cap++)
+        if (prctl(PR_CAPBSET_READ, cap, 0, 0, 0) != 0)
+            return error_set(err, -EPERM, "capability %d left in the bounding set", cap);
+    int fds = 0;
+    for (int fd = 0; fd < 1024; fd++)
+        fds += fcntl(fd, F_GETFD) >= 0;
+    if (fds > 6)
+        return error_set(err, -EPERM, "%d fds open", fds);
+    /* Nothing is found by path: the root is the staging directory, root's 0700. */
+    if (open("/etc/passwd", O_RDONLY | O_CLOEXEC) >= 0 || errno != EACCES)
+        return error_set(err, -EPERM, "open /etc/passwd: %m");
+    if (mkdir("/tmp", 0700) == 0 || errno != EACCES)
+        return error_set(err, -EPERM, "mkdir /tmp: %m");
+    /* What the seccomp filter refuses, with the errno it refuses them with. */
+    errno = 0;
+    if (socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0) >= 0 || errno != EPERM)
+        return error_set(err, -EPERM, "socket: %m");
+    if (mknodat(tree_fd, "fifo", S_IFIFO | 0600, 0) == 0 || errno != EPERM)
+        return error_set(err, -EPERM, "mknod: %m");
+    if (execve("/bin/true", (char *[]){ "true", NULL }, (char *[]){ NULL }) == 0 || errno != EPERM)
+        return error_set(err, -EPERM, "execve: %m");
+    if (syscall(SYS_fork) >= 0 || errno != EPERM)
+        return error_set(err, -EPERM, "fork: %m");
+    if (setuid(0) == 0)
+        return error_set(err, -EPERM, "setuid(0) worked");
+    /* What it makes is its own, with the tree's group; a file past the size
+     * limit is cut by the kernel. */
+    int fd = openat(tree_fd, "f", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return error_set(err, -errno, "create: %m");
+    char buf[64] = { 0 };
+    ssize_t n = write(fd, buf, sizeof(buf));
+    close(fd);
+    if (n != 16)
+        return error_set(err, -EPERM, "wrote %zd bytes past RLIMIT_FSIZE", n);
+    if (mkdirat(tree_fd, "d", 0750) < 0)
+        return error_set(err, -errno, "mkdir: %m");
+    *ret_stats = (struct upload_stats){ .files = 1, .dirs = 1 };
+    return 0;
+}
+
+static void test_unpacker_confined(void **state)
+{
+    char dir[64];
+    int staging = tmpdir(dir);
+    int tree = upload_tree_make(staging, "tree", UID, GID);
+    assert_true(tree >= 0);
+    struct upload_limits lim;
+    upload_limits_default(&lim);
+    lim.max_entry_bytes = 16;
+    struct error err = { 0 };
+    struct upload_stats st = { 0 };
+    int archive = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    assert_int_equal(write(archive, "ab", 2), 2);
+    assert_int_equal(lseek(archive, 1, SEEK_SET), 1);
+    int r = upload_unpacker_run(staging, tree, archive, UID, UID, &lim, probe_confinement, NULL, &err, &st);
+    close(archive);
+    if (r != 0)
+        fail_msg("%s", err.message);
+    assert_int_equal(st.files, 1);
+    struct stat s;
+    assert_int_equal(fstatat(tree, "f", &s, AT_SYMLINK_NOFOLLOW), 0);
+    assert_int_equal(s.st_uid, UID);
+    assert_int_equal(s.st_gid, GID);   /* the setgid tree's, not the unpacker's */
+    assert_int_equal(s.st_size, 16);
+    assert_int_equal(fstatat(tree, "d", &s, AT_SYMLINK_NOFOLLOW), 0);
+    assert_int_equal(s.st_gid, GID);
+    assert_int_equal(s.st_mode & 07777, 02750);   /* setgid inherited */
+    assert_int_equal(fstatat(tree, ".", &s, 0), 0);
+    assert_int_equal(s.st_uid, UID);
+    assert_int_equal(s.st_mode & 07777, 02750);
+    close(tree);
+    close(staging);
+    rm_rf(dir);
+}
+
+static int die_quietly(int tree_fd, int archive_fd, void *data, struct error *err, struct upload_stats *ret_stats)
+{
+    (void)tree_fd, (void)archive_fd, (void)err, (void)ret_stats;
+    if (data)
+        raise(SIGKILL);
+    _exit(3);
+}
+
+static void test_unpacker_failures(void **state)
+{
+    char dir[64];
+    int staging = tmpdir(dir);
+    int tree = upload_tree_make(staging, "tree", UID, GID);
+    struct error err = { 0 };
+    /* Not a regular file: passed on as it is. */
+    int archive = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    /* Never as root, never as "no change". */
+    assert_int_equal(upload_unpacker_run(staging, tree, archive, 0, UID, NULL, die_quietly, NULL, &err, NULL), -EINVAL);
+    assert_int_equal(upload_unpacker_run(staging, tree, archive, UID, 0, NULL, die_quietly, NULL, &err, NULL), -EINVAL);
+    assert_int_equal(upload_unpacker_run(staging, tree, archive, (uid_t)-1, UID, NULL, die_quietly, NULL, &err, NULL), -EINVAL);
+    assert_int_equal(upload_unpacker_creds_check(UID, UID), 0);
+    /* An unpacker that ends without a report, or is killed. */
+    assert_int_equal(upload_unpacker_run(staging, tree, archive, UID, UID, NULL, die_quietly, NULL, &err, NULL), -EIO);
+    assert_string_equal(err.message, "the unpacking process ended without a result (exit status 3)");
+    assert_int_equal(upload_unpacker_run(staging, tree, archive, UID, UID, NULL, die_quietly, "kill", &err, NULL), -EIO);
+    assert_string_equal(err.message, "the unpacking process was killed by signal 9 (Killed)");
+    close(archive);
+    close(tree);
+    close(staging);
+    rm_rf(dir);
+}
+
+
 static void test_site_replace(void **state)
 {
     char dir[64];
@@ -616,7 +757,7 @@ static void test_site_replace(void **state)
     int archive = build("zip", ents, ARRAY_SIZE(ents));
     struct error err = { 0 };
     struct upload_stats st;
-    int r = upload_site_replace(site, archive, NULL, &err, &st);
+    int r = upload_site_replace(site, archive, NULL, UID, UID, &err, &st);
     if (r != 0)
         fail_msg("%s", err.message);
     close(archive);
@@ -630,9 +771,213 @@ static void test_site_replace(void **state)
     assert_int_equal(s.st_mode & 07777, 02750);
     assert_int_equal(s.st_uid, UID);
     assert_int_equal(s.st_gid, GID);
+    /* Made by the unpacker as UID; the group from the setgid tree. */
+    assert_int_equal(fstatat(site, "public/new.html", &s, AT_SYMLINK_NOFOLLOW), 0);
+    assert_int_equal(s.st_uid, UID);
+    assert_int_equal(s.st_gid, GID);
+    assert_int_equal(s.st_mode & 07777, 0640);
+    assert_int_equal(fstatat(site, "public/s", &s, AT_SYMLINK_NOFOLLOW), 0);
+    assert_int_equal(s.st_uid, UID);
+    assert_int_equal(s.st_gid, GID);
     assert_no_staging(site);
     close(site);
     rm_rf(dir);
+}
+
+static void test_site_replace_unpacker_cannot_start(void **state)
+{
+    char dir[64];
+    int site = make_site(dir);
+    const struct ent ents[] = { { "new.html", 'f', "new" } };
+    int archive = build("zip", ents, ARRAY_SIZE(ents));
+    struct error err = { 0 };
+    setenv("BERTH_TEST_UNPACKER_FORK_FAIL", "1", 1);
+    int r = upload_site_replace(site, archive, NULL, UID, UID, &err, NULL);
+    unsetenv("BERTH_TEST_UNPACKER_FORK_FAIL");
+    assert_int_equal(r, -EAGAIN);
+    assert_string_equal(err.message, "cannot start the unpacking process: Resource temporarily unavailable");
+    assert_string_equal(slurp(site, "public/index.html"), "old");
+    assert_null(slurp(site, "public/new.html"));
+    assert_no_staging(site);
+    /* Root is refused as the unpacker's user before anything is made. */
+    assert_int_equal(upload_site_replace(site, archive, NULL, 0, 0, &err, NULL), -EINVAL);
+    assert_no_staging(site);
+    close(archive);
+    close(site);
+    rm_rf(dir);
+}
+
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sorted names in dir (one level), joined with '|'. */
+static void list_names(int dirfd, const char *sub, char *out, size_t size)
+{
+    int fd = openat(dirfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    DIR *d = fdopendir(fd);
+    assert_non_null(d);
+    char *names[16];
+    size_t n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)))
+        if (!streq(de->d_name, ".") && !streq(de->d_name, "..") && n < 16)
+            names[n++] = strdup(de->d_name);
+    closedir(d);
+    qsort(names, n, sizeof(*names), cmp_names);
+    out[0] = 0;
+    for (size_t i = 0; i < n; i++) {
+        strncat(out, names[i], size - strlen(out) - 2);
+        strcat(out, "|");
+        free(names[i]);
+    }
+}
+
+/* The unpacker's root holds no locale or charset files (its root is the staging
+ * directory): names in UTF-8 and in other encodings come out as when extracted in
+ * this process. */
+/* Raw archives, names as bytes with no charset conversion (libarchive's writer
+ * refuses names the C locale cannot convert). */
+static void put_le(unsigned char *p, uint32_t v, int n)
+{
+    for (int i = 0; i < n; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint32_t crc32_of(const char *p, size_t n)
+{
+    uint32_t c = 0xffffffff;
+    for (size_t i = 0; i < n; i++) {
+        c ^= (unsigned char)p[i];
+        for (int k = 0; k < 8; k++)
+            c = c & 1 ? (c >> 1) ^ 0xedb88320 : c >> 1;
+    }
+    return ~c;
+}
+
+/* A ustar of regular files named names[i], each holding its own name. */
+static int raw_tar(const char *const *names, size_t n)
+{
+    int fd = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char h[512] = { 0 }, data[512] = { 0 };
+        size_t len = strlen(names[i]);
+        memcpy(h, names[i], len);
+        memcpy(h + 100, "0000644", 8);
+        memcpy(h + 108, "0001750", 8);
+        memcpy(h + 116, "0001750", 8);
+        snprintf((char *)h + 124, 12, "%011o", (unsigned)len);
+        snprintf((char *)h + 136, 12, "%011o", 1500000000u);
+        h[156] = '0';
+        memcpy(h + 257, "ustar", 6);
+        memcpy(h + 263, "00", 2);
+        memset(h + 148, ' ', 8);
+        unsigned sum = 0;
+        for (size_t k = 0; k < 512; k++)
+            sum += h[k];
+        snprintf((char *)h + 148, 8, "%06o", sum);
+        memcpy(data, names[i], len);
+        assert_int_equal(write(fd, h, 512), 512);
+        assert_int_equal(write(fd, data, 512), 512);
+    }
+    unsigned char end[1024] = { 0 };
+    assert_int_equal(write(fd, end, sizeof(end)), (ssize_t)sizeof(end));
+    assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+    return fd;
+}
+
+/* A stored zip of the same; flags 0x800 marks names UTF-8, 0 leaves them to the
+ * reader (CP437 by the format's rules). */
+static int raw_zip(const char *const *names, size_t n, uint16_t flags)
+{
+    int fd = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    unsigned char cd[4096];
+    size_t cd_len = 0;
+    uint32_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint16_t len = (uint16_t)strlen(names[i]);
+        uint32_t crc = crc32_of(names[i], len);
+        unsigned char h[30] = { 0 };
+        put_le(h, 0x04034b50, 4);
+        put_le(h + 4, 20, 2);
+        put_le(h + 6, flags, 2);
+        put_le(h + 10, 0x6000, 2);   /* 12:00 */
+        put_le(h + 12, 0x50b1, 2);   /* 2020-05-17 */
+        put_le(h + 14, crc, 4);
+        put_le(h + 18, len, 4);
+        put_le(h + 22, len, 4);
+        put_le(h + 26, len, 2);
+        assert_int_equal(write(fd, h, 30), 30);
+        assert_int_equal(write(fd, names[i], len), len);
+        assert_int_equal(write(fd, names[i], len), len);
+        unsigned char *c = cd + cd_len;
+        memset(c, 0, 46);
+        put_le(c, 0x02014b50, 4);
+        put_le(c + 4, 20, 2);
+        put_le(c + 6, 20, 2);
+        put_le(c + 8, flags, 2);
+        memcpy(c + 12, h + 10, 16);   /* time, date, crc, sizes */
+        put_le(c + 28, len, 2);
+        put_le(c + 38, 0644u << 16, 4);
+        put_le(c + 42, off, 4);
+        memcpy(c + 46, names[i], len);
+        cd_len += 46 + len;
+        off += 30 + 2 * (uint32_t)len;
+    }
+    unsigned char e[22] = { 0 };
+    put_le(e, 0x06054b50, 4);
+    put_le(e + 8, (uint32_t)n, 2);
+    put_le(e + 10, (uint32_t)n, 2);
+    put_le(e + 12, (uint32_t)cd_len, 4);
+    put_le(e + 16, off, 4);
+    assert_int_equal(write(fd, cd, cd_len), (ssize_t)cd_len);
+    assert_int_equal(write(fd, e, 22), 22);
+    assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+    return fd;
+}
+
+static void test_unpacker_names_as_in_process(void **state)
+{
+    /* Valid UTF-8, Latin-1, CP437 high bytes, ASCII. A zip that flags its names
+     * UTF-8 is refused in the C locale berthd runs in ("an entry has no name":
+     * libarchive cannot convert them), in this process and in the unpacker alike. */
+    static const char *const names[] = { "caf\xc3\xa9.html", "plain.txt", "\xe9t\xe9.html", "\x82\x8a.txt" };
+    for (int kind = 0; kind < 3; kind++) {
+        int archive = kind == 0 ? raw_tar(names, ARRAY_SIZE(names))
+                      : kind == 1 ? raw_zip(names, 2, 0x800) : raw_zip(names, ARRAY_SIZE(names), 0);
+        char dir[64], expect[1024] = "", got[1024] = "", msg[sizeof(((struct error *)0)->message)];
+        int tree = tmpdir(dir);
+        struct error err = { 0 };
+        int r1 = upload_extract(tree, archive, NULL, UID, GID, &err, NULL);
+        snprintf(msg, sizeof(msg), "%s", err.message);
+        if (r1 == 0)
+            list_names(tree, ".", expect, sizeof(expect));
+        close(tree);
+        rm_rf(dir);
+        if (kind != 1 && r1 != 0)
+            fail_msg("archive %d, in this process: %s", kind, msg);
+
+        assert_int_equal(lseek(archive, 0, SEEK_SET), 0);
+        int site = make_site(dir);
+        err = (struct error){ 0 };
+        int r2 = upload_site_replace(site, archive, NULL, UID, UID, &err, NULL);
+        assert_int_equal(r2, r1);
+        if (r2 == 0) {
+            list_names(site, "public", got, sizeof(got));
+            assert_string_equal(got, expect);
+            assert_non_null(strstr(got, "plain.txt|"));
+        } else {
+            assert_string_equal(err.message, msg);
+        }
+        close(site);
+        close(archive);
+        rm_rf(dir);
+    }
 }
 
 static void test_site_replace_refused(void **state)
@@ -643,7 +988,7 @@ static void test_site_replace_refused(void **state)
     const struct ent ents[] = { { "w/x", 'f', "x" }, { "w/a", 'l', "../w/x" } };
     int archive = build("tar", ents, ARRAY_SIZE(ents));
     struct error err = { 0 };
-    assert_int_equal(upload_site_replace(site, archive, NULL, &err, NULL), -EINVAL);
+    assert_int_equal(upload_site_replace(site, archive, NULL, UID, UID, &err, NULL), -EINVAL);
     assert_non_null(strstr(err.message, "symlink 'a' -> '../w/x' climbs out of the site"));
     close(archive);
     assert_string_equal(slurp(site, "public/index.html"), "old");
@@ -654,7 +999,7 @@ static void test_site_replace_refused(void **state)
     const struct ent dangling[] = { { "w/x", 'f', "x" }, { "w/a", 'l', "nothere/../../secret" } };
     archive = build("tar", dangling, ARRAY_SIZE(dangling));
     err = (struct error){ 0 };
-    assert_int_equal(upload_site_replace(site, archive, NULL, &err, NULL), -EINVAL);
+    assert_int_equal(upload_site_replace(site, archive, NULL, UID, UID, &err, NULL), -EINVAL);
     if (!strstr(err.message, "symlink 'a' -> 'nothere/../../secret' climbs out of the site"))
         fail_msg("got \"%s\"", err.message);
     close(archive);
@@ -663,7 +1008,7 @@ static void test_site_replace_refused(void **state)
 
     const struct ent bad[] = { { "good.html", 'f', "x" }, { "/abs", 'f', "x" } };
     archive = build("tar.gz", bad, ARRAY_SIZE(bad));
-    assert_int_equal(upload_site_replace(site, archive, NULL, &err, NULL), -EINVAL);
+    assert_int_equal(upload_site_replace(site, archive, NULL, UID, UID, &err, NULL), -EINVAL);
     close(archive);
     assert_string_equal(slurp(site, "public/index.html"), "old");
     assert_null(slurp(site, "public/good.html"));
@@ -696,7 +1041,7 @@ static void test_site_replace_deep_old_tree(void **state)
     const struct ent ents[] = { { "new.html", 'f', "new" } };
     int archive = build("tar", ents, ARRAY_SIZE(ents));
     struct error err = { 0 };
-    int r = upload_site_replace(site, archive, NULL, &err, NULL);
+    int r = upload_site_replace(site, archive, NULL, UID, UID, &err, NULL);
     close(archive);
     int removed = upload_site_cleanup(site);
     assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
@@ -738,7 +1083,7 @@ static void test_site_replace_disk_full(void **state)
     const struct ent ents[] = { { "small.html", 'f', "new" }, { "big.bin", 'f', noise } };
     int archive = build("tar", ents, ARRAY_SIZE(ents));
     struct error err = { 0 };
-    int r = upload_site_replace(site, archive, NULL, &err, NULL);
+    int r = upload_site_replace(site, archive, NULL, UID, UID, &err, NULL);
     close(archive);
     bool ok = r == -ENOSPC && strstr(err.message, "cannot write 'big.bin': No space left on device");
     char *old = slurp(site, "public/index.html");
@@ -793,7 +1138,11 @@ int main(void)
         cmocka_unit_test(test_macos_metadata),
         cmocka_unit_test(test_sparse_map_bomb),
         cmocka_unit_test(test_duplicates),
+        cmocka_unit_test(test_unpacker_confined),
+        cmocka_unit_test(test_unpacker_failures),
         cmocka_unit_test(test_site_replace),
+        cmocka_unit_test(test_site_replace_unpacker_cannot_start),
+        cmocka_unit_test(test_unpacker_names_as_in_process),
         cmocka_unit_test(test_site_replace_refused),
         cmocka_unit_test(test_site_replace_deep_old_tree),
         cmocka_unit_test(test_site_replace_disk_full),
